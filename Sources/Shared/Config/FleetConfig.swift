@@ -1,0 +1,307 @@
+public import Foundation
+
+/// The whole configuration file. A Huskimo 0.3 file loads unchanged; the keys added since are optional.
+///
+/// ## Configuration keys (top level)
+/// - `queue` (``QueueConfig``), `fetch` (``FetchConfig``), `channels` (list of ``ChannelConfig``, required),
+///   `s3` (``S3Config``, required), `targets` (list of ``TargetConfig``, required).
+/// - Any value may be `${ENV_VAR}`: secrets stay out of the file.
+public struct FleetConfig: Sendable {
+    public var queue: QueueConfig
+    public var fetch: FetchConfig
+    public var channels: [ChannelConfig]
+    public var s3: S3Config
+    public var targets: [TargetConfig]
+    /// Notes about keys that are accepted but no longer mean anything.
+    public var warnings: [String]
+
+    /// Loads and validates a file. - Throws: ``ConfigError`` listing every problem.
+    public static func load(path: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws
+        -> FleetConfig
+    {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ConfigError(file: path, problems: [.init(path: "", message: "cannot read the file (does it exist?)")])
+        }
+        do {
+            return try parse(String(decoding: data, as: UTF8.self), environment: environment)
+        } catch var error as ConfigError {
+            error.file = path
+            throw error
+        }
+    }
+
+    /// Parses and validates YAML text. - Throws: ``ConfigError`` listing every problem.
+    public static func parse(_ text: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws
+        -> FleetConfig
+    {
+        let reader = ConfigReader(environment: environment)
+        let root = try ConfigReader.parse(text)
+        let top = reader.mapping(root, at: "", known: ["queue", "fetch", "channels", "s3", "targets"]) ?? [:]
+        if case .null = root { reader.problem("", "the file is empty") }
+        let queue = QueueConfig(reader, top["queue"], at: "queue")
+        let fetch = FetchConfig(reader, top["fetch"], at: "fetch")
+        var channels: [ChannelConfig] = []
+        if let items = reader.sequence(top["channels"], at: "channels") {
+            for (index, item) in items.enumerated() {
+                if let channel = ChannelConfig(reader, item, at: "channels[\(index)]") { channels.append(channel) }
+            }
+            if items.isEmpty { reader.problem("channels", "at least one channel is required") }
+        } else {
+            reader.problem("channels", "required")
+        }
+        // Names are unique per type: job ids and tables are per type, so a Singular and a Twilio channel may
+        // share a name (the 0.3 sample config names both "ADD HERE").
+        var names = Set<String>()
+        for (index, channel) in channels.enumerated() where !names.insert("\(channel.type)/\(channel.name)").inserted {
+            reader.problem("channels[\(index)].name", "duplicate \(channel.type) channel name \"\(channel.name)\"")
+        }
+        let s3 = top["s3"] == nil ? nil : S3Config(reader, top["s3"], at: "s3")
+        if top["s3"] == nil { reader.problem("s3", "required") }
+        var targets: [TargetConfig] = []
+        if let items = reader.sequence(top["targets"], at: "targets") {
+            for (index, item) in items.enumerated() {
+                if let target = TargetConfig(reader, item, at: "targets[\(index)]") { targets.append(target) }
+            }
+            if items.isEmpty { reader.problem("targets", "at least one target is required") }
+        } else {
+            reader.problem("targets", "required")
+        }
+        var targetNames = Set<String>()
+        for (index, target) in targets.enumerated() where !targetNames.insert(target.name).inserted {
+            reader.problem("targets[\(index)].name", "duplicate target name \"\(target.name)\"")
+        }
+        guard reader.problems.isEmpty, let s3 else { throw ConfigError(problems: reader.problems) }
+        return FleetConfig(queue: queue, fetch: fetch, channels: channels, s3: s3, targets: targets,
+                           warnings: reader.warnings)
+    }
+
+    public func channel(named name: String, type: ChannelConfig.Kind) -> ChannelConfig? {
+        channels.first { $0.name == name && $0.type == type }
+    }
+    public func target(named name: String) -> TargetConfig? { targets.first { $0.name == name } }
+
+    /// Every secret in the configuration, for scrubbing text that might echo one.
+    public var secrets: [Secret] {
+        var all = [queue.url.password, s3.secretAccessKey]
+        all += channels.map(\.apiKey)
+        all += targets.map(\.password)
+        return all.filter { !$0.isEmpty }
+    }
+
+    /// The effective configuration as YAML with every secret shown as `<redacted>`.
+    public var redactedDescription: String {
+        var lines = ["queue:", "  url: \(queue.url)", "  prefix: \(queue.prefix)", "fetch:",
+                     "  lookback: \(fetch.lookback)"]
+        if let start = fetch.startDate { lines.append("  start_date: \(start)") }
+        lines.append("channels:")
+        for c in channels {
+            lines += ["  - name: \(c.name)", "    type: \(c.type.rawValue)", "    api_user: \(c.apiUser ?? "")",
+                      "    api_key: \(c.apiKey)", "    api_url: \(c.apiURL)"]
+            if c.type == .twilio { lines += ["    pricing_url: \(c.pricingURL)", "    subaccounts: \(c.subaccounts)"] }
+        }
+        lines += ["s3:", "  access_key_id: \(s3.accessKeyID)", "  secret_access_key: \(s3.secretAccessKey)",
+                  "  region: \(s3.region)", "  bucket: \(s3.bucket)", "  folder_path: \(s3.folderPath)",
+                  "  endpoint: \(s3.endpoint)", "  path_style: \(s3.pathStyle)", "  keep_staged: \(s3.keepStaged)",
+                  "targets:"]
+        for t in targets {
+            lines += ["  - name: \(t.name)", "    type: \(t.type.rawValue)", "    host: \(t.host)",
+                      "    port: \(t.port)", "    database: \(t.database)", "    username: \(t.username)",
+                      "    password: \(t.password)", "    schema: \(t.schema)", "    sslmode: \(t.sslMode.rawValue)"]
+            if let role = t.iamRole { lines.append("    iam_role: \(role)") }
+        }
+        return lines.joined(separator: "\n")
+    }
+}
+
+/// ## Configuration keys (section `queue`)
+/// - `url` (string, secret password, default `amqp://guest:guest@127.0.0.1:5672/%2f`): the RabbitMQ broker.
+/// - `prefix` (string, default `huskimo`): exchange and queue name prefix.
+public struct QueueConfig: Sendable {
+    public var url: AMQPURL
+    public var prefix: String
+
+    init(_ r: ConfigReader, _ value: ConfigReader.Value?, at path: String) {
+        let m = r.mapping(value, at: path, known: ["url", "prefix"]) ?? [:]
+        let text = r.string(m["url"], at: "\(path).url", secret: true) ?? "amqp://guest:guest@127.0.0.1:5672/%2f"
+        do {
+            url = try AMQPURL(text)
+        } catch let error as AMQPError {
+            r.problem("\(path).url", error.reason)
+            url = try! AMQPURL("amqp://localhost")
+        } catch {
+            r.problem("\(path).url", "\(error)")
+            url = try! AMQPURL("amqp://localhost")
+        }
+        prefix = r.string(m["prefix"], at: "\(path).prefix") ?? "huskimo"
+        if !prefix.allSatisfy({ $0.isLetter || $0.isNumber || "._-".contains($0) }) || prefix.isEmpty {
+            r.problem("\(path).prefix", "use letters, digits, '.', '_' or '-'")
+        }
+    }
+}
+
+/// ## Configuration keys (section `fetch`)
+/// - `lookback` (int, default 30, 0–3650): Singular days re-fetched each run.
+/// - `start_date` (date, optional): the first day catch-up planning may reach back to.
+public struct FetchConfig: Sendable {
+    public var lookback: Int
+    public var startDate: Day?
+
+    init(_ r: ConfigReader, _ value: ConfigReader.Value?, at path: String) {
+        let m = r.mapping(value, at: path, known: ["lookback", "start_date"]) ?? [:]
+        lookback = r.int(m["lookback"], at: "\(path).lookback", range: 0...3650) ?? 30
+        startDate = r.date(m["start_date"], at: "\(path).start_date")
+    }
+}
+
+/// ## Configuration keys (each entry of `channels`)
+/// - `name` (string, required, unique): becomes `channel_name` in every row.
+/// - `type` (`twilio` | `singular`, required).
+/// - `api_user` (string): Twilio Account SID; blank for Singular.
+/// - `api_key` (string, required, secret): Twilio Auth Token or Singular API key.
+/// - `api_url` (string, default `https://api.twilio.com` / `https://api.singular.net`).
+/// - `pricing_url` (string, default `https://pricing.twilio.com`).
+/// - `subaccounts` (bool, default false): discover and extract every Twilio subaccount.
+public struct ChannelConfig: Sendable {
+    public enum Kind: String, Sendable { case twilio, singular }
+    public var name: String
+    public var type: Kind
+    public var apiUser: String?
+    public var apiKey: Secret
+    public var apiURL: String
+    public var pricingURL: String
+    public var subaccounts: Bool
+
+    init?(_ r: ConfigReader, _ value: ConfigReader.Value, at path: String) {
+        guard let m = r.mapping(value, at: path, known: ["name", "type", "api_user", "api_key", "api_url", "pricing_url", "subaccounts"]) else {
+            r.problem(path, "expected a channel mapping")
+            return nil
+        }
+        let name = r.requiredString(m["name"], at: "\(path).name")
+        if let name, name.contains("/") || name.unicodeScalars.contains(where: { $0.value < 0x20 }) {
+            r.problem("\(path).name", "must not contain '/' or control characters")
+        }
+        let type = r.oneOf(m["type"], at: "\(path).type", ["twilio", "singular"]).flatMap(Kind.init(rawValue:))
+        if m["type"] == nil { r.problem("\(path).type", "required") }
+        let key = r.requiredString(m["api_key"], at: "\(path).api_key", secret: true)
+        apiUser = r.string(m["api_user"], at: "\(path).api_user")
+        if type == .twilio, (apiUser ?? "").isEmpty { r.problem("\(path).api_user", "required for twilio (the Account SID)") }
+        apiURL = r.string(m["api_url"], at: "\(path).api_url")
+            ?? (type == .singular ? "https://api.singular.net" : "https://api.twilio.com")
+        pricingURL = r.string(m["pricing_url"], at: "\(path).pricing_url") ?? "https://pricing.twilio.com"
+        for (key, url) in [("api_url", apiURL), ("pricing_url", pricingURL)]
+        where !(url.hasPrefix("https://") || url.hasPrefix("http://")) {
+            r.problem("\(path).\(key)", "expected an http:// or https:// URL")
+        }
+        subaccounts = r.bool(m["subaccounts"], at: "\(path).subaccounts") ?? false
+        guard let name, let type, let key else { return nil }
+        self.name = name
+        self.type = type
+        self.apiKey = Secret(key)
+    }
+}
+
+/// ## Configuration keys (section `s3`)
+/// - `access_key_id`, `secret_access_key` (secret): the staging bucket's credentials.
+/// - `region` (required), `bucket` (required, a bare bucket name; `s3://` is stripped), `folder_path`.
+/// - `endpoint` (default from region), `path_style` (default false), `keep_staged` (default false).
+public struct S3Config: Sendable {
+    public var accessKeyID: String
+    public var secretAccessKey: Secret
+    public var region: String
+    public var bucket: String
+    public var folderPath: String
+    public var endpoint: String
+    public var pathStyle: Bool
+    public var keepStaged: Bool
+
+    init(_ r: ConfigReader, _ value: ConfigReader.Value?, at path: String) {
+        let m = r.mapping(value, at: path, known: ["access_key_id", "secret_access_key", "region", "bucket", "folder_path",
+                                                   "endpoint", "path_style", "keep_staged"]) ?? [:]
+        accessKeyID = r.requiredString(m["access_key_id"], at: "\(path).access_key_id") ?? ""
+        secretAccessKey = Secret(r.requiredString(m["secret_access_key"], at: "\(path).secret_access_key", secret: true) ?? "")
+        region = r.requiredString(m["region"], at: "\(path).region") ?? "us-east-1"
+        var bucket = r.requiredString(m["bucket"], at: "\(path).bucket") ?? ""
+        for scheme in ["s3://", "s3n://", "s3a://"] where bucket.hasPrefix(scheme) { bucket = String(bucket.dropFirst(scheme.count)) }
+        while bucket.hasSuffix("/") { bucket.removeLast() }
+        if bucket.contains("/") { r.problem("\(path).bucket", "expected a bare bucket name; put folders in folder_path") }
+        self.bucket = bucket
+        var folder = r.string(m["folder_path"], at: "\(path).folder_path") ?? ""
+        while folder.hasPrefix("/") { folder.removeFirst() }
+        while folder.hasSuffix("/") { folder.removeLast() }
+        folderPath = folder
+        endpoint = r.string(m["endpoint"], at: "\(path).endpoint") ?? "https://s3.\(region).amazonaws.com"
+        pathStyle = r.bool(m["path_style"], at: "\(path).path_style") ?? false
+        keepStaged = r.bool(m["keep_staged"], at: "\(path).keep_staged") ?? false
+    }
+
+    public var s3Endpoint: S3Endpoint {
+        S3Endpoint(endpoint: endpoint, region: region, bucket: bucket, accessKeyID: accessKeyID,
+                   secretAccessKey: secretAccessKey, pathStyle: pathStyle)
+    }
+}
+
+/// ## Configuration keys (each entry of `targets`)
+/// - `name` (required, unique; it names the target's queue `<prefix>.load.<name>`).
+/// - `type` (`redshift` | `postgres`, default `redshift`), `host`, `database`, `username`, `password` (secret).
+/// - `port` (default 5439 for Redshift, 5432 for PostgreSQL), `schema` (default `huskimo`).
+/// - `sslmode` (disable | allow | prefer | require | verify-ca | verify-full), `sslrootcert`.
+///   0.3's `ssl` / `ssl_factory` map onto it: `ssl: false` → disable; `ssl: true` with the default
+///   `NonValidatingFactory` → require; with any other factory → verify-full.
+/// - `iam_role` (Redshift: COPY with this role instead of the S3 keys).
+/// - `table`: accepted and ignored (0.1 leftover).
+public struct TargetConfig: Sendable {
+    public enum Kind: String, Sendable { case redshift, postgres }
+    public var name: String
+    public var type: Kind
+    public var host: String
+    public var port: Int
+    public var database: String
+    public var username: String
+    public var password: Secret
+    public var schema: String
+    public var sslMode: PostgresSettings.SSLMode
+    public var sslRootCert: String?
+    public var iamRole: String?
+
+    init?(_ r: ConfigReader, _ value: ConfigReader.Value, at path: String) {
+        guard let m = r.mapping(value, at: path,
+                                known: ["name", "type", "host", "database", "port", "ssl", "ssl_factory", "username",
+                                        "password", "schema", "sslmode", "sslrootcert", "iam_role"],
+                                obsolete: ["table": "no longer used (tables are fixed by the DDL); ignored"]) else {
+            r.problem(path, "expected a target mapping")
+            return nil
+        }
+        let name = r.requiredString(m["name"], at: "\(path).name")
+        // It names the target's queue (RabbitMQ allows any UTF-8 up to 255 bytes; the 0.3 sample says "ADD HERE").
+        if let name, name.utf8.count > 200 || name.unicodeScalars.contains(where: { $0.value < 0x20 }) {
+            r.problem("\(path).name", "must be at most 200 bytes without control characters (it names the target's queue)")
+        }
+        type = r.oneOf(m["type"], at: "\(path).type", ["redshift", "postgres"]).flatMap(Kind.init(rawValue:)) ?? .redshift
+        host = r.requiredString(m["host"], at: "\(path).host") ?? ""
+        database = r.requiredString(m["database"], at: "\(path).database") ?? ""
+        port = r.int(m["port"], at: "\(path).port", range: 1...65535) ?? (type == .redshift ? 5439 : 5432)
+        username = r.requiredString(m["username"], at: "\(path).username") ?? ""
+        password = Secret(r.string(m["password"], at: "\(path).password", secret: true) ?? "")
+        schema = r.string(m["schema"], at: "\(path).schema") ?? "huskimo"
+        let ssl = r.bool(m["ssl"], at: "\(path).ssl")
+        let factory = r.string(m["ssl_factory"], at: "\(path).ssl_factory")
+        if let mode = r.oneOf(m["sslmode"], at: "\(path).sslmode", PostgresSettings.SSLMode.allCases.map(\.rawValue)) {
+            sslMode = PostgresSettings.SSLMode(rawValue: mode)!
+        } else if let ssl {
+            let validating = factory != nil && factory != "org.postgresql.ssl.NonValidatingFactory"
+            sslMode = ssl ? (validating ? .verifyFull : .require) : .disable
+        } else {
+            sslMode = .prefer
+        }
+        sslRootCert = r.string(m["sslrootcert"], at: "\(path).sslrootcert")
+        iamRole = r.string(m["iam_role"], at: "\(path).iam_role")
+        if let role = iamRole, !role.hasPrefix("arn:") { r.problem("\(path).iam_role", "expected an IAM role ARN (arn:aws:iam::…)") }
+        guard let name else { return nil }
+        self.name = name
+    }
+
+    public var postgresSettings: PostgresSettings {
+        PostgresSettings(host: host, port: port, database: database, user: username, password: password,
+                         sslMode: sslMode, sslRootCert: sslRootCert)
+    }
+}

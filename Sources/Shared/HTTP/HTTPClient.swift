@@ -1,0 +1,54 @@
+import Foundation
+
+/// An HTTP/1.1 client over libcurl. Thread-safe: each request borrows an easy handle from a pool (so
+/// connections are reused) and runs on the calling thread; the async variants run on blocking-work threads,
+/// so many requests can be in flight at once.
+public final class HTTPClient: @unchecked Sendable {  // `idle` is guarded by `lock`
+    private let lock = NSLock()
+    private var idle: [CurlEasy] = []
+    private let maxIdle: Int
+
+    public init(maxIdleHandles: Int = 64) {
+        self.maxIdle = maxIdleHandles
+    }
+
+    private func checkout() throws -> CurlEasy {
+        if let handle = lock.withLock({ idle.popLast() }) { return handle }
+        return try CurlEasy()
+    }
+
+    private func checkin(_ handle: CurlEasy) {
+        lock.withLock {
+            if idle.count < maxIdle { idle.append(handle) }
+        }
+    }
+
+    /// Performs `request`, handing a 2xx body to `onBody` chunk by chunk as it arrives. Blocks.
+    /// - Returns: the status and headers, and for a non-2xx status its body (≤ 64 KiB): the caller judges it.
+    /// - Throws: ``CurlError`` for transport failures, or whatever `onBody` threw.
+    public func stream(_ request: HTTPRequest, onBody: @escaping (UnsafeRawBufferPointer) throws -> Void) throws
+        -> HTTPResponse
+    {
+        let handle = try checkout()
+        do {
+            let response = try handle.perform(request, onBody: onBody)
+            checkin(handle)
+            return response
+        } catch {
+            // A handle whose transfer failed may hold a broken connection: drop it.
+            throw error
+        }
+    }
+
+    /// Performs `request` and collects the body. Blocks.
+    public func execute(_ request: HTTPRequest) throws -> HTTPResponse {
+        var body: [UInt8] = []
+        let response = try stream(request) { body.append(contentsOf: $0) }
+        return (200..<300).contains(response.status) ? HTTPResponse(head: response.head, body: body) : response
+    }
+
+    /// Performs `request` on a blocking-work thread and collects the body.
+    public func execute(_ request: HTTPRequest) async throws -> HTTPResponse {
+        try await Blocking.run { try self.execute(request) }
+    }
+}

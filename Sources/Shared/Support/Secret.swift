@@ -1,0 +1,34 @@
+import Foundation
+
+/// A value that must never be printed: auth tokens, passwords, secret keys.
+///
+/// Every printed form (`description`, `debugDescription`, string interpolation, `dump`) shows
+/// `<redacted>`; only ``reveal()`` gives the value, and only code that hands it to a C library
+/// (libcurl, libpq, rabbitmq-c) calls it.
+public struct Secret: Sendable, Hashable, CustomStringConvertible, CustomDebugStringConvertible,
+    CustomReflectable
+{
+    private let value: String
+
+    public init(_ value: String) { self.value = value }
+
+    /// The secret itself, for the one call that needs it.
+    public func reveal() -> String { value }
+
+    public var isEmpty: Bool { value.isEmpty }
+    public var description: String { "<redacted>" }
+    public var debugDescription: String { "<redacted>" }
+    public var customMirror: Mirror { Mirror(self, children: [], displayStyle: .struct) }
+}
+
+extension String {
+    /// This text with every occurrence of each non-empty secret replaced by `<redacted>`: the last line of
+    /// defence for messages that come from C libraries or servers and might echo a credential.
+    public func redacting(_ secrets: [Secret]) -> String {
+        var text = self
+        for secret in secrets where secret.reveal().count >= 3 {
+            text = text.replacingOccurrences(of: secret.reveal(), with: "<redacted>")
+        }
+        return text
+    }
+}

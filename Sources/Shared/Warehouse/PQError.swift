@@ -1,0 +1,32 @@
+/// An error from PostgreSQL or Redshift: SQLSTATE and the server's primary message (never the password:
+/// libpq messages are passed through `redacting`).
+public struct PQError: ClassifiedError, Sendable {
+    public let sqlState: String?
+    public let reason: String
+    public let errorClass: ErrorClass
+    let file: String
+    let line: UInt
+
+    init(sqlState: String?, _ reason: String, file: String = #fileID, line: UInt = #line) {
+        self.sqlState = sqlState
+        self.reason = reason
+        self.errorClass = PQError.classify(sqlState)
+        self.file = file
+        self.line = line
+    }
+
+    public var description: String {
+        "PQError[\(sqlState ?? "connection")]: \(reason) (\(file):\(line))"
+    }
+
+    /// Connection failures (08), serialization failures and deadlocks (40), insufficient resources (53),
+    /// operator intervention such as a shutdown (57) and no SQLSTATE at all (the connection broke) are
+    /// transient; everything else (syntax, constraint, data errors, auth 28) is permanent.
+    static func classify(_ state: String?) -> ErrorClass {
+        guard let state, state.count == 5 else { return .transient }
+        switch state.prefix(2) {
+        case "08", "40", "53", "57", "58": return .transient
+        default: return .permanent
+        }
+    }
+}

@@ -1,0 +1,66 @@
+import Foundation
+import Logging
+import Testing
+
+@testable import Shared
+
+/// The services the stack script started (`deploy/local/stack.sh up` prints these variables). Integration
+/// tests need them: run them through `deploy/local/test.sh`, which starts the stack first.
+enum TestServices {
+    static let env = ProcessInfo.processInfo.environment
+
+    static func require(_ name: String) throws -> String {
+        guard let value = env[name], !value.isEmpty else {
+            throw ServiceMissing(name: name)
+        }
+        return value
+    }
+
+    struct ServiceMissing: Error, CustomStringConvertible {
+        let name: String
+        var description: String { "\(name) is not set: start the services with deploy/local/test.sh (or source .local/stack/stack.env)" }
+    }
+
+    static func amqpURL() throws -> AMQPURL { try AMQPURL(try require("AMQP_URL")) }
+
+    static func postgres() throws -> PostgresSettings {
+        PostgresSettings(
+            host: try require("POSTGRES_HOSTNAME"), port: Int(try require("POSTGRES_PORT"))!, database: try require("POSTGRES_DB"),
+            user: try require("POSTGRES_USER"), password: Secret(try require("POSTGRES_PASSWORD")), sslMode: .disable)
+    }
+
+    static func s3(bucket: String, strict: Bool = false) throws -> S3Endpoint {
+        let prefix = strict ? "S3_STRICT_" : "S3_"
+        return S3Endpoint(
+            endpoint: try require("\(prefix)ENDPOINT"), region: env["S3_REGION"] ?? "us-east-1", bucket: bucket,
+            accessKeyID: try require("\(prefix)ACCESS_KEY_ID"), secretAccessKey: Secret(try require("\(prefix)SECRET_ACCESS_KEY")),
+            pathStyle: true)
+    }
+
+    /// Runs the stack script (e.g. `restart-rabbitmq`) and waits for it. Spawned with posix_spawn and
+    /// reaped with waitpid: Foundation's `Process.waitUntilExit` never returned here once the script had
+    /// left a daemonised broker behind.
+    static func stack(_ arguments: String...) throws {
+        let argv = ["/bin/bash", try require("HUSKIMO_STACK_SCRIPT")] + arguments
+        var cArgs = argv.map { strdup($0) } + [nil]
+        defer { cArgs.forEach { free($0) } }
+        var pid: pid_t = 0
+        let rc = posix_spawn(&pid, "/bin/bash", nil, nil, &cArgs, environ)
+        guard rc == 0 else { throw ServiceMissing(name: "posix_spawn stack.sh: \(rc)") }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
+        guard status == 0 else {
+            throw ServiceMissing(name: "stack.sh \(arguments.joined(separator: " ")) exited with status \(status)")
+        }
+    }
+
+    static func unique(_ prefix: String) -> String {
+        "\(prefix)-\(UInt32.random(in: 0...UInt32.max))"
+    }
+
+    static var logger: Logger {
+        var logger = Logger(label: "huskimo.test")
+        logger.logLevel = .warning
+        return logger
+    }
+}

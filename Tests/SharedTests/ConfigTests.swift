@@ -1,0 +1,169 @@
+import Foundation
+import Testing
+
+@testable import Shared
+
+@Suite struct ConfigTests {
+    static let env = [
+        "TEST_AMQP_PASSWORD": "amqp-pw-9f3", "TEST_TWILIO_TOKEN": "twilio-token-77a1", "TEST_SINGULAR_KEY": "sing-key-5521",
+        "TEST_S3_SECRET": "s3-secret-0c8e", "TEST_PG_PASSWORD": "pg-pw-4be2",
+    ]
+
+    static func fixture(_ name: String) throws -> String {
+        let url = try #require(Bundle.module.url(forResource: "Fixtures/\(name)", withExtension: nil))
+        return try String(contentsOf: url, encoding: .utf8)
+    }
+
+    static func problems(_ yaml: String, env: [String: String] = env) -> [String] {
+        do {
+            _ = try FleetConfig.parse(yaml, environment: env)
+            return []
+        } catch let error as ConfigError {
+            return error.problems.map(\.description)
+        } catch {
+            return ["unexpected \(error)"]
+        }
+    }
+
+    @Test func theSampleConfigOf03LoadsUnchanged() throws {
+        let config = try FleetConfig.parse(try Self.fixture("huskimo-0.3-sample.yml"), environment: [:])
+        #expect(config.fetch.lookback == 30)
+        #expect(config.channels.map(\.type) == [.singular, .twilio])
+        #expect(config.channels[0].apiUser == nil)
+        #expect(config.channels[1].apiUser == "ADD HERE")
+        #expect(config.targets[0].type == .redshift)
+        #expect(config.targets[0].port == 5439)
+        #expect(config.targets[0].sslMode == .disable)  // ssl: false
+        #expect(config.targets[0].schema == "huskimo")
+        #expect(config.warnings.contains { $0.hasPrefix("targets[0].table") })
+        #expect(config.queue.prefix == "huskimo")
+        #expect(config.queue.url.host == "127.0.0.1")
+    }
+
+    @Test func newKeysEnvironmentSubstitutionAndSSLMapping() throws {
+        let config = try FleetConfig.parse(try Self.fixture("fleet.yaml"), environment: Self.env)
+        #expect(config.queue.url.user == "huskimo")
+        #expect(config.queue.url.password.reveal() == "amqp-pw-9f3")
+        #expect(config.channels[0].apiKey.reveal() == "twilio-token-77a1")
+        #expect(config.channels[0].subaccounts)
+        #expect(config.channels[0].pricingURL == "http://127.0.0.1:35800")
+        #expect(config.channels[1].apiURL == "http://127.0.0.1:35800")
+        #expect(config.fetch.startDate == Day("2026-01-01"))
+        #expect(config.s3.bucket == "huskimo-staging")  // s3:// and the trailing slash stripped
+        #expect(config.s3.folderPath == "nightly")
+        #expect(config.s3.pathStyle)
+        #expect(config.targets[0].type == .postgres)
+        #expect(config.targets[0].port == 35432)
+        #expect(config.targets[1].sslMode == .verifyFull)  // ssl: true with a validating factory
+        #expect(config.targets[1].iamRole == "arn:aws:iam::123456789012:role/huskimo-loader")
+    }
+
+    @Test func nonValidatingFactoryMapsToRequire() throws {
+        let yaml = try Self.fixture("huskimo-0.3-sample.yml").replacingOccurrences(of: "ssl: false", with: "ssl: true")
+        let config = try FleetConfig.parse(yaml, environment: [:])
+        #expect(config.targets[0].sslMode == .require)
+    }
+
+    @Test(arguments: [
+        ("port: 5439", "port: abc", "targets[0].port: expected an integer, got \"abc\""),
+        ("port: 5439", "port: 70000", "targets[0].port: must be between 1 and 65535, got 70000"),
+        ("lookback: 30", "lookback: -1", "fetch.lookback: must be between 0 and 3650, got -1"),
+        ("ssl: false", "ssl: maybe", "targets[0].ssl: expected true or false, got \"maybe\""),
+        ("type: singular", "type: facebook", "channels[0].type: expected one of twilio, singular, got \"facebook\""),
+        ("    type: redshift", "    type: oracle", "targets[0].type: expected one of redshift, postgres, got \"oracle\""),
+        ("  region: ADD HERE # Region bucket lives in", "  regoin: eu-west-1", "s3.regoin: unknown key"),
+        ("    password: ADD HERE", "    password: ${NOT_SET_ANYWHERE}", "targets[0].password: environment variable NOT_SET_ANYWHERE is not set"),
+        ("    database: ADD HERE # Name of database", "    database:", "targets[0].database: required"),
+    ])
+    func badValuesNameTheirKeyPath(original: String, replacement: String, expected: String) throws {
+        let yaml = try Self.fixture("huskimo-0.3-sample.yml")
+        #expect(yaml.contains(original))
+        let problems = Self.problems(yaml.replacingOccurrences(of: original, with: replacement), env: [:])
+        #expect(problems.contains { $0.hasPrefix(expected) }, "got \(problems)")
+    }
+
+    @Test func everyProblemIsReportedNotJustTheFirst() {
+        let problems = Self.problems("""
+            channels:
+              - name: a
+                type: twilio
+            s3: {bucket: b}
+            targets:
+              - {name: t, port: x}
+            """)
+        #expect(problems.contains("channels[0].api_key: required"))
+        #expect(problems.contains("channels[0].api_user: required for twilio (the Account SID)"))
+        #expect(problems.contains("s3.region: required"))
+        #expect(problems.contains { $0.hasPrefix("targets[0].port: expected an integer") })
+        #expect(problems.contains("targets[0].host: required"))
+        #expect(problems.count >= 6)
+    }
+
+    @Test func duplicateNamesAreRejectedWithinAType() throws {
+        let yaml = try Self.fixture("huskimo-0.3-sample.yml").replacingOccurrences(of: "type: singular", with: "type: twilio")
+            .replacingOccurrences(of: "api_user: # Leave blank for Singular", with: "api_user: AC1")
+        #expect(Self.problems(yaml, env: [:]).contains { $0.hasPrefix("channels[1].name: duplicate twilio channel name") })
+    }
+
+    @Test func secretsNeverAppearInAnyPrintedForm() throws {
+        let config = try FleetConfig.parse(try Self.fixture("fleet.yaml"), environment: Self.env)
+        var dumped = ""
+        dump(config, to: &dumped)
+        let forms = [config.redactedDescription, "\(config)", String(reflecting: config), dumped,
+                     "\(config.queue.url)", "\(config.targets[0].postgresSettings)"]
+        for form in forms {
+            for secret in Self.env.values {
+                #expect(!form.contains(secret), "secret leaked in: \(form.prefix(200))")
+            }
+        }
+        #expect(config.redactedDescription.contains("api_key: <redacted>"))
+        #expect(config.redactedDescription.contains("amqp://huskimo:<redacted>@127.0.0.1:35672/%2f"))
+    }
+
+    @Test func plannerExitsTwoOnBadConfigAndPrintsRedacted() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("huskimo-config-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let good = dir.appendingPathComponent("good.yml"), bad = dir.appendingPathComponent("bad.yml")
+        try Self.fixture("fleet.yaml").write(to: good, atomically: true, encoding: .utf8)
+        try Self.fixture("fleet.yaml").replacingOccurrences(of: "port: 35432", with: "port: forty")
+            .write(to: bad, atomically: true, encoding: .utf8)
+
+        let ok = try runTool("huskimo-planner", ["config", "--config", good.path], env: Self.env)
+        #expect(ok.status == 0)
+        #expect(ok.output.contains("password: <redacted>"))
+        for secret in Self.env.values { #expect(!ok.output.contains(secret)) }
+
+        let failed = try runTool("huskimo-planner", ["config", "--config", bad.path], env: Self.env)
+        #expect(failed.status == 2)
+        #expect(failed.output.contains("targets[0].port: expected an integer, got \"forty\""))
+
+        let missing = try runTool("huskimo-planner", ["config", "--config", dir.appendingPathComponent("none.yml").path])
+        #expect(missing.status == 2)
+        #expect(missing.output.contains("cannot read the file"))
+    }
+}
+
+/// Runs one of the package's executables (built next to the test bundle) and returns its exit status and
+/// combined output.
+func runTool(_ name: String, _ arguments: [String], env: [String: String] = [:]) throws -> (status: Int32, output: String) {
+    let binDir = Bundle.main.bundleURL.deletingLastPathComponent().path
+    var candidates = [binDir + "/" + name]
+    // `swift test` runs an xctest bundle from .build/<triple>/debug; the executables sit in the same folder.
+    candidates.append(URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent(".build/debug/\(name)").path)
+    guard let path = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
+        throw CocoaError(.fileNoSuchFile, userInfo: [NSLocalizedDescriptionKey: "no \(name) in \(candidates)"])
+    }
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: path)
+    process.arguments = arguments
+    process.environment = ProcessInfo.processInfo.environment.merging(env) { $1 }
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    process.standardError = pipe
+    try process.run()
+    let data = pipe.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+}

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# deploy/local/test.sh — start the local service stack (RabbitMQ, PostgreSQL, moto S3), export
+# its connection env, build and run the Swift tests, and stop the stack again on exit.
+#
+# Usage: deploy/local/test.sh [swift test arguments...]     e.g. --filter StorageTests
+#   HUSKIMO_KEEP_STACK=1   leave the stack running afterwards (it is reused if already up).
+#   Ports / stack dir: see the header of deploy/local/stack.sh.
+set -euo pipefail
+
+REPO=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/../.." && pwd -P)
+STACK_SH=$REPO/deploy/local/stack.sh
+cd "$REPO"
+
+on_exit() {
+  local rc=$?
+  if ((rc != 0)); then
+    # CI throws the clone away, so show the service logs here when something failed.
+    local dir=${HUSKIMO_STACK_DIR:-$REPO/.local/stack}/logs f
+    echo "[test] failed with exit code $rc; service status and log tails:" >&2
+    bash "$STACK_SH" status >&2 || true
+    for f in "$dir"/*.log; do
+      [[ -e $f ]] || continue
+      echo "---- $f (last 20 lines)" >&2
+      tail -n 20 "$f" >&2 || true
+    done
+  fi
+  if [[ ${HUSKIMO_KEEP_STACK:-0} != 1 ]]; then
+    bash "$STACK_SH" down || true
+  fi
+  exit "$rc"
+}
+trap on_exit EXIT
+# make sure the EXIT trap (and so `down`) also runs on Ctrl-C / kill
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# `up` prints the `export …` lines of the env file on stdout (messages go to stderr).
+env_text=$(bash "$STACK_SH" up)
+eval "$env_text"
+
+swift --version 2>&1 | head -n 1
+swift build --build-tests
+swift test "$@"
