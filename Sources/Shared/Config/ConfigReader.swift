@@ -88,6 +88,24 @@ public final class ConfigReader {
         }
     }
 
+    /// A required, non-empty list whose items `make` reads (given the item and its key path, `name[i]`).
+    func requiredList<T>(_ value: Value?, at path: String, noun: String, _ make: (Value, String) -> T?) -> [T] {
+        guard let items = sequence(value, at: path) else {
+            problem(path, "required")
+            return []
+        }
+        if items.isEmpty { problem(path, "at least one \(noun) is required") }
+        return items.enumerated().compactMap { make($0.element, "\(path)[\($0.offset)]") }
+    }
+
+    /// Reports every item whose key was already seen, as `path[i].name: duplicate <what>`.
+    func requireUnique(_ items: [(key: String, what: String)], at path: String) {
+        var seen = Set<String>()
+        for (index, item) in items.enumerated() where !seen.insert(item.key).inserted {
+            problem("\(path)[\(index)].name", "duplicate \(item.what)")
+        }
+    }
+
     // MARK: - Scalars
 
     /// The scalar text after `${ENV}` substitution; nil when absent or null.

@@ -40,36 +40,14 @@ public struct FleetConfig: Sendable {
         if case .null = root { reader.problem("", "the file is empty") }
         let queue = QueueConfig(reader, top["queue"], at: "queue")
         let fetch = FetchConfig(reader, top["fetch"], at: "fetch")
-        var channels: [ChannelConfig] = []
-        if let items = reader.sequence(top["channels"], at: "channels") {
-            for (index, item) in items.enumerated() {
-                if let channel = ChannelConfig(reader, item, at: "channels[\(index)]") { channels.append(channel) }
-            }
-            if items.isEmpty { reader.problem("channels", "at least one channel is required") }
-        } else {
-            reader.problem("channels", "required")
-        }
+        let channels = reader.requiredList(top["channels"], at: "channels", noun: "channel") { ChannelConfig(reader, $0, at: $1) }
         // Names are unique per type: job ids and tables are per type, so a Singular and a Twilio channel may
         // share a name (the 0.3 sample config names both "ADD HERE").
-        var names = Set<String>()
-        for (index, channel) in channels.enumerated() where !names.insert("\(channel.type)/\(channel.name)").inserted {
-            reader.problem("channels[\(index)].name", "duplicate \(channel.type) channel name \"\(channel.name)\"")
-        }
+        reader.requireUnique(channels.map { ("\($0.type)/\($0.name)", "\($0.type) channel name \"\($0.name)\"") }, at: "channels")
         let s3 = top["s3"] == nil ? nil : S3Config(reader, top["s3"], at: "s3")
         if top["s3"] == nil { reader.problem("s3", "required") }
-        var targets: [TargetConfig] = []
-        if let items = reader.sequence(top["targets"], at: "targets") {
-            for (index, item) in items.enumerated() {
-                if let target = TargetConfig(reader, item, at: "targets[\(index)]") { targets.append(target) }
-            }
-            if items.isEmpty { reader.problem("targets", "at least one target is required") }
-        } else {
-            reader.problem("targets", "required")
-        }
-        var targetNames = Set<String>()
-        for (index, target) in targets.enumerated() where !targetNames.insert(target.name).inserted {
-            reader.problem("targets[\(index)].name", "duplicate target name \"\(target.name)\"")
-        }
+        let targets = reader.requiredList(top["targets"], at: "targets", noun: "target") { TargetConfig(reader, $0, at: $1) }
+        reader.requireUnique(targets.map { ($0.name, "target name \"\($0.name)\"") }, at: "targets")
         guard reader.problems.isEmpty, let s3 else { throw ConfigError(problems: reader.problems) }
         return FleetConfig(queue: queue, fetch: fetch, channels: channels, s3: s3, targets: targets,
                            warnings: reader.warnings)
