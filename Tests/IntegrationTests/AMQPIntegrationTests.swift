@@ -45,7 +45,7 @@ struct AMQPIntegrationTests {
         let queue = TestServices.unique("test.nack")
         let client = QueueClient(url: url, topology: QueueTopology(exchange: "", queues: [.quorum(queue)]), logger: TestServices.logger)
         defer { try? client.deleteQueue(queue) }
-        try await client.publish(AMQPMessage(exchange: "", routingKey: queue, body: [1, 2, 3],
+        try client.publish(AMQPMessage(exchange: "", routingKey: queue, body: [1, 2, 3],
                                        headers: ["x-attempt": .int(2), "x-class": .string("transient")], messageID: "one"))
         let consumer = QueueConsumer(url: url, queue: queue, prefetch: 1, logger: TestServices.logger)
         consumer.start()
@@ -77,7 +77,7 @@ struct AMQPIntegrationTests {
             try? client.deleteQueue(failed)
             try? client.deleteExchange(exchange)
         }
-        try await client.publish(AMQPMessage(exchange: exchange, routingKey: work, body: Array("poison".utf8), messageID: "p"))
+        try client.publish(AMQPMessage(exchange: exchange, routingKey: work, body: Array("poison".utf8), messageID: "p"))
         let consumer = QueueConsumer(url: url, queue: work, prefetch: 1, logger: TestServices.logger)
         consumer.start()
         let got = await Self.consume(consumer, count: 1, ack: false)

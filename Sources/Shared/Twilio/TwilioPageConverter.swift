@@ -1,0 +1,205 @@
+/// A record that cannot be converted: permanent (retrying fetches the same data), naming the field.
+public struct ConversionError: ClassifiedError, Sendable {
+    public let table: String
+    public let field: String
+    public let recordSID: String?
+    public let reason: String
+    public var errorClass: ErrorClass { .permanent }
+    public var description: String {
+        "cannot convert \(table).\(field) of record \(recordSID ?? "?"): \(reason)"
+    }
+}
+
+/// What one page gave.
+public struct PageResult: Sendable {
+    public var records: Int
+    /// `next_page_uri` (2010 API) or `meta.next_page_url` (Pricing), nil on the last page.
+    public var nextPage: String?
+    /// Records whose partition column is not on the job's day (or is null).
+    public var outsidePartition: Int
+}
+
+/// Converts one page of a Twilio 2010 list response into staged rows, straight from the response bytes:
+/// no intermediate objects, one pass over the page. A page either converts whole or not at all (the writer
+/// is rolled back to where the page began), so a truncated body can be fetched again without duplicates.
+public struct TwilioPageConverter {
+    public let table: TwilioTable
+    private let keys: [[UInt8]]
+    /// For each column, the index of its key in `keys` (-1: no key).
+    private let columnKey: [Int]
+    private let channelName: [UInt8]
+    private let whenRetrieved: [UInt8]
+    private let recordsKey: [UInt8]
+    private let sidKey: Int
+    private let partitionKey: Int
+    /// The job's day, for counting records outside it.
+    public let day: Day?
+
+    public init(table: TwilioTable, channelName: String, whenRetrieved: String, day: Day?) {
+        self.table = table
+        var keys: [[UInt8]] = []
+        var columnKey: [Int] = []
+        for (_, source) in table.columns {
+            if let key = source.jsonKey {
+                let bytes = Array(key.utf8)
+                if let existing = keys.firstIndex(of: bytes) {
+                    columnKey.append(existing)
+                } else {
+                    keys.append(bytes)
+                    columnKey.append(keys.count - 1)
+                }
+            } else {
+                columnKey.append(-1)
+            }
+        }
+        if !keys.contains(Array("sid".utf8)) { keys.append(Array("sid".utf8)) }
+        self.keys = keys
+        self.columnKey = columnKey
+        self.sidKey = keys.firstIndex(of: Array("sid".utf8))!
+        self.partitionKey = table.partitionColumn.flatMap { column in
+            table.columns.first { $0.name == column }?.source.jsonKey.flatMap { keys.firstIndex(of: Array($0.utf8)) }
+        } ?? -1
+        self.channelName = Array(channelName.utf8)
+        self.whenRetrieved = Array(whenRetrieved.utf8)
+        self.recordsKey = Array(table.recordsKey.utf8)
+        self.day = day
+    }
+
+    /// Appends the page's rows to `writer`. - Throws: ``JSONError`` (truncated: transient) or ``ConversionError``.
+    public func convert(page: UnsafeRawBufferPointer, into writer: inout TSVWriter) throws -> PageResult {
+        let mark = writer.buffer.count
+        let rowsBefore = writer.rows
+        do {
+            return try convertUnchecked(page: page, into: &writer)
+        } catch {
+            writer.buffer.removeSubrange(mark...)
+            writer.rollback(toRows: rowsBefore)
+            throw error
+        }
+    }
+
+    private func convertUnchecked(page: UnsafeRawBufferPointer, into writer: inout TSVWriter) throws -> PageResult {
+        var scanner = JSONScanner(page)
+        var result = PageResult(records: 0, nextPage: nil, outsidePartition: 0)
+        var slots = [JSONSlice](repeating: .absent, count: keys.count)
+        let nextKey = Array("next_page_uri".utf8)
+        var sawRecords = false
+        try scanner.forEachMember { scanner, key in
+            if scanner.key(key, is: recordsKey) {
+                sawRecords = true
+                try scanner.forEachElement { scanner in
+                    for i in 0..<slots.count { slots[i] = .absent }
+                    try scanner.forEachMember { scanner, field in
+                        let value = try scanner.readValue()
+                        if let index = self.index(of: field, in: scanner) { slots[index] = value }
+                    }
+                    try writeRow(slots, scanner: scanner, into: &writer, result: &result)
+                }
+            } else if scanner.key(key, is: nextKey) {
+                let value = try scanner.readValue()
+                result.nextPage = value.kind == .string && value.count > 0 ? try scanner.string(value) : nil
+            } else {
+                _ = try scanner.readValue()
+            }
+        }
+        guard sawRecords else {
+            throw JSONError(offset: 0, reason: "the response has no \"\(table.recordsKey)\" list", truncated: false)
+        }
+        return result
+    }
+
+    @inline(__always) private func index(of field: JSONSlice, in scanner: JSONScanner) -> Int? {
+        for (i, key) in keys.enumerated() where scanner.key(field, is: key) { return i }
+        return nil
+    }
+
+    private func writeRow(_ slots: [JSONSlice], scanner: JSONScanner, into writer: inout TSVWriter,
+                          result: inout PageResult) throws {
+        let bytes = scanner.bytes
+        for (column, (name, source)) in table.columns.enumerated() {
+            let slot = columnKey[column] >= 0 ? slots[columnKey[column]] : .absent
+            switch source {
+            case .channelName:
+                writer.beginField()
+                for b in channelName { writer.appendEscaped(b) }
+            case .whenRetrieved:
+                whenRetrieved.withUnsafeBytes { writer.plain($0) }
+            case .text:
+                switch slot.kind {
+                case .absent, .null: writer.null()
+                case .string:
+                    writer.beginField()
+                    if slot.count == 2, bytes[slot.start] == 0x5C, bytes[slot.start + 1] == 0x4E { writer.noteBackslashN() }
+                    try scanner.decode(slot) { writer.appendEscaped($0) }
+                case .number, .bool:
+                    writer.plain(UnsafeRawBufferPointer(rebasing: bytes[slot.start..<slot.end]))
+                case .object, .array:
+                    throw failure(name, slots, scanner, "expected a string, got a JSON \(slot.kind)")
+                }
+            case .date:
+                switch slot.kind {
+                case .absent, .null: writer.null()
+                case .string where slot.count == 0: writer.null()
+                case .string:
+                    guard !slot.escaped, let seconds = RFC2822.seconds(bytes, slot.start, slot.end) else {
+                        throw failure(name, slots, scanner, "not an RFC 2822 date: \(try scanner.string(slot).prefix(40))")
+                    }
+                    writer.beginField()
+                    RFC2822.write(seconds, into: &writer.buffer)
+                default:
+                    throw failure(name, slots, scanner, "expected a date string")
+                }
+            case .integer:
+                switch slot.kind {
+                case .absent, .null: writer.null()
+                case .string where slot.count == 0: writer.null()
+                case .string, .number:
+                    var valid = slot.count > 0
+                    for i in slot.start..<slot.end where !(bytes[i] >= 0x30 && bytes[i] <= 0x39) && !(i == slot.start && bytes[i] == 0x2D) {
+                        valid = false
+                    }
+                    guard valid, slot.count <= 18 else {
+                        throw failure(name, slots, scanner, "not an integer: \(try scanner.string(slot).prefix(40))")
+                    }
+                    writer.plain(UnsafeRawBufferPointer(rebasing: bytes[slot.start..<slot.end]))
+                default:
+                    throw failure(name, slots, scanner, "expected an integer")
+                }
+            case .boolean:
+                switch slot.kind {
+                case .absent, .null: writer.null()
+                case .bool: writer.plain(slot.boolValue ? "true" : "false")
+                case .string where ["true", "false"].contains(try scanner.string(slot)):
+                    writer.plain(try scanner.string(slot))
+                default:
+                    throw failure(name, slots, scanner, "expected true or false")
+                }
+            case .utf16Length:
+                switch slot.kind {
+                case .absent, .null: writer.null()
+                case .string: writer.integer(scanner.utf16Length(slot))
+                default: throw failure(name, slots, scanner, "expected a string")
+                }
+            }
+        }
+        writer.endRow()
+        result.records += 1
+        if let day, partitionKey >= 0 {
+            let slot = slots[partitionKey]
+            let seconds = slot.kind == .string ? RFC2822.seconds(bytes, slot.start, slot.end) : nil
+            if seconds.map({ Day(ordinal: $0 >= 0 ? $0 / 86_400 : ($0 - 86_399) / 86_400) }) != day {
+                result.outsidePartition += 1
+            }
+        }
+    }
+
+    private func failure(_ column: String, _ slots: [JSONSlice], _ scanner: JSONScanner, _ reason: String) -> ConversionError {
+        let sid = slots[sidKey].kind == .string ? try? scanner.string(slots[sidKey]) : nil
+        return ConversionError(table: table.name, field: column, recordSID: sid, reason: reason)
+    }
+}
+
+extension TSVWriter {
+    /// Forgets rows counted after a rollback of the buffer.
+    mutating func rollback(toRows rows: Int) { self.setRows(rows) }
+}

@@ -1,0 +1,140 @@
+import Foundation
+import Testing
+
+@testable import Shared
+
+@Suite struct TwilioConversionTests {
+    static func convert(_ table: TwilioTable, _ json: String, day: Day? = nil) throws -> ([[String?]], PageResult) {
+        let converter = TwilioPageConverter(table: table, channelName: "acme\tus", whenRetrieved: "2026-11-29 04:30:00", day: day)
+        var writer = TSVWriter()
+        let bytes = Array(json.utf8)
+        let result = try bytes.withUnsafeBytes { try converter.convert(page: $0, into: &writer) }
+        #expect(writer.rows == result.records)
+        return (TSVReader.rows(writer.buffer), result)
+    }
+
+    @Test func callsKeepTheColumnOrderOf03AndConvertEachField() throws {
+        let json = """
+            {"first_page_uri": "/x", "end": 1, "calls": [
+              {"sid": "CA1", "date_created": "Tue, 31 Aug 2010 23:59:58 +0000", "date_updated": "Wed, 1 Sep 2010 00:01:00 +0100",
+               "parent_call_sid": null, "account_sid": "AC1", "to": "+14155551212", "from": "sip:a\\tb@x", "phone_number_sid": "PN1",
+               "status": "completed", "start_time": "Wed, 01 Sep 2010 00:00:01 +0000", "end_time": null, "duration": "15",
+               "price": "-0.03000", "price_unit": "USD", "direction": "inbound", "answered_by": null, "api_version": "2010-04-01",
+               "forwarded_from": "", "caller_name": "Zoë \\"Z\\" \\\\ 😀", "subresource_uris": {"notifications": "/n"}, "group_sid": null}
+            ], "next_page_uri": "/2010-04-01/Accounts/AC1/Calls.json?Page=1&PageToken=PACA1", "page": 0}
+            """
+        let (rows, result) = try Self.convert(.calls, json, day: Day("2010-09-01"))
+        #expect(result.records == 1)
+        #expect(result.nextPage == "/2010-04-01/Accounts/AC1/Calls.json?Page=1&PageToken=PACA1")
+        #expect(result.outsidePartition == 0)
+        #expect(TwilioTable.calls.columnNames == [
+            "channel_name", "when_retrieved", "sid", "account_sid", "api_version", "date_created", "date_updated",
+            "parent_call_sid", "to", "from", "phone_number_sid", "status", "start_time", "end_time", "duration", "price",
+            "direction", "answered_by", "forwarded_from", "caller_name",
+        ])
+        #expect(rows == [[
+            "acme\tus", "2026-11-29 04:30:00", "CA1", "AC1", "2010-04-01", "2010-08-31 23:59:58", "2010-08-31 23:01:00",
+            nil, "+14155551212", "sip:a\tb@x", "PN1", "completed", "2010-09-01 00:00:01", nil, "15", "-0.03000", "inbound",
+            nil, "", "Zoë \"Z\" \\ 😀",
+        ]])
+    }
+
+    @Test func messagesCountBodyInUTF16AndNeverStoreIt() throws {
+        let json = """
+            {"messages": [
+              {"sid": "SM1", "account_sid": "AC1", "api_version": "2010-04-01", "body": "héllo 😀 \\ud83d\\ude00 \\n",
+               "date_created": "Mon, 16 Aug 2010 03:45:01 +0000", "date_updated": "Mon, 16 Aug 2010 03:45:03 +0000",
+               "date_sent": "Mon, 16 Aug 2010 03:45:03 +0000", "to": "+1", "from": "+2", "status": "sent", "price": null,
+               "price_unit": "USD", "num_media": "0", "num_segments": "1", "direction": "outbound-api", "error_message": null,
+               "error_code": null},
+              {"sid": "SM2", "account_sid": "AC1", "api_version": "2010-04-01", "body": null, "date_created": null,
+               "date_updated": "", "date_sent": null, "num_media": "", "num_segments": 3, "error_message": "\\\\N"}
+            ], "next_page_uri": null}
+            """
+        let (rows, result) = try Self.convert(.messages, json, day: Day("2010-08-16"))
+        #expect(result.nextPage == nil)
+        #expect(result.outsidePartition == 1)  // SM2 was never sent
+        // "héllo 😀 😀 \n": h é l l o space (6) + 😀 (2) + space + 😀 (2) + space + \n = 13 UTF-16 units.
+        #expect("héllo 😀 😀 \n".utf16.count == 13)
+        #expect(rows[0][10] == "13")
+        #expect(!rows[0].contains { $0?.contains("héllo") == true })
+        #expect(rows[0][14] == "0" && rows[0][15] == "1")
+        #expect(rows[1][5] == nil && rows[1][6] == nil && rows[1][7] == nil)  // a missing date is NULL, never "now"
+        #expect(rows[1][10] == nil)  // null body → NULL length
+        #expect(rows[1][14] == nil && rows[1][15] == "3")
+        #expect(rows[1][17] == "\\N")  // the text \N survives as text
+        #expect(rows.allSatisfy { $0.count == 18 })
+    }
+
+    @Test func incomingPhoneNumbersMapTheMisnamedColumnAndBooleans() throws {
+        let json = """
+            {"incoming_phone_numbers": [{"sid": "PN1", "account_sid": "AC1", "api_version": "2010-04-01",
+              "date_created": "Thu, 30 Jul 2015 20:00:00 +0000", "date_updated": "Thu, 30 Jul 2015 20:00:00 +0000",
+              "friendly_name": "(808) 925-5327", "phone_number": "+18089255327", "voice_application_sid": "",
+              "sms_application_sid": null, "voice_url": null, "voice_method": "POST", "voice_fallback_url": null,
+              "voice_fallback_method": "POST", "status_callback": "", "status_callback_method": "GET",
+              "voice_caller_id_lookup": false, "sms_url": "", "sms_method": "POST", "sms_fallback_url": "",
+              "sms_fallback_method": "POST", "sms_status_callback": null, "address_requirements": "none",
+              "capabilities": {"voice": true, "sms": false}, "beta": false}], "next_page_uri": null}
+            """
+        let (rows, _) = try Self.convert(.incomingPhoneNumbers, json)
+        let row = try #require(rows.first)
+        #expect(row.count == 24)
+        #expect(TwilioTable.incomingPhoneNumbers.columnNames[16] == "status_fallback_method")
+        #expect(row[16] == "GET")
+        #expect(row[17] == "false")
+        #expect(row[9] == "" && row[10] == nil)  // "" and null stay distinct
+    }
+
+    @Test func badDataIsAPermanentErrorNamingTheField() throws {
+        let json = #"{"recordings": [{"sid": "RE9", "date_created": "yesterday-ish", "duration": "4"}], "next_page_uri": null}"#
+        let error = #expect(throws: ConversionError.self) { try Self.convert(.recordings, json) }
+        #expect(error?.field == "date_created")
+        #expect(error?.recordSID == "RE9")
+        #expect(error?.errorClass == .permanent)
+        let notInt = #"{"recordings": [{"sid": "RE8", "duration": "4.5"}], "next_page_uri": null}"#
+        #expect(throws: ConversionError.self) { try Self.convert(.recordings, notInt) }
+    }
+
+    @Test func aTruncatedPageIsTransientAndWritesNothing() throws {
+        let full = #"{"recordings": [{"sid": "RE1", "duration": "4"}, {"sid": "RE2", "duration": "5"}], "next_page_uri": null}"#
+        let converter = TwilioPageConverter(table: .recordings, channelName: "c", whenRetrieved: "2026-01-01 00:00:00", day: nil)
+        var writer = TSVWriter()
+        let cut = Array(full.utf8.prefix(60))
+        let error = #expect(throws: JSONError.self) { try cut.withUnsafeBytes { try converter.convert(page: $0, into: &writer) } }
+        #expect(error?.errorClass == .transient)
+        #expect(writer.buffer.isEmpty && writer.rows == 0)
+        let ok = try Array(full.utf8).withUnsafeBytes { try converter.convert(page: $0, into: &writer) }
+        #expect(ok.records == 2 && writer.rows == 2)
+        #expect(TSVReader.rows(writer.buffer).map { $0[2] } == ["RE1", "RE2"])
+    }
+
+    @Test func rfc2822ParsesTwilioDatesToUTC() {
+        func parse(_ s: String) -> String? {
+            let b = Array(s.utf8)
+            return b.withUnsafeBytes { RFC2822.seconds($0, 0, b.count) }.map(RFC2822.format)
+        }
+        #expect(parse("Tue, 31 Aug 2010 20:36:28 +0000") == "2010-08-31 20:36:28")
+        #expect(parse("Wed, 1 Sep 2010 00:00:00 +0200") == "2010-08-31 22:00:00")
+        #expect(parse("Fri, 01 Jan 2016 23:59:59 -0800") == "2016-01-02 07:59:59")
+        #expect(parse("29 Feb 2024 12:00:00 GMT") == "2024-02-29 12:00:00")
+        #expect(parse("30 Feb 2024 12:00:00 +0000") == nil)
+        #expect(parse("2024-02-01T00:00:00Z") == nil)
+        #expect(parse("Tue, 31 Aug 2010 20:36:28 +0000 junk") == nil)
+    }
+
+    @Test func tsvEscapesTheRawBytesBothWarehousesRead() {
+        var writer = TSVWriter()
+        writer.integer(1)
+        writer.text("a\tb\nc\rd\\e\"f😀")
+        writer.text("")
+        writer.text(nil as String?)
+        writer.text("\\N")
+        writer.text("nul\u{0}here")
+        writer.endRow()
+        let expected: [UInt8] = Array("1\ta\\\tb\\\nc\\\rd\\\\e\"f😀\t\t\\N\t\\\\N\tnul\u{FFFD}here\n".utf8)
+        #expect(writer.buffer == expected)
+        #expect(writer.backslashNValues == 1 && writer.replacedNULs == 1)
+        #expect(TSVReader.rows(writer.buffer) == [["1", "a\tb\nc\rd\\e\"f😀", "", nil, "\\N", "nul\u{FFFD}here"]])
+    }
+}
