@@ -15,6 +15,7 @@ let package = Package(
     products: [
         .executable(name: "huskimo-planner", targets: ["Planner"]),
         .executable(name: "huskimo-worker", targets: ["Worker"]),
+        .executable(name: "huskimo-sandbox", targets: ["Sandbox"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
@@ -58,6 +59,9 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The sandbox API that stands in for Twilio and Singular in tests, the demo and benchmarks.
+        .target(name: "SandboxKit", dependencies: ["Shared"], swiftSettings: swiftSettings),
+        .executableTarget(name: "Sandbox", dependencies: ["SandboxKit"], swiftSettings: swiftSettings),
         .testTarget(
             name: "SharedTests",
             dependencies: ["Shared"],
@@ -66,7 +70,7 @@ let package = Package(
         ),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["Shared", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["Shared", "SandboxKit", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
     ]

@@ -1,0 +1,212 @@
+import Foundation
+import Synchronization
+
+/// One parsed HTTP request.
+public struct SandboxRequest: Sendable {
+    public var method: String
+    public var path: String
+    /// Query parameters, percent-decoded, in order.
+    public var query: [(String, String)]
+    public var rawQuery: String
+    public var headers: [String: String]
+    public var body: [UInt8]
+
+    public func parameter(_ name: String) -> String? { query.first { $0.0 == name }?.1 }
+}
+
+/// What to send back. `.drop` closes the connection without an answer; `.truncate` sends the head with the
+/// full Content-Length, then half the body, then closes (a dropped connection mid-body).
+public enum SandboxResponse: Sendable {
+    case ok(status: Int, headers: [(String, String)], body: [UInt8])
+    case drop
+    case truncate(status: Int, headers: [(String, String)], body: [UInt8])
+
+    public static func json(_ status: Int, _ body: [UInt8], headers: [(String, String)] = []) -> SandboxResponse {
+        .ok(status: status, headers: [("Content-Type", "application/json; charset=utf-8")] + headers, body: body)
+    }
+}
+
+/// A small HTTP/1.1 server on POSIX sockets for the sandbox: one thread per connection, keep-alive,
+/// Content-Length bodies. Enough for libcurl and curl(1); not a general web server.
+public final class HTTPServer: @unchecked Sendable {  // listener state is set once in start()
+    private var listener: Int32 = -1
+    public private(set) var port: Int = 0
+    private let handler: @Sendable (SandboxRequest) -> SandboxResponse
+    private let running = Atomic<Bool>(false)
+
+    public init(handler: @escaping @Sendable (SandboxRequest) -> SandboxResponse) {
+        self.handler = handler
+    }
+
+    /// Binds 127.0.0.1:`port` (0: any free port) and starts accepting. Returns the bound port.
+    @discardableResult
+    public func start(host: String = "127.0.0.1", port: Int = 0) throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw POSIXError(.EIO) }
+        var one: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr(host)
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard bound == 0, listen(fd, 512) == 0 else {
+            close(fd)
+            throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EADDRINUSE)
+        }
+        var actual = sockaddr_in()
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &actual) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        self.port = Int(UInt16(bigEndian: actual.sin_port))
+        self.listener = fd
+        running.store(true, ordering: .relaxed)
+        let thread = Thread { [self] in acceptLoop() }
+        thread.name = "sandbox-accept"
+        thread.start()
+        return self.port
+    }
+
+    public func stop() {
+        running.store(false, ordering: .relaxed)
+        shutdown(listener, Int32(SHUT_RDWR))
+        close(listener)
+    }
+
+    private func acceptLoop() {
+        while running.load(ordering: .relaxed) {
+            let client = accept(listener, nil, nil)
+            guard client >= 0 else {
+                if errno == EINTR { continue }
+                return
+            }
+            var one: Int32 = 1
+            setsockopt(client, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+            let thread = Thread { [self] in serve(client) }
+            thread.stackSize = 1 << 20
+            thread.start()
+        }
+    }
+
+    private func serve(_ fd: Int32) {
+        defer { close(fd) }
+        var buffer = [UInt8]()
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            // Read until the end of the head.
+            var headEnd: Int?
+            while headEnd == nil {
+                headEnd = HTTPServer.findHeadEnd(buffer)
+                if headEnd != nil { break }
+                let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+                if n <= 0 { return }
+                buffer.append(contentsOf: chunk[0..<n])
+                if buffer.count > 1 << 20 { return }
+            }
+            let head = String(decoding: buffer[0..<headEnd!], as: UTF8.self)
+            var lines = head.split(separator: "\r\n", omittingEmptySubsequences: false)
+            let requestLine = lines.removeFirst().split(separator: " ")
+            guard requestLine.count >= 2 else { return }
+            var headers: [String: String] = [:]
+            for line in lines {
+                guard let colon = line.firstIndex(of: ":") else { continue }
+                headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+            }
+            let bodyLength = Int(headers["content-length"] ?? "0") ?? 0
+            let bodyStart = headEnd! + 4
+            while buffer.count < bodyStart + bodyLength {
+                let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+                if n <= 0 { return }
+                buffer.append(contentsOf: chunk[0..<n])
+            }
+            let body = Array(buffer[bodyStart..<(bodyStart + bodyLength)])
+            buffer.removeSubrange(0..<(bodyStart + bodyLength))
+            let target = String(requestLine[1])
+            let (path, rawQuery) = target.firstIndex(of: "?").map { (String(target[..<$0]), String(target[target.index(after: $0)...])) }
+                ?? (target, "")
+            let request = SandboxRequest(
+                method: String(requestLine[0]), path: HTTPServer.percentDecode(path), query: HTTPServer.parseQuery(rawQuery),
+                rawQuery: rawQuery, headers: headers, body: body)
+            let keepAlive = headers["connection"]?.lowercased() != "close"
+            switch handler(request) {
+            case .drop:
+                return
+            case .ok(let status, let extra, let body):
+                guard write(fd, head: HTTPServer.head(status, extra, body.count, keepAlive: keepAlive), body: body[...]) else { return }
+            case .truncate(let status, let extra, let body):
+                _ = write(fd, head: HTTPServer.head(status, extra, body.count, keepAlive: true), body: body[0..<(body.count / 2)])
+                return
+            }
+            if !keepAlive { return }
+        }
+    }
+
+    private func write(_ fd: Int32, head: [UInt8], body: ArraySlice<UInt8>) -> Bool {
+        var out = head
+        out.append(contentsOf: body)
+        var offset = 0
+        while offset < out.count {
+            let n = out.withUnsafeBytes { send(fd, $0.baseAddress! + offset, $0.count - offset, Int32(MSG_NOSIGNAL)) }
+            if n <= 0 { return false }
+            offset += n
+        }
+        return true
+    }
+
+    static func head(_ status: Int, _ headers: [(String, String)], _ length: Int, keepAlive: Bool) -> [UInt8] {
+        var text = "HTTP/1.1 \(status) \(reason(status))\r\nContent-Length: \(length)\r\n"
+        for (name, value) in headers { text += "\(name): \(value)\r\n" }
+        if !keepAlive { text += "Connection: close\r\n" }
+        text += "\r\n"
+        return Array(text.utf8)
+    }
+
+    static func reason(_ status: Int) -> String {
+        switch status {
+        case 200: return "OK"
+        case 400: return "Bad Request"
+        case 401: return "Unauthorized"
+        case 404: return "Not Found"
+        case 429: return "Too Many Requests"
+        case 500: return "Internal Server Error"
+        case 502: return "Bad Gateway"
+        case 503: return "Service Unavailable"
+        default: return "Status"
+        }
+    }
+
+    static func findHeadEnd(_ buffer: [UInt8]) -> Int? {
+        guard buffer.count >= 4 else { return nil }
+        for i in 0...(buffer.count - 4) where buffer[i] == 13 && buffer[i + 1] == 10 && buffer[i + 2] == 13 && buffer[i + 3] == 10 {
+            return i
+        }
+        return nil
+    }
+
+    static func parseQuery(_ raw: String) -> [(String, String)] {
+        raw.split(separator: "&").map { pair in
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            let name = percentDecode(String(parts[0]).replacingOccurrences(of: "+", with: " "))
+            let value = parts.count > 1 ? percentDecode(String(parts[1]).replacingOccurrences(of: "+", with: " ")) : ""
+            return (name, value)
+        }
+    }
+
+    static func percentDecode(_ text: String) -> String {
+        guard text.contains("%") else { return text }
+        var out: [UInt8] = []
+        var bytes = Array(text.utf8)[...]
+        while let b = bytes.popFirst() {
+            if b == 0x25, bytes.count >= 2, let v = UInt8(String(decoding: bytes.prefix(2), as: UTF8.self), radix: 16) {
+                out.append(v)
+                bytes = bytes.dropFirst(2)
+            } else {
+                out.append(b)
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+}

@@ -1,0 +1,296 @@
+import Foundation
+public import Shared
+import Synchronization
+
+/// Faults the sandbox injects, changeable at run time (`POST /sandbox/faults`).
+public struct SandboxFaults: Sendable, Codable, Equatable {
+    /// Share of API requests that fail (0–1): 5xx (JSON or HTML), 429 with and without Retry-After, a dropped
+    /// connection, or a truncated body, in turn.
+    public var rate: Double = 0
+    /// Added to every API answer, in milliseconds.
+    public var latencyMs: Int = 0
+    /// Requests one account may have in flight; beyond that: 429, code 20429.
+    public var concurrencyLimit: Int = 0
+    /// Accounts whose token is refused (401, code 20003).
+    public var revoked: [String] = []
+
+    public init(rate: Double = 0, latencyMs: Int = 0, concurrencyLimit: Int = 0, revoked: [String] = []) {
+        self.rate = rate
+        self.latencyMs = latencyMs
+        self.concurrencyLimit = concurrencyLimit
+        self.revoked = revoked
+    }
+}
+
+/// Counters a test can read back (`GET /sandbox/stats`).
+public struct SandboxStats: Sendable, Codable {
+    public var requests = 0
+    public var pages = 0
+    public var faults = 0
+    public var throttled = 0
+    public var maxInFlightPerAccount = 0
+}
+
+/// The sandbox Twilio (2010 API + Pricing v1) and its control endpoints.
+public final class SandboxAPI: Sendable {
+    public let accounts: [SandboxAccount]
+    private let faults = Mutex(SandboxFaults())
+    private let stats = Mutex(SandboxStats())
+    private let inFlight = Mutex([String: Int]())
+    private let sequence = Atomic<UInt64>(0)
+
+    public init(accounts: [SandboxAccount] = SandboxAccount.defaults) { self.accounts = accounts }
+
+    public func setFaults(_ f: SandboxFaults) { faults.withLock { $0 = f } }
+    public var currentStats: SandboxStats { stats.withLock { $0 } }
+
+    public func handle(_ request: SandboxRequest) -> SandboxResponse {
+        if request.path.hasPrefix("/sandbox/") { return control(request) }
+        stats.withLock { $0.requests += 1 }
+        // Authenticate first: Twilio checks credentials before anything else.
+        guard let (user, token) = Self.basicAuth(request.headers["authorization"]),
+              let caller = accounts.first(where: { $0.sid == user }), caller.token == token,
+              !faults.withLock({ $0.revoked.contains(user) })
+        else {
+            return Self.error(401, 20003, "Authenticate", detail: "Your AccountSid or AuthToken was incorrect.")
+        }
+        let f = faults.withLock { $0 }
+        if f.latencyMs > 0 { usleep(UInt32(f.latencyMs * 1000)) }
+        // Per-account concurrency, as Twilio's 20429.
+        let current = inFlight.withLock { counts -> Int in
+            counts[user, default: 0] += 1
+            return counts[user]!
+        }
+        defer { inFlight.withLock { $0[user, default: 1] -= 1 } }
+        stats.withLock { $0.maxInFlightPerAccount = max($0.maxInFlightPerAccount, current) }
+        if f.concurrencyLimit > 0, current > f.concurrencyLimit {
+            stats.withLock { $0.throttled += 1 }
+            return Self.error(429, 20429, "Too many concurrent requests")
+        }
+        let n = sequence.wrappingAdd(1, ordering: .relaxed).newValue
+        let response = route(request, caller: caller)
+        if f.rate > 0, Double(SandboxData.mix(n) % 10_000) / 10_000 < f.rate {
+            stats.withLock { $0.faults += 1 }
+            switch SandboxData.mix(n &+ 99) % 6 {
+            case 0: return Self.error(500, 20500, "Internal Server Error")
+            case 1: return .ok(status: 503, headers: [("Content-Type", "text/html")],
+                               body: Array("<html><body><h1>503 Service Unavailable</h1></body></html>".utf8))
+            case 2: return Self.error(429, 20429, "Too Many Requests", headers: [("Retry-After", "1")])
+            case 3: return Self.error(429, 20429, "Too Many Requests")
+            case 4: return .drop
+            default:
+                if case .ok(200, let headers, let body) = response { return .truncate(status: 200, headers: headers, body: body) }
+                return .drop
+            }
+        }
+        return response
+    }
+
+    // MARK: - Routes
+
+    private func route(_ request: SandboxRequest, caller: SandboxAccount) -> SandboxResponse {
+        let parts = request.path.split(separator: "/").map(String.init)
+        if parts.count >= 2, parts[0] == "2010-04-01" {
+            if parts.count == 2, parts[1] == "Accounts.json" { return accountsList(request, caller: caller) }
+            guard parts.count == 4, parts[1] == "Accounts", let account = accounts.first(where: { $0.sid == parts[2] }),
+                  account.sid == caller.sid || account.parent == caller.sid
+            else { return Self.notFound(request.path) }
+            switch parts[3] {
+            case "Calls.json": return dayList(request, account, "calls", filter: "StartTime")
+            case "Messages.json": return dayList(request, account, "messages", filter: "DateSent")
+            case "Recordings.json": return dayList(request, account, "recordings", filter: "DateCreated")
+            case "IncomingPhoneNumbers.json":
+                return page(request, key: "incoming_phone_numbers", records: SandboxData.phoneNumbers(account))
+            default: return Self.notFound(request.path)
+            }
+        }
+        if parts.count >= 3, parts[0] == "v1", parts[1] == "PhoneNumbers", parts[2] == "Countries" {
+            if parts.count == 3 { return countries(request) }
+            if parts.count == 4, let country = SandboxData.countries.first(where: { $0.iso == parts[3] }) {
+                var o = JSONObject()
+                o.string("country", country.name)
+                o.string("iso_country", country.iso)
+                let prices = SandboxData.prices(iso: country.iso).map { p -> String in
+                    var e = JSONObject()
+                    e.string("number_type", p.type)
+                    e.string("base_price", p.base)
+                    e.string("current_price", p.current)
+                    return String(decoding: e.finish(), as: UTF8.self)
+                }
+                o.raw("phone_number_prices", "[" + prices.joined(separator: ", ") + "]")
+                o.string("price_unit", "USD")
+                o.string("url", "\(Self.base(request))/v1/PhoneNumbers/Countries/\(country.iso)")
+                return .json(200, o.finish())
+            }
+        }
+        return Self.notFound(request.path)
+    }
+
+    private func dayList(_ request: SandboxRequest, _ account: SandboxAccount, _ resource: String, filter: String)
+        -> SandboxResponse
+    {
+        var days: [Int] = []
+        if let value = request.parameter(filter) {
+            guard let day = Day(value) else { return Self.error(400, 20001, "Invalid date value") }
+            days = [day.ordinal]
+        } else {
+            // X>=D (key "X>"): from D; X<=D (key "X<"): before D. Unbounded sides stop at 31 days.
+            let from = request.parameter(filter + ">").flatMap(Day.init)
+            let to = request.parameter(filter + "<").flatMap(Day.init)
+            if request.parameter(filter + ">") != nil && from == nil || request.parameter(filter + "<") != nil && to == nil {
+                return Self.error(400, 20001, "Invalid date value")
+            }
+            let end = to?.ordinal ?? Day.today.ordinal + 1
+            let start = from?.ordinal ?? end - 31
+            days = Array(start..<end)
+        }
+        var records: [SandboxData.Record] = []
+        for day in days.reversed() { records += SandboxData.records(account, resource, day: day) }
+        return page(request, key: resource, records: records)
+    }
+
+    private func page(_ request: SandboxRequest, key: String, records: [SandboxData.Record]) -> SandboxResponse {
+        stats.withLock { $0.pages += 1 }
+        let size = min(max(Int(request.parameter("PageSize") ?? "50") ?? 50, 1), 1000)
+        let pageNumber = Int(request.parameter("Page") ?? "0") ?? 0
+        let token = request.parameter("PageToken")
+        if pageNumber > 0 {
+            guard let token else { return Self.error(400, 20001, "Paged requests must include a PageToken") }
+            let previousLast = pageNumber * size - 1
+            guard previousLast < records.count, token == "PA" + records[previousLast].sid else {
+                return Self.error(400, 21481, "Invalid PageToken")
+            }
+        }
+        let start = pageNumber * size
+        let slice = start < records.count ? records[start..<min(start + size, records.count)] : []
+        var filters = request.query.filter { !["Page", "PageSize", "PageToken"].contains($0.0) }
+        filters.append(("PageSize", String(size)))
+        let uri = { (page: Int, token: String?) -> String in
+            var q = filters + [("Page", String(page))]
+            if let token { q.append(("PageToken", token)) }
+            return request.path + "?" + q.map { "\(Self.encode($0.0))=\(Self.encode($0.1))" }.joined(separator: "&")
+        }
+        var body: [UInt8] = []
+        body.reserveCapacity(slice.count * 900 + 600)
+        body.append(contentsOf: Array("{\"first_page_uri\": \"\(uri(0, nil))\", \"end\": \(slice.isEmpty ? 0 : start + slice.count - 1), \"previous_page_uri\": null, \"\(key)\": [".utf8))
+        var first = true
+        for record in slice {
+            if !first { body.append(contentsOf: [0x2C, 0x20]) }
+            first = false
+            body.append(contentsOf: record.json)
+        }
+        let next = start + size < records.count ? "\"" + uri(pageNumber + 1, "PA" + records[start + size - 1].sid) + "\"" : "null"
+        body.append(contentsOf: Array("], \"uri\": \"\(uri(pageNumber, token))\", \"page_size\": \(size), \"start\": \(start), \"next_page_uri\": \(next), \"page\": \(pageNumber)}".utf8))
+        return .json(200, body)
+    }
+
+    private func accountsList(_ request: SandboxRequest, caller: SandboxAccount) -> SandboxResponse {
+        let visible = accounts.filter { $0.sid == caller.sid || $0.parent == caller.sid }
+        let records = visible.map { a -> SandboxData.Record in
+            var o = JSONObject()
+            o.string("auth_token", a.token)
+            o.string("date_created", SandboxData.rfc2822(1_500_000_000))
+            o.string("date_updated", SandboxData.rfc2822(1_600_000_000))
+            o.string("friendly_name", a.friendlyName)
+            o.string("owner_account_sid", a.parent ?? a.sid)
+            o.string("sid", a.sid)
+            o.string("status", "active")
+            o.string("type", "Full")
+            o.string("uri", "/2010-04-01/Accounts/\(a.sid).json")
+            return SandboxData.Record(sid: a.sid, time: 0, json: o.finish())
+        }
+        return page(request, key: "accounts", records: records)
+    }
+
+    private func countries(_ request: SandboxRequest) -> SandboxResponse {
+        let size = min(max(Int(request.parameter("PageSize") ?? "50") ?? 50, 1), 1000)
+        let pageNumber = Int(request.parameter("Page") ?? "0") ?? 0
+        let all = SandboxData.countries
+        let start = pageNumber * size
+        let slice = start < all.count ? all[start..<min(start + size, all.count)] : []
+        let base = Self.base(request)
+        let entries = slice.map { c -> String in
+            var o = JSONObject()
+            o.string("country", c.name)
+            o.string("iso_country", c.iso)
+            o.string("url", "\(base)/v1/PhoneNumbers/Countries/\(c.iso)")
+            return String(decoding: o.finish(), as: UTF8.self)
+        }
+        let pageURL = { (p: Int) in "\(base)/v1/PhoneNumbers/Countries?PageSize=\(size)&Page=\(p)" }
+        let next = start + size < all.count ? "\"\(pageURL(pageNumber + 1))&PageToken=PN\(pageNumber + 1)\"" : "null"
+        let body = "{\"countries\": [\(entries.joined(separator: ", "))], \"meta\": {\"page\": \(pageNumber), \"page_size\": \(size), \"first_page_url\": \"\(pageURL(0))\", \"previous_page_url\": null, \"url\": \"\(pageURL(pageNumber))\", \"next_page_url\": \(next), \"key\": \"countries\"}}"
+        return .json(200, Array(body.utf8))
+    }
+
+    // MARK: - Control
+
+    private func control(_ request: SandboxRequest) -> SandboxResponse {
+        switch request.path {
+        case "/sandbox/faults" where request.method == "POST":
+            guard let f = try? JSONDecoder().decode(SandboxFaults.self, from: Data(request.body)) else {
+                return .json(400, Array("{\"error\": \"bad faults JSON\"}".utf8))
+            }
+            setFaults(f)
+            return .json(200, Array("{}".utf8))
+        case "/sandbox/stats":
+            return .json(200, Array((try? JSONEncoder().encode(currentStats)) ?? Data()))
+        case "/sandbox/expected":
+            guard let sid = request.parameter("account"), let account = accounts.first(where: { $0.sid == sid }),
+                  let resource = request.parameter("resource")
+            else { return .json(400, Array("{\"error\": \"account and resource required\"}".utf8)) }
+            let expected = Self.expected(account, resource, day: request.parameter("day").flatMap(Day.init))
+            return .json(200, Array("{\"count\": \(expected.count), \"checksum\": \"\(expected.checksum)\"}".utf8))
+        default:
+            return .json(404, Array("{\"error\": \"no such control endpoint\"}".utf8))
+        }
+    }
+
+    /// The exact rows a correct extraction of (account, resource, day) stages: their count and the SHA-256 of
+    /// their sorted keys (SIDs; `iso_country|number_type` for pricing), one per line.
+    public static func expected(_ account: SandboxAccount, _ resource: String, day: Day?) -> (count: Int, checksum: String) {
+        var keys: [String]
+        switch resource {
+        case "incoming_phone_numbers": keys = SandboxData.phoneNumbers(account).map(\.sid)
+        case "pricing_phone_numbers":
+            keys = SandboxData.countries.flatMap { c in SandboxData.prices(iso: c.iso).map { "\(c.iso)|\($0.type)" } }
+        default: keys = SandboxData.records(account, resource, day: day?.ordinal ?? 0).map(\.sid)
+        }
+        keys.sort()
+        return (keys.count, checksum(keys))
+    }
+
+    public static func checksum(_ sortedKeys: [String]) -> String {
+        Digest.sha256Hex(Array(sortedKeys.joined(separator: "\n").utf8))
+    }
+
+    // MARK: - Helpers
+
+    static func basicAuth(_ header: String?) -> (String, String)? {
+        guard let header, header.hasPrefix("Basic "), let data = Data(base64Encoded: String(header.dropFirst(6))) else { return nil }
+        let text = String(decoding: data, as: UTF8.self)
+        guard let colon = text.firstIndex(of: ":") else { return nil }
+        return (String(text[..<colon]), String(text[text.index(after: colon)...]))
+    }
+
+    static func base(_ request: SandboxRequest) -> String { "http://" + (request.headers["host"] ?? "127.0.0.1") }
+
+    static func encode(_ text: String) -> String {
+        text.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-._~"))) ?? text
+    }
+
+    static func error(_ status: Int, _ code: Int, _ message: String, detail: String? = nil, headers: [(String, String)] = [])
+        -> SandboxResponse
+    {
+        var o = JSONObject()
+        o.raw("code", String(code))
+        o.string("message", message)
+        if let detail { o.string("detail", detail) }
+        o.string("more_info", "https://www.twilio.com/docs/errors/\(code)")
+        o.raw("status", String(status))
+        return .json(status, o.finish(), headers: headers)
+    }
+
+    static func notFound(_ path: String) -> SandboxResponse {
+        error(404, 20404, "The requested resource \(path) was not found")
+    }
+}
