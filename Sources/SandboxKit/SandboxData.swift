@@ -29,6 +29,8 @@ public struct SandboxAccount: Sendable, Hashable {
         SandboxAccount(sid: sid(3), token: "sandbox-token-3", friendlyName: "Ácme «Ásia» 株式会社", recordsPerDay: 60),
         SandboxAccount(sid: sid(0x11), token: "sandbox-token-11", parent: sid(1), friendlyName: "Acme US support", recordsPerDay: 90),
         SandboxAccount(sid: sid(0x12), token: "sandbox-token-12", parent: sid(1), friendlyName: "Acme US sales", recordsPerDay: 45),
+        // A busy account for size tests.
+        SandboxAccount(sid: sid(4), token: "sandbox-token-4", friendlyName: "Bulk", recordsPerDay: 6000),
     ]
 }
 
@@ -257,7 +259,8 @@ public enum SandboxData {
     public static func prices(iso: String) -> [(type: String, base: String, current: String)] {
         let h = hash("pricing", iso)
         let types = ["local", "mobile", "national", "toll free", "shared cost"]
-        let n = h % 7 == 0 ? 0 : Int(1 + h % 4)
+        // Some synthetic countries (ISO codes from Q) have no prices; the real-looking ones always have some.
+        let n = h % 7 == 0 && iso >= "Q" ? 0 : Int(1 + h % 4)
         return (0..<n).map { k in
             let base = Double((h >> (8 * k)) % 500) / 100 + 0.5
             return (types[k], String(format: "%.2f", base), String(format: "%.2f", h % 3 == 0 ? base * 0.9 : base))

@@ -1,0 +1,109 @@
+import Foundation
+public import Logging
+
+/// A failed Twilio request, classified: 401/403/404/400 are permanent (Twilio's code and message kept),
+/// 429, 5xx, dropped and truncated responses transient.
+public struct TwilioError: ClassifiedError, Sendable {
+    public let status: Int?
+    /// Twilio's error code (20003, 20404, 20429, 21481…), when the body had one.
+    public let code: Int?
+    public let message: String
+    public let url: String
+    public let errorClass: ErrorClass
+    public var description: String {
+        let what = [status.map { "HTTP \($0)" }, code.map { "Twilio error \($0)" }].compactMap { $0 }.joined(separator: ", ")
+        return "\(what.isEmpty ? "request failed" : what): \(message) (GET \(url))"
+    }
+}
+
+/// Fetches Twilio pages with retries: transient failures (5xx, 429, dropped or truncated bodies, timeouts)
+/// are retried on the same URL with exponential backoff and jitter; a 429 also halves the account's
+/// concurrency and honours `Retry-After`. Blocking: call from a blocking-work thread.
+public struct TwilioClient: Sendable {
+    public let http: HTTPClient
+    public let limiters: AccountLimiters
+    public var maxAttempts: Int
+    public var backoff: Backoff
+    public var timeout: Double
+    public let logger: Logger
+
+    public init(http: HTTPClient, limiters: AccountLimiters, maxAttempts: Int = 8, backoff: Backoff = Backoff(base: 0.25, max: 20),
+                timeout: Double = 120, logger: Logger) {
+        self.http = http
+        self.limiters = limiters
+        self.maxAttempts = maxAttempts
+        self.backoff = backoff
+        self.timeout = timeout
+        self.logger = logger
+    }
+
+    /// Counts of what happened, for logs and metrics.
+    public struct Tally: Sendable {
+        public var requests = 0
+        public var retries = 0
+        public var throttled = 0
+    }
+
+    /// GETs `url` as `account` and hands the 200 body to `consume`, retrying transient failures (also those
+    /// `consume` throws, such as a truncated JSON body) until `maxAttempts`.
+    public func get<T>(_ url: String, account: String, user: String, token: Secret, tally: inout Tally,
+                       consume: ([UInt8]) throws -> T) throws -> T {
+        let limiter = limiters.limiter(for: account)
+        var attempt = 0
+        while true {
+            var request = HTTPRequest(url: url, headers: [("Accept", "application/json")], timeout: timeout)
+            request.basicAuth = (user, token)
+            limiter.acquire()
+            var throttled = false
+            let failure: any ClassifiedError
+            var retryAfter: Double?
+            tally.requests += 1
+            do {
+                let response = try http.execute(request)
+                throttled = response.status == 429
+                limiter.release(throttled: throttled)
+                if response.status == 200 {
+                    do {
+                        return try consume(response.body)
+                    } catch let error as any ClassifiedError where error.isRetriable {
+                        failure = error  // e.g. a body cut short: fetch the page again
+                    }
+                } else {
+                    let error = TwilioClient.error(response, url: request.displayURL)
+                    guard error.isRetriable else { throw error }
+                    if throttled { tally.throttled += 1 }
+                    retryAfter = response.head.header("retry-after").flatMap(Double.init)
+                    failure = error
+                }
+            } catch let error as CurlError {
+                limiter.release(throttled: false)
+                guard error.isRetriable else { throw error }
+                failure = error
+            }
+            attempt += 1
+            guard attempt < maxAttempts else {
+                throw TwilioError(status: nil, code: nil, message: "gave up after \(attempt) attempts; last: \(failure)",
+                                  url: request.displayURL, errorClass: .transient)
+            }
+            tally.retries += 1
+            let delay = max(retryAfter ?? 0, backoff.delay(attempt: attempt - 1))
+            logger.debug("retrying Twilio request", metadata: ["url": "\(request.displayURL)", "error": "\(failure)", "retry.in_s": "\(delay)"])
+            Thread.sleep(forTimeInterval: delay)
+        }
+    }
+
+    static func error(_ response: HTTPResponse, url: String) -> TwilioError {
+        var code: Int?
+        var message = String(decoding: response.body.prefix(200), as: UTF8.self)
+        if response.body.first == UInt8(ascii: "{"),
+           let object = try? JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any] {
+            code = object["code"] as? Int
+            message = (object["message"] as? String) ?? message
+            if let detail = object["detail"] as? String { message += " (\(detail))" }
+        } else if response.body.first == UInt8(ascii: "<") {
+            message = "non-JSON (HTML) error body"
+        }
+        return TwilioError(status: response.status, code: code, message: message, url: url,
+                           errorClass: CurlError.classify(status: response.status))
+    }
+}
