@@ -1,0 +1,136 @@
+import Foundation
+
+/// The warehouse contract: the seven tables of Huskimo 0.3 (schema, names, column names and order, which COPY
+/// relies on) plus the load ledger, rendered as DDL for PostgreSQL or Redshift.
+///
+/// Changes from 0.3, all widening (a 0.3 table still loads; see `sql/MIGRATION.md`):
+/// - NOT NULL kept only where a value is always present (channel_name, when_retrieved, SIDs, Singular keys):
+///   a missing Twilio date is NULL now, where 0.3 wrote the current time.
+/// - Text columns sized for real data: URLs 8192, country names 128, free text 65535 on Redshift.
+public enum WarehouseSchema {
+    public enum Flavor: String, Sendable, CaseIterable { case postgres, redshift }
+
+    public struct Column: Sendable {
+        public var name: String
+        /// PostgreSQL type; Redshift uses the same except `text` → `varchar(65535)`.
+        public var type: String
+        public var notNull: Bool
+    }
+
+    public struct Table: Sendable {
+        public var name: String
+        public var columns: [Column]
+        /// The column whose UTC day is a Twilio partition (nil: snapshot or Singular).
+        public var partitionColumn: String?
+        public var distKey: String
+        public var sortKey: [String]
+        /// Singular tables keep every retrieval; Twilio partitions and snapshots are replaced.
+        public var appendOnly: Bool
+
+        public var columnList: String { columns.map { WarehouseSchema.quote($0.name) }.joined(separator: ", ") }
+    }
+
+    static func quote(_ name: String) -> String { ["to", "from"].contains(name) ? "\"\(name)\"" : name }
+
+    private static func c(_ name: String, _ type: String, _ notNull: Bool = false) -> Column {
+        Column(name: name, type: type, notNull: notNull)
+    }
+
+    private static let head = [c("channel_name", "varchar(512)", true), c("when_retrieved", "timestamp", true)]
+    private static let twilioHead = head + [
+        c("sid", "varchar(34)", true), c("account_sid", "varchar(34)", true), c("api_version", "varchar(128)"),
+        c("date_created", "timestamp"), c("date_updated", "timestamp"),
+    ]
+
+    public static let tables: [Table] = [
+        Table(name: "twilio_calls", columns: twilioHead + [
+            c("parent_call_sid", "varchar(34)"), c("to", "varchar(512)"), c("from", "varchar(512)"),
+            c("phone_number_sid", "varchar(34)"), c("status", "varchar(32)"), c("start_time", "timestamp"),
+            c("end_time", "timestamp"), c("duration", "varchar(512)"), c("price", "varchar(512)"),
+            c("direction", "varchar(512)"), c("answered_by", "varchar(512)"), c("forwarded_from", "varchar(512)"),
+            c("caller_name", "varchar(512)"),
+        ], partitionColumn: "start_time", distKey: "account_sid", sortKey: ["date_created", "when_retrieved"], appendOnly: false),
+        Table(name: "twilio_messages", columns: twilioHead + [
+            c("date_sent", "timestamp"), c("to", "varchar(512)"), c("from", "varchar(512)"), c("body_length", "bigint"),
+            c("status", "varchar(32)"), c("price", "varchar(128)"), c("price_unit", "varchar(3)"), c("num_media", "bigint"),
+            c("num_segments", "bigint"), c("direction", "varchar(32)"), c("error_message", "varchar(512)"),
+        ], partitionColumn: "date_sent", distKey: "account_sid", sortKey: ["date_created", "when_retrieved"], appendOnly: false),
+        Table(name: "twilio_recordings", columns: twilioHead + [
+            c("call_sid", "varchar(34)"), c("duration", "bigint"),
+        ], partitionColumn: "date_created", distKey: "account_sid", sortKey: ["date_created", "when_retrieved"], appendOnly: false),
+        Table(name: "twilio_incoming_phone_numbers", columns: twilioHead + [
+            c("friendly_name", "varchar(512)"), c("phone_number", "varchar(128)"), c("voice_application_sid", "varchar(128)"),
+            c("sms_application_sid", "varchar(128)"), c("voice_url", "varchar(8192)"), c("voice_method", "varchar(8)"),
+            c("voice_fallback_url", "varchar(8192)"), c("voice_fallback_method", "varchar(8)"),
+            c("status_callback", "varchar(8192)"), c("status_fallback_method", "varchar(8)"),
+            c("voice_caller_id_lookup", "boolean"), c("sms_url", "varchar(8192)"), c("sms_method", "varchar(512)"),
+            c("sms_fallback_url", "varchar(8192)"), c("sms_fallback_method", "varchar(8)"),
+            c("sms_status_callback", "varchar(8192)"), c("address_requirements", "varchar(12)"),
+        ], partitionColumn: nil, distKey: "account_sid", sortKey: ["date_created", "when_retrieved"], appendOnly: false),
+        Table(name: "twilio_pricing_phone_numbers", columns: head + [
+            c("country", "varchar(128)", true), c("iso_country", "char(2)", true), c("price_unit", "char(3)", true),
+            c("number_type", "varchar(32)", true), c("base_price", "varchar(128)", true), c("current_price", "varchar(128)", true),
+        ], partitionColumn: nil, distKey: "iso_country", sortKey: ["when_retrieved"], appendOnly: false),
+        Table(name: "singular_campaigns", columns: head + [
+            c("ad_network", "varchar(512)", true), c("campaign_name", "varchar(512)", true), c("campaign_type", "varchar(512)", true),
+            c("campaign_url", "varchar(8192)"), c("subcampaign_name", "varchar(512)"), c("app_id", "varchar(512)"),
+            c("campaign_network_id", "varchar(512)"), c("country", "varchar(2)"), c("reporting_date", "timestamp", true),
+            c("impressions", "bigint"), c("clicks", "bigint"), c("installs", "bigint"), c("cost", "decimal(10, 2)"),
+            c("revenue", "decimal(10, 2)"), c("last_modified", "timestamp", true),
+        ], partitionColumn: nil, distKey: "ad_network", sortKey: ["reporting_date", "when_retrieved"], appendOnly: true),
+        Table(name: "singular_creatives", columns: head + [
+            c("ad_network", "varchar(512)", true), c("creative_name", "varchar(512)"), c("creative_text", "varchar(512)"),
+            c("image", "varchar(8192)", true), c("image_hash", "varchar(512)", true), c("width", "varchar(512)"),
+            c("height", "varchar(512)"), c("is_video", "boolean", true), c("campaign_name", "varchar(512)", true),
+            c("campaign_type", "varchar(512)", true), c("campaign_url", "varchar(8192)"), c("subcampaign_name", "varchar(512)"),
+            c("app_id", "varchar(512)"), c("campaign_network_id", "varchar(512)"), c("reporting_date", "timestamp", true),
+            c("impressions", "bigint"), c("clicks", "bigint"), c("installs", "bigint"), c("cost", "decimal(10, 2)"),
+            c("modified_at", "timestamp", true),
+        ], partitionColumn: nil, distKey: "ad_network", sortKey: ["reporting_date", "when_retrieved"], appendOnly: true),
+    ]
+
+    public static func table(_ name: String) -> Table? { tables.first { $0.name == name } }
+
+    /// The DDL, idempotent (`IF NOT EXISTS` everywhere), for `schema`.
+    public static func ddl(_ flavor: Flavor, schema: String) -> String {
+        let s = sqlIdentifier(schema)
+        var out = "-- Huskimo warehouse DDL (\(flavor.rawValue)), schema \(schema). Idempotent: safe to apply again.\n"
+        out += "CREATE SCHEMA IF NOT EXISTS \(s);\n\n"
+        for table in tables {
+            out += "CREATE TABLE IF NOT EXISTS \(s).\(table.name) (\n"
+            out += table.columns.map { column in
+                let type = flavor == .redshift && column.type == "text" ? "varchar(65535)" : column.type
+                return "    \(quote(column.name).padding(toLength: 24, withPad: " ", startingAt: 0)) \(type)\(column.notNull ? " NOT NULL" : "")"
+            }.joined(separator: ",\n")
+            switch flavor {
+            case .postgres:
+                out += "\n);\n"
+                let keys = table.partitionColumn.map { ["channel_name", $0] } ?? (table.appendOnly ? ["channel_name", "reporting_date"] : ["channel_name"])
+                out += "CREATE INDEX IF NOT EXISTS \(table.name)_partition ON \(s).\(table.name) (\(keys.joined(separator: ", ")));\n\n"
+            case .redshift:
+                out += "\n)\nDISTSTYLE KEY DISTKEY (\(table.distKey)) SORTKEY (\(table.sortKey.joined(separator: ", ")));\n\n"
+            }
+        }
+        let timestamp = flavor == .postgres ? "timestamptz" : "timestamp"
+        out += """
+            -- One row per staged object loaded: what makes loads idempotent and ordered.
+            CREATE TABLE IF NOT EXISTS \(s).load_ledger (
+                object_key               varchar(1024) NOT NULL,
+                table_name               varchar(128) NOT NULL,
+                channel_name             varchar(512) NOT NULL,
+                partition_key            varchar(32) NOT NULL,
+                rows_loaded              bigint NOT NULL,
+                job_id                   varchar(1024) NOT NULL,
+                load_id                  varchar(1100) NOT NULL,
+                extracted_at             \(timestamp) NOT NULL,
+                loaded_at                \(timestamp) NOT NULL\(flavor == .postgres ? " DEFAULT now()" : " DEFAULT getdate()"),
+                PRIMARY KEY (table_name, object_key)
+            )\(flavor == .redshift ? "\nDISTSTYLE ALL SORTKEY (table_name, channel_name, partition_key)" : "");
+
+            """
+        if flavor == .postgres {
+            out += "CREATE INDEX IF NOT EXISTS load_ledger_partition ON \(s).load_ledger (table_name, channel_name, partition_key, extracted_at);\n"
+        }
+        return out
+    }
+}

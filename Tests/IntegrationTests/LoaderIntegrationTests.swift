@@ -1,0 +1,195 @@
+import Foundation
+import SandboxKit
+import Testing
+
+@testable import Shared
+
+/// The loader against the real PostgreSQL, fed with real extractions from the sandbox staged on S3.
+@Suite(.serialized, .timeLimit(.minutes(5)))
+final class LoaderIntegrationTests {
+    let api = SandboxAPI()
+    let server: HTTPServer
+    let port: Int
+    let s3: S3Client
+    let s3Config: S3Config
+    let schema = "ldr_\(UInt32.random(in: 0...UInt32.max))"
+    let limiters = AccountLimiters()
+
+    init() throws {
+        server = HTTPServer { [api] in api.handle($0) }
+        port = try server.start()
+        let bucket = TestServices.unique("huskimo-load")
+        s3 = S3Client(try TestServices.s3(bucket: bucket))
+        try s3.createBucket()
+        let env = TestServices.env
+        s3Config = try FleetConfig.parse("""
+            channels: [{name: c, type: singular, api_key: k}]
+            s3: {access_key_id: "\(env["S3_ACCESS_KEY_ID"] ?? "")", secret_access_key: "\(env["S3_SECRET_ACCESS_KEY"] ?? "")", region: us-east-1, bucket: \(bucket), endpoint: "\(env["S3_ENDPOINT"] ?? "")", path_style: true}
+            targets: [{name: t, host: h, database: d, username: u}]
+            """, environment: [:]).s3
+    }
+
+    deinit {
+        server.stop()
+        if let pg = try? PostgresConnection(try TestServices.postgres()) {
+            try? pg.execute("DROP SCHEMA \(schema) CASCADE")
+            try? pg.execute("DROP SCHEMA IF EXISTS \(schema)_b CASCADE")
+        }
+    }
+
+    func target(name: String = "local", port: Int? = nil, schema: String? = nil) throws -> TargetConfig {
+        let pg = try TestServices.postgres()
+        let yaml = """
+            channels: [{name: c, type: singular, api_key: k}]
+            s3: {access_key_id: k, secret_access_key: s, region: us-east-1, bucket: b}
+            targets:
+              - {name: \(name), type: postgres, host: \(pg.host), port: \(port ?? pg.port), database: \(pg.database), username: \(pg.user), password: "\(pg.password.reveal())", schema: \(schema ?? self.schema), sslmode: disable}
+            """
+        return try FleetConfig.parse(yaml, environment: [:]).targets[0]
+    }
+
+    func loader(_ target: TargetConfig) throws -> WarehouseLoader {
+        let loader = WarehouseLoader(target: target, s3: s3, s3Config: s3Config, logger: TestServices.logger)
+        try loader.applyDDL()
+        return loader
+    }
+
+    func extract(_ account: SandboxAccount, _ resource: Resource, _ day: Day?, channel: String = "acme", at: Date = Date()) throws -> LoadMessage {
+        let yaml = """
+            channels: [{name: "\(channel)", type: twilio, api_user: \(account.sid), api_key: \(account.token), api_url: "http://127.0.0.1:\(port)", pricing_url: "http://127.0.0.1:\(port)"}]
+            s3: {access_key_id: k, secret_access_key: s, region: us-east-1, bucket: b}
+            targets: [{name: t, host: h, database: d, username: u}]
+            """
+        let config = try FleetConfig.parse(yaml, environment: [:]).channels[0]
+        let client = TwilioClient(http: HTTPClient(), limiters: limiters, logger: TestServices.logger)
+        let extractor = TwilioExtractor(channel: config, client: client, s3: s3, folder: "stage")
+        return try extractor.extract(ExtractJob(runID: "r", channel: channel, resource: resource, day: day, plannedAt: ""), now: at).load
+    }
+
+    func count(_ table: String, _ filter: String = "TRUE") throws -> Int {
+        let pg = try PostgresConnection(try TestServices.postgres())
+        return Int(try pg.query("SELECT count(*) FROM \(schema).\(table) WHERE \(filter)")[0][0]!)!
+    }
+
+    static let day = Day("2026-11-21")!
+    let account = SandboxAccount.defaults[0]
+
+    @Test func aDayLoadedTwiceHasEachRowOnceAndARedeliveredBatchChangesNothing() throws {
+        let loader = try loader(try target())
+        let expected = SandboxAPI.expected(account, "calls", day: Self.day).count
+        let first = try extract(account, .calls, Self.day, at: Date(timeIntervalSinceNow: -60))
+        #expect(try loader.load([first]).loaded == [first.loadID])
+        #expect(try count("twilio_calls") == expected)
+        let outcome = try loader.load([first])  // redelivered
+        #expect(outcome.loaded.isEmpty && outcome.skipped.first?.reason == "already loaded")
+        #expect(try count("twilio_calls") == expected)
+        let second = try extract(account, .calls, Self.day)  // planned again, extracted again
+        #expect(try loader.load([second]).loaded == [second.loadID])
+        #expect(try count("twilio_calls") == expected)
+        #expect(try count("twilio_calls", "when_retrieved = '\(second.extractedAt.prefix(19).replacingOccurrences(of: "T", with: " "))'") == expected)
+        #expect(try count("load_ledger", "table_name = 'twilio_calls'") == 2)
+    }
+
+    @Test func anOlderExtractionArrivingLateDoesNotOverwriteANewerOne() throws {
+        let loader = try loader(try target())
+        let older = try extract(account, .messages, Self.day, at: Date(timeIntervalSinceNow: -3600))
+        let newer = try extract(account, .messages, Self.day, at: Date())
+        #expect(try loader.load([newer]).loaded == [newer.loadID])
+        let late = try loader.load([older])
+        #expect(late.loaded.isEmpty)
+        #expect(late.skipped.first?.reason == "older than the extraction already loaded")
+        let newerStamp = newer.extractedAt.prefix(19).replacingOccurrences(of: "T", with: " ")
+        let expected = SandboxAPI.expected(account, "messages", day: Self.day).count
+        #expect(try count("twilio_messages", "when_retrieved = '\(newerStamp)'") == expected)
+        #expect(try count("twilio_messages") == expected)
+        // Both in one batch, in the wrong order: only the newer applies.
+        let both = try loader.load([try extract(account, .messages, Self.day, at: Date()), older])
+        #expect(both.loaded.count == 1)
+    }
+
+    @Test func aFailureBetweenDeleteAndCopyLeavesTheOldRows() throws {
+        let loader = try loader(try target())
+        let first = try extract(account, .recordings, Self.day, at: Date(timeIntervalSinceNow: -60))
+        _ = try loader.load([first])
+        let before = try count("twilio_recordings")
+        #expect(before == SandboxAPI.expected(account, "recordings", day: Self.day).count)
+        struct Boom: Error {}
+        loader.afterDelete = { _ in throw Boom() }
+        #expect(throws: Boom.self) { try loader.load([try self.extract(self.account, .recordings, Self.day)]) }
+        loader.afterDelete = nil
+        #expect(try count("twilio_recordings") == before)  // rolled back: the old rows are all there
+        #expect(try count("load_ledger", "table_name = 'twilio_recordings'") == first.objects.count)
+    }
+
+    @Test func aSnapshotReloadReplacesOnlyItsOwnChannel() throws {
+        let loader = try loader(try target())
+        let a = try extract(SandboxAccount.defaults[1], .incomingPhoneNumbers, nil, channel: "eu")
+        let b = try extract(SandboxAccount.defaults[2], .incomingPhoneNumbers, nil, channel: "asia")
+        _ = try loader.load([a, b])
+        let eu = SandboxAccount.defaults[1].phoneNumbers, asia = SandboxAccount.defaults[2].phoneNumbers
+        #expect(try count("twilio_incoming_phone_numbers") == eu + asia)
+        _ = try loader.load([try extract(SandboxAccount.defaults[1], .incomingPhoneNumbers, nil, channel: "eu")])
+        #expect(try count("twilio_incoming_phone_numbers", "channel_name = 'eu'") == eu)
+        #expect(try count("twilio_incoming_phone_numbers", "channel_name = 'asia'") == asia)
+    }
+
+    @Test func everyHardTextAndNullVersusEmptyReadsBackExactly() throws {
+        let loader = try loader(try target())
+        let load = try extract(account, .calls, Self.day)
+        _ = try loader.load([load])
+        let pg = try PostgresConnection(try TestServices.postgres())
+        let rows = try pg.query("SELECT sid, caller_name, forwarded_from, end_time FROM \(schema).twilio_calls WHERE channel_name = 'acme'")
+        let records = SandboxData.records(account, "calls", day: Self.day.ordinal)
+        #expect(rows.count == records.count)
+        let byID = Dictionary(uniqueKeysWithValues: rows.map { ($0[0]!, $0) })
+        var nulls = 0, empties = 0
+        for record in records {
+            let json = try JSONSerialization.jsonObject(with: Data(record.json)) as! [String: Any]
+            let row = try #require(byID[record.sid])
+            #expect(row[1] == json["caller_name"] as? String)
+            #expect(row[2] == json["forwarded_from"] as? String)
+            if row[1] == nil { nulls += 1 }
+            if row[1] == "" { empties += 1 }
+        }
+        #expect(nulls > 0 && empties > 0, "the day has both NULL and empty caller names")
+    }
+
+    @Test func twoTargetsOneDownMidRunBothEndWithTheSameRows() throws {
+        let loads = [try extract(account, .calls, Self.day), try extract(account, .messages, Self.day)]
+        let up = try loader(try target(name: "a"))
+        _ = try up.load(loads)
+        // Target b (its own schema: its own tables and ledger) is down: nothing listens on its port.
+        let down = WarehouseLoader(target: try target(name: "b", port: 1, schema: schema + "_b"), s3: s3, s3Config: s3Config,
+                                   logger: TestServices.logger)
+        let error = #expect(throws: PQError.self) { try down.load(loads) }
+        #expect(error?.errorClass == .transient)
+        // It comes back and catches up: both targets hold exactly the same rows.
+        let back = try loader(try target(name: "b", schema: schema + "_b"))
+        #expect(try back.load(loads).loaded.count == 2)
+        let pg = try PostgresConnection(try TestServices.postgres())
+        for table in ["twilio_calls", "twilio_messages"] {
+            #expect(try count(table) == SandboxAPI.expected(account, table.dropFirst(7).description, day: Self.day).count)
+            let diff = try pg.query("""
+                SELECT count(*) FROM ((SELECT * FROM \(schema).\(table) EXCEPT ALL SELECT * FROM \(schema)_b.\(table))
+                UNION ALL (SELECT * FROM \(schema)_b.\(table) EXCEPT ALL SELECT * FROM \(schema).\(table))) d
+                """)
+            #expect(diff == [["0"]], "\(table) differs between the targets")
+        }
+    }
+
+    @Test func ddlAppliesTwiceAndMatchesTheCommittedFiles() throws {
+        let loader = try loader(try target())
+        try loader.applyDDL()
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        for flavor in WarehouseSchema.Flavor.allCases {
+            let file = root.appendingPathComponent("sql/\(flavor.rawValue)/0001_huskimo.sql")
+            let committed = try String(contentsOf: file, encoding: .utf8)
+            #expect(committed == WarehouseSchema.ddl(flavor, schema: "huskimo"), "regenerate with: huskimo-planner ddl --flavor \(flavor.rawValue)")
+        }
+        let pg = try PostgresConnection(try TestServices.postgres())
+        let columns = try pg.query(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = $1 AND table_name = 'twilio_messages' ORDER BY ordinal_position",
+            [schema]).map { $0[0]! }
+        #expect(columns == TwilioTable.messages.columnNames)
+    }
+}

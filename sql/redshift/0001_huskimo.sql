@@ -1,0 +1,163 @@
+-- Huskimo warehouse DDL (redshift), schema huskimo. Idempotent: safe to apply again.
+CREATE SCHEMA IF NOT EXISTS "huskimo";
+
+CREATE TABLE IF NOT EXISTS "huskimo".twilio_calls (
+    channel_name             varchar(512) NOT NULL,
+    when_retrieved           timestamp NOT NULL,
+    sid                      varchar(34) NOT NULL,
+    account_sid              varchar(34) NOT NULL,
+    api_version              varchar(128),
+    date_created             timestamp,
+    date_updated             timestamp,
+    parent_call_sid          varchar(34),
+    "to"                     varchar(512),
+    "from"                   varchar(512),
+    phone_number_sid         varchar(34),
+    status                   varchar(32),
+    start_time               timestamp,
+    end_time                 timestamp,
+    duration                 varchar(512),
+    price                    varchar(512),
+    direction                varchar(512),
+    answered_by              varchar(512),
+    forwarded_from           varchar(512),
+    caller_name              varchar(512)
+)
+DISTSTYLE KEY DISTKEY (account_sid) SORTKEY (date_created, when_retrieved);
+
+CREATE TABLE IF NOT EXISTS "huskimo".twilio_messages (
+    channel_name             varchar(512) NOT NULL,
+    when_retrieved           timestamp NOT NULL,
+    sid                      varchar(34) NOT NULL,
+    account_sid              varchar(34) NOT NULL,
+    api_version              varchar(128),
+    date_created             timestamp,
+    date_updated             timestamp,
+    date_sent                timestamp,
+    "to"                     varchar(512),
+    "from"                   varchar(512),
+    body_length              bigint,
+    status                   varchar(32),
+    price                    varchar(128),
+    price_unit               varchar(3),
+    num_media                bigint,
+    num_segments             bigint,
+    direction                varchar(32),
+    error_message            varchar(512)
+)
+DISTSTYLE KEY DISTKEY (account_sid) SORTKEY (date_created, when_retrieved);
+
+CREATE TABLE IF NOT EXISTS "huskimo".twilio_recordings (
+    channel_name             varchar(512) NOT NULL,
+    when_retrieved           timestamp NOT NULL,
+    sid                      varchar(34) NOT NULL,
+    account_sid              varchar(34) NOT NULL,
+    api_version              varchar(128),
+    date_created             timestamp,
+    date_updated             timestamp,
+    call_sid                 varchar(34),
+    duration                 bigint
+)
+DISTSTYLE KEY DISTKEY (account_sid) SORTKEY (date_created, when_retrieved);
+
+CREATE TABLE IF NOT EXISTS "huskimo".twilio_incoming_phone_numbers (
+    channel_name             varchar(512) NOT NULL,
+    when_retrieved           timestamp NOT NULL,
+    sid                      varchar(34) NOT NULL,
+    account_sid              varchar(34) NOT NULL,
+    api_version              varchar(128),
+    date_created             timestamp,
+    date_updated             timestamp,
+    friendly_name            varchar(512),
+    phone_number             varchar(128),
+    voice_application_sid    varchar(128),
+    sms_application_sid      varchar(128),
+    voice_url                varchar(8192),
+    voice_method             varchar(8),
+    voice_fallback_url       varchar(8192),
+    voice_fallback_method    varchar(8),
+    status_callback          varchar(8192),
+    status_fallback_method   varchar(8),
+    voice_caller_id_lookup   boolean,
+    sms_url                  varchar(8192),
+    sms_method               varchar(512),
+    sms_fallback_url         varchar(8192),
+    sms_fallback_method      varchar(8),
+    sms_status_callback      varchar(8192),
+    address_requirements     varchar(12)
+)
+DISTSTYLE KEY DISTKEY (account_sid) SORTKEY (date_created, when_retrieved);
+
+CREATE TABLE IF NOT EXISTS "huskimo".twilio_pricing_phone_numbers (
+    channel_name             varchar(512) NOT NULL,
+    when_retrieved           timestamp NOT NULL,
+    country                  varchar(128) NOT NULL,
+    iso_country              char(2) NOT NULL,
+    price_unit               char(3) NOT NULL,
+    number_type              varchar(32) NOT NULL,
+    base_price               varchar(128) NOT NULL,
+    current_price            varchar(128) NOT NULL
+)
+DISTSTYLE KEY DISTKEY (iso_country) SORTKEY (when_retrieved);
+
+CREATE TABLE IF NOT EXISTS "huskimo".singular_campaigns (
+    channel_name             varchar(512) NOT NULL,
+    when_retrieved           timestamp NOT NULL,
+    ad_network               varchar(512) NOT NULL,
+    campaign_name            varchar(512) NOT NULL,
+    campaign_type            varchar(512) NOT NULL,
+    campaign_url             varchar(8192),
+    subcampaign_name         varchar(512),
+    app_id                   varchar(512),
+    campaign_network_id      varchar(512),
+    country                  varchar(2),
+    reporting_date           timestamp NOT NULL,
+    impressions              bigint,
+    clicks                   bigint,
+    installs                 bigint,
+    cost                     decimal(10, 2),
+    revenue                  decimal(10, 2),
+    last_modified            timestamp NOT NULL
+)
+DISTSTYLE KEY DISTKEY (ad_network) SORTKEY (reporting_date, when_retrieved);
+
+CREATE TABLE IF NOT EXISTS "huskimo".singular_creatives (
+    channel_name             varchar(512) NOT NULL,
+    when_retrieved           timestamp NOT NULL,
+    ad_network               varchar(512) NOT NULL,
+    creative_name            varchar(512),
+    creative_text            varchar(512),
+    image                    varchar(8192) NOT NULL,
+    image_hash               varchar(512) NOT NULL,
+    width                    varchar(512),
+    height                   varchar(512),
+    is_video                 boolean NOT NULL,
+    campaign_name            varchar(512) NOT NULL,
+    campaign_type            varchar(512) NOT NULL,
+    campaign_url             varchar(8192),
+    subcampaign_name         varchar(512),
+    app_id                   varchar(512),
+    campaign_network_id      varchar(512),
+    reporting_date           timestamp NOT NULL,
+    impressions              bigint,
+    clicks                   bigint,
+    installs                 bigint,
+    cost                     decimal(10, 2),
+    modified_at              timestamp NOT NULL
+)
+DISTSTYLE KEY DISTKEY (ad_network) SORTKEY (reporting_date, when_retrieved);
+
+-- One row per staged object loaded: what makes loads idempotent and ordered.
+CREATE TABLE IF NOT EXISTS "huskimo".load_ledger (
+    object_key               varchar(1024) NOT NULL,
+    table_name               varchar(128) NOT NULL,
+    channel_name             varchar(512) NOT NULL,
+    partition_key            varchar(32) NOT NULL,
+    rows_loaded              bigint NOT NULL,
+    job_id                   varchar(1024) NOT NULL,
+    load_id                  varchar(1100) NOT NULL,
+    extracted_at             timestamp NOT NULL,
+    loaded_at                timestamp NOT NULL DEFAULT getdate(),
+    PRIMARY KEY (table_name, object_key)
+)
+DISTSTYLE ALL SORTKEY (table_name, channel_name, partition_key);
