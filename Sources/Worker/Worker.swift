@@ -1,7 +1,78 @@
 import ArgumentParser
+import Foundation
+import Logging
+import Shared
 
 @main
 struct Worker: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "huskimo-worker", abstract: "Runs Huskimo jobs.")
-    func run() async throws {}
+    static let configuration = CommandConfiguration(
+        commandName: "huskimo-worker", abstract: "Runs Huskimo extract jobs or a target's loads.",
+        subcommands: [ExtractCommand.self, LoadCommand.self])
+}
+
+func loadConfig(_ path: String) throws -> FleetConfig {
+    do {
+        let config = try FleetConfig.load(path: path)
+        for warning in config.warnings { FileHandle.standardError.write(Data("warning: \(warning)\n".utf8)) }
+        return config
+    } catch let error as ConfigError {
+        FileHandle.standardError.write(Data("huskimo: \(error)\n".utf8))
+        throw ExitCode(2)
+    }
+}
+
+func makeLogger(_ label: String) -> Logger {
+    LoggingSystem.bootstrap { label in
+        var handler = StreamLogHandler.standardError(label: label)
+        handler.logLevel = Logger.Level(rawValue: ProcessInfo.processInfo.environment["HUSKIMO_LOG_LEVEL"] ?? "info") ?? .info
+        return handler
+    }
+    return Logger(label: label)
+}
+
+struct ExtractCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "extract", abstract: "Consumes extract jobs.")
+    @Option(help: "Path to the YAML configuration.") var config: String
+    @Option(help: "Jobs in flight at once (and the prefetch).") var concurrency = 4
+    @Option(help: "Exit 0 once the queue has had nothing to deliver for this many seconds.") var exitWhenIdle: Double?
+    @Option(help: "Seconds in-flight jobs get to finish after SIGTERM.") var grace: Double = 30
+    @Option(help: "Serve Prometheus metrics on this port (not in this build yet).") var metricsPort: Int?
+
+    func run() async throws {
+        let logger = makeLogger("huskimo.worker")
+        let loaded = try loadConfig(config)
+        guard (1...256).contains(concurrency) else {
+            FileHandle.standardError.write(Data("huskimo: --concurrency must be 1–256\n".utf8))
+            throw ExitCode(2)
+        }
+        let shutdown = ShutdownSignal()
+        shutdown.install()
+        let worker = ExtractWorker(config: loaded, concurrency: concurrency, logger: logger)
+        await worker.run(shutdown: shutdown, exitWhenIdle: exitWhenIdle, grace: grace)
+        let t = worker.summary
+        logger.info("extract worker stopped", metadata: ["jobs.succeeded": "\(t.succeeded)", "jobs.retried": "\(t.retried)", "jobs.failed": "\(t.failed)"])
+    }
+}
+
+struct LoadCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "load", abstract: "Consumes one target's load queue.")
+    @Option(help: "Path to the YAML configuration.") var config: String
+    @Option(help: "The target to load.") var target: String
+    @Option(help: "Exit 0 once the queue has had nothing to deliver for this many seconds.") var exitWhenIdle: Double?
+    @Option(help: "Serve Prometheus metrics on this port (not in this build yet).") var metricsPort: Int?
+
+    func run() async throws {
+        let logger = makeLogger("huskimo.loader")
+        let loaded = try loadConfig(config)
+        guard let t = loaded.target(named: target) else {
+            FileHandle.standardError.write(Data("huskimo: no target named \(target)\n".utf8))
+            throw ExitCode(2)
+        }
+        let shutdown = ShutdownSignal()
+        shutdown.install()
+        let worker = LoadWorker(config: loaded, target: t, logger: logger)
+        await worker.run(shutdown: shutdown, exitWhenIdle: exitWhenIdle)
+        let s = worker.summary
+        logger.info("loader stopped", metadata: ["loads.succeeded": "\(s.succeeded)", "rows": "\(s.records)", "loads.failed": "\(s.failed)"])
+    }
 }

@@ -94,12 +94,28 @@ public struct FleetConfig: Sendable {
 /// ## Configuration keys (section `queue`)
 /// - `url` (string, secret password, default `amqp://guest:guest@127.0.0.1:5672/%2f`): the RabbitMQ broker.
 /// - `prefix` (string, default `huskimo`): exchange and queue name prefix.
+/// - `type` (`quorum` | `classic`, default `quorum`): the work and load queues' type. Quorum queues are
+///   replicated and count deliveries; use `classic` on a single-node RabbitMQ 3.8–3.10, whose quorum queues
+///   can stay leaderless after an unclean restart (rabbitmq-server#10070).
+/// - `retry_delays` (list of seconds, default `[10, 60, 600, 3600]`): the delayed-retry ladder.
+/// - `max_attempts` (int, default 8): attempts before a transiently failing job is parked as failed.
 public struct QueueConfig: Sendable {
     public var url: AMQPURL
     public var prefix: String
+    public var quorum: Bool
+    public var retryDelays: [Int]
+    public var maxAttempts: Int
 
     init(_ r: ConfigReader, _ value: ConfigReader.Value?, at path: String) {
-        let m = r.mapping(value, at: path, known: ["url", "prefix"]) ?? [:]
+        let m = r.mapping(value, at: path, known: ["url", "prefix", "type", "retry_delays", "max_attempts"]) ?? [:]
+        quorum = (r.oneOf(m["type"], at: "\(path).type", ["quorum", "classic"]) ?? "quorum") == "quorum"
+        if let items = r.sequence(m["retry_delays"], at: "\(path).retry_delays") {
+            retryDelays = items.enumerated().compactMap { r.int($0.element, at: "\(path).retry_delays[\($0.offset)]", range: 1...86_400) }
+            if retryDelays.isEmpty { r.problem("\(path).retry_delays", "at least one delay is required") }
+        } else {
+            retryDelays = [10, 60, 600, 3600]
+        }
+        maxAttempts = r.int(m["max_attempts"], at: "\(path).max_attempts", range: 1...100) ?? 8
         let text = r.string(m["url"], at: "\(path).url", secret: true) ?? "amqp://guest:guest@127.0.0.1:5672/%2f"
         do {
             url = try AMQPURL(text)

@@ -21,7 +21,7 @@ public struct LoadError: ClassifiedError, Sendable {
 /// partitions being replaced, loads the objects and writes ledger rows. An object already in the ledger is
 /// never loaded again; a partition whose ledger shows a newer extraction is not overwritten by an older one.
 /// Not thread-safe: one loader per target (the target's queue has a single active consumer).
-public final class WarehouseLoader {
+public final class WarehouseLoader: @unchecked Sendable {  // used by one load loop at a time (see above)
     public let target: TargetConfig
     public let flavor: WarehouseSchema.Flavor
     private let s3: S3Client

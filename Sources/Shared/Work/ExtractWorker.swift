@@ -1,0 +1,181 @@
+import Foundation
+public import Logging
+import Synchronization
+
+/// What a worker did, for its exit summary and `huskimo-planner run`.
+public struct WorkerTally: Sendable {
+    public var succeeded = 0
+    public var retried = 0
+    public var failed = 0
+    public var records = 0
+}
+
+/// `huskimo-worker extract`: consumes extract jobs, `concurrency` at a time; a job is acked only after its
+/// staged objects and one load message per target are durable (publisher confirms). Transient failures go to
+/// the delayed-retry queues with their attempt count; permanent and exhausted ones to the failed queue with
+/// the class and message in headers.
+public final class ExtractWorker: Sendable {
+    public let config: FleetConfig
+    public let topology: FleetTopology
+    public let concurrency: Int
+    private let client: QueueClient
+    private let consumer: QueueConsumer
+    private let s3: S3Client
+    private let twilio: TwilioClient
+    private let logger: Logger
+    private let tally = Mutex(WorkerTally())
+
+    public init(config: FleetConfig, concurrency: Int, logger: Logger, limiters: AccountLimiters = AccountLimiters(),
+                http: HTTPClient = HTTPClient()) {
+        self.config = config
+        self.topology = FleetTopology(config.queue, targets: config.targets.map(\.name))
+        self.concurrency = concurrency
+        self.logger = logger
+        self.client = QueueClient(url: config.queue.url, topology: topology.topology, logger: logger)
+        self.consumer = QueueConsumer(url: config.queue.url, queue: topology.extractQueue, prefetch: concurrency,
+                                      topology: topology.topology, logger: logger)
+        self.s3 = S3Client(config.s3.s3Endpoint, http: http)
+        self.twilio = TwilioClient(http: http, limiters: limiters, logger: logger)
+    }
+
+    public var summary: WorkerTally { tally.withLock { $0 } }
+
+    private let inFlight = Atomic<Int>(0)
+
+    /// Jobs being processed now.
+    public var jobsInFlight: Int { inFlight.load(ordering: .relaxed) }
+
+    /// Runs until `shutdown` is requested, or until the queue has been idle `exitWhenIdle` seconds.
+    /// - Parameter grace: seconds in-flight jobs get to finish after a shutdown request; what is still running
+    ///   then stays unacked and goes back to the queue when the connection closes.
+    public func run(shutdown: ShutdownSignal, exitWhenIdle: Double? = nil, grace: Double = 30) async {
+        consumer.start()
+        var lastActivity = Date()
+        while !shutdown.requested {
+            if jobsInFlight >= concurrency {
+                try? await Task.sleep(for: .milliseconds(10))
+                lastActivity = Date()
+                continue
+            }
+            guard let delivery = await consumer.next(timeout: 0.25) else {
+                if jobsInFlight > 0 { lastActivity = Date() }
+                if let exitWhenIdle, jobsInFlight == 0, -lastActivity.timeIntervalSinceNow >= exitWhenIdle { break }
+                continue
+            }
+            lastActivity = Date()
+            inFlight.add(1, ordering: .relaxed)
+            // Unstructured on purpose: after the grace period the worker exits without waiting for a job stuck in
+            // a blocking call; its delivery is unacked, so the broker hands it to another worker.
+            Task {
+                await self.process(delivery)
+                self.inFlight.subtract(1, ordering: .relaxed)
+            }
+        }
+        consumer.pause()
+        if shutdown.requested {
+            logger.info("shutting down: waiting for in-flight jobs", metadata: ["jobs.in_flight": "\(jobsInFlight)", "grace_s": "\(grace)"])
+        }
+        let deadline = Date().addingTimeInterval(grace)
+        while jobsInFlight > 0, Date() < deadline { try? await Task.sleep(for: .milliseconds(50)) }
+        if jobsInFlight > 0 {
+            logger.warning("grace period over: unfinished jobs go back to the queue", metadata: ["jobs.in_flight": "\(jobsInFlight)"])
+        }
+        await consumer.stop()
+        client.close()
+    }
+
+    func process(_ delivery: AMQPDelivery) async {
+        let started = Date()
+        let job: ExtractJob
+        do {
+            job = try FleetMessages.decodeJob(delivery.body)
+        } catch {
+            await park(body: delivery.body, id: delivery.messageID, channel: nil, resource: nil, day: nil, attempts: 0,
+                       errorClass: .permanent, message: "not a valid extract job: \(error)")
+            await consumer.ack(delivery)
+            return
+        }
+        var current = job
+        if delivery.redelivered {
+            // A worker died holding this job: count that as an attempt, so a job that kills workers ends parked.
+            current.attempt += 1
+            if current.attempt >= config.queue.maxAttempts {
+                await park(job: current, errorClass: .permanent, message: "redelivered \(current.attempt) times: it keeps killing workers")
+            } else {
+                try? await client.publish([AMQPMessage(exchange: topology.exchange, routingKey: topology.extractQueue,
+                                                       body: FleetMessages.encode(current), messageID: current.jobID)])
+            }
+            await consumer.ack(delivery)
+            return
+        }
+        guard let channel = config.channel(named: job.channel, type: job.resource.channelType) else {
+            await park(job: job, errorClass: .permanent, message: "no \(job.resource.channelType) channel named \(job.channel) in this worker's configuration")
+            await consumer.ack(delivery)
+            return
+        }
+        let extractor = TwilioExtractor(channel: channel, client: twilio, s3: s3, folder: config.s3.folderPath)
+        do {
+            let report = try await Blocking.run { try extractor.extract(job) }
+            let body = FleetMessages.encode(report.load)
+            let loads = topology.targets.map {
+                AMQPMessage(exchange: topology.exchange, routingKey: topology.loadQueue($0), body: body, messageID: report.load.loadID)
+            }
+            try await client.publish(loads)
+            await consumer.ack(delivery)
+            tally.withLock {
+                $0.succeeded += 1
+                $0.records += report.records
+            }
+            logger.info("job succeeded", metadata: [
+                "job.id": "\(job.jobID)", "job.attempt": "\(job.attempt)", "records": "\(report.records)",
+                "objects": "\(report.load.objects.count)", "duration_s": "\(String(format: "%.2f", -started.timeIntervalSinceNow))",
+                "http.requests": "\(report.tally.requests)", "http.retries": "\(report.tally.retries)",
+            ])
+        } catch {
+            let jobError = (error as? JobError) ?? JobError(job, error)
+            let next = job.attempt + 1
+            if jobError.isRetriable && next < config.queue.maxAttempts {
+                var retry = job
+                retry.attempt = next
+                let delay = topology.retryDelay(attempt: next)
+                do {
+                    try await client.publish([AMQPMessage(
+                        exchange: topology.exchange, routingKey: topology.retryQueue(delay: delay), body: FleetMessages.encode(retry),
+                        headers: ["x-last-error": .string(String(jobError.message.prefix(1000)))], messageID: job.jobID)])
+                    await consumer.ack(delivery)
+                    tally.withLock { $0.retried += 1 }
+                    logger.warning("job failed, will retry", metadata: [
+                        "job.id": "\(job.jobID)", "job.attempt": "\(job.attempt)", "retry.in_s": "\(delay)", "error": "\(jobError.message)"])
+                } catch {
+                    // Could not schedule the retry: leave the job unacked; the broker redelivers it.
+                    logger.error("cannot publish a retry; the job stays on the queue", metadata: ["job.id": "\(job.jobID)", "error": "\(error)"])
+                }
+            } else {
+                var parked = job
+                parked.attempt = next
+                await park(job: parked, errorClass: jobError.errorClass,
+                           message: jobError.isRetriable ? "gave up after \(next) attempts: \(jobError.message)" : jobError.message)
+                await consumer.ack(delivery)
+            }
+        }
+    }
+
+    private func park(job: ExtractJob, errorClass: ErrorClass, message: String) async {
+        await park(body: FleetMessages.encode(job), id: job.jobID, channel: job.channel, resource: job.resource.rawValue,
+                   day: job.day?.description, attempts: job.attempt, errorClass: errorClass, message: message)
+    }
+
+    private func park(body: [UInt8], id: String?, channel: String?, resource: String?, day: String?, attempts: Int,
+                      errorClass: ErrorClass, message: String) async {
+        let headers = FleetMessages.failureHeaders(errorClass: errorClass, message: message, channel: channel, resource: resource,
+                                                   day: day, attempts: attempts, id: id)
+        do {
+            try await client.publish([AMQPMessage(exchange: topology.exchange, routingKey: topology.failedQueue, body: body,
+                                                  headers: headers, messageID: id)])
+        } catch {
+            logger.error("cannot park a failed job", metadata: ["job.id": "\(id ?? "?")", "error": "\(error)"])
+        }
+        tally.withLock { $0.failed += 1 }
+        logger.error("job failed", metadata: ["job.id": "\(id ?? "?")", "error.class": "\(errorClass)", "error": "\(message)"])
+    }
+}

@@ -1,0 +1,74 @@
+public import Foundation
+
+/// Which jobs to plan.
+public struct PlanSelection: Sendable {
+    /// Explicit days (from `--date` or `--from/--to`); nil: the default (yesterday plus catch-up).
+    public var days: [Day]?
+    public var channels: [String] = []
+    public var resources: [Resource] = []
+
+    public init(days: [Day]? = nil, channels: [String] = [], resources: [Resource] = []) {
+        self.days = days
+        self.channels = channels
+        self.resources = resources
+    }
+}
+
+/// Turns configuration and a selection into extract jobs: one per (channel, resource, day) and one per
+/// (channel, snapshot resource).
+public struct JobPlanner: Sendable {
+    public let config: FleetConfig
+    /// Twilio lists only the last 400 days.
+    public static let twilioWindow = 400
+
+    public init(config: FleetConfig) { self.config = config }
+
+    /// - Parameters:
+    ///   - today: the current UTC day; the run day is the day before.
+    ///   - loadedDays: for catch-up, the days each (table, channel) already has in *every* target's ledger.
+    public func plan(_ selection: PlanSelection, runID: String, today: Day = .today, plannedAt: Date = Date(),
+                     loadedDays: (_ table: String, _ channel: String) -> Set<Day> = { _, _ in [] }) -> (jobs: [ExtractJob], warnings: [String]) {
+        var jobs: [ExtractJob] = []
+        var warnings: [String] = []
+        let stamp = UTCTime.iso(plannedAt)
+        let runDay = today.adding(days: -1)
+        for channel in config.channels where selection.channels.isEmpty || selection.channels.contains(channel.name) {
+            let resources = Resource.allCases.filter { $0.channelType == channel.type }
+                .filter { selection.resources.isEmpty || selection.resources.contains($0) }
+            if channel.type == .singular {
+                warnings.append("channel \(channel.name): Singular extraction is not in this build yet; not planned")
+                continue
+            }
+            for resource in resources {
+                if resource.isSnapshot {
+                    jobs.append(ExtractJob(runID: runID, channel: channel.name, resource: resource, day: nil, plannedAt: stamp))
+                    continue
+                }
+                var days: [Day]
+                if let explicit = selection.days {
+                    days = explicit
+                } else {
+                    days = [runDay]
+                    if let start = config.fetch.startDate {
+                        let earliest = max(start, today.adding(days: -JobPlanner.twilioWindow))
+                        let loaded = loadedDays(resource.table, channel.name)
+                        var day = earliest
+                        while day < runDay {
+                            if !loaded.contains(day) { days.append(day) }
+                            day = day.adding(days: 1)
+                        }
+                    }
+                }
+                let oldest = today.adding(days: -JobPlanner.twilioWindow)
+                for day in days {
+                    guard day >= oldest else {
+                        warnings.append("\(channel.name) \(resource.rawValue) \(day): older than Twilio's \(JobPlanner.twilioWindow)-day list window; not planned")
+                        continue
+                    }
+                    jobs.append(ExtractJob(runID: runID, channel: channel.name, resource: resource, day: day, plannedAt: stamp))
+                }
+            }
+        }
+        return (jobs, warnings)
+    }
+}
