@@ -1,0 +1,135 @@
+import Foundation
+import SandboxKit
+import Testing
+
+@testable import Shared
+
+/// The fleet as users run it: planner, extract workers and a loader as separate processes on the real broker.
+@Suite(.serialized, .timeLimit(.minutes(5)))
+struct FleetIntegrationTests {
+    static let days = [Day("2026-11-20")!, Day("2026-11-21")!]
+    static let range = ["--from", "2026-11-20", "--to", "2026-11-21", "--resource", "calls", "--resource", "messages",
+                        "--resource", "recordings"]
+
+    static func threeChannels() -> [(String, SandboxAccount)] {
+        [("us", SandboxAccount.defaults[0]), ("eu", SandboxAccount.defaults[1]), ("asia", SandboxAccount.defaults[2])]
+    }
+
+    @Test func twoWorkersShareTheWorkAndPlanningTwiceDuplicatesNothing() throws {
+        let fleet = try FleetHarness(accounts: Self.threeChannels())
+        defer { fleet.cleanUp() }
+        fleet.api.setFaults(SandboxFaults(latencyMs: 40))
+        try fleet.applyDDL()
+        try fleet.plan(Self.range)
+        let a = try fleet.worker("a.log", concurrency: 2), b = try fleet.worker("b.log", concurrency: 2)
+        let loader = try fleet.loader()
+        #expect(fleet.wait(a) == 0 && fleet.wait(b) == 0 && fleet.wait(loader) == 0)
+        let aJobs = fleet.log("a.log").components(separatedBy: "job succeeded").count - 1
+        let bJobs = fleet.log("b.log").components(separatedBy: "job succeeded").count - 1
+        #expect(aJobs > 0 && bJobs > 0, "both workers processed jobs: \(aJobs) and \(bJobs)")
+        #expect(aJobs + bJobs == 18)
+        try fleet.expectExact(days: Self.days)
+
+        // The same days planned again: replaced, not duplicated.
+        try fleet.plan(Self.range)
+        let c = try fleet.worker("c.log"), loader2 = try fleet.loader("loader2.log")
+        #expect(fleet.wait(c) == 0 && fleet.wait(loader2) == 0)
+        try fleet.expectExact(days: Self.days)
+    }
+
+    @Test func aWorkerKilledMidJobHasItsJobsRedeliveredAndTheDataEndsExact() throws {
+        let fleet = try FleetHarness(accounts: Self.threeChannels())
+        defer { fleet.cleanUp() }
+        fleet.api.setFaults(SandboxFaults(latencyMs: 300))
+        try fleet.applyDDL()
+        try fleet.plan(Self.range)
+        let victim = try fleet.worker("victim.log", concurrency: 4)
+        // Let it take jobs and get into the middle of them, then SIGKILL it.
+        let deadline = Date().addingTimeInterval(30)
+        while fleet.api.currentStats.requests < 6, Date() < deadline { usleep(50_000) }
+        kill(victim, SIGKILL)
+        #expect(fleet.wait(victim) == 128 + SIGKILL)
+        fleet.api.setFaults(SandboxFaults(latencyMs: 10))
+        let rescuer = try fleet.worker("rescuer.log"), loader = try fleet.loader()
+        #expect(fleet.wait(rescuer) == 0 && fleet.wait(loader) == 0)
+        try fleet.expectExact(days: Self.days)
+        let status = try fleet.run("huskimo-planner", ["status", "--config", fleet.configPath])
+        #expect(status.0 == 0, "no failed jobs: \(status.1)")
+    }
+
+    @Test func aRevokedChannelFailsPermanentlyAtOnceAndLoadsAfterRequeue() throws {
+        var channels = Self.threeChannels()
+        channels[1].0 = "revoked"
+        let fleet = try FleetHarness(accounts: channels, tokens: ["revoked": "wrong-token-9z"])
+        defer { fleet.cleanUp() }
+        try fleet.applyDDL()
+        try fleet.plan(Self.range)
+        let w = try fleet.worker("w.log"), l = try fleet.loader()
+        #expect(fleet.wait(w) == 0 && fleet.wait(l) == 0)
+        try fleet.expectExact(days: Self.days, channels: ["us", "asia"])
+        #expect(try fleet.rows("twilio_calls", channel: "revoked") == 0)
+
+        let topology = FleetTopology(try fleet.config.queue, targets: ["local"])
+        let client = QueueClient(url: try TestServices.amqpURL(), retryWindow: 5, logger: TestServices.logger)
+        var parked: [AMQPDelivery] = []
+        try client.drain(topology.failedQueue) { parked.append($0); return .keep }
+        #expect(parked.count == 6)
+        #expect(parked.allSatisfy { $0.headers["x-error-class"] == .string("permanent") && $0.headers["x-attempts"] == .int(1) })
+        #expect(parked.allSatisfy { $0.headers["x-channel"] == .string("revoked") })
+        #expect(parked.allSatisfy { ($0.headers["x-error-message"]?.stringValue ?? "").contains("20003") })
+        #expect(!fleet.log("w.log").contains("wrong-token-9z"), "the token never reaches the logs")
+
+        let status = try fleet.run("huskimo-planner", ["status", "--config", fleet.configPath, "--json"])
+        #expect(status.0 == 1, "status exits 1 while jobs are failed")
+        let json = try #require(status.1.firstIndex(of: "{").map { String(status.1[$0...]) })
+        let report = try JSONDecoder().decode(FleetStatus.self, from: Data(json.utf8))
+        #expect(report.failures.map(\.errorClass) == ["permanent"])
+        #expect(report.failures.first?.channel == "revoked" && report.failures.first?.count == 6)
+        #expect(report.queues.contains { $0.name == topology.failedQueue && $0.ready == 6 })
+
+        // The operator fixes the token and re-drives the channel's failed jobs.
+        fleet.accounts[1].token = SandboxAccount.defaults[1].token
+        try fleet.writeConfig()
+        let dry = try fleet.run("huskimo-planner", ["requeue", "--config", fleet.configPath, "--channel", "revoked", "--dry-run"])
+        #expect(dry.1.contains("would requeue 6"))
+        let requeue = try fleet.run("huskimo-planner", ["requeue", "--config", fleet.configPath, "--channel", "revoked"])
+        #expect(requeue.0 == 0 && requeue.1.contains("requeued 6"))
+        let w2 = try fleet.worker("w2.log"), l2 = try fleet.loader("l2.log")
+        #expect(fleet.wait(w2) == 0 && fleet.wait(l2) == 0)
+        try fleet.expectExact(days: Self.days)
+        #expect(try client.depth(topology.failedQueue).ready == 0)
+    }
+
+    @Test func sigtermDuringAJobExitsCleanlyAndLosesNothing() throws {
+        let fleet = try FleetHarness(accounts: Self.threeChannels())
+        defer { fleet.cleanUp() }
+        fleet.api.setFaults(SandboxFaults(latencyMs: 200))
+        try fleet.applyDDL()
+        try fleet.plan(Self.range)
+        let w = try fleet.worker("w.log", concurrency: 3, idle: 30)
+        let deadline = Date().addingTimeInterval(30)
+        while fleet.api.currentStats.requests < 4, Date() < deadline { usleep(50_000) }
+        kill(w, SIGTERM)
+        #expect(fleet.wait(w, timeout: 40) == 0, "a clean exit on SIGTERM")
+        #expect(fleet.log("w.log").contains("shutting down"))
+        fleet.api.setFaults(SandboxFaults())
+        let w2 = try fleet.worker("w2.log"), l = try fleet.loader()
+        #expect(fleet.wait(w2) == 0 && fleet.wait(l) == 0)
+        try fleet.expectExact(days: Self.days)
+    }
+
+    @Test func aBrokerRestartMidRunDoesNotStopTheRun() throws {
+        let fleet = try FleetHarness(accounts: Self.threeChannels())
+        defer { fleet.cleanUp() }
+        fleet.api.setFaults(SandboxFaults(latencyMs: 150))
+        try fleet.applyDDL()
+        try fleet.plan(Self.range)
+        let w = try fleet.worker("w.log", concurrency: 2, idle: 15), l = try fleet.loader(idle: 20)
+        let deadline = Date().addingTimeInterval(30)
+        while fleet.api.currentStats.requests < 4, Date() < deadline { usleep(50_000) }
+        try TestServices.stack("restart-rabbitmq")
+        fleet.api.setFaults(SandboxFaults(latencyMs: 10))
+        #expect(fleet.wait(w, timeout: 150) == 0 && fleet.wait(l, timeout: 150) == 0)
+        try fleet.expectExact(days: Self.days)
+    }
+}
