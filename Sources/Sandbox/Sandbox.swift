@@ -6,11 +6,16 @@ import SandboxKit
 struct Sandbox {
     static func main() throws {
         var port = 0
+        var bulk: Int?
         var arguments = CommandLine.arguments.dropFirst()
         while let argument = arguments.popFirst() {
             if argument == "--port", let value = arguments.popFirst(), let number = Int(value) { port = number }
+            // Records per day of the "Bulk" account (AC…04), for benchmarks.
+            if argument == "--bulk-records", let value = arguments.popFirst(), let number = Int(value) { bulk = number }
         }
-        let api = SandboxAPI()
+        var accounts = SandboxAccount.defaults
+        if let bulk, let index = accounts.firstIndex(where: { $0.friendlyName == "Bulk" }) { accounts[index].recordsPerDay = bulk }
+        let api = SandboxAPI(accounts: accounts)
         let server = HTTPServer { api.handle($0) }
         let bound = try server.start(port: port)
         FileHandle.standardOutput.write(Data("huskimo-sandbox listening on http://127.0.0.1:\(bound)\n".utf8))

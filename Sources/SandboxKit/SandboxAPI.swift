@@ -55,8 +55,7 @@ public final class SandboxAPI: Sendable {
             return Self.error(401, 20003, "Authenticate", detail: "Your AccountSid or AuthToken was incorrect.")
         }
         let f = faults.withLock { $0 }
-        if f.latencyMs > 0 { usleep(UInt32(f.latencyMs * 1000)) }
-        // Per-account concurrency, as Twilio's 20429.
+        // Per-account concurrency, as Twilio's 20429 (answered at once; the latency applies to served requests).
         let current = inFlight.withLock { counts -> Int in
             counts[user, default: 0] += 1
             return counts[user]!
@@ -67,6 +66,7 @@ public final class SandboxAPI: Sendable {
             stats.withLock { $0.throttled += 1 }
             return Self.error(429, 20429, "Too many concurrent requests")
         }
+        if f.latencyMs > 0 { usleep(UInt32(f.latencyMs * 1000)) }
         let n = sequence.wrappingAdd(1, ordering: .relaxed).newValue
         let response = route(request, caller: caller)
         if f.rate > 0, Double(SandboxData.mix(n) % 10_000) / 10_000 < f.rate {

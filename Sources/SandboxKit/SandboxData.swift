@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// A sandbox account: a Twilio Account SID with its token, and how busy it is.
 public struct SandboxAccount: Sendable, Hashable {
@@ -72,14 +73,28 @@ public enum SandboxData {
     ]
 
     /// One generated record: its SID, its filter time (seconds since 1970) and its JSON object.
-    public struct Record {
+    public struct Record: Sendable {
         public var sid: String
         public var time: Int
         public var json: [UInt8]
     }
 
+    /// The last days generated, so paging through a large day does not regenerate it for every page.
+    private static let cache = Mutex<[(key: String, records: [Record])]>([])
+
     /// The records of (account, resource, day), newest first (Twilio's order).
     public static func records(_ account: SandboxAccount, _ resource: String, day: Int) -> [Record] {
+        let key = "\(account.sid)|\(account.recordsPerDay)|\(resource)|\(day)"
+        if let hit = cache.withLock({ $0.first { $0.key == key }?.records }) { return hit }
+        let generated = generate(account, resource, day: day)
+        cache.withLock { entries in
+            entries.insert((key, generated), at: 0)
+            if entries.count > 6 { entries.removeLast() }
+        }
+        return generated
+    }
+
+    static func generate(_ account: SandboxAccount, _ resource: String, day: Int) -> [Record] {
         let n = count(account, resource, day)
         var records: [Record] = []
         records.reserveCapacity(n)

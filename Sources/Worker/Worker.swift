@@ -50,7 +50,13 @@ struct ExtractCommand: AsyncParsableCommand {
         let worker = ExtractWorker(config: loaded, concurrency: concurrency, logger: logger)
         await worker.run(shutdown: shutdown, exitWhenIdle: exitWhenIdle, grace: grace)
         let t = worker.summary
-        logger.info("extract worker stopped", metadata: ["jobs.succeeded": "\(t.succeeded)", "jobs.retried": "\(t.retried)", "jobs.failed": "\(t.failed)"])
+        let usage = ResourceUsage.current
+        logger.info("extract worker stopped", metadata: [
+            "jobs.succeeded": "\(t.succeeded)", "jobs.retried": "\(t.retried)", "jobs.failed": "\(t.failed)", "records": "\(t.records)",
+            "cpu_s": "\(String(format: "%.3f", usage.cpuSeconds))", "max_rss_mib": "\(String(format: "%.1f", usage.maxRSSMiB))",
+        ])
+        // One machine-readable line for the benchmark harness (bench/run.sh).
+        print("huskimo-worker extract: jobs=\(t.succeeded) failed=\(t.failed) records=\(t.records) cpu_s=\(String(format: "%.3f", usage.cpuSeconds)) max_rss_mib=\(String(format: "%.1f", usage.maxRSSMiB))")
     }
 }
 
@@ -74,5 +80,19 @@ struct LoadCommand: AsyncParsableCommand {
         await worker.run(shutdown: shutdown, exitWhenIdle: exitWhenIdle)
         let s = worker.summary
         logger.info("loader stopped", metadata: ["loads.succeeded": "\(s.succeeded)", "rows": "\(s.records)", "loads.failed": "\(s.failed)"])
+    }
+}
+
+/// This process's CPU time and peak resident memory (getrusage).
+struct ResourceUsage {
+    var cpuSeconds: Double
+    var maxRSSMiB: Double
+
+    static var current: ResourceUsage {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        let cpu = Double(usage.ru_utime.tv_sec) + Double(usage.ru_utime.tv_usec) / 1e6 + Double(usage.ru_stime.tv_sec)
+            + Double(usage.ru_stime.tv_usec) / 1e6
+        return ResourceUsage(cpuSeconds: cpu, maxRSSMiB: Double(usage.ru_maxrss) / 1024)
     }
 }

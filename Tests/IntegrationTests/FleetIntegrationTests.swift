@@ -29,6 +29,9 @@ struct FleetIntegrationTests {
         #expect(aJobs > 0 && bJobs > 0, "both workers processed jobs: \(aJobs) and \(bJobs)")
         #expect(aJobs + bJobs == 18)
         try fleet.expectExact(days: Self.days)
+        // Every target (one here) has loaded every object: the staged objects and their markers are gone.
+        let s3 = S3Client(try TestServices.s3(bucket: fleet.id))
+        #expect(try s3.list(prefix: "stage/").isEmpty, "staged objects are deleted once loaded everywhere")
 
         // The same days planned again: replaced, not duplicated.
         try fleet.plan(Self.range)

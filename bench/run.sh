@@ -1,0 +1,156 @@
+#!/usr/bin/env bash
+# bench/run.sh — Huskimo's benchmark harness. Every figure is a ratio against a baseline measured in the
+# same run, on the same machine, with release builds. Results go to stdout and bench/results/<name>.txt.
+#
+#   bench/run.sh extract   CPU-seconds per million records and peak RSS of a worker extracting one large day
+#                          (fetch, parse, convert, gzip, stage) against the sandbox; baseline: the same
+#                          day fetched by curl to /dev/null (the cost of just receiving the bytes).
+#   bench/run.sh fleet     a latency-bound run (sandbox latency, per-account concurrency limit, many jobs):
+#                          wall time against the ideal the API allows, and one worker process against two.
+#   bench/run.sh load      PostgreSQL load throughput (rows/s) of the loader against psql \copy of the
+#                          same rows into the same server.
+#   bench/run.sh all
+set -euo pipefail
+REPO=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd -P)
+cd "$REPO"
+mkdir -p bench/results
+eval "$(bash deploy/local/stack.sh up)"
+swift build -c release >/dev/null 2>&1 || swift build -c release
+BIN=$(swift build -c release --show-bin-path)
+WORK=$(mktemp -d /tmp/huskimo-bench.XXXXXX)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+PORT=${HUSKIMO_BENCH_SANDBOX_PORT:-35810}
+SANDBOX_URL=http://127.0.0.1:$PORT
+start_sandbox() {   # start_sandbox [args…]
+  "$BIN/huskimo-sandbox" --port "$PORT" "$@" >"$WORK/sandbox.log" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 100); do curl -sf "$SANDBOX_URL/sandbox/stats" >/dev/null && return; sleep 0.1; done
+  echo "sandbox did not start" >&2; exit 1
+}
+stop_sandbox() { kill "${pids[-1]}" 2>/dev/null || true; wait "${pids[-1]}" 2>/dev/null || true; unset 'pids[-1]'; }
+faults() { curl -sf -X POST -H 'content-type: application/json' -d "$1" "$SANDBOX_URL/sandbox/faults" >/dev/null; }
+
+config() {   # config PREFIX SCHEMA  (channels from the CHANNELS variable: "name sid token" lines)
+  local prefix=$1 schema=$2
+  cat <<YAML
+queue: {url: "$AMQP_URL", prefix: $prefix, type: classic, retry_delays: [1, 2]}
+channels:
+$(while read -r name sid token; do [[ -n $name ]] && echo "  - {name: $name, type: twilio, api_user: $sid, api_key: $token, api_url: \"$SANDBOX_URL\", pricing_url: \"$SANDBOX_URL\"}"; done <<<"$CHANNELS")
+s3: {access_key_id: "$S3_ACCESS_KEY_ID", secret_access_key: "$S3_SECRET_ACCESS_KEY", region: us-east-1, bucket: huskimo-bench, folder_path: "$prefix", endpoint: "$S3_ENDPOINT", path_style: true}
+targets:
+  - {name: local, type: postgres, host: "$POSTGRES_HOSTNAME", port: $POSTGRES_PORT, database: "$POSTGRES_DB", username: "$POSTGRES_USER", password: "$POSTGRES_PASSWORD", schema: $schema, sslmode: disable}
+YAML
+}
+curl -sf -X PUT --aws-sigv4 aws:amz:us-east-1:s3 -u "$S3_ACCESS_KEY_ID:$S3_SECRET_ACCESS_KEY" \
+  -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' "$S3_ENDPOINT/huskimo-bench" >/dev/null || true
+psql_() { PGPASSWORD=$POSTGRES_PASSWORD psql -h "$POSTGRES_HOSTNAME" -p "$POSTGRES_PORT" -U "$POSTGRES_USER" -d "$POSTGRES_DB" -Atq "$@"; }
+now() { date +%s.%N; }
+calc() { python3 -c "print($1)"; }
+
+bench_extract() {
+  local records=${HUSKIMO_BENCH_RECORDS:-200000} day=2026-11-20 sid=AC00000000000000000000000000000004
+  start_sandbox --bulk-records "$records"
+  local expected; expected=$(curl -sf "$SANDBOX_URL/sandbox/expected?account=$sid&resource=calls&day=$day" | python3 -c 'import json,sys; print(json.load(sys.stdin)["count"])')
+  CHANNELS="bulk $sid sandbox-token-4" config "bx$RANDOM" "bench_x" >"$WORK/x.yaml"
+  # Warm the sandbox's cache, and measure the baseline: curl receiving every page of the day.
+  local url="$SANDBOX_URL/2010-04-01/Accounts/$sid/Calls.json?StartTime=$day&PageSize=1000" pages=0 t0 t1
+  t0=$(now)
+  while [[ -n $url ]]; do
+    curl -sf -u "$sid:sandbox-token-4" "$url" -o "$WORK/page.json"
+    pages=$((pages + 1))
+    url=$(python3 -c 'import json,sys; u=json.load(open(sys.argv[1]))["next_page_uri"]; print(sys.argv[2]+u if u else "")' "$WORK/page.json" "$SANDBOX_URL")
+  done
+  t1=$(now)
+  "$BIN/huskimo-planner" plan --config "$WORK/x.yaml" --date "$day" --resource calls >/dev/null
+  local out; out=$("$BIN/huskimo-worker" extract --config "$WORK/x.yaml" --concurrency 1 --exit-when-idle 2 2>"$WORK/x-worker.log")
+  echo "$out" >&2
+  local cpu rss got
+  cpu=$(sed -n 's/.*cpu_s=\([0-9.]*\).*/\1/p' <<<"$out"); rss=$(sed -n 's/.*max_rss_mib=\([0-9.]*\).*/\1/p' <<<"$out")
+  got=$(sed -n 's/.*records=\([0-9]*\).*/\1/p' <<<"$out")
+  stop_sandbox
+  {
+    echo "extract: one day of calls, $got records (sandbox expects $expected), $pages pages of 1000"
+    echo "  worker CPU: ${cpu} s  →  $(calc "round($cpu / $got * 1e6, 2)") CPU-s per million records (goal ≤ 5)"
+    echo "  worker peak RSS: ${rss} MiB (bound: 64 MiB)"
+    echo "  baseline, curl fetching the same pages: $(calc "round($t1 - $t0, 2)") s wall"
+  } | tee bench/results/extract.txt
+}
+
+run_fleet() {   # run_fleet WORKERS CONCURRENCY → prints "wall requests"
+  local workers=$1 concurrency=$2 prefix="bf$1$RANDOM"
+  config "$prefix" "bench_f" >"$WORK/f.yaml"
+  "$BIN/huskimo-planner" plan --config "$WORK/f.yaml" --from 2026-11-14 --to 2026-11-21 --resource calls --resource messages >/dev/null
+  local before after t0 t1 wp=()
+  before=$(curl -sf "$SANDBOX_URL/sandbox/stats" | python3 -c 'import json,sys; print(json.load(sys.stdin)["requests"])')
+  t0=$(now)
+  for i in $(seq "$workers"); do
+    "$BIN/huskimo-worker" extract --config "$WORK/f.yaml" --concurrency "$concurrency" --exit-when-idle 1 >/dev/null 2>"$WORK/f$i.log" &
+    wp+=($!)
+  done
+  wait "${wp[@]}"
+  t1=$(now)
+  after=$(curl -sf "$SANDBOX_URL/sandbox/stats" | python3 -c 'import json,sys; print(json.load(sys.stdin)["requests"])')
+  echo "$(calc "round($t1 - $t0 - 1, 2)") $((after - before))"   # minus the idle second before exit
+}
+
+bench_fleet() {
+  # 48 jobs (3 accounts × 8 days × calls, messages): one request each at the sandbox's latency.
+  local latency=500 limit=2 jobs_per_account=16
+  start_sandbox
+  CHANNELS=$'us AC00000000000000000000000000000001 sandbox-token-1\neu AC00000000000000000000000000000002 sandbox-token-2\nasia AC00000000000000000000000000000003 sandbox-token-3'
+  # A: the API is the bottleneck (2 concurrent requests per account); one worker with room to spare.
+  faults "{\"latencyMs\": $latency, \"concurrencyLimit\": $limit}"
+  read -r wallA reqA < <(run_fleet 1 6)
+  local ideal; ideal=$(calc "round($jobs_per_account * $latency / 1000 / $limit, 2)")
+  # B: the workers are the bottleneck (no API limit, 2 jobs at a time per worker): one process against two.
+  faults "{\"latencyMs\": $latency}"
+  read -r wall1 req1 < <(run_fleet 1 2)
+  read -r wall2 req2 < <(run_fleet 2 2)
+  stop_sandbox
+  {
+    echo "fleet: 48 jobs over 3 accounts, ${latency} ms per request"
+    echo "  A, API-bound (${limit} concurrent requests per account, 1 worker, concurrency 6): ${wallA} s, $reqA requests (429s included)"
+    echo "    ideal = ${jobs_per_account} requests per account × ${latency} ms ÷ ${limit} = ${ideal} s → $(calc "round($wallA / $ideal, 2)")× the ideal (goal ≤ 1.25)"
+    echo "  B, worker-bound (concurrency 2 per worker): 1 process ${wall1} s, 2 processes ${wall2} s → $(calc "round($wall1 / $wall2, 2)")× faster (goal ≥ 1.8)"
+  } | tee bench/results/fleet.txt
+}
+
+bench_load() {
+  local rows=${HUSKIMO_BENCH_LOAD_ROWS:-300000} sid=AC00000000000000000000000000000004
+  start_sandbox --bulk-records "$rows"
+  CHANNELS="bulk $sid sandbox-token-4" config "bl$RANDOM" "bench_l" >"$WORK/l.yaml"
+  psql_ -c "DROP SCHEMA IF EXISTS bench_l CASCADE"
+  "$BIN/huskimo-planner" ddl --config "$WORK/l.yaml" --apply >/dev/null
+  "$BIN/huskimo-planner" plan --config "$WORK/l.yaml" --date 2026-11-20 --resource calls >/dev/null
+  "$BIN/huskimo-worker" extract --config "$WORK/l.yaml" --concurrency 1 --exit-when-idle 1 >/dev/null 2>"$WORK/l-worker.log"
+  stop_sandbox
+  local t0 t1 n
+  t0=$(now)
+  "$BIN/huskimo-worker" load --config "$WORK/l.yaml" --target local --exit-when-idle 0.5 2>"$WORK/l-loader.log"
+  t1=$(now)
+  n=$(psql_ -c "SELECT count(*) FROM bench_l.twilio_calls")
+  local ours; ours=$(calc "$t1 - $t0 - 0.5")
+  # Baseline: psql \copy of the same rows (exported as COPY text) into a table of the same shape.
+  psql_ -c "\\copy bench_l.twilio_calls TO '$WORK/calls.copy'"
+  psql_ -c "CREATE TABLE bench_l.calls_copy (LIKE bench_l.twilio_calls)"
+  local p0 p1
+  p0=$(now); psql_ -c "\\copy bench_l.calls_copy FROM '$WORK/calls.copy'"; p1=$(now)
+  local theirs; theirs=$(calc "$p1 - $p0")
+  {
+    echo "load: $n rows of twilio_calls from S3 (gzip) into PostgreSQL"
+    echo "  huskimo loader: $(calc "round($ours, 2)") s → $(calc "round($n / $ours)") rows/s (S3 GET + gunzip + COPY + ledger, in one transaction)"
+    echo "  psql \\copy from a local file: $(calc "round($theirs, 2)") s → $(calc "round($n / $theirs)") rows/s"
+    echo "  ratio: $(calc "round(($n / $ours) / ($n / $theirs), 2)") of psql's throughput"
+  } | tee bench/results/load.txt
+}
+
+case ${1:-all} in
+  extract) bench_extract ;;
+  fleet) bench_fleet ;;
+  load) bench_load ;;
+  all) bench_extract; bench_fleet; bench_load ;;
+  *) echo "usage: bench/run.sh extract|fleet|load|all" >&2; exit 2 ;;
+esac
