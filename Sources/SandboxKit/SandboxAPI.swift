@@ -14,6 +14,15 @@ public struct SandboxFaults: Sendable, Codable, Equatable {
     /// Accounts whose token is refused (401, code 20003).
     public var revoked: [String] = []
 
+    /// Every key is optional in the control JSON (`{"latencyMs": 100}` leaves the rest at their defaults).
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        rate = try c.decodeIfPresent(Double.self, forKey: .rate) ?? 0
+        latencyMs = try c.decodeIfPresent(Int.self, forKey: .latencyMs) ?? 0
+        concurrencyLimit = try c.decodeIfPresent(Int.self, forKey: .concurrencyLimit) ?? 0
+        revoked = try c.decodeIfPresent([String].self, forKey: .revoked) ?? []
+    }
+
     public init(rate: Double = 0, latencyMs: Int = 0, concurrencyLimit: Int = 0, revoked: [String] = []) {
         self.rate = rate
         self.latencyMs = latencyMs

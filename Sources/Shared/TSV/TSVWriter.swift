@@ -97,6 +97,11 @@ public struct TSVWriter {
 
     public mutating func noteBackslashN() { backslashNValues += 1 }
 
+    /// Appends bytes already known to need no escaping (no TAB, LF, CR, backslash or NUL), in one copy.
+    @inline(__always) public mutating func appendVerbatim(_ bytes: UnsafeRawBufferPointer) {
+        buffer.append(contentsOf: bytes)
+    }
+
     mutating func setRows(_ count: Int) {
         rows = count
         fieldsInRow = 0

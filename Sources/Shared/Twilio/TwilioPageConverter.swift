@@ -27,6 +27,7 @@ public struct TwilioPageConverter {
     private let keys: [[UInt8]]
     /// For each column, the index of its key in `keys` (-1: no key).
     private let columnKey: [Int]
+    /// The channel name, already TSV-escaped.
     private let channelName: [UInt8]
     private let whenRetrieved: [UInt8]
     private let recordsKey: [UInt8]
@@ -59,7 +60,10 @@ public struct TwilioPageConverter {
         self.partitionKey = table.partitionColumn.flatMap { column in
             table.columns.first { $0.name == column }?.source.jsonKey.flatMap { keys.firstIndex(of: Array($0.utf8)) }
         } ?? -1
-        self.channelName = Array(channelName.utf8)
+        var escaped = TSVWriter(capacity: 64)
+        escaped.beginField()
+        for b in channelName.utf8 { escaped.appendEscaped(b) }
+        self.channelName = escaped.buffer
         self.whenRetrieved = Array(whenRetrieved.utf8)
         self.recordsKey = Array(table.recordsKey.utf8)
         self.day = day
@@ -121,15 +125,22 @@ public struct TwilioPageConverter {
             switch source {
             case .channelName:
                 writer.beginField()
-                for b in channelName { writer.appendEscaped(b) }
+                channelName.withUnsafeBytes { writer.appendVerbatim($0) }
             case .whenRetrieved:
                 whenRetrieved.withUnsafeBytes { writer.plain($0) }
             case .text:
                 switch slot.kind {
                 case .absent, .null: writer.null()
+                case .string where !slot.escaped:
+                    // JSON forbids raw control characters in strings and escapes every backslash, so an
+                    // unescaped JSON string holds no byte the TSV format escapes: one copy.
+                    writer.beginField()
+                    writer.appendVerbatim(UnsafeRawBufferPointer(rebasing: bytes[slot.start..<slot.end]))
                 case .string:
                     writer.beginField()
-                    if slot.count == 2, bytes[slot.start] == 0x5C, bytes[slot.start + 1] == 0x4E { writer.noteBackslashN() }
+                    if slot.count == 3, bytes[slot.start] == 0x5C, bytes[slot.start + 1] == 0x5C, bytes[slot.start + 2] == 0x4E {
+                        writer.noteBackslashN()
+                    }
                     try scanner.decode(slot) { writer.appendEscaped($0) }
                 case .number, .bool:
                     writer.plain(UnsafeRawBufferPointer(rebasing: bytes[slot.start..<slot.end]))
