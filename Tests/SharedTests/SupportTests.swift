@@ -126,3 +126,18 @@ import Testing
         #expect(HTTPRequest.stripQuery("https://u:p@h.example/a/b?token=x") == "https://h.example/a/b")
     }
 }
+
+@Suite struct AdaptiveLimiterTests {
+    @Test func aBurstOf429sHalvesOnceAndSuccessesGrowItBack() {
+        let limiter = AdaptiveLimiter(initial: 8, maximum: 10, growAfter: 3)
+        let epochs = (0..<4).map { _ in limiter.acquire() }
+        for e in epochs { limiter.release(throttled: true, epoch: e) }  // four 429s of one burst
+        #expect(limiter.currentLimit == 4)
+        let e = limiter.acquire()
+        limiter.release(throttled: true, epoch: e)  // a new 429 after the decrease halves again
+        #expect(limiter.currentLimit == 2)
+        for _ in 0..<6 { limiter.release(throttled: false, epoch: limiter.acquire()) }
+        #expect(limiter.currentLimit == 4)
+        #expect(limiter.hasCapacity)
+    }
+}

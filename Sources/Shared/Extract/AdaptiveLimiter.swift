@@ -1,13 +1,16 @@
 import Foundation
 
 /// Per-account concurrency that adapts to the API, like TCP's congestion window: a 429 halves the limit
-/// (never below 1), every `growAfter` successes in a row raise it by one (up to `maximum`). Callers block in
+/// (never below 1) — once per burst: 429s of requests that started before the last decrease do not halve it
+/// again — and every `growAfter` successes in a row raise it by one (up to `maximum`). Callers block in
 /// ``acquire()`` while the account is at its limit. Thread-safe.
 public final class AdaptiveLimiter: @unchecked Sendable {  // all state under `condition`
     private let condition = NSCondition()
     private var limit: Int
     private var inFlight = 0
     private var successes = 0
+    /// Bumped at every decrease; a request remembers the epoch it started in.
+    private var epoch = 0
     public let maximum: Int
     private let growAfter: Int
 
@@ -19,18 +22,28 @@ public final class AdaptiveLimiter: @unchecked Sendable {  // all state under `c
 
     public var currentLimit: Int { condition.withLock { limit } }
 
-    public func acquire() {
+    /// Whether a request could start now without waiting.
+    public var hasCapacity: Bool { condition.withLock { inFlight < limit } }
+
+    /// Waits for a slot. - Returns: the epoch to hand back to ``release(throttled:epoch:)``.
+    @discardableResult
+    public func acquire() -> Int {
         condition.lock()
         while inFlight >= limit { condition.wait() }
         inFlight += 1
+        let current = epoch
         condition.unlock()
+        return current
     }
 
-    public func release(throttled: Bool) {
+    public func release(throttled: Bool, epoch started: Int = Int.max) {
         condition.lock()
         inFlight -= 1
         if throttled {
-            limit = max(1, limit / 2)
+            if started >= epoch {
+                limit = max(1, limit / 2)
+                epoch += 1
+            }
             successes = 0
         } else {
             successes += 1

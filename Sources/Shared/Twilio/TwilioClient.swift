@@ -53,7 +53,7 @@ public struct TwilioClient: Sendable {
         while true {
             var request = HTTPRequest(url: url, headers: [("Accept", "application/json")], timeout: timeout)
             request.basicAuth = (user, token)
-            limiter.acquire()
+            let epoch = limiter.acquire()
             var throttled = false
             let failure: any ClassifiedError
             var retryAfter: Double?
@@ -61,7 +61,7 @@ public struct TwilioClient: Sendable {
             do {
                 let response = try http.execute(request)
                 throttled = response.status == 429
-                limiter.release(throttled: throttled)
+                limiter.release(throttled: throttled, epoch: epoch)
                 if response.status == 200 {
                     do {
                         return try consume(response.body)
@@ -76,7 +76,7 @@ public struct TwilioClient: Sendable {
                     failure = error
                 }
             } catch let error as CurlError {
-                limiter.release(throttled: false)
+                limiter.release(throttled: false, epoch: epoch)
                 guard error.isRetriable else { throw error }
                 failure = error
             }
@@ -86,7 +86,9 @@ public struct TwilioClient: Sendable {
                                   url: request.displayURL, errorClass: .transient)
             }
             tally.retries += 1
-            let delay = max(retryAfter ?? 0, backoff.delay(attempt: attempt - 1))
+            // A 429 has already lowered the account's limit: the limiter paces the retry (it waits for one of our
+            // own requests to that account to finish), so only a short pause is added unless Retry-After says more.
+            let delay = throttled ? max(retryAfter ?? 0, 0.05 * Double(attempt)) : max(retryAfter ?? 0, backoff.delay(attempt: attempt - 1))
             logger.debug("retrying Twilio request", metadata: ["url": "\(request.displayURL)", "error": "\(failure)", "retry.in_s": "\(delay)"])
             Thread.sleep(forTimeInterval: delay)
         }

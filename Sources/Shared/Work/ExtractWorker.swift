@@ -32,7 +32,9 @@ public final class ExtractWorker: Sendable {
         self.concurrency = concurrency
         self.logger = logger
         self.client = QueueClient(url: config.queue.url, topology: topology.topology, logger: logger)
-        self.consumer = QueueConsumer(url: config.queue.url, queue: topology.extractQueue, prefetch: concurrency,
+        // Prefetch twice the concurrency: the next job is already here when one finishes (no ack round trip
+        // between jobs); a job starts only when a slot is free, and unstarted ones go back if the worker stops.
+        self.consumer = QueueConsumer(url: config.queue.url, queue: topology.extractQueue, prefetch: concurrency * 2,
                                       topology: topology.topology, logger: logger)
         self.s3 = S3Client(config.s3.s3Endpoint, http: http)
         self.twilio = TwilioClient(http: http, limiters: limiters, logger: logger)
@@ -51,26 +53,35 @@ public final class ExtractWorker: Sendable {
     public func run(shutdown: ShutdownSignal, exitWhenIdle: Double? = nil, grace: Double = 30) async {
         consumer.start()
         var lastActivity = Date()
+        // Deliveries taken from the consumer but not started: the next job is the first whose account has a
+        // free request slot, so a job for a saturated account does not hold a slot that another account could use.
+        var pending: [AMQPDelivery] = []
         while !shutdown.requested {
-            if jobsInFlight >= concurrency {
-                try? await Task.sleep(for: .milliseconds(10))
-                lastActivity = Date()
+            while pending.count < concurrency, let more = await consumer.next(timeout: pending.isEmpty && jobsInFlight == 0 ? 0.25 : 0.005) {
+                pending.append(more)
+            }
+            if jobsInFlight >= concurrency || pending.isEmpty {
+                if jobsInFlight > 0 || !pending.isEmpty { lastActivity = Date() }
+                if let exitWhenIdle, jobsInFlight == 0, pending.isEmpty, -lastActivity.timeIntervalSinceNow >= exitWhenIdle { break }
+                if jobsInFlight >= concurrency { try? await Task.sleep(for: .milliseconds(5)) }
                 continue
             }
-            guard let delivery = await consumer.next(timeout: 0.25) else {
-                if jobsInFlight > 0 { lastActivity = Date() }
-                if let exitWhenIdle, jobsInFlight == 0, -lastActivity.timeIntervalSinceNow >= exitWhenIdle { break }
-                continue
-            }
+            let index = pending.firstIndex { hasCapacity($0) } ?? 0
+            let delivery = pending.remove(at: index)
             lastActivity = Date()
             inFlight.add(1, ordering: .relaxed)
             // Unstructured on purpose: after the grace period the worker exits without waiting for a job stuck in
             // a blocking call; its delivery is unacked, so the broker hands it to another worker.
+            let account = account(of: delivery)
+            if let account { activeByAccount.withLock { $0[account, default: 0] += 1 } }
             Task {
                 await self.process(delivery)
+                if let account { self.activeByAccount.withLock { $0[account, default: 1] -= 1 } }
                 self.inFlight.subtract(1, ordering: .relaxed)
             }
         }
+        // Taken but never started: back to the queue for another worker.
+        for delivery in pending { await consumer.reject(delivery, requeue: true) }
         consumer.pause()
         if shutdown.requested {
             logger.info("shutting down: waiting for in-flight jobs", metadata: ["jobs.in_flight": "\(jobsInFlight)", "grace_s": "\(grace)"])
@@ -82,6 +93,23 @@ public final class ExtractWorker: Sendable {
         }
         await consumer.stop()
         client.close()
+    }
+
+    /// Jobs running per account (the channel's Account SID).
+    private let activeByAccount = Mutex<[String: Int]>([:])
+
+    private func account(of delivery: AMQPDelivery) -> String? {
+        guard let job = try? FleetMessages.decodeJob(delivery.body),
+              let channel = config.channel(named: job.channel, type: job.resource.channelType)
+        else { return nil }
+        return channel.apiUser
+    }
+
+    /// Whether the account a delivery's job talks to has fewer jobs running than its current request limit.
+    private func hasCapacity(_ delivery: AMQPDelivery) -> Bool {
+        guard let account = account(of: delivery) else { return true }
+        let limit = twilio.limiters.limiter(for: account).currentLimit
+        return activeByAccount.withLock { $0[account, default: 0] } < limit
     }
 
     func process(_ delivery: AMQPDelivery) async {

@@ -69,6 +69,29 @@ public struct JobPlanner: Sendable {
                 }
             }
         }
-        return (jobs, warnings)
+        return (JobPlanner.interleaved(jobs), warnings)
+    }
+
+    /// Jobs in round-robin order across channels: a worker takes its prefetch of consecutive jobs, and
+    /// consecutive jobs of one account would all wait on that account's API concurrency while other
+    /// accounts' jobs sit in the queue.
+    public static func interleaved(_ jobs: [ExtractJob]) -> [ExtractJob] {
+        var index: [String: Int] = [:]
+        var byChannel: [[ExtractJob]] = []
+        for job in jobs {
+            if let i = index[job.channel] {
+                byChannel[i].append(job)
+            } else {
+                index[job.channel] = byChannel.count
+                byChannel.append([job])
+            }
+        }
+        var result: [ExtractJob] = []
+        result.reserveCapacity(jobs.count)
+        let rounds = byChannel.map(\.count).max() ?? 0
+        for round in 0..<rounds {
+            for list in byChannel where round < list.count { result.append(list[round]) }
+        }
+        return result
     }
 }
