@@ -23,25 +23,12 @@ func fail(_ message: String, _ code: ExitCode = ExitCodes.badConfig) -> ExitCode
     return code
 }
 
-/// Loads the configuration or exits 2 with every problem and its key path.
 func loadConfig(_ path: String) throws -> FleetConfig {
-    do {
-        let config = try FleetConfig.load(path: path)
-        for warning in config.warnings { FileHandle.standardError.write(Data("warning: \(warning)\n".utf8)) }
-        return config
-    } catch let error as ConfigError {
-        throw fail("\(error)")
-    }
+    guard let config = CommandSupport.loadConfig(path) else { throw ExitCode(2) }
+    return config
 }
 
-func makeLogger(_ label: String) -> Logger {
-    LoggingSystem.bootstrap { label in
-        var handler = StreamLogHandler.standardError(label: label)
-        handler.logLevel = Logger.Level(rawValue: ProcessInfo.processInfo.environment["HUSKIMO_LOG_LEVEL"] ?? "info") ?? .info
-        return handler
-    }
-    return Logger(label: label)
-}
+func makeLogger(_ label: String) -> Logger { CommandSupport.logger(label) }
 
 /// `--date`, `--from/--to`, `--channel`, `--resource`: the selection shared by plan and run.
 struct SelectionOptions: ParsableArguments {

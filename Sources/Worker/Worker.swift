@@ -11,24 +11,11 @@ struct Worker: AsyncParsableCommand {
 }
 
 func loadConfig(_ path: String) throws -> FleetConfig {
-    do {
-        let config = try FleetConfig.load(path: path)
-        for warning in config.warnings { FileHandle.standardError.write(Data("warning: \(warning)\n".utf8)) }
-        return config
-    } catch let error as ConfigError {
-        FileHandle.standardError.write(Data("huskimo: \(error)\n".utf8))
-        throw ExitCode(2)
-    }
+    guard let config = CommandSupport.loadConfig(path) else { throw ExitCode(2) }
+    return config
 }
 
-func makeLogger(_ label: String) -> Logger {
-    LoggingSystem.bootstrap { label in
-        var handler = StreamLogHandler.standardError(label: label)
-        handler.logLevel = Logger.Level(rawValue: ProcessInfo.processInfo.environment["HUSKIMO_LOG_LEVEL"] ?? "info") ?? .info
-        return handler
-    }
-    return Logger(label: label)
-}
+func makeLogger(_ label: String) -> Logger { CommandSupport.logger(label) }
 
 struct ExtractCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "extract", abstract: "Consumes extract jobs.")
