@@ -573,7 +573,23 @@ cmd_start_rabbit() {
 cmd_restart_rabbit() {
   local t; t=$(now)
   stop_rabbit KILL
-  cmd_start_rabbit
+  # The killed node's listeners can outlive its pid for a moment (seen in CI: the new node then died with
+  # could_not_start_listener on 35672): wait until nothing answers on the AMQP and management ports.
+  for _ in $(seq 150); do
+    port_open "$AMQP_PORT" || port_open "$MGMT_PORT" || break
+    sleep 0.1
+  done
+  # A port still held (by a child the old node left behind): kill whatever listens on it.
+  if port_open "$AMQP_PORT" && command -v ss >/dev/null; then
+    ss -ltnpH "sport = :$AMQP_PORT" 2>/dev/null | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u | xargs -r kill -KILL 2>/dev/null || true
+    sleep 0.5
+  fi
+  # And if the new node still loses the race for a port, start it once more.
+  if ! (cmd_start_rabbit); then
+    log "rabbitmq did not come back on the first try; starting it again"
+    sleep 2
+    cmd_start_rabbit
+  fi
   log "rabbitmq restarted in $(elapsed "$t")s"
 }
 
