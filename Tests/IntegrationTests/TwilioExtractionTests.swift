@@ -61,7 +61,8 @@ final class TwilioExtractionTests {
     static let days = [Day("2026-11-20")!, Day("2026-11-21")!]
 
     @Test func everyResourceMatchesTheSandboxExactlyWithFaultsAndAConcurrencyLimit() async throws {
-        api.setFaults(SandboxFaults(rate: 0.05, concurrencyLimit: 2))
+        // 30 ms per request makes the six concurrent jobs overlap, so the limit of 2 per account is really hit.
+        api.setFaults(SandboxFaults(rate: 0.05, latencyMs: 30, concurrencyLimit: 2))
         defer { api.setFaults(SandboxFaults()) }
         let accounts = [SandboxAccount.defaults[0], SandboxAccount.defaults[1], SandboxAccount.defaults[2]]
         var jobs: [(SandboxAccount, ExtractJob)] = []

@@ -118,9 +118,8 @@ public final class ExtractWorker: Sendable {
         do {
             job = try FleetMessages.decodeJob(delivery.body)
         } catch {
-            await park(body: delivery.body, id: delivery.messageID, channel: nil, resource: nil, day: nil, attempts: 0,
-                       errorClass: .permanent, message: "not a valid extract job: \(error)")
-            await consumer.ack(delivery)
+            if await park(body: delivery.body, id: delivery.messageID, channel: nil, resource: nil, day: nil, attempts: 0,
+                       errorClass: .permanent, message: "not a valid extract job: \(error)") { await consumer.ack(delivery) }
             return
         }
         var current = job
@@ -128,17 +127,23 @@ public final class ExtractWorker: Sendable {
             // A worker died holding this job: count that as an attempt, so a job that kills workers ends parked.
             current.attempt += 1
             if current.attempt >= config.queue.maxAttempts {
-                await park(job: current, errorClass: .permanent, message: "redelivered \(current.attempt) times: it keeps killing workers")
+                guard await park(job: current, errorClass: .permanent, message: "redelivered \(current.attempt) times: it keeps killing workers")
+                else { return }
             } else {
-                try? await client.publish([AMQPMessage(exchange: topology.exchange, routingKey: topology.extractQueue,
-                                                       body: FleetMessages.encode(current), messageID: current.jobID)])
+                do {
+                    try await client.publish([AMQPMessage(exchange: topology.exchange, routingKey: topology.extractQueue,
+                                                          body: FleetMessages.encode(current), messageID: current.jobID)])
+                } catch {
+                    // Not republished: leave this delivery unacked so the broker keeps the job.
+                    logger.warning("cannot republish a redelivered job; it stays on the queue", metadata: ["job.id": "\(job.jobID)", "error": "\(error)"])
+                    return
+                }
             }
             await consumer.ack(delivery)
             return
         }
         guard let channel = config.channel(named: job.channel, type: job.resource.channelType) else {
-            await park(job: job, errorClass: .permanent, message: "no \(job.resource.channelType) channel named \(job.channel) in this worker's configuration")
-            await consumer.ack(delivery)
+            if await park(job: job, errorClass: .permanent, message: "no \(job.resource.channelType) channel named \(job.channel) in this worker's configuration") { await consumer.ack(delivery) }
             return
         }
         let extractor = TwilioExtractor(channel: channel, client: twilio, s3: s3, folder: config.s3.folderPath)
@@ -181,29 +186,32 @@ public final class ExtractWorker: Sendable {
             } else {
                 var parked = job
                 parked.attempt = next
-                await park(job: parked, errorClass: jobError.errorClass,
-                           message: jobError.isRetriable ? "gave up after \(next) attempts: \(jobError.message)" : jobError.message)
-                await consumer.ack(delivery)
+                if await park(job: parked, errorClass: jobError.errorClass,
+                           message: jobError.isRetriable ? "gave up after \(next) attempts: \(jobError.message)" : jobError.message) { await consumer.ack(delivery) }
             }
         }
     }
 
-    private func park(job: ExtractJob, errorClass: ErrorClass, message: String) async {
+    /// Parks a job in the failed queue. - Returns: false when it could not be published (then do not ack it).
+    @discardableResult
+    private func park(job: ExtractJob, errorClass: ErrorClass, message: String) async -> Bool {
         await park(body: FleetMessages.encode(job), id: job.jobID, channel: job.channel, resource: job.resource.rawValue,
                    day: job.day?.description, attempts: job.attempt, errorClass: errorClass, message: message)
     }
 
     private func park(body: [UInt8], id: String?, channel: String?, resource: String?, day: String?, attempts: Int,
-                      errorClass: ErrorClass, message: String) async {
+                      errorClass: ErrorClass, message: String) async -> Bool {
         let headers = FleetMessages.failureHeaders(errorClass: errorClass, message: message, channel: channel, resource: resource,
                                                    day: day, attempts: attempts, id: id)
         do {
             try await client.publish([AMQPMessage(exchange: topology.exchange, routingKey: topology.failedQueue, body: body,
                                                   headers: headers, messageID: id)])
         } catch {
-            logger.error("cannot park a failed job", metadata: ["job.id": "\(id ?? "?")", "error": "\(error)"])
+            logger.error("cannot park a failed job; it stays on the queue", metadata: ["job.id": "\(id ?? "?")", "error": "\(error)"])
+            return false
         }
         tally.withLock { $0.failed += 1 }
         logger.error("job failed", metadata: ["job.id": "\(id ?? "?")", "error.class": "\(errorClass)", "error": "\(message)"])
+        return true
     }
 }

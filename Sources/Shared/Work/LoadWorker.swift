@@ -84,8 +84,7 @@ public final class LoadWorker: Sendable {
             do {
                 messages.append((delivery, try FleetMessages.decodeLoad(delivery.body)))
             } catch {
-                await park(delivery.body, id: delivery.messageID, load: nil, errorClass: .permanent, message: "not a valid load message: \(error)")
-                await consumer.ack(delivery)
+                if await park(delivery.body, id: delivery.messageID, load: nil, errorClass: .permanent, message: "not a valid load message: \(error)") { await consumer.ack(delivery) }
             }
         }
         guard !messages.isEmpty else { return }
@@ -101,8 +100,7 @@ public final class LoadWorker: Sendable {
                     let outcome = try await Blocking.run { try loader.load([load]) }
                     await finish([(delivery, load)], outcome)
                 } catch let error as any ClassifiedError where !error.isRetriable {
-                    await park(delivery.body, id: load.loadID, load: load, errorClass: .permanent, message: error.description)
-                    await consumer.ack(delivery)
+                    if await park(delivery.body, id: load.loadID, load: load, errorClass: .permanent, message: error.description) { await consumer.ack(delivery) }
                 }
             }
         }
@@ -123,17 +121,20 @@ public final class LoadWorker: Sendable {
         }
     }
 
-    private func park(_ body: [UInt8], id: String?, load: LoadMessage?, errorClass: ErrorClass, message: String) async {
+    /// Parks a load in the failed-load queue. - Returns: false when it could not be published (then do not ack it).
+    private func park(_ body: [UInt8], id: String?, load: LoadMessage?, errorClass: ErrorClass, message: String) async -> Bool {
         let headers = FleetMessages.failureHeaders(errorClass: errorClass, message: message, channel: load?.channel,
                                                    resource: load?.resource, day: load?.partition, attempts: 1, id: id)
         do {
             try await client.publish([AMQPMessage(exchange: topology.exchange, routingKey: topology.failedLoadQueue(target.name),
                                                   body: body, headers: headers, messageID: id)])
         } catch {
-            logger.error("cannot park a failed load", metadata: ["load.id": "\(id ?? "?")", "error": "\(error)"])
+            logger.error("cannot park a failed load; it stays on the queue", metadata: ["load.id": "\(id ?? "?")", "error": "\(error)"])
+            return false
         }
         tally.withLock { $0.failed += 1 }
         logger.error("load failed", metadata: ["load.id": "\(id ?? "?")", "target": "\(target.name)", "error": "\(message)"])
+        return true
     }
 }
 
