@@ -84,6 +84,7 @@ public final class WarehouseLoader: @unchecked Sendable {  // used by one load l
         var rows = 0
         var applied: [String] = []
         var skipped: [(String, String)] = []
+        var applying: [LoadMessage] = []
         try pg.transaction {
             for message in candidates {
                 let keys = message.objects.map(\.key)
@@ -105,20 +106,43 @@ public final class WarehouseLoader: @unchecked Sendable {  // used by one load l
                     try deletePartition(table, message, pg)
                     try afterDelete?(message.loadID)
                 }
-                for object in message.objects {
-                    let loaded = try copy(object, into: table, pg, loadID: message.loadID)
-                    guard loaded == object.rows else {
-                        throw LoadError(loadID: message.loadID, errorClass: .permanent,
-                                        message: "\(object.key): loaded \(loaded) rows, the load message says \(object.rows)")
+                applying.append(message)
+            }
+            // PostgreSQL: every object streamed into COPY FROM STDIN. Redshift: one COPY of one manifest for the
+            // whole table's batch (the cluster loads the files in parallel).
+            switch flavor {
+            case .postgres:
+                for message in applying {
+                    for object in message.objects {
+                        let loaded = try copy(object, into: table, pg, loadID: message.loadID)
+                        guard loaded == object.rows else {
+                            throw LoadError(loadID: message.loadID, errorClass: .permanent,
+                                            message: "\(object.key): loaded \(loaded) rows, the load message says \(object.rows)")
+                        }
+                        rows += loaded
+                    }
+                }
+            case .redshift:
+                let objects = applying.flatMap(\.objects)
+                if !objects.isEmpty {
+                    let loaded = try copyManifest(objects, into: table, pg, loadID: applying[0].loadID)
+                    let expected = objects.reduce(0) { $0 + $1.rows }
+                    guard loaded == expected else {
+                        throw LoadError(loadID: applying[0].loadID, errorClass: .permanent,
+                                        message: "\(table.name): COPY loaded \(loaded) rows, the load messages say \(expected)")
                     }
                     rows += loaded
+                }
+            }
+            for message in applying {
+                for object in message.objects {
                     try pg.query(
                         """
                         INSERT INTO \(schema).load_ledger (object_key, table_name, channel_name, partition_key, rows_loaded, job_id, load_id, extracted_at)
                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8::timestamptz)
                         """,
-                        [object.key, table.name, message.channel, message.partition, String(loaded), message.jobID, message.loadID,
-                         message.extractedAt])
+                        [object.key, table.name, message.channel, message.partition, String(object.rows), message.jobID,
+                         message.loadID, message.extractedAt])
                 }
                 applied.append(message.loadID)
             }
@@ -146,7 +170,7 @@ public final class WarehouseLoader: @unchecked Sendable {  // used by one load l
     }
 
     /// Loads one object. PostgreSQL: streamed from S3 through gunzip into `COPY FROM STDIN`, its SHA-256
-    /// checked on the way. Redshift: `COPY … MANIFEST` of a one-entry manifest.
+    /// checked on the way. (Redshift batches go through ``copyManifest(_:into:_:loadID:)``.)
     private func copy(_ object: StagedObject, into table: WarehouseSchema.Table, _ pg: PostgresConnection, loadID: String) throws -> Int {
         switch flavor {
         case .postgres:
@@ -169,21 +193,27 @@ public final class WarehouseLoader: @unchecked Sendable {  // used by one load l
             }
             return loaded
         case .redshift:
-            let manifestKey = object.key + ".manifest"
-            try s3.put(manifestKey, Array(RedshiftCopy.manifest(bucket: s3Config.bucket, keys: [object.key]).utf8),
-                       contentType: "application/json")
-            defer { _ = try? s3.delete([manifestKey]) }
-            do {
-                try pg.execute(RedshiftCopy.statement(schema: target.schema, table: table, bucket: s3Config.bucket,
-                                                      manifestKey: manifestKey, region: s3Config.region, auth: redshiftAuth))
-            } catch let error as PQError {
-                // The statement may carry the S3 secret (key-pair auth): scrub it from anything that gets printed.
-                throw LoadError(loadID: loadID, errorClass: error.errorClass,
-                                message: error.description.redacting([s3Config.secretAccessKey]))
-            }
-            let count = try pg.query("SELECT pg_last_copy_count()")
-            return Int(count[0][0] ?? "0") ?? 0
+            return try copyManifest([object], into: table, pg, loadID: loadID)
         }
+    }
+
+    /// Redshift: `COPY … MANIFEST` of all `objects` in one statement; returns `pg_last_copy_count()`.
+    private func copyManifest(_ objects: [StagedObject], into table: WarehouseSchema.Table, _ pg: PostgresConnection,
+                              loadID: String) throws -> Int {
+        let manifestKey = [s3Config.folderPath, "_manifests", "\(Digest.sha256Hex(Array(loadID.utf8))).manifest"]
+            .filter { !$0.isEmpty }.joined(separator: "/")
+        try s3.put(manifestKey, Array(RedshiftCopy.manifest(bucket: s3Config.bucket, keys: objects.map(\.key)).utf8),
+                   contentType: "application/json")
+        defer { _ = try? s3.delete([manifestKey]) }
+        do {
+            try pg.execute(RedshiftCopy.statement(schema: target.schema, table: table, bucket: s3Config.bucket,
+                                                  manifestKey: manifestKey, region: s3Config.region, auth: redshiftAuth))
+        } catch let error as PQError {
+            // The statement may carry the S3 secret (key-pair auth): scrub it from anything that gets printed.
+            throw LoadError(loadID: loadID, errorClass: error.errorClass, message: error.description.redacting([s3Config.secretAccessKey]))
+        }
+        let count = try pg.query("SELECT pg_last_copy_count()")
+        return Int(count[0][0] ?? "0") ?? 0
     }
 
     var redshiftAuth: RedshiftCopy.Auth {
