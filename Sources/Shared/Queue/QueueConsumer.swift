@@ -27,6 +27,7 @@ public final class QueueConsumer: Sendable {
         var waiters: [(id: Int, continuation: CheckedContinuation<AMQPDelivery?, Never>)] = []
         var nextWaiterID = 0
         var finished = false
+        var connected = false
     }
 
     public let url: AMQPURL
@@ -60,6 +61,10 @@ public final class QueueConsumer: Sendable {
 
     /// Connections opened after the first one.
     public var reconnects: Int { state.withLock { $0.reconnects } }
+
+    /// Whether the consumer holds a live connection now. While it does not, an empty ``next(timeout:)`` says
+    /// nothing about the queue (idle timers must not run).
+    public var isConnected: Bool { state.withLock { $0.connected } }
 
     // MARK: - Taking deliveries
 
@@ -205,6 +210,7 @@ public final class QueueConsumer: Sendable {
                     failures = 0
                     state.withLock {
                         $0.generation = generation
+                        $0.connected = true
                         if generation > 1 { $0.reconnects += 1 }
                     }
                     if generation > 1 { logger.info("consumer reconnected", metadata: ["messaging.destination.name": "\(queue)"]) }
@@ -228,6 +234,7 @@ public final class QueueConsumer: Sendable {
             } catch {
                 logger.warning("consumer lost its connection", metadata: ["messaging.destination.name": "\(queue)", "error": "\(error)"])
                 connection = nil
+                state.withLock { $0.connected = false }
             }
         }
     }

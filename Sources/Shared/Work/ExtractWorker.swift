@@ -61,7 +61,8 @@ public final class ExtractWorker: Sendable {
                 pending.append(more)
             }
             if jobsInFlight >= concurrency || pending.isEmpty {
-                if jobsInFlight > 0 || !pending.isEmpty { lastActivity = Date() }
+                // Idle means "connected and nothing to deliver": a broker outage is not an empty queue.
+                if jobsInFlight > 0 || !pending.isEmpty || !consumer.isConnected { lastActivity = Date() }
                 if let exitWhenIdle, jobsInFlight == 0, pending.isEmpty, -lastActivity.timeIntervalSinceNow >= exitWhenIdle { break }
                 if jobsInFlight >= concurrency { try? await Task.sleep(for: .milliseconds(5)) }
                 continue

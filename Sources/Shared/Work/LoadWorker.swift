@@ -40,6 +40,8 @@ public final class LoadWorker: Sendable {
         var attempt = 0
         while !shutdown.requested {
             guard let first = await consumer.next(timeout: 0.25) else {
+                // Idle means "connected and nothing to deliver": a broker outage is not an empty queue.
+                if !consumer.isConnected { lastActivity = Date() }
                 if let exitWhenIdle, -lastActivity.timeIntervalSinceNow >= exitWhenIdle { break }
                 continue
             }
