@@ -84,7 +84,16 @@ func loadedDays(_ config: FleetConfig, logger: Logger) -> (String, String) -> Se
     }
 }
 
-/// Plans and publishes; returns the jobs.
+/// Plans and publishes; returns the jobs. Failures exit 1 (bad selections 2) with the reason.
+func planAndPublish(_ config: FleetConfig, _ options: SelectionOptions, dryRun: Bool, logger: Logger) throws -> [ExtractJob] {
+    let selection = try options.selection(config)
+    do {
+        return try planAndPublish(config, selection, dryRun: dryRun, logger: logger)
+    } catch {
+        throw fail("planning failed: \(error)", ExitCodes.failed)
+    }
+}
+
 func planAndPublish(_ config: FleetConfig, _ selection: PlanSelection, dryRun: Bool, logger: Logger) throws -> [ExtractJob] {
     let runID = UTCTime.compact(Date())
     let started = Date()
@@ -116,13 +125,7 @@ struct PlanCommand: ParsableCommand {
     func run() throws {
         let logger = makeLogger("huskimo.planner")
         let loaded = try loadConfig(config)
-        do {
-            _ = try planAndPublish(loaded, try selection.selection(loaded), dryRun: dryRun, logger: logger)
-        } catch let code as ExitCode {
-            throw code
-        } catch {
-            throw fail("planning failed: \(error)", ExitCodes.failed)
-        }
+        _ = try planAndPublish(loaded, selection, dryRun: dryRun, logger: logger)
     }
 }
 
@@ -138,14 +141,7 @@ struct RunCommand: AsyncParsableCommand {
         let loaded = try loadConfig(config)
         let shutdown = ShutdownSignal()
         shutdown.install()
-        let jobs: [ExtractJob]
-        do {
-            jobs = try planAndPublish(loaded, try selection.selection(loaded), dryRun: false, logger: logger)
-        } catch let code as ExitCode {
-            throw code
-        } catch {
-            throw fail("planning failed: \(error)", ExitCodes.failed)
-        }
+        let jobs = try planAndPublish(loaded, selection, dryRun: false, logger: logger)
         let topology = FleetTopology(loaded.queue, targets: loaded.targets.map(\.name))
         let extract = ExtractWorker(config: loaded, concurrency: workers, logger: logger)
         let loaders = loaded.targets.map { LoadWorker(config: loaded, target: $0, logger: logger) }
