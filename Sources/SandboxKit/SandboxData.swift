@@ -1,4 +1,5 @@
 import Foundation
+import Shared
 import Synchronization
 
 /// A sandbox account: a Twilio Account SID with its token, and how busy it is.
@@ -111,21 +112,9 @@ public enum SandboxData {
         let days = seconds / 86_400
         let rest = seconds % 86_400
         let weekday = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"][((days % 7) + 7) % 7]
-        let (y, m, d) = civil(days)
+        let (y, m, d) = Day(ordinal: days).components
         let month = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"][m - 1]
         return String(format: "%@, %02d %@ %04d %02d:%02d:%02d +0000", weekday, d, month, y, rest / 3600, rest / 60 % 60, rest % 60)
-    }
-
-    static func civil(_ z0: Int) -> (Int, Int, Int) {
-        let z = z0 + 719_468
-        let era = (z >= 0 ? z : z - 146_096) / 146_097
-        let doe = z - era * 146_097
-        let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
-        let mp = (5 * doy + 2) / 153
-        let d = doy - (153 * mp + 2) / 5 + 1
-        let m = mp + (mp < 10 ? 3 : -9)
-        return (yoe + era * 400 + (m <= 2 ? 1 : 0), m, d)
     }
 
     static func record(_ account: SandboxAccount, _ resource: String, day: Int, index i: Int) -> Record {

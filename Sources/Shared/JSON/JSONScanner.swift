@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc  // memcmp
+#endif
+
 /// A JSON value located in a byte buffer, without copying: strings are the bytes between the quotes
 /// (`escaped` tells whether they hold backslash escapes); objects and arrays cover their whole text.
 public struct JSONSlice: Sendable {
@@ -260,7 +264,3 @@ public struct JSONScanner {
         return count
     }
 }
-
-#if canImport(Glibc)
-import Glibc
-#endif

@@ -169,32 +169,27 @@ public final class WarehouseLoader: @unchecked Sendable {  // used by one load l
         }
     }
 
-    /// Loads one object. PostgreSQL: streamed from S3 through gunzip into `COPY FROM STDIN`, its SHA-256
-    /// checked on the way. (Redshift batches go through ``copyManifest(_:into:_:loadID:)``.)
+    /// PostgreSQL: loads one object streamed from S3 through gunzip into `COPY FROM STDIN`, its SHA-256 checked
+    /// on the way. (Redshift batches go through ``copyManifest(_:into:_:loadID:)``.)
     private func copy(_ object: StagedObject, into table: WarehouseSchema.Table, _ pg: PostgresConnection, loadID: String) throws -> Int {
-        switch flavor {
-        case .postgres:
-            let sha = Digest(.sha256)
-            let loaded = try pg.copyIn(
-                "COPY \(schema).\(table.name) (\(table.columnList)) FROM STDIN WITH (FORMAT text, DELIMITER E'\\t', NULL '\\N', ENCODING 'UTF8')"
-            ) { write in
-                try withoutActuallyEscaping(write) { write in
-                    let gunzip = try GzipReader { try write($0) }
-                    try s3.get(object.key) { chunk in
-                        sha.update(chunk)
-                        try gunzip.write(chunk)
-                    }
-                    try gunzip.finish()
+        let sha = Digest(.sha256)
+        let loaded = try pg.copyIn(
+            "COPY \(schema).\(table.name) (\(table.columnList)) FROM STDIN WITH (FORMAT text, DELIMITER E'\\t', NULL '\\N', ENCODING 'UTF8')"
+        ) { write in
+            try withoutActuallyEscaping(write) { write in
+                let gunzip = try GzipReader { try write($0) }
+                try s3.get(object.key) { chunk in
+                    sha.update(chunk)
+                    try gunzip.write(chunk)
                 }
+                try gunzip.finish()
             }
-            let digest = sha.finalize().hexString
-            guard digest == object.sha256 else {
-                throw LoadError(loadID: loadID, errorClass: .permanent, message: "\(object.key): SHA-256 \(digest) ≠ \(object.sha256)")
-            }
-            return loaded
-        case .redshift:
-            return try copyManifest([object], into: table, pg, loadID: loadID)
         }
+        let digest = sha.finalize().hexString
+        guard digest == object.sha256 else {
+            throw LoadError(loadID: loadID, errorClass: .permanent, message: "\(object.key): SHA-256 \(digest) ≠ \(object.sha256)")
+        }
+        return loaded
     }
 
     /// Redshift: `COPY … MANIFEST` of all `objects` in one statement; returns `pg_last_copy_count()`.

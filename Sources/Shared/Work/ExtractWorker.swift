@@ -55,10 +55,10 @@ public final class ExtractWorker: Sendable {
         var lastActivity = Date()
         // Deliveries taken from the consumer but not started: the next job is the first whose account has a
         // free request slot, so a job for a saturated account does not hold a slot that another account could use.
-        var pending: [AMQPDelivery] = []
+        var pending: [(delivery: AMQPDelivery, account: String?)] = []
         while !shutdown.requested {
             while pending.count < concurrency, let more = await consumer.next(timeout: pending.isEmpty && jobsInFlight == 0 ? 0.25 : 0.005) {
-                pending.append(more)
+                pending.append((more, account(of: more)))
             }
             if jobsInFlight >= concurrency || pending.isEmpty {
                 // Idle means "connected and nothing to deliver": a broker outage is not an empty queue.
@@ -67,13 +67,12 @@ public final class ExtractWorker: Sendable {
                 if jobsInFlight >= concurrency { try? await Task.sleep(for: .milliseconds(5)) }
                 continue
             }
-            let index = pending.firstIndex { hasCapacity($0) } ?? 0
-            let delivery = pending.remove(at: index)
+            let index = pending.firstIndex { hasCapacity($0.account) } ?? 0
+            let (delivery, account) = pending.remove(at: index)
             lastActivity = Date()
             inFlight.add(1, ordering: .relaxed)
             // Unstructured on purpose: after the grace period the worker exits without waiting for a job stuck in
             // a blocking call; its delivery is unacked, so the broker hands it to another worker.
-            let account = account(of: delivery)
             if let account { activeByAccount.withLock { $0[account, default: 0] += 1 } }
             Task {
                 await self.process(delivery)
@@ -82,7 +81,7 @@ public final class ExtractWorker: Sendable {
             }
         }
         // Taken but never started: back to the queue for another worker.
-        for delivery in pending { await consumer.reject(delivery, requeue: true) }
+        for (delivery, _) in pending { await consumer.reject(delivery, requeue: true) }
         consumer.pause()
         if shutdown.requested {
             logger.info("shutting down: waiting for in-flight jobs", metadata: ["jobs.in_flight": "\(jobsInFlight)", "grace_s": "\(grace)"])
@@ -106,9 +105,9 @@ public final class ExtractWorker: Sendable {
         return channel.apiUser
     }
 
-    /// Whether the account a delivery's job talks to has fewer jobs running than its current request limit.
-    private func hasCapacity(_ delivery: AMQPDelivery) -> Bool {
-        guard let account = account(of: delivery) else { return true }
+    /// Whether an account has fewer jobs running than its current request limit (unknown account: yes).
+    private func hasCapacity(_ account: String?) -> Bool {
+        guard let account else { return true }
         let limit = twilio.limiters.limiter(for: account).currentLimit
         return activeByAccount.withLock { $0[account, default: 0] } < limit
     }
