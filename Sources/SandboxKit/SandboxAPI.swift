@@ -11,8 +11,12 @@ public struct SandboxFaults: Sendable, Codable, Equatable {
     public var latencyMs: Int = 0
     /// Requests one account may have in flight; beyond that: 429, code 20429.
     public var concurrencyLimit: Int = 0
-    /// Accounts whose token is refused (401, code 20003).
+    /// Accounts whose token is refused (401, code 20003), and Singular keys refused (401).
     public var revoked: [String] = []
+    /// The Singular data revision: raising it restates every metric (a later retrieval sees new values).
+    public var singularRevision: Int = 0
+    /// Days (`YYYY-MM-DD`) whose Singular responses hold a malformed record.
+    public var singularBrokenDays: [String] = []
 
     /// Every key is optional in the control JSON (`{"latencyMs": 100}` leaves the rest at their defaults).
     public init(from decoder: any Decoder) throws {
@@ -21,13 +25,18 @@ public struct SandboxFaults: Sendable, Codable, Equatable {
         latencyMs = try c.decodeIfPresent(Int.self, forKey: .latencyMs) ?? 0
         concurrencyLimit = try c.decodeIfPresent(Int.self, forKey: .concurrencyLimit) ?? 0
         revoked = try c.decodeIfPresent([String].self, forKey: .revoked) ?? []
+        singularRevision = try c.decodeIfPresent(Int.self, forKey: .singularRevision) ?? 0
+        singularBrokenDays = try c.decodeIfPresent([String].self, forKey: .singularBrokenDays) ?? []
     }
 
-    public init(rate: Double = 0, latencyMs: Int = 0, concurrencyLimit: Int = 0, revoked: [String] = []) {
+    public init(rate: Double = 0, latencyMs: Int = 0, concurrencyLimit: Int = 0, revoked: [String] = [], singularRevision: Int = 0,
+                singularBrokenDays: [String] = []) {
         self.rate = rate
         self.latencyMs = latencyMs
         self.concurrencyLimit = concurrencyLimit
         self.revoked = revoked
+        self.singularRevision = singularRevision
+        self.singularBrokenDays = singularBrokenDays
     }
 }
 
@@ -56,6 +65,7 @@ public final class SandboxAPI: Sendable {
     public func handle(_ request: SandboxRequest) -> SandboxResponse {
         if request.path.hasPrefix("/sandbox/") { return control(request) }
         stats.withLock { $0.requests += 1 }
+        if request.path.hasPrefix("/api/") { return singular(request) }
         // Authenticate first: Twilio checks credentials before anything else.
         guard let (user, token) = Self.basicAuth(request.headers["authorization"]),
               let caller = accounts.first(where: { $0.sid == user }), caller.token == token,
@@ -76,23 +86,65 @@ public final class SandboxAPI: Sendable {
             return Self.error(429, 20429, "Too many concurrent requests")
         }
         if f.latencyMs > 0 { usleep(UInt32(f.latencyMs * 1000)) }
+        return withFaults(f, route(request, caller: caller)) { status, code, message, headers in
+            Self.error(status, code, message, headers: headers)
+        }
+    }
+
+    /// `response`, or at the fault rate one of: 500 (JSON), 503 (HTML), 429 with and without Retry-After, a
+    /// dropped connection, a truncated body.
+    private func withFaults(_ f: SandboxFaults, _ response: SandboxResponse,
+                            error: (Int, Int, String, [(String, String)]) -> SandboxResponse) -> SandboxResponse {
         let n = sequence.wrappingAdd(1, ordering: .relaxed).newValue
-        let response = route(request, caller: caller)
-        if f.rate > 0, Double(SandboxData.mix(n) % 10_000) / 10_000 < f.rate {
-            stats.withLock { $0.faults += 1 }
-            switch SandboxData.mix(n &+ 99) % 6 {
-            case 0: return Self.error(500, 20500, "Internal Server Error")
-            case 1: return .ok(status: 503, headers: [("Content-Type", "text/html")],
-                               body: Array("<html><body><h1>503 Service Unavailable</h1></body></html>".utf8))
-            case 2: return Self.error(429, 20429, "Too Many Requests", headers: [("Retry-After", "1")])
-            case 3: return Self.error(429, 20429, "Too Many Requests")
-            case 4: return .drop
-            default:
-                if case .ok(200, let headers, let body) = response { return .truncate(status: 200, headers: headers, body: body) }
-                return .drop
+        guard f.rate > 0, Double(SandboxData.mix(n) % 10_000) / 10_000 < f.rate else { return response }
+        stats.withLock { $0.faults += 1 }
+        switch SandboxData.mix(n &+ 99) % 6 {
+        case 0: return error(500, 20500, "Internal Server Error", [])
+        case 1: return .ok(status: 503, headers: [("Content-Type", "text/html")],
+                           body: Array("<html><body><h1>503 Service Unavailable</h1></body></html>".utf8))
+        case 2: return error(429, 20429, "Too Many Requests", [("Retry-After", "1")])
+        case 3: return error(429, 20429, "Too Many Requests", [])
+        case 4: return .drop
+        default:
+            if case .ok(200, let headers, let body) = response { return .truncate(status: 200, headers: headers, body: body) }
+            return .drop
+        }
+    }
+
+    // MARK: - Singular
+
+    /// `/api/{key}/adv/{stats|creative_stats}/{start}/{end}`: a JSON array of the days' records; errors as
+    /// `{"error": "..."}`.
+    private func singular(_ request: SandboxRequest) -> SandboxResponse {
+        func failure(_ status: Int, _ message: String, _ headers: [(String, String)] = []) -> SandboxResponse {
+            var o = JSONObject()
+            o.string("error", message)
+            return .json(status, o.finish(), headers: headers)
+        }
+        let parts = request.path.split(separator: "/").map { $0.removingPercentEncoding ?? String($0) }
+        let f = faults.withLock { $0 }
+        guard parts.count == 6, parts[0] == "api", parts[2] == "adv" else { return failure(404, "Not found") }
+        guard let key = SandboxSingular.keys.first(where: { $0.key == parts[1] }), !f.revoked.contains(parts[1]) else {
+            return failure(401, "Invalid API key")
+        }
+        guard ["stats", "creative_stats"].contains(parts[3]) else { return failure(404, "Unknown report \(parts[3])") }
+        guard let start = Day(parts[4]), let end = Day(parts[5]), start <= end else {
+            return failure(400, "Invalid date range \(parts[4]) - \(parts[5])")
+        }
+        if f.latencyMs > 0 { usleep(UInt32(f.latencyMs * 1000)) }
+        var body = Array("[".utf8)
+        for day in start.ordinal...end.ordinal {
+            let records = SandboxSingular.records(key: key, resource: parts[3], day: day, revision: f.singularRevision)
+            let json = f.singularBrokenDays.contains(Day(ordinal: day).description) ? Array(SandboxSingular.broken(records).dropFirst().dropLast())
+                : records.map(\.json).joined(separator: Array(", ".utf8)).map { $0 }
+            if !json.isEmpty {
+                if body.count > 1 { body += Array(", ".utf8) }
+                body += json
             }
         }
-        return response
+        body += Array("]".utf8)
+        stats.withLock { $0.pages += 1 }
+        return withFaults(f, .json(200, body)) { status, _, message, headers in failure(status, message, headers) }
     }
 
     // MARK: - Routes

@@ -13,9 +13,15 @@ final class FleetHarness {
     let dir: URL
     let configPath: String
     var accounts: [(name: String, account: SandboxAccount, token: String)]
+    /// Singular channels: name and API key.
+    var singular: [(name: String, key: SandboxSingular.Key)]
+    var lookback = 30
     var processes: [pid_t] = []
 
-    init(accounts: [(String, SandboxAccount)], tokens: [String: String] = [:]) throws {
+    init(accounts: [(String, SandboxAccount)], tokens: [String: String] = [:], singular: [(String, SandboxSingular.Key)] = [],
+         lookback: Int = 30) throws {
+        self.singular = singular.map { ($0.0, $0.1) }
+        self.lookback = lookback
         server = HTTPServer { [api] in api.handle($0) }
         _ = try server.start()
         dir = FileManager.default.temporaryDirectory.appendingPathComponent("huskimo-fleet-\(id)")
@@ -36,11 +42,15 @@ final class FleetHarness {
         let env = TestServices.env
         var yaml = """
             queue: {url: "\(try TestServices.require("AMQP_URL"))", prefix: \(id), type: classic, retry_delays: [1, 2], max_attempts: 4}
+            fetch: {lookback: \(lookback)}
             channels:
 
             """
         for (name, account, token) in accounts {
             yaml += "  - {name: \(name), type: twilio, api_user: \(account.sid), api_key: \(token), api_url: \"http://127.0.0.1:\(server.port)\", pricing_url: \"http://127.0.0.1:\(server.port)\"}\n"
+        }
+        for (name, key) in singular {
+            yaml += "  - {name: \(name), type: singular, api_key: \(key.key), api_url: \"http://127.0.0.1:\(server.port)\"}\n"
         }
         yaml += """
             s3: {access_key_id: "\(env["S3_ACCESS_KEY_ID"] ?? "")", secret_access_key: "\(env["S3_SECRET_ACCESS_KEY"] ?? "")", region: us-east-1, bucket: \(id), folder_path: stage, endpoint: "\(env["S3_ENDPOINT"] ?? "")", path_style: true}

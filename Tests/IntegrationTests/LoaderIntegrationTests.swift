@@ -61,7 +61,7 @@ final class LoaderIntegrationTests {
             targets: [{name: t, host: h, database: d, username: u}]
             """
         let config = try FleetConfig.parse(yaml, environment: [:]).channels[0]
-        let client = TwilioClient(http: HTTPClient(), limiters: limiters, logger: TestServices.logger)
+        let client = APIClient(http: HTTPClient(), limiters: limiters, logger: TestServices.logger)
         let extractor = TwilioExtractor(channel: config, client: client, s3: s3, folder: "stage")
         return try extractor.extract(ExtractJob(runID: "r", channel: channel, resource: resource, day: day, plannedAt: ""), now: at).load
     }

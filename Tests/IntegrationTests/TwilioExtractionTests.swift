@@ -40,7 +40,7 @@ final class TwilioExtractionTests {
     }
 
     func extractor(_ channel: ChannelConfig, maxObjectBytes: Int = 64 << 20, pageSize: Int = 1000) -> TwilioExtractor {
-        let client = TwilioClient(http: HTTPClient(), limiters: limiters, backoff: Backoff(base: 0.02, max: 0.5), logger: TestServices.logger)
+        let client = APIClient(http: HTTPClient(), limiters: limiters, backoff: Backoff(base: 0.02, max: 0.5), logger: TestServices.logger)
         return TwilioExtractor(channel: channel, client: client, s3: s3, folder: "staging/run", maxObjectBytes: maxObjectBytes,
                                pageSize: pageSize)
     }

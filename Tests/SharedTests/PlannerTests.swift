@@ -20,15 +20,30 @@ import Testing
         let planner = JobPlanner(config: try Self.config())
         let days = [Day("2026-11-27")!, Day("2026-11-28")!]
         let (jobs, warnings) = planner.plan(PlanSelection(days: days), runID: "r", today: Day("2026-11-29")!)
-        #expect(jobs.count == 2 * (3 * 2 + 2))  // 2 channels × (3 day resources × 2 days + 2 snapshots)
+        // 2 Twilio channels × (3 day resources × 2 days + 2 snapshots) + 1 Singular channel × 2 resources × 2 days
+        #expect(jobs.count == 2 * (3 * 2 + 2) + 2 * 2)
         #expect(Set(jobs.map(\.jobID)).count == jobs.count)
         #expect(jobs.contains { $0.jobID == "twilio/a/calls/2026-11-28" })
         #expect(jobs.contains { $0.jobID == "twilio/b/pricing_phone_numbers/snapshot" })
-        #expect(warnings.contains { $0.contains("Singular") })
+        #expect(jobs.contains { $0.jobID == "singular/s/creatives/2026-11-27" })
+        #expect(warnings.isEmpty)
         // Consecutive jobs alternate between channels.
         #expect(zip(jobs, jobs.dropFirst()).allSatisfy { $0.channel != $1.channel })
         let again = planner.plan(PlanSelection(days: days), runID: "r2", today: Day("2026-11-29")!).jobs
         #expect(again.map(\.jobID) == jobs.map(\.jobID))
+    }
+
+    @Test func singularReplansItsLookbackWindowEndingAtTheRunDay() throws {
+        let planner = JobPlanner(config: try Self.config(startDate: "2026-01-01"))
+        // Days already loaded do not matter: spend is restated, so every run re-fetches the window.
+        let (jobs, _) = planner.plan(PlanSelection(channels: ["s"]), runID: "r", today: Day("2026-11-29")!,
+                                     loadedDays: { _, _ in [Day("2026-11-28")!] })
+        for resource in [Resource.campaigns, .creatives] {
+            let days = jobs.filter { $0.resource == resource }.compactMap(\.day).sorted()
+            #expect(days.count == 30)
+            #expect(days.first == Day("2026-10-30") && days.last == Day("2026-11-28"), "30 days ending yesterday, not today")
+        }
+        #expect(jobs.count == 60)
     }
 
     @Test func theDefaultIsYesterdayPlusDaysNeverLoadedWithinTheWindow() throws {

@@ -134,7 +134,8 @@ public struct QueueConfig: Sendable {
 }
 
 /// ## Configuration keys (section `fetch`)
-/// - `lookback` (int, default 30, 0–3650): Singular days re-fetched each run.
+/// - `lookback` (int, default 30, 0–3650): Singular days re-fetched each run: the `lookback` days ending at the
+///   run day (0 means just the run day). 0.3 fetched one day more, including the current partial day.
 /// - `start_date` (date, optional): the first day catch-up planning may reach back to.
 public struct FetchConfig: Sendable {
     public var lookback: Int

@@ -122,7 +122,7 @@ final class CurlEasy {
 
 extension HTTPRequest {
     var secrets: [Secret] {
-        var all: [Secret] = []
+        var all = redact
         if let auth = basicAuth { all.append(auth.password) }
         if let sig = awsSigV4 { all.append(sig.secretKey) }
         return all

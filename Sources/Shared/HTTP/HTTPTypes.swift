@@ -18,6 +18,8 @@ public struct HTTPRequest: Sendable {
     public var lowSpeedSeconds: Int
     /// What logs and errors show instead of `url` (for APIs that put a key in the path).
     public var displayURL: String
+    /// Further secrets this request carries (a key in the URL path): scrubbed from every error text.
+    public var redact: [Secret] = []
 
     public init(method: Method = .GET, url: String, headers: [(String, String)] = [], body: [UInt8]? = nil,
                 connectTimeout: Double = 10, timeout: Double = 300, displayURL: String? = nil) {

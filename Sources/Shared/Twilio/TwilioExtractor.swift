@@ -5,7 +5,7 @@ public import Foundation
 /// discovers the channel's subaccounts and extracts each with the parent's credentials.
 public struct TwilioExtractor: Sendable {
     public let channel: ChannelConfig
-    public let client: TwilioClient
+    public let client: APIClient
     public let s3: S3Client
     public let folder: String
     public var maxObjectBytes: Int
@@ -13,7 +13,7 @@ public struct TwilioExtractor: Sendable {
     /// Countries per page of the Pricing list (Twilio's maximum is 1000).
     public var pricingPageSize = 1000
 
-    public init(channel: ChannelConfig, client: TwilioClient, s3: S3Client, folder: String, maxObjectBytes: Int = 64 << 20,
+    public init(channel: ChannelConfig, client: APIClient, s3: S3Client, folder: String, maxObjectBytes: Int = 64 << 20,
                 pageSize: Int = 1000) {
         self.channel = channel
         self.client = client
@@ -23,25 +23,14 @@ public struct TwilioExtractor: Sendable {
         self.pageSize = pageSize
     }
 
-    /// What an extraction did, besides staging.
-    public struct Report: Sendable {
-        public var load: LoadMessage
-        public var records: Int
-        public var tally: TwilioClient.Tally
-        public var outsidePartition: Int
-        public var accounts: [String]
-    }
+    public typealias Report = ExtractReport
 
     /// Runs the job. Blocking. - Throws: ``JobError`` (classified) naming channel, resource and day.
     public func extract(_ job: ExtractJob, now: Date = Date()) throws -> Report {
         let started = UTCTime.iso(now)
         let whenRetrieved = UTCTime.sql(now)
-        let table = job.resource.table
-        let nonce = String(format: "%08x", UInt32.random(in: 0...UInt32.max))
-        let prefix = [folder, table, channel.name, job.partition, "\(UTCTime.compact(now))-\(nonce)"]
-            .filter { !$0.isEmpty }.joined(separator: "/")
-        let staging = StagingWriter(client: s3, keyPrefix: prefix, maxObjectBytes: maxObjectBytes)
-        var tally = TwilioClient.Tally()
+        let staging = StagingWriter(client: s3, keyPrefix: job.stagingPrefix(folder: folder, now: now), maxObjectBytes: maxObjectBytes)
+        var tally = APIClient.Tally()
         var records = 0
         var outside = 0
         var accounts: [String] = []
@@ -77,10 +66,7 @@ public struct TwilioExtractor: Sendable {
                 }
             }
             let objects = try staging.finish()
-            let load = LoadMessage(loadID: "\(job.jobID)@\(started)", jobID: job.jobID, channel: channel.name,
-                                   resource: job.resource.rawValue, table: table, partition: job.partition, objects: objects,
-                                   extractedAt: started)
-            return Report(load: load, records: records, tally: tally, outsidePartition: outside, accounts: accounts)
+            return Report(load: job.loadMessage(objects: objects, extractedAt: started), records: records, tally: tally, outsidePartition: outside, accounts: accounts)
         } catch {
             let staged = staging.abort()
             if !staged.isEmpty { _ = try? s3.delete(staged) }
@@ -96,7 +82,7 @@ public struct TwilioExtractor: Sendable {
     }
 
     /// The parent and every active subaccount (`Accounts.json` with the parent's credentials).
-    func discoverAccounts(_ tally: inout TwilioClient.Tally) throws -> [String] {
+    func discoverAccounts(_ tally: inout APIClient.Tally) throws -> [String] {
         let parent = channel.apiUser ?? ""
         var found: [String] = []
         var next: String? = "\(base)/2010-04-01/Accounts.json?PageSize=1000"
@@ -140,7 +126,7 @@ public struct TwilioExtractor: Sendable {
 
     /// Every country on every page of `/v1/PhoneNumbers/Countries`, then one row per `phone_number_prices`
     /// entry of each country (none for a country without prices).
-    func extractPricing(whenRetrieved: String, tsv: inout TSVWriter, staging: StagingWriter, tally: inout TwilioClient.Tally) throws -> Int {
+    func extractPricing(whenRetrieved: String, tsv: inout TSVWriter, staging: StagingWriter, tally: inout APIClient.Tally) throws -> Int {
         var pricingBase = channel.pricingURL
         while pricingBase.hasSuffix("/") { pricingBase.removeLast() }
         let user = channel.apiUser ?? ""

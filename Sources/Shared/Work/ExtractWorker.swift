@@ -21,7 +21,7 @@ public final class ExtractWorker: Sendable {
     private let client: QueueClient
     private let consumer: QueueConsumer
     private let s3: S3Client
-    private let twilio: TwilioClient
+    private let api: APIClient
     private let logger: Logger
     private let tally = Mutex(WorkerTally())
 
@@ -37,7 +37,7 @@ public final class ExtractWorker: Sendable {
         self.consumer = QueueConsumer(url: config.queue.url, queue: topology.extractQueue, prefetch: concurrency * 2,
                                       topology: topology.topology, logger: logger)
         self.s3 = S3Client(config.s3.s3Endpoint, http: http)
-        self.twilio = TwilioClient(http: http, limiters: limiters, logger: logger)
+        self.api = APIClient(http: http, limiters: limiters, logger: logger)
     }
 
     public var summary: WorkerTally { tally.withLock { $0 } }
@@ -56,7 +56,12 @@ public final class ExtractWorker: Sendable {
         // Deliveries taken from the consumer but not started: the next job is the first whose account has a
         // free request slot, so a job for a saturated account does not hold a slot that another account could use.
         var pending: [(delivery: AMQPDelivery, account: String?)] = []
+        var gaugesAt = Date.distantPast
         while !shutdown.requested {
+            if -gaugesAt.timeIntervalSinceNow >= 2 {
+                publishGauges()
+                gaugesAt = Date()
+            }
             while pending.count < concurrency, let more = await consumer.next(timeout: pending.isEmpty && jobsInFlight == 0 ? 0.25 : 0.005) {
                 pending.append((more, account(of: more)))
             }
@@ -95,6 +100,18 @@ public final class ExtractWorker: Sendable {
         client.close()
     }
 
+    /// Whether the worker can take jobs now (its consumer is connected): the `/readyz` probe.
+    public var isReady: Bool { consumer.isConnected }
+
+    /// Jobs in flight and each channel's current request limit, for the metrics endpoint.
+    private func publishGauges() {
+        FleetMetrics.jobsInFlight(jobsInFlight)
+        for channel in config.channels {
+            let account = channel.type == .singular ? SingularExtractor.account(channel) : channel.apiUser ?? ""
+            FleetMetrics.apiConcurrency(channel: channel.name, limit: api.limiters.limiter(for: account).currentLimit)
+        }
+    }
+
     /// Jobs running per account (the channel's Account SID).
     private let activeByAccount = Mutex<[String: Int]>([:])
 
@@ -102,13 +119,13 @@ public final class ExtractWorker: Sendable {
         guard let job = try? FleetMessages.decodeJob(delivery.body),
               let channel = config.channel(named: job.channel, type: job.resource.channelType)
         else { return nil }
-        return channel.apiUser
+        return channel.type == .singular ? SingularExtractor.account(channel) : channel.apiUser
     }
 
     /// Whether an account has fewer jobs running than its current request limit (unknown account: yes).
     private func hasCapacity(_ account: String?) -> Bool {
         guard let account else { return true }
-        let limit = twilio.limiters.limiter(for: account).currentLimit
+        let limit = api.limiters.limiter(for: account).currentLimit
         return activeByAccount.withLock { $0[account, default: 0] } < limit
     }
 
@@ -146,9 +163,16 @@ public final class ExtractWorker: Sendable {
             if await park(job: job, errorClass: .permanent, message: "no \(job.resource.channelType) channel named \(job.channel) in this worker's configuration") { await consumer.ack(delivery) }
             return
         }
-        let extractor = TwilioExtractor(channel: channel, client: twilio, s3: s3, folder: config.s3.folderPath)
         do {
-            let report = try await Blocking.run { try extractor.extract(job) }
+            let report: ExtractReport
+            switch channel.type {
+            case .twilio:
+                let extractor = TwilioExtractor(channel: channel, client: api, s3: s3, folder: config.s3.folderPath)
+                report = try await Blocking.run { try extractor.extract(job) }
+            case .singular:
+                let extractor = SingularExtractor(channel: channel, client: api, s3: s3, folder: config.s3.folderPath)
+                report = try await Blocking.run { try extractor.extract(job) }
+            }
             let body = FleetMessages.encode(report.load)
             let loads = topology.targets.map {
                 AMQPMessage(exchange: topology.exchange, routingKey: topology.loadQueue($0), body: body, messageID: report.load.loadID)
@@ -159,11 +183,17 @@ public final class ExtractWorker: Sendable {
                 $0.succeeded += 1
                 $0.records += report.records
             }
+            FleetMetrics.job(resource: job.resource.rawValue, outcome: .succeeded, seconds: -started.timeIntervalSinceNow,
+                             records: report.records, stagedBytes: report.stagedBytes)
             logger.info("job succeeded", metadata: [
                 "job.id": "\(job.jobID)", "job.attempt": "\(job.attempt)", "records": "\(report.records)",
                 "objects": "\(report.load.objects.count)", "duration_s": "\(String(format: "%.2f", -started.timeIntervalSinceNow))",
                 "http.requests": "\(report.tally.requests)", "http.retries": "\(report.tally.retries)",
             ])
+            if report.outsidePartition > 0 {
+                logger.warning("records outside the job's day (kept: the API's filter chose them)", metadata: [
+                    "job.id": "\(job.jobID)", "records.outside_day": "\(report.outsidePartition)"])
+            }
         } catch {
             let jobError = (error as? JobError) ?? JobError(job, error)
             let next = job.attempt + 1
@@ -177,6 +207,7 @@ public final class ExtractWorker: Sendable {
                         headers: ["x-last-error": .string(String(jobError.message.prefix(1000)))], messageID: job.jobID)])
                     await consumer.ack(delivery)
                     tally.withLock { $0.retried += 1 }
+                    FleetMetrics.job(resource: job.resource.rawValue, outcome: .retried, seconds: -started.timeIntervalSinceNow)
                     logger.warning("job failed, will retry", metadata: [
                         "job.id": "\(job.jobID)", "job.attempt": "\(job.attempt)", "retry.in_s": "\(delay)", "error": "\(jobError.message)"])
                 } catch {
@@ -211,6 +242,7 @@ public final class ExtractWorker: Sendable {
             return false
         }
         tally.withLock { $0.failed += 1 }
+        FleetMetrics.job(resource: resource ?? "unknown", outcome: .failed, seconds: 0)
         logger.error("job failed", metadata: ["job.id": "\(id ?? "?")", "error.class": "\(errorClass)", "error": "\(message)"])
         return true
     }

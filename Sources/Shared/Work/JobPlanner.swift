@@ -36,7 +36,14 @@ public struct JobPlanner: Sendable {
             let resources = Resource.allCases.filter { $0.channelType == channel.type }
                 .filter { selection.resources.isEmpty || selection.resources.contains($0) }
             if channel.type == .singular {
-                warnings.append("channel \(channel.name): Singular extraction is not in this build yet; not planned")
+                // Spend is not final for weeks: every run re-fetches the `lookback` days ending at the run day
+                // (0.3 fetched lookback + 1 days, today's partial one included: D10). Explicit days are taken as given.
+                let days = selection.days ?? (0..<max(config.fetch.lookback, 1)).reversed().map { runDay.adding(days: -$0) }
+                for resource in resources {
+                    for day in days {
+                        jobs.append(ExtractJob(runID: runID, channel: channel.name, resource: resource, day: day, plannedAt: stamp))
+                    }
+                }
                 continue
             }
             for resource in resources {

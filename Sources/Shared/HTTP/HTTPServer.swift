@@ -2,7 +2,7 @@ import Foundation
 import Synchronization
 
 /// One parsed HTTP request.
-public struct SandboxRequest: Sendable {
+public struct ServerRequest: Sendable {
     public var method: String
     public var path: String
     /// Query parameters, percent-decoded, in order.
@@ -16,25 +16,25 @@ public struct SandboxRequest: Sendable {
 
 /// What to send back. `.drop` closes the connection without an answer; `.truncate` sends the head with the
 /// full Content-Length, then half the body, then closes (a dropped connection mid-body).
-public enum SandboxResponse: Sendable {
+public enum ServerResponse: Sendable {
     case ok(status: Int, headers: [(String, String)], body: [UInt8])
     case drop
     case truncate(status: Int, headers: [(String, String)], body: [UInt8])
 
-    public static func json(_ status: Int, _ body: [UInt8], headers: [(String, String)] = []) -> SandboxResponse {
+    public static func json(_ status: Int, _ body: [UInt8], headers: [(String, String)] = []) -> ServerResponse {
         .ok(status: status, headers: [("Content-Type", "application/json; charset=utf-8")] + headers, body: body)
     }
 }
 
-/// A small HTTP/1.1 server on POSIX sockets for the sandbox: one thread per connection, keep-alive,
+/// A small HTTP/1.1 server on POSIX sockets for the sandbox and the metrics endpoint: one thread per connection, keep-alive,
 /// Content-Length bodies. Enough for libcurl and curl(1); not a general web server.
 public final class HTTPServer: @unchecked Sendable {  // listener state is set once in start()
     private var listener: Int32 = -1
     public private(set) var port: Int = 0
-    private let handler: @Sendable (SandboxRequest) -> SandboxResponse
+    private let handler: @Sendable (ServerRequest) -> ServerResponse
     private let running = Atomic<Bool>(false)
 
-    public init(handler: @escaping @Sendable (SandboxRequest) -> SandboxResponse) {
+    public init(handler: @escaping @Sendable (ServerRequest) -> ServerResponse) {
         self.handler = handler
     }
 
@@ -127,7 +127,7 @@ public final class HTTPServer: @unchecked Sendable {  // listener state is set o
             let target = String(requestLine[1])
             let (path, rawQuery) = target.firstIndex(of: "?").map { (String(target[..<$0]), String(target[target.index(after: $0)...])) }
                 ?? (target, "")
-            let request = SandboxRequest(
+            let request = ServerRequest(
                 method: String(requestLine[0]), path: HTTPServer.percentDecode(path), query: HTTPServer.parseQuery(rawQuery),
                 rawQuery: rawQuery, headers: headers, body: body)
             let keepAlive = headers["connection"]?.lowercased() != "close"

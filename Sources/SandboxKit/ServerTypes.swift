@@ -1,0 +1,5 @@
+public import Shared
+
+/// The sandbox speaks through Shared's small HTTP server.
+public typealias SandboxRequest = ServerRequest
+public typealias SandboxResponse = ServerResponse

@@ -1,0 +1,75 @@
+public import Foundation
+
+/// Extracts one (Singular channel, resource, day) job: one GET of `{api_url}/api/{key}/adv/{slug}/D/D`, the
+/// records converted in the 0.3 column order and staged as gzip TSV. Each extraction is a new snapshot stamped
+/// `when_retrieved` (milliseconds, so the latest retrieval of a day is always distinct); loads append.
+///
+/// The API key is part of the URL path: the request's display URL shows `<api_key>` instead, and the key is
+/// scrubbed from every error text.
+public struct SingularExtractor: Sendable {
+    public let channel: ChannelConfig
+    public let client: APIClient
+    public let s3: S3Client
+    public let folder: String
+    public var maxObjectBytes: Int
+
+    public init(channel: ChannelConfig, client: APIClient, s3: S3Client, folder: String, maxObjectBytes: Int = 64 << 20) {
+        self.channel = channel
+        self.client = client
+        self.s3 = s3
+        self.folder = folder
+        self.maxObjectBytes = maxObjectBytes
+    }
+
+    /// The limiter key of a Singular channel (its requests are paced apart from any Twilio account).
+    public static func account(_ channel: ChannelConfig) -> String { "singular/\(channel.name)" }
+
+    /// Runs the job. Blocking. - Throws: ``JobError`` (classified) naming channel, resource and day.
+    public func extract(_ job: ExtractJob, now: Date = Date()) throws -> ExtractReport {
+        guard let table = job.resource.singularTable, let day = job.day else {
+            throw JobError(jobID: job.jobID, errorClass: .permanent, message: "\(job.resource.rawValue) is not a Singular resource with a day")
+        }
+        let started = UTCTime.iso(now)
+        let whenRetrieved = UTCTime.iso(now).dropLast().replacingOccurrences(of: "T", with: " ")
+        let staging = StagingWriter(client: s3, keyPrefix: job.stagingPrefix(folder: folder, now: now), maxObjectBytes: maxObjectBytes)
+        var tally = APIClient.Tally()
+        do {
+            var request = HTTPRequest(url: url(table, day, key: channel.apiKey.reveal()), headers: [("Accept", "application/json")],
+                                      timeout: client.timeout, displayURL: url(table, day, key: "<api_key>"))
+            request.redact = [channel.apiKey]
+            let converter = SingularConverter(table: table, channelName: channel.name, whenRetrieved: whenRetrieved, day: day)
+            var tsv = TSVWriter()
+            let result = try client.fetch(request, api: .singular, account: SingularExtractor.account(channel), tally: &tally) { body in
+                try body.withUnsafeBytes { try converter.convert($0, into: &tsv) }
+            }
+            try staging.write(&tsv)
+            let objects = try staging.finish()
+            return ExtractReport(load: job.loadMessage(objects: objects, extractedAt: started), records: result.records, tally: tally,
+                                 outsidePartition: result.outsideDay, accounts: [])
+        } catch {
+            let staged = staging.abort()
+            if !staged.isEmpty { _ = try? s3.delete(staged) }
+            if let jobError = error as? JobError { throw jobError }
+            let jobError = JobError(job, error)
+            throw JobError(jobID: jobError.jobID, errorClass: jobError.errorClass, message: jobError.message.redacting([channel.apiKey]))
+        }
+    }
+
+    private func url(_ table: SingularTable, _ day: Day, key: String) -> String {
+        var base = channel.apiURL
+        while base.hasSuffix("/") { base.removeLast() }
+        let encoded = key == "<api_key>" ? key : S3Client.encode(key, keepSlash: false)
+        return "\(base)/api/\(encoded)/adv/\(table.slug)/\(day)/\(day)"
+    }
+}
+
+extension Resource {
+    /// The Singular table of `campaigns` and `creatives`.
+    public var singularTable: SingularTable? {
+        switch self {
+        case .campaigns: return .campaigns
+        case .creatives: return .creatives
+        default: return nil
+        }
+    }
+}
