@@ -23,7 +23,7 @@ struct ExtractCommand: AsyncParsableCommand {
     @Option(help: "Jobs in flight at once (and the prefetch).") var concurrency = 4
     @Option(help: "Exit 0 once the queue has had nothing to deliver for this many seconds.") var exitWhenIdle: Double?
     @Option(help: "Seconds in-flight jobs get to finish after SIGTERM.") var grace: Double = 30
-    @Option(help: "Serve Prometheus metrics on this port (not in this build yet).") var metricsPort: Int?
+    @Option(help: "Serve Prometheus metrics (/metrics), /healthz and /readyz on this port.") var metricsPort: Int?
 
     func run() async throws {
         let logger = makeLogger("huskimo.worker")
@@ -35,6 +35,8 @@ struct ExtractCommand: AsyncParsableCommand {
         let shutdown = ShutdownSignal()
         shutdown.install()
         let worker = ExtractWorker(config: loaded, concurrency: concurrency, logger: logger)
+        let metrics = try startMetrics(metricsPort, logger: logger) { worker.isReady }
+        defer { metrics?.stop() }
         await worker.run(shutdown: shutdown, exitWhenIdle: exitWhenIdle, grace: grace)
         let t = worker.summary
         let usage = ResourceUsage.current
@@ -52,7 +54,8 @@ struct LoadCommand: AsyncParsableCommand {
     @Option(help: "Path to the YAML configuration.") var config: String
     @Option(help: "The target to load.") var target: String
     @Option(help: "Exit 0 once the queue has had nothing to deliver for this many seconds.") var exitWhenIdle: Double?
-    @Option(help: "Serve Prometheus metrics on this port (not in this build yet).") var metricsPort: Int?
+    @Option(help: "Serve Prometheus metrics (/metrics), /healthz and /readyz on this port.") var metricsPort: Int?
+    @Option(help: "With --metrics-port: seconds between queue-depth polls.") var queuePollSeconds: Double = 15
 
     func run() async throws {
         let logger = makeLogger("huskimo.loader")
@@ -64,9 +67,27 @@ struct LoadCommand: AsyncParsableCommand {
         let shutdown = ShutdownSignal()
         shutdown.install()
         let worker = LoadWorker(config: loaded, target: t, logger: logger)
+        let metrics = try startMetrics(metricsPort, logger: logger) { worker.isReady }
+        defer { metrics?.stop() }
+        let poller = metrics == nil ? nil : Task { await worker.pollQueues(every: queuePollSeconds, shutdown: shutdown) }
         await worker.run(shutdown: shutdown, exitWhenIdle: exitWhenIdle)
+        shutdown.request()
+        await poller?.value
         let s = worker.summary
         logger.info("loader stopped", metadata: ["loads.succeeded": "\(s.succeeded)", "rows": "\(s.records)", "loads.failed": "\(s.failed)"])
+    }
+}
+
+/// Starts the metrics endpoint when a port is given; a port that cannot be bound is a usage error (exit 2).
+func startMetrics(_ port: Int?, logger: Logger, ready: @escaping @Sendable () -> Bool) throws -> MetricsServer? {
+    guard let port else { return nil }
+    do {
+        let server = try MetricsServer(port: port, ready: ready)
+        logger.info("serving metrics", metadata: ["port": "\(server.port)"])
+        return server
+    } catch {
+        FileHandle.standardError.write(Data("huskimo: --metrics-port \(port): cannot listen (\(error))\n".utf8))
+        throw ExitCode(2)
     }
 }
 

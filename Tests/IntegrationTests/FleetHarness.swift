@@ -16,6 +16,8 @@ final class FleetHarness {
     /// Singular channels: name and API key.
     var singular: [(name: String, key: SandboxSingular.Key)]
     var lookback = 30
+    /// The RabbitMQ management API for `queue.management_url` (nil: AMQP only).
+    var managementURL: String?
     var processes: [pid_t] = []
 
     init(accounts: [(String, SandboxAccount)], tokens: [String: String] = [:], singular: [(String, SandboxSingular.Key)] = [],
@@ -41,7 +43,7 @@ final class FleetHarness {
     func writeConfig() throws {
         let env = TestServices.env
         var yaml = """
-            queue: {url: "\(try TestServices.require("AMQP_URL"))", prefix: \(id), type: classic, retry_delays: [1, 2], max_attempts: 4}
+            queue: {url: "\(try TestServices.require("AMQP_URL"))", prefix: \(id), type: classic, retry_delays: [1, 2], max_attempts: 4\(managementURL.map { ", management_url: \"\($0)\"" } ?? "")}
             fetch: {lookback: \(lookback)}
             channels:
 
@@ -119,13 +121,13 @@ final class FleetHarness {
         #expect(status == 0, "plan: \(output)")
     }
 
-    func worker(_ log: String, concurrency: Int = 4, idle: Double = 3) throws -> pid_t {
+    func worker(_ log: String, concurrency: Int = 4, idle: Double = 3, extra: [String] = []) throws -> pid_t {
         try spawn("huskimo-worker", ["extract", "--config", configPath, "--concurrency", String(concurrency), "--exit-when-idle", String(idle),
-                                     "--grace", "20"], log: log)
+                                     "--grace", "20"] + extra, log: log)
     }
 
-    func loader(_ log: String = "loader.log", idle: Double = 6) throws -> pid_t {
-        try spawn("huskimo-worker", ["load", "--config", configPath, "--target", "local", "--exit-when-idle", String(idle)], log: log)
+    func loader(_ log: String = "loader.log", idle: Double = 6, extra: [String] = []) throws -> pid_t {
+        try spawn("huskimo-worker", ["load", "--config", configPath, "--target", "local", "--exit-when-idle", String(idle)] + extra, log: log)
     }
 
     func applyDDL() throws {

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # deploy/local/demo.sh — the main job on a local stack: services on 127.0.0.1, the sandbox standing in for
-# Twilio, the DDL applied to the local PostgreSQL, three sandbox accounts × three days planned, two extract
+# Twilio and Singular, the DDL applied to the local PostgreSQL, three sandbox accounts × three days planned, two extract
 # workers (separate processes) and a loader, then a summary: rows per table, queue depths, failures.
 set -euo pipefail
 REPO=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/../.." && pwd -P)
@@ -48,7 +48,9 @@ PGPASSWORD=$POSTGRES_PASSWORD psql -h "$POSTGRES_HOSTNAME" -p "$POSTGRES_PORT" -
   SELECT 'twilio_messages', count(*) FROM huskimo.twilio_messages UNION ALL
   SELECT 'twilio_recordings', count(*) FROM huskimo.twilio_recordings UNION ALL
   SELECT 'twilio_incoming_phone_numbers', count(*) FROM huskimo.twilio_incoming_phone_numbers UNION ALL
-  SELECT 'twilio_pricing_phone_numbers', count(*) FROM huskimo.twilio_pricing_phone_numbers" | sed 's/^/  /'
+  SELECT 'twilio_pricing_phone_numbers', count(*) FROM huskimo.twilio_pricing_phone_numbers UNION ALL
+  SELECT 'singular_campaigns', count(*) FROM huskimo.singular_campaigns UNION ALL
+  SELECT 'singular_creatives', count(*) FROM huskimo.singular_creatives" | sed 's/^/  /'
 echo "== status"
 "$BIN/huskimo-planner" status --config "$CONFIG" || true
 echo "[demo] the stack stays up; stop it with: deploy/local/stack.sh down" >&2

@@ -68,7 +68,9 @@ public struct FleetConfig: Sendable {
 
     /// The effective configuration as YAML with every secret shown as `<redacted>`.
     public var redactedDescription: String {
-        var lines = ["queue:", "  url: \(queue.url)", "  prefix: \(queue.prefix)", "fetch:",
+        var lines = ["queue:", "  url: \(queue.url)", "  prefix: \(queue.prefix)"]
+        if let management = queue.managementURL { lines.append("  management_url: \(management)") }
+        lines += ["fetch:",
                      "  lookback: \(fetch.lookback)"]
         if let start = fetch.startDate { lines.append("  start_date: \(start)") }
         lines.append("channels:")
@@ -99,15 +101,23 @@ public struct FleetConfig: Sendable {
 ///   can stay leaderless after an unclean restart (rabbitmq-server#10070).
 /// - `retry_delays` (list of seconds, default `[10, 60, 600, 3600]`): the delayed-retry ladder.
 /// - `max_attempts` (int, default 8): attempts before a transiently failing job is parked as failed.
+/// - `management_url` (string, optional, e.g. `http://rabbit:15672`): the RabbitMQ management API, with the
+///   credentials of `url`. Where given, `status` and the loaders' metrics add unacked counts, message rates and
+///   the oldest waiting message's age (classic queues); AMQP alone gives ready counts and consumers.
 public struct QueueConfig: Sendable {
     public var url: AMQPURL
+    public var managementURL: String?
     public var prefix: String
     public var quorum: Bool
     public var retryDelays: [Int]
     public var maxAttempts: Int
 
     init(_ r: ConfigReader, _ value: ConfigReader.Value?, at path: String) {
-        let m = r.mapping(value, at: path, known: ["url", "prefix", "type", "retry_delays", "max_attempts"]) ?? [:]
+        let m = r.mapping(value, at: path, known: ["url", "prefix", "type", "retry_delays", "max_attempts", "management_url"]) ?? [:]
+        managementURL = r.string(m["management_url"], at: "\(path).management_url").flatMap { $0.isEmpty ? nil : $0 }
+        if let managementURL, !(managementURL.hasPrefix("http://") || managementURL.hasPrefix("https://")) {
+            r.problem("\(path).management_url", "expected an http:// or https:// URL")
+        }
         quorum = (r.oneOf(m["type"], at: "\(path).type", ["quorum", "classic"]) ?? "quorum") == "quorum"
         if let items = r.sequence(m["retry_delays"], at: "\(path).retry_delays") {
             retryDelays = items.enumerated().compactMap { r.int($0.element, at: "\(path).retry_delays[\($0.offset)]", range: 1...86_400) }

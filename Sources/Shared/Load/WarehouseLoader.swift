@@ -28,6 +28,8 @@ public final class WarehouseLoader: @unchecked Sendable {  // used by one load l
     private let s3Config: S3Config
     private let logger: Logger
     private var connection: PostgresConnection?
+    /// The newest day loaded per (table, channel), for the freshness gauge.
+    private var newestDay: [String: Day] = [:]
     /// Test hook: runs inside the transaction after the DELETE, before the COPY.
     var afterDelete: ((String) throws -> Void)?
 
@@ -47,6 +49,23 @@ public final class WarehouseLoader: @unchecked Sendable {  // used by one load l
         let fresh = try PostgresConnection(target.postgresSettings)
         connection = fresh
         return fresh
+    }
+
+    /// Seeds the freshness gauge from the ledger (what earlier loaders loaded). Best effort.
+    public func publishFreshnessFromLedger() {
+        guard let rows = try? db().query("""
+            SELECT table_name, channel_name, max(CASE WHEN partition_key = 'snapshot' THEN to_char(extracted_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')
+                                                     ELSE partition_key END)
+            FROM \(schema).load_ledger GROUP BY 1, 2
+            """) else { return }
+        for row in rows {
+            guard let table = row[0], let channel = row[1], let day = row[2].flatMap(Day.init) else { continue }
+            let key = table + "\u{0}" + channel
+            if newestDay[key].map({ $0 < day }) ?? true {
+                newestDay[key] = day
+                FleetMetrics.loadedDay(target: target.name, table: table, channel: channel, day: day)
+            }
+        }
     }
 
     /// Applies the DDL (idempotent).
@@ -69,6 +88,7 @@ public final class WarehouseLoader: @unchecked Sendable {  // used by one load l
     }
 
     private func loadTable(_ table: WarehouseSchema.Table, _ messages: [LoadMessage], into outcome: inout LoadOutcome) throws {
+        let started = ContinuousClock.now
         let pg = try db()
         var candidates = messages.sorted { $0.extractedAt < $1.extractedAt }
         if !table.appendOnly {
@@ -150,7 +170,19 @@ public final class WarehouseLoader: @unchecked Sendable {  // used by one load l
         outcome.loaded += applied
         outcome.skipped += skipped.map { (loadID: $0.0, reason: $0.1) }
         outcome.rowsByTable[table.name, default: 0] += rows
+        FleetMetrics.load(target: target.name, outcome: .skipped, count: skipped.count)
         if !applied.isEmpty {
+            FleetMetrics.load(target: target.name, outcome: .succeeded, count: applied.count)
+            FleetMetrics.loadedTable(target: target.name, table: table.name, rows: rows, seconds: (ContinuousClock.now - started).seconds)
+            for message in candidates where applied.contains(message.loadID) {
+                // Snapshots count as loaded on the day they were extracted.
+                guard let day = Day(message.partition) ?? Day(String(message.extractedAt.prefix(10))) else { continue }
+                let key = table.name + "\u{0}" + message.channel
+                if newestDay[key].map({ $0 < day }) ?? true {
+                    newestDay[key] = day
+                    FleetMetrics.loadedDay(target: target.name, table: table.name, channel: message.channel, day: day)
+                }
+            }
             logger.info("loaded", metadata: ["table": "\(table.name)", "loads": "\(applied.count)", "rows": "\(rows)",
                                              "target": "\(target.name)"])
         }

@@ -34,7 +34,33 @@ public final class LoadWorker: Sendable {
     public var summary: WorkerTally { tally.withLock { $0 } }
     public var isBusy: Bool { busy.load(ordering: .relaxed) }
 
+    /// Whether the loader is connected to its queue: the `/readyz` probe.
+    public var isReady: Bool { consumer.isConnected }
+
+    /// Publishes every queue's depth (and, with the management API, unacked counts and the oldest message's
+    /// age) as gauges every `interval` seconds until `shutdown`: one loader per target is always running, so the
+    /// fleet's backlog is visible to Prometheus without scraping RabbitMQ itself.
+    public func pollQueues(every interval: Double = 15, shutdown: ShutdownSignal) async {
+        let management = ManagementAPI(config.queue)
+        while !shutdown.requested {
+            let polled = try? await Blocking.run { [client, topology] in
+                FleetStatus.queueRows(topology: topology, client: client, management: management)
+            }
+            let (rows, _, problems) = polled ?? ([], "", [])
+            for row in rows {
+                FleetMetrics.queue(row.name, ready: row.ready, consumers: row.consumers, unacked: row.unacked,
+                                   oldestReadyAge: row.oldestReadyAgeSeconds ?? (row.unacked != nil ? 0 : nil))
+            }
+            for problem in problems { logger.debug("queue metrics: \(problem)") }
+            let until = Date().addingTimeInterval(interval)
+            while Date() < until, !shutdown.requested { try? await Task.sleep(for: .milliseconds(200)) }
+        }
+    }
+
     public func run(shutdown: ShutdownSignal, exitWhenIdle: Double? = nil) async {
+        // Before the first batch: the loader is used by this loop only.
+        let seeding = loader()
+        _ = try? await Blocking.run { seeding.publishFreshnessFromLedger() }
         consumer.start()
         var lastActivity = Date()
         var attempt = 0
@@ -135,6 +161,7 @@ public final class LoadWorker: Sendable {
             return false
         }
         tally.withLock { $0.failed += 1 }
+        FleetMetrics.load(target: target.name, outcome: .failed)
         logger.error("load failed", metadata: ["load.id": "\(id ?? "?")", "target": "\(target.name)", "error": "\(message)"])
         return true
     }

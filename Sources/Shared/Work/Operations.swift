@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 
 /// Re-drives parked messages: failed extract jobs back to the work queue with their attempt count reset, or a
 /// target's failed loads back to its load queue.
@@ -68,8 +68,14 @@ public struct FleetStatus: Sendable, Codable {
     public struct QueueRow: Sendable, Codable {
         public var name: String
         public var ready: Int
+        /// Delivered, not yet acked (from the management API; nil without it).
         public var unacked: Int?
         public var consumers: Int
+        /// Messages per second in and out (management API).
+        public var publishRate: Double?
+        public var deliverRate: Double?
+        /// Age of the oldest ready message in seconds (management API, classic queues).
+        public var oldestReadyAgeSeconds: Double?
     }
 
     public struct FailureGroup: Sendable, Codable {
@@ -89,6 +95,8 @@ public struct FleetStatus: Sendable, Codable {
     }
 
     public var queues: [QueueRow] = []
+    /// Where queue figures came from: `amqp`, or `management` when the management API answered.
+    public var queueSource = "amqp"
     public var failures: [FailureGroup] = []
     public var freshness: [Freshness] = []
     public var problems: [String] = []
@@ -99,14 +107,8 @@ public struct FleetStatus: Sendable, Codable {
     public static func collect(config: FleetConfig, client: QueueClient) -> FleetStatus {
         let topology = FleetTopology(config.queue, targets: config.targets.map(\.name))
         var status = FleetStatus()
-        for name in topology.allQueues {
-            do {
-                let depth = try client.depth(name)
-                status.queues.append(QueueRow(name: name, ready: depth.ready, unacked: nil, consumers: depth.consumers))
-            } catch {
-                status.problems.append("queue \(name): \(error)")
-            }
-        }
+        (status.queues, status.queueSource, status.problems) = queueRows(topology: topology, client: client,
+                                                                         management: ManagementAPI(config.queue))
         let parked = [topology.failedQueue] + config.targets.map { topology.failedLoadQueue($0.name) }
         for queue in parked {
             var groups: [String: FailureGroup] = [:]
@@ -144,14 +146,61 @@ public struct FleetStatus: Sendable, Codable {
         return status
     }
 
+    /// Every queue's figures: from the management API where configured and answering (unacked, rates, oldest
+    /// age), else from AMQP (ready and consumers). Also feeds the loaders' queue metrics.
+    public static func queueRows(topology: FleetTopology, client: QueueClient, management: ManagementAPI?,
+                                 now: Date = Date()) -> (rows: [QueueRow], source: String, problems: [String]) {
+        var rows: [QueueRow] = []
+        var problems: [String] = []
+        var source = "amqp"
+        var managementFailed = false
+        for name in topology.allQueues {
+            if let management, !managementFailed {
+                do {
+                    let stats = try management.queue(name)
+                    rows.append(QueueRow(
+                        name: name, ready: stats.ready, unacked: stats.unacked, consumers: stats.consumers,
+                        publishRate: stats.publishRate, deliverRate: stats.deliverRate,
+                        oldestReadyAgeSeconds: stats.headMessageTimestamp.map { max(0, now.timeIntervalSince1970 - Double($0)) }))
+                    source = "management"
+                    continue
+                } catch {
+                    // One failure (API down, wrong URL): AMQP for the rest, and say so.
+                    problems.append("management API: \(error); queue figures from AMQP")
+                    managementFailed = true
+                }
+            }
+            do {
+                let depth = try client.depth(name)
+                rows.append(QueueRow(name: name, ready: depth.ready, unacked: nil, consumers: depth.consumers))
+            } catch {
+                problems.append("queue \(name): \(error)")
+            }
+        }
+        if managementFailed { source = "amqp" }
+        return (rows, source, problems)
+    }
+
+    /// The extract queue's oldest waiting job, in seconds (nil: empty or unknown).
+    public var oldestWaitingJobSeconds: Double? {
+        queues.first { $0.name.hasSuffix(".extract") }?.oldestReadyAgeSeconds
+    }
+
     /// The human-readable form.
     public var text: String {
-        var lines = ["QUEUE".padding(toLength: 44, withPad: " ", startingAt: 0) + "READY  UNACKED  CONSUMERS"]
+        func cell(_ text: String, _ width: Int) -> String { text.padding(toLength: max(width, text.count + 1), withPad: " ", startingAt: 0) }
+        func rate(_ value: Double?) -> String { value.map { String(format: "%.1f", $0) } ?? "-" }
+        var lines = [cell("QUEUE", 44) + cell("READY", 8) + cell("UNACKED", 9) + cell("CONSUMERS", 11) + cell("IN/s", 8)
+                     + cell("OUT/s", 8) + "OLDEST"]
         for q in queues {
-            lines.append(q.name.padding(toLength: 44, withPad: " ", startingAt: 0)
-                         + String(q.ready).padding(toLength: 7, withPad: " ", startingAt: 0)
-                         + (q.unacked.map(String.init) ?? "-").padding(toLength: 9, withPad: " ", startingAt: 0) + String(q.consumers))
+            lines.append(cell(q.name, 44) + cell(String(q.ready), 8) + cell(q.unacked.map(String.init) ?? "-", 9)
+                         + cell(String(q.consumers), 11) + cell(rate(q.publishRate), 8) + cell(rate(q.deliverRate), 8)
+                         + (q.oldestReadyAgeSeconds.map(FleetStatus.age) ?? "-"))
         }
+        if queueSource == "amqp" {
+            lines.append("(queue figures from AMQP: set queue.management_url for unacked counts, rates and ages)")
+        }
+        if let oldest = oldestWaitingJobSeconds { lines.append("oldest waiting job: \(FleetStatus.age(oldest))") }
         lines.append("")
         if failures.isEmpty {
             lines.append("FAILED: none")
@@ -168,5 +217,14 @@ public struct FleetStatus: Sendable, Codable {
         }
         for p in problems { lines.append("problem: \(p)") }
         return lines.joined(separator: "\n")
+    }
+
+    /// `42s`, `17m`, `3h05m`, `2d04h`.
+    static func age(_ seconds: Double) -> String {
+        let s = Int(seconds)
+        if s < 60 { return "\(s)s" }
+        if s < 3600 { return "\(s / 60)m" }
+        if s < 86_400 { return String(format: "%dh%02dm", s / 3600, s / 60 % 60) }
+        return String(format: "%dd%02dh", s / 86_400, s / 3600 % 24)
     }
 }

@@ -1,0 +1,141 @@
+import Foundation
+import SandboxKit
+import Testing
+
+@testable import Shared
+
+/// What an operator sees: `status --json` and the metrics endpoints of a running fleet with faults and a revoked
+/// channel, checked against what the run did.
+@Suite(.serialized, .timeLimit(.minutes(5)))
+struct OperationsIntegrationTests {
+    static let days = [Day("2026-11-20")!, Day("2026-11-21")!]
+
+    @Test func statusAndMetricsReportTheFleetAsItIs() throws {
+        let us = SandboxAccount.defaults[0], eu = SandboxAccount.defaults[1]
+        let fleet = try FleetHarness(accounts: [("us", us), ("revoked", eu)], tokens: ["revoked": "wrong-token-7q"],
+                                     singular: [("spend", SandboxSingular.keys[0])])
+        defer { fleet.cleanUp() }
+        fleet.managementURL = try TestServices.require("RABBITMQ_MGMT_URL")
+        try fleet.writeConfig()
+        fleet.api.setFaults(SandboxFaults(rate: 0.05, latencyMs: 5))
+        try fleet.applyDDL()
+        try fleet.plan(["--from", "2026-11-20", "--to", "2026-11-21", "--resource", "calls", "--resource", "messages",
+                        "--resource", "campaigns"])
+        let workerPort = Int.random(in: 36_100...36_499), loaderPort = workerPort + 500
+        let worker = try fleet.worker("w.log", concurrency: 3, idle: 120, extra: ["--metrics-port", String(workerPort)])
+        let loader = try fleet.loader("l.log", idle: 120, extra: ["--metrics-port", String(loaderPort), "--queue-poll-seconds", "1"])
+        defer {
+            kill(worker, SIGKILL)
+            kill(loader, SIGKILL)
+        }
+
+        // Wait for the run to settle: every good job loaded, the revoked channel's four jobs parked.
+        let expectedCalls = Self.days.reduce(0) { $0 + SandboxAPI.expected(us, "calls", day: $1).count }
+        let expectedMessages = Self.days.reduce(0) { $0 + SandboxAPI.expected(us, "messages", day: $1).count }
+        let expectedCampaigns = Self.days.reduce(0) {
+            $0 + SandboxSingular.records(key: SandboxSingular.keys[0], resource: "stats", day: $1.ordinal, revision: 0).count
+        }
+        let topology = FleetTopology(try fleet.config.queue, targets: ["local"])
+        let client = QueueClient(url: try TestServices.amqpURL(), retryWindow: 5, logger: TestServices.logger)
+        defer { client.close() }
+        let deadline = Date().addingTimeInterval(120)
+        var settled = false
+        while Date() < deadline, !settled {
+            settled = (try? fleet.rows("twilio_calls", channel: "us")) == expectedCalls
+                && (try? fleet.rows("twilio_messages", channel: "us")) == expectedMessages
+                && (try? fleet.rows("singular_campaigns", channel: "spend")) == expectedCampaigns
+                && (try? client.depth(topology.failedQueue).ready) == 4
+            if !settled { usleep(200_000) }
+        }
+        #expect(settled, "the run settled: \(fleet.log("w.log").suffix(2000))")
+        usleep(2_500_000)  // one more queue poll of the loader after the last park
+
+        // status --json: depths and consumers from the management API, failures by class and channel, freshness.
+        let (code, output) = try fleet.run("huskimo-planner", ["status", "--config", fleet.configPath, "--json"])
+        #expect(code == 1, "failed jobs make status exit 1")
+        let json = try #require(output.firstIndex(of: "{").map { String(output[$0...]) })
+        let status = try JSONDecoder().decode(FleetStatus.self, from: Data(json.utf8))
+        #expect(status.queueSource == "management")
+        let extract = try #require(status.queues.first { $0.name == topology.extractQueue })
+        #expect(extract.ready == 0 && extract.unacked == 0 && extract.consumers == 1)
+        let load = try #require(status.queues.first { $0.name == topology.loadQueue("local") })
+        #expect(load.ready == 0 && load.consumers == 1)
+        #expect(status.queues.first { $0.name == topology.failedQueue }?.ready == 4)
+        #expect(status.failures.count == 1)
+        #expect(status.failures.first.map { ($0.errorClass, $0.channel, $0.count) } ?? ("", "", 0) == ("permanent", "revoked", 4))
+        #expect(status.failures.first?.newestMessage.contains("20003") == true)
+        let fresh = { (table: String, channel: String) in
+            status.freshness.first { $0.target == "local" && $0.table == table && $0.channel == channel }?.newestDay
+        }
+        #expect(fresh("twilio_calls", "us") == "2026-11-21" && fresh("twilio_messages", "us") == "2026-11-21")
+        #expect(fresh("singular_campaigns", "spend") == "2026-11-21")
+        #expect(fresh("twilio_calls", "revoked") == nil)
+
+        // The worker's counters are what it did.
+        let w = try Self.scrape(workerPort)
+        #expect(w.value("huskimo_jobs_total", ["resource": "calls", "outcome": "succeeded"]) == 2)
+        #expect(w.value("huskimo_jobs_total", ["resource": "calls", "outcome": "failed"]) == 2)
+        #expect(w.value("huskimo_jobs_total", ["resource": "messages", "outcome": "failed"]) == 2)
+        #expect(w.value("huskimo_jobs_total", ["resource": "campaigns", "outcome": "succeeded"]) == 2)
+        #expect(w.value("huskimo_records_total", ["resource": "calls"]) == Double(expectedCalls))
+        #expect(w.value("huskimo_records_total", ["resource": "messages"]) == Double(expectedMessages))
+        #expect((w.value("huskimo_api_requests_total", ["api": "twilio", "status_class": "4xx"]) ?? 0) >= 4, "the revoked channel's 401s")
+        let twilio2xx = w.value("huskimo_api_requests_total", ["api": "twilio", "status_class": "2xx"]) ?? 0
+        #expect(twilio2xx >= 4 && twilio2xx == w.value("huskimo_api_page_duration_seconds_count", ["api": "twilio"]))
+        #expect((w.value("huskimo_api_requests_total", ["api": "singular", "status_class": "2xx"]) ?? 0) >= 2)
+        #expect((w.value("huskimo_staged_bytes_total", ["resource": "calls"]) ?? 0) > 0)
+        #expect(w.value("huskimo_jobs_in_flight", [:]) == 0)
+        #expect(w.value("huskimo_api_concurrency", ["channel": "us"]).map { $0 >= 1 } == true)
+        #expect(!w.text.contains(us.sid) && !w.text.contains("2026-11-2"), "no SIDs or days as labels")
+
+        // The loader's: loads and rows per table, freshness, and the queue gauges it polls.
+        let l = try Self.scrape(loaderPort)
+        #expect(l.value("huskimo_loads_total", ["target": "local", "outcome": "succeeded"]) == 6)
+        #expect(l.value("huskimo_load_rows_total", ["target": "local", "table": "twilio_calls"]) == Double(expectedCalls))
+        #expect(l.value("huskimo_load_rows_total", ["target": "local", "table": "singular_campaigns"]) == Double(expectedCampaigns))
+        #expect(l.value("huskimo_loaded_day_timestamp_seconds", ["target": "local", "table": "twilio_calls", "channel": "us"])
+                == Double(Day("2026-11-21")!.ordinal * 86_400))
+        #expect(l.value("huskimo_queue_messages_ready", ["queue": topology.failedQueue]) == 4)
+        #expect(l.value("huskimo_queue_consumers", ["queue": topology.extractQueue]) == 1)
+        #expect(l.value("huskimo_queue_messages_unacked", ["queue": topology.extractQueue]) == 0)
+
+        // Probes, then a clean stop.
+        #expect(try Self.get(workerPort, "/readyz").status == 200 && Self.get(loaderPort, "/healthz").status == 200)
+        kill(worker, SIGTERM)
+        kill(loader, SIGTERM)
+        #expect(fleet.wait(worker, timeout: 30) == 0 && fleet.wait(loader, timeout: 30) == 0)
+        #expect(!fleet.log("w.log").contains("wrong-token-7q") && !fleet.log("w.log").contains(SandboxSingular.keys[0].key))
+    }
+
+    struct Scrape {
+        let text: String
+        /// The sample of `name` whose labels are exactly `labels`.
+        func value(_ name: String, _ labels: [String: String]) -> Double? {
+            for line in text.split(separator: "\n") where !line.hasPrefix("#") {
+                guard let space = line.lastIndex(of: " ") else { continue }
+                let series = line[..<space]
+                let metric = series.firstIndex(of: "{").map { series[..<$0] } ?? series
+                guard metric == name else { continue }
+                var found: [String: String] = [:]
+                if let open = series.firstIndex(of: "{"), series.hasSuffix("}") {
+                    for pair in series[series.index(after: open)..<series.index(before: series.endIndex)].split(separator: ",") {
+                        let kv = pair.split(separator: "=", maxSplits: 1)
+                        if kv.count == 2 { found[String(kv[0])] = String(kv[1].dropFirst().dropLast()) }
+                    }
+                }
+                if found == labels { return Double(line[line.index(after: space)...]) }
+            }
+            return nil
+        }
+    }
+
+    static func get(_ port: Int, _ path: String) throws -> HTTPResponse {
+        try HTTPClient().execute(HTTPRequest(url: "http://127.0.0.1:\(port)\(path)", timeout: 10))
+    }
+
+    static func scrape(_ port: Int) throws -> Scrape {
+        let response = try get(port, "/metrics")
+        #expect(response.status == 200)
+        return Scrape(text: response.bodyText)
+    }
+}
