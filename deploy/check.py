@@ -10,6 +10,7 @@ import argparse
 import copy
 import json
 import math
+import os
 import re
 import sys
 from pathlib import Path
@@ -37,14 +38,24 @@ CRON = "deploy/cron/huskimo.cron"
 SYSTEMD = "deploy/systemd"
 SYSTEMD_SECRETS = f"{SYSTEMD}/secrets.example.env"
 
-# What the program exports on --metrics-port (keep in step with Sources/Shared/Observability).
-COUNTERS_AND_GAUGES = {
-    "huskimo_jobs_total", "huskimo_records_total", "huskimo_api_requests_total", "huskimo_api_throttled_total",
-    "huskimo_staged_bytes_total", "huskimo_jobs_in_flight", "huskimo_api_concurrency", "huskimo_loads_total",
-    "huskimo_load_rows_total", "huskimo_loaded_day_timestamp_seconds", "huskimo_queue_messages_ready",
-    "huskimo_queue_messages_unacked", "huskimo_queue_consumers", "huskimo_queue_oldest_ready_age_seconds",
-}
-HISTOGRAMS = {"huskimo_job_duration_seconds", "huskimo_api_page_duration_seconds", "huskimo_load_duration_seconds"}
+# What the program exports on --metrics-port: read from the one place that records metrics, so a renamed
+# metric breaks this check instead of silently emptying a dashboard panel.
+FLEET_METRICS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "Sources", "Shared", "Observability",
+                             "FleetMetrics.swift")
+
+
+def _exported_metrics():
+    with open(FLEET_METRICS, encoding="utf-8") as f:
+        source = f.read()
+    plain = set(re.findall(r'(?:Counter|Gauge)\(label: "(huskimo_[a-z_]+)"', source))
+    histograms = set(re.findall(r'Timer\(label: "(huskimo_[a-z_]+)"', source))
+    if len(plain) < 10 or len(histograms) < 3:
+        raise SystemExit(f"deploy-check: cannot read the exported metrics from {FLEET_METRICS}")
+    return plain, histograms
+
+
+COUNTERS_AND_GAUGES, _HISTOGRAMS_FROM_SOURCE = _exported_metrics()
+HISTOGRAMS = _HISTOGRAMS_FROM_SOURCE
 PROMETHEUS_BUILTINS = {"up"}
 KNOWN_METRICS = (COUNTERS_AND_GAUGES | PROMETHEUS_BUILTINS
                  | {h + s for h in HISTOGRAMS for s in ("_bucket", "_sum", "_count")})
@@ -355,6 +366,9 @@ def check_config_env(files):
             if isinstance(item, dict) and key in item and not ENV_REF.search(str(item[key])):
                 where = f"{section}[{i}].{key}" if isinstance(value, list) else f"{section}.{key}"
                 problems.append(f"{CONFIGMAP}: {where} holds a literal value; secrets must be ${{VAR}} references")
+    if not (config.get("queue") or {}).get("management_url"):
+        problems.append(f"{CONFIGMAP}: queue.management_url is not set (the loaders' unacked gauges, which the "
+                        f"dashboard and alerts read, need it)")
     if len(ENV_REF.findall(text)) != text.count("${"):
         problems.append(f"{CONFIGMAP}: a malformed ${{…}} reference in {CONFIG_KEY}")
     secrets, cms = example_secrets(files), configmaps(files)
@@ -882,6 +896,7 @@ MUTATIONS = [
              "                  name: huskimo-secrets\n                  key: NOT_THERE\n")),
     ("a new ${VAR} in the config that no pod gets", "S3_BUCKET",
      replace(CONFIGMAP, "bucket: example-huskimo-staging", "bucket: ${S3_BUCKET}")),
+    ("no management API for the loaders' gauges", "management_url", drop_line(CONFIGMAP, r"^\s+management_url:")),
     ("a literal password in the ConfigMap", "literal", replace(CONFIGMAP, "password: ${WAREHOUSE_PASSWORD}", "password: hunter2")),
     ("termination grace below --grace", "terminationGracePeriodSeconds",
      replace(f"{K8S}/worker-deployment.yaml", "terminationGracePeriodSeconds: 150", "terminationGracePeriodSeconds: 100")),

@@ -31,13 +31,17 @@ TO=$(date -u -d yesterday +%F); FROM=$(date -u -d '3 days ago' +%F)
 "$BIN/huskimo-planner" plan --config "$CONFIG" --from "$FROM" --to "$TO"
 
 # Two extract workers and one loader, as separate processes; each exits when its queue stays idle.
-"$BIN/huskimo-worker" extract --config "$CONFIG" --concurrency 4 --exit-when-idle 5 2>"$LOGS/worker-1.log" &
+"$BIN/huskimo-worker" extract --config "$CONFIG" --concurrency 4 --exit-when-idle 5 --metrics-port 35811 2>"$LOGS/worker-1.log" &
 w1=$!; pids+=($w1)
 "$BIN/huskimo-worker" extract --config "$CONFIG" --concurrency 4 --exit-when-idle 5 2>"$LOGS/worker-2.log" &
 w2=$!; pids+=($w2)
-"$BIN/huskimo-worker" load --config "$CONFIG" --target local --exit-when-idle 8 2>"$LOGS/loader.log" &
+"$BIN/huskimo-worker" load --config "$CONFIG" --target local --exit-when-idle 8 --metrics-port 35813 --queue-poll-seconds 2 \
+  2>"$LOGS/loader.log" &
 l1=$!; pids+=($l1)
-wait "$w1" "$w2" "$l1"
+wait "$w1" "$w2"
+echo "== metrics (loader, http://127.0.0.1:35813/metrics; worker-1 served :35811 while it ran)"
+curl -sf http://127.0.0.1:35813/metrics | grep -E '^huskimo_(loads_total|load_rows_total)' | sed 's/^/  /' || true
+wait "$l1"
 
 echo
 echo "== jobs per worker"

@@ -60,6 +60,7 @@ APT_PACKAGES=(
   postgresql                           # PostgreSQL 15 server + psql
   librabbitmq-dev libcurl4-openssl-dev libpq-dev zlib1g-dev libssl-dev pkg-config   # C libraries the Swift code links
   curl procps                          # used by this script (readiness checks, ps)
+  python3-yaml                         # deploy/check.py (the deploy recipes' checks, run by test.sh)
 )
 
 # ---------------------------------------------------------------------------------------- helpers

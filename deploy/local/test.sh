@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # deploy/local/test.sh — start the local service stack (RabbitMQ, PostgreSQL, moto S3), export
-# its connection env, build and run the Swift tests, and stop the stack again on exit.
+# its connection env, check the deploy recipes, build and run the Swift tests, and stop the stack again on exit.
 #
 # Usage: deploy/local/test.sh [swift test arguments...]     e.g. --filter StorageTests
 #   HUSKIMO_KEEP_STACK=1   leave the stack running afterwards (it is reused if already up).
@@ -37,6 +37,11 @@ trap 'exit 143' TERM
 # `up` prints the `export …` lines of the env file on stdout (messages go to stderr).
 env_text=$(bash "$STACK_SH" up)
 eval "$env_text"
+
+# The deploy recipes (YAML/JSON validity, KEDA on ready + unacked, secrets, grace periods, alert and dashboard
+# metrics against what the code exports), and the checker's own mutation test.
+python3 deploy/check.py
+python3 deploy/check.py --self-test >/dev/null
 
 swift --version 2>&1 | head -n 1
 swift build --build-tests

@@ -49,7 +49,7 @@ public final class LoadWorker: Sendable {
             let (rows, _, problems) = polled ?? ([], "", [])
             for row in rows {
                 FleetMetrics.queue(row.name, ready: row.ready, consumers: row.consumers, unacked: row.unacked,
-                                   oldestReadyAge: row.oldestReadyAgeSeconds ?? (row.unacked != nil ? 0 : nil))
+                                   oldestReadyAge: row.oldestReadyAgeSeconds ?? (row.unacked != nil && row.ready == 0 ? 0 : nil))
             }
             for problem in problems { logger.debug("queue metrics: \(problem)") }
             let until = Date().addingTimeInterval(interval)

@@ -97,6 +97,8 @@ public struct FleetStatus: Sendable, Codable {
     public var queues: [QueueRow] = []
     /// Where queue figures came from: `amqp`, or `management` when the management API answered.
     public var queueSource = "amqp"
+    /// The extract queue's oldest waiting job, in seconds (nil: none waiting, or unknown without the management API).
+    public var oldestWaitingJobSeconds: Double?
     public var failures: [FailureGroup] = []
     public var freshness: [Freshness] = []
     public var problems: [String] = []
@@ -109,6 +111,7 @@ public struct FleetStatus: Sendable, Codable {
         var status = FleetStatus()
         (status.queues, status.queueSource, status.problems) = queueRows(topology: topology, client: client,
                                                                          management: ManagementAPI(config.queue))
+        status.oldestWaitingJobSeconds = status.queues.first { $0.name == topology.extractQueue }?.oldestReadyAgeSeconds
         let parked = [topology.failedQueue] + config.targets.map { topology.failedLoadQueue($0.name) }
         for queue in parked {
             var groups: [String: FailureGroup] = [:]
@@ -181,10 +184,6 @@ public struct FleetStatus: Sendable, Codable {
         return (rows, source, problems)
     }
 
-    /// The extract queue's oldest waiting job, in seconds (nil: empty or unknown).
-    public var oldestWaitingJobSeconds: Double? {
-        queues.first { $0.name.hasSuffix(".extract") }?.oldestReadyAgeSeconds
-    }
 
     /// The human-readable form.
     public var text: String {
