@@ -62,7 +62,10 @@ bench_extract() {
   local py; py=$(python3 bench/python_extract.py "$SANDBOX_URL" "$sid" sandbox-token-4 "$day")
   local py_cpu; py_cpu=$(sed -n 's/.*cpu_s=\([0-9.]*\).*/\1/p' <<<"$py")
   "$BIN/huskimo-planner" plan --config "$WORK/x.yaml" --date "$day" --resource calls >/dev/null
-  local out; out=$("$BIN/huskimo-worker" extract --config "$WORK/x.yaml" --concurrency 1 --exit-when-idle 2 2>"$WORK/x-worker.log")
+  # HUSKIMO_BENCH_PROFILE=FILE records a perf profile of this worker (perf report -i FILE --no-children).
+  local profile=()
+  [[ -n ${HUSKIMO_BENCH_PROFILE:-} ]] && profile=(perf record -F 1999 -g -o "$HUSKIMO_BENCH_PROFILE" --)
+  local out; out=$("${profile[@]}" "$BIN/huskimo-worker" extract --config "$WORK/x.yaml" --concurrency 1 --exit-when-idle 2 2>"$WORK/x-worker.log")
   echo "$out" >&2
   local cpu rss got
   cpu=$(sed -n 's/.*cpu_s=\([0-9.]*\).*/\1/p' <<<"$out"); rss=$(sed -n 's/.*max_rss_mib=\([0-9.]*\).*/\1/p' <<<"$out")

@@ -31,6 +31,38 @@ import Testing
         #expect(throws: GzipError.self) { try GzipReader.decompress(Array(compressed.prefix(compressed.count / 2))) }
     }
 
+    /// Levels 1–3 are ISA-L's, 4–9 zlib's: either way one standard gzip member, whatever the chunking, that zlib
+    /// reads back and whose trailer covers the whole input.
+    @Test(arguments: [Int32(1), 3, 6])
+    func gzipAtEveryBackendIsOneStandardMember(level: Int32) throws {
+        var input: [UInt8] = []
+        var seed: UInt64 = 42
+        let words = ["completed", "inbound", "+14155551212", "2026-11-20 00:00:01", "\\N", "CA", "-0.03000", "USD", "😀"].map { Array($0.utf8) }
+        while input.count < 1_500_000 {
+            // TSV-like: words from a small vocabulary, a random number, tabs and newlines.
+            seed = seed &* 6364136223846793005 &+ 1442695040888963407
+            input += words[Int(seed >> 60) % words.count]
+            input += Array(String(seed >> 44).utf8)
+            input.append(seed >> 40 & 7 == 0 ? 0x0A : 0x09)
+        }
+        var compressed: [UInt8] = []
+        let writer = try GzipWriter(level: level) { compressed.append(contentsOf: $0) }
+        var offset = 0, step = 1
+        while offset < input.count {
+            let end = min(input.count, offset + step)
+            try input[offset..<end].withUnsafeBytes { try writer.write($0) }
+            offset = end
+            step = step * 3 % 700_001 + 1
+        }
+        try writer.finish()
+        #expect(writer.bytesIn == input.count && writer.bytesOut == compressed.count)
+        #expect(compressed.prefix(3) == [0x1f, 0x8b, 0x08])
+        #expect(compressed.count < input.count / 2, "it compresses: \(compressed.count) of \(input.count)")
+        let isize = compressed.suffix(4).enumerated().reduce(0) { $0 | Int($1.element) << (8 * $1.offset) }
+        #expect(isize == input.count % (1 << 32), "one member: its trailer counts every byte")
+        #expect(try GzipReader.decompress(compressed) == input)
+    }
+
     @Test func daysConvertBothWays() {
         #expect(Day("2024-02-29")?.description == "2024-02-29")
         #expect(Day("2023-02-29") == nil)

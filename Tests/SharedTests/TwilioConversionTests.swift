@@ -86,6 +86,30 @@ import Testing
         #expect(row[9] == "" && row[10] == nil)  // "" and null stay distinct
     }
 
+    /// Keys are matched by name whatever their order: the converter predicts each record's key order from the one
+    /// before, and a record with keys moved, missing, added or escaped must still land in the right columns.
+    @Test func keysInAnyOrderLandInTheirColumns() throws {
+        let json = """
+            {"recordings": [
+              {"sid": "RE1", "account_sid": "AC1", "api_version": "v", "date_created": null, "date_updated": null, "call_sid": "CA1", "duration": "5"},
+              {"sid": "RE2", "account_sid": "AC1", "api_version": "v", "date_created": null, "date_updated": null, "call_sid": "CA2", "duration": "6"},
+              {"duration": "7", "call_sid": "CA3", "extra": {"a": 1}, "sid": "RE3", "account_sid": "AC2"},
+              {"sid": "RE4", "account_sid": "AC1", "api_version": "v", "date_created": null, "date_updated": null, "call_sid": "CA4", "duration": "8"},
+              {"s\\u0069d": "RE5", "account_sid": "AC1", "call_sid": "CA5", "duration": "9", "api_version": "v2"},
+              {"sid": "RE6", "account_sid": "AC1", "api_version": "v", "date_created": null, "date_updated": null, "call_sid": "CA6", "duration": "10"}
+            ], "next_page_uri": null}
+            """
+        let (rows, result) = try Self.convert(.recordings, json)
+        #expect(result.records == 6)
+        let picked = rows.map { [$0[2], $0[3], $0[4], $0[7], $0[8]] }
+        #expect(picked == [
+            ["RE1", "AC1", "v", "CA1", "5"], ["RE2", "AC1", "v", "CA2", "6"], ["RE3", "AC2", nil, "CA3", "7"],
+            ["RE4", "AC1", "v", "CA4", "8"],
+            // An escaped key is never taken for a field name (Twilio's keys have no escapes): sid stays NULL.
+            [nil, "AC1", "v2", "CA5", "9"], ["RE6", "AC1", "v", "CA6", "10"],
+        ])
+    }
+
     @Test func badDataIsAPermanentErrorNamingTheField() throws {
         let json = #"{"recordings": [{"sid": "RE9", "date_created": "yesterday-ish", "duration": "4"}], "next_page_uri": null}"#
         let error = #expect(throws: ConversionError.self) { try Self.convert(.recordings, json) }

@@ -58,7 +58,7 @@ S3_REGION=us-east-1
 APT_PACKAGES=(
   rabbitmq-server                      # broker (Erlang 25 comes with it)
   postgresql                           # PostgreSQL 15 server + psql
-  librabbitmq-dev libcurl4-openssl-dev libpq-dev zlib1g-dev libssl-dev pkg-config   # C libraries the Swift code links
+  librabbitmq-dev libcurl4-openssl-dev libpq-dev zlib1g-dev libssl-dev libisal-dev pkg-config   # C libraries the Swift code links
   curl procps                          # used by this script (readiness checks, ps)
   python3-yaml                         # deploy/check.py (the deploy recipes' checks, run by test.sh)
 )

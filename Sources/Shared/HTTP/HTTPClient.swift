@@ -43,6 +43,7 @@ public final class HTTPClient: @unchecked Sendable {  // `idle` is guarded by `l
     /// Performs `request` and collects the body. Blocks.
     public func execute(_ request: HTTPRequest) throws -> HTTPResponse {
         var body: [UInt8] = []
+        if request.expectedBodySize > 0 { body.reserveCapacity(request.expectedBodySize) }
         let response = try stream(request) { body.append(contentsOf: $0) }
         return (200..<300).contains(response.status) ? HTTPResponse(head: response.head, body: body) : response
     }

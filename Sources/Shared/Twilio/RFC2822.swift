@@ -22,7 +22,7 @@ public enum RFC2822 {
         skipSpaces()
         guard i + 3 <= end else { return nil }
         let m = (UInt32(p[i] | 0x20) << 16) | (UInt32(p[i + 1] | 0x20) << 8) | UInt32(p[i + 2] | 0x20)
-        guard let month = months[m] else { return nil }
+        guard let month = month(m) else { return nil }
         i += 3
         skipSpaces()
         guard let year = number(max: 4) else { return nil }
@@ -61,36 +61,49 @@ public enum RFC2822 {
         return days * 86_400 + hour * 3600 + minute * 60 + min(second, 59) - offset
     }
 
-    private static let months: [UInt32: Int] = {
-        var table: [UInt32: Int] = [:]
-        for (index, name) in ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"].enumerated() {
-            let b = Array(name.utf8)
-            table[UInt32(b[0]) << 16 | UInt32(b[1]) << 8 | UInt32(b[2])] = index + 1
+    @inline(__always) private static func month(_ lowercased: UInt32) -> Int? {
+        switch lowercased {
+        case 0x6A_616E: return 1  // jan
+        case 0x66_6562: return 2  // feb
+        case 0x6D_6172: return 3  // mar
+        case 0x61_7072: return 4  // apr
+        case 0x6D_6179: return 5  // may
+        case 0x6A_756E: return 6  // jun
+        case 0x6A_756C: return 7  // jul
+        case 0x61_7567: return 8  // aug
+        case 0x73_6570: return 9  // sep
+        case 0x6F_6374: return 10  // oct
+        case 0x6E_6F76: return 11  // nov
+        case 0x64_6563: return 12  // dec
+        default: return nil
         }
-        return table
-    }()
+    }
 
-    /// Writes `YYYY-MM-DD HH:MM:SS` for UTC `seconds`.
+    /// Writes `YYYY-MM-DD HH:MM:SS` for UTC `seconds`: composed on the stack, appended in one copy.
     public static func write(_ seconds: Int, into buffer: inout [UInt8]) {
         let days = seconds >= 0 ? seconds / 86_400 : (seconds - 86_399) / 86_400
         let rest = seconds - days * 86_400
         let (y, m, d) = Day.daysToCivil(days)
-        func two(_ v: Int) {
-            buffer.append(UInt8(0x30 + v / 10))
-            buffer.append(UInt8(0x30 + v % 10))
+        var text: (UInt64, UInt64, UInt64) = (0, 0, 0)
+        withUnsafeMutableBytes(of: &text) { t in
+            func two(_ at: Int, _ v: Int) {
+                t[at] = UInt8(truncatingIfNeeded: 0x30 + v / 10)
+                t[at + 1] = UInt8(truncatingIfNeeded: 0x30 + v % 10)
+            }
+            two(0, y / 100 % 100)
+            two(2, y % 100)
+            t[4] = 0x2D
+            two(5, m)
+            t[7] = 0x2D
+            two(8, d)
+            t[10] = 0x20
+            two(11, rest / 3600)
+            t[13] = 0x3A
+            two(14, rest / 60 % 60)
+            t[16] = 0x3A
+            two(17, rest % 60)
+            buffer.append(contentsOf: UnsafeRawBufferPointer(rebasing: t[0..<19]))
         }
-        two(y / 100)
-        two(y % 100)
-        buffer.append(0x2D)
-        two(m)
-        buffer.append(0x2D)
-        two(d)
-        buffer.append(0x20)
-        two(rest / 3600)
-        buffer.append(0x3A)
-        two(rest / 60 % 60)
-        buffer.append(0x3A)
-        two(rest % 60)
     }
 
     public static func format(_ seconds: Int) -> String {

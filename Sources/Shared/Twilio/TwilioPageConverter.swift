@@ -22,7 +22,7 @@ public struct PageResult: Sendable {
 /// Converts one page of a Twilio 2010 list response into staged rows, straight from the response bytes:
 /// no intermediate objects, one pass over the page. A page either converts whole or not at all (the writer
 /// is rolled back to where the page began), so a truncated body can be fetched again without duplicates.
-public struct TwilioPageConverter {
+public final class TwilioPageConverter {
     public let table: TwilioTable
     private let keys: [[UInt8]]
     /// For each column, the index of its key in `keys` (-1: no key).
@@ -85,19 +85,46 @@ public struct TwilioPageConverter {
     private func convertUnchecked(page: UnsafeRawBufferPointer, into writer: inout TSVWriter) throws -> PageResult {
         var scanner = JSONScanner(page)
         var result = PageResult(records: 0, nextPage: nil, outsidePartition: 0)
-        var slots = [JSONSlice](repeating: .absent, count: keys.count)
+        let slots = UnsafeMutableBufferPointer<JSONSlice>.allocate(capacity: keys.count)
+        defer { slots.deallocate() }
+        // Twilio writes every record's keys in the same order: the n-th key of a record is predicted to be the
+        // n-th key of the record before (a key we need, or one we skip), so matching costs one comparison.
+        var predicted: [(key: Int, start: Int, count: Int)] = []
         let nextKey = Array("next_page_uri".utf8)
         var sawRecords = false
         try scanner.forEachMember { scanner, key in
             if scanner.key(key, is: recordsKey) {
                 sawRecords = true
                 try scanner.forEachElement { scanner in
-                    for i in 0..<slots.count { slots[i] = .absent }
-                    try scanner.forEachMember { scanner, field in
-                        let value = try scanner.readValue()
-                        if let index = self.index(of: field, in: scanner) { slots[index] = value }
+                    slots.initialize(repeating: .absent)
+                    try scanner.expect(0x7B)
+                    if try scanner.peek() == 0x7D {
+                        scanner.position += 1
+                    } else {
+                        var ordinal = 0
+                        while true {
+                            guard try scanner.peek() == 0x22 else { throw scanner.fail("expected a key") }
+                            let field = try scanner.readString()
+                            try scanner.expect(0x3A)
+                            let index: Int
+                            if ordinal < predicted.count, predicted[ordinal].count == field.count, !field.escaped,
+                               scanner.sameBytes(field.start, predicted[ordinal].start, field.count) {
+                                index = predicted[ordinal].key
+                            } else {
+                                index = self.index(of: field, in: scanner) ?? -1
+                                let guess = (key: index, start: field.start, count: field.escaped ? -1 : field.count)
+                                if ordinal < predicted.count { predicted[ordinal] = guess } else { predicted.append(guess) }
+                            }
+                            let value = try scanner.readValue()
+                            if index >= 0 { slots[index] = value }
+                            ordinal += 1
+                            let next = try scanner.peek()
+                            scanner.position += 1
+                            if next == 0x7D { break }
+                            guard next == 0x2C else { throw scanner.fail("expected ',' or '}'") }
+                        }
                     }
-                    try writeRow(slots, scanner: scanner, into: &writer, result: &result)
+                    try writeRow(UnsafeBufferPointer(slots), scanner: scanner, into: &writer, result: &result)
                 }
             } else if scanner.key(key, is: nextKey) {
                 let value = try scanner.readValue()
@@ -117,7 +144,7 @@ public struct TwilioPageConverter {
         return nil
     }
 
-    private func writeRow(_ slots: [JSONSlice], scanner: JSONScanner, into writer: inout TSVWriter,
+    private func writeRow(_ slots: UnsafeBufferPointer<JSONSlice>, scanner: JSONScanner, into writer: inout TSVWriter,
                           result: inout PageResult) throws {
         let bytes = scanner.bytes
         for (column, (name, source)) in table.columns.enumerated() {
@@ -204,7 +231,7 @@ public struct TwilioPageConverter {
         }
     }
 
-    private func failure(_ column: String, _ slots: [JSONSlice], _ scanner: JSONScanner, _ reason: String) -> ConversionError {
+    private func failure(_ column: String, _ slots: UnsafeBufferPointer<JSONSlice>, _ scanner: JSONScanner, _ reason: String) -> ConversionError {
         let sid = slots[sidKey].kind == .string ? try? scanner.string(slots[sidKey]) : nil
         return ConversionError(table: table.name, field: column, recordSID: sid, reason: reason)
     }
