@@ -3,8 +3,10 @@
 # same run, on the same machine, with release builds. Results go to stdout and bench/results/<name>.txt.
 #
 #   bench/run.sh extract   CPU-seconds per million records and peak RSS of a worker extracting one large day
-#                          (fetch, parse, convert, gzip, stage) against the sandbox; baseline: the same
-#                          day fetched by curl to /dev/null (the cost of just receiving the bytes).
+#                          (fetch, parse, convert, gzip, stage) against the sandbox; baseline: a hand-written
+#                          Python extractor of the same day (bench/python_extract.py), same run.
+#   bench/run.sh extract-quick [N]   the worker half of extract, N times: the median, for A/B iterations
+#                          (HUSKIMO_BENCH_PROFILE=FILE with `extract` records a perf profile of the worker).
 #   bench/run.sh fleet     a latency-bound run (sandbox latency, per-account concurrency limit, many jobs):
 #                          wall time against the ideal the API allows, and one worker process against two.
 #   bench/run.sh load      PostgreSQL load throughput (rows/s) of the loader against psql \copy of the
@@ -87,6 +89,25 @@ bench_extract() {
     echo "  peak RSS at a quarter of the size ($small_got records): ${small_rss} MiB → bounded, not proportional to the day"
     echo "  ratio: the worker uses $(calc "round($cpu / $py_cpu, 3)") of the Python baseline's CPU ($(calc "round($py_cpu / $cpu, 1)")× less)"
   } | tee bench/results/extract.txt
+}
+
+# The worker half of `extract` only, REPEAT times against one sandbox: CPU-s per million records of each run and
+# the median, for iterating on the extractor (no baseline: compare medians before and after a change).
+bench_extract_quick() {
+  local repeat=${1:-3} records=${HUSKIMO_BENCH_RECORDS:-281300} day=2026-11-20 sid=AC00000000000000000000000000000004
+  start_sandbox --bulk-records "$records"
+  python3 bench/python_extract.py "$SANDBOX_URL" "$sid" sandbox-token-4 "$day" >/dev/null   # warms the sandbox's cache
+  local figures=() i
+  for ((i = 0; i < repeat; i++)); do
+    CHANNELS="bulk $sid sandbox-token-4" config "bxq$i$RANDOM" "bench_x" >"$WORK/xq.yaml"
+    "$BIN/huskimo-planner" plan --config "$WORK/xq.yaml" --date "$day" --resource calls >/dev/null
+    local out; out=$("$BIN/huskimo-worker" extract --config "$WORK/xq.yaml" --concurrency 1 --exit-when-idle 2 2>/dev/null)
+    local cpu got; cpu=$(sed -n 's/.*cpu_s=\([0-9.]*\).*/\1/p' <<<"$out"); got=$(sed -n 's/.*records=\([0-9]*\).*/\1/p' <<<"$out")
+    figures+=("$(calc "round($cpu / $got * 1e6, 2)")")
+    echo "  run $((i + 1)): $cpu CPU-s for $got records → ${figures[-1]} CPU-s per million"
+  done
+  stop_sandbox
+  echo "extract-quick: median $(printf '%s\n' "${figures[@]}" | sort -n | sed -n "$(( (repeat + 1) / 2 ))p") CPU-s per million records over $repeat runs"
 }
 
 run_fleet() {   # run_fleet WORKERS CONCURRENCY → prints "wall requests"
@@ -182,9 +203,10 @@ bench_plan() {
 
 case ${1:-all} in
   extract) bench_extract ;;
+  extract-quick) bench_extract_quick "${2:-3}" ;;
   fleet) bench_fleet ;;
   load) bench_load ;;
   plan) bench_plan ;;
   all) bench_extract; bench_fleet; bench_load; bench_plan ;;
-  *) echo "usage: bench/run.sh extract|fleet|load|plan|all" >&2; exit 2 ;;
+  *) echo "usage: bench/run.sh extract|extract-quick [N]|fleet|load|plan|all" >&2; exit 2 ;;
 esac

@@ -48,10 +48,21 @@ struct OperationsIntegrationTests {
             if !settled { usleep(200_000) }
         }
         #expect(settled, "the run settled: \(fleet.log("w.log").suffix(2000))")
-        usleep(2_500_000)  // one more queue poll of the loader after the last park
-
-        // status --json: depths and consumers from the management API, failures by class and channel, freshness.
-        let (code, output) = try fleet.run("huskimo-planner", ["status", "--config", fleet.configPath, "--json"])
+        // The management API refreshes its figures every few seconds: read status until it has caught up.
+        var code: Int32?
+        var output = ""
+        let caughtUp = Date().addingTimeInterval(20)
+        repeat {
+            (code, output) = try fleet.run("huskimo-planner", ["status", "--config", fleet.configPath, "--json"])
+            if let json = output.firstIndex(of: "{").map({ String(output[$0...]) }),
+               let status = try? JSONDecoder().decode(FleetStatus.self, from: Data(json.utf8)),
+               status.queues.first(where: { $0.name == topology.extractQueue })?.consumers == 1,
+               status.queues.first(where: { $0.name == topology.loadQueue("local") })?.consumers == 1,
+               status.queues.first(where: { $0.name == topology.failedQueue })?.ready == 4 {
+                break
+            }
+            usleep(500_000)
+        } while Date() < caughtUp
         #expect(code == 1, "failed jobs make status exit 1")
         let json = try #require(output.firstIndex(of: "{").map { String(output[$0...]) })
         let status = try JSONDecoder().decode(FleetStatus.self, from: Data(json.utf8))
@@ -88,8 +99,14 @@ struct OperationsIntegrationTests {
         #expect(w.value("huskimo_api_concurrency", ["channel": "us"]).map { $0 >= 1 } == true)
         #expect(!w.text.contains(us.sid) && !w.text.contains("2026-11-2"), "no SIDs or days as labels")
 
-        // The loader's: loads and rows per table, freshness, and the queue gauges it polls.
-        let l = try Self.scrape(loaderPort)
+        // The loader's: loads and rows per table, freshness, and the queue gauges it polls (once caught up).
+        var l = try Self.scrape(loaderPort)
+        let gauges = Date().addingTimeInterval(20)
+        while Date() < gauges, l.value("huskimo_queue_messages_ready", ["queue": topology.failedQueue]) != 4
+            || l.value("huskimo_queue_consumers", ["queue": topology.extractQueue]) != 1 {
+            usleep(500_000)
+            l = try Self.scrape(loaderPort)
+        }
         #expect(l.value("huskimo_loads_total", ["target": "local", "outcome": "succeeded"]) == 6)
         #expect(l.value("huskimo_load_rows_total", ["target": "local", "table": "twilio_calls"]) == Double(expectedCalls))
         #expect(l.value("huskimo_load_rows_total", ["target": "local", "table": "singular_campaigns"]) == Double(expectedCampaigns))

@@ -147,6 +147,67 @@ import Testing
         #expect(parse("Tue, 31 Aug 2010 20:36:28 +0000 junk") == nil)
     }
 
+    /// The cached fixed-offset path for Twilio's own date shape agrees with the general parser, date after date
+    /// (days alternating, so a stale cache would show), and refuses what the general parser refuses.
+    @Test func theFastDatePathAgreesWithTheGeneralOne() {
+        let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+        var cache = RFC2822.Cache()
+        var written = RFC2822.Cache()
+        var seed: UInt64 = 99
+        for n in 0..<5000 {
+            seed = seed &* 6364136223846793005 &+ 1442695040888963407
+            let seconds = n % 2 == 0 ? 1_700_000_000 + Int(seed >> 40) : Int(seed >> 31 % 4_000_000_000)
+            let days = seconds / 86_400, rest = seconds % 86_400
+            let (y, m, d) = Day.daysToCivil(days)
+            let text = String(format: "Fri, %02d %@ %04d %02d:%02d:%02d +0000", d, months[m - 1], y, rest / 3600, rest / 60 % 60, rest % 60)
+            let bytes = Array(text.utf8)
+            bytes.withUnsafeBytes { p in
+                #expect(RFC2822.seconds(p, 0, p.count, cache: &cache) == seconds, "\(text)")
+                #expect(RFC2822.seconds(p, 0, p.count) == seconds)
+            }
+            var out = TSVWriter(capacity: 64)
+            out.beginField()
+            RFC2822.write(seconds, into: &out, cache: &written)
+            #expect(String(decoding: out.buffer, as: UTF8.self) == RFC2822.format(seconds))
+        }
+        for bad in ["Fri, 31 Feb 2026 12:00:00 +0000", "Fri, 20 Nov 2026 24:00:00 +0000", "Fri, 20 Nov 2026 12:60:00 +0000",
+                    "Fri, 2x Nov 2026 12:00:00 +0000", "Fri, 20 Nox 2026 12:00:00 +0000", "Fri, 00 Nov 2026 12:00:00 +0000"] {
+            Array(bad.utf8).withUnsafeBytes { p in
+                #expect(RFC2822.seconds(p, 0, p.count, cache: &cache) == nil, "\(bad)")
+            }
+        }
+        // Another offset is not the fast path's: the general parser applies it.
+        Array("Fri, 20 Nov 2026 12:00:00 +0100".utf8).withUnsafeBytes { p in
+            #expect(RFC2822.seconds(p, 0, p.count, cache: &cache) == Day("2026-11-20")!.ordinal * 86_400 + 11 * 3600)
+        }
+    }
+
+    /// The writer's raw storage grows from a tiny capacity through every kind of append, truncates back to a
+    /// mark, and reads back exactly what was written.
+    @Test func tsvStorageGrowsAndTruncatesExactly() {
+        var writer = TSVWriter(capacity: 1)
+        var expected: [[String?]] = []
+        for i in 0..<3000 {
+            let text = String(repeating: "ab\t\\😀", count: i % 40)
+            writer.text(text)
+            writer.integer(i * (i % 2 == 0 ? 1 : -1))
+            writer.null()
+            writer.plain("2026-11-20 00:00:0\(i % 10)")
+            "x\(i)".utf8.withContiguousStorageIfAvailable { writer.plain(UnsafeRawBufferPointer($0)) }
+            writer.endRow()
+            expected.append([text, String(i * (i % 2 == 0 ? 1 : -1)), nil, "2026-11-20 00:00:0\(i % 10)", "x\(i)"])
+        }
+        #expect(writer.rows == 3000)
+        #expect(TSVReader.rows(writer.buffer) == expected)
+        let mark = writer.count
+        writer.text("gone")
+        writer.endRow()
+        writer.truncate(to: mark, rows: 3000)
+        #expect(writer.count == mark && writer.rows == 3000 && TSVReader.rows(writer.buffer) == expected)
+        writer.reset()
+        #expect(writer.isEmpty && writer.rows == 0)
+    }
+
     @Test func tsvEscapesTheRawBytesBothWarehousesRead() {
         var writer = TSVWriter()
         writer.integer(1)

@@ -25,12 +25,11 @@ public final class StagingWriter {
 
     /// Compresses and stages the rows in `tsv` (complete rows only), then empties its buffer.
     public func write(_ tsv: inout TSVWriter) throws {
-        guard !tsv.buffer.isEmpty else { return }
+        guard !tsv.isEmpty else { return }
         if current == nil { try open() }
-        try tsv.buffer.withUnsafeBytes { try current!.gzip.write($0) }
+        try tsv.withUnsafeBytes { try current!.gzip.write($0) }
         current!.rows += tsv.rows
-        tsv.buffer.removeAll(keepingCapacity: true)
-        tsv.setRows(0)
+        tsv.reset()
         if current!.gzip.bytesOut >= maxObjectBytes { try close() }
     }
 

@@ -46,6 +46,8 @@ final class CurlEasy {
         defer { curl_slist_free_all(headerList) }
 
         setLong(CURLOPT_NOSIGNAL, 1)
+        // Large pages arrive in fewer reads and body callbacks (libcurl's default is 16 KiB).
+        setLong(CURLOPT_BUFFERSIZE, 256 * 1024)
         setLong(CURLOPT_SSL_VERIFYPEER, 1)
         setLong(CURLOPT_SSL_VERIFYHOST, 2)
         setLong(CURLOPT_FOLLOWLOCATION, 0)

@@ -36,13 +36,12 @@ public struct SingularConverter {
     /// Appends the response's rows. - Throws: ``JSONError`` (truncated: transient), ``ConversionError``
     /// (permanent, naming the field and the record), or an ``APIError`` for a `{"error": …}` answer.
     public func convert(_ body: UnsafeRawBufferPointer, into writer: inout TSVWriter) throws -> Result {
-        let mark = writer.buffer.count
+        let mark = writer.count
         let rowsBefore = writer.rows
         do {
             return try convertUnchecked(body, into: &writer)
         } catch {
-            writer.buffer.removeSubrange(mark...)
-            writer.rollback(toRows: rowsBefore)
+            writer.truncate(to: mark, rows: rowsBefore)
             throw error
         }
     }

@@ -9,32 +9,94 @@
 /// - The 2-character text `\N` is written `\\N` (PostgreSQL loads `\N`, Redshift loads NULL): counted in
 ///   ``backslashNValues``.
 ///
-/// Not thread-safe. Rows accumulate in ``buffer``; the owner drains it (into gzip) as it grows.
+/// Not thread-safe, and not to be copied while in use (copies share one allocation). Rows accumulate in raw
+/// storage (no per-append uniqueness or bounds bookkeeping of an Array); the owner drains it (into gzip) as it
+/// grows, through ``withUnsafeBytes(_:)`` and ``reset()``.
 public struct TSVWriter {
-    public var buffer: [UInt8] = []
+    /// Owns the allocation (frees it); the writer keeps the pointer, count and capacity as plain values.
+    private final class Storage {
+        var pointer: UnsafeMutableRawPointer
+        init(capacity: Int) { pointer = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 16) }
+        deinit { pointer.deallocate() }
+    }
+
+    private let storage: Storage
+    private var base: UnsafeMutableRawPointer
+    private var capacity: Int
+    /// Bytes written.
+    public private(set) var count = 0
     public private(set) var rows = 0
     public private(set) var replacedNULs = 0
     public private(set) var backslashNValues = 0
     private var fieldsInRow = 0
 
-    public init(capacity: Int = 1 << 20) { buffer.reserveCapacity(capacity) }
+    public init(capacity: Int = 1 << 20) {
+        let size = max(capacity, 64)
+        storage = Storage(capacity: size)
+        base = storage.pointer
+        self.capacity = size
+    }
+
+    /// A copy of the bytes written (tests, small values).
+    public var buffer: [UInt8] { withUnsafeBytes { Array($0) } }
+    public var isEmpty: Bool { count == 0 }
+
+    public func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try body(UnsafeRawBufferPointer(start: base, count: count))
+    }
+
+    /// Forgets everything written (the capacity stays).
+    public mutating func reset() {
+        count = 0
+        rows = 0
+        fieldsInRow = 0
+    }
+
+    /// Forgets what was written after `mark` bytes and `rows` rows (a page that failed half-way).
+    public mutating func truncate(to mark: Int, rows: Int) {
+        count = min(mark, count)
+        self.rows = rows
+        fieldsInRow = 0
+    }
+
+    @inline(__always) private mutating func reserve(_ extra: Int) {
+        if count + extra > capacity { grow(extra) }
+    }
+
+    @inline(never) private mutating func grow(_ extra: Int) {
+        let size = max(capacity * 2, count + extra)
+        let fresh = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 16)
+        fresh.copyMemory(from: base, byteCount: count)
+        base.deallocate()
+        storage.pointer = fresh
+        base = fresh
+        capacity = size
+    }
+
+    @inline(__always) private mutating func byte(_ b: UInt8) {
+        reserve(1)
+        base.storeBytes(of: b, toByteOffset: count, as: UInt8.self)
+        count += 1
+    }
 
     @inline(__always) private mutating func separator() {
-        if fieldsInRow > 0 { buffer.append(0x09) }
+        if fieldsInRow > 0 { byte(0x09) }
         fieldsInRow += 1
     }
 
     /// NULL.
     public mutating func null() {
         separator()
-        buffer.append(0x5C)
-        buffer.append(0x4E)
+        reserve(2)
+        base.storeBytes(of: 0x4E5C, toByteOffset: count, as: UInt16.self)  // "\N"
+        count += 2
     }
 
     /// A text value given as UTF-8 bytes (already decoded).
     public mutating func text(_ bytes: UnsafeRawBufferPointer) {
         separator()
         if bytes.count == 2, bytes[0] == 0x5C, bytes[1] == 0x4E { backslashNValues += 1 }
+        reserve(bytes.count * 2)
         for byte in bytes { appendEscaped(byte) }
     }
 
@@ -47,7 +109,7 @@ public struct TSVWriter {
     /// ASCII that needs no escaping (numbers, timestamps, booleans), appended as is.
     public mutating func plain(_ bytes: UnsafeRawBufferPointer) {
         separator()
-        buffer.append(contentsOf: bytes)
+        appendVerbatim(bytes)
     }
 
     public mutating func plain(_ value: String) {
@@ -58,23 +120,22 @@ public struct TSVWriter {
     /// A decimal integer.
     public mutating func integer(_ value: Int) {
         separator()
+        reserve(21)
         if value == 0 {
-            buffer.append(0x30)
+            byte(0x30)
             return
         }
         var v = value.magnitude
-        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
-                     UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
-            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-        var count = 0
+        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)
+        var n = 0
         withUnsafeMutableBytes(of: &digits) { d in
             while v > 0 {
-                d[count] = UInt8(v % 10) + 0x30
+                d[n] = UInt8(v % 10) + 0x30
                 v /= 10
-                count += 1
+                n += 1
             }
-            if value < 0 { buffer.append(0x2D) }
-            for i in stride(from: count - 1, through: 0, by: -1) { buffer.append(d[i]) }
+            if value < 0 { byte(0x2D) }
+            for i in stride(from: n - 1, through: 0, by: -1) { byte(d[i]) }
         }
     }
 
@@ -82,16 +143,22 @@ public struct TSVWriter {
     public mutating func beginField() { separator() }
 
     /// Appends one byte of a text value, escaping it.
-    @inline(__always) public mutating func appendEscaped(_ byte: UInt8) {
-        switch byte {
+    @inline(__always) public mutating func appendEscaped(_ b: UInt8) {
+        switch b {
         case 0x5C, 0x09, 0x0A, 0x0D:
-            buffer.append(0x5C)
-            buffer.append(byte)
+            reserve(2)
+            base.storeBytes(of: 0x5C, toByteOffset: count, as: UInt8.self)
+            base.storeBytes(of: b, toByteOffset: count + 1, as: UInt8.self)
+            count += 2
         case 0x00:
             replacedNULs += 1
-            buffer.append(contentsOf: [0xEF, 0xBF, 0xBD] as [UInt8])
+            reserve(3)
+            base.storeBytes(of: 0xEF, toByteOffset: count, as: UInt8.self)
+            base.storeBytes(of: 0xBF, toByteOffset: count + 1, as: UInt8.self)
+            base.storeBytes(of: 0xBD, toByteOffset: count + 2, as: UInt8.self)
+            count += 3
         default:
-            buffer.append(byte)
+            byte(b)
         }
     }
 
@@ -99,7 +166,33 @@ public struct TSVWriter {
 
     /// Appends bytes already known to need no escaping (no TAB, LF, CR, backslash or NUL), in one copy.
     @inline(__always) public mutating func appendVerbatim(_ bytes: UnsafeRawBufferPointer) {
-        buffer.append(contentsOf: bytes)
+        let n = bytes.count
+        guard n > 0 else { return }
+        reserve(n)
+        let from = bytes.baseAddress!
+        let to = base + count
+        if n <= 32 {
+            // Short values (most of them): word copies, no call into libc.
+            var i = 0
+            while i + 8 <= n {
+                to.storeBytes(of: from.loadUnaligned(fromByteOffset: i, as: UInt64.self), toByteOffset: i, as: UInt64.self)
+                i += 8
+            }
+            while i < n {
+                to.storeBytes(of: from.load(fromByteOffset: i, as: UInt8.self), toByteOffset: i, as: UInt8.self)
+                i += 1
+            }
+        } else {
+            to.copyMemory(from: from, byteCount: n)
+        }
+        count += n
+    }
+
+    /// Appends `length` bytes that `fill` writes at the pointer it is given (exactly `length` of them).
+    @inline(__always) public mutating func appendRaw(length: Int, _ fill: (UnsafeMutableRawPointer) -> Void) {
+        reserve(length)
+        fill(base + count)
+        count += length
     }
 
     mutating func setRows(_ count: Int) {
@@ -109,7 +202,7 @@ public struct TSVWriter {
 
     /// Ends the row.
     public mutating func endRow() {
-        buffer.append(0x0A)
+        byte(0x0A)
         fieldsInRow = 0
         rows += 1
     }

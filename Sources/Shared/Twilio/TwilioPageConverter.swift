@@ -71,13 +71,12 @@ public final class TwilioPageConverter {
 
     /// Appends the page's rows to `writer`. - Throws: ``JSONError`` (truncated: transient) or ``ConversionError``.
     public func convert(page: UnsafeRawBufferPointer, into writer: inout TSVWriter) throws -> PageResult {
-        let mark = writer.buffer.count
+        let mark = writer.count
         let rowsBefore = writer.rows
         do {
             return try convertUnchecked(page: page, into: &writer)
         } catch {
-            writer.buffer.removeSubrange(mark...)
-            writer.rollback(toRows: rowsBefore)
+            writer.truncate(to: mark, rows: rowsBefore)
             throw error
         }
     }
@@ -90,6 +89,7 @@ public final class TwilioPageConverter {
         // Twilio writes every record's keys in the same order: the n-th key of a record is predicted to be the
         // n-th key of the record before (a key we need, or one we skip), so matching costs one comparison.
         var predicted: [(key: Int, start: Int, count: Int)] = []
+        var dates = RFC2822.Cache()
         let nextKey = Array("next_page_uri".utf8)
         var sawRecords = false
         try scanner.forEachMember { scanner, key in
@@ -124,7 +124,7 @@ public final class TwilioPageConverter {
                             guard next == 0x2C else { throw scanner.fail("expected ',' or '}'") }
                         }
                     }
-                    try writeRow(UnsafeBufferPointer(slots), scanner: scanner, into: &writer, result: &result)
+                    try writeRow(UnsafeBufferPointer(slots), scanner: scanner, into: &writer, result: &result, dates: &dates)
                 }
             } else if scanner.key(key, is: nextKey) {
                 let value = try scanner.readValue()
@@ -145,7 +145,7 @@ public final class TwilioPageConverter {
     }
 
     private func writeRow(_ slots: UnsafeBufferPointer<JSONSlice>, scanner: JSONScanner, into writer: inout TSVWriter,
-                          result: inout PageResult) throws {
+                          result: inout PageResult, dates: inout RFC2822.Cache) throws {
         let bytes = scanner.bytes
         for (column, (name, source)) in table.columns.enumerated() {
             let slot = columnKey[column] >= 0 ? slots[columnKey[column]] : .absent
@@ -179,11 +179,11 @@ public final class TwilioPageConverter {
                 case .absent, .null: writer.null()
                 case .string where slot.count == 0: writer.null()
                 case .string:
-                    guard !slot.escaped, let seconds = RFC2822.seconds(bytes, slot.start, slot.end) else {
+                    guard !slot.escaped, let seconds = RFC2822.seconds(bytes, slot.start, slot.end, cache: &dates) else {
                         throw failure(name, slots, scanner, "not an RFC 2822 date: \(try scanner.string(slot).prefix(40))")
                     }
                     writer.beginField()
-                    RFC2822.write(seconds, into: &writer.buffer)
+                    RFC2822.write(seconds, into: &writer, cache: &dates)
                 default:
                     throw failure(name, slots, scanner, "expected a date string")
                 }
@@ -224,7 +224,7 @@ public final class TwilioPageConverter {
         result.records += 1
         if let day, partitionKey >= 0 {
             let slot = slots[partitionKey]
-            let seconds = slot.kind == .string ? RFC2822.seconds(bytes, slot.start, slot.end) : nil
+            let seconds = slot.kind == .string ? RFC2822.seconds(bytes, slot.start, slot.end, cache: &dates) : nil
             if seconds.map({ Day(ordinal: $0 >= 0 ? $0 / 86_400 : ($0 - 86_399) / 86_400) }) != day {
                 result.outsidePartition += 1
             }
@@ -237,7 +237,4 @@ public final class TwilioPageConverter {
     }
 }
 
-extension TSVWriter {
-    /// Forgets rows counted after a rollback of the buffer.
-    mutating func rollback(toRows rows: Int) { self.setRows(rows) }
-}
+

@@ -43,6 +43,8 @@ public final class ExtractWorker: Sendable {
     public var summary: WorkerTally { tally.withLock { $0 } }
 
     private let inFlight = Atomic<Int>(0)
+    /// Wakes the scheduling loop when a job ends (rather than polling while every slot is busy).
+    private let jobFinished = Wakeup()
 
     /// Jobs being processed now.
     public var jobsInFlight: Int { inFlight.load(ordering: .relaxed) }
@@ -69,7 +71,7 @@ public final class ExtractWorker: Sendable {
                 // Idle means "connected and nothing to deliver": a broker outage is not an empty queue.
                 if jobsInFlight > 0 || !pending.isEmpty || !consumer.isConnected { lastActivity = Date() }
                 if let exitWhenIdle, jobsInFlight == 0, pending.isEmpty, -lastActivity.timeIntervalSinceNow >= exitWhenIdle { break }
-                if jobsInFlight >= concurrency { try? await Task.sleep(for: .milliseconds(5)) }
+                if jobsInFlight >= concurrency { await jobFinished.wait(timeout: 0.25) }
                 continue
             }
             let index = pending.firstIndex { hasCapacity($0.account) } ?? 0
@@ -83,6 +85,7 @@ public final class ExtractWorker: Sendable {
                 await self.process(delivery)
                 if let account { self.activeByAccount.withLock { $0[account, default: 1] -= 1 } }
                 self.inFlight.subtract(1, ordering: .relaxed)
+                self.jobFinished.notify()
             }
         }
         // Taken but never started: back to the queue for another worker.
