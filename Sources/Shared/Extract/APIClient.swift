@@ -50,6 +50,8 @@ public struct APIClient: Sendable {
         public var throttled = 0
         /// The last 200 body's size: the next page of the list is likely alike (a reservation hint).
         public var lastBodySize = 0
+        /// The bodies' storage, reused page after page (one allocation per job, not one per page).
+        var pageBuffer: [UInt8] = []
     }
 
     /// GETs a Twilio `url` as `account` with Basic auth and hands the 200 body to `consume`.
@@ -76,7 +78,8 @@ public struct APIClient: Sendable {
             tally.requests += 1
             let started = ContinuousClock.now
             do {
-                let response = try http.execute(request)
+                let head = try http.execute(request, into: &tally.pageBuffer)
+                let response = HTTPResponse(head: head, body: tally.pageBuffer)
                 throttled = response.status == 429
                 limiter.release(throttled: throttled, epoch: epoch)
                 FleetMetrics.request(api: api, status: response.status, seconds: (ContinuousClock.now - started).seconds)

@@ -48,6 +48,22 @@ public final class HTTPClient: @unchecked Sendable {  // `idle` is guarded by `l
         return (200..<300).contains(response.status) ? HTTPResponse(head: response.head, body: body) : response
     }
 
+    /// Performs `request` and collects a 2xx body into `body` (emptied first, its capacity kept: a caller that
+    /// fetches page after page reuses one allocation). Blocks.
+    public func execute(_ request: HTTPRequest, into body: inout [UInt8]) throws -> HTTPResponseHead {
+        body.removeAll(keepingCapacity: true)
+        if request.expectedBodySize > body.capacity { body.reserveCapacity(request.expectedBodySize) }
+        var collected = body
+        body = []  // `collected` is the only reference: appends do not copy
+        let response = try stream(request) { collected.append(contentsOf: $0) }
+        if (200..<300).contains(response.status) {
+            body = collected
+        } else {
+            body = response.body
+        }
+        return response.head
+    }
+
     /// Performs `request` on a blocking-work thread and collects the body.
     public func execute(_ request: HTTPRequest) async throws -> HTTPResponse {
         try await Blocking.run { try self.execute(request) }

@@ -188,6 +188,16 @@ public struct JSONScanner {
         }
     }
 
+    /// If the string at `position` (its opening quote) is exactly the `count` unescaped bytes at `offset` (an
+    /// earlier string of the input), consumes it and returns its slice; otherwise leaves `position` as it was.
+    /// The earlier bytes hold no quote or backslash, so equal bytes followed by a quote are that whole string.
+    @inline(__always) mutating func knownString(at offset: Int, count: Int) -> JSONSlice? {
+        let start = position + 1
+        guard count >= 0, start + count < bytes.count, bytes[start + count] == 0x22, sameBytes(start, offset, count) else { return nil }
+        position = start + count + 1
+        return JSONSlice(kind: .string, start: start, end: start + count, escaped: false, boolValue: false)
+    }
+
     /// Whether `count` bytes at offsets `a` and `b` of the input are equal (short runs: no libc call).
     @inline(__always) func sameBytes(_ a: Int, _ b: Int, _ count: Int) -> Bool {
         let base = bytes.baseAddress!

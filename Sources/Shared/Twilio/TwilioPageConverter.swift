@@ -27,6 +27,9 @@ public final class TwilioPageConverter {
     private let keys: [[UInt8]]
     /// For each column, the index of its key in `keys` (-1: no key).
     private let columnKey: [Int]
+    /// What each column is, without payloads (the hot loop copies no strings).
+    private enum Kind { case channelName, whenRetrieved, text, date, integer, boolean, utf16Length }
+    private let plan: [Kind]
     /// The channel name, already TSV-escaped.
     private let channelName: [UInt8]
     private let whenRetrieved: [UInt8]
@@ -56,6 +59,17 @@ public final class TwilioPageConverter {
         if !keys.contains(Array("sid".utf8)) { keys.append(Array("sid".utf8)) }
         self.keys = keys
         self.columnKey = columnKey
+        self.plan = table.columns.map { column -> Kind in
+            switch column.source {
+            case .channelName: return .channelName
+            case .whenRetrieved: return .whenRetrieved
+            case .text: return .text
+            case .date: return .date
+            case .integer: return .integer
+            case .boolean: return .boolean
+            case .utf16Length: return .utf16Length
+            }
+        }
         self.sidKey = keys.firstIndex(of: Array("sid".utf8))!
         self.partitionKey = table.partitionColumn.flatMap { column in
             table.columns.first { $0.name == column }?.source.jsonKey.flatMap { keys.firstIndex(of: Array($0.utf8)) }
@@ -104,7 +118,14 @@ public final class TwilioPageConverter {
                         var ordinal = 0
                         while true {
                             guard try scanner.peek() == 0x22 else { throw scanner.fail("expected a key") }
-                            let field = try scanner.readString()
+                            let field: JSONSlice
+                            if ordinal < predicted.count, let known = scanner.knownString(at: predicted[ordinal].start,
+                                                                                            count: predicted[ordinal].count) {
+                                // The predicted key, recognised without scanning it.
+                                field = known
+                            } else {
+                                field = try scanner.readString()
+                            }
                             try scanner.expect(0x3A)
                             let index: Int
                             if ordinal < predicted.count, predicted[ordinal].count == field.count, !field.escaped,
@@ -147,9 +168,9 @@ public final class TwilioPageConverter {
     private func writeRow(_ slots: UnsafeBufferPointer<JSONSlice>, scanner: JSONScanner, into writer: inout TSVWriter,
                           result: inout PageResult, dates: inout RFC2822.Cache) throws {
         let bytes = scanner.bytes
-        for (column, (name, source)) in table.columns.enumerated() {
+        for column in 0..<plan.count {
             let slot = columnKey[column] >= 0 ? slots[columnKey[column]] : .absent
-            switch source {
+            switch plan[column] {
             case .channelName:
                 writer.beginField()
                 channelName.withUnsafeBytes { writer.appendVerbatim($0) }
@@ -172,7 +193,7 @@ public final class TwilioPageConverter {
                 case .number, .bool:
                     writer.plain(UnsafeRawBufferPointer(rebasing: bytes[slot.start..<slot.end]))
                 case .object, .array:
-                    throw failure(name, slots, scanner, "expected a string, got a JSON \(slot.kind)")
+                    throw failure(table.columns[column].name, slots, scanner, "expected a string, got a JSON \(slot.kind)")
                 }
             case .date:
                 switch slot.kind {
@@ -180,12 +201,12 @@ public final class TwilioPageConverter {
                 case .string where slot.count == 0: writer.null()
                 case .string:
                     guard !slot.escaped, let seconds = RFC2822.seconds(bytes, slot.start, slot.end, cache: &dates) else {
-                        throw failure(name, slots, scanner, "not an RFC 2822 date: \(try scanner.string(slot).prefix(40))")
+                        throw failure(table.columns[column].name, slots, scanner, "not an RFC 2822 date: \(try scanner.string(slot).prefix(40))")
                     }
                     writer.beginField()
                     RFC2822.write(seconds, into: &writer, cache: &dates)
                 default:
-                    throw failure(name, slots, scanner, "expected a date string")
+                    throw failure(table.columns[column].name, slots, scanner, "expected a date string")
                 }
             case .integer:
                 switch slot.kind {
@@ -197,11 +218,11 @@ public final class TwilioPageConverter {
                         valid = false
                     }
                     guard valid, slot.count <= 18 else {
-                        throw failure(name, slots, scanner, "not an integer: \(try scanner.string(slot).prefix(40))")
+                        throw failure(table.columns[column].name, slots, scanner, "not an integer: \(try scanner.string(slot).prefix(40))")
                     }
                     writer.plain(UnsafeRawBufferPointer(rebasing: bytes[slot.start..<slot.end]))
                 default:
-                    throw failure(name, slots, scanner, "expected an integer")
+                    throw failure(table.columns[column].name, slots, scanner, "expected an integer")
                 }
             case .boolean:
                 switch slot.kind {
@@ -210,13 +231,13 @@ public final class TwilioPageConverter {
                 case .string where ["true", "false"].contains(try scanner.string(slot)):
                     writer.plain(try scanner.string(slot))
                 default:
-                    throw failure(name, slots, scanner, "expected true or false")
+                    throw failure(table.columns[column].name, slots, scanner, "expected true or false")
                 }
             case .utf16Length:
                 switch slot.kind {
                 case .absent, .null: writer.null()
                 case .string: writer.integer(scanner.utf16Length(slot))
-                default: throw failure(name, slots, scanner, "expected a string")
+                default: throw failure(table.columns[column].name, slots, scanner, "expected a string")
                 }
             }
         }
