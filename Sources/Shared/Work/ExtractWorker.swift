@@ -190,7 +190,7 @@ public final class ExtractWorker: Sendable {
                              records: report.records, stagedBytes: report.stagedBytes)
             logger.info("job succeeded", metadata: [
                 "job.id": "\(job.jobID)", "job.attempt": "\(job.attempt)", "records": "\(report.records)",
-                "objects": "\(report.load.objects.count)", "duration_s": "\(String(format: "%.2f", -started.timeIntervalSinceNow))",
+                "objects": "\(report.load.objects.count)", "bytes.staged": "\(report.stagedBytes)", "duration_s": "\(String(format: "%.2f", -started.timeIntervalSinceNow))",
                 "http.requests": "\(report.tally.requests)", "http.retries": "\(report.tally.retries)",
             ])
             if report.outsidePartition > 0 {
