@@ -198,6 +198,8 @@ public struct FleetStatus: Sendable, Codable {
         }
         if queueSource == "amqp" {
             lines.append("(queue figures from AMQP: set queue.management_url for unacked counts, rates and ages)")
+        } else {
+            lines.append("(queue figures from the management API, which refreshes them every few seconds)")
         }
         if let oldest = oldestWaitingJobSeconds { lines.append("oldest waiting job: \(FleetStatus.age(oldest))") }
         lines.append("")
