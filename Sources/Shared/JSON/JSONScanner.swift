@@ -69,12 +69,24 @@ public struct JSONScanner {
         let count = bytes.count
         let base = bytes.baseAddress!
         let ones: UInt64 = 0x0101_0101_0101_0101, highs: UInt64 = 0x8080_8080_8080_8080
+        @inline(__always) func special(_ word: UInt64) -> UInt64 {
+            let quote = word ^ 0x2222_2222_2222_2222
+            let slash = word ^ 0x5C5C_5C5C_5C5C_5C5C
+            return (((quote &- ones) & ~quote) | ((slash &- ones) & ~slash) | ((word &- 0x2020_2020_2020_2020) & ~word)) & highs
+        }
         while true {
+            // Two words per step while 16 bytes remain (long values: URIs, bodies), then one.
+            while position + 16 <= count {
+                let a = special(base.loadUnaligned(fromByteOffset: position, as: UInt64.self))
+                let b = special(base.loadUnaligned(fromByteOffset: position + 8, as: UInt64.self))
+                if a | b != 0 {
+                    position += a != 0 ? UInt64(littleEndian: a).trailingZeroBitCount >> 3 : 8 + UInt64(littleEndian: b).trailingZeroBitCount >> 3
+                    break
+                }
+                position += 16
+            }
             while position + 8 <= count {
-                let word = base.loadUnaligned(fromByteOffset: position, as: UInt64.self)
-                let quote = word ^ 0x2222_2222_2222_2222
-                let slash = word ^ 0x5C5C_5C5C_5C5C_5C5C
-                let hit = (((quote &- ones) & ~quote) | ((slash &- ones) & ~slash) | ((word &- 0x2020_2020_2020_2020) & ~word)) & highs
+                let hit = special(base.loadUnaligned(fromByteOffset: position, as: UInt64.self))
                 if hit != 0 {
                     position += UInt64(littleEndian: hit).trailingZeroBitCount >> 3
                     break
