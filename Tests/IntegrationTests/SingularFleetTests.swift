@@ -85,11 +85,8 @@ struct SingularFleetTests {
             let loaded = try pg.copyIn("COPY \(expectedTable) FROM STDIN") { write in try writer.buffer.withUnsafeBytes { try write($0) } }
             #expect(loaded == count, sourceLocation: sourceLocation)
             let columns = table.columnNames.filter { $0 != "when_retrieved" }.map { WarehouseSchema.quote($0) }.joined(separator: ", ")
-            let latest = """
-                SELECT \(columns) FROM \(fleet.id).\(table.name) t WHERE t.when_retrieved = (SELECT max(u.when_retrieved)
-                  FROM \(fleet.id).\(table.name) u WHERE u.channel_name = t.channel_name AND u.reporting_date = t.reporting_date)
-                  AND t.reporting_date::date = ANY($1::date[])
-                """
+            // The DDL's `<table>_latest` view: the newest retrieval of each (channel, reporting day).
+            let latest = "SELECT \(columns) FROM \(fleet.id).\(table.name)_latest WHERE reporting_date::date = ANY($1::date[])"
             let dayList = "{" + days.map(\.description).joined(separator: ",") + "}"
             let missing = try pg.query("SELECT count(*) FROM (SELECT \(columns) FROM \(expectedTable) EXCEPT ALL (\(latest))) x", [dayList])
             let extra = try pg.query("SELECT count(*) FROM ((\(latest)) EXCEPT ALL SELECT \(columns) FROM \(expectedTable)) x", [dayList])

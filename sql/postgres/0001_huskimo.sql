@@ -161,3 +161,19 @@ CREATE TABLE IF NOT EXISTS "huskimo".load_ledger (
     PRIMARY KEY (table_name, object_key)
 );
 CREATE INDEX IF NOT EXISTS load_ledger_partition ON "huskimo".load_ledger (table_name, channel_name, partition_key, extracted_at);
+
+-- The latest retrieval of each (channel, reporting day): Singular restates spend for weeks and every run
+-- appends a snapshot; most queries want only the newest one.
+CREATE OR REPLACE VIEW "huskimo".singular_campaigns_latest AS
+SELECT channel_name, when_retrieved, ad_network, campaign_name, campaign_type, campaign_url, subcampaign_name, app_id, campaign_network_id, country, reporting_date, impressions, clicks, installs, cost, revenue, last_modified
+FROM (SELECT *, rank() OVER (PARTITION BY channel_name, reporting_date ORDER BY when_retrieved DESC) AS retrieval_rank
+      FROM "huskimo".singular_campaigns) snapshots
+WHERE retrieval_rank = 1;
+
+-- The latest retrieval of each (channel, reporting day): Singular restates spend for weeks and every run
+-- appends a snapshot; most queries want only the newest one.
+CREATE OR REPLACE VIEW "huskimo".singular_creatives_latest AS
+SELECT channel_name, when_retrieved, ad_network, creative_name, creative_text, image, image_hash, width, height, is_video, campaign_name, campaign_type, campaign_url, subcampaign_name, app_id, campaign_network_id, reporting_date, impressions, clicks, installs, cost, modified_at
+FROM (SELECT *, rank() OVER (PARTITION BY channel_name, reporting_date ORDER BY when_retrieved DESC) AS retrieval_rank
+      FROM "huskimo".singular_creatives) snapshots
+WHERE retrieval_rank = 1;

@@ -131,6 +131,19 @@ public enum WarehouseSchema {
         if flavor == .postgres {
             out += "CREATE INDEX IF NOT EXISTS load_ledger_partition ON \(s).load_ledger (table_name, channel_name, partition_key, extracted_at);\n"
         }
+        for table in tables where table.appendOnly {
+            out += """
+
+                -- The latest retrieval of each (channel, reporting day): Singular restates spend for weeks and every run
+                -- appends a snapshot; most queries want only the newest one.
+                CREATE OR REPLACE VIEW \(s).\(table.name)_latest AS
+                SELECT \(table.columnList)
+                FROM (SELECT *, rank() OVER (PARTITION BY channel_name, reporting_date ORDER BY when_retrieved DESC) AS retrieval_rank
+                      FROM \(s).\(table.name)) snapshots
+                WHERE retrieval_rank = 1;
+
+                """
+        }
         return out
     }
 }
