@@ -82,6 +82,15 @@ import Testing
         #expect(problems.contains { $0.hasPrefix(expected) }, "got \(problems)")
     }
 
+    @Test func theManagementURLIsAnHTTPURLWithoutCredentials() {
+        let base = "channels: [{name: a, type: singular, api_key: k}]\ns3: {access_key_id: k, secret_access_key: s, region: r, bucket: b}\ntargets: [{name: t, host: h, database: d, username: u}]\n"
+        let withCredentials = Self.problems(base + "queue: {management_url: \"http://guest:hunter2@rabbit:15672\"}")
+        #expect(withCredentials.contains { $0.hasPrefix("queue.management_url: must not carry credentials") }, "got \(withCredentials)")
+        #expect(!withCredentials.joined().contains("hunter2"), "the rejected value is not echoed")
+        #expect(Self.problems(base + "queue: {management_url: \"rabbit:15672\"}").contains { $0.hasPrefix("queue.management_url: expected an http") })
+        #expect(Self.problems(base + "queue: {management_url: \"https://rabbit:15672/\"}").isEmpty)
+    }
+
     @Test func everyProblemIsReportedNotJustTheFirst() {
         let problems = Self.problems("""
             channels:

@@ -76,6 +76,9 @@ import Testing
         (#"[{"ad_network": "a", "campaign_name": "c", "campaign_type": "t", "date": "2026-11-20", "last_modified": "2026-11-20T00:00:00", "cost": "n/a"}]"#, "cost"),
         (#"[{"ad_network": "a", "campaign_name": ["c"], "campaign_type": "t", "date": "2026-11-20", "last_modified": "2026-11-20T00:00:00"}]"#, "campaign_name"),
         (#"{"error": "Invalid API key"}"#, "(response)"),
+        // Values the warehouse columns cannot hold: caught here, named, instead of failing the COPY.
+        (#"[{"ad_network": "a", "campaign_name": "c", "campaign_type": "t", "date": "2026-11-20", "last_modified": "2026-11-20T00:00:00", "cost": 123456789.5}]"#, "cost"),
+        (#"[{"ad_network": "a", "campaign_name": "c", "campaign_type": "t", "date": "2026-11-20", "last_modified": "2026-11-20T00:00:00", "impressions": 1e20}]"#, "impressions"),
     ])
     func badRecordsArePermanentErrorsNamingTheField(_ json: String, _ field: String) throws {
         var writer = TSVWriter()

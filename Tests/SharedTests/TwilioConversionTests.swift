@@ -176,6 +176,14 @@ import Testing
                 #expect(RFC2822.seconds(p, 0, p.count, cache: &cache) == nil, "\(bad)")
             }
         }
+        // A shape the fast path does not take is handed to the general parser, never refused by it alone.
+        Array("Fri,  5 Nov 2026 12:34:56 +0000".utf8).withUnsafeBytes { p in
+            #expect(RFC2822.seconds(p, 0, p.count, cache: &cache) == Day("2026-11-05")!.ordinal * 86_400 + 12 * 3600 + 34 * 60 + 56)
+        }
+        Array("123, 20 Nov 2026 12:00:00 +0000".utf8).withUnsafeBytes { p in
+            #expect(RFC2822.seconds(p, 0, p.count, cache: &cache) == nil)
+            #expect(RFC2822.seconds(p, 0, p.count) == nil)
+        }
         // Another offset is not the fast path's: the general parser applies it.
         Array("Fri, 20 Nov 2026 12:00:00 +0100".utf8).withUnsafeBytes { p in
             #expect(RFC2822.seconds(p, 0, p.count, cache: &cache) == Day("2026-11-20")!.ordinal * 86_400 + 11 * 3600)

@@ -117,6 +117,9 @@ public struct QueueConfig: Sendable {
         managementURL = r.string(m["management_url"], at: "\(path).management_url").flatMap { $0.isEmpty ? nil : $0 }
         if let managementURL, !(managementURL.hasPrefix("http://") || managementURL.hasPrefix("https://")) {
             r.problem("\(path).management_url", "expected an http:// or https:// URL")
+        } else if let managementURL, let scheme = managementURL.range(of: "://"),
+                  managementURL[scheme.upperBound...].prefix(while: { $0 != "/" }).contains("@") {
+            r.problem("\(path).management_url", "must not carry credentials (those of queue.url are used)")
         }
         quorum = (r.oneOf(m["type"], at: "\(path).type", ["quorum", "classic"]) ?? "quorum") == "quorum"
         if let items = r.sequence(m["retry_delays"], at: "\(path).retry_delays") {

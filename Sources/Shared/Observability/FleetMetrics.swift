@@ -25,9 +25,12 @@ public enum FleetMetrics {
     public enum JobOutcome: String, Sendable { case succeeded, retried, failed }
 
     /// An extract job finished.
-    public static func job(resource: String, outcome: JobOutcome, seconds: Double, records: Int = 0, stagedBytes: Int = 0) {
+    /// - Parameter seconds: how long the attempt took (nil when unknown: no duration sample).
+    public static func job(resource: String, outcome: JobOutcome, seconds: Double?, records: Int = 0, stagedBytes: Int = 0) {
         Counter(label: "huskimo_jobs_total", dimensions: [("resource", resource), ("outcome", outcome.rawValue)]).increment()
-        Timer(label: "huskimo_job_duration_seconds", dimensions: [("resource", resource)]).recordNanoseconds(Int64(seconds * 1e9))
+        if let seconds {
+            Timer(label: "huskimo_job_duration_seconds", dimensions: [("resource", resource)]).recordNanoseconds(Int64(seconds * 1e9))
+        }
         if records > 0 { Counter(label: "huskimo_records_total", dimensions: [("resource", resource)]).increment(by: records) }
         if stagedBytes > 0 { Counter(label: "huskimo_staged_bytes_total", dimensions: [("resource", resource)]).increment(by: stagedBytes) }
     }
@@ -63,13 +66,13 @@ public enum FleetMetrics {
 
     // MARK: Queues (polled by loaders)
 
+    /// One poll of a queue. Unknown figures (no management API, or it failed this time) are exported as NaN,
+    /// not left at their last value: a stale figure would keep an alert firing, or silent, on old news.
     public static func queue(_ name: String, ready: Int, consumers: Int, unacked: Int?, oldestReadyAge: Double?) {
         Gauge(label: "huskimo_queue_messages_ready", dimensions: [("queue", name)]).record(ready)
         Gauge(label: "huskimo_queue_consumers", dimensions: [("queue", name)]).record(consumers)
-        if let unacked { Gauge(label: "huskimo_queue_messages_unacked", dimensions: [("queue", name)]).record(unacked) }
-        if let oldestReadyAge {
-            Gauge(label: "huskimo_queue_oldest_ready_age_seconds", dimensions: [("queue", name)]).record(oldestReadyAge)
-        }
+        Gauge(label: "huskimo_queue_messages_unacked", dimensions: [("queue", name)]).record(unacked.map(Double.init) ?? .nan)
+        Gauge(label: "huskimo_queue_oldest_ready_age_seconds", dimensions: [("queue", name)]).record(oldestReadyAge ?? .nan)
     }
 
     // MARK: Export

@@ -127,6 +127,10 @@ public struct SingularConverter {
                     throw failure(name, "not a number: \(String(decoding: text.prefix(40), as: UTF8.self))")
                 }
                 if case .integer = source, plain.contains(".") { throw failure(name, "not an integer: \(plain.prefix(40))") }
+                if let limit = table.maxIntegerDigits[column],
+                   plain.prefix(while: { $0 != "." }).filter(\.isNumber).count > limit {
+                    throw failure(name, "\(plain.prefix(40)) is out of range for the column (at most \(limit) integer digits)")
+                }
                 writer.plain(plain)
             case .boolean:
                 if slot.kind == .bool {

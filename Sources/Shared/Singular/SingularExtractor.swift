@@ -36,7 +36,8 @@ public struct SingularExtractor: Sendable {
         do {
             var request = HTTPRequest(url: url(table, day, key: channel.apiKey.reveal()), headers: [("Accept", "application/json")],
                                       timeout: client.timeout, displayURL: url(table, day, key: "<api_key>"))
-            request.redact = [channel.apiKey]
+            let encodedKey = S3Client.encode(channel.apiKey.reveal(), keepSlash: false)
+            request.redact = [channel.apiKey] + (encodedKey == channel.apiKey.reveal() ? [] : [Secret(encodedKey)])
             let converter = SingularConverter(table: table, channelName: channel.name, whenRetrieved: whenRetrieved, day: day)
             var tsv = TSVWriter()
             let result = try client.fetch(request, api: .singular, account: SingularExtractor.account(channel), tally: &tally) { body in
@@ -44,6 +45,7 @@ public struct SingularExtractor: Sendable {
             }
             try staging.write(&tsv)
             let objects = try staging.finish()
+            tally.pageBuffer = []  // the day's response need not live as long as the report
             return ExtractReport(load: job.loadMessage(objects: objects, extractedAt: started), records: result.records, tally: tally,
                                  outsidePartition: result.outsideDay, accounts: [])
         } catch {

@@ -1,3 +1,5 @@
+import Foundation
+
 /// How one warehouse column is made from a Singular record.
 public enum SingularField: Sendable, Hashable {
     case channelName
@@ -31,6 +33,9 @@ public struct SingularTable: Sendable {
     /// The Singular reporting resource in the URL (`/api/{key}/adv/{slug}/D/D`).
     public let slug: String
     public let columns: [(name: String, source: SingularField, required: Bool)]
+    /// For numeric columns, the most integer digits the warehouse type holds (`bigint`: 18, `decimal(p, s)`:
+    /// p − s): a larger value is a conversion error naming the field, not a failed COPY.
+    public let maxIntegerDigits: [Int?]
     /// The JSON key of the reporting day.
     public let dayKey = "date"
 
@@ -40,6 +45,14 @@ public struct SingularTable: Sendable {
         let schema = WarehouseSchema.table(name)!
         self.columns = columns.map { column in
             (column.0, column.1, schema.columns.first { $0.name == column.0 }!.notNull)
+        }
+        self.maxIntegerDigits = columns.map { column in
+            let type = schema.columns.first { $0.name == column.0 }!.type
+            if type == "bigint" { return 18 }
+            let numbers = type.hasPrefix("decimal(") ? type.dropFirst(8).dropLast().split(separator: ",").compactMap {
+                Int($0.trimmingCharacters(in: .whitespaces))
+            } : []
+            return numbers.count == 2 ? numbers[0] - numbers[1] : nil
         }
     }
 

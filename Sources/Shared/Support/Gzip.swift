@@ -58,7 +58,13 @@ public final class GzipWriter {
     public func write(_ bytes: UnsafeRawBufferPointer) throws {
         guard bytes.count > 0, let base = bytes.baseAddress else { return }
         bytesIn += bytes.count
-        try pump(base.assumingMemoryBound(to: UInt8.self), bytes.count, end: false)
+        // Both libraries count input in 32 bits: hand over at most 1 GiB at a time.
+        var offset = 0
+        while offset < bytes.count {
+            let chunk = min(bytes.count - offset, 1 << 30)
+            try pump(base.assumingMemoryBound(to: UInt8.self) + offset, chunk, end: false)
+            offset += chunk
+        }
     }
 
     public func write(_ bytes: [UInt8]) throws { try bytes.withUnsafeBytes { try write($0) } }

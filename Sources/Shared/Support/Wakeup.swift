@@ -1,6 +1,6 @@
 import Synchronization
 
-/// A one-slot wake-up call between tasks: ``notify()`` wakes the task in ``wait(timeout:)``, or the next one to
+/// A one-slot wake-up call between tasks (one waiter at a time): ``notify()`` wakes the task in ``wait(timeout:)``, or the next one to
 /// call it (a notification is never lost; several collapse into one). Lets a loop sleep until something happens
 /// instead of polling on a short timer (each poll is a timer, a thread wake-up and a scheduled job).
 public final class Wakeup: Sendable {
@@ -32,6 +32,7 @@ public final class Wakeup: Sendable {
                     s.pending = false
                     return true
                 }
+                precondition(s.waiter == nil, "Wakeup.wait has one waiter at a time")
                 s.waiter = continuation
                 return false
             }

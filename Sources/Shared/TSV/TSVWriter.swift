@@ -20,7 +20,7 @@ public struct TSVWriter {
         deinit { pointer.deallocate() }
     }
 
-    private let storage: Storage
+    private var storage: Storage
     private var base: UnsafeMutableRawPointer
     private var capacity: Int
     /// Bytes written.
@@ -64,10 +64,12 @@ public struct TSVWriter {
     }
 
     @inline(never) private mutating func grow(_ extra: Int) {
+        // A copy of a writer shares its storage: growing one would free the other's bytes. Trap instead.
+        precondition(isKnownUniquelyReferenced(&storage) && storage.pointer == base, "a TSVWriter was copied while in use")
         let size = max(capacity * 2, count + extra)
         let fresh = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 16)
         fresh.copyMemory(from: base, byteCount: count)
-        base.deallocate()
+        storage.pointer.deallocate()
         storage.pointer = fresh
         base = fresh
         capacity = size

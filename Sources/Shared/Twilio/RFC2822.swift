@@ -15,7 +15,7 @@ public enum RFC2822 {
     /// UTC seconds since 1970, or nil when the text is not an RFC 2822 date. Twilio's own shape
     /// (`Fri, 20 Nov 2026 12:34:56 +0000`) takes a fixed-offset path with `cache`; anything else the general one.
     public static func seconds(_ p: UnsafeRawBufferPointer, _ start: Int, _ end: Int, cache: inout Cache) -> Int? {
-        guard end - start == 31, p[start + 3] == 0x2C, p[start + 4] == 0x20, p[start + 7] == 0x20, p[start + 11] == 0x20,
+        guard end - start == 31, p[start] >= 0x41, p[start + 3] == 0x2C, p[start + 4] == 0x20, p[start + 7] == 0x20, p[start + 11] == 0x20,
               p[start + 16] == 0x20, p[start + 19] == 0x3A, p[start + 22] == 0x3A, p[start + 25] == 0x20, p[start + 26] == 0x2B,
               p.loadUnaligned(fromByteOffset: start + 27, as: UInt32.self) == 0x3030_3030  // "0000"
         else { return seconds(p, start, end) }
@@ -31,14 +31,14 @@ public enum RFC2822 {
             let m = (UInt32(p[start + 8] | 0x20) << 16) | (UInt32(p[start + 9] | 0x20) << 8) | UInt32(p[start + 10] | 0x20)
             guard let day = digits2(start + 5), let month = month(m), let c = digits2(start + 12), let y = digits2(start + 14),
                   (1...31).contains(day), day <= Day.daysIn(month: month, year: c * 100 + y)
-            else { return nil }
+            else { return seconds(p, start, end) }
             days = Day.civilToDays(c * 100 + y, month, day)
             cache.parsedKey = key
             cache.parsedDays = days
         }
         guard let hour = digits2(start + 17), hour < 24, let minute = digits2(start + 20), minute < 60,
               let second = digits2(start + 23), second < 61
-        else { return nil }
+        else { return seconds(p, start, end) }
         return days * 86_400 + hour * 3600 + minute * 60 + min(second, 59)
     }
 

@@ -66,6 +66,7 @@ public struct TwilioExtractor: Sendable {
                 }
             }
             let objects = try staging.finish()
+            tally.pageBuffer = []  // the last page's bytes need not live as long as the report
             return Report(load: job.loadMessage(objects: objects, extractedAt: started), records: records, tally: tally, outsidePartition: outside, accounts: accounts)
         } catch {
             let staged = staging.abort()

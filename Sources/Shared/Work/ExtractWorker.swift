@@ -245,7 +245,7 @@ public final class ExtractWorker: Sendable {
             return false
         }
         tally.withLock { $0.failed += 1 }
-        FleetMetrics.job(resource: resource ?? "unknown", outcome: .failed, seconds: 0)
+        FleetMetrics.job(resource: resource ?? "unknown", outcome: .failed, seconds: nil)
         logger.error("job failed", metadata: ["job.id": "\(id ?? "?")", "error.class": "\(errorClass)", "error": "\(message)"])
         return true
     }

@@ -42,6 +42,9 @@ public final class LoadWorker: Sendable {
     /// fleet's backlog is visible to Prometheus without scraping RabbitMQ itself.
     public func pollQueues(every interval: Double = 15, shutdown: ShutdownSignal) async {
         let management = ManagementAPI(config.queue)
+        // Its own connection: the load loop closes its client when it stops, possibly while a poll is running.
+        let client = QueueClient(url: config.queue.url, topology: topology.topology, retryWindow: 5, logger: logger)
+        defer { client.close() }
         while !shutdown.requested {
             let polled = try? await Blocking.run { [client, topology] in
                 FleetStatus.queueRows(topology: topology, client: client, management: management)
