@@ -136,7 +136,7 @@ public final class SandboxAPI: Sendable {
         for day in start.ordinal...end.ordinal {
             let records = SandboxSingular.records(key: key, resource: parts[3], day: day, revision: f.singularRevision)
             let json = f.singularBrokenDays.contains(Day(ordinal: day).description) ? Array(SandboxSingular.broken(records).dropFirst().dropLast())
-                : records.map(\.json).joined(separator: Array(", ".utf8)).map { $0 }
+                : Array(records.map(\.json).joined(separator: Array(", ".utf8)))
             if !json.isEmpty {
                 if body.count > 1 { body += Array(", ".utf8) }
                 body += json

@@ -57,6 +57,13 @@ public final class StagingWriter {
         return objects
     }
 
+    /// Abandons the extraction: the object in progress and every object already staged are deleted (best effort:
+    /// leftovers cost storage, never correctness, as no load message names them).
+    public func discard() {
+        let staged = abort()
+        if !staged.isEmpty { _ = try? client.delete(staged) }
+    }
+
     /// Abandons the object in progress; returns the keys already staged so the caller can delete them.
     public func abort() -> [String] {
         current?.writer.abort()

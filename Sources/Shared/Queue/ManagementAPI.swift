@@ -23,9 +23,7 @@ public struct ManagementAPI: Sendable {
     let http: HTTPClient
 
     public init(baseURL: String, amqp: AMQPURL, http: HTTPClient = HTTPClient(maxIdleHandles: 2)) {
-        var base = baseURL
-        while base.hasSuffix("/") { base.removeLast() }
-        self.baseURL = base
+        self.baseURL = baseURL.withoutTrailingSlashes
         self.user = amqp.user
         self.password = amqp.password
         self.vhost = amqp.vhost

@@ -49,8 +49,7 @@ public struct SingularExtractor: Sendable {
             return ExtractReport(load: job.loadMessage(objects: objects, extractedAt: started), records: result.records, tally: tally,
                                  outsidePartition: result.outsideDay, accounts: [])
         } catch {
-            let staged = staging.abort()
-            if !staged.isEmpty { _ = try? s3.delete(staged) }
+            staging.discard()
             if let jobError = error as? JobError { throw jobError }
             let jobError = JobError(job, error)
             throw JobError(jobID: jobError.jobID, errorClass: jobError.errorClass, message: jobError.message.redacting([channel.apiKey]))
@@ -58,8 +57,7 @@ public struct SingularExtractor: Sendable {
     }
 
     private func url(_ table: SingularTable, _ day: Day, key: String) -> String {
-        var base = channel.apiURL
-        while base.hasSuffix("/") { base.removeLast() }
+        let base = channel.apiURL.withoutTrailingSlashes
         let encoded = key == "<api_key>" ? key : S3Client.encode(key, keepSlash: false)
         return "\(base)/api/\(encoded)/adv/\(table.slug)/\(day)/\(day)"
     }

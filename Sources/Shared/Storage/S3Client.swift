@@ -78,8 +78,7 @@ public final class S3Client: Sendable {
 
     /// The canonical URL for `key` (nil: the bucket) with `query` sorted and encoded.
     func url(key: String?, query: [(String, String)] = []) -> String {
-        var base = config.endpoint
-        while base.hasSuffix("/") { base.removeLast() }
+        var base = config.endpoint.withoutTrailingSlashes
         var path: String
         if config.pathStyle {
             path = "/" + S3Client.encode(config.bucket, keepSlash: false)

@@ -22,6 +22,13 @@ public struct Secret: Sendable, Hashable, CustomStringConvertible, CustomDebugSt
 }
 
 extension String {
+    /// This URL or path without trailing slashes (`https://x/` → `https://x`), for joining with `/…` paths.
+    public var withoutTrailingSlashes: String {
+        var text = Substring(self)
+        while text.hasSuffix("/") { text = text.dropLast() }
+        return String(text)
+    }
+
     /// This text with every occurrence of each non-empty secret replaced by `<redacted>`: the last line of
     /// defence for messages that come from C libraries or servers and might echo a credential.
     public func redacting(_ secrets: [Secret]) -> String {

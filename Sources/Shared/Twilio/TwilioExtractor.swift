@@ -69,17 +69,14 @@ public struct TwilioExtractor: Sendable {
             tally.pageBuffer = []  // the last page's bytes need not live as long as the report
             return Report(load: job.loadMessage(objects: objects, extractedAt: started), records: records, tally: tally, outsidePartition: outside, accounts: accounts)
         } catch {
-            let staged = staging.abort()
-            if !staged.isEmpty { _ = try? s3.delete(staged) }
+            staging.discard()
             if let jobError = error as? JobError { throw jobError }
             throw JobError(job, error)
         }
     }
 
     private var base: String {
-        var url = channel.apiURL
-        while url.hasSuffix("/") { url.removeLast() }
-        return url
+        channel.apiURL.withoutTrailingSlashes
     }
 
     /// The parent and every active subaccount (`Accounts.json` with the parent's credentials).
@@ -128,8 +125,7 @@ public struct TwilioExtractor: Sendable {
     /// Every country on every page of `/v1/PhoneNumbers/Countries`, then one row per `phone_number_prices`
     /// entry of each country (none for a country without prices).
     func extractPricing(whenRetrieved: String, tsv: inout TSVWriter, staging: StagingWriter, tally: inout APIClient.Tally) throws -> Int {
-        var pricingBase = channel.pricingURL
-        while pricingBase.hasSuffix("/") { pricingBase.removeLast() }
+        let pricingBase = channel.pricingURL.withoutTrailingSlashes
         let user = channel.apiUser ?? ""
         var countries: [(name: String, iso: String)] = []
         var next: String? = "\(pricingBase)/v1/PhoneNumbers/Countries?PageSize=\(pricingPageSize)"
