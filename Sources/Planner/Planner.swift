@@ -19,7 +19,7 @@ enum ExitCodes {
 }
 
 func fail(_ message: String, _ code: ExitCode = ExitCodes.badConfig) -> ExitCode {
-    FileHandle.standardError.write(Data("huskimo: \(message)\n".utf8))
+    CommandSupport.complain(message)
     return code
 }
 

@@ -29,7 +29,7 @@ struct ExtractCommand: AsyncParsableCommand {
         let logger = makeLogger("huskimo.worker")
         let loaded = try loadConfig(config)
         guard (1...256).contains(concurrency) else {
-            FileHandle.standardError.write(Data("huskimo: --concurrency must be 1–256\n".utf8))
+            CommandSupport.complain("--concurrency must be 1–256")
             throw ExitCode(2)
         }
         let shutdown = ShutdownSignal()
@@ -61,7 +61,7 @@ struct LoadCommand: AsyncParsableCommand {
         let logger = makeLogger("huskimo.loader")
         let loaded = try loadConfig(config)
         guard let t = loaded.target(named: target) else {
-            FileHandle.standardError.write(Data("huskimo: no target named \(target)\n".utf8))
+            CommandSupport.complain("no target named \(target)")
             throw ExitCode(2)
         }
         let shutdown = ShutdownSignal()
@@ -86,7 +86,7 @@ func startMetrics(_ port: Int?, logger: Logger, ready: @escaping @Sendable () ->
         logger.info("serving metrics", metadata: ["port": "\(server.port)"])
         return server
     } catch {
-        FileHandle.standardError.write(Data("huskimo: --metrics-port \(port): cannot listen (\(error))\n".utf8))
+        CommandSupport.complain("--metrics-port \(port): cannot listen (\(error))")
         throw ExitCode(2)
     }
 }

@@ -179,6 +179,10 @@ public struct ChannelConfig: Sendable {
     public var pricingURL: String
     public var subaccounts: Bool
 
+    /// Whose request limit paces this channel: a Twilio channel's Account SID (channels sharing an account share
+    /// its limit), a Singular channel's own key.
+    public var limiterKey: String { type == .singular ? "singular/\(name)" : apiUser ?? "" }
+
     init?(_ r: ConfigReader, _ value: ConfigReader.Value, at path: String) {
         guard let m = r.mapping(value, at: path, known: ["name", "type", "api_user", "api_key", "api_url", "pricing_url", "subaccounts"]) else {
             r.problem(path, "expected a channel mapping")

@@ -48,8 +48,6 @@ public struct APIClient: Sendable {
         public var requests = 0
         public var retries = 0
         public var throttled = 0
-        /// The last 200 body's size: the next page of the list is likely alike (a reservation hint).
-        public var lastBodySize = 0
         /// The bodies' storage, reused page after page (one allocation per job, not one per page).
         var pageBuffer: [UInt8] = []
     }
@@ -66,8 +64,6 @@ public struct APIClient: Sendable {
     /// transient failures (also those `consume` throws, such as a truncated JSON body) until `maxAttempts`.
     public func fetch<T>(_ request: HTTPRequest, api: APIKind, account: String, tally: inout Tally,
                          consume: ([UInt8]) throws -> T) throws -> T {
-        var request = request
-        if tally.lastBodySize > 0 { request.expectedBodySize = tally.lastBodySize + tally.lastBodySize / 8 }
         let limiter = limiters.limiter(for: account)
         var attempt = 0
         while true {
@@ -84,7 +80,6 @@ public struct APIClient: Sendable {
                 limiter.release(throttled: throttled, epoch: epoch)
                 FleetMetrics.request(api: api, status: response.status, seconds: (ContinuousClock.now - started).seconds)
                 if response.status == 200 {
-                    tally.lastBodySize = response.body.count
                     do {
                         return try consume(response.body)
                     } catch let error as any ClassifiedError where error.isRetriable {

@@ -51,6 +51,9 @@ public enum UTCTime {
     /// `YYYY-MM-DD HH:MM:SS` (the staged-file timestamp format).
     public static func sql(_ date: Date) -> String { RFC2822.format(Int(date.timeIntervalSince1970.rounded(.down))) }
 
+    /// `YYYY-MM-DD HH:MM:SS.mmm`: the staged-file timestamp with milliseconds (Singular's `when_retrieved`).
+    public static func sqlMillis(_ date: Date) -> String { iso(date).dropLast().replacingOccurrences(of: "T", with: " ") }
+
     /// `YYYY-MM-DDTHH:MM:SS.mmmZ`: sorts as text, keeps milliseconds so extractions in one second differ.
     public static func iso(_ date: Date) -> String {
         let seconds = Int(date.timeIntervalSince1970.rounded(.down))

@@ -43,16 +43,14 @@ public final class HTTPClient: @unchecked Sendable {  // `idle` is guarded by `l
     /// Performs `request` and collects the body. Blocks.
     public func execute(_ request: HTTPRequest) throws -> HTTPResponse {
         var body: [UInt8] = []
-        if request.expectedBodySize > 0 { body.reserveCapacity(request.expectedBodySize) }
-        let response = try stream(request) { body.append(contentsOf: $0) }
-        return (200..<300).contains(response.status) ? HTTPResponse(head: response.head, body: body) : response
+        let head = try execute(request, into: &body)
+        return HTTPResponse(head: head, body: body)
     }
 
     /// Performs `request` and collects a 2xx body into `body` (emptied first, its capacity kept: a caller that
     /// fetches page after page reuses one allocation). Blocks.
     public func execute(_ request: HTTPRequest, into body: inout [UInt8]) throws -> HTTPResponseHead {
         body.removeAll(keepingCapacity: true)
-        if request.expectedBodySize > body.capacity { body.reserveCapacity(request.expectedBodySize) }
         var collected = body
         body = []  // `collected` is the only reference: appends do not copy
         let response = try stream(request) { collected.append(contentsOf: $0) }

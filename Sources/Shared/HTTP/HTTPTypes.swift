@@ -20,8 +20,6 @@ public struct HTTPRequest: Sendable {
     public var displayURL: String
     /// Further secrets this request carries (a key in the URL path): scrubbed from every error text.
     public var redact: [Secret] = []
-    /// Bytes to reserve for a collected body (a hint: pages of one list are alike), saving regrowth copies.
-    public var expectedBodySize = 0
 
     public init(method: Method = .GET, url: String, headers: [(String, String)] = [], body: [UInt8]? = nil,
                 connectTimeout: Double = 10, timeout: Double = 300, displayURL: String? = nil) {

@@ -21,8 +21,6 @@ public struct SingularExtractor: Sendable {
         self.maxObjectBytes = maxObjectBytes
     }
 
-    /// The limiter key of a Singular channel (its requests are paced apart from any Twilio account).
-    public static func account(_ channel: ChannelConfig) -> String { "singular/\(channel.name)" }
 
     /// Runs the job. Blocking. - Throws: ``JobError`` (classified) naming channel, resource and day.
     public func extract(_ job: ExtractJob, now: Date = Date()) throws -> ExtractReport {
@@ -30,7 +28,7 @@ public struct SingularExtractor: Sendable {
             throw JobError(jobID: job.jobID, errorClass: .permanent, message: "\(job.resource.rawValue) is not a Singular resource with a day")
         }
         let started = UTCTime.iso(now)
-        let whenRetrieved = UTCTime.iso(now).dropLast().replacingOccurrences(of: "T", with: " ")
+        let whenRetrieved = UTCTime.sqlMillis(now)
         let staging = StagingWriter(client: s3, keyPrefix: job.stagingPrefix(folder: folder, now: now), maxObjectBytes: maxObjectBytes)
         var tally = APIClient.Tally()
         do {
@@ -40,7 +38,7 @@ public struct SingularExtractor: Sendable {
             request.redact = [channel.apiKey] + (encodedKey == channel.apiKey.reveal() ? [] : [Secret(encodedKey)])
             let converter = SingularConverter(table: table, channelName: channel.name, whenRetrieved: whenRetrieved, day: day)
             var tsv = TSVWriter()
-            let result = try client.fetch(request, api: .singular, account: SingularExtractor.account(channel), tally: &tally) { body in
+            let result = try client.fetch(request, api: .singular, account: channel.limiterKey, tally: &tally) { body in
                 try body.withUnsafeBytes { try converter.convert($0, into: &tsv) }
             }
             try staging.write(&tsv)

@@ -11,9 +11,14 @@ public enum CommandSupport {
             for warning in config.warnings { FileHandle.standardError.write(Data("warning: \(warning)\n".utf8)) }
             return config
         } catch {
-            FileHandle.standardError.write(Data("huskimo: \(error)\n".utf8))
+            complain("\(error)")
             return nil
         }
+    }
+
+    /// Writes `huskimo: message` to stderr (usage and configuration errors, before the command exits 2).
+    public static func complain(_ message: String) {
+        FileHandle.standardError.write(Data("huskimo: \(message)\n".utf8))
     }
 
     /// Bootstraps logging once (stderr, level from `HUSKIMO_LOG_LEVEL`, default info) and returns the logger.

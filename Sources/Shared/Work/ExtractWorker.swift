@@ -110,7 +110,7 @@ public final class ExtractWorker: Sendable {
     private func publishGauges() {
         FleetMetrics.jobsInFlight(jobsInFlight)
         for channel in config.channels {
-            let account = channel.type == .singular ? SingularExtractor.account(channel) : channel.apiUser ?? ""
+            let account = channel.limiterKey
             FleetMetrics.apiConcurrency(channel: channel.name, limit: api.limiters.limiter(for: account).currentLimit)
         }
     }
@@ -122,7 +122,7 @@ public final class ExtractWorker: Sendable {
         guard let job = try? FleetMessages.decodeJob(delivery.body),
               let channel = config.channel(named: job.channel, type: job.resource.channelType)
         else { return nil }
-        return channel.type == .singular ? SingularExtractor.account(channel) : channel.apiUser
+        return channel.limiterKey
     }
 
     /// Whether an account has fewer jobs running than its current request limit (unknown account: yes).

@@ -155,7 +155,6 @@ public struct FleetStatus: Sendable, Codable {
                                  now: Date = Date()) -> (rows: [QueueRow], source: String, problems: [String]) {
         var rows: [QueueRow] = []
         var problems: [String] = []
-        var source = "amqp"
         var managementFailed = false
         for name in topology.allQueues {
             if let management, !managementFailed {
@@ -165,7 +164,6 @@ public struct FleetStatus: Sendable, Codable {
                         name: name, ready: stats.ready, unacked: stats.unacked, consumers: stats.consumers,
                         publishRate: stats.publishRate, deliverRate: stats.deliverRate,
                         oldestReadyAgeSeconds: stats.headMessageTimestamp.map { max(0, now.timeIntervalSince1970 - Double($0)) }))
-                    source = "management"
                     continue
                 } catch {
                     // One failure (API down, wrong URL): AMQP for the rest, and say so.
@@ -180,8 +178,8 @@ public struct FleetStatus: Sendable, Codable {
                 problems.append("queue \(name): \(error)")
             }
         }
-        if managementFailed { source = "amqp" }
-        return (rows, source, problems)
+        // Mixed figures (the API failed part-way) are reported as AMQP's: unacked counts are then incomplete.
+        return (rows, management != nil && !managementFailed ? "management" : "amqp", problems)
     }
 
 
