@@ -33,21 +33,59 @@ let package = Package(
         .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CIsal", pkgConfig: "libisal", providers: [.apt(["libisal-dev"])]),
 
+        // The libraries the executables share, one target per layer under Sources/Shared/. Dependencies run one
+        // way (Core ← Connectors ← Fleet ← executables); a layer importing one above it does not compile.
+        //
+        // Core: the C-library clients (AMQP, HTTP, S3, libpq) and plain support (errors, Secret, gzip, digests,
+        // Day, UTCTime, Blocking, Backoff). Knows nothing of Twilio, Singular, jobs or configuration.
         .target(
-            name: "Shared",
+            name: "HuskimoCore",
             dependencies: [
                 "CRabbitMQ", "CCurl", "CLibPQ", "CZlib", "CCrypto", "CIsal",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Sources/Shared/Core",
+            swiftSettings: swiftSettings
+        ),
+        // Connectors: the data contract (Resource catalogue, job and load messages, warehouse schema, staging
+        // layout, metric names) and the API connectors with the extract hot path (JSON scanner, TSV writer,
+        // date parsing and writing, page converters) in one module.
+        .target(
+            name: "HuskimoConnectors",
+            dependencies: [
+                "HuskimoCore",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ],
+            path: "Sources/Shared/Connectors",
+            swiftSettings: swiftSettings
+        ),
+        // Fleet: configuration, queue driver, topology, retry policy, extract and load workers, the ledger,
+        // planning, status, requeue, the metrics endpoint, and the library side of every command.
+        .target(
+            name: "HuskimoFleet",
+            dependencies: [
+                "HuskimoCore", "HuskimoConnectors",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Yams", package: "Yams"),
             ],
+            path: "Sources/Shared/Fleet",
+            swiftSettings: swiftSettings
+        ),
+        // Test-only helpers (in-memory queue driver, staged-file reader, bucket and DDL set-up): never linked
+        // into the shipped executables.
+        .target(
+            name: "HuskimoTesting",
+            dependencies: ["HuskimoCore", "HuskimoConnectors", "HuskimoFleet"],
+            path: "Sources/Shared/ForTesting",
             swiftSettings: swiftSettings
         ),
         .executableTarget(
             name: "Planner",
             dependencies: [
-                "Shared",
+                "HuskimoFleet", "HuskimoConnectors", "HuskimoCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -56,24 +94,26 @@ let package = Package(
         .executableTarget(
             name: "Worker",
             dependencies: [
-                "Shared",
+                "HuskimoFleet", "HuskimoCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
         ),
-        // The sandbox API that stands in for Twilio and Singular in tests, the demo and benchmarks.
-        .target(name: "SandboxKit", dependencies: ["Shared"], swiftSettings: swiftSettings),
-        .executableTarget(name: "Sandbox", dependencies: ["SandboxKit"], swiftSettings: swiftSettings),
+        // The sandbox API that stands in for Twilio and Singular in tests, the demo and benchmarks: on Core only.
+        .target(name: "SandboxKit", dependencies: ["HuskimoCore"], swiftSettings: swiftSettings),
+        .executableTarget(name: "Sandbox", dependencies: ["SandboxKit", "HuskimoCore"], swiftSettings: swiftSettings),
         .testTarget(
             name: "SharedTests",
-            dependencies: ["Shared"],
+            dependencies: ["HuskimoCore", "HuskimoConnectors", "HuskimoFleet", "HuskimoTesting",
+                           .product(name: "Logging", package: "swift-log")],
             resources: [.copy("Fixtures")],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["Shared", "SandboxKit", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["HuskimoCore", "HuskimoConnectors", "HuskimoFleet", "HuskimoTesting", "SandboxKit",
+                           .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
     ]

@@ -1,5 +1,5 @@
 import Foundation
-public import Shared
+public import HuskimoCore
 import Synchronization
 
 /// Faults the sandbox injects, changeable at run time (`POST /sandbox/faults`).

@@ -1,5 +1,5 @@
 import Foundation
-import Shared
+import HuskimoCore
 import Synchronization
 
 /// A sandbox account: a Twilio Account SID with its token, and how busy it is.

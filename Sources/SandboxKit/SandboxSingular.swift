@@ -1,5 +1,5 @@
 import Foundation
-import Shared
+import HuskimoCore
 
 /// The sandbox Singular reporting API: `/api/{key}/adv/{stats|creative_stats}/{start}/{end}`, deterministic
 /// per (key, resource, day, revision). The revision stands for Singular restating spend: raising it changes
@@ -43,7 +43,7 @@ public enum SandboxSingular {
         let networks = ["AdWords", "Facebook", "Twitter", "Unity Ads", "ironSource «Ads»", "Apple Search Ads"]
         let date = Day(ordinal: day).description
         let modifiedSeconds = day * 86_400 + 86_400 + Int(m % 86_400) + revision * 3_600
-        let modified = RFC2822.format(modifiedSeconds).replacingOccurrences(of: " ", with: "T")
+        let modified = UTCTime.sql(seconds: modifiedSeconds).replacingOccurrences(of: " ", with: "T")
         var o = JSONObject()
         var expected: [String?] = []
         func text(_ k: String, _ value: String?) {

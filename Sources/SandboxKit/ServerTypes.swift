@@ -1,4 +1,4 @@
-public import Shared
+public import HuskimoCore
 
 /// The sandbox speaks through Shared's small HTTP server.
 public typealias SandboxRequest = ServerRequest

@@ -2,7 +2,10 @@ import Foundation
 import SandboxKit
 import Testing
 
-@testable import Shared
+@testable import HuskimoConnectors
+@testable import HuskimoCore
+@testable import HuskimoFleet
+import HuskimoTesting
 
 /// A small fleet for tests: the sandbox in-process, a configuration of its own (queue prefix, schema, bucket),
 /// and the real `huskimo-planner` / `huskimo-worker` binaries as separate processes.

@@ -2,7 +2,10 @@ import Foundation
 import SandboxKit
 import Testing
 
-@testable import Shared
+@testable import HuskimoConnectors
+@testable import HuskimoCore
+@testable import HuskimoFleet
+import HuskimoTesting
 
 /// The fleet as users run it: planner, extract workers and a loader as separate processes on the real broker.
 @Suite(.serialized, .timeLimit(.minutes(5)))

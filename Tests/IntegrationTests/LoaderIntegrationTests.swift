@@ -2,7 +2,10 @@ import Foundation
 import SandboxKit
 import Testing
 
-@testable import Shared
+@testable import HuskimoConnectors
+@testable import HuskimoCore
+@testable import HuskimoFleet
+import HuskimoTesting
 
 /// The loader against the real PostgreSQL, fed with real extractions from the sandbox staged on S3.
 @Suite(.serialized, .timeLimit(.minutes(5)))

@@ -2,7 +2,10 @@ import Foundation
 import SandboxKit
 import Testing
 
-@testable import Shared
+@testable import HuskimoConnectors
+@testable import HuskimoCore
+@testable import HuskimoFleet
+import HuskimoTesting
 
 /// What an operator sees: `status --json` and the metrics endpoints of a running fleet with faults and a revoked
 /// channel, checked against what the run did.

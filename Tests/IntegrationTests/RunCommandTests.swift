@@ -2,7 +2,10 @@ import Foundation
 import SandboxKit
 import Testing
 
-@testable import Shared
+@testable import HuskimoConnectors
+@testable import HuskimoCore
+@testable import HuskimoFleet
+import HuskimoTesting
 
 /// `huskimo-planner run`: the 0.3 cron habit (plan, extract and load in one process until the night's work is
 /// done), with faults, a revoked channel and a Singular channel.

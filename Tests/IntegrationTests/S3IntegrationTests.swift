@@ -1,7 +1,10 @@
 import Foundation
 import Testing
 
-@testable import Shared
+@testable import HuskimoConnectors
+@testable import HuskimoCore
+@testable import HuskimoFleet
+import HuskimoTesting
 
 @Suite(.serialized, .timeLimit(.minutes(3)))
 struct S3IntegrationTests {

@@ -2,7 +2,10 @@ import Foundation
 import SandboxKit
 import Testing
 
-@testable import Shared
+@testable import HuskimoConnectors
+@testable import HuskimoCore
+@testable import HuskimoFleet
+import HuskimoTesting
 
 /// Singular through the fleet into PostgreSQL: the lookback window, append-only snapshots, the latest retrieval
 /// per day, a broken day parked, and the API key kept out of every log.

@@ -2,7 +2,10 @@ import Foundation
 import Logging
 import Testing
 
-@testable import Shared
+@testable import HuskimoConnectors
+@testable import HuskimoCore
+@testable import HuskimoFleet
+import HuskimoTesting
 
 /// The services the stack script started (`deploy/local/stack.sh up` prints these variables). Integration
 /// tests need them: run them through `deploy/local/test.sh`, which starts the stack first.

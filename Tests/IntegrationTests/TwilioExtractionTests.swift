@@ -3,7 +3,10 @@ import Logging
 import SandboxKit
 import Testing
 
-@testable import Shared
+@testable import HuskimoConnectors
+@testable import HuskimoCore
+@testable import HuskimoFleet
+import HuskimoTesting
 
 /// The extractor against the sandbox over real HTTP, staging into the S3 server, reading the staged objects back.
 @Suite(.serialized, .timeLimit(.minutes(5)))
@@ -75,8 +78,8 @@ final class TwilioExtractionTests {
             jobs.append((account, ExtractJob(runID: "r", channel: "c", resource: .incomingPhoneNumbers, day: nil, plannedAt: "")))
         }
         // Run them 6 at a time, as a worker with --concurrency 6 would (the sandbox allows 2 per account).
-        let results = try await withThrowingTaskGroup(of: (SandboxAccount, ExtractJob, TwilioExtractor.Report).self) { group in
-            var reports: [(SandboxAccount, ExtractJob, TwilioExtractor.Report)] = []
+        let results = try await withThrowingTaskGroup(of: (SandboxAccount, ExtractJob, ExtractReport).self) { group in
+            var reports: [(SandboxAccount, ExtractJob, ExtractReport)] = []
             var index = 0
             func add() throws {
                 let (account, job) = jobs[index]

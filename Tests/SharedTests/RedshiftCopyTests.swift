@@ -1,6 +1,9 @@
 import Testing
 
-@testable import Shared
+@testable import HuskimoConnectors
+@testable import HuskimoCore
+@testable import HuskimoFleet
+import HuskimoTesting
 
 @Suite struct RedshiftCopyTests {
     @Test func theCopyStatementIsPinned() {

@@ -1,7 +1,10 @@
 import Foundation
 import Testing
 
-@testable import Shared
+@testable import HuskimoConnectors
+@testable import HuskimoCore
+@testable import HuskimoFleet
+import HuskimoTesting
 
 @Suite struct SingularConversionTests {
     static func convert(_ table: SingularTable, _ json: String, day: Day? = Day("2026-11-20")) throws -> ([[String?]], SingularConverter.Result) {

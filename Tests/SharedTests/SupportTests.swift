@@ -1,7 +1,10 @@
 import Foundation
 import Testing
 
-@testable import Shared
+@testable import HuskimoConnectors
+@testable import HuskimoCore
+@testable import HuskimoFleet
+import HuskimoTesting
 
 @Suite struct SupportTests {
     @Test func sha256MatchesKnownVectors() {

@@ -1,7 +1,10 @@
 import Foundation
 import Testing
 
-@testable import Shared
+@testable import HuskimoConnectors
+@testable import HuskimoCore
+@testable import HuskimoFleet
+import HuskimoTesting
 
 @Suite struct TwilioConversionTests {
     static func convert(_ table: TwilioTable, _ json: String, day: Day? = nil) throws -> ([[String?]], PageResult) {
@@ -136,7 +139,7 @@ import Testing
     @Test func rfc2822ParsesTwilioDatesToUTC() {
         func parse(_ s: String) -> String? {
             let b = Array(s.utf8)
-            return b.withUnsafeBytes { RFC2822.seconds($0, 0, b.count) }.map(RFC2822.format)
+            return b.withUnsafeBytes { RFC2822.seconds($0, 0, b.count) }.map { UTCTime.sql(seconds: $0) }
         }
         #expect(parse("Tue, 31 Aug 2010 20:36:28 +0000") == "2010-08-31 20:36:28")
         #expect(parse("Wed, 1 Sep 2010 00:00:00 +0200") == "2010-08-31 22:00:00")
@@ -168,7 +171,7 @@ import Testing
             var out = TSVWriter(capacity: 64)
             out.beginField()
             RFC2822.write(seconds, into: &out, cache: &written)
-            #expect(String(decoding: out.buffer, as: UTF8.self) == RFC2822.format(seconds))
+            #expect(String(decoding: out.buffer, as: UTF8.self) == UTCTime.sql(seconds: seconds))
         }
         for bad in ["Fri, 31 Feb 2026 12:00:00 +0000", "Fri, 20 Nov 2026 24:00:00 +0000", "Fri, 20 Nov 2026 12:60:00 +0000",
                     "Fri, 2x Nov 2026 12:00:00 +0000", "Fri, 20 Nox 2026 12:00:00 +0000", "Fri, 00 Nov 2026 12:00:00 +0000"] {

@@ -1,0 +1,76 @@
+import CoreMetrics
+public import HuskimoCore
+
+/// Every metric Huskimo records, in one place: names, labels and units are the contract of the dashboards and
+/// alerts in `deploy/`. Recorded through the swift-metrics façade (a no-op until HuskimoFleet's `MetricsServer`
+/// bootstraps the Prometheus exporter), so library code and tests never depend on an exporter.
+///
+/// Labels are bounded: resource, table, target, channel (all from the configuration), API, outcome and
+/// status class. Never a SID, a day or a key.
+public enum FleetMetrics {
+    // MARK: Extract workers
+
+    /// One API request answered (`status`) or failed in transport (`nil`).
+    public static func request(api: APIKind, status: Int?, seconds: Double) {
+        let statusClass = status.map { $0 == 429 ? "429" : "\($0 / 100)xx" } ?? "transport"
+        Counter(label: "huskimo_api_requests_total", dimensions: [("api", api.rawValue), ("status_class", statusClass)]).increment()
+        if status == 429 { Counter(label: "huskimo_api_throttled_total", dimensions: [("api", api.rawValue)]).increment() }
+        if status == 200 {
+            Timer(label: "huskimo_api_page_duration_seconds", dimensions: [("api", api.rawValue)])
+                .recordNanoseconds(Int64(seconds * 1e9))
+        }
+    }
+
+    public enum JobOutcome: String, Sendable { case succeeded, retried, failed }
+
+    /// An extract job finished.
+    /// - Parameter seconds: how long the attempt took (nil when unknown: no duration sample).
+    public static func job(resource: String, outcome: JobOutcome, seconds: Double?, records: Int = 0, stagedBytes: Int = 0) {
+        Counter(label: "huskimo_jobs_total", dimensions: [("resource", resource), ("outcome", outcome.rawValue)]).increment()
+        if let seconds {
+            Timer(label: "huskimo_job_duration_seconds", dimensions: [("resource", resource)]).recordNanoseconds(Int64(seconds * 1e9))
+        }
+        if records > 0 { Counter(label: "huskimo_records_total", dimensions: [("resource", resource)]).increment(by: records) }
+        if stagedBytes > 0 { Counter(label: "huskimo_staged_bytes_total", dimensions: [("resource", resource)]).increment(by: stagedBytes) }
+    }
+
+    public static func jobsInFlight(_ count: Int) {
+        Gauge(label: "huskimo_jobs_in_flight").record(count)
+    }
+
+    /// The adaptive request limit of a channel's account now.
+    public static func apiConcurrency(channel: String, limit: Int) {
+        Gauge(label: "huskimo_api_concurrency", dimensions: [("channel", channel)]).record(limit)
+    }
+
+    // MARK: Loaders
+
+    public enum LoadOutcome: String, Sendable { case succeeded, skipped, failed }
+
+    public static func load(target: String, outcome: LoadOutcome, count: Int = 1) {
+        Counter(label: "huskimo_loads_total", dimensions: [("target", target), ("outcome", outcome.rawValue)]).increment(by: count)
+    }
+
+    public static func loadedTable(target: String, table: String, rows: Int, seconds: Double) {
+        Counter(label: "huskimo_load_rows_total", dimensions: [("target", target), ("table", table)]).increment(by: rows)
+        Timer(label: "huskimo_load_duration_seconds", dimensions: [("target", target), ("table", table)])
+            .recordNanoseconds(Int64(seconds * 1e9))
+    }
+
+    /// The newest day a (target, table, channel) has loaded, as the Unix time of its midnight (UTC).
+    public static func loadedDay(target: String, table: String, channel: String, day: Day) {
+        Gauge(label: "huskimo_loaded_day_timestamp_seconds", dimensions: [("target", target), ("table", table), ("channel", channel)])
+            .record(day.ordinal * 86_400)
+    }
+
+    // MARK: Queues (polled by loaders)
+
+    /// One poll of a queue. Unknown figures (no management API, or it failed this time) are exported as NaN,
+    /// not left at their last value: a stale figure would keep an alert firing, or silent, on old news.
+    public static func queue(_ name: String, ready: Int, consumers: Int, unacked: Int?, oldestReadyAge: Double?) {
+        Gauge(label: "huskimo_queue_messages_ready", dimensions: [("queue", name)]).record(ready)
+        Gauge(label: "huskimo_queue_consumers", dimensions: [("queue", name)]).record(consumers)
+        Gauge(label: "huskimo_queue_messages_unacked", dimensions: [("queue", name)]).record(unacked.map(Double.init) ?? .nan)
+        Gauge(label: "huskimo_queue_oldest_ready_age_seconds", dimensions: [("queue", name)]).record(oldestReadyAge ?? .nan)
+    }
+}

@@ -1,0 +1,143 @@
+import Foundation
+import HuskimoCore
+
+/// The warehouse contract: the seven tables of Huskimo 0.3 (schema, names, column names and order, which COPY
+/// relies on) plus the load ledger, rendered as DDL for PostgreSQL or Redshift.
+///
+/// Changes from 0.3, all widening (a 0.3 table still loads; see `sql/MIGRATION.md`):
+/// - NOT NULL kept only where a value is always present (channel_name, when_retrieved, SIDs, Singular keys):
+///   a missing Twilio date is NULL now, where 0.3 wrote the current time.
+/// - Text columns sized for real data: URLs 8192, country names 128, free text 65535 on Redshift.
+public enum WarehouseSchema {
+    public enum Flavor: String, Sendable, CaseIterable { case postgres, redshift }
+
+    public struct Column: Sendable {
+        public var name: String
+        /// PostgreSQL type; Redshift uses the same except `text` → `varchar(65535)`.
+        public var type: String
+        public var notNull: Bool
+    }
+
+    /// One table. Its name, partition column and replace-or-append rule come from the ``Resource`` catalogue.
+    public struct Table: Sendable {
+        public var resource: Resource
+        public var columns: [Column]
+        public var distKey: String
+        public var sortKey: [String]
+
+        public var name: String { resource.table }
+        /// The column whose UTC day is a Twilio partition (nil: snapshot or Singular).
+        public var partitionColumn: String? { resource.partitionColumn }
+        /// Singular tables keep every retrieval; Twilio partitions and snapshots are replaced.
+        public var appendOnly: Bool { resource.appendOnly }
+
+        public var columnList: String { columns.map { WarehouseSchema.quote($0.name) }.joined(separator: ", ") }
+    }
+
+    package static func quote(_ name: String) -> String { ["to", "from"].contains(name) ? "\"\(name)\"" : name }
+
+    private static func c(_ name: String, _ type: String, _ notNull: Bool = false) -> Column {
+        Column(name: name, type: type, notNull: notNull)
+    }
+
+    private static let head = [c("channel_name", "varchar(512)", true), c("when_retrieved", "timestamp", true)]
+    private static let twilioHead = head + [
+        c("sid", "varchar(34)", true), c("account_sid", "varchar(34)", true), c("api_version", "varchar(128)"),
+        c("date_created", "timestamp"), c("date_updated", "timestamp"),
+    ]
+
+    public static let tables: [Table] = [
+        Table(resource: .calls, columns: twilioHead + [
+            c("parent_call_sid", "varchar(34)"), c("to", "varchar(512)"), c("from", "varchar(512)"),
+            c("phone_number_sid", "varchar(34)"), c("status", "varchar(32)"), c("start_time", "timestamp"),
+            c("end_time", "timestamp"), c("duration", "varchar(512)"), c("price", "varchar(512)"),
+            c("direction", "varchar(512)"), c("answered_by", "varchar(512)"), c("forwarded_from", "varchar(512)"),
+            c("caller_name", "varchar(512)"),
+        ], distKey: "account_sid", sortKey: ["date_created", "when_retrieved"]),
+        Table(resource: .messages, columns: twilioHead + [
+            c("date_sent", "timestamp"), c("to", "varchar(512)"), c("from", "varchar(512)"), c("body_length", "bigint"),
+            c("status", "varchar(32)"), c("price", "varchar(128)"), c("price_unit", "varchar(3)"), c("num_media", "bigint"),
+            c("num_segments", "bigint"), c("direction", "varchar(32)"), c("error_message", "varchar(512)"),
+        ], distKey: "account_sid", sortKey: ["date_created", "when_retrieved"]),
+        Table(resource: .recordings, columns: twilioHead + [
+            c("call_sid", "varchar(34)"), c("duration", "bigint"),
+        ], distKey: "account_sid", sortKey: ["date_created", "when_retrieved"]),
+        Table(resource: .incomingPhoneNumbers, columns: twilioHead + [
+            c("friendly_name", "varchar(512)"), c("phone_number", "varchar(128)"), c("voice_application_sid", "varchar(128)"),
+            c("sms_application_sid", "varchar(128)"), c("voice_url", "varchar(8192)"), c("voice_method", "varchar(8)"),
+            c("voice_fallback_url", "varchar(8192)"), c("voice_fallback_method", "varchar(8)"),
+            c("status_callback", "varchar(8192)"), c("status_fallback_method", "varchar(8)"),
+            c("voice_caller_id_lookup", "boolean"), c("sms_url", "varchar(8192)"), c("sms_method", "varchar(512)"),
+            c("sms_fallback_url", "varchar(8192)"), c("sms_fallback_method", "varchar(8)"),
+            c("sms_status_callback", "varchar(8192)"), c("address_requirements", "varchar(12)"),
+        ], distKey: "account_sid", sortKey: ["date_created", "when_retrieved"]),
+        Table(resource: .pricingPhoneNumbers, columns: head + [
+            c("country", "varchar(128)", true), c("iso_country", "char(2)", true), c("price_unit", "char(3)", true),
+            c("number_type", "varchar(32)", true), c("base_price", "varchar(128)", true), c("current_price", "varchar(128)", true),
+        ], distKey: "iso_country", sortKey: ["when_retrieved"]),
+        Table(resource: .campaigns, columns: head + [
+            c("ad_network", "varchar(512)", true), c("campaign_name", "varchar(512)", true), c("campaign_type", "varchar(512)", true),
+            c("campaign_url", "varchar(8192)"), c("subcampaign_name", "varchar(512)"), c("app_id", "varchar(512)"),
+            c("campaign_network_id", "varchar(512)"), c("country", "varchar(2)"), c("reporting_date", "timestamp", true),
+            c("impressions", "bigint"), c("clicks", "bigint"), c("installs", "bigint"), c("cost", "decimal(10, 2)"),
+            c("revenue", "decimal(10, 2)"), c("last_modified", "timestamp", true),
+        ], distKey: "ad_network", sortKey: ["reporting_date", "when_retrieved"]),
+        Table(resource: .creatives, columns: head + [
+            c("ad_network", "varchar(512)", true), c("creative_name", "varchar(512)"), c("creative_text", "varchar(512)"),
+            c("image", "varchar(8192)", true), c("image_hash", "varchar(512)", true), c("width", "varchar(512)"),
+            c("height", "varchar(512)"), c("is_video", "boolean", true), c("campaign_name", "varchar(512)", true),
+            c("campaign_type", "varchar(512)", true), c("campaign_url", "varchar(8192)"), c("subcampaign_name", "varchar(512)"),
+            c("app_id", "varchar(512)"), c("campaign_network_id", "varchar(512)"), c("reporting_date", "timestamp", true),
+            c("impressions", "bigint"), c("clicks", "bigint"), c("installs", "bigint"), c("cost", "decimal(10, 2)"),
+            c("modified_at", "timestamp", true),
+        ], distKey: "ad_network", sortKey: ["reporting_date", "when_retrieved"]),
+    ]
+
+    public static func table(_ name: String) -> Table? { tables.first { $0.name == name } }
+
+    /// The table of a resource (every resource has one: a test checks the catalogue and the schema line up).
+    static func table(for resource: Resource) -> Table {
+        guard let table = tables.first(where: { $0.resource == resource }) else {
+            preconditionFailure("no warehouse table for \(resource)")
+        }
+        return table
+    }
+
+    /// The DDL, idempotent (`IF NOT EXISTS` everywhere), for `schema`: the tables, then `extra` (the fleet's load
+    /// ledger), then the views.
+    public static func ddl(_ flavor: Flavor, schema: String, extra: String = "") -> String {
+        let s = sqlIdentifier(schema)
+        var out = "-- Huskimo warehouse DDL (\(flavor.rawValue)), schema \(schema). Idempotent: safe to apply again.\n"
+        out += "CREATE SCHEMA IF NOT EXISTS \(s);\n\n"
+        for table in tables {
+            out += "CREATE TABLE IF NOT EXISTS \(s).\(table.name) (\n"
+            out += table.columns.map { column in
+                let type = flavor == .redshift && column.type == "text" ? "varchar(65535)" : column.type
+                return "    \(quote(column.name).padding(toLength: 24, withPad: " ", startingAt: 0)) \(type)\(column.notNull ? " NOT NULL" : "")"
+            }.joined(separator: ",\n")
+            switch flavor {
+            case .postgres:
+                out += "\n);\n"
+                let keys = table.partitionColumn.map { ["channel_name", $0] } ?? (table.appendOnly ? ["channel_name", "reporting_date"] : ["channel_name"])
+                out += "CREATE INDEX IF NOT EXISTS \(table.name)_partition ON \(s).\(table.name) (\(keys.joined(separator: ", ")));\n\n"
+            case .redshift:
+                out += "\n)\nDISTSTYLE KEY DISTKEY (\(table.distKey)) SORTKEY (\(table.sortKey.joined(separator: ", ")));\n\n"
+            }
+        }
+        out += extra
+        for table in tables where table.appendOnly {
+            out += """
+
+                -- The latest retrieval of each (channel, reporting day): Singular restates spend for weeks and every run
+                -- appends a snapshot; most queries want only the newest one.
+                CREATE OR REPLACE VIEW \(s).\(table.name)_latest AS
+                SELECT \(table.columnList)
+                FROM (SELECT *, rank() OVER (PARTITION BY channel_name, reporting_date ORDER BY when_retrieved DESC) AS retrieval_rank
+                      FROM \(s).\(table.name)) snapshots
+                WHERE retrieval_rank = 1;
+
+                """
+        }
+        return out
+    }
+}

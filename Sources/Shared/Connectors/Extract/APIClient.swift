@@ -1,0 +1,132 @@
+import Foundation
+public import Logging
+public import HuskimoCore
+
+/// Which API a request went to: names errors and labels metrics.
+public enum APIKind: String, Sendable { case twilio, singular }
+
+/// A failed API request, classified: 401/403/404/400 are permanent (the API's code and message kept),
+/// 429, 5xx, dropped and truncated responses transient. Never carries a credential: the URL is the
+/// request's display form and the message is scrubbed of the request's secrets.
+public struct APIError: ClassifiedError, Sendable {
+    public var api: APIKind = .twilio
+    public let status: Int?
+    /// Twilio's error code (20003, 20404, 20429, 21481…), when the body had one.
+    public let code: Int?
+    public let message: String
+    public let url: String
+    public let errorClass: ErrorClass
+    public var description: String {
+        let name = api == .twilio ? "Twilio" : "Singular"
+        let what = [status.map { "HTTP \($0)" }, code.map { "\(name) error \($0)" }].compactMap { $0 }.joined(separator: ", ")
+        return "\(what.isEmpty ? "\(name) request failed" : what): \(message) (GET \(url))"
+    }
+}
+
+/// Fetches API responses with retries: transient failures (5xx, 429, dropped or truncated bodies, timeouts)
+/// are retried on the same URL with exponential backoff and jitter; a 429 also halves the account's
+/// concurrency and honours `Retry-After`. Blocking: call from a blocking-work thread.
+public struct APIClient: Sendable {
+    public let http: HTTPClient
+    public let limiters: AccountLimiters
+    public var maxAttempts: Int
+    public var backoff: Backoff
+    public var timeout: Double
+    public let logger: Logger
+
+    public init(http: HTTPClient, limiters: AccountLimiters, maxAttempts: Int = 8, backoff: Backoff = Backoff(base: 0.25, max: 20),
+                timeout: Double = 120, logger: Logger) {
+        self.http = http
+        self.limiters = limiters
+        self.maxAttempts = maxAttempts
+        self.backoff = backoff
+        self.timeout = timeout
+        self.logger = logger
+    }
+
+    /// Counts of what happened, for logs and metrics.
+    public struct Tally: Sendable {
+        public var requests = 0
+        public var retries = 0
+        public var throttled = 0
+        /// The bodies' storage, reused page after page (one allocation per job, not one per page).
+        var pageBuffer: [UInt8] = []
+    }
+
+    /// GETs a Twilio `url` as `account` with Basic auth and hands the 200 body to `consume`.
+    public func get<T>(_ url: String, account: String, user: String, token: Secret, tally: inout Tally,
+                       consume: ([UInt8]) throws -> T) throws -> T {
+        var request = HTTPRequest(url: url, headers: [("Accept", "application/json")], timeout: timeout)
+        request.basicAuth = (user, token)
+        return try fetch(request, api: .twilio, account: account, tally: &tally, consume: consume)
+    }
+
+    /// Performs `request` (paced by `account`'s limiter) and hands the 200 body to `consume`, retrying
+    /// transient failures (also those `consume` throws, such as a truncated JSON body) until `maxAttempts`.
+    public func fetch<T>(_ request: HTTPRequest, api: APIKind, account: String, tally: inout Tally,
+                         consume: ([UInt8]) throws -> T) throws -> T {
+        let limiter = limiters.limiter(for: account)
+        var attempt = 0
+        while true {
+            let epoch = limiter.acquire()
+            var throttled = false
+            let failure: any ClassifiedError
+            var retryAfter: Double?
+            tally.requests += 1
+            let started = ContinuousClock.now
+            do {
+                let head = try http.execute(request, into: &tally.pageBuffer)
+                let response = HTTPResponse(head: head, body: tally.pageBuffer)
+                throttled = response.status == 429
+                limiter.release(throttled: throttled, epoch: epoch)
+                FleetMetrics.request(api: api, status: response.status, seconds: (ContinuousClock.now - started).seconds)
+                if response.status == 200 {
+                    do {
+                        return try consume(response.body)
+                    } catch let error as any ClassifiedError where error.isRetriable {
+                        failure = error  // e.g. a body cut short: fetch the page again
+                    }
+                } else {
+                    let error = APIClient.error(response, api: api, request: request)
+                    guard error.isRetriable else { throw error }
+                    if throttled { tally.throttled += 1 }
+                    retryAfter = response.head.header("retry-after").flatMap(Double.init)
+                    failure = error
+                }
+            } catch let error as CurlError {
+                limiter.release(throttled: false, epoch: epoch)
+                FleetMetrics.request(api: api, status: nil, seconds: (ContinuousClock.now - started).seconds)
+                guard error.isRetriable else { throw error }
+                failure = error
+            }
+            attempt += 1
+            guard attempt < maxAttempts else {
+                throw APIError(api: api, status: nil, code: nil, message: "gave up after \(attempt) attempts; last: \(failure)",
+                               url: request.displayURL, errorClass: .transient)
+            }
+            tally.retries += 1
+            // A 429 has already lowered the account's limit: the limiter paces the retry (it waits for one of our
+            // own requests to that account to finish), so only a short pause is added unless Retry-After says more.
+            let delay = throttled ? max(retryAfter ?? 0, 0.05 * Double(attempt)) : max(retryAfter ?? 0, backoff.delay(attempt: attempt - 1))
+            logger.debug("retrying API request", metadata: ["url": "\(request.displayURL)", "error": "\(failure)", "retry.in_s": "\(delay)"])
+            Thread.sleep(forTimeInterval: delay)
+        }
+    }
+
+    /// The error of a non-200 answer: Twilio's `{"code", "message", "detail"}`, Singular's `{"error"}`, or the
+    /// start of any other body (HTML bodies are named, not quoted).
+    static func error(_ response: HTTPResponse, api: APIKind, request: HTTPRequest) -> APIError {
+        var code: Int?
+        var message = String(decoding: response.body.prefix(200), as: UTF8.self)
+        if response.body.first == UInt8(ascii: "{"),
+           let object = try? JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any] {
+            code = object["code"] as? Int
+            message = (object["message"] as? String) ?? (object["error"] as? String) ?? message
+            if let detail = object["detail"] as? String { message += " (\(detail))" }
+        } else if response.body.first == UInt8(ascii: "<") {
+            message = "non-JSON (HTML) error body"
+        }
+        return APIError(api: api, status: response.status, code: code, message: message.redacting(request.secrets),
+                        url: request.displayURL, errorClass: CurlError.classify(status: response.status))
+    }
+}

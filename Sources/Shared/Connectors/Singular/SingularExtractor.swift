@@ -1,0 +1,64 @@
+public import Foundation
+public import HuskimoCore
+
+/// Extracts one (Singular channel, resource, day) job: one GET of `{api_url}/api/{key}/adv/{slug}/D/D`, the
+/// records converted in the 0.3 column order and staged as gzip TSV. Each extraction is a new snapshot stamped
+/// `when_retrieved` (milliseconds, so the latest retrieval of a day is always distinct); loads append.
+///
+/// The API key is part of the URL path: the request's display URL shows `<api_key>` instead, and the key is
+/// scrubbed from every error text.
+public struct SingularExtractor: Sendable {
+    public let channel: ChannelConfig
+    public let client: APIClient
+    public let s3: S3Client
+    public let folder: String
+    public var maxObjectBytes: Int
+
+    public init(channel: ChannelConfig, client: APIClient, s3: S3Client, folder: String, maxObjectBytes: Int = 64 << 20) {
+        self.channel = channel
+        self.client = client
+        self.s3 = s3
+        self.folder = folder
+        self.maxObjectBytes = maxObjectBytes
+    }
+
+
+    /// Runs the job. Blocking. - Throws: ``JobError`` (classified) naming channel, resource and day.
+    public func extract(_ job: ExtractJob, now: Date = Date()) throws -> ExtractReport {
+        guard let table = job.resource.singularTable, let day = job.day else {
+            throw JobError(jobID: job.jobID, errorClass: .permanent, message: "\(job.resource.rawValue) is not a Singular resource with a day")
+        }
+        let started = UTCTime.iso(now)
+        let layout = StagingLayout(folder: folder)
+        let whenRetrieved = UTCTime.sqlMillis(now)
+        let staging = StagingWriter(client: s3, layout: layout, keyPrefix: layout.extractionPrefix(job, at: now), maxObjectBytes: maxObjectBytes)
+        var tally = APIClient.Tally()
+        do {
+            var request = HTTPRequest(url: url(table, day, key: channel.apiKey.reveal()), headers: [("Accept", "application/json")],
+                                      timeout: client.timeout, displayURL: url(table, day, key: "<api_key>"))
+            let encodedKey = PercentEncoding.encode(channel.apiKey.reveal(), keepSlash: false)
+            request.redact = [channel.apiKey] + (encodedKey == channel.apiKey.reveal() ? [] : [Secret(encodedKey)])
+            let converter = SingularConverter(table: table, channelName: channel.name, whenRetrieved: whenRetrieved, day: day)
+            var tsv = TSVWriter()
+            let result = try client.fetch(request, api: .singular, account: channel.limiterKey, tally: &tally) { body in
+                try body.withUnsafeBytes { try converter.convert($0, into: &tsv) }
+            }
+            try staging.write(&tsv)
+            let objects = try staging.finish()
+            tally.pageBuffer = []  // the day's response need not live as long as the report
+            return ExtractReport(load: LoadMessage(job: job, objects: objects, extractedAt: started), records: result.records, tally: tally,
+                                 outsidePartition: result.outsideDay, accounts: [])
+        } catch {
+            staging.discard()
+            if let jobError = error as? JobError { throw jobError }
+            let jobError = JobError(job, error)
+            throw JobError(jobID: jobError.jobID, errorClass: jobError.errorClass, message: jobError.message.redacting([channel.apiKey]))
+        }
+    }
+
+    private func url(_ table: SingularTable, _ day: Day, key: String) -> String {
+        let base = channel.apiURL.withoutTrailingSlashes
+        let encoded = key == "<api_key>" ? key : PercentEncoding.encode(key, keepSlash: false)
+        return "\(base)/api/\(encoded)/adv/\(table.slug)/\(day)/\(day)"
+    }
+}

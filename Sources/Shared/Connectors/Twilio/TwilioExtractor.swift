@@ -1,0 +1,218 @@
+public import Foundation
+public import HuskimoCore
+
+/// Extracts one job of a Twilio channel: pages through the API (following `next_page_uri` verbatim), converts
+/// each page as it arrives, stages gzip TSV on S3 and returns the load message. With `subaccounts: true` it
+/// discovers the channel's subaccounts and extracts each with the parent's credentials.
+public struct TwilioExtractor: Sendable {
+    public let channel: ChannelConfig
+    public let client: APIClient
+    public let s3: S3Client
+    public let folder: String
+    public var maxObjectBytes: Int
+    public var pageSize: Int
+    /// Countries per page of the Pricing list (Twilio's maximum is 1000).
+    public var pricingPageSize = 1000
+
+    public init(channel: ChannelConfig, client: APIClient, s3: S3Client, folder: String, maxObjectBytes: Int = 64 << 20,
+                pageSize: Int = 1000) {
+        self.channel = channel
+        self.client = client
+        self.s3 = s3
+        self.folder = folder
+        self.maxObjectBytes = maxObjectBytes
+        self.pageSize = pageSize
+    }
+
+    /// Runs the job. Blocking. - Throws: ``JobError`` (classified) naming channel, resource and day.
+    public func extract(_ job: ExtractJob, now: Date = Date()) throws -> ExtractReport {
+        let started = UTCTime.iso(now)
+        let layout = StagingLayout(folder: folder)
+        let whenRetrieved = UTCTime.sql(now)
+        let staging = StagingWriter(client: s3, layout: layout, keyPrefix: layout.extractionPrefix(job, at: now), maxObjectBytes: maxObjectBytes)
+        var tally = APIClient.Tally()
+        var records = 0
+        var outside = 0
+        var accounts: [String] = []
+        do {
+            accounts = try channel.subaccounts ? discoverAccounts(&tally) : [channel.apiUser ?? ""]
+            var tsv = TSVWriter()
+            switch job.resource {
+            case .pricingPhoneNumbers:
+                records = try extractPricing(whenRetrieved: whenRetrieved, tsv: &tsv, staging: staging, tally: &tally)
+            default:
+                guard let twilioTable = job.resource.twilioTable, let list = job.resource.twilioList else {
+                    throw JobError(jobID: job.jobID, errorClass: .permanent, message: "\(job.resource.rawValue) is not a Twilio resource")
+                }
+                if list.dayFilter != nil && job.day == nil {
+                    throw JobError(jobID: job.jobID, errorClass: .permanent, message: "\(job.resource.rawValue) needs a day")
+                }
+                let converter = TwilioPageConverter(table: twilioTable, channelName: channel.name, whenRetrieved: whenRetrieved,
+                                                    day: job.day)
+                for account in accounts {
+                    var query = "PageSize=\(pageSize)"
+                    if let filter = list.dayFilter, let day = job.day { query = "\(filter)=\(day)&" + query }
+                    var next: String? = "\(base)/2010-04-01/Accounts/\(account)/\(list.path)?\(query)"
+                    while let url = next {
+                        let page = try client.get(url, account: account, user: channel.apiUser ?? "", token: channel.apiKey,
+                                                  tally: &tally) { body in
+                            try body.withUnsafeBytes { try converter.convert(page: $0, into: &tsv) }
+                        }
+                        try staging.write(&tsv)
+                        records += page.records
+                        outside += page.outsidePartition
+                        next = page.nextPage.map { $0.hasPrefix("http") ? $0 : base + $0 }
+                    }
+                }
+            }
+            let objects = try staging.finish()
+            tally.pageBuffer = []  // the last page's bytes need not live as long as the report
+            return ExtractReport(load: LoadMessage(job: job, objects: objects, extractedAt: started), records: records, tally: tally, outsidePartition: outside, accounts: accounts)
+        } catch {
+            staging.discard()
+            if let jobError = error as? JobError { throw jobError }
+            throw JobError(job, error)
+        }
+    }
+
+    private var base: String {
+        channel.apiURL.withoutTrailingSlashes
+    }
+
+    /// The parent and every active subaccount (`Accounts.json` with the parent's credentials).
+    func discoverAccounts(_ tally: inout APIClient.Tally) throws -> [String] {
+        let parent = channel.apiUser ?? ""
+        var found: [String] = []
+        var next: String? = "\(base)/2010-04-01/Accounts.json?PageSize=1000"
+        let accountsKey = Array("accounts".utf8), sidKey = Array("sid".utf8), statusKey = Array("status".utf8)
+        let nextKey = Array("next_page_uri".utf8)
+        while let url = next {
+            next = nil
+            let (sids, nextPage) = try client.get(url, account: parent, user: parent, token: channel.apiKey, tally: &tally) { body in
+                try body.withUnsafeBytes { bytes -> ([String], String?) in
+                    var scanner = JSONScanner(bytes)
+                    var sids: [String] = []
+                    var nextPage: String?
+                    try scanner.forEachMember { scanner, key in
+                        if scanner.key(key, is: accountsKey) {
+                            try scanner.forEachElement { scanner in
+                                var sid: String?
+                                var status: String?
+                                try scanner.forEachMember { scanner, field in
+                                    let value = try scanner.readValue()
+                                    if scanner.key(field, is: sidKey) { sid = try scanner.string(value) }
+                                    if scanner.key(field, is: statusKey), value.kind == .string { status = try scanner.string(value) }
+                                }
+                                if let sid, status == nil || status == "active" { sids.append(sid) }
+                            }
+                        } else if scanner.key(key, is: nextKey) {
+                            let value = try scanner.readValue()
+                            nextPage = value.kind == .string ? try scanner.string(value) : nil
+                        } else {
+                            _ = try scanner.readValue()
+                        }
+                    }
+                    return (sids, nextPage)
+                }
+            }
+            found += sids
+            next = nextPage.map { $0.hasPrefix("http") ? $0 : base + $0 }
+        }
+        if !found.contains(parent) { found.insert(parent, at: 0) }
+        return found
+    }
+
+    /// Every country on every page of `/v1/PhoneNumbers/Countries`, then one row per `phone_number_prices`
+    /// entry of each country (none for a country without prices).
+    func extractPricing(whenRetrieved: String, tsv: inout TSVWriter, staging: StagingWriter, tally: inout APIClient.Tally) throws -> Int {
+        let pricingBase = channel.pricingURL.withoutTrailingSlashes
+        let user = channel.apiUser ?? ""
+        var countries: [(name: String, iso: String)] = []
+        var next: String? = "\(pricingBase)/v1/PhoneNumbers/Countries?PageSize=\(pricingPageSize)"
+        let countriesKey = Array("countries".utf8), metaKey = Array("meta".utf8), nextKey = Array("next_page_url".utf8)
+        let countryKey = Array("country".utf8), isoKey = Array("iso_country".utf8)
+        while let url = next {
+            let (page, nextPage) = try client.get(url, account: user, user: user, token: channel.apiKey, tally: &tally) { body in
+                try body.withUnsafeBytes { bytes -> ([(String, String)], String?) in
+                    var scanner = JSONScanner(bytes)
+                    var list: [(String, String)] = []
+                    var nextPage: String?
+                    try scanner.forEachMember { scanner, key in
+                        if scanner.key(key, is: countriesKey) {
+                            try scanner.forEachElement { scanner in
+                                var name = "", iso = ""
+                                try scanner.forEachMember { scanner, field in
+                                    let value = try scanner.readValue()
+                                    if scanner.key(field, is: countryKey) { name = try scanner.string(value) }
+                                    if scanner.key(field, is: isoKey) { iso = try scanner.string(value) }
+                                }
+                                list.append((name, iso))
+                            }
+                        } else if scanner.key(key, is: metaKey) {
+                            try scanner.forEachMember { scanner, field in
+                                let value = try scanner.readValue()
+                                if scanner.key(field, is: nextKey), value.kind == .string { nextPage = try scanner.string(value) }
+                            }
+                        } else {
+                            _ = try scanner.readValue()
+                        }
+                    }
+                    return (list, nextPage)
+                }
+            }
+            countries += page.map { (name: $0.0, iso: $0.1) }
+            next = nextPage
+        }
+        var rows = 0
+        let pricesKey = Array("phone_number_prices".utf8), unitKey = Array("price_unit".utf8)
+        let typeKey = Array("number_type".utf8), baseKey = Array("base_price".utf8), currentKey = Array("current_price".utf8)
+        for country in countries {
+            let url = "\(pricingBase)/v1/PhoneNumbers/Countries/\(PercentEncoding.encode(country.iso, keepSlash: false))"
+            let entries = try client.get(url, account: user, user: user, token: channel.apiKey, tally: &tally) { body in
+                try body.withUnsafeBytes { bytes -> (unit: String?, prices: [[String?]]) in
+                    var scanner = JSONScanner(bytes)
+                    var unit: String?
+                    var prices: [[String?]] = []
+                    try scanner.forEachMember { scanner, key in
+                        if scanner.key(key, is: pricesKey) {
+                            try scanner.forEachElement { scanner in
+                                var entry: [String?] = [nil, nil, nil]
+                                try scanner.forEachMember { scanner, field in
+                                    let value = try scanner.readValue()
+                                    let text = value.kind == .string || value.kind == .number
+                                        ? (value.kind == .string ? try scanner.string(value)
+                                           : String(decoding: UnsafeRawBufferPointer(rebasing: bytes[value.start..<value.end]), as: UTF8.self))
+                                        : nil
+                                    if scanner.key(field, is: typeKey) { entry[0] = text }
+                                    if scanner.key(field, is: baseKey) { entry[1] = text }
+                                    if scanner.key(field, is: currentKey) { entry[2] = text }
+                                }
+                                prices.append(entry)
+                            }
+                        } else if scanner.key(key, is: unitKey) {
+                            let value = try scanner.readValue()
+                            unit = value.kind == .string ? try scanner.string(value) : nil
+                        } else {
+                            _ = try scanner.readValue()
+                        }
+                    }
+                    return (unit, prices)
+                }
+            }
+            for price in entries.prices {
+                tsv.text(channel.name)
+                tsv.plain(whenRetrieved)
+                tsv.text(country.name)
+                tsv.text(country.iso)
+                tsv.text(entries.unit)
+                tsv.text(price[0])
+                tsv.text(price[1])
+                tsv.text(price[2])
+                tsv.endRow()
+                rows += 1
+            }
+            try staging.write(&tsv)
+        }
+        return rows
+    }
+}

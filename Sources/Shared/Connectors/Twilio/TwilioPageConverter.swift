@@ -1,0 +1,251 @@
+public import HuskimoCore
+
+/// What one page gave.
+public struct PageResult: Sendable {
+    public var records: Int
+    /// `next_page_uri` (2010 API) or `meta.next_page_url` (Pricing), nil on the last page.
+    public var nextPage: String?
+    /// Records whose partition column is not on the job's day (or is null).
+    public var outsidePartition: Int
+}
+
+/// Converts one page of a Twilio 2010 list response into staged rows, straight from the response bytes:
+/// no intermediate objects, one pass over the page. A page either converts whole or not at all (the writer
+/// is rolled back to where the page began), so a truncated body can be fetched again without duplicates.
+public final class TwilioPageConverter {
+    public let table: TwilioTable
+    private let keys: [[UInt8]]
+    /// For each column, the index of its key in `keys` (-1: no key).
+    private let columnKey: [Int]
+    /// What each column is, without payloads (the hot loop copies no strings).
+    private enum Kind { case channelName, whenRetrieved, text, date, integer, boolean, utf16Length }
+    private let plan: [Kind]
+    /// The channel name, already TSV-escaped.
+    private let channelName: [UInt8]
+    private let whenRetrieved: [UInt8]
+    private let recordsKey: [UInt8]
+    private let sidKey: Int
+    private let partitionKey: Int
+    /// The job's day, for counting records outside it.
+    public let day: Day?
+
+    public init(table: TwilioTable, channelName: String, whenRetrieved: String, day: Day?) {
+        self.table = table
+        var keys: [[UInt8]] = []
+        var columnKey: [Int] = []
+        for (_, source) in table.columns {
+            if let key = source.jsonKey {
+                let bytes = Array(key.utf8)
+                if let existing = keys.firstIndex(of: bytes) {
+                    columnKey.append(existing)
+                } else {
+                    keys.append(bytes)
+                    columnKey.append(keys.count - 1)
+                }
+            } else {
+                columnKey.append(-1)
+            }
+        }
+        if !keys.contains(Array("sid".utf8)) { keys.append(Array("sid".utf8)) }
+        self.keys = keys
+        self.columnKey = columnKey
+        self.plan = table.columns.map { column -> Kind in
+            switch column.source {
+            case .channelName: return .channelName
+            case .whenRetrieved: return .whenRetrieved
+            case .text: return .text
+            case .date: return .date
+            case .integer: return .integer
+            case .boolean: return .boolean
+            case .utf16Length: return .utf16Length
+            }
+        }
+        self.sidKey = keys.firstIndex(of: Array("sid".utf8))!
+        self.partitionKey = table.partitionColumn.flatMap { column in
+            table.columns.first { $0.name == column }?.source.jsonKey.flatMap { keys.firstIndex(of: Array($0.utf8)) }
+        } ?? -1
+        var escaped = TSVWriter(capacity: 64)
+        escaped.beginField()
+        for b in channelName.utf8 { escaped.appendEscaped(b) }
+        self.channelName = escaped.buffer
+        self.whenRetrieved = Array(whenRetrieved.utf8)
+        self.recordsKey = Array(table.recordsKey.utf8)
+        self.day = day
+    }
+
+    /// Appends the page's rows to `writer`. - Throws: ``JSONError`` (truncated: transient) or ``ConversionError``.
+    public func convert(page: UnsafeRawBufferPointer, into writer: inout TSVWriter) throws -> PageResult {
+        let mark = writer.count
+        let rowsBefore = writer.rows
+        do {
+            return try convertUnchecked(page: page, into: &writer)
+        } catch {
+            writer.truncate(to: mark, rows: rowsBefore)
+            throw error
+        }
+    }
+
+    private func convertUnchecked(page: UnsafeRawBufferPointer, into writer: inout TSVWriter) throws -> PageResult {
+        var scanner = JSONScanner(page)
+        var result = PageResult(records: 0, nextPage: nil, outsidePartition: 0)
+        let slots = UnsafeMutableBufferPointer<JSONSlice>.allocate(capacity: keys.count)
+        defer { slots.deallocate() }
+        // Twilio writes every record's keys in the same order: the n-th key of a record is predicted to be the
+        // n-th key of the record before (a key we need, or one we skip), so matching costs one comparison.
+        var predicted: [(key: Int, start: Int, count: Int)] = []
+        var dates = RFC2822.Cache()
+        let nextKey = Array("next_page_uri".utf8)
+        var sawRecords = false
+        try scanner.forEachMember { scanner, key in
+            if scanner.key(key, is: recordsKey) {
+                sawRecords = true
+                try scanner.forEachElement { scanner in
+                    slots.initialize(repeating: .absent)
+                    try scanner.expect(0x7B)
+                    if try scanner.peek() == 0x7D {
+                        scanner.position += 1
+                    } else {
+                        var ordinal = 0
+                        while true {
+                            guard try scanner.peek() == 0x22 else { throw scanner.fail("expected a key") }
+                            let field: JSONSlice
+                            if ordinal < predicted.count, let known = scanner.knownString(at: predicted[ordinal].start,
+                                                                                            count: predicted[ordinal].count) {
+                                // The predicted key, recognised without scanning it.
+                                field = known
+                            } else {
+                                field = try scanner.readString()
+                            }
+                            try scanner.expect(0x3A)
+                            let index: Int
+                            if ordinal < predicted.count, predicted[ordinal].count == field.count, !field.escaped,
+                               scanner.sameBytes(field.start, predicted[ordinal].start, field.count) {
+                                index = predicted[ordinal].key
+                            } else {
+                                index = self.index(of: field, in: scanner) ?? -1
+                                let guess = (key: index, start: field.start, count: field.escaped ? -1 : field.count)
+                                if ordinal < predicted.count { predicted[ordinal] = guess } else { predicted.append(guess) }
+                            }
+                            let value = try scanner.readValue()
+                            if index >= 0 { slots[index] = value }
+                            ordinal += 1
+                            let next = try scanner.peek()
+                            scanner.position += 1
+                            if next == 0x7D { break }
+                            guard next == 0x2C else { throw scanner.fail("expected ',' or '}'") }
+                        }
+                    }
+                    try writeRow(UnsafeBufferPointer(slots), scanner: scanner, into: &writer, result: &result, dates: &dates)
+                }
+            } else if scanner.key(key, is: nextKey) {
+                let value = try scanner.readValue()
+                result.nextPage = value.kind == .string && value.count > 0 ? try scanner.string(value) : nil
+            } else {
+                _ = try scanner.readValue()
+            }
+        }
+        guard sawRecords else {
+            throw JSONError(offset: 0, reason: "the response has no \"\(table.recordsKey)\" list", truncated: false)
+        }
+        return result
+    }
+
+    @inline(__always) private func index(of field: JSONSlice, in scanner: JSONScanner) -> Int? {
+        for (i, key) in keys.enumerated() where scanner.key(field, is: key) { return i }
+        return nil
+    }
+
+    private func writeRow(_ slots: UnsafeBufferPointer<JSONSlice>, scanner: JSONScanner, into writer: inout TSVWriter,
+                          result: inout PageResult, dates: inout RFC2822.Cache) throws {
+        let bytes = scanner.bytes
+        for column in 0..<plan.count {
+            let slot = columnKey[column] >= 0 ? slots[columnKey[column]] : .absent
+            switch plan[column] {
+            case .channelName:
+                writer.beginField()
+                channelName.withUnsafeBytes { writer.appendVerbatim($0) }
+            case .whenRetrieved:
+                whenRetrieved.withUnsafeBytes { writer.plain($0) }
+            case .text:
+                switch slot.kind {
+                case .absent, .null: writer.null()
+                case .string where !slot.escaped:
+                    // JSON forbids raw control characters in strings and escapes every backslash, so an
+                    // unescaped JSON string holds no byte the TSV format escapes: one copy.
+                    writer.beginField()
+                    writer.appendVerbatim(UnsafeRawBufferPointer(rebasing: bytes[slot.start..<slot.end]))
+                case .string:
+                    writer.beginField()
+                    if slot.count == 3, bytes[slot.start] == 0x5C, bytes[slot.start + 1] == 0x5C, bytes[slot.start + 2] == 0x4E {
+                        writer.noteBackslashN()
+                    }
+                    try scanner.decode(slot) { writer.appendEscaped($0) }
+                case .number, .bool:
+                    writer.plain(UnsafeRawBufferPointer(rebasing: bytes[slot.start..<slot.end]))
+                case .object, .array:
+                    throw failure(table.columns[column].name, slots, scanner, "expected a string, got a JSON \(slot.kind)")
+                }
+            case .date:
+                switch slot.kind {
+                case .absent, .null: writer.null()
+                case .string where slot.count == 0: writer.null()
+                case .string:
+                    guard !slot.escaped, let seconds = RFC2822.seconds(bytes, slot.start, slot.end, cache: &dates) else {
+                        throw failure(table.columns[column].name, slots, scanner, "not an RFC 2822 date: \(try scanner.string(slot).prefix(40))")
+                    }
+                    writer.beginField()
+                    RFC2822.write(seconds, into: &writer, cache: &dates)
+                default:
+                    throw failure(table.columns[column].name, slots, scanner, "expected a date string")
+                }
+            case .integer:
+                switch slot.kind {
+                case .absent, .null: writer.null()
+                case .string where slot.count == 0: writer.null()
+                case .string, .number:
+                    var valid = slot.count > 0
+                    for i in slot.start..<slot.end where !(bytes[i] >= 0x30 && bytes[i] <= 0x39) && !(i == slot.start && bytes[i] == 0x2D) {
+                        valid = false
+                    }
+                    guard valid, slot.count <= 18 else {
+                        throw failure(table.columns[column].name, slots, scanner, "not an integer: \(try scanner.string(slot).prefix(40))")
+                    }
+                    writer.plain(UnsafeRawBufferPointer(rebasing: bytes[slot.start..<slot.end]))
+                default:
+                    throw failure(table.columns[column].name, slots, scanner, "expected an integer")
+                }
+            case .boolean:
+                switch slot.kind {
+                case .absent, .null: writer.null()
+                case .bool: writer.plain(slot.boolValue ? "true" : "false")
+                case .string where ["true", "false"].contains(try scanner.string(slot)):
+                    writer.plain(try scanner.string(slot))
+                default:
+                    throw failure(table.columns[column].name, slots, scanner, "expected true or false")
+                }
+            case .utf16Length:
+                switch slot.kind {
+                case .absent, .null: writer.null()
+                case .string: writer.integer(scanner.utf16Length(slot))
+                default: throw failure(table.columns[column].name, slots, scanner, "expected a string")
+                }
+            }
+        }
+        writer.endRow()
+        result.records += 1
+        if let day, partitionKey >= 0 {
+            let slot = slots[partitionKey]
+            let seconds = slot.kind == .string ? RFC2822.seconds(bytes, slot.start, slot.end, cache: &dates) : nil
+            if seconds.map({ Day(ordinal: $0 >= 0 ? $0 / 86_400 : ($0 - 86_399) / 86_400) }) != day {
+                result.outsidePartition += 1
+            }
+        }
+    }
+
+    private func failure(_ column: String, _ slots: UnsafeBufferPointer<JSONSlice>, _ scanner: JSONScanner, _ reason: String) -> ConversionError {
+        let sid = slots[sidKey].kind == .string ? try? scanner.string(slots[sidKey]) : nil
+        return ConversionError(table: table.name, field: column, recordSID: sid, reason: reason)
+    }
+}
+
+

@@ -1,0 +1,54 @@
+import Foundation
+
+/// What the RabbitMQ management API knows of a queue beyond AMQP's ready count and consumers.
+public struct QueueStats: Sendable, Codable, Hashable {
+    public var ready: Int
+    public var unacked: Int
+    public var consumers: Int
+    /// Messages per second published to / delivered from / acked on the queue (the broker's recent rate).
+    public var publishRate: Double?
+    public var deliverRate: Double?
+    public var ackRate: Double?
+    /// When the oldest ready message was published (Unix seconds; classic queues only).
+    public var headMessageTimestamp: Int?
+}
+
+/// A small client of the RabbitMQ management HTTP API (`GET /api/queues/{vhost}/{name}`), with the broker's
+/// AMQP credentials.
+public struct ManagementAPI: Sendable {
+    public let baseURL: String
+    public let user: String
+    public let password: Secret
+    public let vhost: String
+    let http: HTTPClient
+
+    public init(baseURL: String, amqp: AMQPURL, http: HTTPClient = HTTPClient(maxIdleHandles: 2)) {
+        self.baseURL = baseURL.withoutTrailingSlashes
+        self.user = amqp.user
+        self.password = amqp.password
+        self.vhost = amqp.vhost
+        self.http = http
+    }
+
+    /// - Throws: ``CurlError`` for transport failures and non-200 answers (404: no such queue).
+    public func queue(_ name: String) throws -> QueueStats {
+        let path = "/api/queues/\(PercentEncoding.encode(vhost, keepSlash: false))/\(PercentEncoding.encode(name, keepSlash: false))"
+        var request = HTTPRequest(url: baseURL + path, connectTimeout: 5, timeout: 10)
+        request.basicAuth = (user, password)
+        let response = try http.execute(request)
+        guard response.status == 200,
+              let object = try? JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any]
+        else {
+            throw CurlError(.status, status: response.status, "GET \(request.displayURL): HTTP \(response.status)",
+                            class: CurlError.classify(status: response.status))
+        }
+        func rate(_ key: String) -> Double? {
+            ((object["message_stats"] as? [String: Any])?[key] as? [String: Any])?["rate"] as? Double
+        }
+        return QueueStats(
+            ready: object["messages_ready"] as? Int ?? 0, unacked: object["messages_unacknowledged"] as? Int ?? 0,
+            consumers: object["consumers"] as? Int ?? 0, publishRate: rate("publish_details"),
+            deliverRate: rate("deliver_get_details"), ackRate: rate("ack_details"),
+            headMessageTimestamp: object["head_message_timestamp"] as? Int)
+    }
+}

@@ -1,0 +1,69 @@
+import Foundation
+import HuskimoCore
+public import Logging
+import HuskimoConnectors
+
+/// The library side of `huskimo-worker extract` and `huskimo-worker load`.
+public enum WorkerCommands {
+    /// Consumes extract jobs until idle or SIGTERM; prints one machine-readable summary line (bench/run.sh).
+    public static func extract(config: FleetConfig, concurrency: Int, exitWhenIdle: Double?, grace: Double, metricsPort: Int?,
+                               logger: Logger) async throws {
+        guard (1...256).contains(concurrency) else { throw CommandFailure.usage("--concurrency must be 1–256") }
+        let shutdown = ShutdownSignal()
+        shutdown.install()
+        let worker = ExtractWorker(config: config, concurrency: concurrency, logger: logger)
+        let metrics = try startMetrics(metricsPort, logger: logger) { worker.isReady }
+        defer { metrics?.stop() }
+        await worker.run(shutdown: shutdown, exitWhenIdle: exitWhenIdle, grace: grace)
+        let t = worker.summary
+        let usage = ResourceUsage.current
+        logger.info("extract worker stopped", metadata: [
+            "jobs.succeeded": "\(t.succeeded)", "jobs.retried": "\(t.retried)", "jobs.failed": "\(t.failed)", "records": "\(t.records)",
+            "cpu_s": "\(String(format: "%.3f", usage.cpuSeconds))", "max_rss_mib": "\(String(format: "%.1f", usage.maxRSSMiB))",
+        ])
+        print("huskimo-worker extract: jobs=\(t.succeeded) failed=\(t.failed) records=\(t.records) cpu_s=\(String(format: "%.3f", usage.cpuSeconds)) max_rss_mib=\(String(format: "%.1f", usage.maxRSSMiB))")
+    }
+
+    /// Consumes one target's load queue until idle or SIGTERM; with a metrics port, also polls queue depths.
+    public static func load(config: FleetConfig, target name: String, exitWhenIdle: Double?, metricsPort: Int?,
+                            queuePollSeconds: Double, logger: Logger) async throws {
+        guard let target = config.target(named: name) else { throw CommandFailure.usage("no target named \(name)") }
+        let shutdown = ShutdownSignal()
+        shutdown.install()
+        let worker = LoadWorker(config: config, target: target, logger: logger)
+        let metrics = try startMetrics(metricsPort, logger: logger) { worker.isReady }
+        defer { metrics?.stop() }
+        let poller = metrics == nil ? nil : Task { await worker.pollQueues(every: queuePollSeconds, shutdown: shutdown) }
+        await worker.run(shutdown: shutdown, exitWhenIdle: exitWhenIdle)
+        shutdown.request()
+        await poller?.value
+        let s = worker.summary
+        logger.info("loader stopped", metadata: ["loads.succeeded": "\(s.succeeded)", "rows": "\(s.records)", "loads.failed": "\(s.failed)"])
+    }
+
+    /// Starts the metrics endpoint when a port is given; a port that cannot be bound is a usage error (exit 2).
+    static func startMetrics(_ port: Int?, logger: Logger, ready: @escaping @Sendable () -> Bool) throws -> MetricsServer? {
+        guard let port else { return nil }
+        do {
+            let server = try MetricsServer(port: port, ready: ready)
+            logger.info("serving metrics", metadata: ["port": "\(server.port)"])
+            return server
+        } catch {
+            throw CommandFailure.usage("--metrics-port \(port): cannot listen (\(error))")
+        }
+    }
+}
+
+/// This process's CPU time and peak resident memory (getrusage).
+public struct ResourceUsage: Sendable {
+    public var cpuSeconds: Double
+    public var maxRSSMiB: Double
+
+    public static var current: ResourceUsage {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        let cpu = Double(usage.ru_utime.tv_sec) + Double(usage.ru_utime.tv_usec) / 1e6 + Double(usage.ru_stime.tv_sec)
+            + Double(usage.ru_stime.tv_usec) / 1e6
+        return ResourceUsage(cpuSeconds: cpu, maxRSSMiB: Double(usage.ru_maxrss) / 1024)
+    }
+}

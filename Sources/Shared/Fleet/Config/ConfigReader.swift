@@ -1,0 +1,203 @@
+import Foundation
+internal import Yams
+import HuskimoCore
+import HuskimoConnectors
+
+/// Reads typed values out of parsed YAML, collecting every problem with its key path instead of stopping
+/// at the first, substituting `${ENV_VAR}` in scalars, and noting which keys it was asked about so unknown
+/// keys (typos) can be reported.
+public final class ConfigReader {
+    enum Value {
+        case scalar(String, quoted: Bool)
+        case mapping([(String, Value)])
+        case sequence([Value])
+        case null
+    }
+
+    private(set) var problems: [ConfigError.Problem] = []
+    private(set) var warnings: [String] = []
+    private let environment: [String: String]
+
+    init(environment: [String: String]) {
+        self.environment = environment
+    }
+
+    static func parse(_ text: String) throws -> Value {
+        let node: Node?
+        do {
+            node = try Yams.compose(yaml: text)
+        } catch let error as YamlError {
+            throw ConfigError("", "not valid YAML: \(error)")
+        }
+        return node.map(convert) ?? .null
+    }
+
+    private static func convert(_ node: Node) -> Value {
+        switch node {
+        case .scalar(let scalar):
+            let quoted = scalar.style == .singleQuoted || scalar.style == .doubleQuoted
+            if !quoted, ["", "~", "null", "Null", "NULL"].contains(scalar.string) { return .null }
+            return .scalar(scalar.string, quoted: quoted)
+        case .mapping(let mapping):
+            return .mapping(mapping.map { (key, value) in (key.string ?? "\(key)", convert(value)) })
+        case .sequence(let sequence):
+            return .sequence(sequence.map(convert))
+        case .alias:
+            return .null
+        }
+    }
+
+    func problem(_ path: String, _ message: String) { problems.append(.init(path: path, message: message)) }
+    func warn(_ text: String) { warnings.append(text) }
+
+    // MARK: - Sections
+
+    /// A mapping's entries by key; reports keys not in `known` (and `obsolete` ones as warnings).
+    func mapping(_ value: Value?, at path: String, known: Set<String>, obsolete: [String: String] = [:])
+        -> [String: Value]?
+    {
+        guard let value else { return nil }
+        switch value {
+        case .null: return nil
+        case .mapping(let entries):
+            var result: [String: Value] = [:]
+            for (key, v) in entries {
+                let keyPath = path.isEmpty ? key : "\(path).\(key)"
+                if let why = obsolete[key] {
+                    warn("\(keyPath): \(why)")
+                } else if !known.contains(key) {
+                    problem(keyPath, "unknown key (expected one of: \(known.sorted().joined(separator: ", ")))")
+                    continue
+                }
+                if result[key] != nil { problem(keyPath, "duplicate key") }
+                result[key] = v
+            }
+            return result
+        default:
+            problem(path, "expected a mapping of keys")
+            return nil
+        }
+    }
+
+    func sequence(_ value: Value?, at path: String) -> [Value]? {
+        guard let value else { return nil }
+        switch value {
+        case .null: return nil
+        case .sequence(let items): return items
+        default:
+            problem(path, "expected a list")
+            return nil
+        }
+    }
+
+    /// A required, non-empty list whose items `make` reads (given the item and its key path, `name[i]`).
+    func requiredList<T>(_ value: Value?, at path: String, noun: String, _ make: (Value, String) -> T?) -> [T] {
+        guard let items = sequence(value, at: path) else {
+            problem(path, "required")
+            return []
+        }
+        if items.isEmpty { problem(path, "at least one \(noun) is required") }
+        return items.enumerated().compactMap { make($0.element, "\(path)[\($0.offset)]") }
+    }
+
+    /// Reports every item whose key was already seen, as `path[i].name: duplicate <what>`.
+    func requireUnique(_ items: [(key: String, what: String)], at path: String) {
+        var seen = Set<String>()
+        for (index, item) in items.enumerated() where !seen.insert(item.key).inserted {
+            problem("\(path)[\(index)].name", "duplicate \(item.what)")
+        }
+    }
+
+    // MARK: - Scalars
+
+    /// The scalar text after `${ENV}` substitution; nil when absent or null.
+    func string(_ value: Value?, at path: String, secret: Bool = false) -> String? {
+        guard let value else { return nil }
+        switch value {
+        case .null: return nil
+        case .scalar(let text, _): return substitute(text, at: path, secret: secret)
+        default:
+            problem(path, "expected a string")
+            return nil
+        }
+    }
+
+    func requiredString(_ value: Value?, at path: String, secret: Bool = false) -> String? {
+        guard let text = string(value, at: path, secret: secret) else {
+            problem(path, "required")
+            return nil
+        }
+        if text.trimmingCharacters(in: .whitespaces).isEmpty {
+            problem(path, "must not be empty")
+            return nil
+        }
+        return text
+    }
+
+    func int(_ value: Value?, at path: String, range: ClosedRange<Int>? = nil) -> Int? {
+        guard let text = string(value, at: path) else { return nil }
+        guard let number = Int(text.trimmingCharacters(in: .whitespaces)) else {
+            problem(path, "expected an integer, got \(quote(text))")
+            return nil
+        }
+        if let range, !range.contains(number) {
+            problem(path, "must be between \(range.lowerBound) and \(range.upperBound), got \(number)")
+            return nil
+        }
+        return number
+    }
+
+    func bool(_ value: Value?, at path: String) -> Bool? {
+        guard let text = string(value, at: path) else { return nil }
+        switch text.lowercased() {
+        case "true", "yes", "on": return true
+        case "false", "no", "off": return false
+        default:
+            problem(path, "expected true or false, got \(quote(text))")
+            return nil
+        }
+    }
+
+    func date(_ value: Value?, at path: String) -> Day? {
+        guard let text = string(value, at: path) else { return nil }
+        guard let day = Day(text) else {
+            problem(path, "expected a date YYYY-MM-DD, got \(quote(text))")
+            return nil
+        }
+        return day
+    }
+
+    func oneOf(_ value: Value?, at path: String, _ choices: [String]) -> String? {
+        guard let text = string(value, at: path) else { return nil }
+        guard choices.contains(text) else {
+            problem(path, "expected one of \(choices.joined(separator: ", ")), got \(quote(text))")
+            return nil
+        }
+        return text
+    }
+
+    private func quote(_ text: String) -> String { "\"\(text.prefix(60))\"" }
+
+    /// Replaces `${NAME}` with the environment's value; an unset variable is a problem. A value that came
+    /// from a secret key is never echoed in a problem.
+    private func substitute(_ text: String, at path: String, secret: Bool) -> String {
+        guard text.contains("${") else { return text }
+        var out = ""
+        var rest = text[...]
+        while let start = rest.range(of: "${") {
+            out += rest[..<start.lowerBound]
+            guard let end = rest[start.upperBound...].firstIndex(of: "}") else {
+                problem(path, "unclosed ${ in value")
+                return out
+            }
+            let name = String(rest[start.upperBound..<end])
+            if let value = environment[name] {
+                out += value
+            } else {
+                problem(path, "environment variable \(name) is not set")
+            }
+            rest = rest[rest.index(after: end)...]
+        }
+        return out + rest
+    }
+}

@@ -1,0 +1,314 @@
+public import Foundation
+public import HuskimoCore
+public import HuskimoConnectors
+
+/// The whole configuration file. A Huskimo 0.3 file loads unchanged; the keys added since are optional.
+///
+/// ## Configuration keys (top level)
+/// - `queue` (``QueueConfig``), `fetch` (``FetchConfig``), `channels` (list of ``ChannelConfig``, required),
+///   `s3` (``S3Config``, required), `targets` (list of ``TargetConfig``, required).
+/// - Any value may be `${ENV_VAR}`: secrets stay out of the file.
+public struct FleetConfig: Sendable {
+    public var queue: QueueConfig
+    public var fetch: FetchConfig
+    public var channels: [ChannelConfig]
+    public var s3: S3Config
+    public var targets: [TargetConfig]
+    /// Notes about keys that are accepted but no longer mean anything.
+    public var warnings: [String]
+
+    /// Loads and validates a file. - Throws: ``ConfigError`` listing every problem.
+    public static func load(path: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws
+        -> FleetConfig
+    {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ConfigError(file: path, problems: [.init(path: "", message: "cannot read the file (does it exist?)")])
+        }
+        do {
+            return try parse(String(decoding: data, as: UTF8.self), environment: environment)
+        } catch var error as ConfigError {
+            error.file = path
+            throw error
+        }
+    }
+
+    /// Parses and validates YAML text. - Throws: ``ConfigError`` listing every problem.
+    public static func parse(_ text: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws
+        -> FleetConfig
+    {
+        let reader = ConfigReader(environment: environment)
+        let root = try ConfigReader.parse(text)
+        let top = reader.mapping(root, at: "", known: ["queue", "fetch", "channels", "s3", "targets"]) ?? [:]
+        if case .null = root { reader.problem("", "the file is empty") }
+        let queue = QueueConfig(reader, top["queue"], at: "queue")
+        let fetch = FetchConfig(reader, top["fetch"], at: "fetch")
+        let channels = reader.requiredList(top["channels"], at: "channels", noun: "channel") { ChannelConfig(reader, $0, at: $1) }
+        // Names are unique per type: job ids and tables are per type, so a Singular and a Twilio channel may
+        // share a name (the 0.3 sample config names both "ADD HERE").
+        reader.requireUnique(channels.map { ("\($0.type)/\($0.name)", "\($0.type) channel name \"\($0.name)\"") }, at: "channels")
+        let s3 = top["s3"] == nil ? nil : S3Config(reader, top["s3"], at: "s3")
+        if top["s3"] == nil { reader.problem("s3", "required") }
+        let targets = reader.requiredList(top["targets"], at: "targets", noun: "target") { TargetConfig(reader, $0, at: $1) }
+        reader.requireUnique(targets.map { ($0.name, "target name \"\($0.name)\"") }, at: "targets")
+        guard reader.problems.isEmpty, let s3 else { throw ConfigError(problems: reader.problems) }
+        return FleetConfig(queue: queue, fetch: fetch, channels: channels, s3: s3, targets: targets,
+                           warnings: reader.warnings)
+    }
+
+    public func channel(named name: String, type: ChannelConfig.Kind) -> ChannelConfig? {
+        channels.first { $0.name == name && $0.type == type }
+    }
+    public func target(named name: String) -> TargetConfig? { targets.first { $0.name == name } }
+
+    /// Every secret in the configuration, for scrubbing text that might echo one.
+    public var secrets: [Secret] {
+        var all = [queue.url.password, s3.secretAccessKey]
+        all += channels.map(\.apiKey)
+        all += targets.map(\.password)
+        return all.filter { !$0.isEmpty }
+    }
+
+    /// The effective configuration as YAML with every secret shown as `<redacted>`.
+    public var redactedDescription: String {
+        var lines = ["queue:", "  url: \(queue.url)", "  prefix: \(queue.prefix)"]
+        if let management = queue.managementURL { lines.append("  management_url: \(management)") }
+        lines += ["fetch:",
+                     "  lookback: \(fetch.lookback)"]
+        if let start = fetch.startDate { lines.append("  start_date: \(start)") }
+        lines.append("channels:")
+        for c in channels {
+            lines += ["  - name: \(c.name)", "    type: \(c.type.rawValue)", "    api_user: \(c.apiUser ?? "")",
+                      "    api_key: \(c.apiKey)", "    api_url: \(c.apiURL)"]
+            if c.type == .twilio { lines += ["    pricing_url: \(c.pricingURL)", "    subaccounts: \(c.subaccounts)"] }
+        }
+        lines += ["s3:", "  access_key_id: \(s3.accessKeyID)", "  secret_access_key: \(s3.secretAccessKey)",
+                  "  region: \(s3.region)", "  bucket: \(s3.bucket)", "  folder_path: \(s3.folderPath)",
+                  "  endpoint: \(s3.endpoint)", "  path_style: \(s3.pathStyle)", "  keep_staged: \(s3.keepStaged)",
+                  "targets:"]
+        for t in targets {
+            lines += ["  - name: \(t.name)", "    type: \(t.type.rawValue)", "    host: \(t.host)",
+                      "    port: \(t.port)", "    database: \(t.database)", "    username: \(t.username)",
+                      "    password: \(t.password)", "    schema: \(t.schema)", "    sslmode: \(t.sslMode.rawValue)"]
+            if let role = t.iamRole { lines.append("    iam_role: \(role)") }
+        }
+        return lines.joined(separator: "\n")
+    }
+}
+
+/// ## Configuration keys (section `queue`)
+/// - `url` (string, secret password, default `amqp://guest:guest@127.0.0.1:5672/%2f`): the RabbitMQ broker.
+/// - `prefix` (string, default `huskimo`): exchange and queue name prefix.
+/// - `type` (`quorum` | `classic`, default `quorum`): the work and load queues' type. Quorum queues are
+///   replicated and count deliveries; use `classic` on a single-node RabbitMQ 3.8–3.10, whose quorum queues
+///   can stay leaderless after an unclean restart (rabbitmq-server#10070).
+/// - `retry_delays` (list of seconds, default `[10, 60, 600, 3600]`): the delayed-retry ladder.
+/// - `max_attempts` (int, default 8): attempts before a transiently failing job is parked as failed.
+/// - `management_url` (string, optional, e.g. `http://rabbit:15672`): the RabbitMQ management API, with the
+///   credentials of `url`. Where given, `status` and the loaders' metrics add unacked counts, message rates and
+///   the oldest waiting message's age (classic queues); AMQP alone gives ready counts and consumers.
+public struct QueueConfig: Sendable {
+    public var url: AMQPURL
+    public var managementURL: String?
+    public var prefix: String
+    public var quorum: Bool
+    public var retryDelays: [Int]
+    public var maxAttempts: Int
+
+    init(_ r: ConfigReader, _ value: ConfigReader.Value?, at path: String) {
+        let m = r.mapping(value, at: path, known: ["url", "prefix", "type", "retry_delays", "max_attempts", "management_url"]) ?? [:]
+        managementURL = r.string(m["management_url"], at: "\(path).management_url").flatMap { $0.isEmpty ? nil : $0 }
+        if let managementURL, !(managementURL.hasPrefix("http://") || managementURL.hasPrefix("https://")) {
+            r.problem("\(path).management_url", "expected an http:// or https:// URL")
+        } else if let managementURL, let scheme = managementURL.range(of: "://"),
+                  managementURL[scheme.upperBound...].prefix(while: { $0 != "/" }).contains("@") {
+            r.problem("\(path).management_url", "must not carry credentials (those of queue.url are used)")
+        }
+        quorum = (r.oneOf(m["type"], at: "\(path).type", ["quorum", "classic"]) ?? "quorum") == "quorum"
+        if let items = r.sequence(m["retry_delays"], at: "\(path).retry_delays") {
+            retryDelays = items.enumerated().compactMap { r.int($0.element, at: "\(path).retry_delays[\($0.offset)]", range: 1...86_400) }
+            if retryDelays.isEmpty { r.problem("\(path).retry_delays", "at least one delay is required") }
+        } else {
+            retryDelays = [10, 60, 600, 3600]
+        }
+        maxAttempts = r.int(m["max_attempts"], at: "\(path).max_attempts", range: 1...100) ?? 8
+        let text = r.string(m["url"], at: "\(path).url", secret: true) ?? "amqp://guest:guest@127.0.0.1:5672/%2f"
+        do {
+            url = try AMQPURL(text)
+        } catch let error as AMQPError {
+            r.problem("\(path).url", error.reason)
+            url = try! AMQPURL("amqp://localhost")
+        } catch {
+            r.problem("\(path).url", "\(error)")
+            url = try! AMQPURL("amqp://localhost")
+        }
+        prefix = r.string(m["prefix"], at: "\(path).prefix") ?? "huskimo"
+        if !prefix.allSatisfy({ $0.isLetter || $0.isNumber || "._-".contains($0) }) || prefix.isEmpty {
+            r.problem("\(path).prefix", "use letters, digits, '.', '_' or '-'")
+        }
+    }
+}
+
+extension ManagementAPI {
+    /// The management API of `queue.management_url`, with the credentials of `queue.url`; nil when not configured.
+    public init?(_ config: QueueConfig) {
+        guard let url = config.managementURL else { return nil }
+        self.init(baseURL: url, amqp: config.url)
+    }
+}
+
+/// ## Configuration keys (section `fetch`)
+/// - `lookback` (int, default 30, 0–3650): Singular days re-fetched each run: the `lookback` days ending at the
+///   run day (0 means just the run day). 0.3 fetched one day more, including the current partial day.
+/// - `start_date` (date, optional): the first day catch-up planning may reach back to.
+public struct FetchConfig: Sendable {
+    public var lookback: Int
+    public var startDate: Day?
+
+    init(_ r: ConfigReader, _ value: ConfigReader.Value?, at path: String) {
+        let m = r.mapping(value, at: path, known: ["lookback", "start_date"]) ?? [:]
+        lookback = r.int(m["lookback"], at: "\(path).lookback", range: 0...3650) ?? 30
+        startDate = r.date(m["start_date"], at: "\(path).start_date")
+    }
+}
+
+/// ## Configuration keys (each entry of `channels`)
+/// - `name` (string, required, unique): becomes `channel_name` in every row.
+/// - `type` (`twilio` | `singular`, required).
+/// - `api_user` (string): Twilio Account SID; blank for Singular.
+/// - `api_key` (string, required, secret): Twilio Auth Token or Singular API key.
+/// - `api_url` (string, default `https://api.twilio.com` / `https://api.singular.net`).
+/// - `pricing_url` (string, default `https://pricing.twilio.com`).
+/// - `subaccounts` (bool, default false): discover and extract every Twilio subaccount.
+extension ChannelConfig {
+    init?(_ r: ConfigReader, _ value: ConfigReader.Value, at path: String) {
+        guard let m = r.mapping(value, at: path, known: ["name", "type", "api_user", "api_key", "api_url", "pricing_url", "subaccounts"]) else {
+            r.problem(path, "expected a channel mapping")
+            return nil
+        }
+        let name = r.requiredString(m["name"], at: "\(path).name")
+        if let name, name.contains("/") || name.unicodeScalars.contains(where: { $0.value < 0x20 }) {
+            r.problem("\(path).name", "must not contain '/' or control characters")
+        }
+        let type = r.oneOf(m["type"], at: "\(path).type", ["twilio", "singular"]).flatMap(ChannelType.init(rawValue:))
+        if m["type"] == nil { r.problem("\(path).type", "required") }
+        let key = r.requiredString(m["api_key"], at: "\(path).api_key", secret: true)
+        let apiUser = r.string(m["api_user"], at: "\(path).api_user")
+        if type == .twilio, (apiUser ?? "").isEmpty { r.problem("\(path).api_user", "required for twilio (the Account SID)") }
+        let apiURL = r.string(m["api_url"], at: "\(path).api_url") ?? ChannelConfig.defaultAPIURL(type ?? .twilio)
+        let pricingURL = r.string(m["pricing_url"], at: "\(path).pricing_url") ?? "https://pricing.twilio.com"
+        for (key, url) in [("api_url", apiURL), ("pricing_url", pricingURL)]
+        where !(url.hasPrefix("https://") || url.hasPrefix("http://")) {
+            r.problem("\(path).\(key)", "expected an http:// or https:// URL")
+        }
+        let subaccounts = r.bool(m["subaccounts"], at: "\(path).subaccounts") ?? false
+        guard let name, let type, let key else { return nil }
+        self.init(name: name, type: type, apiUser: apiUser, apiKey: Secret(key), apiURL: apiURL, pricingURL: pricingURL,
+                  subaccounts: subaccounts)
+    }
+}
+
+/// ## Configuration keys (section `s3`)
+/// - `access_key_id`, `secret_access_key` (secret): the staging bucket's credentials.
+/// - `region` (required), `bucket` (required, a bare bucket name; `s3://` is stripped), `folder_path`.
+/// - `endpoint` (default from region), `path_style` (default false), `keep_staged` (default false).
+public struct S3Config: Sendable {
+    public var accessKeyID: String
+    public var secretAccessKey: Secret
+    public var region: String
+    public var bucket: String
+    public var folderPath: String
+    public var endpoint: String
+    public var pathStyle: Bool
+    public var keepStaged: Bool
+
+    init(_ r: ConfigReader, _ value: ConfigReader.Value?, at path: String) {
+        let m = r.mapping(value, at: path, known: ["access_key_id", "secret_access_key", "region", "bucket", "folder_path",
+                                                   "endpoint", "path_style", "keep_staged"]) ?? [:]
+        accessKeyID = r.requiredString(m["access_key_id"], at: "\(path).access_key_id") ?? ""
+        secretAccessKey = Secret(r.requiredString(m["secret_access_key"], at: "\(path).secret_access_key", secret: true) ?? "")
+        region = r.requiredString(m["region"], at: "\(path).region") ?? "us-east-1"
+        var bucket = r.requiredString(m["bucket"], at: "\(path).bucket") ?? ""
+        for scheme in ["s3://", "s3n://", "s3a://"] where bucket.hasPrefix(scheme) { bucket = String(bucket.dropFirst(scheme.count)) }
+        while bucket.hasSuffix("/") { bucket.removeLast() }
+        if bucket.contains("/") { r.problem("\(path).bucket", "expected a bare bucket name; put folders in folder_path") }
+        self.bucket = bucket
+        var folder = r.string(m["folder_path"], at: "\(path).folder_path") ?? ""
+        while folder.hasPrefix("/") { folder.removeFirst() }
+        while folder.hasSuffix("/") { folder.removeLast() }
+        folderPath = folder
+        endpoint = r.string(m["endpoint"], at: "\(path).endpoint") ?? "https://s3.\(region).amazonaws.com"
+        pathStyle = r.bool(m["path_style"], at: "\(path).path_style") ?? false
+        keepStaged = r.bool(m["keep_staged"], at: "\(path).keep_staged") ?? false
+    }
+
+    public var s3Endpoint: S3Endpoint {
+        S3Endpoint(endpoint: endpoint, region: region, bucket: bucket, accessKeyID: accessKeyID,
+                   secretAccessKey: secretAccessKey, pathStyle: pathStyle)
+    }
+}
+
+/// ## Configuration keys (each entry of `targets`)
+/// - `name` (required, unique; it names the target's queue `<prefix>.load.<name>`).
+/// - `type` (`redshift` | `postgres`, default `redshift`), `host`, `database`, `username`, `password` (secret).
+/// - `port` (default 5439 for Redshift, 5432 for PostgreSQL), `schema` (default `huskimo`).
+/// - `sslmode` (disable | allow | prefer | require | verify-ca | verify-full), `sslrootcert`.
+///   0.3's `ssl` / `ssl_factory` map onto it: `ssl: false` → disable; `ssl: true` with the default
+///   `NonValidatingFactory` → require; with any other factory → verify-full.
+/// - `iam_role` (Redshift: COPY with this role instead of the S3 keys).
+/// - `table`: accepted and ignored (0.1 leftover).
+public struct TargetConfig: Sendable {
+    public enum Kind: String, Sendable { case redshift, postgres }
+    public var name: String
+    public var type: Kind
+    public var host: String
+    public var port: Int
+    public var database: String
+    public var username: String
+    public var password: Secret
+    public var schema: String
+    public var sslMode: PostgresSettings.SSLMode
+    public var sslRootCert: String?
+    public var iamRole: String?
+
+    init?(_ r: ConfigReader, _ value: ConfigReader.Value, at path: String) {
+        guard let m = r.mapping(value, at: path,
+                                known: ["name", "type", "host", "database", "port", "ssl", "ssl_factory", "username",
+                                        "password", "schema", "sslmode", "sslrootcert", "iam_role"],
+                                obsolete: ["table": "no longer used (tables are fixed by the DDL); ignored"]) else {
+            r.problem(path, "expected a target mapping")
+            return nil
+        }
+        let name = r.requiredString(m["name"], at: "\(path).name")
+        // It names the target's queue (RabbitMQ allows any UTF-8 up to 255 bytes; the 0.3 sample says "ADD HERE").
+        if let name, name.utf8.count > 200 || name.unicodeScalars.contains(where: { $0.value < 0x20 }) {
+            r.problem("\(path).name", "must be at most 200 bytes without control characters (it names the target's queue)")
+        }
+        type = r.oneOf(m["type"], at: "\(path).type", ["redshift", "postgres"]).flatMap(Kind.init(rawValue:)) ?? .redshift
+        host = r.requiredString(m["host"], at: "\(path).host") ?? ""
+        database = r.requiredString(m["database"], at: "\(path).database") ?? ""
+        port = r.int(m["port"], at: "\(path).port", range: 1...65535) ?? (type == .redshift ? 5439 : 5432)
+        username = r.requiredString(m["username"], at: "\(path).username") ?? ""
+        password = Secret(r.string(m["password"], at: "\(path).password", secret: true) ?? "")
+        schema = r.string(m["schema"], at: "\(path).schema") ?? "huskimo"
+        let ssl = r.bool(m["ssl"], at: "\(path).ssl")
+        let factory = r.string(m["ssl_factory"], at: "\(path).ssl_factory")
+        if let mode = r.oneOf(m["sslmode"], at: "\(path).sslmode", PostgresSettings.SSLMode.allCases.map(\.rawValue)) {
+            sslMode = PostgresSettings.SSLMode(rawValue: mode)!
+        } else if let ssl {
+            let validating = factory != nil && factory != "org.postgresql.ssl.NonValidatingFactory"
+            sslMode = ssl ? (validating ? .verifyFull : .require) : .disable
+        } else {
+            sslMode = .prefer
+        }
+        sslRootCert = r.string(m["sslrootcert"], at: "\(path).sslrootcert")
+        iamRole = r.string(m["iam_role"], at: "\(path).iam_role")
+        if let role = iamRole, !role.hasPrefix("arn:") { r.problem("\(path).iam_role", "expected an IAM role ARN (arn:aws:iam::…)") }
+        guard let name else { return nil }
+        self.name = name
+    }
+
+    public var postgresSettings: PostgresSettings {
+        PostgresSettings(host: host, port: port, database: database, user: username, password: password,
+                         sslMode: sslMode, sslRootCert: sslRootCert)
+    }
+}

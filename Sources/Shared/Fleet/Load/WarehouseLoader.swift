@@ -1,0 +1,241 @@
+import Foundation
+public import HuskimoConnectors
+public import HuskimoCore
+public import Logging
+
+/// What a batch did.
+public struct LoadOutcome: Sendable {
+    public var loaded: [String] = []
+    /// Load ids not applied, with why (already loaded, or older than what the partition holds).
+    public var skipped: [(loadID: String, reason: String)] = []
+    public var rowsByTable: [String: Int] = [:]
+}
+
+/// Loads batches of load messages into one target, idempotently: per table, one transaction that deletes the
+/// partitions being replaced, loads the objects and writes ledger rows. An object already in the ledger is
+/// never loaded again; a partition whose ledger shows a newer extraction is not overwritten by an older one.
+/// Not thread-safe: one loader per target (the target's queue has a single active consumer).
+public final class WarehouseLoader: BatchLoader, @unchecked Sendable {  // used by one load loop at a time (see above)
+    public let target: TargetConfig
+    public let flavor: WarehouseSchema.Flavor
+    private let s3: S3Client
+    private let s3Config: S3Config
+    private let logger: Logger
+    private var connection: PostgresConnection?
+    /// The newest day loaded per (table, channel), for the freshness gauge.
+    private var newestDay: [String: Day] = [:]
+    private let ledger: Ledger
+    private let layout: StagingLayout
+    /// Test hook: runs inside the transaction after the DELETE, before the COPY.
+    package var afterDelete: ((String) throws -> Void)?
+
+    public init(target: TargetConfig, s3: S3Client, s3Config: S3Config, logger: Logger) {
+        self.target = target
+        self.flavor = target.type == .redshift ? .redshift : .postgres
+        self.s3 = s3
+        self.s3Config = s3Config
+        self.logger = logger
+        self.ledger = Ledger(schema: target.schema)
+        self.layout = StagingLayout(folder: s3Config.folderPath)
+    }
+
+    var schema: String { sqlIdentifier(target.schema) }
+
+    package func db() throws -> PostgresConnection {
+        if let connection, connection.isHealthy { return connection }
+        connection = nil
+        let fresh = try PostgresConnection(target.postgresSettings)
+        connection = fresh
+        return fresh
+    }
+
+    /// Seeds the freshness gauge from the ledger (what earlier loaders loaded). Best effort.
+    public func publishFreshnessFromLedger() {
+        guard let newest = try? ledger.newestDays(db()) else { return }
+        for (table, channel, day) in newest { noteLoaded(table: table, channel: channel, day: day) }
+    }
+
+    private func noteLoaded(table: String, channel: String, day: Day) {
+        let key = table + "\u{0}" + channel
+        if newestDay[key].map({ $0 < day }) ?? true {
+            newestDay[key] = day
+            FleetMetrics.loadedDay(target: target.name, table: table, channel: channel, day: day)
+        }
+    }
+
+    /// Loads a batch. Messages are grouped by table; each table's group commits or rolls back as one.
+    /// - Throws: the first failing table's error; tables committed before it stay committed (each is whole).
+    public func load(_ batch: [LoadMessage]) throws -> LoadOutcome {
+        var outcome = LoadOutcome()
+        let byTable = Dictionary(grouping: batch, by: \.table)
+        for tableName in byTable.keys.sorted() {
+            guard let table = WarehouseSchema.table(tableName) else {
+                throw LoadError(loadID: byTable[tableName]![0].loadID, errorClass: .permanent, message: "unknown table \(tableName)")
+            }
+            try loadTable(table, byTable[tableName]!, into: &outcome)
+        }
+        return outcome
+    }
+
+    private func loadTable(_ table: WarehouseSchema.Table, _ messages: [LoadMessage], into outcome: inout LoadOutcome) throws {
+        let started = ContinuousClock.now
+        let pg = try db()
+        var candidates = messages.sorted { $0.extractedAt < $1.extractedAt }
+        if !table.appendOnly {
+            // Within a batch, only the newest extraction of a partition matters.
+            var newest: [String: LoadMessage] = [:]
+            for m in candidates { newest["\(m.channel)\u{0}\(m.partition)"] = m }
+            let keep = Set(newest.values.map(\.loadID))
+            for m in candidates where !keep.contains(m.loadID) {
+                outcome.skipped.append((m.loadID, "superseded by a newer extraction in the same batch"))
+            }
+            candidates = candidates.filter { keep.contains($0.loadID) }
+        }
+        var rows = 0
+        var applied: [String] = []
+        var skipped: [(String, String)] = []
+        var applying: [LoadMessage] = []
+        try pg.transaction {
+            for message in candidates {
+                if try ledger.containsAny(message.objects.map(\.key), table: table.name, pg) {
+                    skipped.append((message.loadID, "already loaded"))
+                    continue
+                }
+                if !table.appendOnly {
+                    if try ledger.hasExtraction(notOlderThan: message.extractedAt, table: table.name, channel: message.channel,
+                                                partition: message.partition, pg) {
+                        skipped.append((message.loadID, "older than the extraction already loaded"))
+                        continue
+                    }
+                    try deletePartition(table, message, pg)
+                    try afterDelete?(message.loadID)
+                }
+                applying.append(message)
+            }
+            // PostgreSQL: every object streamed into COPY FROM STDIN. Redshift: one COPY of one manifest for the
+            // whole table's batch (the cluster loads the files in parallel).
+            switch flavor {
+            case .postgres:
+                for message in applying {
+                    for object in message.objects {
+                        let loaded = try copy(object, into: table, pg, loadID: message.loadID)
+                        guard loaded == object.rows else {
+                            throw LoadError(loadID: message.loadID, errorClass: .permanent,
+                                            message: "\(object.key): loaded \(loaded) rows, the load message says \(object.rows)")
+                        }
+                        rows += loaded
+                    }
+                }
+            case .redshift:
+                let objects = applying.flatMap(\.objects)
+                if !objects.isEmpty {
+                    let loaded = try copyManifest(objects, into: table, pg, loadID: applying[0].loadID)
+                    let expected = objects.reduce(0) { $0 + $1.rows }
+                    guard loaded == expected else {
+                        throw LoadError(loadID: applying[0].loadID, errorClass: .permanent,
+                                        message: "\(table.name): COPY loaded \(loaded) rows, the load messages say \(expected)")
+                    }
+                    rows += loaded
+                }
+            }
+            for message in applying {
+                try ledger.record(message, table: table.name, pg)
+                applied.append(message.loadID)
+            }
+        }
+        outcome.loaded += applied
+        outcome.skipped += skipped.map { (loadID: $0.0, reason: $0.1) }
+        outcome.rowsByTable[table.name, default: 0] += rows
+        FleetMetrics.load(target: target.name, outcome: .skipped, count: skipped.count)
+        if !applied.isEmpty {
+            FleetMetrics.load(target: target.name, outcome: .succeeded, count: applied.count)
+            FleetMetrics.loadedTable(target: target.name, table: table.name, rows: rows, seconds: (ContinuousClock.now - started).seconds)
+            for message in candidates where applied.contains(message.loadID) {
+                // Snapshots count as loaded on the day they were extracted.
+                guard let day = Day(message.partition) ?? Day(String(message.extractedAt.prefix(10))) else { continue }
+                noteLoaded(table: table.name, channel: message.channel, day: day)
+            }
+            logger.info("loaded", metadata: ["table": "\(table.name)", "loads": "\(applied.count)", "rows": "\(rows)",
+                                             "target": "\(target.name)"])
+        }
+    }
+
+    private func deletePartition(_ table: WarehouseSchema.Table, _ message: LoadMessage, _ pg: PostgresConnection) throws {
+        if let column = table.partitionColumn {
+            guard let day = Day(message.partition) else {
+                throw LoadError(loadID: message.loadID, errorClass: .permanent, message: "partition \(message.partition) is not a day")
+            }
+            try pg.query(
+                "DELETE FROM \(schema).\(table.name) WHERE channel_name = $1 AND \(column) >= $2::timestamp AND \(column) < $3::timestamp",
+                [message.channel, "\(day) 00:00:00", "\(day.adding(days: 1)) 00:00:00"])
+        } else {
+            try pg.query("DELETE FROM \(schema).\(table.name) WHERE channel_name = $1", [message.channel])
+        }
+    }
+
+    /// PostgreSQL: loads one object streamed from S3 through gunzip into `COPY FROM STDIN`, its SHA-256 checked
+    /// on the way. (Redshift batches go through ``copyManifest(_:into:_:loadID:)``.)
+    private func copy(_ object: StagedObject, into table: WarehouseSchema.Table, _ pg: PostgresConnection, loadID: String) throws -> Int {
+        let sha = Digest(.sha256)
+        let loaded: Int
+        do {
+            loaded = try copyStream(object, into: table, pg, sha: sha)
+        } catch let error as GzipError {
+            // The same bytes would fail the same way: name the object, and let the loader park this load.
+            throw LoadError(loadID: loadID, errorClass: .permanent, message: "\(object.key): the staged object is not valid gzip (\(error.reason))")
+        }
+        let digest = sha.finalize().hexString
+        guard digest == object.sha256 else {
+            throw LoadError(loadID: loadID, errorClass: .permanent, message: "\(object.key): SHA-256 \(digest) ≠ \(object.sha256)")
+        }
+        return loaded
+    }
+
+    private func copyStream(_ object: StagedObject, into table: WarehouseSchema.Table, _ pg: PostgresConnection, sha: Digest) throws -> Int {
+        try pg.copyIn(
+            "COPY \(schema).\(table.name) (\(table.columnList)) FROM STDIN WITH (FORMAT text, DELIMITER E'\\t', NULL '\\N', ENCODING 'UTF8')"
+        ) { write in
+            try withoutActuallyEscaping(write) { write in
+                let gunzip = try GzipReader { try write($0) }
+                try s3.get(object.key) { chunk in
+                    sha.update(chunk)
+                    try gunzip.write(chunk)
+                }
+                try gunzip.finish()
+            }
+        }
+    }
+
+    /// Redshift: `COPY … MANIFEST` of all `objects` in one statement; returns `pg_last_copy_count()`.
+    private func copyManifest(_ objects: [StagedObject], into table: WarehouseSchema.Table, _ pg: PostgresConnection,
+                              loadID: String) throws -> Int {
+        let manifestKey = layout.manifestKey(loadID: loadID)
+        try s3.put(manifestKey, Array(RedshiftCopy.manifest(bucket: s3Config.bucket, keys: objects.map(\.key)).utf8),
+                   contentType: "application/json")
+        defer { _ = try? s3.delete([manifestKey]) }
+        do {
+            try pg.execute(RedshiftCopy.statement(schema: target.schema, table: table, bucket: s3Config.bucket,
+                                                  manifestKey: manifestKey, region: s3Config.region, auth: redshiftAuth))
+        } catch let error as PQError {
+            // The statement may carry the S3 secret (key-pair auth): scrub it from anything that gets printed.
+            throw LoadError(loadID: loadID, errorClass: error.errorClass, message: error.description.redacting([s3Config.secretAccessKey]))
+        }
+        let count = try pg.query("SELECT pg_last_copy_count()")
+        return Int(count[0][0] ?? "0") ?? 0
+    }
+
+    var redshiftAuth: RedshiftCopy.Auth {
+        if let role = target.iamRole { return .iamRole(role) }
+        return .keys(s3Config.accessKeyID, s3Config.secretAccessKey)
+    }
+
+    // MARK: - BatchLoader
+
+    public func load(_ batch: [LoadMessage]) async throws -> LoadOutcome {
+        try await Blocking.run { try self.load(batch) }
+    }
+
+    public func seedFreshness() async {
+        _ = try? await Blocking.run { self.publishFreshnessFromLedger() }
+    }
+}

@@ -1,0 +1,64 @@
+public import HuskimoCore
+import HuskimoConnectors
+
+/// The fleet's RabbitMQ names and declarations (ARCHITECTURE.md, "Queue topology"), from the configured prefix.
+public struct FleetTopology: Sendable {
+    public let prefix: String
+    public let quorum: Bool
+    public let retryDelays: [Int]
+    public let targets: [String]
+
+    /// The fleet's topology: the configured prefix and queue type, every target's load queues.
+    public init(_ config: FleetConfig) { self.init(config.queue, targets: config.targets.map(\.name)) }
+
+    public init(_ queue: QueueConfig, targets: [String]) {
+        self.prefix = queue.prefix
+        self.quorum = queue.quorum
+        self.retryDelays = queue.retryDelays
+        self.targets = targets
+    }
+
+    public var exchange: String { prefix }
+    public var extractQueue: String { "\(prefix).extract" }
+    public var failedQueue: String { "\(prefix).extract.failed" }
+    public func retryQueue(delay: Int) -> String { "\(prefix).extract.retry.\(delay)s" }
+    public func loadQueue(_ target: String) -> String { "\(prefix).load.\(target)" }
+    public func failedLoadQueue(_ target: String) -> String { "\(prefix).load.\(target).failed" }
+
+    private func work(_ name: String, deadLetter: String?, singleActiveConsumer: Bool = false) -> QueueTopology.Queue {
+        if quorum {
+            // Crash loops are bounded by x-delivery-limit as well as by the worker's own attempt count.
+            return .quorum(name, bindings: [name], deadLetterTo: deadLetter.map { (exchange, $0) },
+                           deliveryLimit: deadLetter == nil ? nil : 20, singleActiveConsumer: singleActiveConsumer)
+        }
+        var arguments: AMQPTable = [:]
+        if let deadLetter {
+            arguments["x-dead-letter-exchange"] = .string(exchange)
+            arguments["x-dead-letter-routing-key"] = .string(deadLetter)
+        }
+        if singleActiveConsumer { arguments["x-single-active-consumer"] = .bool(true) }
+        return QueueTopology.Queue(name: name, arguments: arguments, bindings: [name])
+    }
+
+    /// Everything, declared idempotently by every process.
+    public var topology: QueueTopology {
+        var queues = [
+            work(extractQueue, deadLetter: failedQueue),
+            work(failedQueue, deadLetter: nil),
+        ]
+        for delay in Set(retryDelays).sorted() {
+            queues.append(.delay(retryQueue(delay: delay), bindings: [retryQueue(delay: delay)], ttlSeconds: Double(delay),
+                                 deadLetterTo: (exchange, extractQueue)))
+        }
+        for target in targets {
+            queues.append(work(loadQueue(target), deadLetter: failedLoadQueue(target), singleActiveConsumer: true))
+            queues.append(work(failedLoadQueue(target), deadLetter: nil))
+        }
+        return QueueTopology(exchange: exchange, queues: queues)
+    }
+
+    /// Every queue name, for status.
+    public var allQueues: [String] {
+        topology.queues.map(\.name)
+    }
+}

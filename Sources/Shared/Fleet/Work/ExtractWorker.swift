@@ -1,0 +1,289 @@
+import Foundation
+public import HuskimoConnectors
+public import HuskimoCore
+public import Logging
+import Synchronization
+
+/// What a worker did, for its exit summary and `huskimo-planner run`.
+public struct WorkerTally: Sendable {
+    public var succeeded = 0
+    public var retried = 0
+    public var failed = 0
+    public var records = 0
+}
+
+/// Runs one extract job against its API and stages the result: the part of a worker that talks to Twilio,
+/// Singular and S3. Blocking work happens off the cooperative pool.
+public protocol JobExtractor: Sendable {
+    func extract(_ job: ExtractJob, channel: ChannelConfig) async throws -> ExtractReport
+    /// The current request limit of an account (for job scheduling and the concurrency gauge).
+    func requestLimit(account: String) -> Int
+}
+
+/// The connectors: Twilio and Singular extractors over one HTTP client, S3 client and set of account limiters.
+public struct ConnectorExtractor: JobExtractor {
+    public let api: APIClient
+    public let s3: S3Client
+    public let folder: String
+
+    public init(s3: S3Config, logger: Logger, limiters: AccountLimiters = AccountLimiters(), http: HTTPClient = HTTPClient()) {
+        self.s3 = S3Client(s3.s3Endpoint, http: http)
+        self.folder = s3.folderPath
+        self.api = APIClient(http: http, limiters: limiters, logger: logger)
+    }
+
+    public func extract(_ job: ExtractJob, channel: ChannelConfig) async throws -> ExtractReport {
+        switch channel.type {
+        case .twilio:
+            let extractor = TwilioExtractor(channel: channel, client: api, s3: s3, folder: folder)
+            return try await Blocking.run { try extractor.extract(job) }
+        case .singular:
+            let extractor = SingularExtractor(channel: channel, client: api, s3: s3, folder: folder)
+            return try await Blocking.run { try extractor.extract(job) }
+        }
+    }
+
+    public func requestLimit(account: String) -> Int { api.limiters.limiter(for: account).currentLimit }
+}
+
+/// `huskimo-worker extract`: consumes extract jobs, `concurrency` at a time; a job is acked only after its
+/// staged objects and one load message per target are durable (publisher confirms). Transient failures go to
+/// the delayed-retry queues with their attempt count; permanent and exhausted ones to the failed queue with
+/// the class and message in headers.
+public final class ExtractWorker: Sendable {
+    public let config: FleetConfig
+    public let topology: FleetTopology
+    public let policy: RetryPolicy
+    public let concurrency: Int
+    private let driver: any QueueDriver
+    private let consumer: any QueueSubscription
+    private let extractor: any JobExtractor
+    private let parking: Parking
+    private let logger: Logger
+    private let tally = Mutex(WorkerTally())
+
+    /// - Parameters:
+    ///   - driver: the broker; the worker consumes `<prefix>.extract` with a prefetch of twice `concurrency` (the
+    ///     next job is already here when one finishes; unstarted ones go back if the worker stops).
+    ///   - extractor: runs the jobs (``ConnectorExtractor`` in production).
+    public init(config: FleetConfig, concurrency: Int, driver: any QueueDriver, extractor: any JobExtractor, logger: Logger) {
+        self.config = config
+        self.topology = FleetTopology(config)
+        self.policy = RetryPolicy(config.queue)
+        self.concurrency = concurrency
+        self.logger = logger
+        self.driver = driver
+        self.consumer = driver.subscribe(topology.extractQueue, prefetch: concurrency * 2)
+        self.extractor = extractor
+        self.parking = Parking(driver: driver, exchange: topology.exchange, queue: topology.failedQueue, noun: "job", logger: logger)
+    }
+
+    /// The production worker: RabbitMQ and the connectors.
+    public convenience init(config: FleetConfig, concurrency: Int, logger: Logger) {
+        let topology = FleetTopology(config)
+        self.init(config: config, concurrency: concurrency,
+                  driver: RabbitMQDriver(url: config.queue.url, topology: topology.topology, logger: logger),
+                  extractor: ConnectorExtractor(s3: config.s3, logger: logger), logger: logger)
+    }
+
+    public var summary: WorkerTally { tally.withLock { $0 } }
+
+    private let inFlight = Atomic<Int>(0)
+    /// Wakes the scheduling loop when a job ends (rather than polling while every slot is busy).
+    private let jobFinished = Wakeup()
+
+    /// Jobs being processed now.
+    public var jobsInFlight: Int { inFlight.load(ordering: .relaxed) }
+
+    /// Runs until `shutdown` is requested, or until the queue has been idle `exitWhenIdle` seconds.
+    /// - Parameter grace: seconds in-flight jobs get to finish after a shutdown request; what is still running
+    ///   then stays unacked and goes back to the queue when the connection closes.
+    public func run(shutdown: ShutdownSignal, exitWhenIdle: Double? = nil, grace: Double = 30) async {
+        consumer.start()
+        var lastActivity = Date()
+        // Deliveries taken from the consumer but not started: the next job is the first whose account has a
+        // free request slot, so a job for a saturated account does not hold a slot that another account could use.
+        var pending: [(delivery: AMQPDelivery, account: String?)] = []
+        var gaugesAt = Date.distantPast
+        while !shutdown.requested {
+            if -gaugesAt.timeIntervalSinceNow >= 2 {
+                publishGauges()
+                gaugesAt = Date()
+            }
+            while pending.count < concurrency, let more = await consumer.next(timeout: pending.isEmpty && jobsInFlight == 0 ? 0.25 : 0.005) {
+                pending.append((more, account(of: more)))
+            }
+            if jobsInFlight >= concurrency || pending.isEmpty {
+                // Idle means "connected and nothing to deliver": a broker outage is not an empty queue.
+                if jobsInFlight > 0 || !pending.isEmpty || !consumer.isConnected { lastActivity = Date() }
+                if let exitWhenIdle, jobsInFlight == 0, pending.isEmpty, -lastActivity.timeIntervalSinceNow >= exitWhenIdle { break }
+                if jobsInFlight >= concurrency { await jobFinished.wait(timeout: 0.25) }
+                continue
+            }
+            let index = pending.firstIndex { hasCapacity($0.account) } ?? 0
+            let (delivery, account) = pending.remove(at: index)
+            lastActivity = Date()
+            inFlight.add(1, ordering: .relaxed)
+            // Unstructured on purpose: after the grace period the worker exits without waiting for a job stuck in
+            // a blocking call; its delivery is unacked, so the broker hands it to another worker.
+            if let account { activeByAccount.withLock { $0[account, default: 0] += 1 } }
+            Task {
+                await self.process(delivery)
+                if let account { self.activeByAccount.withLock { $0[account, default: 1] -= 1 } }
+                self.inFlight.subtract(1, ordering: .relaxed)
+                self.jobFinished.notify()
+            }
+        }
+        // Taken but never started: back to the queue for another worker.
+        for (delivery, _) in pending { await consumer.reject(delivery, requeue: true) }
+        consumer.pause()
+        if shutdown.requested {
+            logger.info("shutting down: waiting for in-flight jobs", metadata: ["jobs.in_flight": "\(jobsInFlight)", "grace_s": "\(grace)"])
+        }
+        let deadline = Date().addingTimeInterval(grace)
+        while jobsInFlight > 0, Date() < deadline { try? await Task.sleep(for: .milliseconds(50)) }
+        if jobsInFlight > 0 {
+            logger.warning("grace period over: unfinished jobs go back to the queue", metadata: ["jobs.in_flight": "\(jobsInFlight)"])
+        }
+        await consumer.stop()
+        driver.close()
+    }
+
+    /// Whether the worker can take jobs now (its consumer is connected): the `/readyz` probe.
+    public var isReady: Bool { consumer.isConnected }
+
+    /// Jobs in flight and each channel's current request limit, for the metrics endpoint.
+    private func publishGauges() {
+        FleetMetrics.jobsInFlight(jobsInFlight)
+        for channel in config.channels {
+            let account = channel.limiterKey
+            FleetMetrics.apiConcurrency(channel: channel.name, limit: extractor.requestLimit(account: account))
+        }
+    }
+
+    /// Jobs running per account (the channel's Account SID).
+    private let activeByAccount = Mutex<[String: Int]>([:])
+
+    private func account(of delivery: AMQPDelivery) -> String? {
+        guard let job = try? MessageCodec.decodeJob(delivery.body),
+              let channel = config.channel(named: job.channel, type: job.resource.channelType)
+        else { return nil }
+        return channel.limiterKey
+    }
+
+    /// Whether an account has fewer jobs running than its current request limit (unknown account: yes).
+    private func hasCapacity(_ account: String?) -> Bool {
+        guard let account else { return true }
+        let limit = extractor.requestLimit(account: account)
+        return activeByAccount.withLock { $0[account, default: 0] } < limit
+    }
+
+    /// Runs one delivery to its end: acked after its load messages are durable, republished for a retry, or
+    /// parked; never acked when the republish or park could not be published (the broker keeps it).
+    func process(_ delivery: AMQPDelivery) async {
+        let started = Date()
+        let job: ExtractJob
+        do {
+            job = try MessageCodec.decodeJob(delivery.body)
+        } catch {
+            let headers = ParkedHeaders(errorClass: .permanent, message: "not a valid extract job: \(error)", channel: nil,
+                                        resource: nil, day: nil, attempts: 0, id: delivery.messageID)
+            if await park(delivery.body, headers, resource: nil) { await consumer.ack(delivery) }
+            return
+        }
+        if delivery.redelivered {
+            // A worker died holding this job: count that as an attempt, so a job that kills workers ends parked.
+            switch policy.afterRedelivery(attempt: job.attempt) {
+            case .park(let attempts):
+                guard await park(job, attempts: attempts, errorClass: .permanent,
+                                 message: "redelivered \(attempts) times: it keeps killing workers") else { return }
+            case .retry(let attempt, _):
+                var again = job
+                again.attempt = attempt
+                do {
+                    try await driver.publish([jobMessage(again, routingKey: topology.extractQueue)])
+                } catch {
+                    // Not republished: leave this delivery unacked so the broker keeps the job.
+                    logger.warning("cannot republish a redelivered job; it stays on the queue", metadata: ["job.id": "\(job.jobID)", "error": "\(error)"])
+                    return
+                }
+            }
+            await consumer.ack(delivery)
+            return
+        }
+        guard let channel = config.channel(named: job.channel, type: job.resource.channelType) else {
+            if await park(job, attempts: job.attempt, errorClass: .permanent,
+                          message: "no \(job.resource.channelType) channel named \(job.channel) in this worker's configuration") {
+                await consumer.ack(delivery)
+            }
+            return
+        }
+        do {
+            let report = try await extractor.extract(job, channel: channel)
+            let body = MessageCodec.encode(report.load)
+            let loads = topology.targets.map {
+                AMQPMessage(exchange: topology.exchange, routingKey: topology.loadQueue($0), body: body, messageID: report.load.loadID)
+            }
+            try await driver.publish(loads)
+            await consumer.ack(delivery)
+            tally.withLock {
+                $0.succeeded += 1
+                $0.records += report.records
+            }
+            FleetMetrics.job(resource: job.resource.rawValue, outcome: .succeeded, seconds: -started.timeIntervalSinceNow,
+                             records: report.records, stagedBytes: report.stagedBytes)
+            logger.info("job succeeded", metadata: [
+                "job.id": "\(job.jobID)", "job.attempt": "\(job.attempt)", "records": "\(report.records)",
+                "objects": "\(report.load.objects.count)", "bytes.staged": "\(report.stagedBytes)", "duration_s": "\(String(format: "%.2f", -started.timeIntervalSinceNow))",
+                "http.requests": "\(report.tally.requests)", "http.retries": "\(report.tally.retries)",
+            ])
+            if report.outsidePartition > 0 {
+                logger.warning("records outside the job's day (kept: the API's filter chose them)", metadata: [
+                    "job.id": "\(job.jobID)", "records.outside_day": "\(report.outsidePartition)"])
+            }
+        } catch {
+            let jobError = (error as? JobError) ?? JobError(job, error)
+            switch policy.afterFailure(attempt: job.attempt, errorClass: jobError.errorClass) {
+            case .retry(let attempt, let delay):
+                var retry = job
+                retry.attempt = attempt
+                var message = jobMessage(retry, routingKey: topology.retryQueue(delay: delay))
+                message.headers = ["x-last-error": .string(String(jobError.message.prefix(1000)))]
+                do {
+                    try await driver.publish([message])
+                    await consumer.ack(delivery)
+                    tally.withLock { $0.retried += 1 }
+                    FleetMetrics.job(resource: job.resource.rawValue, outcome: .retried, seconds: -started.timeIntervalSinceNow)
+                    logger.warning("job failed, will retry", metadata: [
+                        "job.id": "\(job.jobID)", "job.attempt": "\(job.attempt)", "retry.in_s": "\(delay)", "error": "\(jobError.message)"])
+                } catch {
+                    // Could not schedule the retry: leave the job unacked; the broker redelivers it.
+                    logger.error("cannot publish a retry; the job stays on the queue", metadata: ["job.id": "\(job.jobID)", "error": "\(error)"])
+                }
+            case .park(let attempts):
+                let message = jobError.isRetriable ? "gave up after \(attempts) attempts: \(jobError.message)" : jobError.message
+                if await park(job, attempts: attempts, errorClass: jobError.errorClass, message: message) { await consumer.ack(delivery) }
+            }
+        }
+    }
+
+    private func jobMessage(_ job: ExtractJob, routingKey: String) -> AMQPMessage {
+        AMQPMessage(exchange: topology.exchange, routingKey: routingKey, body: MessageCodec.encode(job), messageID: job.jobID)
+    }
+
+    /// Parks a job (its attempt count set to `attempts`). - Returns: false when it could not be published.
+    private func park(_ job: ExtractJob, attempts: Int, errorClass: ErrorClass, message: String) async -> Bool {
+        var parked = job
+        parked.attempt = attempts
+        let headers = ParkedHeaders(errorClass: errorClass, message: message, channel: job.channel, resource: job.resource.rawValue,
+                                    day: job.day?.description, attempts: attempts, id: job.jobID)
+        return await park(MessageCodec.encode(parked), headers, resource: job.resource.rawValue)
+    }
+
+    private func park(_ body: [UInt8], _ headers: ParkedHeaders, resource: String?) async -> Bool {
+        guard await parking.park(body, headers: headers) else { return false }
+        tally.withLock { $0.failed += 1 }
+        FleetMetrics.job(resource: resource ?? "unknown", outcome: .failed, seconds: nil)
+        return true
+    }
+}

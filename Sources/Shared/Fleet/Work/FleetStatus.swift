@@ -1,0 +1,169 @@
+public import Foundation
+public import HuskimoCore
+import HuskimoConnectors
+
+/// What `huskimo-planner status` shows.
+public struct FleetStatus: Sendable, Codable {
+    public struct QueueRow: Sendable, Codable {
+        public var name: String
+        public var ready: Int
+        /// Delivered, not yet acked (from the management API; nil without it).
+        public var unacked: Int?
+        public var consumers: Int
+        /// Messages per second in and out (management API).
+        public var publishRate: Double?
+        public var deliverRate: Double?
+        /// Age of the oldest ready message in seconds (management API, classic queues).
+        public var oldestReadyAgeSeconds: Double?
+    }
+
+    public struct FailureGroup: Sendable, Codable {
+        public var queue: String
+        public var errorClass: String
+        public var channel: String
+        public var count: Int
+        public var newestMessage: String
+    }
+
+    public struct Freshness: Sendable, Codable {
+        public var target: String
+        public var table: String
+        public var channel: String
+        public var newestDay: String?
+        public var lastLoadedAt: String?
+    }
+
+    public var queues: [QueueRow] = []
+    /// Where queue figures came from: `amqp`, or `management` when the management API answered.
+    public var queueSource = "amqp"
+    /// The extract queue's oldest waiting job, in seconds (nil: none waiting, or unknown without the management API).
+    public var oldestWaitingJobSeconds: Double?
+    public var failures: [FailureGroup] = []
+    public var freshness: [Freshness] = []
+    public var problems: [String] = []
+    public var failedTotal: Int { failures.reduce(0) { $0 + $1.count } }
+
+    /// Reads queue depths over AMQP, groups parked messages by class and channel, and reads each target's
+    /// ledger for the newest loaded day. Blocking: from async code, use ``collect(config:client:)-async``.
+    public static func collect(config: FleetConfig, client: QueueClient) -> FleetStatus {
+        let topology = FleetTopology(config)
+        var status = FleetStatus()
+        (status.queues, status.queueSource, status.problems) = queueRows(topology: topology, client: client,
+                                                                         management: ManagementAPI(config.queue))
+        status.oldestWaitingJobSeconds = status.queues.first { $0.name == topology.extractQueue }?.oldestReadyAgeSeconds
+        let parked = [topology.failedQueue] + config.targets.map { topology.failedLoadQueue($0.name) }
+        for queue in parked {
+            var groups: [String: FailureGroup] = [:]
+            do {
+                try client.drain(queue, limit: 10_000) { delivery in
+                    let parked = ParkedHeaders(delivery.headers)
+                    let cls = parked.errorClass
+                    let channel = parked.channel ?? "-"
+                    let key = cls + "\u{0}" + channel
+                    var group = groups[key] ?? FailureGroup(queue: queue, errorClass: cls, channel: channel, count: 0, newestMessage: "")
+                    group.count += 1
+                    group.newestMessage = parked.message
+                    groups[key] = group
+                    return .keep
+                }
+            } catch {
+                status.problems.append("queue \(queue): \(error)")
+            }
+            status.failures += groups.values.sorted { ($0.errorClass, $0.channel) < ($1.errorClass, $1.channel) }
+        }
+        for target in config.targets {
+            do {
+                let pg = try PostgresConnection(target.postgresSettings)
+                status.freshness += try Ledger(schema: target.schema).freshness(pg).map {
+                    Freshness(target: target.name, table: $0.table, channel: $0.channel, newestDay: $0.newestDay, lastLoadedAt: $0.lastLoadedAt)
+                }
+            } catch {
+                status.problems.append("target \(target.name): \(error)")
+            }
+        }
+        return status
+    }
+
+    /// ``collect(config:client:)`` on a blocking-work thread.
+    public static func collect(config: FleetConfig, client: QueueClient) async -> FleetStatus {
+        (try? await Blocking.run { collect(config: config, client: client) }) ?? FleetStatus()
+    }
+
+    /// Every queue's figures: from the management API where configured and answering (unacked, rates, oldest
+    /// age), else from AMQP (ready and consumers). Also feeds the loaders' queue metrics.
+    public static func queueRows(topology: FleetTopology, client: QueueClient, management: ManagementAPI?,
+                                 now: Date = Date()) -> (rows: [QueueRow], source: String, problems: [String]) {
+        var rows: [QueueRow] = []
+        var problems: [String] = []
+        var managementFailed = false
+        for name in topology.allQueues {
+            if let management, !managementFailed {
+                do {
+                    let stats = try management.queue(name)
+                    rows.append(QueueRow(
+                        name: name, ready: stats.ready, unacked: stats.unacked, consumers: stats.consumers,
+                        publishRate: stats.publishRate, deliverRate: stats.deliverRate,
+                        oldestReadyAgeSeconds: stats.headMessageTimestamp.map { max(0, now.timeIntervalSince1970 - Double($0)) }))
+                    continue
+                } catch {
+                    // One failure (API down, wrong URL): AMQP for the rest, and say so.
+                    problems.append("management API: \(error); queue figures from AMQP")
+                    managementFailed = true
+                }
+            }
+            do {
+                let depth = try client.depth(name)
+                rows.append(QueueRow(name: name, ready: depth.ready, unacked: nil, consumers: depth.consumers))
+            } catch {
+                problems.append("queue \(name): \(error)")
+            }
+        }
+        // Mixed figures (the API failed part-way) are reported as AMQP's: unacked counts are then incomplete.
+        return (rows, management != nil && !managementFailed ? "management" : "amqp", problems)
+    }
+
+
+    /// The human-readable form.
+    public var text: String {
+        func cell(_ text: String, _ width: Int) -> String { text.padding(toLength: max(width, text.count + 1), withPad: " ", startingAt: 0) }
+        func rate(_ value: Double?) -> String { value.map { String(format: "%.1f", $0) } ?? "-" }
+        var lines = [cell("QUEUE", 44) + cell("READY", 8) + cell("UNACKED", 9) + cell("CONSUMERS", 11) + cell("IN/s", 8)
+                     + cell("OUT/s", 8) + "OLDEST"]
+        for q in queues {
+            lines.append(cell(q.name, 44) + cell(String(q.ready), 8) + cell(q.unacked.map(String.init) ?? "-", 9)
+                         + cell(String(q.consumers), 11) + cell(rate(q.publishRate), 8) + cell(rate(q.deliverRate), 8)
+                         + (q.oldestReadyAgeSeconds.map(FleetStatus.age) ?? "-"))
+        }
+        if queueSource == "amqp" {
+            lines.append("(queue figures from AMQP: set queue.management_url for unacked counts, rates and ages)")
+        } else {
+            lines.append("(queue figures from the management API, which refreshes them every few seconds)")
+        }
+        if let oldest = oldestWaitingJobSeconds { lines.append("oldest waiting job: \(FleetStatus.age(oldest))") }
+        lines.append("")
+        if failures.isEmpty {
+            lines.append("FAILED: none")
+        } else {
+            lines.append("FAILED: \(failedTotal)  (re-drive with: huskimo-planner requeue --config …)")
+            for f in failures {
+                lines.append("  \(f.count) × \(f.errorClass) in \(f.channel) (\(f.queue)): \(f.newestMessage.prefix(160))")
+            }
+        }
+        lines.append("")
+        lines.append("NEWEST LOADED (target / table / channel → day, last load)")
+        for f in freshness {
+            lines.append("  \(f.target) / \(f.table) / \(f.channel) → \(f.newestDay ?? "snapshot"), \(f.lastLoadedAt ?? "-")")
+        }
+        for p in problems { lines.append("problem: \(p)") }
+        return lines.joined(separator: "\n")
+    }
+
+    /// `42s`, `17m`, `3h05m`, `2d04h`.
+    static func age(_ seconds: Double) -> String {
+        let s = Int(seconds)
+        if s < 60 { return "\(s)s" }
+        if s < 3600 { return "\(s / 60)m" }
+        if s < 86_400 { return String(format: "%dh%02dm", s / 3600, s / 60 % 60) }
+        return String(format: "%dd%02dh", s / 86_400, s / 3600 % 24)
+    }
+}

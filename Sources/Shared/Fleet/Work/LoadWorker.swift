@@ -1,0 +1,191 @@
+import Foundation
+public import HuskimoConnectors
+public import HuskimoCore
+public import Logging
+import Synchronization
+
+/// Applies batches of load messages to one target: what a loader does between taking a batch and acking it.
+/// ``WarehouseLoader`` in production.
+public protocol BatchLoader: Sendable {
+    /// Loads a batch. - Throws: a classified error: transient (try the batch again later) or permanent (some
+    /// message of it can never load as is).
+    func load(_ batch: [LoadMessage]) async throws -> LoadOutcome
+    /// Seeds the freshness gauge from what earlier loaders loaded (best effort).
+    func seedFreshness() async
+}
+
+/// `huskimo-worker load --target NAME`: consumes the target's load queue (single active consumer: a second
+/// loader stands by and takes over if the first dies), loads batches, then acks them. A warehouse that is
+/// down is waited for with backoff while the batch stays unacked; a load that can never succeed (a corrupt or
+/// missing staged object, a row count off, an unknown table) is isolated and parked in the target's failed-load
+/// queue, and the rest of its batch still loads.
+public final class LoadWorker: Sendable {
+    public let config: FleetConfig
+    public let target: TargetConfig
+    public let topology: FleetTopology
+    public let batchSize: Int
+    private let driver: any QueueDriver
+    private let consumer: any QueueSubscription
+    private let loader: any BatchLoader
+    private let janitor: StagingJanitor?
+    private let parking: Parking
+    private let logger: Logger
+    private let tally = Mutex(WorkerTally())
+    private let busy = Atomic<Bool>(false)
+
+    /// - Parameter janitor: deletes staged objects once every target has loaded them (nil: keep them).
+    public init(config: FleetConfig, target: TargetConfig, driver: any QueueDriver, loader: any BatchLoader,
+                janitor: StagingJanitor?, batchSize: Int = 50, logger: Logger) {
+        self.config = config
+        self.target = target
+        self.topology = FleetTopology(config)
+        self.batchSize = batchSize
+        self.logger = logger
+        self.driver = driver
+        self.consumer = driver.subscribe(topology.loadQueue(target.name), prefetch: batchSize)
+        self.loader = loader
+        self.janitor = janitor
+        self.parking = Parking(driver: driver, exchange: topology.exchange, queue: topology.failedLoadQueue(target.name),
+                               noun: "load", logger: logger)
+    }
+
+    /// The production loader: RabbitMQ, the target's warehouse, S3.
+    public convenience init(config: FleetConfig, target: TargetConfig, batchSize: Int = 50, logger: Logger) {
+        let s3 = S3Client(config.s3.s3Endpoint)
+        let janitor = config.s3.keepStaged ? nil
+            : StagingJanitor(s3: s3, layout: StagingLayout(folder: config.s3.folderPath), targets: config.targets.map(\.name), logger: logger)
+        self.init(config: config, target: target,
+                  driver: RabbitMQDriver(url: config.queue.url, topology: FleetTopology(config).topology, logger: logger),
+                  loader: WarehouseLoader(target: target, s3: s3, s3Config: config.s3, logger: logger), janitor: janitor,
+                  batchSize: batchSize, logger: logger)
+    }
+
+    public var summary: WorkerTally { tally.withLock { $0 } }
+    public var isBusy: Bool { busy.load(ordering: .relaxed) }
+
+    /// Whether the loader is connected to its queue: the `/readyz` probe.
+    public var isReady: Bool { consumer.isConnected }
+
+    /// Publishes every queue's depth (and, with the management API, unacked counts and the oldest message's
+    /// age) as gauges every `interval` seconds until `shutdown`: one loader per target is always running, so the
+    /// fleet's backlog is visible to Prometheus without scraping RabbitMQ itself.
+    public func pollQueues(every interval: Double = 15, shutdown: ShutdownSignal) async {
+        let management = ManagementAPI(config.queue)
+        // Its own connection: the load loop closes its client when it stops, possibly while a poll is running.
+        let client = QueueClient(url: config.queue.url, topology: topology.topology, retryWindow: 5, logger: logger)
+        defer { client.close() }
+        while !shutdown.requested {
+            let polled = try? await Blocking.run { [client, topology] in
+                FleetStatus.queueRows(topology: topology, client: client, management: management)
+            }
+            let (rows, _, problems) = polled ?? ([], "", [])
+            for row in rows {
+                FleetMetrics.queue(row.name, ready: row.ready, consumers: row.consumers, unacked: row.unacked,
+                                   oldestReadyAge: row.oldestReadyAgeSeconds ?? (row.unacked != nil && row.ready == 0 ? 0 : nil))
+            }
+            for problem in problems { logger.debug("queue metrics: \(problem)") }
+            let until = Date().addingTimeInterval(interval)
+            while Date() < until, !shutdown.requested { try? await Task.sleep(for: .milliseconds(200)) }
+        }
+    }
+
+    /// Runs until `shutdown` is requested, or until the queue has been idle `exitWhenIdle` seconds.
+    public func run(shutdown: ShutdownSignal, exitWhenIdle: Double? = nil) async {
+        await loader.seedFreshness()
+        consumer.start()
+        var lastActivity = Date()
+        var attempt = 0
+        while !shutdown.requested {
+            guard let first = await consumer.next(timeout: 0.25) else {
+                // Idle means "connected and nothing to deliver": a broker outage is not an empty queue.
+                if !consumer.isConnected { lastActivity = Date() }
+                if let exitWhenIdle, -lastActivity.timeIntervalSinceNow >= exitWhenIdle { break }
+                continue
+            }
+            busy.store(true, ordering: .relaxed)
+            var batch = [first]
+            while batch.count < batchSize, let more = await consumer.next(timeout: 0.05) { batch.append(more) }
+            // Hold the batch until every message is loaded or parked: the warehouse being down is no reason to
+            // lose it. Only what is still unsettled is tried again.
+            while !batch.isEmpty {
+                do {
+                    try await handle(&batch)
+                    attempt = 0
+                } catch {
+                    let delay = RetryPolicy.warehouseBackoff.delay(attempt: attempt)
+                    attempt += 1
+                    logger.warning("load failed, retrying", metadata: ["target": "\(target.name)", "error": "\(error)", "retry.in_s": "\(delay)"])
+                    let until = Date().addingTimeInterval(delay)
+                    while Date() < until, !shutdown.requested { try? await Task.sleep(for: .milliseconds(100)) }
+                    if shutdown.requested { break }
+                }
+            }
+            busy.store(false, ordering: .relaxed)
+            lastActivity = Date()
+        }
+        await consumer.stop()
+        driver.close()
+    }
+
+    /// Loads the deliveries in `pending`, removing each one as it is settled (acked after its load committed, or
+    /// parked). Transient failures throw with the rest still pending; permanent ones are isolated: the batch is
+    /// loaded one message at a time, and the ones that fail permanently are parked.
+    func handle(_ pending: inout [AMQPDelivery]) async throws {
+        func settled(_ delivery: AMQPDelivery) { pending.removeAll { $0.deliveryTag == delivery.deliveryTag && $0.generation == delivery.generation } }
+        var messages: [(AMQPDelivery, LoadMessage)] = []
+        for delivery in pending {
+            do {
+                messages.append((delivery, try MessageCodec.decodeLoad(delivery.body)))
+            } catch {
+                let headers = ParkedHeaders(errorClass: .permanent, message: "not a valid load message: \(error)", channel: nil,
+                                            resource: nil, day: nil, attempts: 1, id: delivery.messageID)
+                try await park(delivery, headers)
+                settled(delivery)
+            }
+        }
+        guard !messages.isEmpty else { return }
+        do {
+            let outcome = try await loader.load(messages.map(\.1))
+            await finish(messages, outcome)
+            for (delivery, _) in messages { settled(delivery) }
+        } catch where ErrorClass.of(error) == .permanent {
+            for (delivery, load) in messages {
+                do {
+                    let outcome = try await loader.load([load])
+                    await finish([(delivery, load)], outcome)
+                } catch where ErrorClass.of(error) == .permanent {
+                    let headers = ParkedHeaders(errorClass: .permanent, message: "\(error)", channel: load.channel,
+                                                resource: load.resource, day: load.partition, attempts: 1, id: load.loadID)
+                    try await park(delivery, headers)
+                }
+                settled(delivery)
+            }
+        }
+    }
+
+    private func finish(_ messages: [(AMQPDelivery, LoadMessage)], _ outcome: LoadOutcome) async {
+        for (delivery, _) in messages { await consumer.ack(delivery) }
+        tally.withLock {
+            $0.succeeded += outcome.loaded.count
+            $0.records += outcome.rowsByTable.values.reduce(0, +)
+        }
+        for skip in outcome.skipped {
+            logger.info("load skipped", metadata: ["load.id": "\(skip.loadID)", "reason": "\(skip.reason)", "target": "\(target.name)"])
+        }
+        if let janitor {
+            let loads = messages.map(\.1)
+            let target = target.name
+            _ = try? await Blocking.run { for load in loads { janitor.markLoaded(load, by: target) } }
+        }
+    }
+
+    /// Parks a delivery and acks it. - Throws: a transient error when it could not be parked (it stays pending).
+    private func park(_ delivery: AMQPDelivery, _ headers: ParkedHeaders) async throws {
+        guard await parking.park(delivery.body, headers: headers) else {
+            throw LoadError(loadID: headers.id ?? "?", errorClass: .transient, message: "cannot park it in \(parking.queue) now")
+        }
+        await consumer.ack(delivery)
+        tally.withLock { $0.failed += 1 }
+        FleetMetrics.load(target: target.name, outcome: .failed)
+    }
+}
