@@ -7,6 +7,9 @@
 #                          Python extractor of the same day (bench/python_extract.py), same run.
 #   bench/run.sh extract-quick [N]   the worker half of extract, N times: the median, for A/B iterations
 #                          (HUSKIMO_BENCH_PROFILE=FILE with `extract` records a perf profile of the worker).
+#   bench/run.sh extract-ab REF [N]   the worker half of extract for this tree and for git revision REF (built in
+#                          .build-ab/; or HUSKIMO_BENCH_BASELINE_BIN=DIR with its release binaries), alternating, N
+#                          runs each: both medians and their ratio, measured in the same run (refactors, A/B changes).
 #   bench/run.sh fleet     a latency-bound run (sandbox latency, per-account concurrency limit, many jobs):
 #                          wall time against the ideal the API allows, and one worker process against two.
 #   bench/run.sh load      PostgreSQL load throughput (rows/s) of the loader against psql \copy of the
@@ -118,6 +121,43 @@ bench_extract_quick() {
   echo "extract-quick: median $(printf '%s\n' "${figures[@]}" | sort -n | sed -n "$(( (repeat + 1) / 2 ))p") CPU-s per million records over $repeat runs"
 }
 
+# Worker-only extract runs of two builds, alternating on one sandbox: the ratio of their medians.
+bench_extract_ab() {
+  local ref=${1:-} repeat=${2:-5} records=${HUSKIMO_BENCH_RECORDS:-281300} day=2026-11-20 sid=AC00000000000000000000000000000004
+  local base_bin=${HUSKIMO_BENCH_BASELINE_BIN:-}
+  if [[ -z $base_bin ]]; then
+    [[ -n $ref ]] || { echo "usage: bench/run.sh extract-ab REF [N] (or HUSKIMO_BENCH_BASELINE_BIN=DIR)" >&2; exit 2; }
+    local src=$REPO/.build-ab/src
+    rm -rf "$src"; git worktree prune
+    git worktree add -f --detach "$src" "$ref" >/dev/null
+    swift build -c release --package-path "$src" --scratch-path "$REPO/.build-ab/build" >/dev/null 2>&1 \
+      || swift build -c release --package-path "$src" --scratch-path "$REPO/.build-ab/build"
+    base_bin=$(swift build -c release --package-path "$src" --scratch-path "$REPO/.build-ab/build" --show-bin-path)
+  fi
+  start_sandbox --bulk-records "$records"
+  python3 bench/python_extract.py "$SANDBOX_URL" "$sid" sandbox-token-4 "$day" >/dev/null   # warms the sandbox's cache
+  local base=() current=() i which bin
+  for ((i = 0; i < repeat; i++)); do
+    for which in baseline current; do
+      bin=$BIN; [[ $which == baseline ]] && bin=$base_bin
+      CHANNELS="bulk $sid sandbox-token-4" config "bab$i$RANDOM" "bench_x" >"$WORK/ab.yaml"
+      "$bin/huskimo-planner" plan --config "$WORK/ab.yaml" --date "$day" --resource calls >/dev/null
+      local out; out=$("$bin/huskimo-worker" extract --config "$WORK/ab.yaml" --concurrency 1 --exit-when-idle 2 2>"$WORK/ab.log")
+      local cpu got; cpu=$(sed -n 's/.*cpu_s=\([0-9.]*\).*/\1/p' <<<"$out"); got=$(sed -n 's/.*records=\([0-9]*\).*/\1/p' <<<"$out")
+      local figure; figure=$(calc "round($cpu / $got * 1e6, 2)")
+      if [[ $which == baseline ]]; then base+=("$figure"); else current+=("$figure"); fi
+      echo "  run $((i + 1)) $which: $cpu CPU-s for $got records → $figure CPU-s per million"
+    done
+  done
+  stop_sandbox
+  local mid=$(( (repeat + 1) / 2 )) mb mc
+  mb=$(printf '%s\n' "${base[@]}" | sort -n | sed -n "${mid}p"); mc=$(printf '%s\n' "${current[@]}" | sort -n | sed -n "${mid}p")
+  {
+    echo "extract-ab ($(date -u +%F), $(nproc) cores): baseline ${ref:-$base_bin} median $mb (runs $(printf '%s ' "${base[@]}")), current median $mc (runs $(printf '%s ' "${current[@]}")) CPU-s per million records"
+    echo "  ratio current / baseline: $(calc "round($mc / $mb, 3)")"
+  } | tee bench/results/extract-ab.txt
+}
+
 run_fleet() {   # run_fleet WORKERS CONCURRENCY → prints "wall requests"
   local workers=$1 concurrency=$2 prefix="bf$1$RANDOM"
   config "$prefix" "bench_f" >"$WORK/f.yaml"
@@ -212,9 +252,10 @@ bench_plan() {
 case ${1:-all} in
   extract) bench_extract ;;
   extract-quick) bench_extract_quick "${2:-3}" ;;
+  extract-ab) bench_extract_ab "${2:-}" "${3:-5}" ;;
   fleet) bench_fleet ;;
   load) bench_load ;;
   plan) bench_plan ;;
   all) bench_extract; bench_fleet; bench_load; bench_plan ;;
-  *) echo "usage: bench/run.sh extract|extract-quick [N]|fleet|load|plan|all" >&2; exit 2 ;;
+  *) echo "usage: bench/run.sh extract|extract-quick [N]|extract-ab REF [N]|fleet|load|plan|all" >&2; exit 2 ;;
 esac

@@ -63,6 +63,33 @@ struct FleetIntegrationTests {
         #expect(status.0 == 0, "no failed jobs: \(status.1)")
     }
 
+    @Test func aCorruptStagedObjectIsParkedWithItsReasonAndTheNextLoadsGoOn() throws {
+        let fleet = try FleetHarness(accounts: [("us", SandboxAccount.defaults[0])])
+        defer { fleet.cleanUp() }
+        try fleet.applyDDL()
+        try fleet.plan(["--from", "2026-11-20", "--to", "2026-11-21", "--resource", "calls"])
+        let worker = try fleet.worker("w.log")
+        #expect(fleet.wait(worker) == 0)
+        // Damage the staged object of 2026-11-20 (bit rot, a partial upload, a tool that rewrote it).
+        let s3 = S3Client(try TestServices.s3(bucket: fleet.id))
+        let staged = try s3.list(prefix: "stage/twilio_calls/us/2026-11-20/")
+        #expect(staged.count == 1)
+        try s3.put(staged[0].key, Array("this is not gzip at all".utf8))
+        let loader = try fleet.loader()
+        #expect(fleet.wait(loader) == 0, "the loader neither stops nor retries the batch forever")
+        // The damaged day is parked with a reason that names the object; the other day is loaded.
+        #expect(try fleet.rows("twilio_calls", channel: "us") == SandboxAPI.expected(SandboxAccount.defaults[0], "calls", day: Day("2026-11-21")!).count)
+        let status = try fleet.run("huskimo-planner", ["status", "--config", fleet.configPath])
+        #expect(status.0 == 1, "status exits 1 while a load is parked")
+        #expect(status.1.contains("1 × permanent in us (\(fleet.id).load.local.failed)"), "\(status.1)")
+        let json = try fleet.run("huskimo-planner", ["status", "--config", fleet.configPath, "--json"])
+        let document = try JSONSerialization.jsonObject(with: Data(json.1.utf8)) as? [String: Any]
+        let failures = document?["failures"] as? [[String: Any]] ?? []
+        #expect(failures.count == 1 && failures.first?["count"] as? Int == 1)
+        #expect((failures.first?["newestMessage"] as? String)?.contains("\(staged[0].key): the staged object is not valid gzip") == true, "\(json.1)")
+        #expect(fleet.log("loader.log").contains("load failed"))
+    }
+
     @Test func aRevokedChannelFailsPermanentlyAtOnceAndLoadsAfterRequeue() throws {
         var channels = Self.threeChannels()
         channels[1].0 = "revoked"

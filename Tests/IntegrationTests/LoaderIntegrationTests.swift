@@ -187,7 +187,7 @@ final class LoaderIntegrationTests {
         for flavor in WarehouseSchema.Flavor.allCases {
             let file = root.appendingPathComponent("sql/\(flavor.rawValue)/0001_huskimo.sql")
             let committed = try String(contentsOf: file, encoding: .utf8)
-            #expect(committed == WarehouseSchema.ddl(flavor, schema: "huskimo"), "regenerate with: huskimo-planner ddl --flavor \(flavor.rawValue)")
+            #expect(committed == WarehouseSchema.fleetDDL(flavor, schema: "huskimo"), "regenerate with: huskimo-planner ddl --flavor \(flavor.rawValue)")
         }
         let pg = try PostgresConnection(try TestServices.postgres())
         let columns = try pg.query(

@@ -1,0 +1,295 @@
+import Foundation
+import Logging
+import Synchronization
+import Testing
+
+@testable import HuskimoConnectors
+@testable import HuskimoCore
+@testable import HuskimoFleet
+import HuskimoTesting
+
+/// The workers' decisions, on an in-memory broker: ack only after the effect is durable, retry through the delay
+/// queue of the attempt, park with headers, count redeliveries, hand back what was not started, isolate a bad
+/// load. The same paths run against the real RabbitMQ in IntegrationTests.
+@Suite(.timeLimit(.minutes(1))) struct WorkerDecisionTests {
+    static let logger = Logger(label: "test.decisions")
+
+    static func config() throws -> FleetConfig {
+        try FleetConfig.parse("""
+            queue: {retry_delays: [10, 60], max_attempts: 3}
+            channels:
+              - {name: us, type: twilio, api_user: AC1, api_key: k}
+            s3: {access_key_id: k, secret_access_key: s, region: us-east-1, bucket: b}
+            targets:
+              - {name: wh, type: postgres, host: h, database: d, username: u}
+              - {name: rs, type: redshift, host: h, database: d, username: u}
+            """, environment: [:])
+    }
+
+    /// Extracts by a rule per job id: succeed with `rows` rows, or throw.
+    final class ScriptedExtractor: JobExtractor {
+        let rule: @Sendable (ExtractJob) throws -> Int
+        let delay: Duration
+        let calls = Mutex<[String]>([])
+
+        init(delay: Duration = .zero, _ rule: @escaping @Sendable (ExtractJob) throws -> Int) {
+            self.rule = rule
+            self.delay = delay
+        }
+
+        func extract(_ job: ExtractJob, channel: ChannelConfig) async throws -> ExtractReport {
+            calls.withLock { $0.append(job.jobID) }
+            if delay > .zero { try? await Task.sleep(for: delay) }
+            let rows = try rule(job)
+            let load = LoadMessage(job: job, objects: [StagedObject(key: "k/\(job.jobID)", rows: rows, bytes: 10, sha256: "x")],
+                                   extractedAt: "2026-11-28T00:00:00.000Z")
+            return ExtractReport(load: load, records: rows, tally: APIClient.Tally(), outsidePartition: 0, accounts: ["AC1"])
+        }
+
+        func requestLimit(account: String) -> Int { 4 }
+    }
+
+    struct Failure: ClassifiedError {
+        let errorClass: ErrorClass
+        var description: String { "scripted \(errorClass) failure" }
+    }
+
+    static func job(_ day: String, attempt: Int = 0, channel: String = "us") -> ExtractJob {
+        ExtractJob(runID: "r", channel: channel, resource: .calls, day: Day(day), attempt: attempt, plannedAt: "p")
+    }
+
+    /// Runs an extract worker over what is queued until it has been idle briefly.
+    static func runExtract(_ driver: InMemoryQueueDriver, _ extractor: ScriptedExtractor, concurrency: Int = 2) async throws
+        -> (ExtractWorker, FleetTopology)
+    {
+        let config = try config()
+        let worker = ExtractWorker(config: config, concurrency: concurrency, driver: driver, extractor: extractor, logger: logger)
+        await worker.run(shutdown: ShutdownSignal(), exitWhenIdle: 0.3, grace: 5)
+        return (worker, worker.topology)
+    }
+
+    static func enqueue(_ driver: InMemoryQueueDriver, _ job: ExtractJob, redelivered: Bool = false) {
+        driver.enqueue(MessageCodec.encode(job), on: "huskimo.extract", messageID: job.jobID, redelivered: redelivered)
+    }
+
+    static func jobs(in driver: InMemoryQueueDriver, _ queue: String) throws -> [ExtractJob] {
+        try driver.messages(in: queue).map { try MessageCodec.decodeJob($0.body) }
+    }
+
+    @Test func aSucceededJobPublishesOneLoadPerTargetThenAcks() async throws {
+        let driver = InMemoryQueueDriver()
+        Self.enqueue(driver, Self.job("2026-11-28"))
+        let (worker, topology) = try await Self.runExtract(driver, ScriptedExtractor { _ in 7 })
+        for target in ["wh", "rs"] {
+            let loads = try driver.messages(in: topology.loadQueue(target)).map { try MessageCodec.decodeLoad($0.body) }
+            #expect(loads.map(\.jobID) == ["twilio/us/calls/2026-11-28"])
+            #expect(loads.first?.rows == 7 && loads.first?.table == "twilio_calls" && loads.first?.partition == "2026-11-28")
+        }
+        #expect(driver.messages(in: topology.extractQueue).isEmpty && driver.unackedCount == 0)
+        #expect(worker.summary.succeeded == 1 && worker.summary.records == 7 && worker.summary.failed == 0)
+    }
+
+    @Test func transientFailuresClimbTheDelayLadderThenPark() async throws {
+        let driver = InMemoryQueueDriver()
+        let extractor = ScriptedExtractor { _ in throw Failure(errorClass: .transient) }
+        Self.enqueue(driver, Self.job("2026-11-28"))
+        let (_, topology) = try await Self.runExtract(driver, extractor)
+        let first = try Self.jobs(in: driver, topology.retryQueue(delay: 10))
+        #expect(first.map(\.attempt) == [1])
+        #expect(driver.messages(in: topology.retryQueue(delay: 10)).first?.headers["x-last-error"]?.stringValue == "scripted transient failure")
+
+        // The delay queue dead-letters it back; attempt 1 fails again: the next rung.
+        Self.enqueue(driver, first[0])
+        _ = try await Self.runExtract(driver, extractor)
+        #expect(try Self.jobs(in: driver, topology.retryQueue(delay: 60)).map(\.attempt) == [2])
+
+        // Attempt 2 of 3 fails: parked, with why.
+        Self.enqueue(driver, Self.job("2026-11-28", attempt: 2))
+        let (worker, _) = try await Self.runExtract(driver, extractor)
+        let parked = driver.messages(in: topology.failedQueue)
+        #expect(parked.count == 1)
+        let headers = ParkedHeaders(parked[0].headers)
+        #expect(headers.errorClass == "transient" && headers.attempts == 3 && headers.channel == "us" && headers.resource == "calls")
+        #expect(headers.day == "2026-11-28" && headers.message.hasPrefix("gave up after 3 attempts"))
+        #expect(try MessageCodec.decodeJob(parked[0].body).attempt == 3)
+        #expect(worker.summary.failed == 1 && driver.unackedCount == 0)
+    }
+
+    @Test func aPermanentFailureIsParkedAtOnce() async throws {
+        let driver = InMemoryQueueDriver()
+        Self.enqueue(driver, Self.job("2026-11-28"))
+        let (_, topology) = try await Self.runExtract(driver, ScriptedExtractor { _ in throw Failure(errorClass: .permanent) })
+        let parked = driver.messages(in: topology.failedQueue).map { ParkedHeaders($0.headers) }
+        #expect(parked.map(\.errorClass) == ["permanent"])
+        #expect(parked.first?.attempts == 1 && parked.first?.message.contains("scripted permanent failure") == true)
+        #expect(driver.messages(in: topology.retryQueue(delay: 10)).isEmpty)
+    }
+
+    @Test func anUnclassifiedErrorIsParkedNotRetriedBlindly() async throws {
+        struct Odd: Error {}
+        let driver = InMemoryQueueDriver()
+        Self.enqueue(driver, Self.job("2026-11-28"))
+        let (_, topology) = try await Self.runExtract(driver, ScriptedExtractor { _ in throw Odd() })
+        #expect(driver.messages(in: topology.failedQueue).map { ParkedHeaders($0.headers).errorClass } == ["permanent"])
+    }
+
+    @Test func aRedeliveryCountsAnAttemptAndAJobThatKeepsKillingWorkersIsParked() async throws {
+        let driver = InMemoryQueueDriver()
+        let extractor = ScriptedExtractor { _ in 1 }
+        Self.enqueue(driver, Self.job("2026-11-27"), redelivered: true)
+        Self.enqueue(driver, Self.job("2026-11-28", attempt: 2), redelivered: true)
+        let (worker, topology) = try await Self.runExtract(driver, extractor)
+        // 11-27: republished with its attempt counted, then (delivered fresh) extracted.
+        #expect(extractor.calls.withLock { $0 } == ["twilio/us/calls/2026-11-27"])
+        let loads = try driver.messages(in: topology.loadQueue("wh")).map { try MessageCodec.decodeLoad($0.body) }
+        #expect(loads.map(\.jobID) == ["twilio/us/calls/2026-11-27"])
+        #expect(driver.published.contains { $0.routingKey == topology.extractQueue && (try? MessageCodec.decodeJob($0.body).attempt) == 1 })
+        // 11-28 was at attempt 2 of 3: parked without being run again.
+        let parked = driver.messages(in: topology.failedQueue).map { ParkedHeaders($0.headers) }
+        #expect(parked.map(\.day) == ["2026-11-28"])
+        #expect(parked.first?.message.contains("keeps killing workers") == true && parked.first?.attempts == 3)
+        #expect(worker.summary.failed == 1 && worker.summary.succeeded == 1)
+    }
+
+    @Test func unreadableJobsAndUnknownChannelsAreParkedPermanent() async throws {
+        let driver = InMemoryQueueDriver()
+        driver.enqueue(Array("{not json".utf8), on: "huskimo.extract", messageID: "garbage")
+        Self.enqueue(driver, Self.job("2026-11-28", channel: "nobody"))
+        let (_, topology) = try await Self.runExtract(driver, ScriptedExtractor { _ in 1 })
+        let parked = driver.messages(in: topology.failedQueue).map { ParkedHeaders($0.headers) }
+        #expect(parked.count == 2 && parked.allSatisfy { $0.errorClass == "permanent" })
+        #expect(parked.contains { $0.id == "garbage" && $0.message.hasPrefix("not a valid extract job") })
+        #expect(parked.contains { $0.channel == "nobody" && $0.message.contains("no twilio channel named nobody") })
+        #expect(driver.unackedCount == 0)
+    }
+
+    @Test func aRetryThatCannotBePublishedLeavesTheJobOnItsQueue() async throws {
+        let driver = InMemoryQueueDriver()
+        Self.enqueue(driver, Self.job("2026-11-28"))
+        driver.failPublishes = true
+        let (worker, topology) = try await Self.runExtract(driver, ScriptedExtractor { _ in throw Failure(errorClass: .transient) },
+                                                          concurrency: 1)
+        driver.failPublishes = false
+        // Never acked: back on the work queue (redelivered) once the worker let go, nothing lost, nothing parked.
+        #expect(try Self.jobs(in: driver, topology.extractQueue).map(\.jobID) == ["twilio/us/calls/2026-11-28"])
+        #expect(driver.messages(in: topology.failedQueue).isEmpty && worker.summary.retried == 0)
+    }
+
+    @Test func shutdownFinishesTheRunningJobAndHandsBackTheRest() async throws {
+        let driver = InMemoryQueueDriver()
+        for day in ["2026-11-25", "2026-11-26", "2026-11-27", "2026-11-28"] { Self.enqueue(driver, Self.job(day)) }
+        let extractor = ScriptedExtractor(delay: .milliseconds(300)) { _ in 1 }
+        let config = try Self.config()
+        let worker = ExtractWorker(config: config, concurrency: 1, driver: driver, extractor: extractor, logger: Self.logger)
+        let shutdown = ShutdownSignal()
+        let running = Task { await worker.run(shutdown: shutdown, grace: 5) }
+        while extractor.calls.withLock({ $0.isEmpty }) { try await Task.sleep(for: .milliseconds(5)) }
+        shutdown.request()
+        await running.value
+        let topology = worker.topology
+        // The job in flight finished and was acked; the others are back on the queue, none lost or run twice.
+        #expect(extractor.calls.withLock { $0.count } == 1)
+        #expect(try driver.messages(in: topology.loadQueue("wh")).map { try MessageCodec.decodeLoad($0.body).jobID }.count == 1)
+        #expect(try Self.jobs(in: driver, topology.extractQueue).count == 3)
+        #expect(driver.unackedCount == 0)
+    }
+
+    // MARK: - Loader
+
+    /// Loads by a rule: a batch containing a message whose partition is in `bad` fails with `badClass`.
+    final class ScriptedLoader: BatchLoader {
+        let bad: Set<String>
+        let failures: Mutex<[any Error]>
+        let batches = Mutex<[[String]]>([])
+
+        init(bad: Set<String> = [], failures: [any Error] = []) {
+            self.bad = bad
+            self.failures = Mutex(failures)
+        }
+
+        func load(_ batch: [LoadMessage]) async throws -> LoadOutcome {
+            batches.withLock { $0.append(batch.map(\.partition)) }
+            if let failure = failures.withLock({ $0.isEmpty ? nil : $0.removeFirst() }) { throw failure }
+            if let message = batch.first(where: { bad.contains($0.partition) }) {
+                throw LoadError(loadID: message.loadID, errorClass: .permanent, message: "k: the staged object is not valid gzip")
+            }
+            var outcome = LoadOutcome()
+            outcome.loaded = batch.map(\.loadID)
+            outcome.rowsByTable["twilio_calls"] = batch.reduce(0) { $0 + $1.rows }
+            return outcome
+        }
+
+        func seedFreshness() async {}
+    }
+
+    static func runLoader(_ driver: InMemoryQueueDriver, _ loader: ScriptedLoader) async throws -> LoadWorker {
+        let config = try config()
+        let worker = LoadWorker(config: config, target: config.targets[0], driver: driver, loader: loader, janitor: nil,
+                                logger: logger)
+        await worker.run(shutdown: ShutdownSignal(), exitWhenIdle: 0.3)
+        return worker
+    }
+
+    static func enqueueLoads(_ driver: InMemoryQueueDriver, _ days: [String]) {
+        for day in days {
+            let load = LoadMessage(job: job(day), objects: [StagedObject(key: "k/\(day)", rows: 2, bytes: 1, sha256: "x")],
+                                   extractedAt: "2026-11-29T00:00:00.000Z")
+            driver.enqueue(MessageCodec.encode(load), on: "huskimo.load.wh", messageID: load.loadID)
+        }
+    }
+
+    @Test func aPermanentlyBadLoadIsIsolatedAndParkedAndTheRestLoad() async throws {
+        let driver = InMemoryQueueDriver()
+        Self.enqueueLoads(driver, ["2026-11-26", "2026-11-27", "2026-11-28"])
+        let loader = ScriptedLoader(bad: ["2026-11-27"])
+        let worker = try await Self.runLoader(driver, loader)
+        #expect(loader.batches.withLock { $0 } == [["2026-11-26", "2026-11-27", "2026-11-28"], ["2026-11-26"], ["2026-11-27"], ["2026-11-28"]])
+        let parked = driver.messages(in: "huskimo.load.wh.failed")
+        #expect(parked.map { ParkedHeaders($0.headers).day } == ["2026-11-27"])
+        #expect(parked.first.map { ParkedHeaders($0.headers).message.contains("not valid gzip") } == true)
+        #expect(driver.messages(in: "huskimo.load.wh").isEmpty && driver.unackedCount == 0)
+        #expect(worker.summary.succeeded == 2 && worker.summary.failed == 1 && worker.summary.records == 4)
+    }
+
+    @Test func aWarehouseAwayHoldsTheBatchUntilItLoads() async throws {
+        let driver = InMemoryQueueDriver()
+        Self.enqueueLoads(driver, ["2026-11-27", "2026-11-28"])
+        let loader = ScriptedLoader(failures: [PQError(sqlState: "08006", "connection lost")])
+        let worker = try await Self.runLoader(driver, loader)
+        #expect(loader.batches.withLock { $0 }.count == 2, "the same batch again after the transient failure")
+        #expect(driver.messages(in: "huskimo.load.wh.failed").isEmpty && driver.unackedCount == 0)
+        #expect(worker.summary.succeeded == 2)
+    }
+
+    @Test func aCorruptStagedObjectIsPermanentNotRetriedForever() async throws {
+        // What the loader sees when gunzip fails: a GzipError, which is permanent (it was not classified before).
+        let corrupt = try #require(throws: GzipError.self) { try GzipReader.decompress([0x1f, 0x8b, 0x08, 0, 1, 2, 3, 4, 5, 6, 7]) }
+        #expect((corrupt as any Error) is any ClassifiedError && ErrorClass.of(corrupt) == .permanent)
+        let driver = InMemoryQueueDriver()
+        Self.enqueueLoads(driver, ["2026-11-28"])
+        let worker = try await Self.runLoader(driver, ScriptedLoader(failures: [corrupt, corrupt]))
+        #expect(driver.messages(in: "huskimo.load.wh.failed").count == 1 && worker.summary.failed == 1)
+    }
+
+    @Test func unreadableLoadMessagesAreParked() async throws {
+        let driver = InMemoryQueueDriver()
+        driver.enqueue(Array("[]".utf8), on: "huskimo.load.wh", messageID: "junk")
+        Self.enqueueLoads(driver, ["2026-11-28"])
+        let worker = try await Self.runLoader(driver, ScriptedLoader())
+        #expect(driver.messages(in: "huskimo.load.wh.failed").map { ParkedHeaders($0.headers).id } == ["junk"])
+        #expect(worker.summary.succeeded == 1 && driver.unackedCount == 0)
+    }
+
+    // MARK: - Retry policy
+
+    @Test func theRetryPolicyLadder() {
+        let policy = RetryPolicy(delays: [10, 60, 600], maxAttempts: 5)
+        #expect(policy.afterFailure(attempt: 0, errorClass: .transient) == .retry(attempt: 1, delay: 10))
+        #expect(policy.afterFailure(attempt: 1, errorClass: .transient) == .retry(attempt: 2, delay: 60))
+        #expect(policy.afterFailure(attempt: 3, errorClass: .transient) == .retry(attempt: 4, delay: 600))
+        #expect(policy.afterFailure(attempt: 4, errorClass: .transient) == .park(attempts: 5))
+        #expect(policy.afterFailure(attempt: 0, errorClass: .permanent) == .park(attempts: 1))
+        #expect(policy.afterRedelivery(attempt: 0) == .retry(attempt: 1, delay: 0))
+        #expect(policy.afterRedelivery(attempt: 4) == .park(attempts: 5))
+    }
+}
