@@ -40,7 +40,7 @@ SYSTEMD_SECRETS = f"{SYSTEMD}/secrets.example.env"
 
 # What the program exports on --metrics-port: read from the one place that records metrics, so a renamed
 # metric breaks this check instead of silently emptying a dashboard panel.
-FLEET_METRICS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "Sources", "Shared", "Observability",
+FLEET_METRICS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "Sources", "Shared", "Connectors", "Contract",
                              "FleetMetrics.swift")
 
 

@@ -151,6 +151,28 @@ struct FleetIntegrationTests {
         try fleet.expectExact(days: Self.days)
     }
 
+    @Test func aSecondSignalExitsAtOnceAndTheJobsComeBack() throws {
+        let fleet = try FleetHarness(accounts: Self.threeChannels())
+        defer { fleet.cleanUp() }
+        fleet.api.setFaults(SandboxFaults(latencyMs: 4000))
+        try fleet.applyDDL()
+        try fleet.plan(Self.range)
+        let w = try fleet.worker("w.log", concurrency: 3, idle: 30)
+        let deadline = Date().addingTimeInterval(30)
+        while fleet.api.currentStats.requests < 3, Date() < deadline { usleep(50_000) }
+        kill(w, SIGTERM)
+        usleep(300_000)
+        kill(w, SIGTERM)
+        // Exit code 143 and no graceful summary: the second signal ended it, not the end of its jobs.
+        #expect(fleet.wait(w, timeout: 10) == 143, "the operator insisted")
+        #expect(fleet.log("w.log").contains("second signal, exiting now"))
+        #expect(!fleet.log("w.log").contains("extract worker stopped"))
+        fleet.api.setFaults(SandboxFaults())
+        let w2 = try fleet.worker("w2.log"), l = try fleet.loader()
+        #expect(fleet.wait(w2) == 0 && fleet.wait(l) == 0)
+        try fleet.expectExact(days: Self.days)
+    }
+
     @Test func aBrokerRestartMidRunDoesNotStopTheRun() throws {
         let fleet = try FleetHarness(accounts: Self.threeChannels())
         defer { fleet.cleanUp() }

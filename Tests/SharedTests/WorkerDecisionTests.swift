@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import ServiceLifecycleTestKit
 import Synchronization
 import Testing
 
@@ -64,7 +65,7 @@ import HuskimoTesting
     {
         let config = try config()
         let worker = ExtractWorker(config: config, concurrency: concurrency, driver: driver, extractor: extractor, logger: logger)
-        await worker.run(shutdown: ShutdownSignal(), exitWhenIdle: 0.3, grace: 5)
+        await worker.run(exitWhenIdle: 0.3, grace: 5)
         return (worker, worker.topology)
     }
 
@@ -181,11 +182,12 @@ import HuskimoTesting
         let extractor = ScriptedExtractor(delay: .milliseconds(300)) { _ in 1 }
         let config = try Self.config()
         let worker = ExtractWorker(config: config, concurrency: 1, driver: driver, extractor: extractor, logger: Self.logger)
-        let shutdown = ShutdownSignal()
-        let running = Task { await worker.run(shutdown: shutdown, grace: 5) }
-        while extractor.calls.withLock({ $0.isEmpty }) { try await Task.sleep(for: .milliseconds(5)) }
-        shutdown.request()
-        await running.value
+        try await testGracefulShutdown { trigger in
+            async let running: Void = worker.run(grace: 5)
+            while extractor.calls.withLock({ $0.isEmpty }) { try await Task.sleep(for: .milliseconds(5)) }
+            trigger.triggerGracefulShutdown()
+            await running
+        }
         let topology = worker.topology
         // The job in flight finished and was acked; the others are back on the queue, none lost or run twice.
         #expect(extractor.calls.withLock { $0.count } == 1)
@@ -226,7 +228,7 @@ import HuskimoTesting
         let config = try config()
         let worker = LoadWorker(config: config, target: config.targets[0], driver: driver, loader: loader, janitor: nil,
                                 logger: logger)
-        await worker.run(shutdown: ShutdownSignal(), exitWhenIdle: 0.3)
+        await worker.run(exitWhenIdle: 0.3)
         return worker
     }
 

@@ -16,4 +16,11 @@ extension S3Client {
         if error.code == "BucketAlreadyOwnedByYou" { return }
         throw error
     }
+
+    /// Deletes every object under `prefix`. A prefix is taken as a folder: `a/b` deletes `a/b/…`, never `a/bc`.
+    @discardableResult
+    public func deleteFolder(_ prefix: String) throws -> Int {
+        let folder = prefix.isEmpty || prefix.hasSuffix("/") ? prefix : prefix + "/"
+        return try delete(list(prefix: folder).map(\.key))
+    }
 }

@@ -25,9 +25,6 @@ public struct StagingLayout: Sendable, Hashable {
     /// The `index`-th object of an extraction.
     public func objectKey(prefix: String, index: Int) -> String { "\(prefix)-\(String(format: "%04d", index)).tsv.gz" }
 
-    /// Every object of every extraction of one (table, channel).
-    public func tablePrefix(_ table: String, channel: String) -> String { join([folder, table, channel]) + "/" }
-
     /// The folder of a load's loaded-by markers (ends without a slash).
     public func loadedMarkers(loadID: String) -> String {
         join([folder, "_loaded", Digest.sha256Hex(Array(loadID.utf8))])

@@ -180,13 +180,6 @@ public final class S3Client: Sendable {
         }
         return deleted
     }
-
-    /// Deletes every object under `prefix`. A prefix is taken as a folder: `a/b` deletes `a/b/…`, never `a/bc`.
-    @discardableResult
-    public func deleteFolder(_ prefix: String) throws -> Int {
-        let folder = prefix.isEmpty || prefix.hasSuffix("/") ? prefix : prefix + "/"
-        return try delete(list(prefix: folder).map(\.key))
-    }
 }
 
 /// A multipart upload in progress: parts go up as they are produced, so a large object never sits whole in

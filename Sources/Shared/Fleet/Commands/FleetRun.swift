@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import HuskimoConnectors
 import HuskimoCore
 public import Logging
@@ -8,38 +9,38 @@ public import Logging
 public enum FleetRun {
     /// - Returns: 0 when every job and load succeeded, 1 otherwise (or when interrupted).
     public static func run(config: FleetConfig, selection: PlanSelection, workers: Int, logger: Logger) async throws -> Int32 {
-        let shutdown = ShutdownSignal()
-        shutdown.install()
         let jobs = try await Planning.planAndPublish(config, selection, dryRun: false, logger: logger)
         let topology = FleetTopology(config)
         let extract = ExtractWorker(config: config, concurrency: workers, logger: logger)
         let loaders = config.targets.map { LoadWorker(config: config, target: $0, logger: logger) }
         let client = QueueClient(url: config.queue.url, topology: topology.topology, logger: logger)
         defer { client.close() }
-        let stop = ShutdownSignal()
         let queues = [topology.extractQueue] + Set(topology.retryDelays).map { topology.retryQueue(delay: $0) }
             + config.targets.map { topology.loadQueue($0.name) }
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask { await extract.run(shutdown: stop) }
-            for loader in loaders { group.addTask { await loader.run(shutdown: stop) } }
-            // Done when every queue of the run is empty and nothing is in flight, twice in a row.
+        let finished = Mutex(false)
+        // Done when every queue of the run is empty and nothing is in flight, twice in a row; returning shuts the
+        // workers down gracefully. A signal shuts everything down first (the run then exits 1).
+        let monitor = Lifecycle.Unit("run-monitor") {
             var quiet = 0
             while quiet < 2 {
                 try? await Task.sleep(for: .milliseconds(500))
-                if shutdown.requested { break }
+                if Lifecycle.stopping { return }
                 var pending = 0
                 for queue in queues { pending += (try? await client.depth(queue).ready) ?? 1 }
                 let busy = extract.jobsInFlight + loaders.filter(\.isBusy).count
                 quiet = pending == 0 && busy == 0 ? quiet + 1 : 0
             }
-            stop.request()
+            finished.withLock { $0 = true }
         }
+        try await Lifecycle.run(
+            [Lifecycle.Unit("extract-worker") { await extract.run() }] + loaders.map { loader in Lifecycle.Unit("loader") { await loader.run() } }
+                + [monitor], logger: logger)
         let e = extract.summary
         let loadedRows = loaders.reduce(0) { $0 + $1.summary.records }
         let loadFailures = loaders.reduce(0) { $0 + $1.summary.failed }
         print("run: \(jobs.count) jobs planned; \(e.succeeded) extracted (\(e.records) records), \(e.retried) retries, \(e.failed) failed; \(loadedRows) rows loaded into \(config.targets.count) target(s), \(loadFailures) loads failed")
         let status = await FleetStatus.collect(config: config, client: client)
         print(status.text)
-        return e.failed > 0 || loadFailures > 0 || shutdown.requested ? 1 : 0
+        return e.failed > 0 || loadFailures > 0 || !finished.withLock({ $0 }) ? 1 : 0
     }
 }

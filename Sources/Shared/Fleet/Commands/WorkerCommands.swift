@@ -9,12 +9,11 @@ public enum WorkerCommands {
     public static func extract(config: FleetConfig, concurrency: Int, exitWhenIdle: Double?, grace: Double, metricsPort: Int?,
                                logger: Logger) async throws {
         guard (1...256).contains(concurrency) else { throw CommandFailure.usage("--concurrency must be 1–256") }
-        let shutdown = ShutdownSignal()
-        shutdown.install()
         let worker = ExtractWorker(config: config, concurrency: concurrency, logger: logger)
         let metrics = try startMetrics(metricsPort, logger: logger) { worker.isReady }
         defer { metrics?.stop() }
-        await worker.run(shutdown: shutdown, exitWhenIdle: exitWhenIdle, grace: grace)
+        try await Lifecycle.run([Lifecycle.Unit("extract-worker") { await worker.run(exitWhenIdle: exitWhenIdle, grace: grace) }],
+                                logger: logger)
         let t = worker.summary
         let usage = ResourceUsage.current
         logger.info("extract worker stopped", metadata: [
@@ -28,15 +27,12 @@ public enum WorkerCommands {
     public static func load(config: FleetConfig, target name: String, exitWhenIdle: Double?, metricsPort: Int?,
                             queuePollSeconds: Double, logger: Logger) async throws {
         guard let target = config.target(named: name) else { throw CommandFailure.usage("no target named \(name)") }
-        let shutdown = ShutdownSignal()
-        shutdown.install()
         let worker = LoadWorker(config: config, target: target, logger: logger)
         let metrics = try startMetrics(metricsPort, logger: logger) { worker.isReady }
         defer { metrics?.stop() }
-        let poller = metrics == nil ? nil : Task { await worker.pollQueues(every: queuePollSeconds, shutdown: shutdown) }
-        await worker.run(shutdown: shutdown, exitWhenIdle: exitWhenIdle)
-        shutdown.request()
-        await poller?.value
+        var units = [Lifecycle.Unit("loader") { await worker.run(exitWhenIdle: exitWhenIdle) }]
+        if metrics != nil { units.append(Lifecycle.Unit("queue-poller") { await worker.pollQueues(every: queuePollSeconds) }) }
+        try await Lifecycle.run(units, logger: logger)
         let s = worker.summary
         logger.info("loader stopped", metadata: ["loads.succeeded": "\(s.succeeded)", "rows": "\(s.records)", "loads.failed": "\(s.failed)"])
     }

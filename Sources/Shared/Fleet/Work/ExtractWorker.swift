@@ -95,17 +95,19 @@ public final class ExtractWorker: Sendable {
     /// Jobs being processed now.
     public var jobsInFlight: Int { inFlight.load(ordering: .relaxed) }
 
-    /// Runs until `shutdown` is requested, or until the queue has been idle `exitWhenIdle` seconds.
+    /// Runs until a graceful shutdown (ServiceLifecycle: SIGTERM or SIGINT, or the group ending), or until the queue
+    /// has been idle `exitWhenIdle` seconds.
     /// - Parameter grace: seconds in-flight jobs get to finish after a shutdown request; what is still running
-    ///   then stays unacked and goes back to the queue when the connection closes.
-    public func run(shutdown: ShutdownSignal, exitWhenIdle: Double? = nil, grace: Double = 30) async {
+    ///   then stays unacked and goes back to the queue when the connection closes. Cancellation (a second signal)
+    ///   ends the wait at once.
+    public func run(exitWhenIdle: Double? = nil, grace: Double = 30) async {
         consumer.start()
         var lastActivity = Date()
         // Deliveries taken from the consumer but not started: the next job is the first whose account has a
         // free request slot, so a job for a saturated account does not hold a slot that another account could use.
         var pending: [(delivery: AMQPDelivery, account: String?)] = []
         var gaugesAt = Date.distantPast
-        while !shutdown.requested {
+        while !Lifecycle.stopping {
             if -gaugesAt.timeIntervalSinceNow >= 2 {
                 publishGauges()
                 gaugesAt = Date()
@@ -137,11 +139,11 @@ public final class ExtractWorker: Sendable {
         // Taken but never started: back to the queue for another worker.
         for (delivery, _) in pending { await consumer.reject(delivery, requeue: true) }
         consumer.pause()
-        if shutdown.requested {
+        if Lifecycle.stopping {
             logger.info("shutting down: waiting for in-flight jobs", metadata: ["jobs.in_flight": "\(jobsInFlight)", "grace_s": "\(grace)"])
         }
         let deadline = Date().addingTimeInterval(grace)
-        while jobsInFlight > 0, Date() < deadline { try? await Task.sleep(for: .milliseconds(50)) }
+        while jobsInFlight > 0, Date() < deadline, !Task.isCancelled { try? await Task.sleep(for: .milliseconds(50)) }
         if jobsInFlight > 0 {
             logger.warning("grace period over: unfinished jobs go back to the queue", metadata: ["jobs.in_flight": "\(jobsInFlight)"])
         }

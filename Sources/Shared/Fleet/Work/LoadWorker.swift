@@ -1,6 +1,6 @@
 import Foundation
 public import HuskimoConnectors
-public import HuskimoCore
+import HuskimoCore
 public import Logging
 import Synchronization
 
@@ -67,14 +67,14 @@ public final class LoadWorker: Sendable {
     public var isReady: Bool { consumer.isConnected }
 
     /// Publishes every queue's depth (and, with the management API, unacked counts and the oldest message's
-    /// age) as gauges every `interval` seconds until `shutdown`: one loader per target is always running, so the
+    /// age) as gauges every `interval` seconds until shutdown: one loader per target is always running, so the
     /// fleet's backlog is visible to Prometheus without scraping RabbitMQ itself.
-    public func pollQueues(every interval: Double = 15, shutdown: ShutdownSignal) async {
+    public func pollQueues(every interval: Double = 15) async {
         let management = ManagementAPI(config.queue)
         // Its own connection: the load loop closes its client when it stops, possibly while a poll is running.
         let client = QueueClient(url: config.queue.url, topology: topology.topology, retryWindow: 5, logger: logger)
         defer { client.close() }
-        while !shutdown.requested {
+        while !Lifecycle.stopping {
             let polled = try? await Blocking.run { [client, topology] in
                 FleetStatus.queueRows(topology: topology, client: client, management: management)
             }
@@ -85,17 +85,19 @@ public final class LoadWorker: Sendable {
             }
             for problem in problems { logger.debug("queue metrics: \(problem)") }
             let until = Date().addingTimeInterval(interval)
-            while Date() < until, !shutdown.requested { try? await Task.sleep(for: .milliseconds(200)) }
+            while Date() < until, !Lifecycle.stopping { try? await Task.sleep(for: .milliseconds(200)) }
         }
     }
 
-    /// Runs until `shutdown` is requested, or until the queue has been idle `exitWhenIdle` seconds.
-    public func run(shutdown: ShutdownSignal, exitWhenIdle: Double? = nil) async {
+    /// Runs until a graceful shutdown, or until the queue has been idle `exitWhenIdle` seconds. A batch being
+    /// loaded finishes first (one transaction per table: seconds); a batch waiting for its warehouse is let go
+    /// unacked.
+    public func run(exitWhenIdle: Double? = nil) async {
         await loader.seedFreshness()
         consumer.start()
         var lastActivity = Date()
         var attempt = 0
-        while !shutdown.requested {
+        while !Lifecycle.stopping {
             guard let first = await consumer.next(timeout: 0.25) else {
                 // Idle means "connected and nothing to deliver": a broker outage is not an empty queue.
                 if !consumer.isConnected { lastActivity = Date() }
@@ -116,8 +118,8 @@ public final class LoadWorker: Sendable {
                     attempt += 1
                     logger.warning("load failed, retrying", metadata: ["target": "\(target.name)", "error": "\(error)", "retry.in_s": "\(delay)"])
                     let until = Date().addingTimeInterval(delay)
-                    while Date() < until, !shutdown.requested { try? await Task.sleep(for: .milliseconds(100)) }
-                    if shutdown.requested { break }
+                    while Date() < until, !Lifecycle.stopping { try? await Task.sleep(for: .milliseconds(100)) }
+                    if Lifecycle.stopping { break }
                 }
             }
             busy.store(false, ordering: .relaxed)
