@@ -44,5 +44,7 @@ python3 deploy/check.py
 python3 deploy/check.py --self-test >/dev/null
 
 swift --version 2>&1 | head -n 1
-swift build --build-tests
+# --explicit-target-dependency-import-check: a target importing a library it does not declare (a layer reaching
+# sideways or up) fails the build, not just a clean build.
+swift build --build-tests --explicit-target-dependency-import-check error
 swift test "$@"
