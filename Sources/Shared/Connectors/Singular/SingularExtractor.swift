@@ -22,18 +22,14 @@ public struct SingularExtractor: Sendable {
         self.maxObjectBytes = maxObjectBytes
     }
 
-
     /// Runs the job. Blocking. - Throws: ``JobError`` (classified) naming channel, resource and day.
     public func extract(_ job: ExtractJob, now: Date = Date()) throws -> ExtractReport {
         guard let table = job.resource.singularTable, let day = job.day else {
             throw JobError(jobID: job.jobID, errorClass: .permanent, message: "\(job.resource.rawValue) is not a Singular resource with a day")
         }
-        let started = UTCTime.iso(now)
-        let layout = StagingLayout(folder: folder)
         let whenRetrieved = UTCTime.sqlMillis(now)
-        let staging = StagingWriter(client: s3, layout: layout, keyPrefix: layout.extractionPrefix(job, at: now), maxObjectBytes: maxObjectBytes)
-        var tally = APIClient.Tally()
-        do {
+        return try StagedExtraction.run(job, s3: s3, folder: folder, maxObjectBytes: maxObjectBytes, now: now,
+                                        secrets: [channel.apiKey]) { staging, tally in
             var request = HTTPRequest(url: url(table, day, key: channel.apiKey.reveal()), headers: [("Accept", "application/json")],
                                       timeout: client.timeout, displayURL: url(table, day, key: "<api_key>"))
             let encodedKey = PercentEncoding.encode(channel.apiKey.reveal(), keepSlash: false)
@@ -44,15 +40,7 @@ public struct SingularExtractor: Sendable {
                 try body.withUnsafeBytes { try converter.convert($0, into: &tsv) }
             }
             try staging.write(&tsv)
-            let objects = try staging.finish()
-            tally.pageBuffer = []  // the day's response need not live as long as the report
-            return ExtractReport(load: LoadMessage(job: job, objects: objects, extractedAt: started), records: result.records, tally: tally,
-                                 outsidePartition: result.outsideDay, accounts: [])
-        } catch {
-            staging.discard()
-            if let jobError = error as? JobError { throw jobError }
-            let jobError = JobError(job, error)
-            throw JobError(jobID: jobError.jobID, errorClass: jobError.errorClass, message: jobError.message.redacting([channel.apiKey]))
+            return StagedExtraction.Found(records: result.records, outsidePartition: result.outsideDay, accounts: [])
         }
     }
 

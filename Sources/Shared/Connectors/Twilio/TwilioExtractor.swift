@@ -26,16 +26,12 @@ public struct TwilioExtractor: Sendable {
 
     /// Runs the job. Blocking. - Throws: ``JobError`` (classified) naming channel, resource and day.
     public func extract(_ job: ExtractJob, now: Date = Date()) throws -> ExtractReport {
-        let started = UTCTime.iso(now)
-        let layout = StagingLayout(folder: folder)
         let whenRetrieved = UTCTime.sql(now)
-        let staging = StagingWriter(client: s3, layout: layout, keyPrefix: layout.extractionPrefix(job, at: now), maxObjectBytes: maxObjectBytes)
-        var tally = APIClient.Tally()
-        var records = 0
-        var outside = 0
-        var accounts: [String] = []
-        do {
-            accounts = try channel.subaccounts ? discoverAccounts(&tally) : [channel.apiUser ?? ""]
+        return try StagedExtraction.run(job, s3: s3, folder: folder, maxObjectBytes: maxObjectBytes, now: now,
+                                        secrets: [channel.apiKey]) { staging, tally in
+            var records = 0
+            var outside = 0
+            let accounts = try channel.subaccounts ? discoverAccounts(&tally) : [channel.apiUser ?? ""]
             var tsv = TSVWriter()
             switch job.resource {
             case .pricingPhoneNumbers:
@@ -65,13 +61,7 @@ public struct TwilioExtractor: Sendable {
                     }
                 }
             }
-            let objects = try staging.finish()
-            tally.pageBuffer = []  // the last page's bytes need not live as long as the report
-            return ExtractReport(load: LoadMessage(job: job, objects: objects, extractedAt: started), records: records, tally: tally, outsidePartition: outside, accounts: accounts)
-        } catch {
-            staging.discard()
-            if let jobError = error as? JobError { throw jobError }
-            throw JobError(job, error)
+            return StagedExtraction.Found(records: records, outsidePartition: outside, accounts: accounts)
         }
     }
 

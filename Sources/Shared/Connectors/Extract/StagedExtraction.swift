@@ -1,0 +1,34 @@
+import Foundation
+import HuskimoCore
+
+/// The frame every extractor runs its job in: a ``StagingWriter`` under the job's unique prefix, the request
+/// tally, the load message of what was staged — or, on any failure, every object staged so far deleted and the
+/// error turned into a ``JobError`` scrubbed of the channel's secrets. Blocking.
+enum StagedExtraction {
+    /// What an extractor's body found.
+    struct Found {
+        var records: Int
+        /// Records whose partition day is not the job's (or is null).
+        var outsidePartition: Int
+        var accounts: [String]
+    }
+
+    static func run(_ job: ExtractJob, s3: S3Client, folder: String, maxObjectBytes: Int, now: Date, secrets: [Secret],
+                    _ body: (StagingWriter, inout APIClient.Tally) throws -> Found) throws -> ExtractReport {
+        let layout = StagingLayout(folder: folder)
+        let staging = StagingWriter(client: s3, layout: layout, keyPrefix: layout.extractionPrefix(job, at: now),
+                                    maxObjectBytes: maxObjectBytes)
+        var tally = APIClient.Tally()
+        do {
+            let found = try body(staging, &tally)
+            let objects = try staging.finish()
+            tally.pageBuffer = []  // the last response's bytes need not live as long as the report
+            return ExtractReport(load: LoadMessage(job: job, objects: objects, extractedAt: UTCTime.iso(now)), records: found.records,
+                                 tally: tally, outsidePartition: found.outsidePartition, accounts: found.accounts)
+        } catch {
+            staging.discard()
+            let jobError = (error as? JobError) ?? JobError(job, error)
+            throw JobError(jobID: jobError.jobID, errorClass: jobError.errorClass, message: jobError.message.redacting(secrets))
+        }
+    }
+}
