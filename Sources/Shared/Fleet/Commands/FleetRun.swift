@@ -9,6 +9,7 @@ public import Logging
 public enum FleetRun {
     /// - Returns: 0 when every job and load succeeded, 1 otherwise (or when interrupted).
     public static func run(config: FleetConfig, selection: PlanSelection, workers: Int, logger: Logger) async throws -> Int32 {
+        let signals = SignalWatcher()
         let jobs = try await Planning.planAndPublish(config, selection, dryRun: false, logger: logger)
         let topology = FleetTopology(config)
         let extract = ExtractWorker(config: config, concurrency: workers, logger: logger)
@@ -24,7 +25,7 @@ public enum FleetRun {
             var quiet = 0
             while quiet < 2 {
                 try? await Task.sleep(for: .milliseconds(500))
-                if Lifecycle.stopping { return }
+                if Lifecycle.stopping || signals.interrupted { return }
                 var pending = 0
                 for queue in queues { pending += (try? await client.depth(queue).ready) ?? 1 }
                 let busy = extract.jobsInFlight + loaders.filter(\.isBusy).count
@@ -32,8 +33,9 @@ public enum FleetRun {
             }
             finished.withLock { $0 = true }
         }
+        // Shut down in reverse order: the monitor, then the extract worker (no new jobs), then the loaders.
         try await Lifecycle.run(
-            [Lifecycle.Unit("extract-worker") { await extract.run() }] + loaders.map { loader in Lifecycle.Unit("loader") { await loader.run() } }
+            loaders.map { loader in Lifecycle.Unit("loader") { await loader.run() } } + [Lifecycle.Unit("extract-worker") { await extract.run() }]
                 + [monitor], logger: logger)
         let e = extract.summary
         let loadedRows = loaders.reduce(0) { $0 + $1.summary.records }
@@ -41,6 +43,6 @@ public enum FleetRun {
         print("run: \(jobs.count) jobs planned; \(e.succeeded) extracted (\(e.records) records), \(e.retried) retries, \(e.failed) failed; \(loadedRows) rows loaded into \(config.targets.count) target(s), \(loadFailures) loads failed")
         let status = await FleetStatus.collect(config: config, client: client)
         print(status.text)
-        return e.failed > 0 || loadFailures > 0 || !finished.withLock({ $0 }) ? 1 : 0
+        return e.failed > 0 || loadFailures > 0 || !finished.withLock({ $0 }) || signals.interrupted ? 1 : 0
     }
 }

@@ -6,9 +6,10 @@ import Synchronization
 import UnixSignals
 
 /// The processes' lifecycle on swift-service-lifecycle: a `ServiceGroup` whose first SIGTERM or SIGINT starts a
-/// graceful shutdown (stop taking work, finish what is in flight within the grace period, hand the rest back),
-/// SIGQUIT cancels, and a second SIGTERM or SIGINT exits at once (the operator insists; unacked work goes back to
-/// the broker). ServiceGroup refuses one signal for both graceful shutdown and cancellation, hence the watcher.
+/// graceful shutdown (stop taking work, finish what is in flight within the grace period, hand the rest back).
+/// A second SIGTERM or SIGINT, or a SIGQUIT, exits at once with 143: what was in flight is unacked and the
+/// broker hands it out again. (ServiceGroup refuses one signal for both graceful shutdown and cancellation,
+/// hence ``SignalWatcher``, which also covers the time before and after the group runs.)
 public enum Lifecycle {
     /// Whether the current task should stop taking work: a graceful shutdown has begun, or it was cancelled.
     public static var stopping: Bool { Task.isShuttingDownGracefully || Task.isCancelled }
@@ -27,42 +28,42 @@ public enum Lifecycle {
     }
 
     /// Runs `units` in one service group until they have all returned. The first one to return (a worker idle for
-    /// `--exit-when-idle`, the run's monitor seeing the work done) shuts the others down gracefully.
+    /// `--exit-when-idle`, the run's monitor seeing the work done) shuts the others down gracefully, in reverse
+    /// order of the list: put what must stop taking work first last.
     public static func run(_ units: [Unit], logger: Logger) async throws {
         let configuration = ServiceGroupConfiguration(
             services: units.map {
                 .init(service: $0, successTerminationBehavior: .gracefullyShutdownGroup,
                       failureTerminationBehavior: .gracefullyShutdownGroup, serviceName: $0.name)
             },
-            gracefulShutdownSignals: [.sigterm, .sigint], cancellationSignals: [.sigquit], logger: logger)
-        let insistence = SecondSignalWatcher()
+            gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         try await ServiceGroup(configuration: configuration).run()
-        insistence.cancel()
     }
 }
 
-/// Exits the process on the second SIGTERM or SIGINT (the first one is the service group's graceful shutdown).
-final class SecondSignalWatcher: @unchecked Sendable {  // `sources` is written once, in init
-    private let sources: [any DispatchSourceSignal]
+/// Watches SIGTERM, SIGINT and SIGQUIT for a command's whole life: remembers that the operator asked to stop (the
+/// command then exits 1 where it would have exited 0), and exits the process at once on a second SIGTERM or SIGINT
+/// or any SIGQUIT. Installed before anything else (planning, connecting), so no signal is lost or fatal before the
+/// service group takes over the graceful part.
+public final class SignalWatcher: @unchecked Sendable {  // `sources` is written once, in init
+    private var sources: [any DispatchSourceSignal] = []
     private let count = Atomic<Int>(0)
 
-    init() {
-        var sources: [any DispatchSourceSignal] = []
-        for sig in [SIGTERM, SIGINT] {
+    public init() {
+        for sig in [SIGTERM, SIGINT, SIGQUIT] {
+            signal(sig, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            sources.append(source)
-        }
-        self.sources = sources
-        for source in sources {
             source.setEventHandler { [self] in
-                if count.add(1, ordering: .relaxed).newValue >= 2 {
-                    FileHandle.standardError.write(Data("huskimo: second signal, exiting now\n".utf8))
+                if count.add(1, ordering: .relaxed).newValue >= 2 || sig == SIGQUIT {
+                    FileHandle.standardError.write(Data("huskimo: \(sig == SIGQUIT ? "SIGQUIT" : "second signal"), exiting now\n".utf8))
                     exit(143)
                 }
             }
             source.resume()
+            sources.append(source)
         }
     }
 
-    func cancel() { for source in sources { source.cancel() } }
+    /// Whether a stop was asked for.
+    public var interrupted: Bool { count.load(ordering: .relaxed) > 0 }
 }

@@ -9,11 +9,13 @@ public enum WorkerCommands {
     public static func extract(config: FleetConfig, concurrency: Int, exitWhenIdle: Double?, grace: Double, metricsPort: Int?,
                                logger: Logger) async throws {
         guard (1...256).contains(concurrency) else { throw CommandFailure.usage("--concurrency must be 1–256") }
+        let signals = SignalWatcher()
         let worker = ExtractWorker(config: config, concurrency: concurrency, logger: logger)
         let metrics = try startMetrics(metricsPort, logger: logger) { worker.isReady }
         defer { metrics?.stop() }
         try await Lifecycle.run([Lifecycle.Unit("extract-worker") { await worker.run(exitWhenIdle: exitWhenIdle, grace: grace) }],
                                 logger: logger)
+        _ = signals
         let t = worker.summary
         let usage = ResourceUsage.current
         logger.info("extract worker stopped", metadata: [
@@ -27,12 +29,15 @@ public enum WorkerCommands {
     public static func load(config: FleetConfig, target name: String, exitWhenIdle: Double?, metricsPort: Int?,
                             queuePollSeconds: Double, logger: Logger) async throws {
         guard let target = config.target(named: name) else { throw CommandFailure.usage("no target named \(name)") }
+        let signals = SignalWatcher()
         let worker = LoadWorker(config: config, target: target, logger: logger)
         let metrics = try startMetrics(metricsPort, logger: logger) { worker.isReady }
         defer { metrics?.stop() }
+        // Shut down in reverse order: the loader stops taking batches first, then the poller.
         var units = [Lifecycle.Unit("loader") { await worker.run(exitWhenIdle: exitWhenIdle) }]
-        if metrics != nil { units.append(Lifecycle.Unit("queue-poller") { await worker.pollQueues(every: queuePollSeconds) }) }
+        if metrics != nil { units.insert(Lifecycle.Unit("queue-poller") { await worker.pollQueues(every: queuePollSeconds) }, at: 0) }
         try await Lifecycle.run(units, logger: logger)
+        _ = signals
         let s = worker.summary
         logger.info("loader stopped", metadata: ["loads.succeeded": "\(s.succeeded)", "rows": "\(s.records)", "loads.failed": "\(s.failed)"])
     }

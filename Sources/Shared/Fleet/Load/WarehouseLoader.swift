@@ -181,8 +181,8 @@ public final class WarehouseLoader: BatchLoader, @unchecked Sendable {  // used 
         do {
             loaded = try copyStream(object, into: table, pg, sha: sha)
         } catch let error as GzipError {
-            // The same bytes would fail the same way: name the object, and let the loader park this load.
-            throw LoadError(loadID: loadID, errorClass: .permanent, message: "\(object.key): the staged object is not valid gzip (\(error.reason))")
+            // Corrupt bytes fail the same way every time (permanent: the loader parks this load); name the object.
+            throw LoadError(loadID: loadID, errorClass: error.errorClass, message: "\(object.key): the staged object is not valid gzip (\(error.reason))")
         }
         let digest = sha.finalize().hexString
         guard digest == object.sha256 else {

@@ -46,7 +46,7 @@ public final class LoadWorker: Sendable {
         self.loader = loader
         self.janitor = janitor
         self.parking = Parking(driver: driver, exchange: topology.exchange, queue: topology.failedLoadQueue(target.name),
-                               noun: "load", logger: logger)
+                               noun: "load", logger: logger, metadata: ["target": "\(target.name)"])
     }
 
     /// The production loader: RabbitMQ, the target's warehouse, S3.

@@ -64,6 +64,8 @@ struct Parking: Sendable {
     /// `job` or `load`: names the message in logs.
     let noun: String
     let logger: Logger
+    /// Stamped on every log line (the loader's target).
+    var metadata: Logger.Metadata = [:]
 
     /// Publishes `body` to the failed queue. - Returns: false when it could not be published: then the caller
     /// must not ack the delivery (the broker keeps it, and nothing is lost).
@@ -73,13 +75,13 @@ struct Parking: Sendable {
                                                   messageID: headers.id)])
         } catch {
             logger.error("cannot park a failed \(noun); it stays on the queue",
-                         metadata: [LogKey.id(noun): "\(headers.id ?? "?")", "error": "\(error)"])
+                         metadata: metadata.merging([LogKey.id(noun): "\(headers.id ?? "?")", "error": "\(error)"]) { $1 })
             return false
         }
-        logger.error("\(noun) failed", metadata: [
+        logger.error("\(noun) failed", metadata: metadata.merging([
             LogKey.id(noun): "\(headers.id ?? "?")", "error.class": "\(headers.errorClass)", "error": "\(headers.message)",
             "messaging.destination.name": "\(queue)",
-        ])
+        ]) { $1 })
         return true
     }
 }
