@@ -115,8 +115,15 @@ struct RequeueCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await command {
-            let filter = Requeue.Filter(channels: channel, resources: resource, from: from.flatMap(Day.init), to: to.flatMap(Day.init),
-                                        limit: limit ?? .max)
+            func day(_ text: String?, _ flag: String) throws -> Day? {
+                guard let text else { return nil }
+                guard let day = Day(text) else { throw CommandFailure.usage("\(flag): expected YYYY-MM-DD, got \(text.prefix(40))") }
+                return day
+            }
+            let (first, last) = (try day(from, "--from"), try day(to, "--to"))
+            if let first, let last, first > last { throw CommandFailure.usage("--from must not be after --to") }
+            if let limit, limit < 1 { throw CommandFailure.usage("--limit must be at least 1") }
+            let filter = Requeue.Filter(channels: channel, resources: resource, from: first, to: last, limit: limit ?? .max)
             try await Operations.requeue(config: try CommandSupport.loadConfig(config), filter: filter, loadsOf: loads, dryRun: dryRun,
                                          logger: CommandSupport.logger("huskimo.requeue"))
         }

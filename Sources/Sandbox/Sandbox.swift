@@ -17,7 +17,11 @@ struct Sandbox {
         var accounts = SandboxAccount.defaults
         if let bulk, let index = accounts.firstIndex(where: { $0.friendlyName == "Bulk" }) { accounts[index].recordsPerDay = bulk }
         let api = SandboxAPI(accounts: accounts)
-        let server = HTTPServer { api.handle($0) }
+        // Benchmarks open many connections and keep them idle between runs: wider limits than a metrics port's.
+        var limits = HTTPServer.Limits()
+        limits.maxConnections = 4096
+        limits.ioTimeout = 600
+        let server = HTTPServer(limits: limits) { api.handle($0) }
         let bound = try server.start(port: port)
         FileHandle.standardOutput.write(Data("huskimo-sandbox listening on http://127.0.0.1:\(bound)\n".utf8))
         while true { sleep(3600) }

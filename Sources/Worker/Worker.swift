@@ -26,12 +26,14 @@ struct ExtractCommand: AsyncParsableCommand {
     @Option(help: "Exit 0 once the queue has had nothing to deliver for this many seconds.") var exitWhenIdle: Double?
     @Option(help: "Seconds in-flight jobs get to finish after SIGTERM.") var grace: Double = 30
     @Option(help: "Serve Prometheus metrics (/metrics), /healthz and /readyz on this port.") var metricsPort: Int?
+    @Option(help: "The address the metrics port listens on (0.0.0.0: every interface).") var metricsHost = "127.0.0.1"
 
     func run() async throws {
         try await command {
             let logger = CommandSupport.logger("huskimo.worker")
             try await WorkerCommands.extract(config: try CommandSupport.loadConfig(config), concurrency: concurrency,
-                                             exitWhenIdle: exitWhenIdle, grace: grace, metricsPort: metricsPort, logger: logger)
+                                             exitWhenIdle: exitWhenIdle, grace: grace, metricsPort: metricsPort,
+                                             metricsHost: metricsHost, logger: logger)
         }
     }
 }
@@ -42,13 +44,15 @@ struct LoadCommand: AsyncParsableCommand {
     @Option(help: "The target to load.") var target: String
     @Option(help: "Exit 0 once the queue has had nothing to deliver for this many seconds.") var exitWhenIdle: Double?
     @Option(help: "Serve Prometheus metrics (/metrics), /healthz and /readyz on this port.") var metricsPort: Int?
+    @Option(help: "The address the metrics port listens on (0.0.0.0: every interface).") var metricsHost = "127.0.0.1"
     @Option(help: "With --metrics-port: seconds between queue-depth polls.") var queuePollSeconds: Double = 15
 
     func run() async throws {
         try await command {
             let logger = CommandSupport.logger("huskimo.loader")
             try await WorkerCommands.load(config: try CommandSupport.loadConfig(config), target: target, exitWhenIdle: exitWhenIdle,
-                                          metricsPort: metricsPort, queuePollSeconds: queuePollSeconds, logger: logger)
+                                          metricsPort: metricsPort, queuePollSeconds: queuePollSeconds,
+                                          metricsHost: metricsHost, logger: logger)
         }
     }
 }

@@ -154,6 +154,31 @@ import HuskimoTesting
         #expect(missing.status == 2)
         #expect(missing.output.contains("cannot read the file"))
     }
+
+    @Test func commandLineEdgesAreRefusedWithTheirReason() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("huskimo-cli-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let good = dir.appendingPathComponent("good.yml"), closed = dir.appendingPathComponent("closed.yml")
+        try Self.fixture("fleet.yaml").write(to: good, atomically: true, encoding: .utf8)
+        // The warehouse on a port nothing listens on: the ledger cannot be read.
+        try Self.fixture("fleet.yaml").replacingOccurrences(of: "port: 35432", with: "port: 1").write(to: closed, atomically: true, encoding: .utf8)
+        let cases: [(String, [String], Int32, String)] = [
+            ("huskimo-planner", ["run", "--config", good.path, "--workers", "0"], 2, "--workers must be 1–256"),
+            ("huskimo-planner", ["requeue", "--config", good.path, "--from", "2026-13-01"], 2, "--from: expected YYYY-MM-DD"),
+            ("huskimo-planner", ["requeue", "--config", good.path, "--from", "2026-11-02", "--to", "2026-11-01"], 2, "--from must not be after --to"),
+            ("huskimo-planner", ["requeue", "--config", good.path, "--limit", "0"], 2, "--limit must be at least 1"),
+            ("huskimo-worker", ["extract", "--config", good.path, "--metrics-port", "0", "--metrics-host", "localhost"], 2,
+             "--metrics-host must be an IPv4 address"),
+            ("huskimo-planner", ["plan", "--config", closed.path, "--dry-run"], 1, "catch-up: cannot read the load ledger of target"),
+        ]
+        for (tool, arguments, status, message) in cases {
+            let result = try runTool(tool, arguments, env: Self.env)
+            #expect(result.status == status, "\(arguments): \(result.output)")
+            #expect(result.output.contains(message), "\(arguments): \(result.output)")
+            for secret in Self.env.values { #expect(!result.output.contains(secret)) }
+        }
+    }
 }
 
 /// Runs one of the package's executables (built next to the test bundle) and returns its exit status and

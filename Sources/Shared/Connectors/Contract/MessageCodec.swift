@@ -12,15 +12,36 @@ public enum MessageCodec {
 
     public static func encode<T: Encodable>(_ value: T) -> [UInt8] { Array((try? encoder.encode(value)) ?? Data()) }
 
+    /// The largest attempt number a job may carry (a queue's `max_attempts` is at most 100).
+    public static let maxAttempt = 1000
+
+    /// - Throws: a permanent error for a body over 64 KiB, bad JSON, a version newer than this worker's, an attempt
+    ///   number out of range, or a job id that does not match its channel, resource and day.
     public static func decodeJob(_ body: [UInt8]) throws -> ExtractJob {
+        guard body.count <= 64 << 10 else {
+            throw JobError(jobID: "?", errorClass: .permanent, message: "an extract job of \(body.count) bytes (at most 64 KiB)")
+        }
         let job = try JSONDecoder().decode(ExtractJob.self, from: Data(body))
-        guard job.version <= ExtractJob.currentVersion else {
-            throw JobError(jobID: job.jobID, errorClass: .permanent, message: "job version \(job.version) is newer than this worker understands")
+        guard (1...ExtractJob.currentVersion).contains(job.version) else {
+            throw JobError(jobID: job.jobID, errorClass: .permanent, message: "job version \(job.version) is not one this worker understands (1–\(ExtractJob.currentVersion))")
+        }
+        guard (0...maxAttempt).contains(job.attempt) else {
+            throw JobError(jobID: job.jobID, errorClass: .permanent, message: "attempt \(job.attempt) is out of range (0–\(maxAttempt))")
+        }
+        guard job.jobID == ExtractJob.id(channel: job.channel, resource: job.resource, day: job.day) else {
+            throw JobError(jobID: String(job.jobID.prefix(200)), errorClass: .permanent,
+                           message: "job id does not match its channel, resource and day")
+        }
+        guard job.resource.isSnapshot == (job.day == nil) else {
+            throw JobError(jobID: job.jobID, errorClass: .permanent, message: job.day == nil ? "\(job.resource.rawValue) needs a day" : "\(job.resource.rawValue) is a snapshot: no day")
         }
         return job
     }
 
     public static func decodeLoad(_ body: [UInt8]) throws -> LoadMessage {
+        guard body.count <= 16 << 20 else {
+            throw LoadError(loadID: "?", errorClass: .permanent, message: "a load message of \(body.count) bytes (at most 16 MiB)")
+        }
         let load = try JSONDecoder().decode(LoadMessage.self, from: Data(body))
         guard load.version <= LoadMessage.currentVersion else {
             throw LoadError(loadID: load.loadID, errorClass: .permanent, message: "load message version \(load.version) is newer than this loader understands")

@@ -32,6 +32,11 @@ public struct APIClient: Sendable {
     public var maxAttempts: Int
     public var backoff: Backoff
     public var timeout: Double
+    /// The longest `Retry-After` waited for in process; a longer one ends the attempt with a transient error, so the
+    /// job goes back to the queue's delay queues and this worker serves other accounts meanwhile.
+    public var maxRetryAfter: Double = 120
+    /// The largest response body accepted (`fetch.max_response_mib`); a larger one is a permanent error.
+    public var maxBodyBytes = 256 << 20
     public let logger: Logger
 
     public init(http: HTTPClient, limiters: AccountLimiters, maxAttempts: Int = 8, backoff: Backoff = Backoff(base: 0.25, max: 20),
@@ -66,6 +71,8 @@ public struct APIClient: Sendable {
     public func fetch<T>(_ request: HTTPRequest, api: APIKind, account: String, tally: inout Tally,
                          consume: ([UInt8]) throws -> T) throws -> T {
         let limiter = limiters.limiter(for: account)
+        var request = request
+        if request.maxBodyBytes == nil { request.maxBodyBytes = maxBodyBytes }
         var attempt = 0
         while true {
             let epoch = limiter.acquire()
@@ -90,7 +97,13 @@ public struct APIClient: Sendable {
                     let error = APIClient.error(response, api: api, request: request)
                     guard error.isRetriable else { throw error }
                     if throttled { tally.throttled += 1 }
-                    retryAfter = response.head.header("retry-after").flatMap(Double.init)
+                    // Seconds only (an HTTP-date, a negative, NaN or infinite value is ignored); capped.
+                    retryAfter = response.head.header("retry-after").flatMap(Double.init).flatMap { $0.isFinite && $0 >= 0 ? $0 : nil }
+                    if let wait = retryAfter, wait > maxRetryAfter {
+                        throw APIError(api: api, status: response.status, code: error.code,
+                                       message: "asked to wait \(Int(min(wait, 1e12))) s (Retry-After), more than \(Int(maxRetryAfter)) s: back to the delay queue",
+                                       url: request.displayURL, errorClass: .transient)
+                    }
                     failure = error
                 }
             } catch let error as CurlError {

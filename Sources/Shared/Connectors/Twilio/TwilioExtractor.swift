@@ -11,6 +11,8 @@ public struct TwilioExtractor: Sendable {
     public let folder: String
     public var maxObjectBytes: Int
     public var pageSize: Int
+    /// Pages one job may read (per list it walks) before it is refused as endless.
+    public var maxPages = 100_000
     /// Countries per page of the Pricing list (Twilio's maximum is 1000).
     public var pricingPageSize = 1000
 
@@ -48,8 +50,10 @@ public struct TwilioExtractor: Sendable {
                 for account in accounts {
                     var query = "PageSize=\(pageSize)"
                     if let filter = list.dayFilter, let day = job.day { query = "\(filter)=\(day)&" + query }
+                    var links = try PageLinks(base: base, maxPages: maxPages)
                     var next: String? = "\(base)/2010-04-01/Accounts/\(account)/\(list.path)?\(query)"
                     while let url = next {
+                        try links.visit(url)
                         let page = try client.get(url, account: account, user: channel.apiUser ?? "", token: channel.apiKey,
                                                   tally: &tally) { body in
                             try body.withUnsafeBytes { try converter.convert(page: $0, into: &tsv) }
@@ -57,7 +61,7 @@ public struct TwilioExtractor: Sendable {
                         try staging.write(&tsv)
                         records += page.records
                         outside += page.outsidePartition
-                        next = page.nextPage.map { $0.hasPrefix("http") ? $0 : base + $0 }
+                        next = try page.nextPage.map(links.resolve)
                     }
                 }
             }
@@ -73,10 +77,12 @@ public struct TwilioExtractor: Sendable {
     func discoverAccounts(_ tally: inout APIClient.Tally) throws -> [String] {
         let parent = channel.apiUser ?? ""
         var found: [String] = []
+        var links = try PageLinks(base: base, maxPages: maxPages)
         var next: String? = "\(base)/2010-04-01/Accounts.json?PageSize=1000"
         let accountsKey = Array("accounts".utf8), sidKey = Array("sid".utf8), statusKey = Array("status".utf8)
         let nextKey = Array("next_page_uri".utf8)
         while let url = next {
+            try links.visit(url)
             next = nil
             let (sids, nextPage) = try client.get(url, account: parent, user: parent, token: channel.apiKey, tally: &tally) { body in
                 try body.withUnsafeBytes { bytes -> ([String], String?) in
@@ -106,7 +112,7 @@ public struct TwilioExtractor: Sendable {
                 }
             }
             found += sids
-            next = nextPage.map { $0.hasPrefix("http") ? $0 : base + $0 }
+            next = try nextPage.map(links.resolve)
         }
         if !found.contains(parent) { found.insert(parent, at: 0) }
         return found
@@ -118,10 +124,12 @@ public struct TwilioExtractor: Sendable {
         let pricingBase = channel.pricingURL.withoutTrailingSlashes
         let user = channel.apiUser ?? ""
         var countries: [(name: String, iso: String)] = []
+        var links = try PageLinks(base: pricingBase, maxPages: maxPages)
         var next: String? = "\(pricingBase)/v1/PhoneNumbers/Countries?PageSize=\(pricingPageSize)"
         let countriesKey = Array("countries".utf8), metaKey = Array("meta".utf8), nextKey = Array("next_page_url".utf8)
         let countryKey = Array("country".utf8), isoKey = Array("iso_country".utf8)
         while let url = next {
+            try links.visit(url)
             let (page, nextPage) = try client.get(url, account: user, user: user, token: channel.apiKey, tally: &tally) { body in
                 try body.withUnsafeBytes { bytes -> ([(String, String)], String?) in
                     var scanner = JSONScanner(bytes)
@@ -151,7 +159,7 @@ public struct TwilioExtractor: Sendable {
                 }
             }
             countries += page.map { (name: $0.0, iso: $0.1) }
-            next = nextPage
+            next = try nextPage.map(links.resolve)
         }
         var rows = 0
         let pricesKey = Array("phone_number_prices".utf8), unitKey = Array("price_unit".utf8)

@@ -17,6 +17,10 @@ final class CurlTransfer {
     var upload: [UInt8] = []
     var uploadOffset = 0
     var bodyError: (any Error)?
+    /// Body bytes received so far, and the most allowed (``HTTPRequest/maxBodyBytes``).
+    var received = 0
+    var maxBody = Int.max
+    var displayURL = ""
 
     init(onBody: @escaping (UnsafeRawBufferPointer) throws -> Void) { self.onBody = onBody }
 }
@@ -46,6 +50,15 @@ final class CurlEasy {
         defer { curl_slist_free_all(headerList) }
 
         setLong(CURLOPT_NOSIGNAL, 1)
+        // HTTP(S) only, for redirects too (which are not followed: credentials never go to another host).
+        CCurl_easy_setopt_string(handle, CURLOPT_PROTOCOLS_STR, "http,https")
+        CCurl_easy_setopt_string(handle, CURLOPT_REDIR_PROTOCOLS_STR, "http,https")
+        if let limit = request.maxBodyBytes {
+            // libcurl refuses a declared Content-Length above the limit; the write callback counts the rest.
+            CCurl_easy_setopt_off(handle, CURLOPT_MAXFILESIZE_LARGE, curl_off_t(limit))
+            transfer.maxBody = limit
+        }
+        transfer.displayURL = request.displayURL
         // Large pages arrive in fewer reads and body callbacks (libcurl's default is 16 KiB).
         setLong(CURLOPT_BUFFERSIZE, 256 * 1024)
         setLong(CURLOPT_SSL_VERIFYPEER, 1)
@@ -108,6 +121,11 @@ final class CurlEasy {
             let detail = errorBuffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
             let text = detail.isEmpty ? String(cString: curl_easy_strerror(rc)) : detail
             let timeout = rc == CURLE_OPERATION_TIMEDOUT
+            if rc == CURLE_FILESIZE_EXCEEDED {
+                throw CurlError(.tooLarge, curlCode: Int(rc.rawValue), status: status == 0 ? nil : status,
+                                "\(request.method.rawValue) \(request.displayURL): the response is larger than \(transfer.maxBody) bytes",
+                                class: .permanent)
+            }
             let permanent = rc == CURLE_UNSUPPORTED_PROTOCOL || rc == CURLE_URL_MALFORMAT
                 || rc == CURLE_SSL_CERTPROBLEM || rc == CURLE_PEER_FAILED_VERIFICATION
             throw CurlError(
@@ -139,6 +157,12 @@ private func curlWrite(_ data: UnsafeMutablePointer<CChar>?, _ size: Int, _ coun
             transfer.errorBody.append(contentsOf: UnsafeRawBufferPointer(start: data, count: length))
         }
         return length
+    }
+    transfer.received += length
+    if transfer.received > transfer.maxBody {
+        transfer.bodyError = CurlError(.tooLarge, "GET \(transfer.displayURL): the response is larger than \(transfer.maxBody) bytes",
+                                       class: .permanent)
+        return 0
     }
     do {
         try transfer.onBody(UnsafeRawBufferPointer(start: data, count: length))

@@ -3,7 +3,7 @@
 /// no query.
 public struct CurlError: ClassifiedError, Sendable {
     public struct Code: Hashable, Sendable, CustomStringConvertible {
-        private enum Base: String { case initFailed, transport, timeout, status, aborted }
+        private enum Base: String { case initFailed, transport, timeout, status, aborted, tooLarge }
         private let base: Base
         public static let initFailed = Code(base: .initFailed)
         /// Connection refused or reset, DNS, TLS, a truncated body.
@@ -13,6 +13,8 @@ public struct CurlError: ClassifiedError, Sendable {
         public static let status = Code(base: .status)
         /// A body callback threw.
         public static let aborted = Code(base: .aborted)
+        /// The response body exceeded the request's ``HTTPRequest/maxBodyBytes``.
+        public static let tooLarge = Code(base: .tooLarge)
         public var description: String { base.rawValue }
     }
 

@@ -27,16 +27,35 @@ public enum ServerResponse: Sendable {
 }
 
 /// A small HTTP/1.1 server on POSIX sockets for the sandbox and the metrics endpoint: one thread per connection, keep-alive,
-/// Content-Length bodies. Enough for libcurl and curl(1); not a general web server.
+/// Content-Length bodies. Enough for libcurl and curl(1); not a general web server. Whatever a client sends is
+/// bounded: the head's size, the body's declared length (a negative, malformed or oversized `Content-Length` is
+/// answered 400 / 413 and the connection closed), the number of open connections, and the time a connection may
+/// sit idle or trickle bytes.
 public final class HTTPServer: @unchecked Sendable {  // listener state is set once in start()
+    /// What one client may take of the server.
+    public struct Limits: Sendable {
+        public var maxHeadBytes = 16 << 10
+        public var maxBodyBytes = 1 << 20
+        public var maxConnections = 64
+        /// Seconds a read or write may block before the connection is closed.
+        public var ioTimeout = 30.0
+        public init() {}
+    }
+
     private var listener: Int32 = -1
     public private(set) var port: Int = 0
     private let handler: @Sendable (ServerRequest) -> ServerResponse
     private let running = Atomic<Bool>(false)
+    private let connections = Atomic<Int>(0)
+    public let limits: Limits
 
-    public init(handler: @escaping @Sendable (ServerRequest) -> ServerResponse) {
+    public init(limits: Limits = Limits(), handler: @escaping @Sendable (ServerRequest) -> ServerResponse) {
+        self.limits = limits
         self.handler = handler
     }
+
+    /// Connections open now.
+    public var openConnections: Int { connections.load(ordering: .relaxed) }
 
     /// Binds 127.0.0.1:`port` (0: any free port) and starts accepting. Returns the bound port.
     @discardableResult
@@ -83,9 +102,22 @@ public final class HTTPServer: @unchecked Sendable {  // listener state is set o
                 if errno == EINTR { continue }
                 return
             }
+            guard connections.add(1, ordering: .relaxed).newValue <= limits.maxConnections else {
+                // Over the limit: refuse at once rather than hold a thread for it.
+                connections.subtract(1, ordering: .relaxed)
+                _ = write(client, head: HTTPServer.head(503, [], 0, keepAlive: false), body: [])
+                close(client)
+                continue
+            }
             var one: Int32 = 1
             setsockopt(client, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
-            let thread = Thread { [self] in serve(client) }
+            var timeout = timeval(seconds: limits.ioTimeout)
+            setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+            setsockopt(client, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+            let thread = Thread { [self] in
+                serve(client)
+                connections.subtract(1, ordering: .relaxed)
+            }
             thread.stackSize = 1 << 20
             thread.start()
         }
@@ -104,7 +136,14 @@ public final class HTTPServer: @unchecked Sendable {  // listener state is set o
                 let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
                 if n <= 0 { return }
                 buffer.append(contentsOf: chunk[0..<n])
-                if buffer.count > 1 << 20 { return }
+                if buffer.count > limits.maxHeadBytes, HTTPServer.findHeadEnd(buffer) == nil {
+                    refuse(fd, 431)
+                    return
+                }
+            }
+            guard headEnd! <= limits.maxHeadBytes else {
+                refuse(fd, 431)
+                return
             }
             let head = String(decoding: buffer[0..<headEnd!], as: UTF8.self)
             var lines = head.split(separator: "\r\n", omittingEmptySubsequences: false)
@@ -115,7 +154,20 @@ public final class HTTPServer: @unchecked Sendable {  // listener state is set o
                 guard let colon = line.firstIndex(of: ":") else { continue }
                 headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
             }
-            let bodyLength = Int(headers["content-length"] ?? "0") ?? 0
+            if headers["transfer-encoding"] != nil {
+                refuse(fd, 501)  // chunked bodies are not supported; refusing beats misreading the stream
+                return
+            }
+            let declared = headers["content-length"] ?? "0"
+            guard !declared.isEmpty, declared.utf8.count <= 12, declared.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }),
+                  let bodyLength = Int(declared) else {
+                refuse(fd, 400)
+                return
+            }
+            guard bodyLength <= limits.maxBodyBytes else {
+                refuse(fd, 413)
+                return
+            }
             let bodyStart = headEnd! + 4
             while buffer.count < bodyStart + bodyLength {
                 let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
@@ -144,6 +196,11 @@ public final class HTTPServer: @unchecked Sendable {  // listener state is set o
         }
     }
 
+    /// Answers `status` with no body and lets the caller close the connection.
+    private func refuse(_ fd: Int32, _ status: Int) {
+        _ = write(fd, head: HTTPServer.head(status, [], 0, keepAlive: false), body: [])
+    }
+
     private func write(_ fd: Int32, head: [UInt8], body: ArraySlice<UInt8>) -> Bool {
         var out = head
         out.append(contentsOf: body)
@@ -170,8 +227,11 @@ public final class HTTPServer: @unchecked Sendable {  // listener state is set o
         case 400: return "Bad Request"
         case 401: return "Unauthorized"
         case 404: return "Not Found"
+        case 413: return "Content Too Large"
         case 429: return "Too Many Requests"
+        case 431: return "Request Header Fields Too Large"
         case 500: return "Internal Server Error"
+        case 501: return "Not Implemented"
         case 502: return "Bad Gateway"
         case 503: return "Service Unavailable"
         default: return "Status"

@@ -18,6 +18,8 @@ public struct HTTPRequest: Sendable {
     public var lowSpeedSeconds: Int
     /// What logs and errors show instead of `url` (for APIs that put a key in the path).
     public var displayURL: String
+    /// The most body bytes accepted (nil: no limit); more is a permanent ``CurlError/Code/tooLarge``.
+    public var maxBodyBytes: Int?
     /// Further secrets this request carries (a key in the URL path): scrubbed from every error text.
     public var redact: [Secret] = []
 
@@ -34,7 +36,7 @@ public struct HTTPRequest: Sendable {
     }
 
     /// `url` without its query string and userinfo: the default for logs.
-    static func stripQuery(_ url: String) -> String {
+    package static func stripQuery(_ url: String) -> String {
         var text = Substring(url)
         if let q = text.firstIndex(of: "?") { text = text[..<q] }
         if let scheme = text.range(of: "://"), let at = text[scheme.upperBound...].firstIndex(of: "@"),

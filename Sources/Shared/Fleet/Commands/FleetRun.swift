@@ -9,6 +9,7 @@ public import Logging
 public enum FleetRun {
     /// - Returns: 0 when every job and load succeeded, 1 otherwise (or when interrupted).
     public static func run(config: FleetConfig, selection: PlanSelection, workers: Int, logger: Logger) async throws -> Int32 {
+        guard (1...256).contains(workers) else { throw CommandFailure.usage("--workers must be 1–256, got \(workers)") }
         let signals = SignalWatcher()
         let jobs = try await Planning.planAndPublish(config, selection, dryRun: false, logger: logger)
         let topology = FleetTopology(config)

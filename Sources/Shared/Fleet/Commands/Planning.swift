@@ -5,29 +5,30 @@ public import Logging
 
 /// `huskimo-planner plan`: turns the configuration and a selection into jobs and publishes them with confirms.
 public enum Planning {
-    /// The days every target's ledger has for each (table, channel): what catch-up does not plan again. A target
-    /// whose ledger cannot be read makes the answer empty (plan everything: loads are idempotent). Blocking.
-    public static func loadedDays(_ config: FleetConfig, logger: Logger) -> (String, String) -> Set<Day> {
-        var cache: [String: Set<Day>] = [:]
-        var connections: [String: PostgresConnection] = [:]
+    /// The days every target's ledger has for each (table, channel) of the selection: what catch-up does not plan
+    /// again. Blocking.
+    /// - Throws: ``CommandFailure/failed(_:)`` when a target's ledger cannot be read: planning as if it had nothing
+    ///   would publish every day back to `start_date` (up to 400 per resource and channel).
+    public static func loadedDays(_ config: FleetConfig, _ selection: PlanSelection) throws -> (String, String) -> Set<Day> {
+        var known: [String: Set<Day>] = [:]
+        let pairs = config.channels.filter { selection.channels.isEmpty || selection.channels.contains($0.name) }.flatMap { channel in
+            Resource.allCases.filter { $0.channelType == channel.type && !$0.isSnapshot }.map { ($0.table, channel.name) }
+        }
         for target in config.targets {
-            do { connections[target.name] = try PostgresConnection(target.postgresSettings) } catch {
-                logger.warning("catch-up: cannot read the ledger of a target; planning as if it had nothing",
-                               metadata: ["target": "\(target.name)", "error": "\(error)"])
+            do {
+                let pg = try PostgresConnection(target.postgresSettings)
+                let ledger = Ledger(schema: target.schema)
+                for (table, channel) in pairs {
+                    let days = try ledger.loadedDays(table: table, channel: channel, pg)
+                    let key = table + "\u{0}" + channel
+                    known[key] = known[key].map { $0.intersection(days) } ?? days
+                }
+            } catch {
+                throw CommandFailure.failed(
+                    "catch-up: cannot read the load ledger of target \(target.name) (\(error)); fix the target, or plan explicit days with --date or --from/--to")
             }
         }
-        return { table, channel in
-            let key = table + "\u{0}" + channel
-            if let hit = cache[key] { return hit }
-            var common: Set<Day>?
-            for target in config.targets {
-                guard let pg = connections[target.name] else { return [] }
-                let days = (try? Ledger(schema: target.schema).loadedDays(table: table, channel: channel, pg)) ?? []
-                common = common.map { $0.intersection(days) } ?? days
-            }
-            cache[key] = common ?? []
-            return common ?? []
-        }
+        return { table, channel in known[table + "\u{0}" + channel] ?? [] }
     }
 
     /// Plans and (unless `dryRun`) publishes; prints a summary. Blocking work runs off the cooperative pool.
@@ -50,7 +51,7 @@ public enum Planning {
         let runID = UTCTime.compact(Date())
         let started = Date()
         let (jobs, warnings) = JobPlanner(config: config).plan(
-            selection, runID: runID, loadedDays: selection.days == nil ? loadedDays(config, logger: logger) : { _, _ in [] })
+            selection, runID: runID, loadedDays: selection.days == nil && config.fetch.startDate != nil ? try loadedDays(config, selection) : { _, _ in [] })
         for warning in warnings { logger.warning("\(warning)") }
         var counts: [String: Int] = [:]
         for job in jobs { counts["\(job.channel) \(job.resource.rawValue)", default: 0] += 1 }

@@ -7,11 +7,11 @@ import HuskimoConnectors
 public enum WorkerCommands {
     /// Consumes extract jobs until idle or SIGTERM; prints one machine-readable summary line (bench/run.sh).
     public static func extract(config: FleetConfig, concurrency: Int, exitWhenIdle: Double?, grace: Double, metricsPort: Int?,
-                               logger: Logger) async throws {
+                               metricsHost: String = "127.0.0.1", logger: Logger) async throws {
         guard (1...256).contains(concurrency) else { throw CommandFailure.usage("--concurrency must be 1–256") }
         let signals = SignalWatcher()
         let worker = ExtractWorker(config: config, concurrency: concurrency, logger: logger)
-        let metrics = try startMetrics(metricsPort, logger: logger) { worker.isReady }
+        let metrics = try startMetrics(metricsPort, host: metricsHost, logger: logger) { worker.isReady }
         defer { metrics?.stop() }
         try await Lifecycle.run([Lifecycle.Unit("extract-worker") { await worker.run(exitWhenIdle: exitWhenIdle, grace: grace) }],
                                 logger: logger)
@@ -27,11 +27,11 @@ public enum WorkerCommands {
 
     /// Consumes one target's load queue until idle or SIGTERM; with a metrics port, also polls queue depths.
     public static func load(config: FleetConfig, target name: String, exitWhenIdle: Double?, metricsPort: Int?,
-                            queuePollSeconds: Double, logger: Logger) async throws {
+                            queuePollSeconds: Double, metricsHost: String = "127.0.0.1", logger: Logger) async throws {
         guard let target = config.target(named: name) else { throw CommandFailure.usage("no target named \(name)") }
         let signals = SignalWatcher()
         let worker = LoadWorker(config: config, target: target, logger: logger)
-        let metrics = try startMetrics(metricsPort, logger: logger) { worker.isReady }
+        let metrics = try startMetrics(metricsPort, host: metricsHost, logger: logger) { worker.isReady }
         defer { metrics?.stop() }
         // Shut down in reverse order: the loader stops taking batches first, then the poller.
         var units = [Lifecycle.Unit("loader") { await worker.run(exitWhenIdle: exitWhenIdle) }]
@@ -43,11 +43,16 @@ public enum WorkerCommands {
     }
 
     /// Starts the metrics endpoint when a port is given; a port that cannot be bound is a usage error (exit 2).
-    static func startMetrics(_ port: Int?, logger: Logger, ready: @escaping @Sendable () -> Bool) throws -> MetricsServer? {
+    static func startMetrics(_ port: Int?, host: String, logger: Logger, ready: @escaping @Sendable () -> Bool) throws -> MetricsServer? {
         guard let port else { return nil }
+        guard (0...65535).contains(port) else { throw CommandFailure.usage("--metrics-port must be 0–65535, got \(port)") }
+        var address = in_addr()
+        guard inet_pton(AF_INET, host, &address) == 1 else {
+            throw CommandFailure.usage("--metrics-host must be an IPv4 address (127.0.0.1, 0.0.0.0, …), got \(host.prefix(60))")
+        }
         do {
-            let server = try MetricsServer(port: port, ready: ready)
-            logger.info("serving metrics", metadata: ["port": "\(server.port)"])
+            let server = try MetricsServer(host: host, port: port, ready: ready)
+            logger.info("serving metrics", metadata: ["host": "\(host)", "port": "\(server.port)"])
             return server
         } catch {
             throw CommandFailure.usage("--metrics-port \(port): cannot listen (\(error))")

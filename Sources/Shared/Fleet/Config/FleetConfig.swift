@@ -160,14 +160,21 @@ extension ManagementAPI {
 /// - `lookback` (int, default 30, 0–3650): Singular days re-fetched each run: the `lookback` days ending at the
 ///   run day (0 means just the run day). 0.3 fetched one day more, including the current partial day.
 /// - `start_date` (date, optional): the first day catch-up planning may reach back to.
+/// - `max_pages` (int, default 100000, 1–10000000): pages one job may read from one list before it is refused as
+///   endless (a page loop is refused at once).
+/// - `max_response_mib` (int, default 256, 1–4096): the largest API response body accepted.
 public struct FetchConfig: Sendable {
     public var lookback: Int
     public var startDate: Day?
+    public var maxPages: Int
+    public var maxResponseMiB: Int
 
     init(_ r: ConfigReader, _ value: ConfigReader.Value?, at path: String) {
-        let m = r.mapping(value, at: path, known: ["lookback", "start_date"]) ?? [:]
+        let m = r.mapping(value, at: path, known: ["lookback", "start_date", "max_pages", "max_response_mib"]) ?? [:]
         lookback = r.int(m["lookback"], at: "\(path).lookback", range: 0...3650) ?? 30
         startDate = r.date(m["start_date"], at: "\(path).start_date")
+        maxPages = r.int(m["max_pages"], at: "\(path).max_pages", range: 1...10_000_000) ?? 100_000
+        maxResponseMiB = r.int(m["max_response_mib"], at: "\(path).max_response_mib", range: 1...4096) ?? 256
     }
 }
 

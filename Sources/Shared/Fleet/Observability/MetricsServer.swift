@@ -10,8 +10,9 @@ public final class MetricsServer: Sendable {
     private let server: HTTPServer
     public var port: Int { server.port }
 
-    /// Starts serving on `host:port` (port 0: any free port).
-    public init(host: String = "0.0.0.0", port: Int, ready: @escaping @Sendable () -> Bool) throws {
+    /// Starts serving on `host:port` (port 0: any free port). Loopback by default: widen it (`--metrics-host
+    /// 0.0.0.0`) only where a scraper on another host needs it.
+    public init(host: String = "127.0.0.1", port: Int, ready: @escaping @Sendable () -> Bool) throws {
         let registry = PrometheusExport.registry
         server = HTTPServer { request in
             switch request.path {

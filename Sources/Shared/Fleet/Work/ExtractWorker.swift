@@ -25,17 +25,24 @@ public struct ConnectorExtractor: JobExtractor {
     public let api: APIClient
     public let s3: S3Client
     public let folder: String
+    public let maxPages: Int
 
-    public init(s3: S3Config, logger: Logger, limiters: AccountLimiters = AccountLimiters(), http: HTTPClient = HTTPClient()) {
+    public init(s3: S3Config, fetch: FetchConfig, logger: Logger, limiters: AccountLimiters = AccountLimiters(),
+                http: HTTPClient = HTTPClient()) {
         self.s3 = S3Client(s3.s3Endpoint, http: http)
         self.folder = s3.folderPath
-        self.api = APIClient(http: http, limiters: limiters, logger: logger)
+        var api = APIClient(http: http, limiters: limiters, logger: logger)
+        api.maxBodyBytes = fetch.maxResponseMiB << 20
+        self.api = api
+        self.maxPages = fetch.maxPages
     }
 
     public func extract(_ job: ExtractJob, channel: ChannelConfig) async throws -> ExtractReport {
         switch channel.type {
         case .twilio:
-            let extractor = TwilioExtractor(channel: channel, client: api, s3: s3, folder: folder)
+            var configured = TwilioExtractor(channel: channel, client: api, s3: s3, folder: folder)
+            configured.maxPages = maxPages
+            let extractor = configured
             return try await Blocking.run { try extractor.extract(job) }
         case .singular:
             let extractor = SingularExtractor(channel: channel, client: api, s3: s3, folder: folder)
@@ -83,7 +90,7 @@ public final class ExtractWorker: Sendable {
         let topology = FleetTopology(config)
         self.init(config: config, concurrency: concurrency,
                   driver: RabbitMQDriver(url: config.queue.url, topology: topology.topology, logger: logger),
-                  extractor: ConnectorExtractor(s3: config.s3, logger: logger), logger: logger)
+                  extractor: ConnectorExtractor(s3: config.s3, fetch: config.fetch, logger: logger), logger: logger)
     }
 
     public var summary: WorkerTally { tally.withLock { $0 } }

@@ -1,0 +1,119 @@
+import Foundation
+import Synchronization
+import Testing
+
+@testable import HuskimoConnectors
+@testable import HuskimoCore
+@testable import HuskimoFleet
+import HuskimoTesting
+
+/// An API that answers with hostile links, loops, floods and waits: the extractor refuses each with a named,
+/// classified error, sends no credential anywhere but the configured origin, and never sleeps on the API's word.
+@Suite(.serialized, .timeLimit(.minutes(2)))
+final class HostileAPITests {
+    /// What the stub answers for a list request: the JSON body (or a 429 with Retry-After).
+    enum Answer: Sendable {
+        case page(next: String?)
+        case throttle(retryAfter: String)
+        case huge(bytes: Int)
+    }
+
+    final class Stub: Sendable {
+        let answer = Mutex<Answer>(.page(next: nil))
+        let requests = Mutex<[String]>([])
+    }
+
+    let stub = Stub()
+    let server: HTTPServer
+    let port: Int
+    let s3: S3Client
+
+    init() throws {
+        let stub = self.stub
+        server = HTTPServer { request in
+            stub.requests.withLock { $0.append(request.path + (request.rawQuery.isEmpty ? "" : "?" + request.rawQuery)) }
+            switch stub.answer.withLock({ $0 }) {
+            case .page(let next):
+                let link = next.map { "\"\($0)\"" } ?? "null"
+                return .json(200, Array("{\"calls\": [], \"next_page_uri\": \(link), \"page\": 0}".utf8))
+            case .throttle(let value):
+                return .json(429, Array("{\"code\": 20429, \"message\": \"Too Many Requests\"}".utf8), headers: [("Retry-After", value)])
+            case .huge(let bytes):
+                return .json(200, Array("{\"calls\": [".utf8) + [UInt8](repeating: 0x20, count: bytes) + Array("]}".utf8))
+            }
+        }
+        port = try server.start()
+        s3 = S3Client(try TestServices.s3(bucket: TestServices.unique("huskimo-hostile")))
+        try s3.createBucket()
+    }
+
+    deinit { server.stop() }
+
+    func extract(maxBodyBytes: Int = 256 << 20) throws -> ExtractReport {
+        let channel = ChannelConfig(name: "hostile", type: .twilio, apiUser: "AC1", apiKey: Secret("token-xyz"),
+                                    apiURL: "http://127.0.0.1:\(port)")
+        var client = APIClient(http: HTTPClient(), limiters: AccountLimiters(), maxAttempts: 3, backoff: Backoff(base: 0.01, max: 0.05),
+                               logger: TestServices.logger)
+        client.maxBodyBytes = maxBodyBytes
+        var extractor = TwilioExtractor(channel: channel, client: client, s3: s3, folder: "hostile")
+        extractor.maxPages = 50
+        return try extractor.extract(ExtractJob(runID: "r", channel: "hostile", resource: .calls, day: Day("2026-11-20"), plannedAt: "p"))
+    }
+
+    func failure(_ body: () throws -> ExtractReport) -> JobError? {
+        do {
+            _ = try body()
+            return nil
+        } catch {
+            return error as? JobError
+        }
+    }
+
+    @Test(arguments: ["@evil.example/2010-04-01/x", ".evil.example/x", "//evil.example/x", "https://evil.example/x",
+                      "http://127.0.0.1:1/x", "ftp://127.0.0.1/x", "file:///etc/passwd", "relative/path", "/x y"])
+    func aNextPageOffTheConfiguredOriginIsRefused(_ link: String) throws {
+        stub.answer.withLock { $0 = .page(next: link) }
+        stub.requests.withLock { $0 = [] }
+        let error = try #require(failure { try extract() })
+        #expect(error.errorClass == .permanent)
+        #expect(error.message.contains("PagingError"), "\(error)")
+        #expect(stub.requests.withLock { $0.count } == 1, "nothing followed the link")
+    }
+
+    @Test func aSameOriginAbsoluteLinkIsFollowed() throws {
+        stub.answer.withLock { $0 = .page(next: "http://127.0.0.1:\(port)/2010-04-01/Accounts/AC1/Calls.json?Page=1&PageToken=PA1") }
+        stub.requests.withLock { $0 = [] }
+        // It points at itself after the first hop: followed once, then refused as a loop.
+        let error = try #require(failure { try extract() })
+        #expect(error.message.contains("page loop"), "\(error)")
+        #expect(stub.requests.withLock { $0.count } == 2)
+    }
+
+    @Test func aPageLoopEndsTheJobWithANamedError() throws {
+        stub.answer.withLock { $0 = .page(next: "/2010-04-01/Accounts/AC1/Calls.json?PageSize=1000&Page=1") }
+        stub.requests.withLock { $0 = [] }
+        let error = try #require(failure { try extract() })
+        #expect(error.errorClass == .permanent && error.message.contains("page loop"), "\(error)")
+        #expect(stub.requests.withLock { $0.count } == 2)
+    }
+
+    @Test func aHugeRetryAfterGoesBackToTheQueueInsteadOfSleeping() throws {
+        stub.answer.withLock { $0 = .throttle(retryAfter: "999999999") }
+        let started = ContinuousClock.now
+        let error = try #require(failure { try extract() })
+        #expect(error.errorClass == .transient && error.message.contains("Retry-After"), "\(error)")
+        #expect(ContinuousClock.now - started < .seconds(60), "it did not wait for the API's word")
+        for odd in ["-5", "nan", "inf", "Wed, 21 Oct 2015 07:28:00 GMT"] {
+            stub.answer.withLock { $0 = .throttle(retryAfter: odd) }
+            let error = try #require(failure { try extract() })
+            #expect(error.errorClass == .transient && error.message.contains("gave up after 3 attempts"), "\(odd): \(error)")
+        }
+    }
+
+    @Test func aBodyOverTheLimitIsRefusedWithoutHoldingIt() throws {
+        stub.answer.withLock { $0 = .huge(bytes: 3 << 20) }
+        let error = try #require(failure { try extract(maxBodyBytes: 1 << 20) })
+        #expect(error.errorClass == .permanent && error.message.contains("larger than 1048576 bytes"), "\(error)")
+        #expect(try extract(maxBodyBytes: 8 << 20).records == 0, "the same body under a higher limit converts")
+    }
+}
