@@ -70,7 +70,7 @@ bench_extract() {
   local repeat=${HUSKIMO_BENCH_REPEAT:-3} runs=() rss=0 got=0 i
   for ((i = 0; i < repeat; i++)); do
     CHANNELS="bulk $sid sandbox-token-4" config "bx$i$RANDOM" "bench_x" >"$WORK/x.yaml"
-    "$BIN/huskimo-planner" plan --config "$WORK/x.yaml" --date "$day" --resource calls >/dev/null
+    "$BIN/huskimo-planner" plan --config "$WORK/x.yaml" --from "$day" --to "$day" --resource calls >/dev/null
     local profile=()
     [[ -n ${HUSKIMO_BENCH_PROFILE:-} && $i == 0 ]] && profile=(perf record -F 1999 -g -o "$HUSKIMO_BENCH_PROFILE" --)
     local out; out=$("${profile[@]}" "$BIN/huskimo-worker" extract --config "$WORK/x.yaml" --concurrency 1 --exit-when-idle 2 2>"$WORK/x-worker.log")
@@ -87,7 +87,7 @@ bench_extract() {
   start_sandbox --bulk-records $((records / 4))
   python3 bench/python_extract.py "$SANDBOX_URL" "$sid" sandbox-token-4 "$day" >/dev/null
   CHANNELS="bulk $sid sandbox-token-4" config "bq$RANDOM" "bench_x" >"$WORK/q.yaml"
-  "$BIN/huskimo-planner" plan --config "$WORK/q.yaml" --date "$day" --resource calls >/dev/null
+  "$BIN/huskimo-planner" plan --config "$WORK/q.yaml" --from "$day" --to "$day" --resource calls >/dev/null
   local small; small=$("$BIN/huskimo-worker" extract --config "$WORK/q.yaml" --concurrency 1 --exit-when-idle 2 2>/dev/null)
   stop_sandbox
   local small_rss small_got
@@ -110,7 +110,7 @@ bench_extract_quick() {
   local figures=() i
   for ((i = 0; i < repeat; i++)); do
     CHANNELS="bulk $sid sandbox-token-4" config "bxq$i$RANDOM" "bench_x" >"$WORK/xq.yaml"
-    "$BIN/huskimo-planner" plan --config "$WORK/xq.yaml" --date "$day" --resource calls >/dev/null
+    "$BIN/huskimo-planner" plan --config "$WORK/xq.yaml" --from "$day" --to "$day" --resource calls >/dev/null
     local out; out=$("$BIN/huskimo-worker" extract --config "$WORK/xq.yaml" --concurrency 1 --exit-when-idle 2 2>"$WORK/xq.log")
     local cpu got staged; cpu=$(sed -n 's/.*cpu_s=\([0-9.]*\).*/\1/p' <<<"$out"); got=$(sed -n 's/.*records=\([0-9]*\).*/\1/p' <<<"$out")
     staged=$(grep -o 'bytes.staged=[0-9]*' "$WORK/xq.log" | head -1 | cut -d= -f2)
@@ -141,7 +141,7 @@ bench_extract_ab() {
     for which in baseline current; do
       bin=$BIN; [[ $which == baseline ]] && bin=$base_bin
       CHANNELS="bulk $sid sandbox-token-4" config "bab$i$RANDOM" "bench_x" >"$WORK/ab.yaml"
-      "$bin/huskimo-planner" plan --config "$WORK/ab.yaml" --date "$day" --resource calls >/dev/null
+      "$bin/huskimo-planner" plan --config "$WORK/ab.yaml" --from "$day" --to "$day" --resource calls >/dev/null
       local out; out=$("$bin/huskimo-worker" extract --config "$WORK/ab.yaml" --concurrency 1 --exit-when-idle 2 2>"$WORK/ab.log")
       local cpu got; cpu=$(sed -n 's/.*cpu_s=\([0-9.]*\).*/\1/p' <<<"$out"); got=$(sed -n 's/.*records=\([0-9]*\).*/\1/p' <<<"$out")
       local figure; figure=$(calc "round($cpu / $got * 1e6, 2)")
@@ -203,7 +203,7 @@ bench_load() {
   CHANNELS="bulk $sid sandbox-token-4" config "bl$RANDOM" "bench_l" >"$WORK/l.yaml"
   psql_ -c "DROP SCHEMA IF EXISTS bench_l CASCADE"
   "$BIN/huskimo-planner" ddl --config "$WORK/l.yaml" --apply >/dev/null
-  "$BIN/huskimo-planner" plan --config "$WORK/l.yaml" --date 2026-11-20 --resource calls >/dev/null
+  "$BIN/huskimo-planner" plan --config "$WORK/l.yaml" --from 2026-11-20 --to 2026-11-20 --resource calls >/dev/null
   "$BIN/huskimo-worker" extract --config "$WORK/l.yaml" --concurrency 1 --exit-when-idle 1 >/dev/null 2>"$WORK/l-worker.log"
   stop_sandbox
   local t0 t1 n

@@ -26,8 +26,8 @@ func command<T>(_ body: () async throws -> T) async throws -> T {
 
 /// `--date`, `--from/--to`, `--channel`, `--resource`: the selection shared by plan and run.
 struct SelectionOptions: ParsableArguments {
-    @Option(help: "One day (YYYY-MM-DD).") var date: String?
-    @Option(help: "First day of a range (YYYY-MM-DD).") var from: String?
+    @Option(help: "The run day (YYYY-MM-DD; default yesterday, UTC): Twilio gets it, its settle window and catch-up; Singular the lookback ending at it.") var date: String?
+    @Option(help: "First day of an exact range for every channel (YYYY-MM-DD).") var from: String?
     @Option(help: "Last day of a range, inclusive (YYYY-MM-DD).") var to: String?
     @Option(help: "Only this channel (repeatable).") var channel: [String] = []
     @Option(help: "Only this resource (repeatable): calls, messages, recordings, incoming_phone_numbers, pricing_phone_numbers, campaigns, creatives.")
@@ -42,7 +42,7 @@ struct SelectionOptions: ParsableArguments {
         for name in channel where !config.channels.contains(where: { $0.name == name }) { throw CommandFailure.usage("no channel named \(name)") }
         if let date {
             guard let day = Day(date) else { throw CommandFailure.usage("--date: expected YYYY-MM-DD, got \(date)") }
-            selection.days = [day]
+            selection.runDay = day
         } else if from != nil || to != nil {
             guard let f = from.flatMap(Day.init), let t = to.flatMap(Day.init), f <= t else {
                 throw CommandFailure.usage("--from and --to: expected two days YYYY-MM-DD, from ≤ to")

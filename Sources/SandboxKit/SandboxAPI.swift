@@ -15,6 +15,10 @@ public struct SandboxFaults: Sendable, Codable, Equatable {
     public var revoked: [String] = []
     /// The Singular data revision: raising it restates every metric (a later retrieval sees new values).
     public var singularRevision: Int = 0
+    /// The Twilio data revision: raising it settles every day's records as real Twilio data settles after the day
+    /// ends (calls in progress complete with a duration and a price, unpriced messages get their price, and one late
+    /// message appears per day), so a settle pass has something to pick up.
+    public var twilioRevision: Int = 0
     /// Days (`YYYY-MM-DD`) whose Singular responses hold a malformed record.
     public var singularBrokenDays: [String] = []
 
@@ -26,11 +30,13 @@ public struct SandboxFaults: Sendable, Codable, Equatable {
         concurrencyLimit = try c.decodeIfPresent(Int.self, forKey: .concurrencyLimit) ?? 0
         revoked = try c.decodeIfPresent([String].self, forKey: .revoked) ?? []
         singularRevision = try c.decodeIfPresent(Int.self, forKey: .singularRevision) ?? 0
+        twilioRevision = try c.decodeIfPresent(Int.self, forKey: .twilioRevision) ?? 0
         singularBrokenDays = try c.decodeIfPresent([String].self, forKey: .singularBrokenDays) ?? []
     }
 
     public init(rate: Double = 0, latencyMs: Int = 0, concurrencyLimit: Int = 0, revoked: [String] = [], singularRevision: Int = 0,
-                singularBrokenDays: [String] = []) {
+                twilioRevision: Int = 0, singularBrokenDays: [String] = []) {
+        self.twilioRevision = twilioRevision
         self.rate = rate
         self.latencyMs = latencyMs
         self.concurrencyLimit = concurrencyLimit
@@ -135,7 +141,7 @@ public final class SandboxAPI: Sendable {
         var body = Array("[".utf8)
         for day in start.ordinal...end.ordinal {
             let records = SandboxSingular.records(key: key, resource: parts[3], day: day, revision: f.singularRevision)
-            let json = f.singularBrokenDays.contains(Day(ordinal: day).description) ? Array(SandboxSingular.broken(records).dropFirst().dropLast())
+            let json = f.singularBrokenDays.contains(Day(ordinal: day).description) ? Array(SandboxSingular.broken(records, day: day).dropFirst().dropLast())
                 : Array(records.map(\.json).joined(separator: Array(", ".utf8)))
             if !json.isEmpty {
                 if body.count > 1 { body += Array(", ".utf8) }
@@ -206,7 +212,8 @@ public final class SandboxAPI: Sendable {
             days = Array(start..<end)
         }
         var records: [SandboxData.Record] = []
-        for day in days.reversed() { records += SandboxData.records(account, resource, day: day) }
+        let revision = faults.withLock { $0.twilioRevision }
+        for day in days.reversed() { records += SandboxData.records(account, resource, day: day, revision: revision) }
         return page(request, key: resource, records: records)
     }
 
@@ -308,13 +315,13 @@ public final class SandboxAPI: Sendable {
 
     /// The exact rows a correct extraction of (account, resource, day) stages: their count and the SHA-256 of
     /// their sorted keys (SIDs; `iso_country|number_type` for pricing), one per line.
-    public static func expected(_ account: SandboxAccount, _ resource: String, day: Day?) -> (count: Int, checksum: String) {
+    public static func expected(_ account: SandboxAccount, _ resource: String, day: Day?, revision: Int = 0) -> (count: Int, checksum: String) {
         var keys: [String]
         switch resource {
         case "incoming_phone_numbers": keys = SandboxData.phoneNumbers(account).map(\.sid)
         case "pricing_phone_numbers":
             keys = SandboxData.countries.flatMap { c in SandboxData.prices(iso: c.iso).map { "\(c.iso)|\($0.type)" } }
-        default: keys = SandboxData.records(account, resource, day: day?.ordinal ?? 0).map(\.sid)
+        default: keys = SandboxData.records(account, resource, day: day?.ordinal ?? 0, revision: revision).map(\.sid)
         }
         keys.sort()
         return (keys.count, checksum(keys))

@@ -58,12 +58,13 @@ public enum SandboxData {
         return z ^ (z >> 31)
     }
 
-    /// How many records (account, resource, day) has: 0 on about one day in ten.
-    public static func count(_ account: SandboxAccount, _ resource: String, _ day: Int) -> Int {
+    /// How many records (account, resource, day) has: 0 on about one day in ten. From revision 1 on, a day with
+    /// messages has one more: a message queued for hours that was sent late.
+    public static func count(_ account: SandboxAccount, _ resource: String, _ day: Int, revision: Int = 0) -> Int {
         let h = hash(account.sid, resource, String(day))
         if h % 10 == 0 { return 0 }
         let base = resource == "recordings" ? account.recordsPerDay / 2 : account.recordsPerDay
-        return max(1, Int(Double(base) * (0.5 + Double(h >> 11 % 1000) / 1000)))
+        return max(1, Int(Double(base) * (0.5 + Double(h >> 11 % 1000) / 1000))) + (revision >= 1 && resource == "messages" ? 1 : 0)
     }
 
     /// Texts that break naive TSV writers.
@@ -84,10 +85,10 @@ public enum SandboxData {
     private static let cache = Mutex<[(key: String, records: [Record])]>([])
 
     /// The records of (account, resource, day), newest first (Twilio's order).
-    public static func records(_ account: SandboxAccount, _ resource: String, day: Int) -> [Record] {
-        let key = "\(account.sid)|\(account.recordsPerDay)|\(resource)|\(day)"
+    public static func records(_ account: SandboxAccount, _ resource: String, day: Int, revision: Int = 0) -> [Record] {
+        let key = "\(account.sid)|\(account.recordsPerDay)|\(resource)|\(day)|\(min(revision, 1))"
         if let hit = cache.withLock({ $0.first { $0.key == key }?.records }) { return hit }
-        let generated = generate(account, resource, day: day)
+        let generated = generate(account, resource, day: day, revision: revision)
         cache.withLock { entries in
             entries.insert((key, generated), at: 0)
             if entries.count > 6 { entries.removeLast() }
@@ -95,11 +96,11 @@ public enum SandboxData {
         return generated
     }
 
-    static func generate(_ account: SandboxAccount, _ resource: String, day: Int) -> [Record] {
-        let n = count(account, resource, day)
+    static func generate(_ account: SandboxAccount, _ resource: String, day: Int, revision: Int = 0) -> [Record] {
+        let n = count(account, resource, day, revision: revision)
         var records: [Record] = []
         records.reserveCapacity(n)
-        for i in 0..<n { records.append(record(account, resource, day: day, index: i)) }
+        for i in 0..<n { records.append(record(account, resource, day: day, index: i, revision: revision)) }
         records.sort { $0.time != $1.time ? $0.time > $1.time : $0.sid > $1.sid }
         return records
     }
@@ -117,7 +118,10 @@ public enum SandboxData {
         return String(format: "%@, %02d %@ %04d %02d:%02d:%02d +0000", weekday, d, month, y, rest / 3600, rest / 60 % 60, rest % 60)
     }
 
-    static func record(_ account: SandboxAccount, _ resource: String, day: Int, index i: Int) -> Record {
+    /// One record; from revision 1 on, settled: calls that were in progress have completed (end time, duration,
+    /// price, status), unpriced messages are priced.
+    static func record(_ account: SandboxAccount, _ resource: String, day: Int, index i: Int, revision: Int = 0) -> Record {
+        let settled = revision >= 1
         let h = hash(account.sid, resource, String(day), String(i))
         let dayStart = day * 86_400
         // Edge times: the first instant of the day, the last, and a record created the day before.
@@ -144,7 +148,7 @@ public enum SandboxData {
             o.string("from", h % 7 == 0 ? "client:agent\(h % 50)" : "+4420794\(String(format: "%05d", h % 100000))")
             o.string("from_formatted", "+44 20 794")
             o.string("phone_number_sid", "PN" + String(format: "%032x", h % 97))
-            let inProgress = h % 13 == 0
+            let inProgress = h % 13 == 0 && !settled
             o.string("status", inProgress ? "in-progress" : "completed")
             o.string("start_time", rfc2822(time))
             o.string("end_time", inProgress ? nil : rfc2822(time + Int(h % 600)))
@@ -176,7 +180,7 @@ public enum SandboxData {
             o.string("num_media", String(h % 11 == 0 ? 1 : 0))
             o.string("direction", "outbound-api")
             o.string("api_version", "2010-04-01")
-            o.string("price", h % 8 == 0 ? nil : "-0.00750")
+            o.string("price", h % 8 == 0 ? (settled ? "-0.00790" : nil) : "-0.00750")
             o.string("price_unit", "USD")
             o.raw("error_code", h % 17 == 0 ? "30003" : "null")
             o.string("error_message", h % 17 == 0 ? "Unreachable destination handset" : nil)

@@ -113,10 +113,10 @@ public enum SandboxSingular {
 
     /// The records of a broken day: a valid first record, then one whose modification time is not a time
     /// (Singular has sent such records; a correct extractor parks the day with a permanent error).
-    static func broken(_ records: [Record]) -> [UInt8] {
+    static func broken(_ records: [Record], day: Int) -> [UInt8] {
         var body = Array("[".utf8)
         if let first = records.first { body += first.json + Array(", ".utf8) }
-        body += Array(#"{"ad_network": "AdWords", "campaign_name": "broken", "campaign_type": "UA", "date": "2020-01-01", "last_modified": "yesterday", "modified_at": "yesterday", "image": "x", "image_hash": "x", "is_video": false}"#.utf8)
+        body += Array(#"{"ad_network": "AdWords", "campaign_name": "broken", "campaign_type": "UA", "date": "\#(Day(ordinal: day))", "last_modified": "yesterday", "modified_at": "yesterday", "image": "x", "image_hash": "x", "is_video": false}"#.utf8)
         body += Array("]".utf8)
         return body
     }

@@ -19,6 +19,8 @@ final class FleetHarness {
     /// Singular channels: name and API key.
     var singular: [(name: String, key: SandboxSingular.Key)]
     var lookback = 30
+    /// `fetch.settle_days` (call ``writeConfig()`` after changing it).
+    var settleDays = 3
     /// The RabbitMQ management API for `queue.management_url` (nil: AMQP only).
     var managementURL: String?
     var processes: [pid_t] = []
@@ -47,7 +49,7 @@ final class FleetHarness {
         let env = TestServices.env
         var yaml = """
             queue: {url: "\(try TestServices.require("AMQP_URL"))", prefix: \(id), type: classic, retry_delays: [1, 2], max_attempts: 4\(managementURL.map { ", management_url: \"\($0)\"" } ?? "")}
-            fetch: {lookback: \(lookback)}
+            fetch: {lookback: \(lookback), settle_days: \(settleDays)}
             channels:
 
             """

@@ -90,6 +90,52 @@ struct FleetIntegrationTests {
         #expect(fleet.log("loader.log").contains("load failed"))
     }
 
+    @Test func theNextNightsSettlePassPicksUpWhatChangedAndDuplicatesNothing() throws {
+        let account = SandboxAccount.defaults[0]
+        let fleet = try FleetHarness(accounts: [("us", account)])
+        defer { fleet.cleanUp() }
+        fleet.settleDays = 2
+        try fleet.writeConfig()
+        try fleet.applyDDL()
+        let pg = try PostgresConnection(try TestServices.postgres())
+        func count(_ table: String, _ column: String, _ day: String, _ condition: String = "true") throws -> Int {
+            Int(try pg.query("""
+                SELECT count(*) FROM \(fleet.id).\(table) WHERE channel_name = 'us' AND \(column) >= $1::timestamp
+                AND \(column) < $1::timestamp + interval '1 day' AND (\(condition))
+                """, [day])[0][0]!)!
+        }
+        let days = ["2026-11-18", "2026-11-19", "2026-11-20", "2026-11-21"]
+        func night(_ runDay: String) throws {
+            try fleet.plan(["--date", runDay, "--resource", "calls", "--resource", "messages"])
+            let w = try fleet.worker("w-\(runDay).log"), l = try fleet.loader("l-\(runDay).log")
+            #expect(fleet.wait(w) == 0 && fleet.wait(l) == 0)
+        }
+
+        // Night one (run day 11-20): 11-18 … 11-20 as Twilio first answers them: calls still in progress, messages
+        // without a price.
+        try night("2026-11-20")
+        for day in days.prefix(3) {
+            #expect(try count("twilio_calls", "start_time", day) == SandboxAPI.expected(account, "calls", day: Day(day)).count)
+            #expect(try count("twilio_messages", "date_sent", day) == SandboxAPI.expected(account, "messages", day: Day(day)).count)
+        }
+        let unsettled = try days.prefix(3).reduce(0) { try $0 + count("twilio_calls", "start_time", $1, "status = 'in-progress'") }
+            + days.prefix(3).reduce(0) { try $0 + count("twilio_messages", "date_sent", $1, "price IS NULL") }
+        #expect(unsettled > 0, "the first read holds unsettled records")
+
+        // The data settles: calls complete and are priced, messages are priced, a late message appears per day.
+        fleet.api.setFaults(SandboxFaults(twilioRevision: 1))
+        // Night two (run day 11-21): 11-19 … 11-21 read again; 11-18 is out of the window and stays as it was.
+        try night("2026-11-21")
+        for day in days.dropFirst() {
+            #expect(try count("twilio_calls", "start_time", day) == SandboxAPI.expected(account, "calls", day: Day(day), revision: 1).count, "\(day)")
+            #expect(try count("twilio_messages", "date_sent", day) == SandboxAPI.expected(account, "messages", day: Day(day), revision: 1).count, "\(day)")
+            #expect(try count("twilio_calls", "start_time", day, "status = 'in-progress' OR price IS NULL") == 0, "\(day) calls settled")
+            #expect(try count("twilio_messages", "date_sent", day, "price IS NULL") == 0, "\(day) messages priced")
+        }
+        #expect(try count("twilio_messages", "date_sent", days[0]) == SandboxAPI.expected(account, "messages", day: Day(days[0])).count)
+        #expect(try fleet.duplicates("twilio_calls") == 0 && fleet.duplicates("twilio_messages") == 0)
+    }
+
     @Test func aRevokedChannelFailsPermanentlyAtOnceAndLoadsAfterRequeue() throws {
         var channels = Self.threeChannels()
         channels[1].0 = "revoked"

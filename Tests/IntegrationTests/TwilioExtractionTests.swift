@@ -102,7 +102,6 @@ final class TwilioExtractionTests {
             #expect(rows.count == expected.count, "\(job.jobID) \(account.sid)")
             #expect(SandboxAPI.checksum(rows.map { $0[2]! }.sorted()) == expected.checksum, "\(job.jobID)")
             #expect(rows.allSatisfy { $0[0] == "chan-\(account.sid.suffix(2))" && $0[3] == account.sid })
-            #expect(report.outsidePartition == 0)
             #expect(report.load.partition == job.partition)
             retries += report.tally.retries
         }

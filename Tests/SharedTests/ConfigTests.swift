@@ -155,6 +155,24 @@ import HuskimoTesting
         #expect(missing.output.contains("cannot read the file"))
     }
 
+    @Test func dryRunsSayWhatEachChannelWouldGet() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("huskimo-dry-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let path = dir.appendingPathComponent("c.yml")
+        try Self.fixture("fleet.yaml").replacingOccurrences(of: "  start_date: 2026-01-01\n", with: "  settle_days: 2\n")
+            .write(to: path, atomically: true, encoding: .utf8)
+        let dated = try runTool("huskimo-planner", ["plan", "--config", path.path, "--date", "2026-11-10", "--dry-run"], env: Self.env)
+        #expect(dated.status == 0, "\(dated.output)")
+        #expect(dated.output.contains("would publish 3 × acme-us calls  2026-11-08 … 2026-11-10"), "\(dated.output)")
+        #expect(dated.output.contains("would publish 7 × spend campaigns  2026-11-04 … 2026-11-10"), "\(dated.output)")
+        #expect(dated.output.contains("acme-us incoming_phone_numbers  (snapshot)"))
+        let range = try runTool("huskimo-planner", ["plan", "--config", path.path, "--from", "2026-11-01", "--to", "2026-11-03", "--dry-run"],
+                                env: Self.env)
+        #expect(range.output.contains("would publish 3 × acme-us calls  2026-11-01 … 2026-11-03"), "\(range.output)")
+        #expect(range.output.contains("would publish 3 × spend campaigns  2026-11-01 … 2026-11-03"), "\(range.output)")
+    }
+
     @Test func commandLineEdgesAreRefusedWithTheirReason() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("huskimo-cli-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)

@@ -7,9 +7,9 @@ import Testing
 import HuskimoTesting
 
 @Suite struct PlannerTests {
-    static func config(startDate: String? = nil) throws -> FleetConfig {
+    static func config(startDate: String? = nil, settleDays: Int = 3, lookback: Int = 30) throws -> FleetConfig {
         try FleetConfig.parse("""
-            fetch: {lookback: 30\(startDate.map { ", start_date: \($0)" } ?? "")}
+            fetch: {lookback: \(lookback), settle_days: \(settleDays)\(startDate.map { ", start_date: \($0)" } ?? "")}
             channels:
               - {name: a, type: twilio, api_user: AC1, api_key: k}
               - {name: b, type: twilio, api_user: AC2, api_key: k}
@@ -54,12 +54,50 @@ import HuskimoTesting
         let loaded: Set<Day> = [Day("2026-11-21")!, Day("2026-11-25")!]
         let (jobs, _) = planner.plan(PlanSelection(channels: ["a"], resources: [.calls]), runID: "r", today: Day("2026-11-29")!,
                                      loadedDays: { _, _ in loaded })
+        // 11-21 is loaded and old enough: not again. 11-25 is loaded but still settling (3 days before the run day).
         #expect(jobs.compactMap(\.day).map(\.description).sorted() == [
-            "2026-11-20", "2026-11-22", "2026-11-23", "2026-11-24", "2026-11-26", "2026-11-27", "2026-11-28",
+            "2026-11-20", "2026-11-22", "2026-11-23", "2026-11-24", "2026-11-25", "2026-11-26", "2026-11-27", "2026-11-28",
         ])
+        #expect(jobs.first?.day == Day("2026-11-28"), "the run day leads")
         let old = JobPlanner(config: try Self.config(startDate: "2020-01-01"))
         let far = old.plan(PlanSelection(channels: ["a"], resources: [.calls]), runID: "r", today: Day("2026-11-29")!).jobs
         #expect(far.count == JobPlanner.twilioWindow)  // bounded by Twilio's 400-day list window
+    }
+
+    @Test func everyRunReadsTheSettleWindowAgain() throws {
+        let everything: Set<Day> = Set((0..<400).map { Day("2026-01-01")!.adding(days: $0) })
+        for (settle, expected) in [(2, ["2026-11-26", "2026-11-27", "2026-11-28"]), (0, ["2026-11-28"])] {
+            let planner = JobPlanner(config: try Self.config(startDate: "2026-11-01", settleDays: settle))
+            let jobs = planner.plan(PlanSelection(channels: ["a"], resources: [.calls, .messages, .recordings]), runID: "r",
+                                    today: Day("2026-11-29")!, loadedDays: { _, _ in everything }).jobs
+            for resource in [Resource.calls, .messages, .recordings] {
+                #expect(jobs.filter { $0.resource == resource }.compactMap(\.day).map(\.description).sorted() == expected, "settle \(settle)")
+            }
+        }
+    }
+
+    @Test func theRunDayMeansTheSameForEveryChannel() throws {
+        let planner = JobPlanner(config: try Self.config(settleDays: 3, lookback: 5))
+        let today = Day("2026-11-29")!
+        // --date 2026-11-10: Twilio the run day and its settle window, Singular the lookback ending at it.
+        let dated = planner.plan(PlanSelection(runDay: Day("2026-11-10")), runID: "r", today: today)
+        let days = { (channel: String, resource: Resource) in
+            dated.jobs.filter { $0.channel == channel && $0.resource == resource }.compactMap(\.day).map(\.description).sorted()
+        }
+        #expect(days("a", .calls) == ["2026-11-07", "2026-11-08", "2026-11-09", "2026-11-10"])
+        #expect(days("s", .campaigns) == ["2026-11-06", "2026-11-07", "2026-11-08", "2026-11-09", "2026-11-10"])
+        #expect(days("s", .creatives) == days("s", .campaigns))
+        #expect(dated.warnings.isEmpty)
+        // --from/--to: exactly the range, for both.
+        let range = [Day("2026-11-01")!, Day("2026-11-02")!]
+        let exact = planner.plan(PlanSelection(days: range), runID: "r", today: today).jobs
+        for channel in ["a", "b", "s"] {
+            for resource in Resource.allCases where !resource.isSnapshot && resource.channelType == (channel == "s" ? .singular : .twilio) {
+                #expect(exact.filter { $0.channel == channel && $0.resource == resource }.compactMap(\.day) == range, "\(channel) \(resource)")
+            }
+        }
+        // A run day that is not over yet is planned, with a warning.
+        #expect(planner.plan(PlanSelection(runDay: today), runID: "r", today: today).warnings.contains { $0.contains("not over yet") })
     }
 
     @Test func aThousandChannelsPlanInterleaved() throws {

@@ -29,7 +29,6 @@ import HuskimoTesting
         let (rows, result) = try Self.convert(.calls, json, day: Day("2010-09-01"))
         #expect(result.records == 1)
         #expect(result.nextPage == "/2010-04-01/Accounts/AC1/Calls.json?Page=1&PageToken=PACA1")
-        #expect(result.outsidePartition == 0)
         #expect(TwilioTable.calls.columnNames == [
             "channel_name", "when_retrieved", "sid", "account_sid", "api_version", "date_created", "date_updated",
             "parent_call_sid", "to", "from", "phone_number_sid", "status", "start_time", "end_time", "duration", "price",
@@ -40,6 +39,18 @@ import HuskimoTesting
             nil, "+14155551212", "sip:a\tb@x", "PN1", "completed", "2010-09-01 00:00:01", nil, "15", "-0.03000", "inbound",
             nil, "", "Zoë \"Z\" \\ 😀",
         ]])
+    }
+
+    @Test func aRecordOutsideTheJobsDayFailsThePageNamingIt() throws {
+        let json = """
+            {"calls": [
+              {"sid": "CA1", "account_sid": "AC1", "start_time": "Fri, 20 Nov 2026 23:59:59 +0000"},
+              {"sid": "CA2", "account_sid": "AC1", "start_time": "Sat, 21 Nov 2026 00:00:00 +0000"}
+            ], "next_page_uri": null}
+            """
+        let error = #expect(throws: ConversionError.self) { try Self.convert(.calls, json, day: Day("2026-11-20")) }
+        #expect(error?.recordSID == "CA2" && error?.field == "start_time" && error?.reason.contains("on 2026-11-21") == true)
+        #expect(error?.errorClass == .permanent)
     }
 
     @Test func messagesCountBodyInUTF16AndNeverStoreIt() throws {
@@ -54,9 +65,11 @@ import HuskimoTesting
                "date_updated": "", "date_sent": null, "num_media": "", "num_segments": 3, "error_message": "\\\\N"}
             ], "next_page_uri": null}
             """
-        let (rows, result) = try Self.convert(.messages, json, day: Day("2010-08-16"))
+        let (rows, result) = try Self.convert(.messages, json)
         #expect(result.nextPage == nil)
-        #expect(result.outsidePartition == 1)  // SM2 was never sent
+        // In a job for 2010-08-16, SM2 (never sent: date_sent null) fails the page, named: no day partition holds it.
+        let unsent = #expect(throws: ConversionError.self) { try Self.convert(.messages, json, day: Day("2010-08-16")) }
+        #expect(unsent?.recordSID == "SM2" && unsent?.field == "date_sent" && unsent?.reason.contains("is null") == true)
         // "héllo 😀 😀 \n": h é l l o space (6) + 😀 (2) + space + 😀 (2) + space + \n = 13 UTF-16 units.
         #expect("héllo 😀 😀 \n".utf16.count == 13)
         #expect(rows[0][10] == "13")

@@ -44,7 +44,7 @@ import HuskimoTesting
             let rows = try rule(job)
             let load = LoadMessage(job: job, objects: [StagedObject(key: "k/\(job.jobID)", rows: rows, bytes: 10, sha256: "x")],
                                    extractedAt: "2026-11-28T00:00:00.000Z")
-            return ExtractReport(load: load, records: rows, tally: APIClient.Tally(), outsidePartition: 0, accounts: ["AC1"])
+            return ExtractReport(load: load, records: rows, tally: APIClient.Tally(), accounts: ["AC1"])
         }
 
         func requestLimit(account: String) -> Int { 4 }

@@ -6,8 +6,6 @@ public struct ExtractReport: Sendable {
     public var load: LoadMessage
     public var records: Int
     public var tally: APIClient.Tally
-    /// Records whose partition day is not the job's (or is null).
-    public var outsidePartition: Int
     /// The accounts extracted (a parent and its subaccounts; empty for Singular).
     public var accounts: [String]
     public var stagedBytes: Int { load.objects.reduce(0) { $0 + $1.bytes } }

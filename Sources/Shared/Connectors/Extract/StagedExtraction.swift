@@ -8,8 +8,6 @@ enum StagedExtraction {
     /// What an extractor's body found.
     struct Found {
         var records: Int
-        /// Records whose partition day is not the job's (or is null).
-        var outsidePartition: Int
         var accounts: [String]
     }
 
@@ -24,7 +22,7 @@ enum StagedExtraction {
             let objects = try staging.finish()
             tally.pageBuffer = []  // the last response's bytes need not live as long as the report
             return ExtractReport(load: LoadMessage(job: job, objects: objects, extractedAt: UTCTime.iso(now)), records: found.records,
-                                 tally: tally, outsidePartition: found.outsidePartition, accounts: found.accounts)
+                                 tally: tally, accounts: found.accounts)
         } catch {
             staging.discard()
             let jobError = (error as? JobError) ?? JobError(job, error)

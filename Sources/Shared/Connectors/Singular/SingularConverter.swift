@@ -8,12 +8,11 @@ public struct SingularConverter {
     private let columnKey: [Int]
     private let channelName: String
     private let whenRetrieved: String
-    /// The job's day: records of another reporting day are counted in ``Result/outsideDay``.
+    /// The job's day: a record of another reporting day fails the conversion, named.
     public let day: Day?
 
     public struct Result: Sendable {
         public var records = 0
-        public var outsideDay = 0
     }
 
     public init(table: SingularTable, channelName: String, whenRetrieved: String, day: Day?) {
@@ -147,7 +146,10 @@ public struct SingularConverter {
                     throw failure(name, "expected a day YYYY-MM-DD, got \(describe(slot, scanner))")
                 }
                 writer.plain("\(day) 00:00:00")
-                if let expected = self.day, day != expected { result.outsideDay += 1 }
+                if let expected = self.day, day != expected {
+                    // Appended retrievals are read per reporting day: a stray day would become that day's "latest".
+                    throw failure(name, "reporting day \(day) in the response for \(expected): a job holds only its own day")
+                }
             case .timestamp:
                 guard slot.kind == .string, let text = try? scanner.string(slot), let value = SingularConverter.timestamp(text) else {
                     throw failure(name, "expected YYYY-MM-DDTHH:MM:SS (UTC), got \(describe(slot, scanner))")

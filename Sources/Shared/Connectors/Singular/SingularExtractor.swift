@@ -40,7 +40,7 @@ public struct SingularExtractor: Sendable {
                 try body.withUnsafeBytes { try converter.convert($0, into: &tsv) }
             }
             try staging.write(&tsv)
-            return StagedExtraction.Found(records: result.records, outsidePartition: result.outsideDay, accounts: [])
+            return StagedExtraction.Found(records: result.records, accounts: [])
         }
     }
 

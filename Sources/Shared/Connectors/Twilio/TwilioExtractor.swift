@@ -32,7 +32,6 @@ public struct TwilioExtractor: Sendable {
         return try StagedExtraction.run(job, s3: s3, folder: folder, maxObjectBytes: maxObjectBytes, now: now,
                                         secrets: [channel.apiKey]) { staging, tally in
             var records = 0
-            var outside = 0
             let accounts = try channel.subaccounts ? discoverAccounts(&tally) : [channel.apiUser ?? ""]
             var tsv = TSVWriter()
             switch job.resource {
@@ -60,12 +59,11 @@ public struct TwilioExtractor: Sendable {
                         }
                         try staging.write(&tsv)
                         records += page.records
-                        outside += page.outsidePartition
                         next = try page.nextPage.map(links.resolve)
                     }
                 }
             }
-            return StagedExtraction.Found(records: records, outsidePartition: outside, accounts: accounts)
+            return StagedExtraction.Found(records: records, accounts: accounts)
         }
     }
 

@@ -5,8 +5,6 @@ public struct PageResult: Sendable {
     public var records: Int
     /// `next_page_uri` (2010 API) or `meta.next_page_url` (Pricing), nil on the last page.
     public var nextPage: String?
-    /// Records whose partition column is not on the job's day (or is null).
-    public var outsidePartition: Int
 }
 
 /// Converts one page of a Twilio 2010 list response into staged rows, straight from the response bytes:
@@ -26,7 +24,7 @@ public final class TwilioPageConverter {
     private let recordsKey: [UInt8]
     private let sidKey: Int
     private let partitionKey: Int
-    /// The job's day, for counting records outside it.
+    /// The job's day: a record whose partition column is on another day, or null, fails the page, named.
     public let day: Day?
 
     public init(table: TwilioTable, channelName: String, whenRetrieved: String, day: Day?) {
@@ -87,7 +85,7 @@ public final class TwilioPageConverter {
 
     private func convertUnchecked(page: UnsafeRawBufferPointer, into writer: inout TSVWriter) throws -> PageResult {
         var scanner = JSONScanner(page)
-        var result = PageResult(records: 0, nextPage: nil, outsidePartition: 0)
+        var result = PageResult(records: 0, nextPage: nil)
         let slots = UnsafeMutableBufferPointer<JSONSlice>.allocate(capacity: keys.count)
         defer { slots.deallocate() }
         // Twilio writes every record's keys in the same order: the n-th key of a record is predicted to be the
@@ -234,10 +232,16 @@ public final class TwilioPageConverter {
         writer.endRow()
         result.records += 1
         if let day, partitionKey >= 0 {
+            // A partition holds exactly its day: it is replaced by its day's range, so a row outside it would
+            // survive the next reload and be loaded twice. Such a record fails the job, named, instead.
             let slot = slots[partitionKey]
             let seconds = slot.kind == .string ? RFC2822.seconds(bytes, slot.start, slot.end, cache: &dates) : nil
-            if seconds.map({ Day(ordinal: $0 >= 0 ? $0 / 86_400 : ($0 - 86_399) / 86_400) }) != day {
-                result.outsidePartition += 1
+            let recordDay = seconds.map { Day(ordinal: $0 >= 0 ? $0 / 86_400 : ($0 - 86_399) / 86_400) }
+            if recordDay != day {
+                let column = table.partitionColumn ?? "partition"
+                throw failure(column, slots, scanner, recordDay.map {
+                    "its \(column) is on \($0) (UTC), outside the job's day \(day): a partition holds only its own day"
+                } ?? "its \(column) is null: no day partition can hold it")
             }
         }
     }

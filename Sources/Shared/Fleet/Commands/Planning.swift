@@ -45,6 +45,14 @@ public enum Planning {
         }
     }
 
+    /// `2026-11-25 … 2026-11-28` for a run of days, else every day (a catch-up adds gaps).
+    static func describe(_ days: [Day]) -> String {
+        let sorted = Set(days).sorted()
+        guard let first = sorted.first, let last = sorted.last else { return "" }
+        if last.ordinal - first.ordinal + 1 == sorted.count { return sorted.count == 1 ? "\(first)" : "\(first) … \(last)" }
+        return sorted.count <= 12 ? sorted.map(\.description).joined(separator: ", ") : "\(sorted.count) days from \(first) to \(last)"
+    }
+
     static func planAndPublishBlocking(_ config: FleetConfig, _ selection: PlanSelection, dryRun: Bool, logger: Logger) throws
         -> [ExtractJob]
     {
@@ -54,9 +62,16 @@ public enum Planning {
             selection, runID: runID, loadedDays: selection.days == nil && config.fetch.startDate != nil ? try loadedDays(config, selection) : { _, _ in [] })
         for warning in warnings { logger.warning("\(warning)") }
         var counts: [String: Int] = [:]
-        for job in jobs { counts["\(job.channel) \(job.resource.rawValue)", default: 0] += 1 }
+        var days: [String: [Day]] = [:]
+        for job in jobs {
+            let key = "\(job.channel) \(job.resource.rawValue)"
+            counts[key, default: 0] += 1
+            if let day = job.day { days[key, default: []].append(day) }
+        }
         if dryRun {
-            for (key, count) in counts.sorted(by: { $0.key < $1.key }) { print("would publish \(count) × \(key)") }
+            for (key, count) in counts.sorted(by: { $0.key < $1.key }) {
+                print("would publish \(count) × \(key)" + (days[key].map { "  " + Planning.describe($0) } ?? "  (snapshot)"))
+            }
             print("dry run: \(jobs.count) jobs for \(Set(jobs.map(\.channel)).count) channels, nothing published")
             return jobs
         }

@@ -75,6 +75,7 @@ public struct FleetConfig: Sendable {
         lines += ["fetch:",
                      "  lookback: \(fetch.lookback)"]
         if let start = fetch.startDate { lines.append("  start_date: \(start)") }
+        lines.append("  settle_days: \(fetch.settleDays)")
         lines.append("channels:")
         for c in channels {
             lines += ["  - name: \(c.name)", "    type: \(c.type.rawValue)", "    api_user: \(c.apiUser ?? "")",
@@ -160,19 +161,27 @@ extension ManagementAPI {
 /// - `lookback` (int, default 30, 0–3650): Singular days re-fetched each run: the `lookback` days ending at the
 ///   run day (0 means just the run day). 0.3 fetched one day more, including the current partial day.
 /// - `start_date` (date, optional): the first day catch-up planning may reach back to.
+/// - `settle_days` (int, default 3, 0–30): Twilio days before the run day that every run reads again, because
+///   Twilio data is not final when the day ends (message statuses move to delivered/undelivered within minutes to
+///   hours, prices arrive with the carrier's charge, a queued message can wait up to 10 hours for its `date_sent`,
+///   a recording appears after its call). 3 covers that with a margin for carrier delays; each settle day costs
+///   one job per day resource (calls, messages, recordings) per channel per night, each at least one request.
+///   0 keeps 0.3's behaviour (a day is read once).
 /// - `max_pages` (int, default 100000, 1–10000000): pages one job may read from one list before it is refused as
 ///   endless (a page loop is refused at once).
 /// - `max_response_mib` (int, default 256, 1–4096): the largest API response body accepted.
 public struct FetchConfig: Sendable {
     public var lookback: Int
     public var startDate: Day?
+    public var settleDays: Int
     public var maxPages: Int
     public var maxResponseMiB: Int
 
     init(_ r: ConfigReader, _ value: ConfigReader.Value?, at path: String) {
-        let m = r.mapping(value, at: path, known: ["lookback", "start_date", "max_pages", "max_response_mib"]) ?? [:]
+        let m = r.mapping(value, at: path, known: ["lookback", "start_date", "settle_days", "max_pages", "max_response_mib"]) ?? [:]
         lookback = r.int(m["lookback"], at: "\(path).lookback", range: 0...3650) ?? 30
         startDate = r.date(m["start_date"], at: "\(path).start_date")
+        settleDays = r.int(m["settle_days"], at: "\(path).settle_days", range: 0...30) ?? 3
         maxPages = r.int(m["max_pages"], at: "\(path).max_pages", range: 1...10_000_000) ?? 100_000
         maxResponseMiB = r.int(m["max_response_mib"], at: "\(path).max_response_mib", range: 1...4096) ?? 256
     }

@@ -246,10 +246,6 @@ public final class ExtractWorker: Sendable {
                 "objects": "\(report.load.objects.count)", "bytes.staged": "\(report.stagedBytes)", "duration_s": "\(String(format: "%.2f", -started.timeIntervalSinceNow))",
                 "http.requests": "\(report.tally.requests)", "http.retries": "\(report.tally.retries)",
             ])
-            if report.outsidePartition > 0 {
-                logger.warning("records outside the job's day (kept: the API's filter chose them)", metadata: [
-                    "job.id": "\(job.jobID)", "records.outside_day": "\(report.outsidePartition)"])
-            }
         } catch {
             let jobError = (error as? JobError) ?? JobError(job, error)
             switch policy.afterFailure(attempt: job.attempt, errorClass: jobError.errorClass) {

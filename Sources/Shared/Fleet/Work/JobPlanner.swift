@@ -2,14 +2,19 @@ public import Foundation
 public import HuskimoCore
 public import HuskimoConnectors
 
-/// Which jobs to plan.
+/// Which jobs to plan. The run day means the same for every channel: Twilio plans it, the days still settling
+/// before it (`fetch.settle_days`) and the catch-up days since `fetch.start_date`; Singular plans the `lookback`
+/// days ending at it. An explicit range is exactly those days for every channel.
 public struct PlanSelection: Sendable {
-    /// Explicit days (from `--date` or `--from/--to`); nil: the default (yesterday plus catch-up).
+    /// `--date D`: the run day (nil: yesterday, UTC).
+    public var runDay: Day?
+    /// `--from/--to`: exactly these days for every channel (no settle window, catch-up or lookback).
     public var days: [Day]?
     public var channels: [String] = []
     public var resources: [Resource] = []
 
-    public init(days: [Day]? = nil, channels: [String] = [], resources: [Resource] = []) {
+    public init(runDay: Day? = nil, days: [Day]? = nil, channels: [String] = [], resources: [Resource] = []) {
+        self.runDay = runDay
         self.days = days
         self.channels = channels
         self.resources = resources
@@ -25,52 +30,55 @@ public struct JobPlanner: Sendable {
 
     public init(config: FleetConfig) { self.config = config }
 
+    /// The days a channel's day resources get, newest first (the run day leads, so a backlog never delays it).
     /// - Parameters:
-    ///   - today: the current UTC day; the run day is the day before.
+    ///   - runDay: the run day (`--date`, else yesterday).
+    ///   - loaded: for Twilio catch-up, the days every target's ledger already has.
+    public func days(for channel: ChannelConfig, _ selection: PlanSelection, runDay: Day, today: Day, loaded: Set<Day>) -> [Day] {
+        if let explicit = selection.days { return explicit }
+        if channel.type == .singular {
+            // Spend is not final for weeks: every run re-fetches the `lookback` days ending at the run day
+            // (0.3 fetched lookback + 1 days, today's partial one included: D10).
+            return (0..<max(config.fetch.lookback, 1)).map { runDay.adding(days: -$0) }
+        }
+        // Twilio data settles for hours after the day (statuses, prices, late messages): the settle window is
+        // read again every night, loaded or not; older days only when no target has them (catch-up).
+        var days = (0...config.fetch.settleDays).map { runDay.adding(days: -$0) }
+        if let start = config.fetch.startDate {
+            var day = max(start, today.adding(days: -JobPlanner.twilioWindow))
+            let settled = runDay.adding(days: -config.fetch.settleDays)
+            while day < settled {
+                if !loaded.contains(day) { days.append(day) }
+                day = day.adding(days: 1)
+            }
+        }
+        return days
+    }
+
+    /// - Parameters:
+    ///   - today: the current UTC day; without `selection.runDay`, the run day is the day before.
     ///   - loadedDays: for catch-up, the days each (table, channel) already has in *every* target's ledger.
     public func plan(_ selection: PlanSelection, runID: String, today: Day = .today, plannedAt: Date = Date(),
                      loadedDays: (_ table: String, _ channel: String) -> Set<Day> = { _, _ in [] }) -> (jobs: [ExtractJob], warnings: [String]) {
         var jobs: [ExtractJob] = []
         var warnings: [String] = []
         let stamp = UTCTime.iso(plannedAt)
-        let runDay = today.adding(days: -1)
+        let runDay = selection.runDay ?? today.adding(days: -1)
+        if runDay >= today, selection.days == nil {
+            warnings.append("run day \(runDay) is not over yet (today is \(today), UTC): its data is partial")
+        }
+        let oldest = today.adding(days: -JobPlanner.twilioWindow)
         for channel in config.channels where selection.channels.isEmpty || selection.channels.contains(channel.name) {
             let resources = Resource.allCases.filter { $0.channelType == channel.type }
                 .filter { selection.resources.isEmpty || selection.resources.contains($0) }
-            if channel.type == .singular {
-                // Spend is not final for weeks: every run re-fetches the `lookback` days ending at the run day
-                // (0.3 fetched lookback + 1 days, today's partial one included: D10). Explicit days are taken as given.
-                let days = selection.days ?? (0..<max(config.fetch.lookback, 1)).reversed().map { runDay.adding(days: -$0) }
-                for resource in resources {
-                    for day in days {
-                        jobs.append(ExtractJob(runID: runID, channel: channel.name, resource: resource, day: day, plannedAt: stamp))
-                    }
-                }
-                continue
-            }
             for resource in resources {
                 if resource.isSnapshot {
                     jobs.append(ExtractJob(runID: runID, channel: channel.name, resource: resource, day: nil, plannedAt: stamp))
                     continue
                 }
-                var days: [Day]
-                if let explicit = selection.days {
-                    days = explicit
-                } else {
-                    days = [runDay]
-                    if let start = config.fetch.startDate {
-                        let earliest = max(start, today.adding(days: -JobPlanner.twilioWindow))
-                        let loaded = loadedDays(resource.table, channel.name)
-                        var day = earliest
-                        while day < runDay {
-                            if !loaded.contains(day) { days.append(day) }
-                            day = day.adding(days: 1)
-                        }
-                    }
-                }
-                let oldest = today.adding(days: -JobPlanner.twilioWindow)
-                for day in days {
-                    guard day >= oldest else {
+                let loaded = channel.type == .twilio && selection.days == nil ? loadedDays(resource.table, channel.name) : []
+                for day in days(for: channel, selection, runDay: runDay, today: today, loaded: loaded) {
+                    guard channel.type == .singular || day >= oldest else {
                         warnings.append("\(channel.name) \(resource.rawValue) \(day): older than Twilio's \(JobPlanner.twilioWindow)-day list window; not planned")
                         continue
                     }
