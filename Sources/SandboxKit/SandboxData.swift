@@ -140,7 +140,7 @@ public enum SandboxData {
             let sid = makeSID("CA", h, i)
             o.string("sid", sid)
             o.string("date_created", rfc2822(created))
-            o.string("date_updated", rfc2822(time + 60))
+            o.string("date_updated", rfc2822(time + (settled && h % 13 == 0 ? 3_600 : 60)))  // settling updates it
             o.string("parent_call_sid", h % 5 == 0 ? makeSID("CA", h &+ 1, i) : nil)
             o.string("account_sid", account.sid)
             o.string("to", "+1415555\(String(format: "%04d", h % 10000))")
@@ -168,7 +168,7 @@ public enum SandboxData {
             let sid = makeSID(h % 11 == 0 ? "MM" : "SM", h, i)
             o.string("sid", sid)
             o.string("date_created", rfc2822(created))
-            o.string("date_updated", rfc2822(time + 2))
+            o.string("date_updated", rfc2822(time + (settled && h % 8 == 0 ? 7_200 : 2)))
             o.string("date_sent", rfc2822(time))
             o.string("account_sid", account.sid)
             o.string("to", "+1415555\(String(format: "%04d", h % 10000))")

@@ -105,27 +105,38 @@ struct FleetIntegrationTests {
                 """, [day])[0][0]!)!
         }
         let days = ["2026-11-18", "2026-11-19", "2026-11-20", "2026-11-21"]
-        func night(_ runDay: String) throws {
+        func night(_ runDay: String, _ name: String) throws {
             try fleet.plan(["--date", runDay, "--resource", "calls", "--resource", "messages"])
-            let w = try fleet.worker("w-\(runDay).log"), l = try fleet.loader("l-\(runDay).log")
+            let w = try fleet.worker("w-\(name).log"), l = try fleet.loader("l-\(name).log")
             #expect(fleet.wait(w) == 0 && fleet.wait(l) == 0)
         }
 
         // Night one (run day 11-20): 11-18 … 11-20 as Twilio first answers them: calls still in progress, messages
         // without a price.
-        try night("2026-11-20")
+        try night("2026-11-20", "1")
         for day in days.prefix(3) {
             #expect(try count("twilio_calls", "start_time", day) == SandboxAPI.expected(account, "calls", day: Day(day)).count)
             #expect(try count("twilio_messages", "date_sent", day) == SandboxAPI.expected(account, "messages", day: Day(day)).count)
         }
-        let unsettled = try days.prefix(3).reduce(0) { try $0 + count("twilio_calls", "start_time", $1, "status = 'in-progress'") }
-            + days.prefix(3).reduce(0) { try $0 + count("twilio_messages", "date_sent", $1, "price IS NULL") }
-        #expect(unsettled > 0, "the first read holds unsettled records")
+        var unsettled: [String: Int] = [:]  // "table day" → records the settle pass must change
+        for day in days.prefix(3) {
+            unsettled["twilio_calls \(day)"] = try count("twilio_calls", "start_time", day, "status = 'in-progress'")
+            unsettled["twilio_messages \(day)"] = try count("twilio_messages", "date_sent", day, "price IS NULL")
+        }
+        #expect(unsettled.values.reduce(0, +) > 0, "the first read holds unsettled records")
+        func reports(after loadedAt: String) throws -> [String: [String?]] {
+            let rows = try pg.query("""
+                SELECT table_name || ' ' || partition_key, outcome, rows_before::text, rows_after::text, rows_changed::text,
+                       rows_added::text, rows_removed::text FROM \(fleet.id).load_reports WHERE channel_name = 'us' AND loaded_at > $1::timestamptz
+                """, [loadedAt])
+            return Dictionary(rows.map { ($0[0]!, Array($0.dropFirst())) }) { a, _ in a }
+        }
+        let afterNightOne = try pg.query("SELECT to_char(max(loaded_at), 'YYYY-MM-DD HH24:MI:SS.US TZH') FROM \(fleet.id).load_reports")[0][0]!
 
         // The data settles: calls complete and are priced, messages are priced, a late message appears per day.
         fleet.api.setFaults(SandboxFaults(twilioRevision: 1))
         // Night two (run day 11-21): 11-19 … 11-21 read again; 11-18 is out of the window and stays as it was.
-        try night("2026-11-21")
+        try night("2026-11-21", "2")
         for day in days.dropFirst() {
             #expect(try count("twilio_calls", "start_time", day) == SandboxAPI.expected(account, "calls", day: Day(day), revision: 1).count, "\(day)")
             #expect(try count("twilio_messages", "date_sent", day) == SandboxAPI.expected(account, "messages", day: Day(day), revision: 1).count, "\(day)")
@@ -133,6 +144,38 @@ struct FleetIntegrationTests {
             #expect(try count("twilio_messages", "date_sent", day, "price IS NULL") == 0, "\(day) messages priced")
         }
         #expect(try count("twilio_messages", "date_sent", days[0]) == SandboxAPI.expected(account, "messages", day: Day(days[0])).count)
+        #expect(try fleet.duplicates("twilio_calls") == 0 && fleet.duplicates("twilio_messages") == 0)
+
+        // The change report: per reloaded day, exactly the records that settled, and the late message as added.
+        let second = try reports(after: afterNightOne)
+        #expect(second.count == 6, "3 days × 2 tables reported: \(second.keys.sorted())")
+        for day in days[1...2] {
+            let calls = SandboxAPI.expected(account, "calls", day: Day(day)).count
+            let messages = SandboxAPI.expected(account, "messages", day: Day(day)).count
+            #expect(second["twilio_calls \(day)"] == ["replaced", "\(calls)", "\(calls)", "\(unsettled["twilio_calls \(day)"]!)", "0", "0"])
+            #expect(second["twilio_messages \(day)"]
+                    == ["replaced", "\(messages)", "\(messages + 1)", "\(unsettled["twilio_messages \(day)"]!)", "1", "0"])
+        }
+        let newDay = SandboxAPI.expected(account, "calls", day: Day(days[3]), revision: 1).count
+        #expect(second["twilio_calls \(days[3])"] == ["replaced", "0", "\(newDay)", "0", "\(newDay)", "0"], "a first load: all added")
+        let (passText, passJSON) = try (fleet.run("huskimo-planner", ["status", "--config", fleet.configPath]).1,
+                                        fleet.run("huskimo-planner", ["status", "--config", fleet.configPath, "--json"]).1)
+        let status = try JSONDecoder().decode(FleetStatus.self, from: Data(passJSON[passJSON.firstIndex(of: "{")!...].utf8))
+        let messagesPass = try #require(status.reloads.first { $0.pass.table == "twilio_messages" }?.pass)
+        #expect((messagesPass.replaced, messagesPass.newPartitions, messagesPass.added, messagesPass.identical) == (2, 1, 2, 0))
+        #expect(messagesPass.changed == unsettled["twilio_messages \(days[1])"]! + unsettled["twilio_messages \(days[2])"]!)
+        #expect(passText.contains("local / twilio_messages / us: 2 replaced (\(messagesPass.changed) changed, 2 added, 0 removed)"), "\(passText)")
+        #expect(fleet.log("l-2.log").contains("partition replaced"))
+
+        // Night three, nothing settled since: every re-read is identical, skipped, and the rows stay as loaded.
+        let retrieved = try pg.query("SELECT max(when_retrieved)::text, count(*) FROM \(fleet.id).twilio_messages")[0]
+        let afterNightTwo = try pg.query("SELECT to_char(max(loaded_at), 'YYYY-MM-DD HH24:MI:SS.US TZH') FROM \(fleet.id).load_reports")[0][0]!
+        try night("2026-11-21", "3")
+        let third = try reports(after: afterNightTwo)
+        #expect(third.count == 6 && third.values.allSatisfy { $0[0] == "identical" && $0[3] == "0" }, "\(third)")
+        #expect(try pg.query("SELECT max(when_retrieved)::text, count(*) FROM \(fleet.id).twilio_messages")[0] == retrieved,
+                "identical re-reads leave the rows untouched")
+        #expect(fleet.log("l-3.log").contains("reload identical, skipped"))
         #expect(try fleet.duplicates("twilio_calls") == 0 && fleet.duplicates("twilio_messages") == 0)
     }
 

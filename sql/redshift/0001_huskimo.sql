@@ -162,6 +162,27 @@ CREATE TABLE IF NOT EXISTS "huskimo".load_ledger (
 )
 DISTSTYLE ALL SORTKEY (table_name, channel_name, partition_key);
 
+-- One row per replace of a partition (or snapshot): what it changed. outcome 'identical': the re-read had
+-- the content digest of what was loaded, and the load was skipped.
+CREATE TABLE IF NOT EXISTS "huskimo".load_reports (
+    load_id                  varchar(1100) NOT NULL,
+    table_name               varchar(128) NOT NULL,
+    channel_name             varchar(512) NOT NULL,
+    partition_key            varchar(32) NOT NULL,
+    extracted_at             timestamp NOT NULL,
+    loaded_at                timestamp NOT NULL DEFAULT getdate(),
+    outcome                  varchar(16) NOT NULL,
+    rows_before              bigint NOT NULL,
+    rows_after               bigint NOT NULL,
+    rows_changed             bigint,
+    rows_added               bigint,
+    rows_removed             bigint,
+    content_digest           varchar(64),
+    run_id                   varchar(64),
+    PRIMARY KEY (table_name, load_id)
+)
+DISTSTYLE ALL SORTKEY (table_name, channel_name, partition_key);
+
 -- The latest retrieval of each (channel, reporting day): Singular restates spend for weeks and every run
 -- appends a snapshot; most queries want only the newest one.
 CREATE OR REPLACE VIEW "huskimo".singular_campaigns_latest AS

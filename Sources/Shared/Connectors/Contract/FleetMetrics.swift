@@ -45,7 +45,9 @@ public enum FleetMetrics {
 
     // MARK: Loaders
 
-    public enum LoadOutcome: String, Sendable { case succeeded, skipped, failed }
+    /// `identical`: a re-read with the content of what is loaded, skipped (counted apart from `skipped`: already
+    /// loaded, or older than what is loaded).
+    public enum LoadOutcome: String, Sendable { case succeeded, skipped, identical, failed }
 
     public static func load(target: String, outcome: LoadOutcome, count: Int = 1) {
         Counter(label: "huskimo_loads_total", dimensions: [("target", target), ("outcome", outcome.rawValue)]).increment(by: count)
@@ -55,6 +57,14 @@ public enum FleetMetrics {
         Counter(label: "huskimo_load_rows_total", dimensions: [("target", target), ("table", table)]).increment(by: rows)
         Timer(label: "huskimo_load_duration_seconds", dimensions: [("target", target), ("table", table)])
             .recordNanoseconds(Int64(seconds * 1e9))
+    }
+
+    /// What a replace changed, record by record (by SID): `change` is `changed`, `added` or `removed`.
+    public static func changedRecords(target: String, table: String, changed: Int, added: Int, removed: Int) {
+        for (change, count) in [("changed", changed), ("added", added), ("removed", removed)] where count > 0 {
+            Counter(label: "huskimo_load_changed_records_total", dimensions: [("target", target), ("table", table), ("change", change)])
+                .increment(by: count)
+        }
     }
 
     /// The newest day a (target, table, channel) has loaded, as the Unix time of its midnight (UTC).

@@ -26,11 +26,16 @@ public struct LoadMessage: Sendable, Codable, Hashable {
     public var objects: [StagedObject]
     /// When the extraction started (UTC, ISO 8601): a newer extraction of a partition wins.
     public var extractedAt: String
+    /// The staged rows' ``RowDigest`` (replaced partitions only): a re-read with the digest of what is loaded
+    /// changed nothing, and the loader skips it. Absent in messages of older workers.
+    public var contentDigest: String?
+    /// The planner's run the job belonged to: the change reports of one run make one reload pass in `status`.
+    public var runID: String?
     public var rows: Int { objects.reduce(0) { $0 + $1.rows } }
 
     enum CodingKeys: String, CodingKey {
         case version, loadID = "load_id", jobID = "job_id", channel, resource, table, partition, objects
-        case extractedAt = "extracted_at"
+        case extractedAt = "extracted_at", contentDigest = "content_digest", runID = "run_id"
     }
 
     public init(loadID: String, jobID: String, channel: String, resource: String, table: String, partition: String,
@@ -49,9 +54,11 @@ public struct LoadMessage: Sendable, Codable, Hashable {
 
 extension LoadMessage {
     /// The load message of a job's staged objects.
-    public init(job: ExtractJob, objects: [StagedObject], extractedAt: String) {
+    public init(job: ExtractJob, objects: [StagedObject], extractedAt: String, contentDigest: String? = nil) {
         self.init(loadID: "\(job.jobID)@\(extractedAt)", jobID: job.jobID, channel: job.channel, resource: job.resource.rawValue,
                   table: job.resource.table, partition: job.partition, objects: objects, extractedAt: extractedAt)
+        self.contentDigest = contentDigest
+        self.runID = job.runID
     }
 }
 

@@ -46,6 +46,18 @@ public enum MessageCodec {
         guard load.version <= LoadMessage.currentVersion else {
             throw LoadError(loadID: load.loadID, errorClass: .permanent, message: "load message version \(load.version) is newer than this loader understands")
         }
+        func refuse(_ what: String) -> LoadError {
+            LoadError(loadID: String(load.loadID.prefix(200)), errorClass: .permanent, message: "load message: \(what)")
+        }
+        // Bounded as the ledger's columns are, so a hostile message fails here, named, not in the warehouse.
+        for (name, value, limit) in [("load_id", load.loadID, 1100), ("job_id", load.jobID, 1024), ("channel", load.channel, 512),
+                                     ("run_id", load.runID ?? "", 64), ("content_digest", load.contentDigest ?? "", 64)]
+        where value.utf8.count > limit {
+            throw refuse("\(name) of \(value.utf8.count) bytes (at most \(limit))")
+        }
+        guard load.partition == "snapshot" || Day(load.partition) != nil else { throw refuse("partition \(load.partition.prefix(40)) is neither a day nor snapshot") }
+        guard UTCTime.isISO(load.extractedAt) else { throw refuse("extracted_at \(load.extractedAt.prefix(40)) is not an ISO 8601 UTC time") }
+        guard load.contentDigest.map({ $0.allSatisfy { $0.isHexDigit || $0 == ":" } }) ?? true else { throw refuse("content_digest is not rows:sum in hex") }
         return load
     }
 }

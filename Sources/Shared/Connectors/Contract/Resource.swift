@@ -49,6 +49,18 @@ public enum Resource: String, Sendable, Codable, CaseIterable {
         }
     }
 
+    /// The columns whose values can change after the day (Twilio data settles), compared record by record (by
+    /// `sid`) when a partition is replaced; empty: the table has no `sid` to compare by (pricing) or is appended.
+    public var changeColumns: [String] {
+        switch self {
+        case .calls: return ["status", "price", "duration", "end_time", "date_updated", "answered_by"]
+        case .messages: return ["status", "price", "price_unit", "date_sent", "date_updated", "error_message", "num_segments", "num_media"]
+        case .recordings: return ["duration", "date_updated"]
+        case .incomingPhoneNumbers: return ["date_updated", "friendly_name", "voice_url", "sms_url", "status_callback", "sms_status_callback"]
+        default: return []
+        }
+    }
+
     /// Singular tables keep every retrieval; Twilio partitions and snapshots are replaced.
     public var appendOnly: Bool { channelType == .singular }
 

@@ -21,7 +21,9 @@ enum StagedExtraction {
             let found = try body(staging, &tally)
             let objects = try staging.finish()
             tally.pageBuffer = []  // the last response's bytes need not live as long as the report
-            return ExtractReport(load: LoadMessage(job: job, objects: objects, extractedAt: UTCTime.iso(now)), records: found.records,
+            let digest = job.resource.appendOnly ? nil : staging.content.text
+            return ExtractReport(load: LoadMessage(job: job, objects: objects, extractedAt: UTCTime.iso(now), contentDigest: digest),
+                                 records: found.records,
                                  tally: tally, accounts: found.accounts)
         } catch {
             staging.discard()

@@ -14,6 +14,9 @@ public final class StagingWriter {
     private var objectIndex = 0
     private var current: (writer: S3ObjectWriter, gzip: GzipWriter, rows: Int)?
     public private(set) var objects: [StagedObject] = []
+    /// The rows staged so far, without `channel_name` and `when_retrieved` and in any order: what tells a re-read
+    /// that changed nothing.
+    public private(set) var content = RowDigest()
 
     /// - Parameters:
     ///   - keyPrefix: from ``StagingLayout/extractionPrefix(_:at:)``; objects are ``StagingLayout/objectKey(prefix:index:)``.
@@ -30,6 +33,7 @@ public final class StagingWriter {
     public func write(_ tsv: inout TSVWriter) throws {
         guard !tsv.isEmpty else { return }
         if current == nil { try open() }
+        tsv.withUnsafeBytes { content.add($0) }
         try tsv.withUnsafeBytes { try current!.gzip.write($0) }
         current!.rows += tsv.rows
         tsv.reset()

@@ -27,6 +27,18 @@ public enum UTCTime {
         iso(date).replacingOccurrences(of: "-", with: "").replacingOccurrences(of: ":", with: "").replacingOccurrences(of: ".", with: "")
     }
 
+    /// Whether `text` has the shape ``iso(_:)`` writes (`YYYY-MM-DDTHH:MM:SS`, optional fraction, `Z`), a day that exists
+    /// and a time of day in range.
+    public static func isISO(_ text: String) -> Bool {
+        let b = Array(text.utf8)
+        guard b.count >= 20, b.count <= 30, b.last == UInt8(ascii: "Z"), b[10] == UInt8(ascii: "T"), b[13] == UInt8(ascii: ":"),
+              b[16] == UInt8(ascii: ":"), Day(String(decoding: b[0..<10], as: UTF8.self)) != nil else { return false }
+        func number(_ r: Range<Int>) -> Int? { b[r].allSatisfy { $0 >= 48 && $0 <= 57 } ? Int(String(decoding: b[r], as: UTF8.self)) : nil }
+        guard let h = number(11..<13), let m = number(14..<16), let sec = number(17..<19), h < 24, m < 60, sec < 61 else { return false }
+        if b.count == 20 { return true }
+        return b[19] == UInt8(ascii: ".") && b.count > 21 && number(20..<(b.count - 1)) != nil
+    }
+
     private static func wholeSeconds(_ date: Date) -> Int { Int(date.timeIntervalSince1970.rounded(.down)) }
     private static func millis(_ date: Date) -> Int {
         min(999, Int((date.timeIntervalSince1970 - Double(wholeSeconds(date))) * 1000))

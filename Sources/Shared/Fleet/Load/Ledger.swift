@@ -37,7 +37,86 @@ public struct Ledger: Sendable {
         if flavor == .postgres {
             out += "CREATE INDEX IF NOT EXISTS load_ledger_partition ON \(s).load_ledger (table_name, channel_name, partition_key, extracted_at);\n"
         }
+        out += """
+
+            -- One row per replace of a partition (or snapshot): what it changed. outcome 'identical': the re-read had
+            -- the content digest of what was loaded, and the load was skipped.
+            CREATE TABLE IF NOT EXISTS \(s).load_reports (
+                load_id                  varchar(1100) NOT NULL,
+                table_name               varchar(128) NOT NULL,
+                channel_name             varchar(512) NOT NULL,
+                partition_key            varchar(32) NOT NULL,
+                extracted_at             \(timestamp) NOT NULL,
+                loaded_at                \(timestamp) NOT NULL\(flavor == .postgres ? " DEFAULT now()" : " DEFAULT getdate()"),
+                outcome                  varchar(16) NOT NULL,
+                rows_before              bigint NOT NULL,
+                rows_after               bigint NOT NULL,
+                rows_changed             bigint,
+                rows_added               bigint,
+                rows_removed             bigint,
+                content_digest           varchar(64),
+                run_id                   varchar(64),
+                PRIMARY KEY (table_name, load_id)
+            )\(flavor == .redshift ? "\nDISTSTYLE ALL SORTKEY (table_name, channel_name, partition_key)" : "");
+
+            """
+        if flavor == .postgres {
+            out += "CREATE INDEX IF NOT EXISTS load_reports_partition ON \(s).load_reports (table_name, channel_name, partition_key, extracted_at);\n"
+        }
         return out
+    }
+
+    private var reports: String { "\(sqlIdentifier(schema)).load_reports" }
+
+    /// Records what a replace changed (inside the load's transaction).
+    public func record(_ report: ChangeReport, _ pg: PostgresConnection) throws {
+        try pg.query(
+            """
+            INSERT INTO \(reports) (load_id, table_name, channel_name, partition_key, extracted_at, outcome, rows_before, rows_after,
+                                    rows_changed, rows_added, rows_removed, content_digest, run_id)
+            VALUES ($1, $2, $3, $4, $5::timestamptz, $6, $7, $8, $9, $10, $11, $12, $13)
+            """,
+            [report.loadID, report.table, report.channel, report.partition, report.extractedAt, report.identical ? "identical" : "replaced",
+             String(report.rowsBefore), String(report.rowsAfter), report.changed.map(String.init), report.added.map(String.init),
+             report.removed.map(String.init), report.contentDigest, report.runID])
+    }
+
+    /// The content digest of what the partition holds now: the newest report's (nil: none, or loaded by a worker
+    /// that sent no digest).
+    public func currentDigest(table tableName: String, channel: String, partition: String, _ pg: PostgresConnection) throws -> String? {
+        let rows = try pg.query("""
+            SELECT content_digest FROM \(reports) WHERE table_name = $1 AND channel_name = $2 AND partition_key = $3
+            ORDER BY extracted_at DESC LIMIT 1
+            """, [tableName, channel, partition])
+        return rows.first?.first.flatMap { $0 }
+    }
+
+    /// Per (table, channel): the last pass — the reports of the planner run that loaded last — for `status`.
+    public func lastPass(_ pg: PostgresConnection) throws -> [ReloadPass] {
+        let reload = "(r.outcome = 'identical' OR r.rows_before > 0)"
+        let rows = try pg.query("""
+            SELECT r.table_name, r.channel_name,
+                   sum(CASE WHEN \(reload) THEN 0 ELSE 1 END),
+                   sum(CASE WHEN r.outcome = 'identical' THEN 1 ELSE 0 END),
+                   sum(CASE WHEN r.outcome = 'replaced' AND r.rows_before > 0 THEN 1 ELSE 0 END),
+                   sum(CASE WHEN \(reload) THEN coalesce(r.rows_changed, 0) ELSE 0 END),
+                   sum(CASE WHEN \(reload) THEN coalesce(r.rows_added, 0) ELSE 0 END),
+                   sum(CASE WHEN \(reload) THEN coalesce(r.rows_removed, 0) ELSE 0 END),
+                   to_char(max(r.loaded_at) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
+            FROM \(reports) r
+            JOIN (SELECT table_name, channel_name, run_id
+                  FROM (SELECT table_name, channel_name, run_id,
+                               row_number() OVER (PARTITION BY table_name, channel_name ORDER BY loaded_at DESC) AS newest
+                        FROM \(reports) WHERE run_id IS NOT NULL) ranked
+                  WHERE newest = 1) n
+              ON n.table_name = r.table_name AND n.channel_name = r.channel_name AND n.run_id = r.run_id
+            GROUP BY 1, 2 ORDER BY 1, 2
+            """)
+        return rows.map { row in
+            func int(_ i: Int) -> Int { row[i].flatMap { Int($0) } ?? 0 }
+            return ReloadPass(table: row[0] ?? "", channel: row[1] ?? "", newPartitions: int(2), identical: int(3), replaced: int(4),
+                              changed: int(5), added: int(6), removed: int(7), lastLoadedAt: row[8])
+        }
     }
 
     /// Whether any of `keys` (objects of one load) is already loaded into `tableName`.
@@ -101,6 +180,23 @@ public struct Ledger: Sendable {
                                 [tableName, channel])
         return Set(rows.compactMap { $0[0].flatMap(Day.init) })
     }
+}
+
+/// What the last pass of reloads of one (table, channel) did (``Ledger/lastPass(_:)``).
+public struct ReloadPass: Sendable, Codable, Hashable {
+    public var table: String
+    public var channel: String
+    /// Partitions loaded for the first time.
+    public var newPartitions: Int
+    /// Re-reads skipped because nothing had changed.
+    public var identical: Int
+    /// Partitions replaced with different content.
+    public var replaced: Int
+    /// Records (by SID) whose changeable columns changed, appeared or disappeared in the replaced partitions.
+    public var changed: Int
+    public var added: Int
+    public var removed: Int
+    public var lastLoadedAt: String?
 }
 
 extension WarehouseSchema {

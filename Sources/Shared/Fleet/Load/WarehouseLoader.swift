@@ -9,6 +9,8 @@ public struct LoadOutcome: Sendable {
     /// Load ids not applied, with why (already loaded, or older than what the partition holds).
     public var skipped: [(loadID: String, reason: String)] = []
     public var rowsByTable: [String: Int] = [:]
+    /// What each replace changed, and the re-reads skipped as identical (``ChangeReport/identical``).
+    public var reports: [ChangeReport] = []
 }
 
 /// Loads batches of load messages into one target, idempotently: per table, one transaction that deletes the
@@ -95,6 +97,8 @@ public final class WarehouseLoader: BatchLoader, @unchecked Sendable {  // used 
         var applied: [String] = []
         var skipped: [(String, String)] = []
         var applying: [LoadMessage] = []
+        var reports: [ChangeReport] = []
+        var before = BeforeImage(table: table, schema: target.schema)
         try pg.transaction {
             for message in candidates {
                 if try ledger.containsAny(message.objects.map(\.key), table: table.name, pg) {
@@ -107,6 +111,19 @@ public final class WarehouseLoader: BatchLoader, @unchecked Sendable {  // used 
                         skipped.append((message.loadID, "older than the extraction already loaded"))
                         continue
                     }
+                    if let digest = message.contentDigest,
+                       try ledger.currentDigest(table: table.name, channel: message.channel, partition: message.partition, pg) == digest {
+                        // The re-read is what the partition holds: the ledger takes the newer extraction, the rows stay.
+                        let report = ChangeReport(loadID: message.loadID, table: table.name, channel: message.channel,
+                                                  partition: message.partition, extractedAt: message.extractedAt, identical: true,
+                                                  rowsBefore: message.rows, rowsAfter: message.rows, changed: 0, added: 0, removed: 0,
+                                                  contentDigest: digest, runID: message.runID)
+                        try ledger.record(message, table: table.name, pg)
+                        try ledger.record(report, pg)
+                        reports.append(report)
+                        continue
+                    }
+                    try before.capture(message, pg)
                     try deletePartition(table, message, pg)
                     try afterDelete?(message.loadID)
                 }
@@ -140,7 +157,27 @@ public final class WarehouseLoader: BatchLoader, @unchecked Sendable {  // used 
             }
             for message in applying {
                 try ledger.record(message, table: table.name, pg)
+                if !table.appendOnly {
+                    let report = try before.report(message, rowsAfter: message.rows, pg)
+                    try ledger.record(report, pg)
+                    reports.append(report)
+                }
                 applied.append(message.loadID)
+            }
+            try before.drop(pg)
+        }
+        outcome.reports += reports
+        let identical = reports.filter(\.identical)
+        FleetMetrics.load(target: target.name, outcome: .identical, count: identical.count)
+        for report in reports {
+            if report.identical {
+                logger.info("reload identical, skipped", metadata: report.metadata.mapValues { .string($0) }.merging(["target": "\(target.name)"]) { $1 })
+            } else {
+                FleetMetrics.changedRecords(target: target.name, table: table.name, changed: report.changed ?? 0, added: report.added ?? 0,
+                                            removed: report.removed ?? 0)
+                if report.rowsBefore > 0 {  // first loads are in the table's "loaded" line
+                    logger.info("partition replaced", metadata: report.metadata.mapValues { .string($0) }.merging(["target": "\(target.name)"]) { $1 })
+                }
             }
         }
         outcome.loaded += applied
@@ -161,16 +198,8 @@ public final class WarehouseLoader: BatchLoader, @unchecked Sendable {  // used 
     }
 
     private func deletePartition(_ table: WarehouseSchema.Table, _ message: LoadMessage, _ pg: PostgresConnection) throws {
-        if let column = table.partitionColumn {
-            guard let day = Day(message.partition) else {
-                throw LoadError(loadID: message.loadID, errorClass: .permanent, message: "partition \(message.partition) is not a day")
-            }
-            try pg.query(
-                "DELETE FROM \(schema).\(table.name) WHERE channel_name = $1 AND \(column) >= $2::timestamp AND \(column) < $3::timestamp",
-                [message.channel, "\(day) 00:00:00", "\(day.adding(days: 1)) 00:00:00"])
-        } else {
-            try pg.query("DELETE FROM \(schema).\(table.name) WHERE channel_name = $1", [message.channel])
-        }
+        let (predicate, parameters) = try BeforeImage.partition(table, message, first: 1)
+        try pg.query("DELETE FROM \(schema).\(table.name) WHERE \(predicate)", parameters)
     }
 
     /// PostgreSQL: loads one object streamed from S3 through gunzip into `COPY FROM STDIN`, its SHA-256 checked

@@ -25,6 +25,11 @@ public struct FleetStatus: Sendable, Codable {
         public var newestMessage: String
     }
 
+    public struct Reload: Sendable, Codable {
+        public var target: String
+        public var pass: ReloadPass
+    }
+
     public struct Freshness: Sendable, Codable {
         public var target: String
         public var table: String
@@ -40,6 +45,8 @@ public struct FleetStatus: Sendable, Codable {
     public var oldestWaitingJobSeconds: Double?
     public var failures: [FailureGroup] = []
     public var freshness: [Freshness] = []
+    /// Per target, table and channel: what the last pass of reloads (a settle pass) changed.
+    public var reloads: [Reload] = []
     public var problems: [String] = []
     public var failedTotal: Int { failures.reduce(0) { $0 + $1.count } }
 
@@ -76,6 +83,11 @@ public struct FleetStatus: Sendable, Codable {
                 let pg = try PostgresConnection(target.postgresSettings)
                 status.freshness += try Ledger(schema: target.schema).freshness(pg).map {
                     Freshness(target: target.name, table: $0.table, channel: $0.channel, newestDay: $0.newestDay, lastLoadedAt: $0.lastLoadedAt)
+                }
+                do {
+                    status.reloads += try Ledger(schema: target.schema).lastPass(pg).map { Reload(target: target.name, pass: $0) }
+                } catch {
+                    status.problems.append("target \(target.name): no change reports (\(error)); `huskimo-planner ddl --apply` adds the table")
                 }
             } catch {
                 status.problems.append("target \(target.name): \(error)")
@@ -153,6 +165,15 @@ public struct FleetStatus: Sendable, Codable {
         lines.append("NEWEST LOADED (target / table / channel → day, last load)")
         for f in freshness {
             lines.append("  \(f.target) / \(f.table) / \(f.channel) → \(f.newestDay ?? "snapshot"), \(f.lastLoadedAt ?? "-")")
+        }
+        if !reloads.isEmpty {
+            lines.append("")
+            lines.append("LAST RELOAD PASS (target / table / channel: partitions, records changed by SID)")
+            for r in reloads {
+                let p = r.pass
+                lines.append("  \(r.target) / \(p.table) / \(p.channel): \(p.replaced) replaced (\(p.changed) changed, \(p.added) added, "
+                             + "\(p.removed) removed), \(p.identical) identical, \(p.newPartitions) new, \(p.lastLoadedAt ?? "-")")
+            }
         }
         for p in problems { lines.append("problem: \(p)") }
         return lines.joined(separator: "\n")
