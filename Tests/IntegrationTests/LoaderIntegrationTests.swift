@@ -86,11 +86,25 @@ final class LoaderIntegrationTests {
         let outcome = try loader.load([first])  // redelivered
         #expect(outcome.loaded.isEmpty && outcome.skipped.first?.reason == "already loaded")
         #expect(try count("twilio_calls") == expected)
-        let second = try extract(account, .calls, Self.day)  // planned again, extracted again
-        #expect(try loader.load([second]).loaded == [second.loadID])
+        func stamp(_ m: LoadMessage) -> String { m.extractedAt.prefix(19).replacingOccurrences(of: "T", with: " ") }
+        // Planned again, extracted again, nothing changed: skipped as identical, the rows stay as they were.
+        let second = try extract(account, .calls, Self.day, at: Date(timeIntervalSinceNow: -30))
+        let skipped = try loader.load([second])
+        #expect(skipped.loaded.isEmpty && skipped.reports.map(\.identical) == [true] && skipped.reports.first?.rowsAfter == expected)
+        #expect(try count("twilio_calls", "when_retrieved = '\(stamp(first))'") == expected)
+        #expect(try count("load_ledger", "table_name = 'twilio_calls'") == 2, "the ledger holds the newer extraction")
+        #expect(try loader.load([second]).skipped.first?.reason == "already loaded", "redelivered: not reported twice")
+        #expect(try count("load_reports", "table_name = 'twilio_calls' AND outcome = 'identical'") == 1)
+        // Without a digest (a worker of an earlier version) the same content is replaced, not duplicated.
+        var third = try extract(account, .calls, Self.day)
+        third.contentDigest = nil
+        let replaced = try loader.load([third])
+        #expect(replaced.loaded == [third.loadID])
+        #expect(replaced.reports.first.map { ($0.rowsBefore, $0.rowsAfter, $0.changed, $0.added, $0.removed) } ?? (0, 0, nil, nil, nil)
+                == (expected, expected, 0, 0, 0))
         #expect(try count("twilio_calls") == expected)
-        #expect(try count("twilio_calls", "when_retrieved = '\(second.extractedAt.prefix(19).replacingOccurrences(of: "T", with: " "))'") == expected)
-        #expect(try count("load_ledger", "table_name = 'twilio_calls'") == 2)
+        #expect(try count("twilio_calls", "when_retrieved = '\(stamp(third))'") == expected)
+        #expect(try count("load_ledger", "table_name = 'twilio_calls'") == 3)
     }
 
     @Test func anOlderExtractionArrivingLateDoesNotOverwriteANewerOne() throws {
@@ -106,8 +120,11 @@ final class LoaderIntegrationTests {
         #expect(try count("twilio_messages", "when_retrieved = '\(newerStamp)'") == expected)
         #expect(try count("twilio_messages") == expected)
         // Both in one batch, in the wrong order: only the newer applies.
-        let both = try loader.load([try extract(account, .messages, Self.day, at: Date()), older])
-        #expect(both.loaded.count == 1)
+        var newest = try extract(account, .messages, Self.day, at: Date())
+        newest.contentDigest = nil  // replaced even though it is what is loaded
+        let both = try loader.load([newest, older])
+        #expect(both.loaded == [newest.loadID])
+        #expect(both.skipped.map(\.loadID) == [older.loadID])
     }
 
     @Test func aFailureBetweenDeleteAndCopyLeavesTheOldRows() throws {
@@ -118,7 +135,9 @@ final class LoaderIntegrationTests {
         #expect(before == SandboxAPI.expected(account, "recordings", day: Self.day).count)
         struct Boom: Error {}
         loader.afterDelete = { _ in throw Boom() }
-        #expect(throws: Boom.self) { try loader.load([try self.extract(self.account, .recordings, Self.day)]) }
+        var again = try extract(account, .recordings, Self.day)
+        again.contentDigest = nil  // so that it replaces (an identical re-read would not delete anything)
+        #expect(throws: Boom.self) { try loader.load([again]) }
         loader.afterDelete = nil
         #expect(try count("twilio_recordings") == before)  // rolled back: the old rows are all there
         #expect(try count("load_ledger", "table_name = 'twilio_recordings'") == first.objects.count)
