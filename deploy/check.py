@@ -60,7 +60,7 @@ PROMETHEUS_BUILTINS = {"up"}
 KNOWN_METRICS = (COUNTERS_AND_GAUGES | PROMETHEUS_BUILTINS
                  | {h + s for h in HISTOGRAMS for s in ("_bucket", "_sum", "_count")})
 SCRAPE_JOBS = {"huskimo-worker", "huskimo-loader"}
-EXPECTED_ALERTS = {"HuskimoFailedJobs", "HuskimoBacklogOld", "HuskimoStaleChannel", "HuskimoLoaderDown",
+EXPECTED_ALERTS = {"HuskimoFailedJobs", "HuskimoLoaderPaused", "HuskimoBacklogOld", "HuskimoStaleChannel", "HuskimoLoaderDown",
                    "HuskimoWorkersNoneWithBacklog", "HuskimoThrottling"}
 
 LONGEST_JOB_S = 1800            # KEDA's cooldown must outlast the longest extract job

@@ -143,6 +143,54 @@ final class LoaderIntegrationTests {
         #expect(try count("load_ledger", "table_name = 'twilio_recordings'") == first.objects.count)
     }
 
+    @Test func aWorkerClockRunningAheadCannotShadowTheNextRun() throws {
+        let loader = try loader(try target())
+        func extraction(run: String, at: Date) throws -> LoadMessage {
+            var m = try extract(account, .calls, Self.day, at: at)
+            (m.runID, m.contentDigest) = (run, nil)
+            return m
+        }
+        // Night one's worker has a clock a day ahead; night two's is right.
+        let skewed = try extraction(run: "20261121T043000000Z", at: Date(timeIntervalSinceNow: 86_400))
+        #expect(try loader.load([skewed]).loaded == [skewed.loadID])
+        let next = try extraction(run: "20261122T043000000Z", at: Date())
+        #expect(try loader.load([next]).loaded == [next.loadID], "the planner's newer run wins, whatever the worker clocks say")
+        // An older run never overwrites a newer one, even extracted later by its clock.
+        let late = try extraction(run: "20261121T043000000Z", at: Date(timeIntervalSinceNow: 2 * 86_400))
+        #expect(try loader.load([late]).skipped.first?.reason == "older than the extraction already loaded")
+        let stamp = next.extractedAt.prefix(19).replacingOccurrences(of: "T", with: " ")
+        #expect(try count("twilio_calls", "when_retrieved = '\(stamp)'") == SandboxAPI.expected(account, "calls", day: Self.day).count)
+    }
+
+    @Test func twoLoadersOfOneTargetNeverInterleaveAPartition() throws {
+        // A standby loader takes the queue over while the first one is still inside its transaction: the second
+        // waits for the partition's lock, then sees what the first committed.
+        let first = try loader(try target()), second = try loader(try target())
+        var newer = try extract(account, .messages, Self.day, at: Date())
+        var older = try extract(account, .messages, Self.day, at: Date(timeIntervalSinceNow: -60))
+        (newer.contentDigest, older.contentDigest) = (nil, nil)
+        let firstLoad = newer
+        let inside = DispatchSemaphore(value: 0), done = DispatchSemaphore(value: 0)
+        first.afterDelete = { _ in
+            inside.signal()
+            Thread.sleep(forTimeInterval: 1.5)  // holds the partition while the other loader tries it
+        }
+        nonisolated(unsafe) var firstOutcome: LoadOutcome?
+        Thread.detachNewThread {
+            firstOutcome = try? first.load([firstLoad])
+            done.signal()
+        }
+        inside.wait()
+        let late = try second.load([older])
+        done.wait()
+        #expect(firstOutcome?.loaded == [newer.loadID])
+        #expect(late.loaded.isEmpty && late.skipped.first?.reason == "older than the extraction already loaded", "\(late)")
+        let expected = SandboxAPI.expected(account, "messages", day: Self.day).count
+        #expect(try count("twilio_messages") == expected, "one extraction's rows, not both")
+        #expect(WarehouseLoader.lockKey(schema: "s", table: "t", channel: "c", partition: "2026-11-21")
+                != WarehouseLoader.lockKey(schema: "s", table: "t", channel: "c", partition: "2026-11-22"))
+    }
+
     @Test func aSnapshotReloadReplacesOnlyItsOwnChannel() throws {
         let loader = try loader(try target())
         let a = try extract(SandboxAccount.defaults[1], .incomingPhoneNumbers, nil, channel: "eu")

@@ -94,6 +94,64 @@ import HuskimoTesting
         #expect(Self.problems(base + "queue: {management_url: \"https://rabbit:15672/\"}").isEmpty)
     }
 
+    @Test func warehouseTLSVerifiesByDefaultAndWeakerModesAreExplicitAndWarned() throws {
+        let base = "channels: [{name: a, type: singular, api_key: k}]\ns3: {access_key_id: k, secret_access_key: s, region: r, bucket: b}\n"
+        let plain = try FleetConfig.parse(base + "targets: [{name: t, host: h, database: d, username: u}]", environment: [:])
+        #expect(plain.targets[0].sslMode == .verifyFull && plain.warnings.isEmpty)
+        #expect(plain.targets[0].postgresSettings.sslRootCert == TargetConfig.systemCA, "the system CA without sslrootcert")
+        for mode in ["prefer", "allow"] {
+            let problems = Self.problems(base + "targets: [{name: t, host: h, database: d, username: u, sslmode: \(mode)}]")
+            #expect(problems.contains { $0.hasPrefix("targets[0].sslmode: \(mode) falls back to an unencrypted connection") }, "\(problems)")
+        }
+        let require = try FleetConfig.parse(base + "targets: [{name: t, host: h, database: d, username: u, sslmode: require}]", environment: [:])
+        #expect(require.warnings.contains { $0.contains("target t: sslmode require") && $0.contains("not verified") })
+        let disable = try FleetConfig.parse(base + "targets: [{name: t, host: h, database: d, username: u, sslmode: disable}]", environment: [:])
+        #expect(disable.warnings.contains { $0.contains("target t: sslmode disable") })
+        #expect(Self.problems(base + "targets: [{name: t, host: h, database: d, username: u, sslrootcert: /nonexistent/ca.pem}]")
+                .contains("targets[0].sslrootcert: cannot read /nonexistent/ca.pem"))
+        let timeouts = try FleetConfig.parse(base + "targets: [{name: t, type: postgres, host: h, database: d, username: u, statement_timeout_seconds: 60}]",
+                                             environment: [:]).targets[0].postgresSettings.session
+        #expect(timeouts == [.init("statement_timeout", milliseconds: 60_000), .init("lock_timeout", milliseconds: 600_000)])
+        let redshift = try FleetConfig.parse(base + "targets: [{name: t, host: h, database: d, username: u}]", environment: [:])
+        #expect(redshift.targets[0].postgresSettings.session.map(\.name) == ["statement_timeout"], "Redshift has no lock_timeout")
+    }
+
+    @Test func apiURLsArePlainHTTPOnlyToThisMachineOrWhenAllowed() throws {
+        func channel(_ url: String, _ extra: String = "") -> String {
+            "channels: [{name: a, type: twilio, api_user: AC1, api_key: k, api_url: \"\(url)\"\(extra)}]\n"
+                + "s3: {access_key_id: k, secret_access_key: s, region: r, bucket: b}\ntargets: [{name: t, host: h, database: d, username: u}]"
+        }
+        for url in ["http://127.0.0.1:8080", "http://localhost:1", "http://[::1]:9/x", "https://api.twilio.com"] {
+            #expect(Self.problems(channel(url)).isEmpty, "\(url)")
+        }
+        for url in ["http://api.twilio.com", "http://127.0.0.1.evil.com", "http://127.0.0.1@evil.com/", "http://10.0.0.1"] {
+            #expect(Self.problems(channel(url)).contains { $0.hasPrefix("channels[0].api_url: http:// sends the credentials unencrypted") }, "\(url)")
+        }
+        let allowed = try FleetConfig.parse(channel("http://twilio-proxy.internal", ", allow_http: true"), environment: [:])
+        #expect(allowed.warnings.contains { $0.contains("channel a: api_url is plain http://") })
+        #expect(Self.problems(channel("ftp://api.twilio.com")).contains("channels[0].api_url: expected an https:// URL"))
+    }
+
+    @Test func namesThatReachKeysAndSQLAreHeldToASafeShape() {
+        let base = "s3: {access_key_id: k, secret_access_key: s, region: r, bucket: b}\n"
+        for bad in ["..", "a\\\\b", String(repeating: "x", count: 129)] {
+            let problems = Self.problems(base + "channels: [{name: \"\(bad)\", type: singular, api_key: k}]\ntargets: [{name: t, host: h, database: d, username: u}]")
+            #expect(problems.contains { $0.hasPrefix("channels[0].name: must be 1–128 bytes") }, "\(bad): \(problems)")
+        }
+        for bad in ["x\\\"; DROP SCHEMA y; --", "9lives", "", String(repeating: "s", count: 64), "dash-ed"] {
+            let problems = Self.problems(base + "channels: [{name: a, type: singular, api_key: k}]\ntargets: [{name: t, host: h, database: d, username: u, schema: \"\(bad)\"}]")
+            #expect(problems.contains { $0.hasPrefix("targets[0].schema: expected a plain identifier") }, "\(bad): \(problems)")
+        }
+    }
+
+    @Test func yamlSyntaxErrorsNeverEchoTheLineTheyFoundItOn() {
+        let problems = Self.problems("""
+            channels: [{name: a, type: twilio, api_user: AC1, api_key: "s3cr3t-token-value}]
+            """)
+        #expect(!problems.isEmpty && problems.allSatisfy { !$0.contains("s3cr3t") }, "\(problems)")
+        #expect(problems.contains { $0.contains("not valid YAML") })
+    }
+
     @Test func everyProblemIsReportedNotJustTheFirst() {
         let problems = Self.problems("""
             channels:

@@ -111,7 +111,7 @@ import HuskimoTesting
               {"sid": "RE2", "account_sid": "AC1", "api_version": "v", "date_created": null, "date_updated": null, "call_sid": "CA2", "duration": "6"},
               {"duration": "7", "call_sid": "CA3", "extra": {"a": 1}, "sid": "RE3", "account_sid": "AC2"},
               {"sid": "RE4", "account_sid": "AC1", "api_version": "v", "date_created": null, "date_updated": null, "call_sid": "CA4", "duration": "8"},
-              {"s\\u0069d": "RE5", "account_sid": "AC1", "call_sid": "CA5", "duration": "9", "api_version": "v2"},
+              {"sid": "RE5", "account_sid": "AC1", "call_sid": "CA5", "duration": "9", "api_v\\u0065rsion": "v2"},
               {"sid": "RE6", "account_sid": "AC1", "api_version": "v", "date_created": null, "date_updated": null, "call_sid": "CA6", "duration": "10"}
             ], "next_page_uri": null}
             """
@@ -121,13 +121,13 @@ import HuskimoTesting
         #expect(picked == [
             ["RE1", "AC1", "v", "CA1", "5"], ["RE2", "AC1", "v", "CA2", "6"], ["RE3", "AC2", nil, "CA3", "7"],
             ["RE4", "AC1", "v", "CA4", "8"],
-            // An escaped key is never taken for a field name (Twilio's keys have no escapes): sid stays NULL.
-            [nil, "AC1", "v2", "CA5", "9"], ["RE6", "AC1", "v", "CA6", "10"],
+            // An escaped key is never taken for a field name (Twilio's keys have no escapes): api_version stays NULL.
+            ["RE5", "AC1", nil, "CA5", "9"], ["RE6", "AC1", "v", "CA6", "10"],
         ])
     }
 
     @Test func badDataIsAPermanentErrorNamingTheField() throws {
-        let json = #"{"recordings": [{"sid": "RE9", "date_created": "yesterday-ish", "duration": "4"}], "next_page_uri": null}"#
+        let json = #"{"recordings": [{"sid": "RE9", "account_sid": "AC1", "date_created": "yesterday-ish", "duration": "4"}], "next_page_uri": null}"#
         let error = #expect(throws: ConversionError.self) { try Self.convert(.recordings, json) }
         #expect(error?.field == "date_created")
         #expect(error?.recordSID == "RE9")
@@ -136,8 +136,49 @@ import HuskimoTesting
         #expect(throws: ConversionError.self) { try Self.convert(.recordings, notInt) }
     }
 
+    @Test func badValuesFailAtExtractTimeWithTheFieldNamed() throws {
+        func page(_ fields: String) -> String { #"{"recordings": [{"sid": "RE7", "account_sid": "AC1", "# + fields + #"}], "next_page_uri": null}"# }
+        // NULL in a NOT NULL column.
+        let noAccount = #"{"recordings": [{"sid": "RE6", "account_sid": null}], "next_page_uri": null}"#
+        let null = try #require(throws: ConversionError.self) { try Self.convert(.recordings, noAccount) }
+        #expect(null.field == "account_sid" && null.reason.contains("NOT NULL") && null.recordSID == "RE6")
+        // Longer than its column in bytes (as Redshift counts): 12 CJK characters are 36 bytes in a varchar(34).
+        let wide = try #require(throws: ConversionError.self) { try Self.convert(.recordings, page(#""call_sid": "日本語日本語日本語日本語""#)) }
+        #expect(wide.field == "call_sid" && wide.reason.contains("36 bytes; the column holds 34"), "\(wide.reason)")
+        // The same through the escaped path (a \u escape in the value).
+        let escaped = try #require(throws: ConversionError.self) {
+            try Self.convert(.recordings, page(#""call_sid": "\u65e5本語日本語日本語日本語""#))
+        }
+        #expect(escaped.field == "call_sid" && escaped.reason.contains("36 bytes"))
+        // 34 ASCII bytes fit exactly.
+        #expect(try Self.convert(.recordings, page(#""call_sid": "CA\#(String(repeating: "0", count: 32))""#)).0.count == 1)
+        // Integers that are not integers.
+        let notInt = try #require(throws: ConversionError.self) { try Self.convert(.recordings, page(#""duration": "12e3""#)) }
+        #expect(notInt.field == "duration" && notInt.reason.contains("not an integer"))
+    }
+
+    @Test func invalidUTF8IsReplacedAndCountedNeverStaged() throws {
+        let converter = TwilioPageConverter(table: .recordings, channelName: "c", whenRetrieved: "2026-01-01 00:00:00", day: nil)
+        var writer = TSVWriter()
+        // 0xC3 0x28 is an invalid 2-byte sequence; 0xED 0xA0 0x80 a surrogate; a valid "é" stays as it is.
+        let page = Array(#"{"recordings": [{"sid": "REé1", "account_sid": "AC1", "call_sid": "a"#.utf8) + [0xC3, 0x28]
+            + Array(#"b", "api_version": "x"#.utf8) + [0xED, 0xA0, 0x80] + Array(#"\ty"}], "next_page_uri": null}"#.utf8)
+        _ = try page.withUnsafeBytes { try converter.convert(page: $0, into: &writer) }
+        #expect(writer.replacedInvalidUTF8 == 2)
+        #expect(String(validating: writer.buffer, as: UTF8.self) != nil, "the staged bytes are valid UTF-8")
+        let row = TSVReader.rows(writer.buffer)[0]
+        #expect(row.contains("a\u{FFFD}(b") && row.contains("REé1"))
+        #expect(row.contains { $0?.hasPrefix("x\u{FFFD}") == true && $0?.hasSuffix("\ty") == true }, "\(row)")
+        for bad: [UInt8] in [[0xC0, 0x80], [0xE0, 0x80, 0x80], [0xF4, 0x90, 0x80, 0x80], [0xF8], [0xE2, 0x82], [0x80]] {
+            #expect(!bad.withUnsafeBytes { UTF8Check.isValid($0) }, "\(bad)")
+        }
+        for good in ["", "ascii only, longer than eight bytes", "日本語 שלום 😀 é", String(repeating: "x", count: 17) + "😀"] {
+            #expect(Array(good.utf8).withUnsafeBytes { UTF8Check.isValid($0) }, "\(good)")
+        }
+    }
+
     @Test func aTruncatedPageIsTransientAndWritesNothing() throws {
-        let full = #"{"recordings": [{"sid": "RE1", "duration": "4"}, {"sid": "RE2", "duration": "5"}], "next_page_uri": null}"#
+        let full = #"{"recordings": [{"sid": "RE1", "account_sid": "AC1", "duration": "4"}, {"sid": "RE2", "account_sid": "AC1", "duration": "5"}], "next_page_uri": null}"#
         let converter = TwilioPageConverter(table: .recordings, channelName: "c", whenRetrieved: "2026-01-01 00:00:00", day: nil)
         var writer = TSVWriter()
         let cut = Array(full.utf8.prefix(60))

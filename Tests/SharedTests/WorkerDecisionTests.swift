@@ -194,6 +194,9 @@ import HuskimoTesting
         #expect(try driver.messages(in: topology.loadQueue("wh")).map { try MessageCodec.decodeLoad($0.body).jobID }.count == 1)
         #expect(try Self.jobs(in: driver, topology.extractQueue).count == 3)
         #expect(driver.unackedCount == 0)
+        // Handed back unchanged, not rejected: the next worker counts no attempt against jobs nobody started.
+        #expect(driver.redeliveredFlags(in: topology.extractQueue) == [false, false, false])
+        #expect(try Self.jobs(in: driver, topology.extractQueue).allSatisfy { $0.attempt == 0 })
     }
 
     // MARK: - Loader
@@ -261,6 +264,26 @@ import HuskimoTesting
         #expect(loader.batches.withLock { $0 }.count == 2, "the same batch again after the transient failure")
         #expect(driver.messages(in: "huskimo.load.wh.failed").isEmpty && driver.unackedCount == 0)
         #expect(worker.summary.succeeded == 2)
+    }
+
+    @Test(arguments: [
+        PQError(sqlState: "28P01", "password authentication failed for user \"huskimo\"") as any Error,
+        PQError(sqlState: "42P01", "relation \"huskimo.twilio_calls\" does not exist"),
+        S3Error(status: 403, code: "AccessDenied", reason: "GET s3://b/k: Access Denied"),
+        LoadError(loadID: "x", errorClass: .permanent, message: "COPY: permission denied for schema huskimo", sqlState: "42501"),
+    ])
+    func aTargetWideFailurePausesTheLoaderInsteadOfParkingTheBacklog(failure: any Error) async throws {
+        let driver = InMemoryQueueDriver()
+        Self.enqueueLoads(driver, ["2026-11-26", "2026-11-27", "2026-11-28"])
+        // Every load fails alike (the batch, then each message in turn would have), then the operator fixes it.
+        let loader = ScriptedLoader(failures: [failure, failure])
+        let worker = try await Self.runLoader(driver, loader)
+        #expect(driver.messages(in: "huskimo.load.wh.failed").isEmpty, "nothing parked for a target-wide failure")
+        #expect(loader.batches.withLock { $0 }.allSatisfy { $0.count == 3 }, "the batch is held whole, never split")
+        #expect(worker.summary.succeeded == 3 && worker.summary.failed == 0 && driver.unackedCount == 0)
+        #expect(TargetPaused.reason(failure) != nil)
+        #expect(TargetPaused.reason(PQError(sqlState: "22P02", "invalid input syntax for type bigint")) == nil, "one load's own data")
+        #expect(TargetPaused.reason(S3Error(status: 404, code: "NoSuchKey", reason: "")) == nil, "one load's missing object")
     }
 
     @Test func aCorruptStagedObjectIsPermanentNotRetriedForever() async throws {

@@ -41,6 +41,9 @@ public final class InMemoryQueueDriver: QueueDriver {
     /// The messages waiting in `queue` (not delivered, or handed back), in order.
     public func messages(in queue: String) -> [AMQPMessage] { state.withLock { ($0.queues[queue] ?? []).map(\.message) } }
 
+    /// Whether each message on `queue` would be delivered marked redelivered (a consumer let go of it).
+    public func redeliveredFlags(in queue: String) -> [Bool] { state.withLock { ($0.queues[queue] ?? []).map(\.redelivered) } }
+
     /// Deliveries handed out and not yet settled.
     public var unackedCount: Int { state.withLock { $0.unacked.count } }
 

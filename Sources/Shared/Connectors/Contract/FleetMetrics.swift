@@ -59,6 +59,12 @@ public enum FleetMetrics {
             .recordNanoseconds(Int64(seconds * 1e9))
     }
 
+    /// 1 while a target's loader is paused by a target-wide failure (credentials refused, schema missing, S3
+    /// refusing the staged objects), 0 once it loads again.
+    public static func loaderPaused(target: String, _ paused: Bool) {
+        Gauge(label: "huskimo_loader_paused", dimensions: [("target", target)]).record(paused ? 1 : 0)
+    }
+
     /// What a replace changed, record by record (by SID): `change` is `changed`, `added` or `removed`.
     public static func changedRecords(target: String, table: String, changed: Int, added: Int, removed: Int) {
         for (change, count) in [("changed", changed), ("added", added), ("removed", removed)] where count > 0 {

@@ -67,11 +67,14 @@ public struct LoadError: ClassifiedError {
     public let loadID: String
     public let errorClass: ErrorClass
     public let message: String
+    /// The warehouse's SQLSTATE when the warehouse refused the load (a target-wide refusal pauses the loader).
+    public var sqlState: String?
     public var description: String { "load \(loadID): \(message)" }
 
-    public init(loadID: String, errorClass: ErrorClass, message: String) {
+    public init(loadID: String, errorClass: ErrorClass, message: String, sqlState: String? = nil) {
         self.loadID = loadID
         self.errorClass = errorClass
         self.message = message
+        self.sqlState = sqlState
     }
 }

@@ -34,6 +34,14 @@ public enum WarehouseSchema {
         public var columnList: String { columns.map { WarehouseSchema.quote($0.name) }.joined(separator: ", ") }
     }
 
+    /// The byte limit of a `varchar(n)` / `char(n)` type (nil: unbounded, or not a string type).
+    public static func byteLimit(_ type: String) -> Int? {
+        for prefix in ["varchar(", "char("] where type.hasPrefix(prefix) && type.hasSuffix(")") {
+            return Int(type.dropFirst(prefix.count).dropLast())
+        }
+        return nil
+    }
+
     package static func quote(_ name: String) -> String { ["to", "from"].contains(name) ? "\"\(name)\"" : name }
 
     private static func c(_ name: String, _ type: String, _ notNull: Bool = false) -> Column {

@@ -22,9 +22,10 @@ enum StagedExtraction {
             let objects = try staging.finish()
             tally.pageBuffer = []  // the last response's bytes need not live as long as the report
             let digest = job.resource.appendOnly ? nil : staging.content.text
-            return ExtractReport(load: LoadMessage(job: job, objects: objects, extractedAt: UTCTime.iso(now), contentDigest: digest),
-                                 records: found.records,
-                                 tally: tally, accounts: found.accounts)
+            var report = ExtractReport(load: LoadMessage(job: job, objects: objects, extractedAt: UTCTime.iso(now), contentDigest: digest),
+                                       records: found.records, tally: tally, accounts: found.accounts)
+            report.replacedValues = staging.replacedValues
+            return report
         } catch {
             staging.discard()
             let jobError = (error as? JobError) ?? JobError(job, error)

@@ -17,6 +17,8 @@ public final class StagingWriter {
     /// The rows staged so far, without `channel_name` and `when_retrieved` and in any order: what tells a re-read
     /// that changed nothing.
     public private(set) var content = RowDigest()
+    /// Values the writers replaced (U+0000, invalid UTF-8), as their counters last said.
+    public private(set) var replacedValues = 0
 
     /// - Parameters:
     ///   - keyPrefix: from ``StagingLayout/extractionPrefix(_:at:)``; objects are ``StagingLayout/objectKey(prefix:index:)``.
@@ -34,6 +36,7 @@ public final class StagingWriter {
         guard !tsv.isEmpty else { return }
         if current == nil { try open() }
         tsv.withUnsafeBytes { content.add($0) }
+        replacedValues = tsv.replacedNULs + tsv.replacedInvalidUTF8
         try tsv.withUnsafeBytes { try current!.gzip.write($0) }
         current!.rows += tsv.rows
         tsv.reset()

@@ -30,6 +30,8 @@ public struct TSVWriter {
     public private(set) var rows = 0
     public private(set) var replacedNULs = 0
     public private(set) var backslashNValues = 0
+    /// Text values whose invalid UTF-8 was replaced by U+FFFD (see ``appendReplacingInvalidUTF8(_:)``).
+    public private(set) var replacedInvalidUTF8 = 0
     private var fieldsInRow = 0
 
     public init(capacity: Int = 1 << 20) {
@@ -167,6 +169,13 @@ public struct TSVWriter {
     }
 
     public mutating func noteBackslashN() { backslashNValues += 1 }
+
+    /// Appends a text value's bytes, escaped, with every invalid UTF-8 sequence replaced by U+FFFD (neither
+    /// warehouse loads invalid UTF-8: Redshift refuses the COPY, PostgreSQL the row), and counts the value.
+    public mutating func appendReplacingInvalidUTF8(_ bytes: UnsafeRawBufferPointer) {
+        replacedInvalidUTF8 += 1
+        for b in String(decoding: bytes, as: UTF8.self).utf8 { appendEscaped(b) }
+    }
 
     /// Appends bytes already known to need no escaping (no TAB, LF, CR, backslash or NUL), in one copy.
     @inline(__always) public mutating func appendVerbatim(_ bytes: UnsafeRawBufferPointer) {

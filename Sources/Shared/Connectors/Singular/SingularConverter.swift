@@ -10,6 +10,8 @@ public struct SingularConverter {
     private let whenRetrieved: String
     /// The job's day: a record of another reporting day fails the conversion, named.
     public let day: Day?
+    /// Per column: the most bytes a text value may have (`varchar(n)`, in bytes as Redshift counts; 0: unbounded).
+    private let maxBytes: [Int]
 
     public struct Result: Sendable {
         public var records = 0
@@ -32,6 +34,10 @@ public struct SingularConverter {
         self.channelName = channelName
         self.whenRetrieved = whenRetrieved
         self.day = day
+        let schema = WarehouseSchema.table(table.name)
+        self.maxBytes = table.columns.map { column in
+            schema?.columns.first { $0.name == column.name }.flatMap { WarehouseSchema.byteLimit($0.type) } ?? 0
+        }
     }
 
     /// Appends the response's rows. - Throws: ``JSONError`` (truncated: transient), ``ConversionError``
@@ -107,7 +113,20 @@ public struct SingularConverter {
                 switch slot.kind {
                 case .string:
                     writer.beginField()
-                    try scanner.decode(slot) { writer.appendEscaped($0) }
+                    var decoded = 0
+                    if UTF8Check.isValid(raw(slot)) {
+                        try scanner.decode(slot) {
+                            decoded += 1
+                            writer.appendEscaped($0)
+                        }
+                    } else {
+                        let text = Array(try scanner.string(slot).utf8)  // invalid sequences → U+FFFD
+                        decoded = text.count
+                        text.withUnsafeBytes { writer.appendReplacingInvalidUTF8($0) }
+                    }
+                    if maxBytes[column] > 0, decoded > maxBytes[column] {
+                        throw failure(name, "a value of \(decoded) bytes; the column holds \(maxBytes[column]) (VARCHAR counted in bytes, as Redshift counts it)")
+                    }
                     if slot.count == 3, bytes[slot.start] == 0x5C, bytes[slot.start + 1] == 0x5C, bytes[slot.start + 2] == 0x4E {
                         writer.noteBackslashN()
                     }

@@ -18,6 +18,10 @@ public final class TwilioPageConverter {
     /// What each column is, without payloads (the hot loop copies no strings).
     private enum Kind { case channelName, whenRetrieved, text, date, integer, boolean, utf16Length }
     private let plan: [Kind]
+    /// Per column: the most bytes a value may have (`varchar(n)`: n, counted in bytes as Redshift counts them, the
+    /// stricter rule, since one staged file serves every target; 0: unbounded) and whether NULL is refused.
+    private let maxBytes: [Int]
+    private let notNull: [Bool]
     /// The channel name, already TSV-escaped.
     private let channelName: [UInt8]
     private let whenRetrieved: [UInt8]
@@ -58,6 +62,10 @@ public final class TwilioPageConverter {
             case .utf16Length: return .utf16Length
             }
         }
+        let schema = WarehouseSchema.table(table.name)
+        let declared = table.columns.map { column in schema?.columns.first { $0.name == column.name } }
+        self.maxBytes = declared.map { $0.flatMap { WarehouseSchema.byteLimit($0.type) } ?? 0 }
+        self.notNull = declared.map { $0?.notNull ?? false }
         self.sidKey = keys.firstIndex(of: Array("sid".utf8))!
         self.partitionKey = table.partitionColumn.flatMap { column in
             table.columns.first { $0.name == column }?.source.jsonKey.flatMap { keys.firstIndex(of: Array($0.utf8)) }
@@ -166,18 +174,41 @@ public final class TwilioPageConverter {
                 whenRetrieved.withUnsafeBytes { writer.plain($0) }
             case .text:
                 switch slot.kind {
-                case .absent, .null: writer.null()
+                case .absent, .null:
+                    if notNull[column] { throw failure(table.columns[column].name, slots, scanner, "null in a NOT NULL column") }
+                    writer.null()
                 case .string where !slot.escaped:
                     // JSON forbids raw control characters in strings and escapes every backslash, so an
                     // unescaped JSON string holds no byte the TSV format escapes: one copy.
+                    let raw = UnsafeRawBufferPointer(rebasing: bytes[slot.start..<slot.end])
                     writer.beginField()
-                    writer.appendVerbatim(UnsafeRawBufferPointer(rebasing: bytes[slot.start..<slot.end]))
+                    if UTF8Check.isValid(raw) {
+                        if maxBytes[column] > 0, slot.count > maxBytes[column] { throw tooLong(column, slot.count, slots, scanner) }
+                        writer.appendVerbatim(raw)
+                    } else {
+                        let replaced = String(decoding: raw, as: UTF8.self)
+                        if maxBytes[column] > 0, replaced.utf8.count > maxBytes[column] { throw tooLong(column, replaced.utf8.count, slots, scanner) }
+                        writer.appendReplacingInvalidUTF8(raw)
+                    }
                 case .string:
                     writer.beginField()
                     if slot.count == 3, bytes[slot.start] == 0x5C, bytes[slot.start + 1] == 0x5C, bytes[slot.start + 2] == 0x4E {
                         writer.noteBackslashN()
                     }
-                    try scanner.decode(slot) { writer.appendEscaped($0) }
+                    let raw = UnsafeRawBufferPointer(rebasing: bytes[slot.start..<slot.end])
+                    if UTF8Check.isValid(raw) {
+                        var decoded = 0
+                        try scanner.decode(slot) {
+                            decoded += 1
+                            writer.appendEscaped($0)
+                        }
+                        // The page is rolled back as a whole when this throws (see convert).
+                        if maxBytes[column] > 0, decoded > maxBytes[column] { throw tooLong(column, decoded, slots, scanner) }
+                    } else {
+                        let text = try scanner.string(slot)
+                        if maxBytes[column] > 0, text.utf8.count > maxBytes[column] { throw tooLong(column, text.utf8.count, slots, scanner) }
+                        Array(text.utf8).withUnsafeBytes { writer.appendReplacingInvalidUTF8($0) }
+                    }
                 case .number, .bool:
                     writer.plain(UnsafeRawBufferPointer(rebasing: bytes[slot.start..<slot.end]))
                 case .object, .array:
@@ -244,6 +275,11 @@ public final class TwilioPageConverter {
                 } ?? "its \(column) is null: no day partition can hold it")
             }
         }
+    }
+
+    private func tooLong(_ column: Int, _ bytes: Int, _ slots: UnsafeBufferPointer<JSONSlice>, _ scanner: JSONScanner) -> ConversionError {
+        failure(table.columns[column].name, slots, scanner,
+                "a value of \(bytes) bytes; the column holds \(maxBytes[column]) (VARCHAR counted in bytes, as Redshift counts it)")
     }
 
     private func failure(_ column: String, _ slots: UnsafeBufferPointer<JSONSlice>, _ scanner: JSONScanner, _ reason: String) -> ConversionError {

@@ -90,9 +90,35 @@ public final class S3Client: Sendable {
     }
 
     package func send(_ request: HTTPRequest, expect: Set<Int> = [200]) throws -> HTTPResponse {
-        let response = try http.execute(request)
+        let response = try execute(request)
         guard expect.contains(response.status) else { throw S3Client.error(response, request) }
         return response
+    }
+
+    /// Pauses before each retry of a request S3 answered with a transient failure (5xx, 429, a dropped connection):
+    /// a single 503 costs a quarter of a second, not the re-extraction of a whole job. Every S3 call is
+    /// replayable (bodies are in memory; a PUT or DELETE twice is the same), and each try is signed afresh.
+    package static let retryDelays: [Double] = [0.25, 1, 4]
+
+    /// One request with ``retryDelays``: the last answer or error is what the caller sees.
+    package func execute(_ request: HTTPRequest) throws -> HTTPResponse {
+        try Self.retrying { try http.execute(request) }
+    }
+
+    package static func retrying(delays: [Double] = retryDelays, _ body: () throws -> HTTPResponse) throws -> HTTPResponse {
+        var attempt = 0
+        while true {
+            do {
+                let response = try body()
+                guard attempt < delays.count, CurlError.classify(status: response.status) == .transient, response.status >= 400 else {
+                    return response
+                }
+            } catch let error as any ClassifiedError where error.errorClass == .transient && attempt < delays.count {
+                // tried again below
+            }
+            Thread.sleep(forTimeInterval: delays[attempt] * Double.random(in: 0.8...1.2))
+            attempt += 1
+        }
     }
 
     package static func error(_ response: HTTPResponse, _ request: HTTPRequest) -> S3Error {
@@ -127,7 +153,18 @@ public final class S3Client: Sendable {
     /// Streams the object's bytes to `onChunk` as they arrive.
     public func get(_ key: String, onChunk: @escaping (UnsafeRawBufferPointer) throws -> Void) throws {
         let req = request(.GET, key: key)
-        let response = try http.stream(req, onBody: onChunk)
+        // Retried only while nothing has reached `onChunk` (the consumer cannot take bytes back).
+        var delivered = false
+        var failed: HTTPResponse?
+        let response = try Self.retrying { () throws -> HTTPResponse in
+            guard !delivered else { throw failed.map { S3Client.error($0, req) } ?? S3Error(status: 0, code: "Stream", reason: "GET \(req.displayURL): interrupted") }
+            let response = try http.stream(req) { chunk in
+                delivered = true
+                try onChunk(chunk)
+            }
+            if response.status != 200 { failed = response }
+            return response
+        }
         guard response.status == 200 else { throw S3Client.error(response, req) }
     }
 
@@ -194,7 +231,7 @@ public final class MultipartUpload {
         self.client = client
         self.key = key
         let req = client.request(.POST, key: key, query: [("uploads", "")], body: [], headers: [("Content-Type", contentType)])
-        let response = try client.http.execute(req)
+        let response = try client.execute(req)
         guard response.status == 200, let id = XMLText.first("UploadId", in: response.bodyText) else {
             throw S3Client.error(response, req)
         }
@@ -205,7 +242,7 @@ public final class MultipartUpload {
     public func uploadPart(_ bytes: [UInt8]) throws {
         let number = etags.count + 1
         let req = client.request(.PUT, key: key, query: [("partNumber", String(number)), ("uploadId", uploadID)], body: bytes)
-        let response = try client.http.execute(req)
+        let response = try client.execute(req)
         guard response.status == 200, let etag = response.head.header("etag") else { throw S3Client.error(response, req) }
         etags.append(etag)
     }
@@ -218,7 +255,7 @@ public final class MultipartUpload {
         xml += "</CompleteMultipartUpload>"
         let req = client.request(.POST, key: key, query: [("uploadId", uploadID)], body: Array(xml.utf8),
                                  headers: [("Content-Type", "application/xml")])
-        let response = try client.http.execute(req)
+        let response = try client.execute(req)
         // S3 can answer 200 with an <Error> body for CompleteMultipartUpload.
         guard response.status == 200, !response.bodyText.contains("<Error>") else { throw S3Client.error(response, req) }
     }

@@ -20,10 +20,12 @@ public struct PQError: ClassifiedError, Sendable {
     }
 
     /// Connection failures (08), serialization failures and deadlocks (40), insufficient resources (53),
-    /// operator intervention such as a shutdown (57) and no SQLSTATE at all (the connection broke) are
+    /// operator intervention such as a shutdown or a statement timeout (57), a lock wait past lock_timeout (55P03)
+    /// and no SQLSTATE at all (the connection broke) are
     /// transient; everything else (syntax, constraint, data errors, auth 28) is permanent.
     static func classify(_ state: String?) -> ErrorClass {
         guard let state, state.count == 5 else { return .transient }
+        if state == "55P03" { return .transient }  // lock_not_available: lock_timeout passed, another load holds it
         switch state.prefix(2) {
         case "08", "40", "53", "57", "58": return .transient
         default: return .permanent

@@ -3,6 +3,16 @@ import Foundation
 
 /// Connection settings for PostgreSQL or Redshift.
 public struct PostgresSettings: Sendable, Hashable {
+    /// A session timeout set after connecting (`SET name = milliseconds`).
+    public struct Timeout: Sendable, Hashable {
+        public var name: String
+        public var milliseconds: Int
+        public init(_ name: String, milliseconds: Int) {
+            self.name = name
+            self.milliseconds = milliseconds
+        }
+    }
+
     public enum SSLMode: String, Sendable, Hashable, CaseIterable {
         case disable, allow, prefer, require
         case verifyCA = "verify-ca"
@@ -19,6 +29,9 @@ public struct PostgresSettings: Sendable, Hashable {
     public var sslRootCert: String?
     public var connectTimeout: Int
     public var applicationName: String
+    /// `SET name = value` after connecting, in order (statement and lock timeouts; Redshift knows no
+    /// `lock_timeout`, so the caller chooses per flavor). Values are whole numbers of milliseconds.
+    public var session: [Timeout] = []
 
     public init(host: String, port: Int = 5432, database: String, user: String, password: Secret,
                 sslMode: SSLMode = .prefer, sslRootCert: String? = nil, connectTimeout: Int = 10,
@@ -51,6 +64,10 @@ public final class PostgresConnection {
             ("user", settings.user), ("password", settings.password.reveal()), ("sslmode", settings.sslMode.rawValue),
             ("connect_timeout", String(settings.connectTimeout)), ("application_name", settings.applicationName),
             ("client_encoding", "UTF8"),
+            // A peer that vanishes (a NAT dropping the flow, a failed-over cluster) is noticed within about a minute
+            // instead of the kernel's two hours.
+            ("keepalives", "1"), ("keepalives_idle", "30"), ("keepalives_interval", "10"), ("keepalives_count", "3"),
+            ("tcp_user_timeout", "60000"),
         ]
         if let root = settings.sslRootCert { pairs.append(("sslrootcert", root)) }
         let keys = pairs.map { strdup($0.0) }
@@ -75,6 +92,9 @@ public final class PostgresConnection {
                     .redacting(secrets))
         }
         self.conn = conn
+        for setting in settings.session where setting.name.allSatisfy({ $0.isLetter || $0 == "_" }) {
+            try execute("SET \(setting.name) = \(max(0, setting.milliseconds))")
+        }
     }
 
     deinit { PQfinish(conn) }

@@ -27,7 +27,10 @@ public final class ConfigReader {
         do {
             node = try Yams.compose(yaml: text)
         } catch let error as YamlError {
-            throw ConfigError("", "not valid YAML: \(error)")
+            // Yams follows its message with the offending line, which may hold a token or a password: the position
+            // and the problem only.
+            let first = "\(error)".split(separator: "\n", maxSplits: 1).first.map(String.init) ?? "syntax error"
+            throw ConfigError("", "not valid YAML: \(first.prefix(300))")
         }
         return node.map(convert) ?? .null
     }

@@ -193,17 +193,21 @@ public struct FetchConfig: Sendable {
 /// - `api_user` (string): Twilio Account SID; blank for Singular.
 /// - `api_key` (string, required, secret): Twilio Auth Token or Singular API key.
 /// - `api_url` (string, default `https://api.twilio.com` / `https://api.singular.net`).
-/// - `pricing_url` (string, default `https://pricing.twilio.com`).
+/// - `pricing_url` (string, default `https://pricing.twilio.com`). `http://` only to this machine (loopback), or
+///   with `allow_http: true` (with a warning): plain HTTP sends the credentials in clear.
 /// - `subaccounts` (bool, default false): discover and extract every Twilio subaccount.
 extension ChannelConfig {
     init?(_ r: ConfigReader, _ value: ConfigReader.Value, at path: String) {
-        guard let m = r.mapping(value, at: path, known: ["name", "type", "api_user", "api_key", "api_url", "pricing_url", "subaccounts"]) else {
+        guard let m = r.mapping(value, at: path, known: ["name", "type", "api_user", "api_key", "api_url", "pricing_url", "subaccounts",
+                                                             "allow_http"]) else {
             r.problem(path, "expected a channel mapping")
             return nil
         }
         let name = r.requiredString(m["name"], at: "\(path).name")
-        if let name, name.contains("/") || name.unicodeScalars.contains(where: { $0.value < 0x20 }) {
-            r.problem("\(path).name", "must not contain '/' or control characters")
+        // It reaches object keys, queue headers and every row: bounded, no separators, no control characters.
+        if let name, name.contains("/") || name.contains("\\") || name == "." || name == ".." || name.utf8.count > 128
+            || name.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) {
+            r.problem("\(path).name", "must be 1–128 bytes without '/', '\\', control characters, and not '.' or '..'")
         }
         let type = r.oneOf(m["type"], at: "\(path).type", ["twilio", "singular"]).flatMap(ChannelType.init(rawValue:))
         if m["type"] == nil { r.problem("\(path).type", "required") }
@@ -212,14 +216,40 @@ extension ChannelConfig {
         if type == .twilio, (apiUser ?? "").isEmpty { r.problem("\(path).api_user", "required for twilio (the Account SID)") }
         let apiURL = r.string(m["api_url"], at: "\(path).api_url") ?? ChannelConfig.defaultAPIURL(type ?? .twilio)
         let pricingURL = r.string(m["pricing_url"], at: "\(path).pricing_url") ?? "https://pricing.twilio.com"
-        for (key, url) in [("api_url", apiURL), ("pricing_url", pricingURL)]
-        where !(url.hasPrefix("https://") || url.hasPrefix("http://")) {
-            r.problem("\(path).\(key)", "expected an http:// or https:// URL")
+        let allowHTTP = r.bool(m["allow_http"], at: "\(path).allow_http") ?? false
+        for (key, url) in [("api_url", apiURL), ("pricing_url", pricingURL)] {
+            if url.hasPrefix("https://") { continue }
+            guard url.hasPrefix("http://") else {
+                r.problem("\(path).\(key)", "expected an https:// URL")
+                continue
+            }
+            // Plain HTTP would send the token in clear: only to this machine, or when the configuration says so.
+            if !Self.isLoopback(url) && !allowHTTP {
+                r.problem("\(path).\(key)", "http:// sends the credentials unencrypted: use https://, or set allow_http: true")
+            } else if allowHTTP && !Self.isLoopback(url) {
+                r.warn("channel \(name ?? path): \(key) is plain http:// (allow_http): its credentials travel unencrypted")
+            }
         }
         let subaccounts = r.bool(m["subaccounts"], at: "\(path).subaccounts") ?? false
         guard let name, let type, let key else { return nil }
         self.init(name: name, type: type, apiUser: apiUser, apiKey: Secret(key), apiURL: apiURL, pricingURL: pricingURL,
                   subaccounts: subaccounts)
+    }
+
+    /// Whether an http(s) URL's host is this machine (`localhost`, 127.0.0.0/8, `[::1]`).
+    static func isLoopback(_ url: String) -> Bool {
+        guard let rest = url.range(of: "://").map({ url[$0.upperBound...] }) else { return false }
+        let authority = rest.prefix { $0 != "/" && $0 != "?" && $0 != "#" }
+        guard !authority.contains("@") else { return false }
+        let host: Substring
+        if authority.hasPrefix("[") {
+            host = authority.dropFirst().prefix { $0 != "]" }
+        } else {
+            host = authority.prefix { $0 != ":" }
+        }
+        if host.lowercased() == "localhost" || host == "::1" { return true }
+        let octets = host.split(separator: ".", omittingEmptySubsequences: false)
+        return octets.count == 4 && octets[0] == "127" && octets.allSatisfy { UInt8($0) != nil }
     }
 }
 
@@ -267,10 +297,13 @@ public struct S3Config: Sendable {
 /// - `name` (required, unique; it names the target's queue `<prefix>.load.<name>`).
 /// - `type` (`redshift` | `postgres`, default `redshift`), `host`, `database`, `username`, `password` (secret).
 /// - `port` (default 5439 for Redshift, 5432 for PostgreSQL), `schema` (default `huskimo`).
-/// - `sslmode` (disable | allow | prefer | require | verify-ca | verify-full), `sslrootcert`.
-///   0.3's `ssl` / `ssl_factory` map onto it: `ssl: false` → disable; `ssl: true` with the default
+/// - `sslmode` (verify-full, the default | verify-ca | require | disable; `prefer` and `allow` are refused: they
+///   fall back to plain text silently), `sslrootcert` (default: the system CA bundle). `require` and `disable`
+///   warn at start. 0.3's `ssl` / `ssl_factory` map onto it: `ssl: false` → disable; `ssl: true` with the default
 ///   `NonValidatingFactory` → require; with any other factory → verify-full.
 /// - `iam_role` (Redshift: COPY with this role instead of the S3 keys).
+/// - `statement_timeout_seconds` (default 1800) and `lock_timeout_seconds` (PostgreSQL only, default 600): a
+///   statement or lock wait past them fails the batch (transient: retried), instead of hanging the loader.
 /// - `table`: accepted and ignored (0.1 leftover).
 public struct TargetConfig: Sendable {
     public enum Kind: String, Sendable { case redshift, postgres }
@@ -285,11 +318,15 @@ public struct TargetConfig: Sendable {
     public var sslMode: PostgresSettings.SSLMode
     public var sslRootCert: String?
     public var iamRole: String?
+    /// Bounds on one statement and on one lock wait (PostgreSQL), in seconds.
+    public var statementTimeoutSeconds: Int
+    public var lockTimeoutSeconds: Int
 
     init?(_ r: ConfigReader, _ value: ConfigReader.Value, at path: String) {
         guard let m = r.mapping(value, at: path,
                                 known: ["name", "type", "host", "database", "port", "ssl", "ssl_factory", "username",
-                                        "password", "schema", "sslmode", "sslrootcert", "iam_role"],
+                                        "password", "schema", "sslmode", "sslrootcert", "iam_role", "statement_timeout_seconds",
+                                        "lock_timeout_seconds"],
                                 obsolete: ["table": "no longer used (tables are fixed by the DDL); ignored"]) else {
             r.problem(path, "expected a target mapping")
             return nil
@@ -306,25 +343,57 @@ public struct TargetConfig: Sendable {
         username = r.requiredString(m["username"], at: "\(path).username") ?? ""
         password = Secret(r.string(m["password"], at: "\(path).password", secret: true) ?? "")
         schema = r.string(m["schema"], at: "\(path).schema") ?? "huskimo"
+        // It is quoted wherever it reaches SQL, and still held to a plain identifier: it names tables in every log.
+        if schema.isEmpty || schema.utf8.count > 63 || !schema.utf8.allSatisfy({ ($0 >= 97 && $0 <= 122) || ($0 >= 65 && $0 <= 90) || ($0 >= 48 && $0 <= 57) || $0 == 95 })
+            || schema.utf8.first.map({ $0 >= 48 && $0 <= 57 }) == true {
+            r.problem("\(path).schema", "expected a plain identifier of 1–63 letters, digits and '_', not starting with a digit")
+        }
         let ssl = r.bool(m["ssl"], at: "\(path).ssl")
         let factory = r.string(m["ssl_factory"], at: "\(path).ssl_factory")
-        if let mode = r.oneOf(m["sslmode"], at: "\(path).sslmode", PostgresSettings.SSLMode.allCases.map(\.rawValue)) {
-            sslMode = PostgresSettings.SSLMode(rawValue: mode)!
+        // Certificates are verified unless the configuration says otherwise; `prefer` and `allow` (which fall back to
+        // plain text without a word) are refused.
+        let label = name ?? path
+        if let mode = r.oneOf(m["sslmode"], at: "\(path).sslmode", ["disable", "require", "verify-ca", "verify-full", "prefer", "allow"]) {
+            if mode == "prefer" || mode == "allow" {
+                r.problem("\(path).sslmode", "\(mode) falls back to an unencrypted connection silently; use verify-full (the default), "
+                          + "or require / disable explicitly")
+            }
+            sslMode = PostgresSettings.SSLMode(rawValue: mode) ?? .verifyFull
         } else if let ssl {
             let validating = factory != nil && factory != "org.postgresql.ssl.NonValidatingFactory"
             sslMode = ssl ? (validating ? .verifyFull : .require) : .disable
         } else {
-            sslMode = .prefer
+            sslMode = .verifyFull
+        }
+        switch sslMode {
+        case .disable: r.warn("target \(label): sslmode disable — the connection and its password are not encrypted")
+        case .require: r.warn("target \(label): sslmode require — encrypted, but the server's certificate is not verified (0.3's NonValidatingFactory); use verify-full")
+        default: break
         }
         sslRootCert = r.string(m["sslrootcert"], at: "\(path).sslrootcert")
+        if let root = sslRootCert, !FileManager.default.isReadableFile(atPath: root) {
+            r.problem("\(path).sslrootcert", "cannot read \(root)")
+        }
         iamRole = r.string(m["iam_role"], at: "\(path).iam_role")
+        statementTimeoutSeconds = r.int(m["statement_timeout_seconds"], at: "\(path).statement_timeout_seconds", range: 1...86_400) ?? 1800
+        lockTimeoutSeconds = r.int(m["lock_timeout_seconds"], at: "\(path).lock_timeout_seconds", range: 1...86_400) ?? 600
         if let role = iamRole, !role.hasPrefix("arn:") { r.problem("\(path).iam_role", "expected an IAM role ARN (arn:aws:iam::…)") }
         guard let name else { return nil }
         self.name = name
     }
 
+    /// The system's CA bundle (Debian, RHEL): what verify-full checks against without `sslrootcert` (libpq 15 has
+    /// no `sslrootcert=system`). Amazon's Redshift certificates chain to roots in it.
+    static let systemCA = ["/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt"]
+        .first { FileManager.default.isReadableFile(atPath: $0) }
+
     public var postgresSettings: PostgresSettings {
-        PostgresSettings(host: host, port: port, database: database, user: username, password: password,
-                         sslMode: sslMode, sslRootCert: sslRootCert)
+        var settings = PostgresSettings(host: host, port: port, database: database, user: username, password: password, sslMode: sslMode,
+                                        sslRootCert: sslRootCert ?? (sslMode == .verifyCA || sslMode == .verifyFull ? Self.systemCA : nil))
+        // A statement or a lock wait never hangs a loader: it fails, transient, and the batch is retried. Redshift has
+        // statement_timeout but no lock_timeout.
+        settings.session = [.init("statement_timeout", milliseconds: statementTimeoutSeconds * 1000)]
+        if type == .postgres { settings.session.append(.init("lock_timeout", milliseconds: lockTimeoutSeconds * 1000)) }
+        return settings
     }
 }

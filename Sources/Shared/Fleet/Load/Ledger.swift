@@ -128,6 +128,24 @@ public struct Ledger: Sendable {
         return Int(rows.first?.first.flatMap { $0 } ?? "0").map { $0 > 0 } ?? false
     }
 
+    /// Whether the partition already holds what `message` would replace it with or newer. Order: the planner's run
+    /// first (run ids are the planner's clock, one clock for the fleet), then the extraction time within a run —
+    /// so a worker whose clock runs ahead cannot shadow the next nights' settle passes. Partitions loaded before
+    /// change reports existed, and messages without a run id, are ordered by extraction time alone.
+    public func hasExtraction(notOlderThan message: LoadMessage, table tableName: String, _ pg: PostgresConnection) throws -> Bool {
+        if let run = message.runID {
+            let rows = try pg.query("""
+                SELECT CASE WHEN run_id IS NULL THEN NULL WHEN run_id > $4 THEN 't' WHEN run_id < $4 THEN 'f'
+                            WHEN extracted_at >= $5::timestamptz THEN 't' ELSE 'f' END
+                FROM \(reports) WHERE table_name = $1 AND channel_name = $2 AND partition_key = $3
+                ORDER BY loaded_at DESC LIMIT 1
+                """, [tableName, message.channel, message.partition, run, message.extractedAt])
+            if let verdict = rows.first?.first.flatMap({ $0 }) { return verdict == "t" }
+        }
+        return try hasExtraction(notOlderThan: message.extractedAt, table: tableName, channel: message.channel,
+                                 partition: message.partition, pg)
+    }
+
     /// Whether the partition already holds an extraction at least as new as `extractedAt`.
     public func hasExtraction(notOlderThan extractedAt: String, table tableName: String, channel: String, partition: String,
                               _ pg: PostgresConnection) throws -> Bool {

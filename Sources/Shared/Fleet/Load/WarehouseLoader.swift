@@ -82,7 +82,7 @@ public final class WarehouseLoader: BatchLoader, @unchecked Sendable {  // used 
     private func loadTable(_ table: WarehouseSchema.Table, _ messages: [LoadMessage], into outcome: inout LoadOutcome) throws {
         let started = ContinuousClock.now
         let pg = try db()
-        var candidates = messages.sorted { $0.extractedAt < $1.extractedAt }
+        var candidates = messages.sorted { ($0.runID ?? "", $0.extractedAt) < ($1.runID ?? "", $1.extractedAt) }
         if !table.appendOnly {
             // Within a batch, only the newest extraction of a partition matters.
             var newest: [String: LoadMessage] = [:]
@@ -100,14 +100,14 @@ public final class WarehouseLoader: BatchLoader, @unchecked Sendable {  // used 
         var reports: [ChangeReport] = []
         var before = BeforeImage(table: table, schema: target.schema)
         try pg.transaction {
+            try lockPartitions(table, candidates, pg)
             for message in candidates {
                 if try ledger.containsAny(message.objects.map(\.key), table: table.name, pg) {
                     skipped.append((message.loadID, "already loaded"))
                     continue
                 }
                 if !table.appendOnly {
-                    if try ledger.hasExtraction(notOlderThan: message.extractedAt, table: table.name, channel: message.channel,
-                                                partition: message.partition, pg) {
+                    if try ledger.hasExtraction(notOlderThan: message, table: table.name, pg) {
                         skipped.append((message.loadID, "older than the extraction already loaded"))
                         continue
                     }
@@ -197,6 +197,30 @@ public final class WarehouseLoader: BatchLoader, @unchecked Sendable {  // used 
         }
     }
 
+    /// Serialises loads of the same partitions across loaders (a standby that took the queue over during a broker
+    /// blip while the first still commits): PostgreSQL takes a transaction-scoped advisory lock per partition, in
+    /// key order (no deadlock between two batches); Redshift, which has no advisory locks, locks the table. Held
+    /// until the transaction ends; the ledger checks that follow see what the other loader committed.
+    private func lockPartitions(_ table: WarehouseSchema.Table, _ messages: [LoadMessage], _ pg: PostgresConnection) throws {
+        guard !messages.isEmpty else { return }
+        switch flavor {
+        case .redshift:
+            try pg.execute("LOCK \(schema).\(table.name)")
+        case .postgres:
+            let keys = Set(messages.map { Self.lockKey(schema: target.schema, table: table.name, channel: $0.channel, partition: $0.partition) })
+            for key in keys.sorted() { try pg.query("SELECT pg_advisory_xact_lock($1::bigint)", [String(key)]) }
+        }
+    }
+
+    /// A partition's advisory-lock key: FNV-1a (64 bits) of schema, table, channel and partition.
+    static func lockKey(schema: String, table: String, channel: String, partition: String) -> Int64 {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in [schema, table, channel, partition].joined(separator: "\u{0}").utf8 {
+            h = (h ^ UInt64(byte)) &* 0x100_0000_01b3
+        }
+        return Int64(bitPattern: h)
+    }
+
     private func deletePartition(_ table: WarehouseSchema.Table, _ message: LoadMessage, _ pg: PostgresConnection) throws {
         let (predicate, parameters) = try BeforeImage.partition(table, message, first: 1)
         try pg.query("DELETE FROM \(schema).\(table.name) WHERE \(predicate)", parameters)
@@ -247,7 +271,8 @@ public final class WarehouseLoader: BatchLoader, @unchecked Sendable {  // used 
                                                   manifestKey: manifestKey, region: s3Config.region, auth: redshiftAuth))
         } catch let error as PQError {
             // The statement may carry the S3 secret (key-pair auth): scrub it from anything that gets printed.
-            throw LoadError(loadID: loadID, errorClass: error.errorClass, message: error.description.redacting([s3Config.secretAccessKey]))
+            throw LoadError(loadID: loadID, errorClass: error.errorClass, message: error.description.redacting([s3Config.secretAccessKey]),
+                            sqlState: error.sqlState)
         }
         let count = try pg.query("SELECT pg_last_copy_count()")
         return Int(count[0][0] ?? "0") ?? 0

@@ -143,9 +143,11 @@ public final class ExtractWorker: Sendable {
                 self.jobFinished.notify()
             }
         }
-        // Taken but never started: back to the queue for another worker.
-        for (delivery, _) in pending { await consumer.reject(delivery, requeue: true) }
         consumer.pause()
+        // Taken or prefetched but never started: handed back unchanged, so the next worker counts no attempt.
+        var unstarted = pending.map(\.delivery)
+        while let more = await consumer.next(timeout: 0.05) { unstarted.append(more) }
+        await handBack(unstarted)
         if Lifecycle.stopping {
             logger.info("shutting down: waiting for in-flight jobs", metadata: ["jobs.in_flight": "\(jobsInFlight)", "grace_s": "\(grace)"])
         }
@@ -156,6 +158,24 @@ public final class ExtractWorker: Sendable {
         }
         await consumer.stop()
         driver.close()
+    }
+
+    /// Returns deliveries no job was started for: republished as they came (same body, same attempt) and then acked,
+    /// because a delivery rejected back to its queue comes again marked redelivered and would count as a crash.
+    /// If the republish fails they are rejected with requeue (counted, but not lost).
+    private func handBack(_ deliveries: [AMQPDelivery]) async {
+        guard !deliveries.isEmpty else { return }
+        let messages = deliveries.map {
+            AMQPMessage(exchange: topology.exchange, routingKey: topology.extractQueue, body: $0.body, messageID: $0.messageID)
+        }
+        do {
+            try await driver.publish(messages)
+            for delivery in deliveries { await consumer.ack(delivery) }
+            logger.info("handed back unstarted jobs", metadata: ["jobs": "\(deliveries.count)"])
+        } catch {
+            logger.warning("cannot hand jobs back unchanged; rejecting them to the queue", metadata: ["jobs": "\(deliveries.count)", "error": "\(error)"])
+            for delivery in deliveries { await consumer.reject(delivery, requeue: true) }
+        }
     }
 
     /// Whether the worker can take jobs now (its consumer is connected): the `/readyz` probe.
@@ -241,11 +261,17 @@ public final class ExtractWorker: Sendable {
             }
             FleetMetrics.job(resource: job.resource.rawValue, outcome: .succeeded, seconds: -started.timeIntervalSinceNow,
                              records: report.records, stagedBytes: report.stagedBytes)
-            logger.info("job succeeded", metadata: [
+            var metadata: Logger.Metadata = [
                 "job.id": "\(job.jobID)", "job.attempt": "\(job.attempt)", "records": "\(report.records)",
                 "objects": "\(report.load.objects.count)", "bytes.staged": "\(report.stagedBytes)", "duration_s": "\(String(format: "%.2f", -started.timeIntervalSinceNow))",
                 "http.requests": "\(report.tally.requests)", "http.retries": "\(report.tally.retries)",
-            ])
+            ]
+            if report.replacedValues > 0 {
+                // Counted, not silent: the API sent bytes no warehouse loads (U+0000, invalid UTF-8), staged as U+FFFD.
+                metadata["values.replaced"] = "\(report.replacedValues)"
+                logger.warning("values replaced with U+FFFD", metadata: ["job.id": "\(job.jobID)", "values": "\(report.replacedValues)"])
+            }
+            logger.info("job succeeded", metadata: metadata)
         } catch {
             let jobError = (error as? JobError) ?? JobError(job, error)
             switch policy.afterFailure(attempt: job.attempt, errorClass: jobError.errorClass) {

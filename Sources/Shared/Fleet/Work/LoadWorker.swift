@@ -112,11 +112,19 @@ public final class LoadWorker: Sendable {
             while !batch.isEmpty {
                 do {
                     try await handle(&batch)
+                    if attempt > 0 { FleetMetrics.loaderPaused(target: target.name, false) }
                     attempt = 0
                 } catch {
                     let delay = RetryPolicy.warehouseBackoff.delay(attempt: attempt)
                     attempt += 1
-                    logger.warning("load failed, retrying", metadata: ["target": "\(target.name)", "error": "\(error)", "retry.in_s": "\(delay)"])
+                    if let paused = error as? TargetPaused {
+                        // Nothing of the batch is parked: the fault is the target's, and every load would fail alike.
+                        FleetMetrics.loaderPaused(target: target.name, true)
+                        logger.error("target paused: every load fails until this is fixed; the batch waits",
+                                     metadata: ["target": "\(target.name)", "reason": "\(paused.reason)", "retry.in_s": "\(delay)"])
+                    } else {
+                        logger.warning("load failed, retrying", metadata: ["target": "\(target.name)", "error": "\(error)", "retry.in_s": "\(delay)"])
+                    }
                     let until = Date().addingTimeInterval(delay)
                     while Date() < until, !Lifecycle.stopping { try? await Task.sleep(for: .milliseconds(100)) }
                     if Lifecycle.stopping { break }
@@ -151,11 +159,13 @@ public final class LoadWorker: Sendable {
             await finish(messages, outcome)
             for (delivery, _) in messages { settled(delivery) }
         } catch where ErrorClass.of(error) == .permanent {
+            if let reason = TargetPaused.reason(error) { throw TargetPaused(reason: reason) }
             for (delivery, load) in messages {
                 do {
                     let outcome = try await loader.load([load])
                     await finish([(delivery, load)], outcome)
                 } catch where ErrorClass.of(error) == .permanent {
+                    if let reason = TargetPaused.reason(error) { throw TargetPaused(reason: reason) }
                     let headers = ParkedHeaders(errorClass: .permanent, message: "\(error)", channel: load.channel,
                                                 resource: load.resource, day: load.partition, attempts: 1, id: load.loadID)
                     try await park(delivery, headers)
@@ -189,5 +199,32 @@ public final class LoadWorker: Sendable {
         await consumer.ack(delivery)
         tally.withLock { $0.failed += 1 }
         FleetMetrics.load(target: target.name, outcome: .failed)
+    }
+}
+
+/// A failure of the whole target, not of one load: its credentials are refused, its schema or tables are missing,
+/// or S3 refuses the loader's reads. Parking would move the whole backlog to the failed queue one message at a
+/// time; instead the loader holds its batch and retries with backoff, with an error log line and
+/// `huskimo_loader_paused{target}` at 1 (alert `HuskimoLoaderPaused`) until it loads again.
+struct TargetPaused: Error, CustomStringConvertible {
+    let reason: String
+    var description: String { "target paused: \(reason)" }
+
+    /// SQLSTATEs that no single load causes: authentication (28000, 28P01), a missing database, schema or table
+    /// (3D000, 3F000, 42P01), missing privileges (42501).
+    static let targetStates: Set<String> = ["28000", "28P01", "3D000", "3F000", "42P01", "42501"]
+
+    /// Why `error` stops every load of the target, or nil when it is one load's own failure.
+    static func reason(_ error: any Error) -> String? {
+        switch error {
+        case let pq as PQError where pq.sqlState.map(targetStates.contains) == true:
+            return "the warehouse refuses every load (SQLSTATE \(pq.sqlState ?? "")): \(pq.reason)"
+        case let s3 as S3Error where s3.status == 403:
+            return "S3 refuses the staged objects (\(s3.code)): check the loader's S3 credentials and the bucket policy"
+        case let load as LoadError where load.sqlState.map(targetStates.contains) == true:
+            return "the warehouse refuses every load (SQLSTATE \(load.sqlState ?? "")): \(load.message)"
+        default:
+            return nil
+        }
     }
 }
