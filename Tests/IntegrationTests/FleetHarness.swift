@@ -24,9 +24,13 @@ final class FleetHarness {
     /// The RabbitMQ management API for `queue.management_url` (nil: AMQP only).
     var managementURL: String?
     var processes: [pid_t] = []
+    /// The target's warehouse: `postgres`, or `redshift` (the Redshift-dialect test server in front of the same
+    /// PostgreSQL, so the tests read the rows the same way).
+    let targetType: String
 
     init(accounts: [(String, SandboxAccount)], tokens: [String: String] = [:], singular: [(String, SandboxSingular.Key)] = [],
-         lookback: Int = 30) throws {
+         lookback: Int = 30, target: String = "postgres") throws {
+        self.targetType = target
         self.singular = singular.map { ($0.0, $0.1) }
         self.lookback = lookback
         server = HTTPServer { [api] in api.handle($0) }
@@ -62,7 +66,7 @@ final class FleetHarness {
         yaml += """
             s3: {access_key_id: "\(env["S3_ACCESS_KEY_ID"] ?? "")", secret_access_key: "\(env["S3_SECRET_ACCESS_KEY"] ?? "")", region: us-east-1, bucket: \(id), folder_path: stage, endpoint: "\(env["S3_ENDPOINT"] ?? "")", path_style: true}
             targets:
-              - {name: local, type: postgres, host: "\(env["POSTGRES_HOSTNAME"] ?? "")", port: \(env["POSTGRES_PORT"] ?? "0"), database: "\(env["POSTGRES_DB"] ?? "")", username: "\(env["POSTGRES_USER"] ?? "")", password: "\(env["POSTGRES_PASSWORD"] ?? "")", schema: \(id), sslmode: disable}
+              - {name: local, type: \(targetType), host: "\(env["POSTGRES_HOSTNAME"] ?? "")", port: \(targetType == "redshift" ? try TestServices.require("REDSHIFT_PORT") : env["POSTGRES_PORT"] ?? "0"), database: "\(env["POSTGRES_DB"] ?? "")", username: "\(env["POSTGRES_USER"] ?? "")", password: "\(env["POSTGRES_PASSWORD"] ?? "")", schema: \(id), sslmode: disable}
 
             """
         try yaml.write(toFile: configPath, atomically: true, encoding: .utf8)

@@ -18,8 +18,8 @@ struct FleetIntegrationTests {
         [("us", SandboxAccount.defaults[0]), ("eu", SandboxAccount.defaults[1]), ("asia", SandboxAccount.defaults[2])]
     }
 
-    @Test func twoWorkersShareTheWorkAndPlanningTwiceDuplicatesNothing() throws {
-        let fleet = try FleetHarness(accounts: Self.threeChannels())
+    @Test(arguments: ["postgres", "redshift"]) func twoWorkersShareTheWorkAndPlanningTwiceDuplicatesNothing(target: String) throws {
+        let fleet = try FleetHarness(accounts: Self.threeChannels(), target: target)
         defer { fleet.cleanUp() }
         fleet.api.setFaults(SandboxFaults(latencyMs: 40))
         try fleet.applyDDL()
@@ -91,9 +91,9 @@ struct FleetIntegrationTests {
         #expect(fleet.log("loader.log").contains("load failed"))
     }
 
-    @Test func theNextNightsSettlePassPicksUpWhatChangedAndDuplicatesNothing() throws {
+    @Test(arguments: ["postgres", "redshift"]) func theNextNightsSettlePassPicksUpWhatChangedAndDuplicatesNothing(target: String) throws {
         let account = SandboxAccount.defaults[0]
-        let fleet = try FleetHarness(accounts: [("us", account)])
+        let fleet = try FleetHarness(accounts: [("us", account)], target: target)
         defer { fleet.cleanUp() }
         fleet.settleDays = 2
         try fleet.writeConfig()
@@ -180,10 +180,10 @@ struct FleetIntegrationTests {
         #expect(try fleet.duplicates("twilio_calls") == 0 && fleet.duplicates("twilio_messages") == 0)
     }
 
-    @Test func aRevokedChannelFailsPermanentlyAtOnceAndLoadsAfterRequeue() throws {
+    @Test(arguments: ["postgres", "redshift"]) func aRevokedChannelFailsPermanentlyAtOnceAndLoadsAfterRequeue(target: String) throws {
         var channels = Self.threeChannels()
         channels[1].0 = "revoked"
-        let fleet = try FleetHarness(accounts: channels, tokens: ["revoked": "wrong-token-9z"])
+        let fleet = try FleetHarness(accounts: channels, tokens: ["revoked": "wrong-token-9z"], target: target)
         defer { fleet.cleanUp() }
         try fleet.applyDDL()
         try fleet.plan(Self.range)

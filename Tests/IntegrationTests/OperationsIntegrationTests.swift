@@ -13,10 +13,10 @@ import HuskimoTesting
 struct OperationsIntegrationTests {
     static let days = [Day("2026-11-20")!, Day("2026-11-21")!]
 
-    @Test func statusAndMetricsReportTheFleetAsItIs() throws {
+    @Test(arguments: ["postgres", "redshift"]) func statusAndMetricsReportTheFleetAsItIs(target: String) throws {
         let us = SandboxAccount.defaults[0], eu = SandboxAccount.defaults[1]
         let fleet = try FleetHarness(accounts: [("us", us), ("revoked", eu)], tokens: ["revoked": "wrong-token-7q"],
-                                     singular: [("spend", SandboxSingular.keys[0])])
+                                     singular: [("spend", SandboxSingular.keys[0])], target: target)
         defer { fleet.cleanUp() }
         fleet.managementURL = try TestServices.require("RABBITMQ_MGMT_URL")
         try fleet.writeConfig()
@@ -50,7 +50,7 @@ struct OperationsIntegrationTests {
                 && (try? client.depth(topology.failedQueue).ready) == 4
             if !settled { usleep(200_000) }
         }
-        #expect(settled, "the run settled: \(fleet.log("w.log").suffix(2000))")
+        #expect(settled, "the run settled: \(fleet.log("w.log").suffix(1500)) loader: \(fleet.log("l.log").suffix(2500))")
         // The management API refreshes its figures every few seconds: read status until it has caught up.
         var code: Int32?
         var output = ""

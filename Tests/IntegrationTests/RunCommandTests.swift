@@ -13,9 +13,9 @@ import HuskimoTesting
 struct RunCommandTests {
     static let days = [Day("2026-11-20")!, Day("2026-11-21")!]
 
-    @Test func oneProcessDoesTheNightAndExitsOneWhileJobsAreParked() throws {
+    @Test(arguments: ["postgres", "redshift"]) func oneProcessDoesTheNightAndExitsOneWhileJobsAreParked(target: String) throws {
         let fleet = try FleetHarness(accounts: [("us", SandboxAccount.defaults[0]), ("eu", SandboxAccount.defaults[1])],
-                                     tokens: ["eu": "wrong-token-5r"], singular: [("spend", SandboxSingular.keys[1])])
+                                     tokens: ["eu": "wrong-token-5r"], singular: [("spend", SandboxSingular.keys[1])], target: target)
         defer { fleet.cleanUp() }
         fleet.api.setFaults(SandboxFaults(rate: 0.05, latencyMs: 5))
         try fleet.applyDDL()

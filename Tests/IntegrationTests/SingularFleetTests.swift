@@ -13,9 +13,9 @@ import HuskimoTesting
 struct SingularFleetTests {
     static let resources = ["--resource", "campaigns", "--resource", "creatives"]
 
-    @Test func aLookbackWindowLoadsEveryDayAndASecondRunAppendsANewerSnapshot() throws {
+    @Test(arguments: ["postgres", "redshift"]) func aLookbackWindowLoadsEveryDayAndASecondRunAppendsANewerSnapshot(target: String) throws {
         let keys = SandboxSingular.keys
-        let fleet = try FleetHarness(accounts: [], singular: [("spend-a", keys[0]), ("spend-b", keys[1])], lookback: 30)
+        let fleet = try FleetHarness(accounts: [], singular: [("spend-a", keys[0]), ("spend-b", keys[1])], lookback: 30, target: target)
         defer { fleet.cleanUp() }
         let today = Day.today
         // The run day is yesterday; the window is the 30 days ending there.

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # deploy/local/stack.sh — a disposable local service stack for development and CI:
-#   RabbitMQ (with management), PostgreSQL 15, and two moto S3 servers (plain + strict SigV4),
+#   RabbitMQ (with management), PostgreSQL 15, two moto S3 servers (plain + strict SigV4), and a
+#   Redshift-dialect proxy in front of PostgreSQL and the plain S3 (deploy/local/redshift_dialect.py),
 #   all bound to 127.0.0.1 on private ports, with their data under $HUSKIMO_STACK_DIR
 #   (default: <repo>/.local/stack, git-ignored).
 #
@@ -21,7 +22,7 @@
 # Ports (override with env vars): AMQP 35672 (HUSKIMO_AMQP_PORT), management 35673
 # (HUSKIMO_RABBITMQ_MGMT_PORT), Erlang dist 35674 (HUSKIMO_RABBITMQ_DIST_PORT), epmd 35675
 # (HUSKIMO_EPMD_PORT), PostgreSQL 35432 (HUSKIMO_POSTGRES_PORT), S3 35900 (HUSKIMO_S3_PORT),
-# strict S3 35901 (HUSKIMO_S3_STRICT_PORT).
+# strict S3 35901 (HUSKIMO_S3_STRICT_PORT), Redshift-dialect proxy 35439 (HUSKIMO_REDSHIFT_PORT).
 #
 # Script messages go to stderr; only the env (up/env) goes to stdout. Service output goes to
 # log files under $STACK/logs. Expects to run as root (Debian 12, no systemd); see
@@ -48,6 +49,7 @@ CTL_PORT_MIN=${HUSKIMO_RABBITMQ_CTL_PORT_MIN:-35676}
 PG_PORT=${HUSKIMO_POSTGRES_PORT:-35432}
 S3_PORT=${HUSKIMO_S3_PORT:-35900}
 S3_STRICT_PORT=${HUSKIMO_S3_STRICT_PORT:-35901}
+REDSHIFT_PORT=${HUSKIMO_REDSHIFT_PORT:-35439}
 NODENAME=${HUSKIMO_RABBITMQ_NODENAME:-huskimo@localhost}
 
 PG_USER=huskimo
@@ -147,7 +149,7 @@ init_python() {
 check_distinct_ports() {
   local dup
   dup=$(printf '%s\n' "$AMQP_PORT" "$MGMT_PORT" "$DIST_PORT" "$EPMD_PORT" "$PG_PORT" "$S3_PORT" \
-        "$S3_STRICT_PORT" $(seq "$CTL_PORT_MIN" $((CTL_PORT_MIN + 9))) | sort | uniq -d | tr '\n' ' ')
+        "$S3_STRICT_PORT" "$REDSHIFT_PORT" $(seq "$CTL_PORT_MIN" $((CTL_PORT_MIN + 9))) | sort | uniq -d | tr '\n' ' ')
   [[ -z $dup ]] || die "port(s) used twice in the configuration: $dup"
 }
 
@@ -471,6 +473,44 @@ finish_motos() {
   log "moto S3 ready (ports $S3_PORT, $S3_STRICT_PORT) in $(elapsed "$MOTO_T")s"
 }
 
+# ------------------------------------------------------------------------- Redshift-dialect proxy
+
+# A PostgreSQL wire-protocol proxy that behaves as Redshift does where the project depends on it
+# (COPY from S3, refusal of PostgreSQL-only SQL); see deploy/local/REDSHIFT_DIALECT.md. Needs
+# PostgreSQL and the plain moto S3 up. The password for its stl_load_errors writer goes in the
+# environment, not on the command line.
+REDSHIFT_SCRIPT=$REPO/deploy/local/redshift_dialect.py
+redshift_pat() { echo "redshift_dialect\.py --listen-port $REDSHIFT_PORT"; }
+redshift_running() {
+  alive "$(read_pid "$RUN/redshift.pid")" "$(redshift_pat)" && port_open "$REDSHIFT_PORT"
+}
+
+ensure_redshift() {
+  local t pid; t=$(now)
+  if redshift_running; then
+    log "redshift proxy already running (pid $(read_pid "$RUN/redshift.pid"), port $REDSHIFT_PORT)"; return 0
+  fi
+  init_python
+  "$PY" -c 'import boto3' 2>/dev/null || ensure_moto   # boto3 comes with moto[server]
+  stop_pid redshift "$RUN/redshift.pid" "$(redshift_pat)" TERM 5
+  check_port_free redshift "$REDSHIFT_PORT"
+  # (exported in a subshell: spawn logs its command line, and the password must not land in the log)
+  ( export REDSHIFT_DIALECT_PG_USER=$PG_USER REDSHIFT_DIALECT_PG_PASSWORD=$PG_PASSWORD
+    spawn "$RUN/redshift.pid" "$LOGS/redshift.log" "$PY" "$REDSHIFT_SCRIPT" --listen-port "$REDSHIFT_PORT" \
+      --pg-host 127.0.0.1 --pg-port "$PG_PORT" --s3-endpoint "http://127.0.0.1:$S3_PORT" --s3-region "$S3_REGION" )
+  pid=$(read_pid "$RUN/redshift.pid")
+  for _ in $(seq 100); do
+    if port_open "$REDSHIFT_PORT"; then
+      log "redshift proxy ready (pid $pid, port $REDSHIFT_PORT) in $(elapsed "$t")s"; return 0
+    fi
+    alive "$pid" "$(redshift_pat)" || fail_with_log redshift "$LOGS/redshift.log" "proxy died during start"
+    sleep 0.05
+  done
+  fail_with_log redshift "$LOGS/redshift.log" "proxy not listening on port $REDSHIFT_PORT after 5s"
+}
+
+stop_redshift() { stop_pid redshift "$RUN/redshift.pid" "$(redshift_pat)" TERM 5; }
+
 # ------------------------------------------------------------------------------------- env file
 
 write_env() {
@@ -495,6 +535,8 @@ write_env() {
       "S3_STRICT_ENDPOINT=http://127.0.0.1:$S3_STRICT_PORT" \
       "S3_STRICT_ACCESS_KEY_ID=$key" \
       "S3_STRICT_SECRET_ACCESS_KEY=$secret" \
+      "REDSHIFT_HOSTNAME=127.0.0.1" \
+      "REDSHIFT_PORT=$REDSHIFT_PORT" \
       "HUSKIMO_STACK_DIR=$STACK" \
       "HUSKIMO_STACK_SCRIPT=$SCRIPT"; do
       printf 'export %s=%q\n' "${kv%%=*}" "${kv#*=}"
@@ -505,7 +547,7 @@ write_env() {
 
 all_running() {
   epmd_running && rabbit_running && rabbit_ready && pg_running &&
-    moto_running s3-plain "$S3_PORT" && moto_running s3-strict "$S3_STRICT_PORT"
+    moto_running s3-plain "$S3_PORT" && moto_running s3-strict "$S3_STRICT_PORT" && redshift_running
 }
 
 # ------------------------------------------------------------------------------------- commands
@@ -522,6 +564,7 @@ cmd_up() {
   start_motos
   ensure_pg
   finish_motos
+  ensure_redshift   # after PostgreSQL and moto: it proxies both
   if ((RABBIT_WAIT)); then wait_rabbit "$t_rmq"; fi
   write_env
   log "stack up in $(elapsed "$t0")s (env: $ENV_FILE)"
@@ -531,6 +574,7 @@ cmd_up() {
 cmd_down() {
   local sig=KILL
   [[ ${1:-} == --graceful ]] && sig=TERM
+  stop_redshift   # before the services it proxies
   stop_rabbit "$sig"
   stop_pid epmd "$RUN/epmd.pid" "$EPMD_PAT" TERM 5
   stop_pid s3-plain "$RUN/s3-plain.pid" "$(moto_pat "$S3_PORT")" TERM 5
@@ -555,6 +599,8 @@ cmd_status() {
   else line s3-plain stopped "port=$S3_PORT"; ok=1; fi
   if moto_running s3-strict "$S3_STRICT_PORT"; then line s3-strict running "port=$S3_STRICT_PORT pid=$(read_pid "$RUN/s3-strict.pid")"
   else line s3-strict stopped "port=$S3_STRICT_PORT"; ok=1; fi
+  if redshift_running; then line redshift running "port=$REDSHIFT_PORT pid=$(read_pid "$RUN/redshift.pid")"
+  else line redshift stopped "port=$REDSHIFT_PORT"; ok=1; fi
   return $ok
 }
 

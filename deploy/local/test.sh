@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# deploy/local/test.sh — start the local service stack (RabbitMQ, PostgreSQL, moto S3), export
-# its connection env, check the deploy recipes, build and run the Swift tests, and stop the stack again on exit.
+# deploy/local/test.sh — start the local service stack (RabbitMQ, PostgreSQL, moto S3, Redshift-dialect
+# proxy), export its connection env, check the deploy recipes, run the proxy's tests, build and run the
+# Swift tests, and stop the stack again on exit.
 #
 # Usage: deploy/local/test.sh [swift test arguments...]     e.g. --filter StorageTests
 #   HUSKIMO_KEEP_STACK=1   leave the stack running afterwards (it is reused if already up).
@@ -42,6 +43,10 @@ eval "$env_text"
 # metrics against what the code exports), and the checker's own mutation test.
 python3 deploy/check.py
 python3 deploy/check.py --self-test >/dev/null
+
+# The Redshift-dialect test proxy's own tests (they start a proxy of their own against the stack's
+# PostgreSQL and moto S3); a failure stops here, before the Swift build.
+python3 -m unittest discover -s deploy/local -p 'test_redshift_dialect.py'
 
 swift --version 2>&1 | head -n 1
 # --explicit-target-dependency-import-check: a target importing a library it does not declare (a layer reaching

@@ -74,7 +74,11 @@ public final class WarehouseLoader: BatchLoader, @unchecked Sendable {  // used 
             guard let table = WarehouseSchema.table(tableName) else {
                 throw LoadError(loadID: byTable[tableName]![0].loadID, errorClass: .permanent, message: "unknown table \(tableName)")
             }
-            try loadTable(table, byTable[tableName]!, into: &outcome)
+            do {
+                try loadTable(table, byTable[tableName]!, into: &outcome)
+            } catch let error as LoadError where flavor == .redshift && error.message.contains("stl_load_errors") {
+                throw explained(error)
+            }
         }
         return outcome
     }
@@ -257,6 +261,20 @@ public final class WarehouseLoader: BatchLoader, @unchecked Sendable {  // used 
                 try gunzip.finish()
             }
         }
+    }
+
+    /// A failed Redshift COPY says only "check stl_load_errors": read its newest row (after the rollback) and name
+    /// the file, line, column and reason in the error an operator sees. Not the raw value: it may be personal data.
+    private func explained(_ error: LoadError) -> LoadError {
+        guard let pg = try? db(),
+              let row = try? pg.query("""
+                  SELECT trim(filename), line_number::text, trim(colname), err_code::text, trim(err_reason)
+                  FROM stl_load_errors ORDER BY starttime DESC LIMIT 1
+                  """).first, row.count == 5
+        else { return error }
+        let detail = "\(row[0] ?? "?") line \(row[1] ?? "?"), column \(row[2] ?? "?"): error \(row[3] ?? "?") \(row[4] ?? "")"
+        return LoadError(loadID: error.loadID, errorClass: error.errorClass, message: "\(error.message) — stl_load_errors: \(detail)",
+                         sqlState: error.sqlState)
     }
 
     /// Redshift: `COPY … MANIFEST` of all `objects` in one statement; returns `pg_last_copy_count()`.

@@ -1,0 +1,153 @@
+import Foundation
+import SandboxKit
+import Testing
+
+@testable import HuskimoConnectors
+@testable import HuskimoCore
+@testable import HuskimoFleet
+import HuskimoTesting
+
+/// The Redshift path for real: the production loader, ledger and status code against the Redshift-dialect test
+/// server (deploy/local/redshift_dialect.py: Redshift's COPY from S3 with its field rules and VARCHAR counted in
+/// bytes, and its unsupported statements refused), compared field by field with the same loads into PostgreSQL.
+@Suite(.serialized, .timeLimit(.minutes(5)))
+final class RedshiftIntegrationTests {
+    let api = SandboxAPI()
+    let server: HTTPServer
+    let port: Int
+    let s3: S3Client
+    let s3Config: S3Config
+    let id = "rs_\(UInt32.random(in: 0...UInt32.max))"
+    let limiters = AccountLimiters()
+    let account = SandboxAccount.defaults[0]
+    static let day = Day("2026-11-21")!
+
+    init() throws {
+        server = HTTPServer { [api] in api.handle($0) }
+        port = try server.start()
+        let bucket = TestServices.unique("huskimo-rs")
+        s3 = S3Client(try TestServices.s3(bucket: bucket))
+        try s3.createBucket()
+        let env = TestServices.env
+        s3Config = try FleetConfig.parse("""
+            channels: [{name: c, type: singular, api_key: k}]
+            s3: {access_key_id: "\(env["S3_ACCESS_KEY_ID"] ?? "")", secret_access_key: "\(env["S3_SECRET_ACCESS_KEY"] ?? "")", region: us-east-1, bucket: \(bucket), endpoint: "\(env["S3_ENDPOINT"] ?? "")", path_style: true}
+            targets: [{name: t, host: h, database: d, username: u}]
+            """, environment: [:]).s3
+    }
+
+    deinit {
+        server.stop()
+        if let pg = try? PostgresConnection(try TestServices.postgres()) {
+            for schema in [id, "\(id)_pg"] { try? pg.execute("DROP SCHEMA IF EXISTS \(schema) CASCADE") }
+        }
+    }
+
+    func target(_ type: TargetConfig.Kind, schema: String, role: Bool = false) throws -> TargetConfig {
+        let pg = try TestServices.postgres()
+        let port = type == .redshift ? Int(try TestServices.require("REDSHIFT_PORT"))! : pg.port
+        let yaml = """
+            channels: [{name: c, type: singular, api_key: k}]
+            s3: {access_key_id: k, secret_access_key: s, region: us-east-1, bucket: b}
+            targets:
+              - {name: \(type.rawValue), type: \(type.rawValue), host: 127.0.0.1, port: \(port), database: \(pg.database), username: \(pg.user), password: "\(pg.password.reveal())", schema: \(schema), sslmode: disable\(role ? ", iam_role: \"arn:aws:iam::123456789012:role/huskimo-loader\"" : "")}
+            """
+        return try FleetConfig.parse(yaml, environment: [:]).targets[0]
+    }
+
+    func loader(_ target: TargetConfig) throws -> WarehouseLoader {
+        let loader = WarehouseLoader(target: target, s3: s3, s3Config: s3Config, logger: TestServices.logger)
+        try loader.applyDDL()
+        return loader
+    }
+
+    func extract(_ resource: Resource, _ day: Day?, at: Date = Date()) throws -> LoadMessage {
+        let yaml = """
+            channels: [{name: acme, type: twilio, api_user: \(account.sid), api_key: \(account.token), api_url: "http://127.0.0.1:\(port)", pricing_url: "http://127.0.0.1:\(port)"}]
+            s3: {access_key_id: k, secret_access_key: s, region: us-east-1, bucket: b}
+            targets: [{name: t, host: h, database: d, username: u}]
+            """
+        let config = try FleetConfig.parse(yaml, environment: [:]).channels[0]
+        let client = APIClient(http: HTTPClient(), limiters: limiters, logger: TestServices.logger)
+        let extractor = TwilioExtractor(channel: config, client: client, s3: s3, folder: "stage")
+        return try extractor.extract(ExtractJob(runID: UTCTime.compact(at), channel: "acme", resource: resource, day: day, plannedAt: ""), now: at).load
+    }
+
+    /// Every row of a table in a schema, every column as text, in one order.
+    func rows(_ schema: String, _ table: String) throws -> [[String?]] {
+        let pg = try PostgresConnection(try TestServices.postgres())
+        let columns = WarehouseSchema.table(table)!.columns.map { WarehouseSchema.quote($0.name) + "::text" }.joined(separator: ", ")
+        return try pg.query("SELECT \(columns) FROM \(schema).\(table) ORDER BY sid")
+    }
+
+    @Test func redshiftLoadsEqualPostgresLoadsFieldByFieldAndReloadIdempotently() throws {
+        let redshift = try loader(try target(.redshift, schema: id, role: true))
+        let postgres = try loader(try target(.postgres, schema: "\(id)_pg"))
+        #expect(redshift.flavor == .redshift)
+        var loads: [LoadMessage] = []
+        for resource in [Resource.calls, .messages, .recordings] { loads.append(try extract(resource, Self.day, at: Date(timeIntervalSinceNow: -120))) }
+        loads.append(try extract(.incomingPhoneNumbers, nil, at: Date(timeIntervalSinceNow: -120)))
+        let loaded = try redshift.load(loads)
+        #expect(Set(loaded.loaded) == Set(loads.map(\.loadID)), "\(loaded.skipped)")
+        _ = try postgres.load(loads)
+        for table in ["twilio_calls", "twilio_messages", "twilio_recordings", "twilio_incoming_phone_numbers"] {
+            let viaRedshift = try rows(id, table), viaPostgres = try rows("\(id)_pg", table)
+            #expect(viaRedshift.count > 0 && viaRedshift.count == viaPostgres.count, "\(table)")
+            #expect(viaRedshift == viaPostgres, "\(table): Redshift's COPY rules load the staged bytes as PostgreSQL's do")
+        }
+        // The hard texts went through: tabs, CR/LF, backslashes, `\N` look-alikes, emoji, CJK, RTL, empty against NULL.
+        let texts = Set(try rows(id, "twilio_calls").map { $0[WarehouseSchema.table("twilio_calls")!.columns.firstIndex { $0.name == "caller_name" }!] })
+        for text in SandboxData.hardTexts { #expect(texts.contains(text), "\(String(describing: text))") }
+
+        // Redelivered: nothing twice. Re-read: identical, skipped. Re-read without a digest: replaced and reported.
+        #expect(try redshift.load(loads).skipped.count == loads.count)
+        let again = try extract(.calls, Self.day, at: Date(timeIntervalSinceNow: -60))
+        #expect(try redshift.load([again]).reports.map(\.identical) == [true])
+        var replace = try extract(.calls, Self.day)
+        replace.contentDigest = nil
+        let replaced = try redshift.load([replace])
+        let expected = SandboxAPI.expected(account, "calls", day: Self.day).count
+        #expect(replaced.loaded == [replace.loadID] && replaced.reports.first?.rowsBefore == expected && replaced.reports.first?.changed == 0)
+        #expect(try rows(id, "twilio_calls").count == expected)
+
+        // What status and catch-up read, through Redshift's SQL.
+        let pg = try redshift.db()
+        let ledger = Ledger(schema: id)
+        #expect(try ledger.loadedDays(table: "twilio_calls", channel: "acme", pg) == [Self.day])
+        #expect(try ledger.freshness(pg).contains { $0.table == "twilio_calls" && $0.newestDay == "\(Self.day)" })
+        let pass = try ledger.lastPass(pg)
+        #expect(pass.first { $0.table == "twilio_calls" }.map { ($0.replaced, $0.changed) } ?? (0, -1) == (1, 0))
+        #expect(try ledger.newestDays(pg).contains { $0.table == "twilio_messages" && $0.day == Self.day })
+    }
+
+    @Test func redshiftCountsVarcharInBytesWhereTheStagedFileWouldNotFit() throws {
+        // A column narrowed by hand (a 0.3 schema): PostgreSQL counts characters and takes the value, Redshift counts
+        // bytes and fails the COPY; the loader names the error and nothing of the load lands.
+        let redshift = try loader(try target(.redshift, schema: id))
+        let postgres = try loader(try target(.postgres, schema: "\(id)_pg"))
+        let pg = try PostgresConnection(try TestServices.postgres())
+        // 24 characters hold every hard text (at most 21 code points); in bytes, emoji, CJK and Arabic need 32–37.
+        for schema in [id, "\(id)_pg"] { try pg.execute("ALTER TABLE \(schema).twilio_calls ALTER COLUMN caller_name TYPE varchar(24)") }
+        let load = try extract(.calls, Self.day)
+        #expect(try postgres.load([load]).loaded == [load.loadID], "PostgreSQL counts characters")
+        let error = try #require(throws: (any Error).self) { try redshift.load([load]) }
+        #expect("\(error)".contains("stl_load_errors"), "\(error)")
+        #expect("\(error)".contains("caller_name") && "\(error)".contains("1204"), "the loader reads stl_load_errors and names it: \(error)")
+        #expect(ErrorClass.of(error) == .permanent)
+        #expect(try rows(id, "twilio_calls").isEmpty && Ledger(schema: id).loadedDays(table: "twilio_calls", channel: "acme", redshift.db()).isEmpty)
+        let reason = try pg.query("SELECT err_code::text, colname FROM public.stl_load_errors ORDER BY starttime DESC LIMIT 1")
+        #expect(reason.first?.first == "1204", "String length exceeds DDL length: \(reason)")
+    }
+
+    @Test func statementsRedshiftDoesNotSupportAreRefusedByTheTestServer() throws {
+        // The guard that keeps the production SQL honest: what PostgreSQL alone would accept.
+        let redshift = try loader(try target(.redshift, schema: id))
+        let pg = try redshift.db()
+        for sql in ["SELECT count(*) FILTER (WHERE true) FROM \(id).load_ledger",
+                    "SELECT 1 WHERE 'a' = ANY(ARRAY['a'])",
+                    "SELECT pg_advisory_xact_lock(1)"] {
+            #expect(throws: PQError.self) { try pg.query(sql) }
+        }
+        #expect(try pg.query("SELECT count(*) FROM \(id).load_ledger").first?.first == "0")
+    }
+}
