@@ -11,7 +11,7 @@ struct Planner: AsyncParsableCommand {
         commandName: "huskimo-planner",
         abstract: "Plans Huskimo extract jobs and operates the fleet.",
         subcommands: [PlanCommand.self, RunCommand.self, StatusCommand.self, RequeueCommand.self, DDLCommand.self,
-                      ConfigCommand.self])
+                      ConfigCommand.self, CheckCommand.self])
 }
 
 /// Runs a command body; a ``CommandFailure`` becomes its message on stderr and its exit code (1 failed, 2 usage).
@@ -150,6 +150,24 @@ struct DDLCommand: AsyncParsableCommand {
             guard let config else { throw CommandFailure.usage("give --config (or --flavor)") }
             try await Operations.ddl(config: try CommandSupport.loadConfig(config), target: target, apply: apply)
         }
+    }
+}
+
+struct CheckCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "check",
+        abstract: "Checks the setup end to end before the first night: broker, S3, every channel's credentials, every target's tables and COPY. Exits 1 when a check fails.")
+    @Option(help: "Path to the YAML configuration.") var config: String
+    @Option(help: "Only this target (the broker and S3 are always checked).") var target: String?
+    @Option(help: "Only this channel.") var channel: String?
+    @Flag(help: "One JSON document.") var json = false
+
+    func run() async throws {
+        let code = try await command {
+            try await Check.run(config: try CommandSupport.loadConfig(config), target: target, channel: channel, json: json,
+                                logger: CommandSupport.logger("huskimo.check"))
+        }
+        if code != 0 { throw ExitCode(code) }
     }
 }
 

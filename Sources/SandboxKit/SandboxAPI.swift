@@ -159,6 +159,10 @@ public final class SandboxAPI: Sendable {
         let parts = request.path.split(separator: "/").map(String.init)
         if parts.count >= 2, parts[0] == "2010-04-01" {
             if parts.count == 2, parts[1] == "Accounts.json" { return accountsList(request, caller: caller) }
+            if parts.count == 3, parts[1] == "Accounts", parts[2].hasSuffix(".json"),
+               let account = accounts.first(where: { "\($0.sid).json" == parts[2] }), account.sid == caller.sid || account.parent == caller.sid {
+                return .json(200, Self.accountRecord(account).json)
+            }
             guard parts.count == 4, parts[1] == "Accounts", let account = accounts.first(where: { $0.sid == parts[2] }),
                   account.sid == caller.sid || account.parent == caller.sid
             else { return Self.notFound(request.path) }
@@ -254,20 +258,22 @@ public final class SandboxAPI: Sendable {
 
     private func accountsList(_ request: SandboxRequest, caller: SandboxAccount) -> SandboxResponse {
         let visible = accounts.filter { $0.sid == caller.sid || $0.parent == caller.sid }
-        let records = visible.map { a -> SandboxData.Record in
-            var o = JSONObject()
-            o.string("auth_token", a.token)
-            o.string("date_created", SandboxData.rfc2822(1_500_000_000))
-            o.string("date_updated", SandboxData.rfc2822(1_600_000_000))
-            o.string("friendly_name", a.friendlyName)
-            o.string("owner_account_sid", a.parent ?? a.sid)
-            o.string("sid", a.sid)
-            o.string("status", "active")
-            o.string("type", "Full")
-            o.string("uri", "/2010-04-01/Accounts/\(a.sid).json")
-            return SandboxData.Record(sid: a.sid, time: 0, json: o.finish())
-        }
-        return page(request, key: "accounts", records: records)
+        return page(request, key: "accounts", records: visible.map(Self.accountRecord))
+    }
+
+    /// An account resource as Twilio returns it (GET /2010-04-01/Accounts/{sid}.json, and in the list).
+    static func accountRecord(_ a: SandboxAccount) -> SandboxData.Record {
+        var o = JSONObject()
+        o.string("auth_token", a.token)
+        o.string("date_created", SandboxData.rfc2822(1_500_000_000))
+        o.string("date_updated", SandboxData.rfc2822(1_600_000_000))
+        o.string("friendly_name", a.friendlyName)
+        o.string("owner_account_sid", a.parent ?? a.sid)
+        o.string("sid", a.sid)
+        o.string("status", "active")
+        o.string("type", "Full")
+        o.string("uri", "/2010-04-01/Accounts/\(a.sid).json")
+        return SandboxData.Record(sid: a.sid, time: 0, json: o.finish())
     }
 
     private func countries(_ request: SandboxRequest) -> SandboxResponse {

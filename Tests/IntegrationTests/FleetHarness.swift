@@ -27,6 +27,9 @@ final class FleetHarness {
     /// The target's warehouse: `postgres`, or `redshift` (the Redshift-dialect test server in front of the same
     /// PostgreSQL, so the tests read the rows the same way).
     let targetType: String
+    /// The target's password (nil: the stack's) and the staging bucket (nil: the fleet's own): for failure tests.
+    var targetPassword: String?
+    var bucket: String?
 
     init(accounts: [(String, SandboxAccount)], tokens: [String: String] = [:], singular: [(String, SandboxSingular.Key)] = [],
          lookback: Int = 30, target: String = "postgres") throws {
@@ -64,9 +67,9 @@ final class FleetHarness {
             yaml += "  - {name: \(name), type: singular, api_key: \(key.key), api_url: \"http://127.0.0.1:\(server.port)\"}\n"
         }
         yaml += """
-            s3: {access_key_id: "\(env["S3_ACCESS_KEY_ID"] ?? "")", secret_access_key: "\(env["S3_SECRET_ACCESS_KEY"] ?? "")", region: us-east-1, bucket: \(id), folder_path: stage, endpoint: "\(env["S3_ENDPOINT"] ?? "")", path_style: true}
+            s3: {access_key_id: "\(env["S3_ACCESS_KEY_ID"] ?? "")", secret_access_key: "\(env["S3_SECRET_ACCESS_KEY"] ?? "")", region: us-east-1, bucket: \(bucket ?? id), folder_path: stage, endpoint: "\(env["S3_ENDPOINT"] ?? "")", path_style: true}
             targets:
-              - {name: local, type: \(targetType), host: "\(env["POSTGRES_HOSTNAME"] ?? "")", port: \(targetType == "redshift" ? try TestServices.require("REDSHIFT_PORT") : env["POSTGRES_PORT"] ?? "0"), database: "\(env["POSTGRES_DB"] ?? "")", username: "\(env["POSTGRES_USER"] ?? "")", password: "\(env["POSTGRES_PASSWORD"] ?? "")", schema: \(id), sslmode: disable}
+              - {name: local, type: \(targetType), host: "\(env["POSTGRES_HOSTNAME"] ?? "")", port: \(targetType == "redshift" ? try TestServices.require("REDSHIFT_PORT") : env["POSTGRES_PORT"] ?? "0"), database: "\(env["POSTGRES_DB"] ?? "")", username: "\(env["POSTGRES_USER"] ?? "")", password: "\(targetPassword ?? env["POSTGRES_PASSWORD"] ?? "")", schema: \(id), sslmode: disable}
 
             """
         try yaml.write(toFile: configPath, atomically: true, encoding: .utf8)

@@ -44,6 +44,22 @@ public struct SingularExtractor: Sendable {
         }
     }
 
+    /// `check`: one authenticated query of a day's campaigns, converted (so a changed response shape shows) and
+    /// not staged. Blocking. - Returns: the records found. - Throws: the API's classified error, key scrubbed.
+    public func probe(day: Day) throws -> Int {
+        guard let table = Resource.campaigns.singularTable else { return 0 }
+        var request = HTTPRequest(url: url(table, day, key: channel.apiKey.reveal()), headers: [("Accept", "application/json")],
+                                  timeout: client.timeout, displayURL: url(table, day, key: "<api_key>"))
+        let encodedKey = PercentEncoding.encode(channel.apiKey.reveal(), keepSlash: false)
+        request.redact = [channel.apiKey] + (encodedKey == channel.apiKey.reveal() ? [] : [Secret(encodedKey)])
+        let converter = SingularConverter(table: table, channelName: channel.name, whenRetrieved: UTCTime.sqlMillis(Date()), day: day)
+        var tsv = TSVWriter(capacity: 1 << 16)
+        var tally = APIClient.Tally()
+        return try client.fetch(request, api: .singular, account: channel.limiterKey, tally: &tally) { body in
+            try body.withUnsafeBytes { try converter.convert($0, into: &tsv) }
+        }.records
+    }
+
     private func url(_ table: SingularTable, _ day: Day, key: String) -> String {
         let base = channel.apiURL.withoutTrailingSlashes
         let encoded = key == "<api_key>" ? key : PercentEncoding.encode(key, keepSlash: false)

@@ -26,6 +26,18 @@ public struct TwilioExtractor: Sendable {
         self.pageSize = pageSize
     }
 
+    /// `check`: one authenticated request for the channel's account (`GET /2010-04-01/Accounts/{sid}.json`).
+    /// Blocking. - Returns: the account's status as Twilio reports it. - Throws: the API's classified error.
+    public func probeAccount() throws -> String {
+        var tally = APIClient.Tally()
+        let sid = channel.apiUser ?? ""
+        return try client.get("\(base)/2010-04-01/Accounts/\(PercentEncoding.encode(sid, keepSlash: false)).json", account: sid, user: sid,
+                              token: channel.apiKey, tally: &tally) { body in
+            let object = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any]
+            return (object?["status"] as? String) ?? "unknown"
+        }
+    }
+
     /// Runs the job. Blocking. - Throws: ``JobError`` (classified) naming channel, resource and day.
     public func extract(_ job: ExtractJob, now: Date = Date()) throws -> ExtractReport {
         let whenRetrieved = UTCTime.sql(now)

@@ -265,7 +265,7 @@ public final class WarehouseLoader: BatchLoader, @unchecked Sendable {  // used 
 
     /// A failed Redshift COPY says only "check stl_load_errors": read its newest row (after the rollback) and name
     /// the file, line, column and reason in the error an operator sees. Not the raw value: it may be personal data.
-    private func explained(_ error: LoadError) -> LoadError {
+    func explained(_ error: LoadError) -> LoadError {
         guard let pg = try? db(),
               let row = try? pg.query("""
                   SELECT trim(filename), line_number::text, trim(colname), err_code::text, trim(err_reason)
@@ -294,6 +294,15 @@ public final class WarehouseLoader: BatchLoader, @unchecked Sendable {  // used 
         }
         let count = try pg.query("SELECT pg_last_copy_count()")
         return Int(count[0][0] ?? "0") ?? 0
+    }
+
+    /// The production COPY of one object (PostgreSQL) or of a set (Redshift), for `check`'s probe.
+    func copyObject(_ object: StagedObject, into table: WarehouseSchema.Table, _ pg: PostgresConnection, loadID: String) throws -> Int {
+        try copy(object, into: table, pg, loadID: loadID)
+    }
+
+    func copyObjects(_ objects: [StagedObject], into table: WarehouseSchema.Table, _ pg: PostgresConnection, loadID: String) throws -> Int {
+        try copyManifest(objects, into: table, pg, loadID: loadID)
     }
 
     var redshiftAuth: RedshiftCopy.Auth {

@@ -1,0 +1,160 @@
+public import Foundation
+import HuskimoConnectors
+import HuskimoCore
+public import Logging
+
+/// `huskimo-planner check`: the connector world's "check connection", end to end, before the first night — the
+/// broker round-trips a message, S3 takes, lists, returns and deletes a probe under the folder, every channel
+/// answers one authenticated request, every target connects as configured (TLS included), has the DDL's tables
+/// and columns, and loads a probe of every hard character class with the production COPY byte for byte (rolled
+/// back). One line per check with its verdict and, for a failure, the fix.
+public enum Check {
+    public struct Line: Sendable, Codable, Hashable {
+        public var subject: String
+        public var check: String
+        /// `ok`, `warn` (reported, does not fail) or `fail`.
+        public var verdict: String
+        public var detail: String
+        public var fix: String?
+    }
+
+    /// Runs the checks (all, or one target's / one channel's with the shared broker and S3 checks) and prints them.
+    /// - Returns: the exit code: 0 when nothing failed, 1 otherwise.
+    public static func run(config: FleetConfig, target: String?, channel: String?, json: Bool, logger: Logger) async throws -> Int32 {
+        if let target, !config.targets.contains(where: { $0.name == target }) { throw CommandFailure.usage("no target named \(target)") }
+        if let channel, !config.channels.contains(where: { $0.name == channel }) { throw CommandFailure.usage("no channel named \(channel)") }
+        let lines = try await Blocking.run { collect(config: config, target: target, channel: channel, logger: logger) }
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            print(String(decoding: try encoder.encode(lines), as: UTF8.self))
+        } else {
+            for line in lines {
+                print("\(line.verdict.uppercased().padding(toLength: 5, withPad: " ", startingAt: 0)) \(line.subject): \(line.check) — \(line.detail)")
+                if let fix = line.fix { print("      fix: \(fix)") }
+            }
+            let failed = lines.filter { $0.verdict == "fail" }.count
+            print(failed == 0 ? "all \(lines.count) checks passed" : "\(failed) of \(lines.count) checks failed")
+        }
+        return lines.contains { $0.verdict == "fail" } ? 1 : 0
+    }
+
+    /// Every check's line, in order. Blocking; every failure becomes a line, never an exit.
+    static func collect(config: FleetConfig, target: String?, channel: String?, logger: Logger) -> [Line] {
+        var lines = [broker(config, logger: logger), storage(config)]
+        let s3 = S3Client(config.s3.s3Endpoint)
+        let client = APIClient(http: HTTPClient(), limiters: AccountLimiters(), maxAttempts: 2, logger: logger)
+        for c in config.channels where channel == nil || c.name == channel {
+            lines.append(api(c, client: client, s3: s3, folder: config.s3.folderPath))
+        }
+        for t in config.targets where target == nil || t.name == target {
+            lines += warehouse(t, s3: s3, config: config, logger: logger)
+        }
+        return lines
+    }
+
+    static func line(_ subject: String, _ check: String, _ result: () throws -> String, fix: (any Error) -> String) -> Line {
+        do {
+            return Line(subject: subject, check: check, verdict: "ok", detail: try result())
+        } catch {
+            return Line(subject: subject, check: check, verdict: "fail", detail: "\(error)", fix: fix(error))
+        }
+    }
+
+    static func broker(_ config: FleetConfig, logger: Logger) -> Line {
+        let topology = FleetTopology(config)
+        return line("broker", "declare and round trip", {
+            let client = QueueClient(url: config.queue.url, topology: topology.topology, retryWindow: 5, logger: logger)
+            defer { client.close() }
+            let probe = "\(config.queue.prefix).check.\(UInt32.random(in: 0...UInt32.max))"
+            try client.declare(QueueTopology(exchange: "", queues: [.init(name: probe)]))
+            defer { try? client.deleteQueue(probe) }
+            let body = Array("huskimo check \(probe)".utf8)
+            try client.publish(AMQPMessage(exchange: "", routingKey: probe, body: body, messageID: probe))
+            var received: [UInt8]?
+            try client.drain(probe, limit: 1) { received = $0.body; return .remove }
+            guard received == body else { throw CommandFailure.failed("published to \(probe) with a confirm, but did not get it back") }
+            return "the fleet's \(topology.allQueues.count) queues declared; a message published with a confirm and read back"
+        }, fix: { _ in "check queue.url (host, port, user, password, vhost) and that the user may declare queues under \(config.queue.prefix).*" })
+    }
+
+    static func storage(_ config: FleetConfig) -> Line {
+        let s3 = S3Client(config.s3.s3Endpoint)
+        let key = StagingLayout(folder: config.s3.folderPath).folder + "/check/probe-\(UInt32.random(in: 0...UInt32.max)).txt"
+        return line("s3", "put, list, get, delete", {
+            let body = Array("huskimo check".utf8)
+            try s3.put(key, body, contentType: "text/plain")
+            defer { _ = try? s3.delete([key]) }
+            guard try s3.list(prefix: key).contains(where: { $0.key == key }) else { throw CommandFailure.failed("\(key) was put but is not listed") }
+            guard try s3.get(key) == body else { throw CommandFailure.failed("\(key) read back different bytes") }
+            try s3.delete([key])
+            return "s3://\(config.s3.bucket)/\(key) put, listed, read back and deleted"
+        }, fix: { error in
+            let status = (error as? S3Error)?.status
+            return status == 403 ? "the keys may not use the folder: allow s3:PutObject, GetObject, DeleteObject and ListBucket on s3://\(config.s3.bucket)/\(config.s3.folderPath)*"
+                : status == 404 ? "no bucket \(config.s3.bucket) in \(config.s3.region): check s3.bucket and s3.region"
+                : "check s3.endpoint / s3.region and the network path to S3"
+        })
+    }
+
+    static func api(_ channel: ChannelConfig, client: APIClient, s3: S3Client, folder: String) -> Line {
+        line("channel \(channel.name)", channel.type == .twilio ? "Twilio account" : "Singular query", {
+            switch channel.type {
+            case .twilio:
+                let status = try TwilioExtractor(channel: channel, client: client, s3: s3, folder: folder).probeAccount()
+                return "account \(channel.apiUser ?? "") answered (status \(status))"
+            case .singular:
+                let day = Day.today.adding(days: -1)
+                let records = try SingularExtractor(channel: channel, client: client, s3: s3, folder: folder).probe(day: day)
+                return "campaigns of \(day) answered and converted (\(records) records)"
+            }
+        }, fix: { error in
+            switch (error as? APIError)?.status {
+            case 401?, 403?: return "the API refuses the credentials: check api_user (the Account SID) and api_key of \(channel.name)"
+            case 404?: return "not found: check api_user and api_url of \(channel.name)"
+            case nil where error is APIError: return "cannot reach \(channel.apiURL): check api_url and the network path"
+            default: return "see the error: \(channel.name)'s API answered something Huskimo does not expect"
+            }
+        })
+    }
+
+    static func warehouse(_ target: TargetConfig, s3: S3Client, config: FleetConfig, logger: Logger) -> [Line] {
+        let subject = "target \(target.name)"
+        let loader = WarehouseLoader(target: target, s3: s3, s3Config: config.s3, logger: logger)
+        let connect = line(subject, "connect (sslmode \(target.sslMode.rawValue))", {
+            _ = try loader.db()
+            return "connected to \(target.host):\(target.port)/\(target.database) as \(target.username)"
+        }, fix: { error in
+            let text = "\(error)"
+            if (error as? PQError)?.sqlState == "28P01" { return "the warehouse refuses username/password of \(target.name)" }
+            if text.contains("SSL") || text.contains("certificate") {
+                return "TLS failed: check sslmode and sslrootcert (Redshift: Amazon's CA bundle) or the server's certificate name"
+            }
+            return "check host, port and database, and that this machine may reach the warehouse (security group, firewall)"
+        })
+        guard connect.verdict == "ok" else { return [connect] }
+        var lines = [connect]
+        let check = WarehouseCheck(loader: loader)
+        do {
+            for finding in try check.schema() {
+                lines.append(Line(subject: subject, check: finding.check, verdict: finding.ok ? (finding.warning ? "warn" : "ok") : "fail",
+                                  detail: finding.detail, fix: finding.fix))
+            }
+        } catch {
+            lines.append(Line(subject: subject, check: "schema", verdict: "fail", detail: "\(error)",
+                              fix: "the user may not read information_schema of \(target.schema)"))
+        }
+        do {
+            let finding = try check.copyProbe(s3: s3, folder: config.s3.folderPath)
+            lines.append(Line(subject: subject, check: "copy (the production statement)", verdict: finding.ok ? "ok" : "fail",
+                              detail: finding.detail, fix: finding.fix))
+        } catch {
+            let role = target.iamRole.map { "the IAM role \($0) must be associated with the cluster and may read s3://\(config.s3.bucket)/\(config.s3.folderPath)*" }
+            lines.append(Line(subject: subject, check: "copy (the production statement)", verdict: "fail", detail: "\(error)",
+                              fix: target.type == .redshift ? (role ?? "the S3 keys must allow the cluster to read s3://\(config.s3.bucket)/\(config.s3.folderPath)*")
+                                  + "; a table the COPY names must exist (ddl --apply)"
+                                  : "the loader's user needs INSERT on \(target.schema).twilio_calls, and S3 GET on the staged objects"))
+        }
+        return lines
+    }
+}

@@ -1,0 +1,73 @@
+import Foundation
+import SandboxKit
+import Testing
+
+@testable import HuskimoConnectors
+@testable import HuskimoCore
+@testable import HuskimoFleet
+import HuskimoTesting
+
+/// `huskimo-planner check` as a user runs it before the first night: against the local stack and the sandbox,
+/// for a PostgreSQL and a Redshift target, and each failure class with its fix.
+@Suite(.serialized, .timeLimit(.minutes(5)))
+struct CheckCommandTests {
+    func check(_ fleet: FleetHarness) throws -> (Int32?, [Check.Line], String) {
+        let (code, text) = try fleet.run("huskimo-planner", ["check", "--config", fleet.configPath])
+        let (_, json) = try fleet.run("huskimo-planner", ["check", "--config", fleet.configPath, "--json"])
+        let lines = try JSONDecoder().decode([Check.Line].self, from: Data(json[json.firstIndex(of: "[")!...].utf8))
+        return (code, lines, text)
+    }
+
+    @Test(arguments: ["postgres", "redshift"]) func aGoodSetupPassesEveryCheck(target: String) throws {
+        let fleet = try FleetHarness(accounts: [("us", SandboxAccount.defaults[0])], singular: [("spend", SandboxSingular.keys[0])],
+                                     target: target)
+        defer { fleet.cleanUp() }
+        try fleet.applyDDL()
+        let (code, lines, text) = try check(fleet)
+        #expect(code == 0, "\(text)")
+        #expect(lines.allSatisfy { $0.verdict == "ok" }, "\(text)")
+        for subject in ["broker", "s3", "channel us", "channel spend", "target local"] {
+            #expect(lines.contains { $0.subject == subject }, "\(subject): \(text)")
+        }
+        #expect(lines.contains { $0.check == "copy (the production statement)" && $0.detail.contains("byte for byte") })
+        #expect(lines.filter { $0.check.hasPrefix("table ") }.count == WarehouseSchema.tables.count)
+        #expect(text.contains("all \(lines.count) checks passed"))
+        // The probe left nothing behind: no rows, no staged objects.
+        #expect(try fleet.rows("twilio_calls", channel: "us") == 0)
+        let pg = try PostgresConnection(try TestServices.postgres())
+        #expect(try pg.query("SELECT count(*) FROM \(fleet.id).twilio_calls")[0][0] == "0")
+        #expect(try S3Client(try TestServices.s3(bucket: fleet.id)).list(prefix: "stage/").isEmpty)
+    }
+
+    @Test func eachFailureNamesItsCauseAndItsFix() throws {
+        let fleet = try FleetHarness(accounts: [("us", SandboxAccount.defaults[0])], tokens: ["us": "wrong-token-3k"], target: "redshift")
+        defer { fleet.cleanUp() }
+        try fleet.applyDDL()
+        let pg = try PostgresConnection(try TestServices.postgres())
+        // A missing column, and a VARCHAR long enough in characters but too short in bytes for Redshift.
+        try pg.execute("ALTER TABLE \(fleet.id).twilio_recordings DROP COLUMN call_sid")
+        try pg.execute("ALTER TABLE \(fleet.id).twilio_calls ALTER COLUMN caller_name TYPE varchar(24)")
+        var (code, lines, text) = try check(fleet)
+        #expect(code == 1)
+        func failed(_ subject: String, _ check: String) -> Check.Line? {
+            lines.first { $0.subject == subject && $0.check == check && $0.verdict == "fail" }
+        }
+        #expect(failed("channel us", "Twilio account")?.fix?.contains("refuses the credentials") == true, "\(text)")
+        #expect(!text.contains("wrong-token-3k"), "the token never reaches the output")
+        #expect(failed("target local", "table twilio_recordings")?.detail.contains("lacks column call_sid") == true, "\(text)")
+        #expect(failed("target local", "table twilio_calls")?.detail.contains("caller_name is varchar(24), expected varchar(512)") == true, "\(text)")
+        let copy = failed("target local", "copy (the production statement)")
+        #expect(copy?.detail.contains("stl_load_errors") == true && copy?.detail.contains("caller_name") == true, "\(text)")
+        #expect(lines.first { $0.subject == "broker" }?.verdict == "ok" && lines.first { $0.subject == "s3" }?.verdict == "ok")
+
+        // A wrong password, and a bucket that does not exist.
+        fleet.targetPassword = "not-the-password"
+        fleet.bucket = "huskimo-no-such-bucket-\(UInt32.random(in: 0...UInt32.max))"
+        try fleet.writeConfig()
+        (code, lines, text) = try check(fleet)
+        #expect(code == 1)
+        #expect(failed("target local", "connect (sslmode disable)")?.fix?.contains("refuses username/password") == true, "\(text)")
+        #expect(!text.contains("not-the-password"))
+        #expect(failed("s3", "put, list, get, delete")?.fix?.contains("no bucket") == true, "\(text)")
+    }
+}
