@@ -119,6 +119,38 @@ struct OperationsIntegrationTests {
         #expect(l.value("huskimo_queue_consumers", ["queue": topology.extractQueue]) == 1)
         #expect(l.value("huskimo_queue_messages_unacked", ["queue": topology.extractQueue]) == 0)
 
+        // A secrets scan of everything this faulty run wrote or shows: logs, status (text and JSON), both metrics
+        // endpoints, the parked messages' bodies and headers, and the process list of the running worker and loader.
+        let env = TestServices.env
+        let secrets = [us.token, "wrong-token-7q", SandboxSingular.keys[0].key, env["POSTGRES_PASSWORD"] ?? "",
+                       env["S3_SECRET_ACCESS_KEY"] ?? ""].filter { $0.count >= 8 }  // shorter ones (moto's "test") match anything
+        var exposed: [String] = [w.text, l.text, output]
+        exposed.append(try fleet.run("huskimo-planner", ["status", "--config", fleet.configPath]).1)
+        exposed.append(try fleet.run("huskimo-planner", ["config", "--config", fleet.configPath]).1)
+        try client.drain(topology.failedQueue) { delivery in
+            exposed.append(String(decoding: delivery.body, as: UTF8.self) + "\(delivery.headers)")
+            return .keep
+        }
+        let ps = Process()
+        ps.executableURL = URL(fileURLWithPath: "/bin/ps")
+        ps.arguments = ["-eo", "args"]
+        let pipe = Pipe()
+        ps.standardOutput = pipe
+        try ps.run()
+        let processes = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        ps.waitUntilExit()
+        #expect(processes.contains("huskimo-worker extract"), "the scan saw the running processes")
+        exposed.append(processes)
+        for file in (try? FileManager.default.contentsOfDirectory(atPath: fleet.dir.path)) ?? [] where file.hasSuffix(".log") {
+            exposed.append(fleet.log(file))
+        }
+        #expect(exposed.count >= 8)
+        for secret in secrets {
+            for (index, text) in exposed.enumerated() {
+                #expect(!text.contains(secret), "a secret (\(secret.prefix(3))…) in exposed text \(index)")
+            }
+        }
+
         // Probes, then a clean stop.
         #expect(try Self.get(workerPort, "/readyz").status == 200 && Self.get(loaderPort, "/healthz").status == 200)
         kill(worker, SIGTERM)

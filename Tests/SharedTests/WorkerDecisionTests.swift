@@ -100,7 +100,7 @@ import HuskimoTesting
         #expect(driver.messages(in: topology.retryQueue(delay: 10)).first?.headers["x-last-error"]?.stringValue == "scripted transient failure")
 
         // The delay queue dead-letters it back; attempt 1 fails again: the next rung.
-        Self.enqueue(driver, first[0])
+        Self.enqueue(driver, try #require(first.first))
         _ = try await Self.runExtract(driver, extractor)
         #expect(try Self.jobs(in: driver, topology.retryQueue(delay: 60)).map(\.attempt) == [2])
 
@@ -109,10 +109,10 @@ import HuskimoTesting
         let (worker, _) = try await Self.runExtract(driver, extractor)
         let parked = driver.messages(in: topology.failedQueue)
         #expect(parked.count == 1)
-        let headers = ParkedHeaders(parked[0].headers)
+        let headers = ParkedHeaders(try #require(parked.first).headers)
         #expect(headers.errorClass == "transient" && headers.attempts == 3 && headers.channel == "us" && headers.resource == "calls")
         #expect(headers.day == "2026-11-28" && headers.message.hasPrefix("gave up after 3 attempts"))
-        #expect(try MessageCodec.decodeJob(parked[0].body).attempt == 3)
+        #expect(try MessageCodec.decodeJob(try #require(parked.first).body).attempt == 3)
         #expect(worker.summary.failed == 1 && driver.unackedCount == 0)
     }
 
