@@ -21,6 +21,8 @@ final class FleetHarness {
     var lookback = 30
     /// `fetch.settle_days` (call ``writeConfig()`` after changing it).
     var settleDays = 3
+    /// `queue.max_attempts` (call ``writeConfig()`` after changing it).
+    var maxAttempts = 4
     /// The RabbitMQ management API for `queue.management_url` (nil: AMQP only).
     var managementURL: String?
     var processes: [pid_t] = []
@@ -55,7 +57,7 @@ final class FleetHarness {
     func writeConfig() throws {
         let env = TestServices.env
         var yaml = """
-            queue: {url: "\(try TestServices.require("AMQP_URL"))", prefix: \(id), type: classic, retry_delays: [1, 2], max_attempts: 4\(managementURL.map { ", management_url: \"\($0)\"" } ?? "")}
+            queue: {url: "\(try TestServices.require("AMQP_URL"))", prefix: \(id), type: classic, retry_delays: [1, 2], max_attempts: \(maxAttempts)\(managementURL.map { ", management_url: \"\($0)\"" } ?? "")}
             fetch: {lookback: \(lookback), settle_days: \(settleDays)}
             channels:
 

@@ -6,7 +6,7 @@
 #   (default: <repo>/.local/stack, git-ignored).
 #
 # Usage: stack.sh up | down [--graceful] | status | env | clean
-#                 | start-rabbitmq | stop-rabbitmq | restart-rabbitmq | rabbitmqctl ARGS...
+#                 | start-rabbitmq | stop-rabbitmq | restart-rabbitmq | restart-postgres | rabbitmqctl ARGS...
 #
 #   up                install missing packages, start whatever is not running, wait until
 #                     everything is ready, write $STACK/stack.env and print it on stdout.
@@ -16,6 +16,8 @@
 #   env               print stack.env (exit 1 if the stack is not up).
 #   restart-rabbitmq  SIGKILL the broker (epmd stays) and start it again on the same ports and
 #                     data dir; returns when it is ready again. For broker-restart tests.
+#   restart-postgres  stop PostgreSQL (fast shutdown: sessions are cut, as in a failover) and start it
+#                     again on the same port and data dir; returns when it accepts connections. For chaos runs.
 #   rabbitmqctl ...   run rabbitmqctl against the local broker (0.5 s per call).
 #   clean             down, then delete all data (stack dir and the PostgreSQL dir).
 #
@@ -640,6 +642,13 @@ cmd_restart_rabbit() {
   log "rabbitmq restarted in $(elapsed "$t")s"
 }
 
+cmd_restart_pg() {
+  local t; t=$(now)
+  stop_pg
+  ensure_pg
+  log "postgres restarted in $(elapsed "$t")s"
+}
+
 cmd_rabbitmqctl() {
   rabbit_env
   exec /usr/lib/rabbitmq/bin/rabbitmqctl -n "$NODENAME" "$@"
@@ -662,6 +671,7 @@ case ${1:-} in
   start-rabbitmq) cmd_start_rabbit ;;
   stop-rabbitmq) stop_rabbit KILL ;;
   restart-rabbitmq) cmd_restart_rabbit ;;
+  restart-postgres) cmd_restart_pg ;;
   rabbitmqctl) shift; cmd_rabbitmqctl "$@" ;;
   clean) cmd_clean ;;
   *) sed -n '2,/^set -euo/p' "$SCRIPT" | sed '$d' | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
