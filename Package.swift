@@ -105,6 +105,15 @@ let package = Package(
         ),
         // The sandbox API that stands in for Twilio and Singular in tests, the demo and benchmarks: on Core only.
         .target(name: "SandboxKit", dependencies: ["HuskimoCore"], swiftSettings: swiftSettings),
+        // The fuzz targets (Tests/Fuzz/run.sh builds them with libFuzzer: -sanitize=fuzzer -DHUSKIMO_FUZZ); built
+        // plainly, the same binary replays the corpus in the repo through every target (a regression run).
+        .executableTarget(
+            name: "HuskimoFuzz",
+            dependencies: ["HuskimoCore", "HuskimoConnectors", "HuskimoFleet"],
+            path: "Tests/Fuzz",
+            exclude: ["corpus", "run.sh"],
+            swiftSettings: swiftSettings + [.unsafeFlags(["-parse-as-library"])]
+        ),
         .executableTarget(name: "Sandbox", dependencies: ["SandboxKit", "HuskimoCore"], swiftSettings: swiftSettings),
         .testTarget(
             name: "SharedTests",

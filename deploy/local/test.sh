@@ -5,6 +5,8 @@
 #
 # Usage: deploy/local/test.sh [swift test arguments...]     e.g. --filter StorageTests
 #   HUSKIMO_KEEP_STACK=1   leave the stack running afterwards (it is reused if already up).
+#   HUSKIMO_LONG=1         the long mode: also a bounded libFuzzer run of every fuzz target (Tests/Fuzz/run.sh,
+#                          HUSKIMO_FUZZ_SECONDS each, default 60) and a longer chaos run (deploy/local/chaos.sh).
 #   Ports / stack dir: see the header of deploy/local/stack.sh.
 set -euo pipefail
 
@@ -59,4 +61,10 @@ else
   # the integration tests' blocking waits on child processes would otherwise hold for minutes at a time.
   swift test --skip-build --filter SharedTests
   swift test --skip-build --skip SharedTests
+  # Every input of the fuzz corpus through its parser, without libFuzzer: no crash, bad input a classified error.
+  "$(swift build --show-bin-path)/HuskimoFuzz"
+fi
+if [[ ${HUSKIMO_LONG:-0} == 1 ]]; then
+  bash Tests/Fuzz/run.sh "${HUSKIMO_FUZZ_SECONDS:-60}"
+  bash deploy/local/chaos.sh
 fi

@@ -21,7 +21,12 @@ public enum MessageCodec {
         guard body.count <= 64 << 10 else {
             throw JobError(jobID: "?", errorClass: .permanent, message: "an extract job of \(body.count) bytes (at most 64 KiB)")
         }
-        let job = try JSONDecoder().decode(ExtractJob.self, from: Data(body))
+        let job: ExtractJob
+        do {
+            job = try JSONDecoder().decode(ExtractJob.self, from: Data(body))
+        } catch {
+            throw JobError(jobID: "?", errorClass: .permanent, message: "not an extract job: \(describe(error))")
+        }
         guard (1...ExtractJob.currentVersion).contains(job.version) else {
             throw JobError(jobID: job.jobID, errorClass: .permanent, message: "job version \(job.version) is not one this worker understands (1–\(ExtractJob.currentVersion))")
         }
@@ -42,7 +47,12 @@ public enum MessageCodec {
         guard body.count <= 16 << 20 else {
             throw LoadError(loadID: "?", errorClass: .permanent, message: "a load message of \(body.count) bytes (at most 16 MiB)")
         }
-        let load = try JSONDecoder().decode(LoadMessage.self, from: Data(body))
+        let load: LoadMessage
+        do {
+            load = try JSONDecoder().decode(LoadMessage.self, from: Data(body))
+        } catch {
+            throw LoadError(loadID: "?", errorClass: .permanent, message: "not a load message: \(describe(error))")
+        }
         guard load.version <= LoadMessage.currentVersion else {
             throw LoadError(loadID: load.loadID, errorClass: .permanent, message: "load message version \(load.version) is newer than this loader understands")
         }
@@ -59,5 +69,19 @@ public enum MessageCodec {
         guard UTCTime.isISO(load.extractedAt) else { throw refuse("extracted_at \(load.extractedAt.prefix(40)) is not an ISO 8601 UTC time") }
         guard load.contentDigest.map({ $0.allSatisfy { $0.isHexDigit || $0 == ":" } }) ?? true else { throw refuse("content_digest is not rows:sum in hex") }
         return load
+    }
+
+    /// A decoding error in a line: what was wrong and where (the key path), never the message body itself.
+    static func describe(_ error: any Error) -> String {
+        guard let decoding = error as? DecodingError else { return "\(type(of: error))" }
+        func path(_ context: DecodingError.Context) -> String {
+            context.codingPath.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")
+        }
+        switch decoding {
+        case .keyNotFound(let key, let context): return "\(path(context).isEmpty ? "" : path(context) + ".")\(key.stringValue) is missing"
+        case .typeMismatch(_, let context), .valueNotFound(_, let context): return "\(path(context)): \(context.debugDescription)"
+        case .dataCorrupted(let context): return path(context).isEmpty ? "not valid JSON" : "\(path(context)): \(context.debugDescription)"
+        @unknown default: return "undecodable"
+        }
     }
 }

@@ -145,29 +145,15 @@ public final class HTTPServer: @unchecked Sendable {  // listener state is set o
                 refuse(fd, 431)
                 return
             }
-            let head = String(decoding: buffer[0..<headEnd!], as: UTF8.self)
-            var lines = head.split(separator: "\r\n", omittingEmptySubsequences: false)
-            let requestLine = lines.removeFirst().split(separator: " ")
-            guard requestLine.count >= 2 else { return }
-            var headers: [String: String] = [:]
-            for line in lines {
-                guard let colon = line.firstIndex(of: ":") else { continue }
-                headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
-            }
-            if headers["transfer-encoding"] != nil {
-                refuse(fd, 501)  // chunked bodies are not supported; refusing beats misreading the stream
+            let parsed: Head
+            switch HTTPServer.parseHead(buffer[0..<headEnd!], limits: limits) {
+            case .failure(let refusal):
+                if refusal.status > 0 { refuse(fd, refusal.status) }
                 return
+            case .success(let head):
+                parsed = head
             }
-            let declared = headers["content-length"] ?? "0"
-            guard !declared.isEmpty, declared.utf8.count <= 12, declared.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }),
-                  let bodyLength = Int(declared) else {
-                refuse(fd, 400)
-                return
-            }
-            guard bodyLength <= limits.maxBodyBytes else {
-                refuse(fd, 413)
-                return
-            }
+            let (requestLine, headers, bodyLength) = (parsed.requestLine, parsed.headers, parsed.bodyLength)
             let bodyStart = headEnd! + 4
             while buffer.count < bodyStart + bodyLength {
                 let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
@@ -194,6 +180,41 @@ public final class HTTPServer: @unchecked Sendable {  // listener state is set o
             }
             if !keepAlive { return }
         }
+    }
+
+    /// A request head, parsed and checked against the limits.
+    package struct Head: Sendable {
+        package var requestLine: [Substring]
+        package var headers: [String: String]
+        package var bodyLength: Int
+    }
+
+    /// Why a head is refused: the status to answer (0: just close).
+    package struct Refusal: Error, Sendable {
+        package var status: Int
+    }
+
+    /// Parses a request head (the bytes before CRLF CRLF): the request line, headers (lower-cased names), and a
+    /// Content-Length of digits only within the body limit. Pure: what the fuzzer drives.
+    package static func parseHead(_ bytes: ArraySlice<UInt8>, limits: Limits) -> Result<Head, Refusal> {
+        guard bytes.count <= limits.maxHeadBytes else { return .failure(Refusal(status: 431)) }
+        let head = String(decoding: bytes, as: UTF8.self)
+        var lines = head.split(separator: "\r\n", omittingEmptySubsequences: false)
+        guard !lines.isEmpty else { return .failure(Refusal(status: 0)) }
+        let requestLine = lines.removeFirst().split(separator: " ")
+        guard requestLine.count >= 2 else { return .failure(Refusal(status: 0)) }
+        var headers: [String: String] = [:]
+        for line in lines {
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+        }
+        // Chunked bodies are not supported; refusing beats misreading the stream.
+        if headers["transfer-encoding"] != nil { return .failure(Refusal(status: 501)) }
+        let declared = headers["content-length"] ?? "0"
+        guard !declared.isEmpty, declared.utf8.count <= 12, declared.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }),
+              let bodyLength = Int(declared) else { return .failure(Refusal(status: 400)) }
+        guard bodyLength <= limits.maxBodyBytes else { return .failure(Refusal(status: 413)) }
+        return .success(Head(requestLine: requestLine, headers: headers, bodyLength: bodyLength))
     }
 
     /// Answers `status` with no body and lets the caller close the connection.
