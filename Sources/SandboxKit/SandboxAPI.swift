@@ -21,6 +21,10 @@ public struct SandboxFaults: Sendable, Codable, Equatable {
     public var twilioRevision: Int = 0
     /// Days (`YYYY-MM-DD`) whose Singular responses hold a malformed record.
     public var singularBrokenDays: [String] = []
+    /// Twilio days (`YYYY-MM-DD`) answered with hostility, by kind: `other-host` (a next page on another host),
+    /// `loop` (a next page that is the page itself), `huge` (a 2 MiB body of blanks), `retry-after` (429 with
+    /// Retry-After 999999999), `bad-utf8` (the day's records with invalid UTF-8 in a text field).
+    public var twilioHostileDays: [String: String] = [:]
 
     /// Every key is optional in the control JSON (`{"latencyMs": 100}` leaves the rest at their defaults).
     public init(from decoder: any Decoder) throws {
@@ -32,11 +36,13 @@ public struct SandboxFaults: Sendable, Codable, Equatable {
         singularRevision = try c.decodeIfPresent(Int.self, forKey: .singularRevision) ?? 0
         twilioRevision = try c.decodeIfPresent(Int.self, forKey: .twilioRevision) ?? 0
         singularBrokenDays = try c.decodeIfPresent([String].self, forKey: .singularBrokenDays) ?? []
+        twilioHostileDays = try c.decodeIfPresent([String: String].self, forKey: .twilioHostileDays) ?? [:]
     }
 
     public init(rate: Double = 0, latencyMs: Int = 0, concurrencyLimit: Int = 0, revoked: [String] = [], singularRevision: Int = 0,
-                twilioRevision: Int = 0, singularBrokenDays: [String] = []) {
+                twilioRevision: Int = 0, singularBrokenDays: [String] = [], twilioHostileDays: [String: String] = [:]) {
         self.twilioRevision = twilioRevision
+        self.twilioHostileDays = twilioHostileDays
         self.rate = rate
         self.latencyMs = latencyMs
         self.concurrencyLimit = concurrencyLimit
@@ -216,8 +222,31 @@ public final class SandboxAPI: Sendable {
             days = Array(start..<end)
         }
         var records: [SandboxData.Record] = []
-        let revision = faults.withLock { $0.twilioRevision }
+        let (revision, hostile) = faults.withLock { ($0.twilioRevision, $0.twilioHostileDays) }
+        let kind = days.count == 1 ? hostile["\(Day(ordinal: days[0]))"] : nil
         for day in days.reversed() { records += SandboxData.records(account, resource, day: day, revision: revision) }
+        switch kind {
+        case "other-host":
+            return .json(200, Array("{\"\(resource)\": [], \"next_page_uri\": \"http://evil.example:1/2010-04-01/x.json\", \"page\": 0}".utf8))
+        case "loop":
+            let me = request.path + (request.rawQuery.isEmpty ? "" : "?" + request.rawQuery)
+            return .json(200, Array("{\"\(resource)\": [], \"next_page_uri\": \"\(me)\", \"page\": 0}".utf8))
+        case "huge":
+            return .json(200, Array("{\"\(resource)\": [".utf8) + [UInt8](repeating: 0x20, count: 2 << 20) + Array("], \"next_page_uri\": null}".utf8))
+        case "retry-after":
+            return Self.error(429, 20429, "Too Many Requests", headers: [("Retry-After", "999999999")])
+        case "bad-utf8":
+            // A text field's quote-enclosed value gets bytes that are not UTF-8 (what a broken proxy might hand on).
+            records = records.map { record in
+                var r = record
+                if let range = r.json.firstRange(of: Array("\"api_version\": \"".utf8)) {
+                    r.json.insert(contentsOf: [0xC3, 0x28, 0xFF], at: range.upperBound)
+                }
+                return r
+            }
+        default:
+            break
+        }
         return page(request, key: resource, records: records)
     }
 

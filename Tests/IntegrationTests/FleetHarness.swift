@@ -23,6 +23,8 @@ final class FleetHarness {
     var settleDays = 3
     /// `queue.max_attempts` (call ``writeConfig()`` after changing it).
     var maxAttempts = 4
+    /// `fetch.max_response_mib`.
+    var maxResponseMiB = 256
     /// The RabbitMQ management API for `queue.management_url` (nil: AMQP only).
     var managementURL: String?
     var processes: [pid_t] = []
@@ -58,7 +60,7 @@ final class FleetHarness {
         let env = TestServices.env
         var yaml = """
             queue: {url: "\(try TestServices.require("AMQP_URL"))", prefix: \(id), type: classic, retry_delays: [1, 2], max_attempts: \(maxAttempts)\(managementURL.map { ", management_url: \"\($0)\"" } ?? "")}
-            fetch: {lookback: \(lookback), settle_days: \(settleDays)}
+            fetch: {lookback: \(lookback), settle_days: \(settleDays), max_response_mib: \(maxResponseMiB)}
             channels:
 
             """

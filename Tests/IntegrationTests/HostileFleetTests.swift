@@ -1,0 +1,136 @@
+import Foundation
+import SandboxKit
+import Testing
+
+@testable import HuskimoConnectors
+@testable import HuskimoCore
+@testable import HuskimoFleet
+import HuskimoTesting
+
+/// One account whose API turns hostile on some days (a next page on another host, a page loop, a body over the
+/// limit, Retry-After: 999999999, invalid UTF-8), while someone abuses the worker's metrics port: the worker
+/// stays up, its peak RSS stays bounded, the hostile days are parked with their reasons, and the healthy days
+/// of the same account load exactly.
+@Suite(.serialized, .timeLimit(.minutes(5)))
+struct HostileFleetTests {
+    /// VmHWM of a process, in KiB (nil once it is gone).
+    static func peakRSS(_ pid: pid_t) -> Int? {
+        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }) else { return nil }
+        return Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "")
+    }
+
+    static func connect(_ port: Int) -> Int32 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        _ = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        return fd
+    }
+
+    /// Sends `bytes` and returns what came back before the server closed or went quiet for `wait` seconds.
+    static func exchange(_ port: Int, _ bytes: [UInt8], wait: Int = 2) -> String {
+        let fd = connect(port)
+        defer { close(fd) }
+        var timeout = timeval()
+        timeout.tv_sec = wait
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        _ = bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        var out: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while out.count < 1 << 16 {
+            let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n <= 0 { break }
+            out += chunk[0..<n]
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    @Test func aWorkerUnderAbuseStaysUpBoundedAndLoadsTheHealthyDaysExactly() throws {
+        let account = SandboxAccount.defaults[0]
+        let fleet = try FleetHarness(accounts: [("us", account)])
+        defer { fleet.cleanUp() }
+        fleet.maxAttempts = 3
+        fleet.maxResponseMiB = 1
+        try fleet.writeConfig()
+        try fleet.applyDDL()
+        let hostile = ["2026-11-02": "other-host", "2026-11-03": "loop", "2026-11-04": "huge", "2026-11-05": "retry-after",
+                       "2026-11-06": "bad-utf8"]
+        fleet.api.setFaults(SandboxFaults(twilioHostileDays: hostile))
+        try fleet.plan(["--from", "2026-11-01", "--to", "2026-11-07", "--resource", "calls"])
+        let port = Int.random(in: 36_600...36_999)
+        let worker = try fleet.worker("w.log", concurrency: 3, idle: 8, extra: ["--metrics-port", String(port)])
+        defer { kill(worker, SIGKILL) }
+        usleep(500_000)
+
+        // The metrics port, abused while the worker extracts.
+        for length in ["-1", "99999999999999999999", "104857600"] {
+            _ = Self.exchange(port, Array("POST /metrics HTTP/1.1\r\nContent-Length: \(length)\r\n\r\n".utf8), wait: 1)
+        }
+        let flood = Self.connect(port)  // a 100 MB header, sent until the server cuts it off
+        var sent = 0
+        let line = [UInt8](Array("X-Flood: ".utf8) + [UInt8](repeating: 0x61, count: 65_000) + Array("\r\n".utf8))
+        _ = Array("GET / HTTP/1.1\r\n".utf8).withUnsafeBytes { send(flood, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        while sent < 100 << 20 {
+            let n = line.withUnsafeBytes { send(flood, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            if n <= 0 { break }
+            sent += n
+        }
+        close(flood)
+        #expect(sent < 100 << 20, "the server stopped reading a header it would never accept (after \(sent) bytes)")
+        var idle = (0..<200).map { _ in Self.connect(port) }  // hundreds of idle connections
+        usleep(300_000)
+        #expect(kill(worker, 0) == 0, "the worker is up under the abuse")
+        for fd in idle { close(fd) }
+        idle = []
+        usleep(300_000)
+        #expect(Self.exchange(port, Array("GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n".utf8)).hasPrefix("HTTP/1.1 200"))
+
+        var peak = 0
+        let deadline = Date().addingTimeInterval(120)
+        while kill(worker, 0) == 0, Date() < deadline {
+            if let rss = Self.peakRSS(worker) { peak = max(peak, rss) }
+            var status: Int32 = 0
+            if waitpid(worker, &status, WNOHANG) == worker { break }
+            usleep(100_000)
+        }
+        #expect(peak > 0 && peak < 128 << 10, "peak RSS \(peak / 1024) MiB (bound 128 MiB)")
+        print("hostile: the worker's peak RSS \(peak / 1024) MiB; a 100 MB header cut off after \(sent) bytes; 200 idle connections")
+        let loader = try fleet.loader()
+        #expect(fleet.wait(loader) == 0)
+
+        // The healthy days of the same account, exactly; the day with invalid UTF-8 loaded with U+FFFD, counted.
+        let pg = try PostgresConnection(try TestServices.postgres())
+        for day in ["2026-11-01", "2026-11-06", "2026-11-07"] {
+            let sids = try pg.query("""
+                SELECT sid FROM \(fleet.id).twilio_calls WHERE channel_name = 'us' AND start_time >= $1::timestamp
+                AND start_time < $1::timestamp + interval '1 day' ORDER BY sid
+                """, [day]).map { $0[0] ?? "" }
+            #expect(sids == SandboxData.records(account, "calls", day: Day(day)!.ordinal).map(\.sid).sorted(), "\(day): every call, once")
+        }
+        #expect(try fleet.duplicates("twilio_calls") == 0)
+        #expect(try pg.query("SELECT count(*) FROM \(fleet.id).twilio_calls WHERE api_version LIKE '\u{FFFD}%'")[0][0]
+                == String(SandboxAPI.expected(account, "calls", day: Day("2026-11-06")!).count), "the invalid bytes became U+FFFD")
+        #expect(fleet.log("w.log").contains("values replaced with U+FFFD"))
+        // The hostile days are parked, each with its reason.
+        let topology = FleetTopology(try fleet.config.queue, targets: ["local"])
+        let client = QueueClient(url: try TestServices.amqpURL(), retryWindow: 5, logger: TestServices.logger)
+        defer { client.close() }
+        var reasons: [String: String] = [:]
+        try client.drain(topology.failedQueue) { delivery in
+            let parked = ParkedHeaders(delivery.headers)
+            reasons[parked.day ?? "?"] = parked.message
+            return .keep
+        }
+        #expect(reasons["2026-11-02"]?.contains("not the configured") == true, "\(reasons)")
+        #expect(reasons["2026-11-03"]?.contains("page loop") == true, "\(reasons)")
+        #expect(reasons["2026-11-04"].map { $0.contains("1 MiB") || $0.lowercased().contains("large") } == true, "\(reasons)")
+        #expect(reasons["2026-11-05"]?.contains("Retry-After") == true, "\(reasons)")
+        #expect(reasons.count == 4)
+        #expect(!fleet.log("w.log").contains(account.token), "no token in the log")
+    }
+}
