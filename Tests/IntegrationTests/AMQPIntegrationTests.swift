@@ -125,6 +125,28 @@ struct AMQPIntegrationTests {
         #expect(throws: AMQPError.self) { try client.depth(TestServices.unique("no.such.queue")) }
     }
 
+    @Test func amqpsVerifiesTheBrokerAgainstTheConfiguredCA() throws {
+        // The stack's broker has a certificate of a local test CA on its amqps:// listener.
+        let base = try TestServices.require("AMQPS_URL"), ca = try TestServices.require("AMQPS_CA")
+        let queue = TestServices.unique("test.tls")
+        let url = try AMQPURL(base + "?cacertfile=" + PercentEncoding.encode(ca, keepSlash: false))
+        #expect(url.tls && url.caCertFile == ca)
+        let client = QueueClient(url: url, topology: QueueTopology(exchange: "", queues: [.init(name: queue)]), retryWindow: 5,
+                                 logger: TestServices.logger)
+        defer { try? client.deleteQueue(queue); client.close() }
+        try client.publish(AMQPMessage(exchange: "", routingKey: queue, body: Array("over tls".utf8), messageID: "t1"))
+        var got: [UInt8]?
+        try client.drain(queue, limit: 1) { got = $0.body; return .remove }
+        #expect(got == Array("over tls".utf8), "a message round-tripped over TLS")
+        #expect(!"\(url)".contains("guest:guest"), "the password is not in the URL's description")
+
+        // Against the system's CA bundle the test CA's certificate does not verify: refused, permanently, named.
+        let unverified = try #require(throws: AMQPError.self) { _ = try AMQPConnection(url: try AMQPURL(base)) }
+        #expect(unverified.errorClass == .permanent, "\(unverified)")
+        #expect("\(unverified)".contains("certificate"), "\(unverified)")
+        #expect(throws: AMQPError.self) { _ = try AMQPConnection(url: try AMQPURL(base + "?cacertfile=%2Fnonexistent%2Fca.pem")) }
+    }
+
     @Test func unroutableMandatoryPublishFailsPermanently() throws {
         let url = try TestServices.amqpURL()
         let client = QueueClient(url: url, retryWindow: 2, logger: TestServices.logger)

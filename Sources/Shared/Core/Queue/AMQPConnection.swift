@@ -97,8 +97,14 @@ final class AMQPConnection {
         if url.tls {
             socket = amqp_ssl_socket_new(state)
             if let socket {
+                // The broker's certificate and name are verified, against the configured CA or the system's.
                 amqp_ssl_socket_set_verify_peer(socket, 1)
                 amqp_ssl_socket_set_verify_hostname(socket, 1)
+                let ca = url.caCertFile ?? AMQPConnection.systemCA
+                if let ca, amqp_ssl_socket_set_cacert(socket, ca) != AMQP_STATUS_OK.rawValue {
+                    amqp_destroy_connection(state)
+                    throw AMQPError(.connect, "cannot read the CA bundle \(ca) (cacertfile)", class: .permanent)
+                }
             }
         } else {
             socket = amqp_tcp_socket_new(state)
@@ -111,7 +117,11 @@ final class AMQPConnection {
         let status = amqp_socket_open_noblock(socket, url.host, Int32(url.port), &timeout)
         guard status == AMQP_STATUS_OK.rawValue else {
             amqp_destroy_connection(state)
-            throw AMQPError(.connect, "cannot connect to \(url.host):\(url.port): \(AMQPConnection.text(status))")
+            // A certificate that does not verify will not verify on the next try either.
+            let verification = [AMQP_STATUS_SSL_PEER_VERIFY_FAILED.rawValue, AMQP_STATUS_SSL_HOSTNAME_VERIFY_FAILED.rawValue].contains(status)
+            throw AMQPError(.connect, "cannot connect to \(url.host):\(url.port): \(AMQPConnection.text(status))"
+                            + (verification ? " (the broker's certificate does not verify: set cacertfile=… in queue.url, or fix its name)" : ""),
+                            class: verification ? .permanent : .transient)
         }
         let reply = CRabbitMQ_login_plain(
             state, url.vhost, 0, 131072, Int32(url.heartbeatSeconds), url.user, url.password.reveal())
@@ -130,6 +140,10 @@ final class AMQPConnection {
         }
         self.state = state
     }
+
+    /// The system's CA bundle (Debian, RHEL), for amqps without `cacertfile`.
+    static let systemCA = ["/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt"]
+        .first { FileManager.default.isReadableFile(atPath: $0) }
 
     deinit {
         if !broken {

@@ -8,6 +8,9 @@ public struct AMQPURL: Sendable, Hashable, CustomStringConvertible {
     public var password: Secret
     public var vhost: String
     public var heartbeatSeconds: Int
+    /// amqps: the CA bundle that signs the broker's certificate (`?cacertfile=PATH`, as RabbitMQ's URI spec has it);
+    /// nil: the system's CA bundle.
+    public var caCertFile: String?
 
     public init(_ text: String) throws {
         let lower = text.lowercased()
@@ -68,6 +71,8 @@ public struct AMQPURL: Sendable, Hashable, CustomStringConvertible {
                     throw AMQPError(.badURL, "heartbeat must be a whole number of seconds", class: .permanent)
                 }
                 heartbeatSeconds = value
+            } else if parts.count == 2, parts[0] == "cacertfile" {
+                caCertFile = try AMQPURL.decode(parts[1])
             }
         }
     }
