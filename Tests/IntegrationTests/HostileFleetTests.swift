@@ -20,36 +20,6 @@ struct HostileFleetTests {
         return Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "")
     }
 
-    static func connect(_ port: Int) -> Int32 {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        _ = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        return fd
-    }
-
-    /// Sends `bytes` and returns what came back before the server closed or went quiet for `wait` seconds.
-    static func exchange(_ port: Int, _ bytes: [UInt8], wait: Int = 2) -> String {
-        let fd = connect(port)
-        defer { close(fd) }
-        var timeout = timeval()
-        timeout.tv_sec = wait
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        _ = bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-        var out: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 4096)
-        while out.count < 1 << 16 {
-            let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            if n <= 0 { break }
-            out += chunk[0..<n]
-        }
-        return String(decoding: out, as: UTF8.self)
-    }
-
     @Test func aWorkerUnderAbuseStaysUpBoundedAndLoadsTheHealthyDaysExactly() throws {
         let account = SandboxAccount.defaults[0]
         let fleet = try FleetHarness(accounts: [("us", account)])
@@ -69,9 +39,9 @@ struct HostileFleetTests {
 
         // The metrics port, abused while the worker extracts.
         for length in ["-1", "99999999999999999999", "104857600"] {
-            _ = Self.exchange(port, Array("POST /metrics HTTP/1.1\r\nContent-Length: \(length)\r\n\r\n".utf8), wait: 1)
+            _ = RawSocket.exchange(port, Array("POST /metrics HTTP/1.1\r\nContent-Length: \(length)\r\n\r\n".utf8), wait: 1)
         }
-        let flood = Self.connect(port)  // a 100 MB header, sent until the server cuts it off
+        let flood = RawSocket.connect(port)  // a 100 MB header, sent until the server cuts it off
         var sent = 0
         let line = [UInt8](Array("X-Flood: ".utf8) + [UInt8](repeating: 0x61, count: 65_000) + Array("\r\n".utf8))
         _ = Array("GET / HTTP/1.1\r\n".utf8).withUnsafeBytes { send(flood, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
@@ -82,13 +52,13 @@ struct HostileFleetTests {
         }
         close(flood)
         #expect(sent < 100 << 20, "the server stopped reading a header it would never accept (after \(sent) bytes)")
-        var idle = (0..<200).map { _ in Self.connect(port) }  // hundreds of idle connections
+        var idle = (0..<200).map { _ in RawSocket.connect(port) }  // hundreds of idle connections
         usleep(300_000)
         #expect(kill(worker, 0) == 0, "the worker is up under the abuse")
         for fd in idle { close(fd) }
         idle = []
         usleep(300_000)
-        #expect(Self.exchange(port, Array("GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n".utf8)).hasPrefix("HTTP/1.1 200"))
+        #expect(RawSocket.exchange(port, Array("GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n".utf8)).hasPrefix("HTTP/1.1 200"))
 
         var peak = 0
         let deadline = Date().addingTimeInterval(120)

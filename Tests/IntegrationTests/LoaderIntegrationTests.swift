@@ -10,30 +10,17 @@ import HuskimoTesting
 /// The loader against the real PostgreSQL, fed with real extractions from the sandbox staged on S3.
 @Suite(.serialized, .timeLimit(.minutes(5)))
 final class LoaderIntegrationTests {
-    let api = SandboxAPI()
-    let server: HTTPServer
-    let port: Int
-    let s3: S3Client
-    let s3Config: S3Config
+    let staged: StagedLoads
     let schema = "ldr_\(UInt32.random(in: 0...UInt32.max))"
-    let limiters = AccountLimiters()
+    var s3: S3Client { staged.s3 }
+    var s3Config: S3Config { staged.s3Config }
+    var api: SandboxAPI { staged.api }
 
     init() throws {
-        server = HTTPServer { [api] in api.handle($0) }
-        port = try server.start()
-        let bucket = TestServices.unique("huskimo-load")
-        s3 = S3Client(try TestServices.s3(bucket: bucket))
-        try s3.createBucket()
-        let env = TestServices.env
-        s3Config = try FleetConfig.parse("""
-            channels: [{name: c, type: singular, api_key: k}]
-            s3: {access_key_id: "\(env["S3_ACCESS_KEY_ID"] ?? "")", secret_access_key: "\(env["S3_SECRET_ACCESS_KEY"] ?? "")", region: us-east-1, bucket: \(bucket), endpoint: "\(env["S3_ENDPOINT"] ?? "")", path_style: true}
-            targets: [{name: t, host: h, database: d, username: u}]
-            """, environment: [:]).s3
+        staged = try StagedLoads(bucketPrefix: "huskimo-load")
     }
 
     deinit {
-        server.stop()
         if let pg = try? PostgresConnection(try TestServices.postgres()) {
             try? pg.execute("DROP SCHEMA \(schema) CASCADE")
             try? pg.execute("DROP SCHEMA IF EXISTS \(schema)_b CASCADE")
@@ -51,22 +38,10 @@ final class LoaderIntegrationTests {
         return try FleetConfig.parse(yaml, environment: [:]).targets[0]
     }
 
-    func loader(_ target: TargetConfig) throws -> WarehouseLoader {
-        let loader = WarehouseLoader(target: target, s3: s3, s3Config: s3Config, logger: TestServices.logger)
-        try loader.applyDDL()
-        return loader
-    }
+    func loader(_ target: TargetConfig) throws -> WarehouseLoader { try staged.loader(target) }
 
     func extract(_ account: SandboxAccount, _ resource: Resource, _ day: Day?, channel: String = "acme", at: Date = Date()) throws -> LoadMessage {
-        let yaml = """
-            channels: [{name: "\(channel)", type: twilio, api_user: \(account.sid), api_key: \(account.token), api_url: "http://127.0.0.1:\(port)", pricing_url: "http://127.0.0.1:\(port)"}]
-            s3: {access_key_id: k, secret_access_key: s, region: us-east-1, bucket: b}
-            targets: [{name: t, host: h, database: d, username: u}]
-            """
-        let config = try FleetConfig.parse(yaml, environment: [:]).channels[0]
-        let client = APIClient(http: HTTPClient(), limiters: limiters, logger: TestServices.logger)
-        let extractor = TwilioExtractor(channel: config, client: client, s3: s3, folder: "stage")
-        return try extractor.extract(ExtractJob(runID: "r", channel: channel, resource: resource, day: day, plannedAt: ""), now: at).load
+        try staged.extract(account, resource, day, channel: channel, at: at)
     }
 
     func count(_ table: String, _ filter: String = "TRUE") throws -> Int {

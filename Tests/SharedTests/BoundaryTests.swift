@@ -59,46 +59,19 @@ import HuskimoTesting
         #expect(throws: JobError.self) { try MessageCodec.decodeJob([UInt8](repeating: 0x20, count: 70_000)) }
     }
 
-    /// Sends raw bytes to 127.0.0.1:`port` and returns what came back before the server closed or went quiet.
-    static func exchange(_ port: Int, _ bytes: [UInt8], wait: Double = 2) -> String {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard connected == 0 else { return "" }
-        var timeout = timeval()
-        timeout.tv_sec = Int(wait)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        _ = bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-        var out: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            if n <= 0 { break }
-            out += chunk[0..<n]
-            if out.count > 1 << 16 { break }
-        }
-        return String(decoding: out, as: UTF8.self)
-    }
-
     @Test func theMetricsPortSurvivesHostileRequests() throws {
         let server = try MetricsServer(port: 0) { true }
         defer { server.stop() }
         let port = server.port
-        func get(_ path: String) -> String { Self.exchange(port, Array("GET \(path) HTTP/1.1\r\nConnection: close\r\n\r\n".utf8)) }
+        func get(_ path: String) -> String { RawSocket.exchange(port, Array("GET \(path) HTTP/1.1\r\nConnection: close\r\n\r\n".utf8)) }
         #expect(get("/healthz").hasPrefix("HTTP/1.1 200"))
         for (length, status) in [("-1", "400"), ("abc", "400"), ("+5", "400"), ("99999999999999999999", "400"), ("104857600", "413")] {
-            let answer = Self.exchange(port, Array("POST /metrics HTTP/1.1\r\nContent-Length: \(length)\r\n\r\n".utf8))
+            let answer = RawSocket.exchange(port, Array("POST /metrics HTTP/1.1\r\nContent-Length: \(length)\r\n\r\n".utf8))
             #expect(answer.hasPrefix("HTTP/1.1 \(status)"), "Content-Length \(length): \(answer.prefix(40))")
         }
-        let chunked = Self.exchange(port, Array("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n".utf8))
+        let chunked = RawSocket.exchange(port, Array("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n".utf8))
         #expect(chunked.hasPrefix("HTTP/1.1 501"))
-        let bigHead = Self.exchange(port, Array("GET / HTTP/1.1\r\nX-Pad: \(String(repeating: "a", count: 100_000))\r\n\r\n".utf8))
+        let bigHead = RawSocket.exchange(port, Array("GET / HTTP/1.1\r\nX-Pad: \(String(repeating: "a", count: 100_000))\r\n\r\n".utf8))
         #expect(bigHead.hasPrefix("HTTP/1.1 431"))
         #expect(get("/healthz").hasPrefix("HTTP/1.1 200"), "still serving after the abuse")
     }
@@ -111,22 +84,12 @@ import HuskimoTesting
         let port = try server.start()
         defer { server.stop() }
         var idle: [Int32] = []
-        for _ in 0..<8 {
-            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            var address = sockaddr_in()
-            address.sin_family = sa_family_t(AF_INET)
-            address.sin_port = in_port_t(UInt16(port).bigEndian)
-            address.sin_addr.s_addr = inet_addr("127.0.0.1")
-            _ = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-            }
-            idle.append(fd)
-        }
+        for _ in 0..<8 { idle.append(RawSocket.connect(port)) }
         usleep(200_000)
-        #expect(Self.exchange(port, Array("GET / HTTP/1.1\r\n\r\n".utf8)).hasPrefix("HTTP/1.1 503"), "the ninth is refused, not queued")
+        #expect(RawSocket.exchange(port, Array("GET / HTTP/1.1\r\n\r\n".utf8)).hasPrefix("HTTP/1.1 503"), "the ninth is refused, not queued")
         // The idle ones time out (ioTimeout 1 s) and their slots come back.
         usleep(1_500_000)
-        #expect(Self.exchange(port, Array("GET / HTTP/1.1\r\nConnection: close\r\n\r\n".utf8)).hasPrefix("HTTP/1.1 200"))
+        #expect(RawSocket.exchange(port, Array("GET / HTTP/1.1\r\nConnection: close\r\n\r\n".utf8)).hasPrefix("HTTP/1.1 200"))
         for fd in idle { close(fd) }
     }
 }
