@@ -8,7 +8,7 @@ import HuskimoFleet
 /// HTTP head parser. The contract: no crash, no hang, no unbounded allocation; bad input is a classified error
 /// (a class and a safe description) and whatever is staged is valid UTF-8.
 enum FuzzTargets {
-    static let names = ["json", "twilio", "singular", "config", "job", "load", "http"]
+    static let names = ["json", "twilio", "singular", "arraystream", "config", "job", "load", "http"]
 
     static func run(_ target: String, _ bytes: UnsafeRawBufferPointer) {
         do {
@@ -32,6 +32,25 @@ enum FuzzTargets {
                 var writer = TSVWriter(capacity: 1 << 12)
                 _ = try converter.convert(UnsafeRawBufferPointer(rebasing: bytes.dropFirst()), into: &writer)
                 precondition(writer.withUnsafeBytes { UTF8Check.isValid($0) }, "staged bytes that are not UTF-8")
+            case "arraystream":
+                // The streamed Singular day: any chunking; every batch handed on must be a JSON array the scanner reads.
+                guard let selector = bytes.first else { return }
+                var splitter = JSONArrayStream(batchBytes: Int(selector % 64) + 1, maxObjectBytes: 4096)
+                let body = UnsafeRawBufferPointer(rebasing: bytes.dropFirst())
+                let size = Int(selector % 17) + 1
+                let check = { (batch: [UInt8]) throws in
+                    precondition(batch.first == 0x5B && batch.last == 0x5D || batch.first == 0x7B, "a batch that is not an array")
+                    try batch.withUnsafeBytes { raw in
+                        var scanner = JSONScanner(raw)
+                        _ = try scanner.readValue()
+                    }
+                }
+                var offset = 0
+                while offset < body.count {
+                    try splitter.feed(UnsafeRawBufferPointer(rebasing: body[offset..<min(offset + size, body.count)]), check)
+                    offset += size
+                }
+                try splitter.finish(check)
             case "config":
                 _ = try FleetConfig.parse(String(decoding: bytes, as: UTF8.self), environment: ["TOKEN": "t"])
             case "job":

@@ -4,11 +4,11 @@
 # worth keeping into the repo's corpus: the test suite replays it on every run).
 # Bounded: 512 MB RSS, 5 s per input, 64 KiB inputs. A crash leaves crash-* in .build-fuzz/findings/ and exits 1.
 #
-# Usage: Tests/Fuzz/run.sh [SECONDS] [TARGET...]     targets: json twilio singular config job load http
+# Usage: Tests/Fuzz/run.sh [SECONDS] [TARGET...]     targets: json twilio singular arraystream config job load http
 set -euo pipefail
 cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/../.."
 seconds=${1:-60}; shift || true
-targets=("$@"); [[ ${#targets[@]} -gt 0 ]] || targets=(json twilio singular config job load http)
+targets=("$@"); [[ ${#targets[@]} -gt 0 ]] || targets=(json twilio singular arraystream config job load http)
 swift build --product HuskimoFuzz --build-path .build-fuzz -Xswiftc -sanitize=fuzzer -Xswiftc -DHUSKIMO_FUZZ >/dev/null
 bin=$(swift build --product HuskimoFuzz --build-path .build-fuzz --show-bin-path)/HuskimoFuzz
 mkdir -p .build-fuzz/findings

@@ -32,7 +32,7 @@ struct HostileFleetTests {
                        "2026-11-06": "bad-utf8"]
         fleet.api.setFaults(SandboxFaults(twilioHostileDays: hostile))
         try fleet.plan(["--from", "2026-11-01", "--to", "2026-11-07", "--resource", "calls"])
-        let port = Int.random(in: 36_600...36_999)
+        let port = TestServices.freePort()
         let worker = try fleet.worker("w.log", concurrency: 3, idle: 8, extra: ["--metrics-port", String(port)])
         defer { kill(worker, SIGKILL) }
         usleep(500_000)

@@ -24,7 +24,7 @@ struct OperationsIntegrationTests {
         try fleet.applyDDL()
         try fleet.plan(["--from", "2026-11-20", "--to", "2026-11-21", "--resource", "calls", "--resource", "messages",
                         "--resource", "campaigns"])
-        let workerPort = Int.random(in: 36_100...36_499), loaderPort = workerPort + 500
+        let workerPort = TestServices.freePort(), loaderPort = TestServices.freePort()
         let worker = try fleet.worker("w.log", concurrency: 3, idle: 120, extra: ["--metrics-port", String(workerPort)])
         let loader = try fleet.loader("l.log", idle: 120, extra: ["--metrics-port", String(loaderPort), "--queue-poll-seconds", "1"])
         defer {

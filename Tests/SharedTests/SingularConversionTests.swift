@@ -99,6 +99,49 @@ import HuskimoTesting
         #expect(writer.rows == 1 && writer.buffer == Array("before\n".utf8), "nothing of a failed response is kept")
     }
 
+    /// Streams `json` through the splitter in chunks of `size` bytes (batches of `batch` bytes) and converts.
+    static func streamed(_ json: String, chunk size: Int, batch: Int) throws -> [[String?]] {
+        let converter = SingularConverter(table: .campaigns, channelName: "spend\teu", whenRetrieved: "2026-11-29 04:30:00.125", day: nil)
+        var splitter = JSONArrayStream(batchBytes: batch, maxObjectBytes: 4096)
+        var writer = TSVWriter()
+        let convert = { (b: [UInt8]) throws in _ = try b.withUnsafeBytes { try converter.convert($0, into: &writer) } }
+        let bytes = Array(json.utf8)
+        for start in stride(from: 0, to: bytes.count, by: size) {
+            try bytes[start..<min(start + size, bytes.count)].withUnsafeBytes { try splitter.feed($0, convert) }
+        }
+        try splitter.finish(convert)
+        return TSVReader.rows(writer.buffer)
+    }
+
+    @Test func aStreamedDayConvertsAsTheWholeResponseDoesInAnyChunking() throws {
+        // Strings holding brackets, braces, commas, escaped quotes and backslashes; nested values; odd whitespace.
+        let records = (0..<40).map { i in
+            #"{"ad_network": "n\#(i) ],[ {\"x\"}, \\", "campaign_name": "c\#(i) 😀 中", "campaign_type": "UA", "date": "2026-11-20", "last_modified": "2026-11-21T00:00:00", "impressions": \#(i), "unknown": {"a": [1, {"b": "]"}]}}"#
+        }
+        let json = " \n[ " + records.joined(separator: " ,\n ") + " ]\n "
+        let (whole, _) = try Self.convert(.campaigns, json, day: nil)
+        #expect(whole.count == 40)
+        for (size, batch) in [(1, 1), (7, 64), (100, 1 << 20), (json.utf8.count, 200)] {
+            #expect(try Self.streamed(json, chunk: size, batch: batch) == whole, "chunks of \(size), batches of \(batch)")
+        }
+        #expect(try Self.streamed("[]", chunk: 1, batch: 1).isEmpty)
+        #expect(try Self.streamed(" [ ] ", chunk: 2, batch: 1).isEmpty)
+    }
+
+    @Test func aStreamedDayThatBreaksOffOrIsNotAnArrayFailsNamed() throws {
+        let cut = #"[{"ad_network": "a", "campaign_name": "c", "campaign_type": "UA", "date": "2026-11-20", "last_modified": "2026-11-21T00:00:00"}, {"ad_network": "b""#
+        let truncated = try #require(throws: JSONError.self) { _ = try Self.streamed(cut, chunk: 5, batch: 1) }
+        #expect(truncated.errorClass == .transient && truncated.reason.contains("never ended"))
+        let trailing = try #require(throws: JSONError.self) { _ = try Self.streamed(#"[] {"x": 1}"#, chunk: 3, batch: 1) }
+        #expect(trailing.errorClass == .permanent)
+        #expect(throws: JSONError.self) { _ = try Self.streamed("42", chunk: 1, batch: 1) }
+        #expect(throws: JSONError.self) { _ = try Self.streamed("", chunk: 1, batch: 1) }
+        // Singular's {"error": …} answer arrives whole at the end and is the API's error, as before.
+        #expect(throws: (any Error).self) { _ = try Self.streamed(#"{"error": "Invalid API key"}"#, chunk: 4, batch: 1) }
+        let huge = "{\"error\": \"" + String(repeating: "x", count: 5000) + "\"}"
+        #expect(throws: JSONError.self) { _ = try Self.streamed(huge, chunk: 1000, batch: 1) }
+    }
+
     @Test func aTruncatedResponseIsTransient() throws {
         var writer = TSVWriter()
         let converter = SingularConverter(table: .campaigns, channelName: "c", whenRetrieved: "2026-11-29 04:30:00", day: nil)

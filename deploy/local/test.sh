@@ -57,10 +57,13 @@ swift build --build-tests --explicit-target-dependency-import-check error
 if [[ $# -gt 0 ]]; then
   swift test "$@"
 else
-  # The unit tests first and alone: their workers run on Swift's cooperative pool (two threads on two cores), which
-  # the integration tests' blocking waits on child processes would otherwise hold for minutes at a time.
+  # The tests whose work runs on Swift's cooperative pool (two threads on two cores) first, apart from the
+  # integration tests that block their thread waiting on child processes and would otherwise hold the pool for
+  # minutes: the unit tests, then the async integration suites, then the rest.
+  async_suites='AMQPIntegrationTests|S3IntegrationTests|TwilioExtractionTests'
   swift test --skip-build --filter SharedTests
-  swift test --skip-build --skip SharedTests
+  swift test --skip-build --filter "$async_suites"
+  swift test --skip-build --skip "SharedTests|$async_suites"
   # Every input of the fuzz corpus through its parser, without libFuzzer: no crash, bad input a classified error.
   "$(swift build --show-bin-path)/HuskimoFuzz"
 fi

@@ -70,6 +70,61 @@ public struct APIClient: Sendable {
     /// transient failures (also those `consume` throws, such as a truncated JSON body) until `maxAttempts`.
     public func fetch<T>(_ request: HTTPRequest, api: APIKind, account: String, tally: inout Tally,
                          consume: ([UInt8]) throws -> T) throws -> T {
+        var buffer = tally.pageBuffer
+        tally.pageBuffer = []
+        defer { tally.pageBuffer = buffer }
+        return try perform(request, api: api, account: account, tally: &tally,
+                           transfer: { request in
+                               let head = try http.execute(request, into: &buffer)
+                               return HTTPResponse(head: head, body: buffer)
+                           },
+                           consume: { response, _ in try consume(response.body) })
+    }
+
+    /// Performs `request` and streams a 200 body to `onChunk` as it arrives (nothing held whole), then calls
+    /// `finish`. Retried like ``fetch(_:api:account:tally:consume:)`` until the first byte has been handed on; a
+    /// failure after that is transient for the job as a whole (what `onChunk` consumed cannot be taken back).
+    public func stream<T>(_ request: HTTPRequest, api: APIKind, account: String, tally: inout Tally,
+                          onChunk: @escaping (UnsafeRawBufferPointer) throws -> Void, finish: () throws -> T) throws -> T {
+        let delivered = DeliveredBytes()
+        return try perform(request, api: api, account: account, tally: &tally,
+                           transfer: { request in
+                               do {
+                                   return try http.stream(request) { chunk in
+                                       delivered.bytes += chunk.count
+                                       try onChunk(chunk)
+                                   }
+                               } catch let error as any ClassifiedError where delivered.bytes > 0 && error.isRetriable {
+                                   throw BrokenStream(bytes: delivered.bytes, cause: "\(error)", url: request.displayURL)
+                               }
+                           },
+                           consume: { _, _ in
+                               do {
+                                   return try finish()
+                               } catch let error as any ClassifiedError where error.isRetriable && delivered.bytes > 0 {
+                                   throw BrokenStream(bytes: delivered.bytes, cause: "\(error)", url: request.displayURL)
+                               }
+                           })
+    }
+
+    /// Bytes a stream has handed on (one transfer at a time, on the calling thread).
+    final class DeliveredBytes: @unchecked Sendable { var bytes = 0 }
+
+    /// A streamed response that failed after bytes were handed on: transient for the job (it is read again
+    /// whole, from the delay queue), never retried in place.
+    struct BrokenStream: ClassifiedError {
+        let bytes: Int
+        let cause: String
+        let url: String
+        var errorClass: ErrorClass { .transient }
+        var description: String { "the response broke off after \(bytes) bytes (\(cause)): the job is read again (GET \(url))" }
+    }
+
+    /// The request loop both share: pacing by the account's limiter, metrics, classification, Retry-After, and
+    /// retries of transient failures (not of `retriable: false` ones) until `maxAttempts`.
+    private func perform<T>(_ request: HTTPRequest, api: APIKind, account: String, tally: inout Tally,
+                            transfer: (HTTPRequest) throws -> HTTPResponse,
+                            consume: (HTTPResponse, Int) throws -> T) throws -> T {
         let limiter = limiters.limiter(for: account)
         var request = request
         if request.maxBodyBytes == nil { request.maxBodyBytes = maxBodyBytes }
@@ -81,16 +136,17 @@ public struct APIClient: Sendable {
             var retryAfter: Double?
             tally.requests += 1
             let started = ContinuousClock.now
+            var released = false
             do {
-                let head = try http.execute(request, into: &tally.pageBuffer)
-                let response = HTTPResponse(head: head, body: tally.pageBuffer)
+                let response = try transfer(request)
                 throttled = response.status == 429
                 limiter.release(throttled: throttled, epoch: epoch)
+                released = true
                 FleetMetrics.request(api: api, status: response.status, seconds: (ContinuousClock.now - started).seconds)
                 if response.status == 200 {
                     do {
-                        return try consume(response.body)
-                    } catch let error as any ClassifiedError where error.isRetriable {
+                        return try consume(response, attempt)
+                    } catch let error as any ClassifiedError where error.isRetriable && !(error is BrokenStream) {
                         failure = error  // e.g. a body cut short: fetch the page again
                     }
                 } else {
@@ -111,6 +167,16 @@ public struct APIClient: Sendable {
                 FleetMetrics.request(api: api, status: nil, seconds: (ContinuousClock.now - started).seconds)
                 guard error.isRetriable else { throw error }
                 failure = error
+            } catch let error as BrokenStream {
+                if !released {  // broken in transfer (else in finish, after the release above)
+                    limiter.release(throttled: false, epoch: epoch)
+                    FleetMetrics.request(api: api, status: nil, seconds: (ContinuousClock.now - started).seconds)
+                }
+                throw error
+            } catch {
+                // What a stream's consumer threw (a record that does not convert): the slot is given back all the same.
+                if !released { limiter.release(throttled: false, epoch: epoch) }
+                throw error
             }
             attempt += 1
             guard attempt < maxAttempts else {

@@ -35,12 +35,25 @@ public struct SingularExtractor: Sendable {
             let encodedKey = PercentEncoding.encode(channel.apiKey.reveal(), keepSlash: false)
             request.redact = [channel.apiKey] + (encodedKey == channel.apiKey.reveal() ? [] : [Secret(encodedKey)])
             let converter = SingularConverter(table: table, channelName: channel.name, whenRetrieved: whenRetrieved, day: day)
-            var tsv = TSVWriter()
-            let result = try client.fetch(request, api: .singular, account: channel.limiterKey, tally: &tally) { body in
-                try body.withUnsafeBytes { try converter.convert($0, into: &tsv) }
+            // The day streams to staging batch by batch, like Twilio's pages: never held whole (issue #12).
+            final class Progress: @unchecked Sendable {  // used by this thread's one transfer
+                var splitter = JSONArrayStream()
+                var tsv = TSVWriter()
+                var records = 0
             }
-            try staging.write(&tsv)
-            return StagedExtraction.Found(records: result.records, accounts: [])
+            let progress = Progress()
+            let convert = { (batch: [UInt8]) throws in
+                progress.records += try batch.withUnsafeBytes { try converter.convert($0, into: &progress.tsv) }.records
+                if progress.tsv.count >= 1 << 20 { try staging.write(&progress.tsv) }
+            }
+            let records = try client.stream(request, api: .singular, account: channel.limiterKey, tally: &tally,
+                                            onChunk: { chunk in try progress.splitter.feed(chunk, convert) },
+                                            finish: { () throws -> Int in
+                                                try progress.splitter.finish(convert)
+                                                return progress.records
+                                            })
+            try staging.write(&progress.tsv)
+            return StagedExtraction.Found(records: records, accounts: [])
         }
     }
 
