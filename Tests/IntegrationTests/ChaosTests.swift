@@ -64,9 +64,15 @@ struct ChaosTests {
                 events.append("round \(round): worker \(victim) SIGKILLed and restarted")
             }
         }
-        // The storm passes; the fleet finishes the night on its own.
+        // The storm passes; the fleet finishes the night on its own. These processes exit after a few idle seconds,
+        // which a broker restart and the retry delays can outlast (a real fleet's workers and loader stay up): one
+        // more worker and one more loader take whatever is still waiting, and then every queue must be empty.
         for worker in workers { #expect(fleet.wait(worker, timeout: 240) == 0) }
         #expect(fleet.wait(loader, timeout: 240) == 0)
+        #expect(fleet.wait(try fleet.worker("w-final.log", concurrency: 2, idle: 5), timeout: 240) == 0)
+        #expect(fleet.wait(try fleet.loader("l-final.log", idle: 5), timeout: 240) == 0)
+        let leftover = (fleet.log("w-final.log").components(separatedBy: "job succeeded").count - 1,
+                        fleet.log("l-final.log").components(separatedBy: "\"loaded\"").count - 1)
 
         let stats = fleet.api.currentStats
         let redelivered = (0..<spawned).map { fleet.log("w\($0).log").components(separatedBy: "job.attempt=").dropFirst()
@@ -76,6 +82,7 @@ struct ChaosTests {
               \(events.joined(separator: "\n  "))
               API: \(stats.requests) requests, \(stats.faults) faults injected (rate \(faults.rate)), \(stats.throttled) throttled
               jobs that succeeded on a later attempt (after a kill or a fault): \(redelivered)
+              left for the final worker / loader (the first ones had exited idle): \(leftover.0) jobs
             """)
         try fleet.expectExact(days: days)
         for table in ["twilio_calls", "twilio_messages", "twilio_recordings"] { #expect(try fleet.duplicates(table) == 0, "\(table)") }
@@ -84,6 +91,9 @@ struct ChaosTests {
         defer { client.close() }
         #expect(try client.depth(topology.failedQueue).ready == 0, "nothing parked")
         #expect(try client.depth(topology.failedLoadQueue("local")).ready == 0, "no load parked")
+        for queue in [topology.extractQueue, topology.loadQueue("local"), topology.retryQueue(delay: 1), topology.retryQueue(delay: 2)] {
+            #expect(try client.depth(queue).ready == 0, "nothing left waiting in \(queue)")
+        }
         #expect(stats.faults > 0 && events.count == rounds)
         print("chaos verdict: every partition exact, no duplicates, nothing parked")
     }
