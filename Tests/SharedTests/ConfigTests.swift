@@ -98,7 +98,7 @@ import HuskimoTesting
         let base = "channels: [{name: a, type: singular, api_key: k}]\ns3: {access_key_id: k, secret_access_key: s, region: r, bucket: b}\n"
         let plain = try FleetConfig.parse(base + "targets: [{name: t, host: h, database: d, username: u}]", environment: [:])
         #expect(plain.targets[0].sslMode == .verifyFull && plain.warnings.isEmpty)
-        #expect(plain.targets[0].postgresSettings.sslRootCert == TargetConfig.systemCA, "the system CA without sslrootcert")
+        #expect(plain.targets[0].postgresSettings.sslRootCert == SystemCA.bundle, "the system CA without sslrootcert")
         for mode in ["prefer", "allow"] {
             let problems = Self.problems(base + "targets: [{name: t, host: h, database: d, username: u, sslmode: \(mode)}]")
             #expect(problems.contains { $0.hasPrefix("targets[0].sslmode: \(mode) falls back to an unencrypted connection") }, "\(problems)")

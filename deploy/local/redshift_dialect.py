@@ -1122,14 +1122,15 @@ class Session:
             raise ConnectionError("upstream closed")
         return t, body
 
-    async def upstream_query(self, sql):
-        """Simple query on the client's upstream connection (capture must be active): messages up to Z."""
+    async def upstream_query(self, sql, until=(b"Z",)):
+        """Simple query on the client's upstream connection (capture must be active): the messages up to one of
+        type `until` (ReadyForQuery; with b"G" also CopyInResponse, for a query that may enter COPY IN)."""
         self.send_upstream(b"Q", sql.encode("utf-8") + b"\0")
         out = []
         while True:
             t, body = await self.next_captured()
             out.append((t, body))
-            if t == b"Z":
+            if t in until:
                 return out
 
     async def fail_transaction(self, message):
@@ -1389,7 +1390,8 @@ class Session:
             make_s3_client, self.config.s3_endpoint, self.config.s3_region, spec))
         started = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
         col_list = ", ".join('"' + c.name.replace('"', '""') + '"' for c in columns)
-        msgs = await self.upstream_query_start(f"COPY {spec.qualified} ({col_list}) FROM STDIN WITH (FORMAT text, ENCODING 'UTF8')")
+        msgs = await self.upstream_query(f"COPY {spec.qualified} ({col_list}) FROM STDIN WITH (FORMAT text, ENCODING 'UTF8')",
+                                         until=(b"G", b"Z"))
         if msgs[-1][0] != b"G":
             return b"".join(frame(t, b) for t, b in msgs if t == b"E")
         gen = loader.chunks()
@@ -1434,15 +1436,6 @@ class Session:
                           f"loaded.  Check 'stl_load_errors' system table for details.")
         return out + frame(b"C", f"COPY {loader.loaded}".encode() + b"\0")
 
-    async def upstream_query_start(self, sql):
-        """Send a query that may enter COPY IN: messages up to CopyInResponse (G) or ReadyForQuery."""
-        self.send_upstream(b"Q", sql.encode("utf-8") + b"\0")
-        out = []
-        while True:
-            t, body = await self.next_captured()
-            out.append((t, body))
-            if t in (b"G", b"Z"):
-                return out
 
     async def drain_copy_result(self):
         out = []

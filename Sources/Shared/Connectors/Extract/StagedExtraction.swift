@@ -15,13 +15,13 @@ enum StagedExtraction {
                     _ body: (StagingWriter, inout APIClient.Tally) throws -> Found) throws -> ExtractReport {
         let layout = StagingLayout(folder: folder)
         let staging = StagingWriter(client: s3, layout: layout, keyPrefix: layout.extractionPrefix(job, at: now),
-                                    maxObjectBytes: maxObjectBytes)
+                                    maxObjectBytes: maxObjectBytes, digest: !job.resource.appendOnly)
         var tally = APIClient.Tally()
         do {
             let found = try body(staging, &tally)
             let objects = try staging.finish()
             tally.pageBuffer = []  // the last response's bytes need not live as long as the report
-            let digest = job.resource.appendOnly ? nil : staging.content.text
+            let digest = staging.content?.text
             var report = ExtractReport(load: LoadMessage(job: job, objects: objects, extractedAt: UTCTime.iso(now), contentDigest: digest),
                                        records: found.records, tally: tally, accounts: found.accounts)
             report.replacedValues = staging.replacedValues

@@ -15,15 +15,18 @@ public final class StagingWriter {
     private var current: (writer: S3ObjectWriter, gzip: GzipWriter, rows: Int)?
     public private(set) var objects: [StagedObject] = []
     /// The rows staged so far, without `channel_name` and `when_retrieved` and in any order: what tells a re-read
-    /// that changed nothing.
-    public private(set) var content = RowDigest()
+    /// that changed nothing (nil: not kept, for appended tables, whose loads are never skipped as identical).
+    public private(set) var content: RowDigest?
     /// Values the writers replaced (U+0000, invalid UTF-8), as their counters last said.
     public private(set) var replacedValues = 0
 
     /// - Parameters:
     ///   - keyPrefix: from ``StagingLayout/extractionPrefix(_:at:)``; objects are ``StagingLayout/objectKey(prefix:index:)``.
     ///   - level: gzip level; 1 costs a fraction of 6's CPU on TSV for a few percent more bytes.
-    public init(client: S3Client, layout: StagingLayout, keyPrefix: String, maxObjectBytes: Int = 64 << 20, level: Int32 = 1) {
+    ///   - digest: keep ``content`` (replaced partitions; appended tables need none).
+    public init(client: S3Client, layout: StagingLayout, keyPrefix: String, maxObjectBytes: Int = 64 << 20, level: Int32 = 1,
+                digest: Bool = true) {
+        self.content = digest ? RowDigest() : nil
         self.client = client
         self.layout = layout
         self.keyPrefix = keyPrefix
@@ -35,7 +38,7 @@ public final class StagingWriter {
     public func write(_ tsv: inout TSVWriter) throws {
         guard !tsv.isEmpty else { return }
         if current == nil { try open() }
-        tsv.withUnsafeBytes { content.add($0) }
+        if content != nil { tsv.withUnsafeBytes { content!.add($0) } }
         replacedValues = tsv.replacedNULs + tsv.replacedInvalidUTF8
         try tsv.withUnsafeBytes { try current!.gzip.write($0) }
         current!.rows += tsv.rows

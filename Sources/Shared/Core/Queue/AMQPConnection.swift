@@ -100,7 +100,7 @@ final class AMQPConnection {
                 // The broker's certificate and name are verified, against the configured CA or the system's.
                 amqp_ssl_socket_set_verify_peer(socket, 1)
                 amqp_ssl_socket_set_verify_hostname(socket, 1)
-                let ca = url.caCertFile ?? AMQPConnection.systemCA
+                let ca = url.caCertFile ?? SystemCA.bundle
                 if let ca, amqp_ssl_socket_set_cacert(socket, ca) != AMQP_STATUS_OK.rawValue {
                     amqp_destroy_connection(state)
                     throw AMQPError(.connect, "cannot read the CA bundle \(ca) (cacertfile)", class: .permanent)
@@ -140,10 +140,6 @@ final class AMQPConnection {
         }
         self.state = state
     }
-
-    /// The system's CA bundle (Debian, RHEL), for amqps without `cacertfile`.
-    static let systemCA = ["/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt"]
-        .first { FileManager.default.isReadableFile(atPath: $0) }
 
     deinit {
         if !broken {

@@ -34,7 +34,7 @@ public struct PostgresSettings: Sendable, Hashable {
     public var session: [Timeout] = []
 
     public init(host: String, port: Int = 5432, database: String, user: String, password: Secret,
-                sslMode: SSLMode = .prefer, sslRootCert: String? = nil, connectTimeout: Int = 10,
+                sslMode: SSLMode = .verifyFull, sslRootCert: String? = nil, connectTimeout: Int = 10,
                 applicationName: String = "huskimo") {
         self.host = host
         self.port = port

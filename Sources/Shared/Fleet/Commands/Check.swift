@@ -41,8 +41,8 @@ public enum Check {
 
     /// Every check's line, in order. Blocking; every failure becomes a line, never an exit.
     static func collect(config: FleetConfig, target: String?, channel: String?, logger: Logger) -> [Line] {
-        var lines = [broker(config, logger: logger), storage(config)]
         let s3 = S3Client(config.s3.s3Endpoint)
+        var lines = [broker(config, logger: logger), storage(config, s3)]
         let client = APIClient(http: HTTPClient(), limiters: AccountLimiters(), maxAttempts: 2, logger: logger)
         for c in config.channels where channel == nil || c.name == channel {
             lines.append(api(c, client: client, s3: s3, folder: config.s3.folderPath))
@@ -78,8 +78,7 @@ public enum Check {
         }, fix: { _ in "check queue.url (host, port, user, password, vhost) and that the user may declare queues under \(config.queue.prefix).*" })
     }
 
-    static func storage(_ config: FleetConfig) -> Line {
-        let s3 = S3Client(config.s3.s3Endpoint)
+    static func storage(_ config: FleetConfig, _ s3: S3Client) -> Line {
         let key = StagingLayout(folder: config.s3.folderPath).folder + "/check/probe-\(UInt32.random(in: 0...UInt32.max)).txt"
         return line("s3", "put, list, get, delete", {
             let body = Array("huskimo check".utf8)

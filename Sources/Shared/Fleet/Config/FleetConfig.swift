@@ -382,14 +382,9 @@ public struct TargetConfig: Sendable {
         self.name = name
     }
 
-    /// The system's CA bundle (Debian, RHEL): what verify-full checks against without `sslrootcert` (libpq 15 has
-    /// no `sslrootcert=system`). Amazon's Redshift certificates chain to roots in it.
-    static let systemCA = ["/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt"]
-        .first { FileManager.default.isReadableFile(atPath: $0) }
-
     public var postgresSettings: PostgresSettings {
         var settings = PostgresSettings(host: host, port: port, database: database, user: username, password: password, sslMode: sslMode,
-                                        sslRootCert: sslRootCert ?? (sslMode == .verifyCA || sslMode == .verifyFull ? Self.systemCA : nil))
+                                        sslRootCert: sslRootCert ?? (sslMode == .verifyCA || sslMode == .verifyFull ? SystemCA.bundle : nil))  // Redshift chains to its roots
         // A statement or a lock wait never hangs a loader: it fails, transient, and the batch is retried. Redshift has
         // statement_timeout but no lock_timeout.
         settings.session = [.init("statement_timeout", milliseconds: statementTimeoutSeconds * 1000)]
