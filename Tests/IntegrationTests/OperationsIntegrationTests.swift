@@ -51,7 +51,8 @@ struct OperationsIntegrationTests {
             if !settled { usleep(200_000) }
         }
         #expect(settled, "the run settled: \(fleet.log("w.log").suffix(1500)) loader: \(fleet.log("l.log").suffix(2500))")
-        // The management API refreshes its figures every few seconds: read status until it has caught up.
+        // The management API refreshes its figures every few seconds (unacked counts lag the acks): read status until
+        // it has caught up.
         var code: Int32?
         var output = ""
         let caughtUp = Date().addingTimeInterval(20)
@@ -60,6 +61,7 @@ struct OperationsIntegrationTests {
             if let json = output.firstIndex(of: "{").map({ String(output[$0...]) }),
                let status = try? JSONDecoder().decode(FleetStatus.self, from: Data(json.utf8)),
                status.queues.first(where: { $0.name == topology.extractQueue })?.consumers == 1,
+               status.queues.first(where: { $0.name == topology.extractQueue })?.unacked == 0,
                status.queues.first(where: { $0.name == topology.loadQueue("local") })?.consumers == 1,
                status.queues.first(where: { $0.name == topology.failedQueue })?.ready == 4 {
                 break
@@ -106,7 +108,8 @@ struct OperationsIntegrationTests {
         var l = try Self.scrape(loaderPort)
         let gauges = Date().addingTimeInterval(20)
         while Date() < gauges, l.value("huskimo_queue_messages_ready", ["queue": topology.failedQueue]) != 4
-            || l.value("huskimo_queue_consumers", ["queue": topology.extractQueue]) != 1 {
+            || l.value("huskimo_queue_consumers", ["queue": topology.extractQueue]) != 1
+            || l.value("huskimo_queue_messages_unacked", ["queue": topology.extractQueue]) != 0 {
             usleep(500_000)
             l = try Self.scrape(loaderPort)
         }
