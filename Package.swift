@@ -33,6 +33,7 @@ let package = Package(
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CIsal", pkgConfig: "libisal", providers: [.apt(["libisal-dev"])]),
+        .systemLibrary(name: "CMalloc"),
 
         // The libraries the executables share, one target per layer under Sources/Shared/. Dependencies run one
         // way (Core ← Connectors ← Fleet ← executables); a layer importing one above it does not compile.
@@ -42,7 +43,7 @@ let package = Package(
         .target(
             name: "HuskimoCore",
             dependencies: [
-                "CRabbitMQ", "CCurl", "CLibPQ", "CZlib", "CCrypto", "CIsal",
+                "CRabbitMQ", "CCurl", "CLibPQ", "CZlib", "CCrypto", "CIsal", "CMalloc",
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Sources/Shared/Core",

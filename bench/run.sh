@@ -158,6 +158,199 @@ bench_extract_ab() {
   } | tee bench/results/extract-ab.txt
 }
 
+
+median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+field() { sed -n "s/.*$1=\([0-9.]*\).*/\1/p"; }   # field NAME <<<"… NAME=value …"
+MIX_DAYS=(2026-11-18 2026-11-19 2026-11-20)
+MIX_CHANNELS=$(for n in 1 2 3 4 5; do printf 'mix%s AC000000000000000000000000000000%02x mix-token-%s\n' "$n" $((0x20 + n)) "$n"; done)
+
+# The realistic mix: 5 accounts × 3 days × (4,000 calls + 6,000 messages + 1,000 recordings) + 20 numbers each, records of
+# Twilio's real size (huskimo-sandbox --mix). Figures: CPU-s per million records of the whole worker process (start to
+# exit: startup, connections, S3 multipart, load messages) at --concurrency 4, median of REPEAT runs, against the
+# hand-written Python extractor on the same data in the same run; peak RSS at concurrency 4 and 16; then the load of
+# one run's staged objects against psql \copy of the same rows.
+bench_mix() {
+  local repeat=${HUSKIMO_BENCH_REPEAT:-3}
+  start_sandbox --mix
+  local jobs=$WORK/mix.jobs name sid token day r
+  : >"$jobs"
+  while read -r name sid token; do
+    for day in "${MIX_DAYS[@]}"; do for r in calls messages recordings; do echo "$sid $token $r $day" >>"$jobs"; done; done
+    echo "$sid $token incoming_phone_numbers" >>"$jobs"
+  done <<<"$MIX_CHANNELS"
+  # Baseline first (it also fills the sandbox's cache of the 45 days, so every run below reads warm pages).
+  local py; py=$(python3 bench/python_extract.py "$SANDBOX_URL" --jobs "$jobs")
+  local py_cpu py_records; py_cpu=$(field cpu_s <<<"$py"); py_records=$(field records <<<"$py")
+  local runs=() rss4=0 got=0 njobs=0 i out
+  for ((i = 0; i < repeat; i++)); do
+    CHANNELS=$MIX_CHANNELS config "bm$i$RANDOM" "bench_m" >"$WORK/m.yaml"
+    "$BIN/huskimo-planner" plan --config "$WORK/m.yaml" --from "${MIX_DAYS[0]}" --to "${MIX_DAYS[-1]}" --resource calls \
+      --resource messages --resource recordings --resource incoming_phone_numbers >/dev/null
+    out=$("$BIN/huskimo-worker" extract --config "$WORK/m.yaml" --concurrency 4 --exit-when-idle 2 2>"$WORK/m-worker.log")
+    echo "  mix run $((i + 1)): $out" >&2
+    got=$(field records <<<"$out"); njobs=$(sed -n 's/.*jobs=\([0-9]*\).*/\1/p' <<<"$out")
+    runs+=("$(calc "round($(field cpu_s <<<"$out") / $got * 1e6, 3)")")
+    rss4=$(calc "max($rss4, $(field max_rss_mib <<<"$out"))")
+  done
+  local cpm; cpm=$(printf '%s\n' "${runs[@]}" | median)
+  local call_bytes; call_bytes=$(( $(curl -sf -u AC00000000000000000000000000000021:mix-token-1 \
+    "$SANDBOX_URL/2010-04-01/Accounts/AC00000000000000000000000000000021/Calls.json?StartTime=${MIX_DAYS[0]}&PageSize=1000" | wc -c) / 1000 ))
+  # Concurrency 16 on the same mix: the memory bound must hold at four times the jobs in flight. Its staged objects
+  # are the ones the load figure below loads.
+  CHANNELS=$MIX_CHANNELS config "bm16$RANDOM" "bench_m" >"$WORK/m16.yaml"
+  psql_ -c "DROP SCHEMA IF EXISTS bench_m CASCADE"
+  "$BIN/huskimo-planner" ddl --config "$WORK/m16.yaml" --apply >/dev/null
+  "$BIN/huskimo-planner" plan --config "$WORK/m16.yaml" --from "${MIX_DAYS[0]}" --to "${MIX_DAYS[-1]}" --resource calls \
+    --resource messages --resource recordings --resource incoming_phone_numbers >/dev/null
+  out=$("$BIN/huskimo-worker" extract --config "$WORK/m16.yaml" --concurrency 16 --exit-when-idle 2 2>"$WORK/m16-worker.log")
+  local rss16; rss16=$(field max_rss_mib <<<"$out")
+  stop_sandbox
+  {
+    echo "mix ($(date -u +%F), $(nproc) cores): $njobs jobs, $got records (5 accounts × 3 days × 4,000 calls, 6,000 messages, 1,000 recordings + 20 numbers; $call_bytes B of JSON per call)"
+    echo "  huskimo-worker, whole process at --concurrency 4: $cpm CPU-s per million records (median; runs: ${runs[*]}) (goal ≤ 4)"
+    echo "  baseline, hand-written Python extractor of the same $py_records records: $(calc "round($py_cpu / $py_records * 1e6, 1)") CPU-s per million"
+    echo "  ratio: the worker uses $(calc "round($cpm / ($py_cpu / $py_records * 1e6), 3)") of the baseline's CPU per record"
+    echo "  peak RSS: $rss4 MiB at --concurrency 4, $rss16 MiB at --concurrency 16 (bound 64 MiB)"
+  } | tee bench/results/mix.txt
+  mix_load "$WORK/m16.yaml"
+}
+
+# The load of the mix's staged objects (one loader, --exit-when-idle) against psql \copy of the same rows (exported from
+# the loaded tables as COPY text) into tables of the same shape, in the same run. REPEAT loads: each reloads the same
+# partitions as a newer extraction would be loaded (the ledger's replace path), so the planner re-publishes the runs.
+mix_load() {
+  local yaml=$1 t0 t1 n ours theirs tables=(twilio_calls twilio_messages twilio_recordings twilio_incoming_phone_numbers)
+  t0=$(now)
+  "$BIN/huskimo-worker" load --config "$yaml" --target local --exit-when-idle 0.5 >/dev/null 2>"$WORK/m-loader.log"
+  t1=$(now)
+  ours=$(calc "$t1 - $t0 - 0.5")
+  n=0; local t
+  for t in "${tables[@]}"; do n=$((n + $(psql_ -c "SELECT count(*) FROM bench_m.$t"))); done
+  local copies=() ; for t in "${tables[@]}"; do
+    psql_ -c "\\copy bench_m.$t TO '$WORK/$t.copy'"
+    psql_ -c "DROP TABLE IF EXISTS bench_m.${t}_copy; CREATE TABLE bench_m.${t}_copy (LIKE bench_m.$t)"
+  done
+  local p0 p1
+  p0=$(now)
+  for t in "${tables[@]}"; do psql_ -c "\\copy bench_m.${t}_copy FROM '$WORK/$t.copy'"; done
+  p1=$(now)
+  theirs=$(calc "$p1 - $p0")
+  local staged; staged=$(grep -c 'partition loaded\|partition replaced' "$WORK/m-loader.log" || true)
+  {
+    echo "load ($(date -u +%F)): the mix's $n rows into PostgreSQL, $staged partitions"
+    echo "  huskimo loader: $(calc "round($ours, 2)") s → $(calc "round($n / $ours)") rows/s (S3 GET, gunzip, COPY, ledger; a transaction per partition)"
+    echo "  psql \\copy of the same rows from local files: $(calc "round($theirs, 2)") s → $(calc "round($n / $theirs)") rows/s"
+    echo "  ratio: $(calc "round($theirs / $ours, 3)") of psql's throughput (goal ≥ 0.9)"
+  } | tee bench/results/mix-load.txt
+}
+
+# Many small jobs: 1,000 channels × 3 resources × 1 day of 3 records each (huskimo-sandbox --small-accounts 1000), one
+# request per job at LATENCY ms, two workers at CONCURRENCY each. Figures: CPU per job (both workers, whole process),
+# jobs per second against the bound the latency allows (2 × CONCURRENCY requests in flight), the planner's publish rate
+# (with publisher confirms).
+bench_small() {
+  local latency=${HUSKIMO_BENCH_SMALL_LATENCY_MS:-100} concurrency=${HUSKIMO_BENCH_SMALL_CONCURRENCY:-8} repeat=${HUSKIMO_BENCH_REPEAT:-3}
+  local day=2026-11-20 channels i
+  start_sandbox --small-accounts 1000
+  faults "{\"latencyMs\": $latency}"
+  channels=$(for ((i = 0; i < 1000; i++)); do printf 'small%s AC%032x small-token-%s\n' "$i" $((0x100000 + i)) "$i"; done)
+  local cpus=() rates=() publish=() jobs=0 r
+  for ((r = 0; r < repeat; r++)); do
+    CHANNELS=$channels config "bs$r$RANDOM" "bench_s" >"$WORK/s.yaml"
+    local p0 p1 planned; p0=$(now)
+    planned=$("$BIN/huskimo-planner" plan --config "$WORK/s.yaml" --from "$day" --to "$day" --resource calls --resource messages --resource recordings)
+    p1=$(now)
+    jobs=$(sed -n 's/.*: \([0-9]*\) jobs.*/\1/p' <<<"$planned")
+    publish+=("$(calc "round($jobs / ($p1 - $p0))")")
+    local t0 t1 wp=() w
+    t0=$(now)
+    for w in 1 2; do
+      "$BIN/huskimo-worker" extract --config "$WORK/s.yaml" --concurrency "$concurrency" --exit-when-idle 1 >"$WORK/s$w.out" 2>"$WORK/s$w.log" &
+      wp+=($!)
+    done
+    wait "${wp[@]}"
+    t1=$(now)
+    local cpu=0 done_jobs=0
+    for w in 1 2; do
+      cpu=$(calc "$cpu + $(field cpu_s <"$WORK/s$w.out")")
+      done_jobs=$((done_jobs + $(sed -n 's/.*jobs=\([0-9]*\).*/\1/p' "$WORK/s$w.out")))
+    done
+    [[ $done_jobs == "$jobs" ]] || { echo "small: $done_jobs of $jobs jobs done" >&2; exit 1; }
+    cpus+=("$(calc "round($cpu / $jobs * 1000, 3)")")
+    rates+=("$(calc "round($jobs / ($t1 - $t0 - 1), 1)")")   # minus the idle second before exit
+    echo "  small run $((r + 1)): $jobs jobs, $(calc "round($t1 - $t0 - 1, 2)") s, ${cpus[-1]} ms CPU per job, planner ${publish[-1]} jobs/s" >&2
+  done
+  stop_sandbox
+  local bound; bound=$(calc "round(2 * $concurrency / ($latency / 1000), 1)")
+  local rate; rate=$(printf '%s\n' "${rates[@]}" | median)
+  {
+    echo "small ($(date -u +%F), $(nproc) cores): $jobs jobs (1,000 channels × calls, messages, recordings × 1 day, 3 records each), ${latency} ms per request, 2 workers × concurrency $concurrency"
+    echo "  CPU per job, both workers whole process: $(printf '%s\n' "${cpus[@]}" | median) ms (median; runs: ${cpus[*]}) (goal ≤ 5)"
+    echo "  throughput: $rate jobs/s (median; runs: ${rates[*]}) against $bound the latency allows → $(calc "round($rate / $bound, 3)") (goal ≥ 0.8)"
+    echo "  planner: $(printf '%s\n' "${publish[@]}" | median) jobs/s published with confirms (median; runs: ${publish[*]}), config parse and connection included"
+  } | tee bench/results/small.txt
+}
+
+# The API's own limit: 5 accounts × 30 days × calls, messages, recordings (one page each), LATENCY ms per request, the
+# sandbox answering 429 / 20429 (no Retry-After) beyond 2 requests in flight per account. Ideal = the busiest
+# account's requests × latency ÷ 2. One worker at concurrency 12 (more than the API allows, so the limit binds).
+bench_limit() {
+  local latency=${HUSKIMO_BENCH_LIMIT_LATENCY_MS:-300} limit=2 repeat=${HUSKIMO_BENCH_REPEAT:-3}
+  start_sandbox
+  CHANNELS=$'a1 AC00000000000000000000000000000001 sandbox-token-1\na2 AC00000000000000000000000000000002 sandbox-token-2\na3 AC00000000000000000000000000000003 sandbox-token-3\na11 AC00000000000000000000000000000011 sandbox-token-11\na12 AC00000000000000000000000000000012 sandbox-token-12'
+  local walls=() ratios=() throttled=() r
+  local per_account=$((30 * 3))
+  local ideal; ideal=$(calc "round($per_account * $latency / 1000 / $limit, 2)")
+  for ((r = 0; r < repeat; r++)); do
+    faults "{\"latencyMs\": $latency, \"concurrencyLimit\": $limit}"
+    curl -sf -X DELETE "$SANDBOX_URL/sandbox/stats" >/dev/null   # the counters of this run only
+    config "bl$r$RANDOM" "bench_lim" >"$WORK/lim.yaml"
+    "$BIN/huskimo-planner" plan --config "$WORK/lim.yaml" --from 2026-10-22 --to 2026-11-20 --resource calls --resource messages --resource recordings >/dev/null
+    local t0 t1 out stats
+    t0=$(now)
+    out=$("$BIN/huskimo-worker" extract --config "$WORK/lim.yaml" --concurrency 12 --exit-when-idle 1 2>"$WORK/lim.log")
+    t1=$(now)
+    stats=$(curl -sf "$SANDBOX_URL/sandbox/stats")
+    local requests max_in_flight thr
+    requests=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["requests"])' <<<"$stats")
+    max_in_flight=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["maxInFlightPerAccount"])' <<<"$stats")
+    thr=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["throttled"])' <<<"$stats")
+    walls+=("$(calc "round($t1 - $t0 - 1, 2)")"); ratios+=("$(calc "round(($t1 - $t0 - 1) / $ideal, 3)")"); throttled+=("$thr")
+    echo "  limit run $((r + 1)): ${walls[-1]} s, $requests requests, $thr answered 429, peak $max_in_flight in flight per account; $out" >&2
+  done
+  stop_sandbox
+  {
+    echo "limit ($(date -u +%F), $(nproc) cores): 5 accounts × 30 days × 3 resources, $per_account requests per account at ${latency} ms, 429/20429 beyond $limit in flight"
+    echo "  wall: $(printf '%s\n' "${walls[@]}" | median) s (median; runs: ${walls[*]}); 429s per run: ${throttled[*]}"
+    echo "  ideal = $per_account × ${latency} ms ÷ $limit = $ideal s → $(printf '%s\n' "${ratios[@]}" | median)× the ideal (goal ≤ 1.2)"
+  } | tee bench/results/limit.txt
+}
+
+# Idle cost: an extract worker and a loader with nothing to do, for SECONDS (default 60): CPU per minute from
+# /proc/PID/stat, as a share of one core (goal < 0.1 %).
+bench_idle() {
+  local seconds=${HUSKIMO_BENCH_IDLE_SECONDS:-60}
+  CHANNELS="idle AC00000000000000000000000000000001 sandbox-token-1" config "bi$RANDOM" "bench_i" >"$WORK/i.yaml"
+  "$BIN/huskimo-planner" ddl --config "$WORK/i.yaml" --apply >/dev/null 2>&1
+  "$BIN/huskimo-worker" extract --config "$WORK/i.yaml" --concurrency 4 >/dev/null 2>"$WORK/i-worker.log" &
+  local wpid=$!; pids+=("$wpid")
+  "$BIN/huskimo-worker" load --config "$WORK/i.yaml" --target local >/dev/null 2>"$WORK/i-loader.log" &
+  local lpid=$!; pids+=("$lpid")
+  sleep 5   # past startup (connections, topology)
+  ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+  local w0 l0 w1 l1 hz; hz=$(getconf CLK_TCK)
+  w0=$(ticks "$wpid"); l0=$(ticks "$lpid")
+  sleep "$seconds"
+  w1=$(ticks "$wpid"); l1=$(ticks "$lpid")
+  kill -TERM "$wpid" "$lpid"; wait "$wpid" "$lpid" 2>/dev/null || true
+  {
+    echo "idle ($(date -u +%F)): an extract worker and a loader with empty queues for $seconds s"
+    echo "  extract worker: $(calc "round(($w1 - $w0) / $hz * 1000 / $seconds * 60, 1)") ms CPU per minute → $(calc "round(($w1 - $w0) / $hz / $seconds * 100, 4)") % of a core (goal < 0.1 %)"
+    echo "  loader: $(calc "round(($l1 - $l0) / $hz * 1000 / $seconds * 60, 1)") ms CPU per minute → $(calc "round(($l1 - $l0) / $hz / $seconds * 100, 4)") % of a core (goal < 0.1 %)"
+    echo "  (clock ticks of 1/$hz s: $((w1 - w0)) and $((l1 - l0)))"
+  } | tee bench/results/idle.txt
+}
+
 run_fleet() {   # run_fleet WORKERS CONCURRENCY → prints "wall requests"
   local workers=$1 concurrency=$2 prefix="bf$1$RANDOM"
   config "$prefix" "bench_f" >"$WORK/f.yaml"
@@ -253,6 +446,10 @@ case ${1:-all} in
   extract) bench_extract ;;
   extract-quick) bench_extract_quick "${2:-3}" ;;
   extract-ab) bench_extract_ab "${2:-}" "${3:-5}" ;;
+  mix) bench_mix ;;
+  small) bench_small ;;
+  limit) bench_limit ;;
+  idle) bench_idle ;;
   fleet) bench_fleet ;;
   load) bench_load ;;
   plan) bench_plan ;;

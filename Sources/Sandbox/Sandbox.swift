@@ -8,13 +8,18 @@ struct Sandbox {
     static func main() throws {
         var port = 0
         var bulk: Int?
+        var mix = false
+        var small = 0
         var arguments = CommandLine.arguments.dropFirst()
         while let argument = arguments.popFirst() {
             if argument == "--port", let value = arguments.popFirst(), let number = Int(value) { port = number }
             // Records per day of the "Bulk" account (AC…04), for benchmarks.
             if argument == "--bulk-records", let value = arguments.popFirst(), let number = Int(value) { bulk = number }
+            // The realistic mix's five accounts (SandboxAccount.mix) and N small accounts (SandboxAccount.small).
+            if argument == "--mix" { mix = true }
+            if argument == "--small-accounts", let value = arguments.popFirst(), let number = Int(value) { small = number }
         }
-        var accounts = SandboxAccount.defaults
+        var accounts = SandboxAccount.defaults + (mix ? SandboxAccount.mix : []) + SandboxAccount.small(small)
         if let bulk, let index = accounts.firstIndex(where: { $0.friendlyName == "Bulk" }) { accounts[index].recordsPerDay = bulk }
         let api = SandboxAPI(accounts: accounts)
         // Benchmarks open many connections and keep them idle between runs: wider limits than a metrics port's.

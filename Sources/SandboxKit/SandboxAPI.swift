@@ -69,7 +69,13 @@ public final class SandboxAPI: Sendable {
     private let inFlight = Mutex([String: Int]())
     private let sequence = Atomic<UInt64>(0)
 
-    public init(accounts: [SandboxAccount] = SandboxAccount.defaults) { self.accounts = accounts }
+    /// Accounts by SID (a benchmark serves thousands).
+    private let bySID: [String: SandboxAccount]
+
+    public init(accounts: [SandboxAccount] = SandboxAccount.defaults) {
+        self.accounts = accounts
+        bySID = Dictionary(accounts.map { ($0.sid, $0) }, uniquingKeysWith: { first, _ in first })
+    }
 
     public func setFaults(_ f: SandboxFaults) { faults.withLock { $0 = f } }
     public var currentStats: SandboxStats { stats.withLock { $0 } }
@@ -80,7 +86,7 @@ public final class SandboxAPI: Sendable {
         if request.path.hasPrefix("/api/") { return singular(request) }
         // Authenticate first: Twilio checks credentials before anything else.
         guard let (user, token) = Self.basicAuth(request.headers["authorization"]),
-              let caller = accounts.first(where: { $0.sid == user }), caller.token == token,
+              let caller = bySID[user], caller.token == token,
               !faults.withLock({ $0.revoked.contains(user) })
         else {
             return Self.error(401, 20003, "Authenticate", detail: "Your AccountSid or AuthToken was incorrect.")
@@ -169,7 +175,7 @@ public final class SandboxAPI: Sendable {
                let account = accounts.first(where: { "\($0.sid).json" == parts[2] }), account.sid == caller.sid || account.parent == caller.sid {
                 return .json(200, Self.accountRecord(account).json)
             }
-            guard parts.count == 4, parts[1] == "Accounts", let account = accounts.first(where: { $0.sid == parts[2] }),
+            guard parts.count == 4, parts[1] == "Accounts", let account = bySID[parts[2]],
                   account.sid == caller.sid || account.parent == caller.sid
             else { return Self.notFound(request.path) }
             switch parts[3] {
@@ -334,6 +340,9 @@ public final class SandboxAPI: Sendable {
                 return .json(400, Array("{\"error\": \"bad faults JSON\"}".utf8))
             }
             setFaults(f)
+            return .json(200, Array("{}".utf8))
+        case "/sandbox/stats" where request.method == "DELETE":  // counters back to zero (a benchmark's next run)
+            stats.withLock { $0 = SandboxStats() }
             return .json(200, Array("{}".utf8))
         case "/sandbox/stats":
             return .json(200, Array((try? JSONEncoder().encode(currentStats)) ?? Data()))

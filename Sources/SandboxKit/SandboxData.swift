@@ -12,14 +12,22 @@ public struct SandboxAccount: Sendable, Hashable {
     /// Average records per day for calls, messages and recordings (each day varies ±50 %, some days empty).
     public var recordsPerDay: Int
     public var phoneNumbers: Int
+    /// Exact records per day by resource (benchmarks): every day has exactly this many, none is empty.
+    public var fixedPerDay: [String: Int]?
+    /// Records of Twilio's real size: every documented field, the full `subresource_uris`, realistic texts
+    /// (about 1.4 KB of JSON per call) instead of the compact records the tests read.
+    public var realistic: Bool
 
-    public init(sid: String, token: String, parent: String? = nil, friendlyName: String, recordsPerDay: Int, phoneNumbers: Int = 25) {
+    public init(sid: String, token: String, parent: String? = nil, friendlyName: String, recordsPerDay: Int, phoneNumbers: Int = 25,
+                fixedPerDay: [String: Int]? = nil, realistic: Bool = false) {
         self.sid = sid
         self.token = token
         self.parent = parent
         self.friendlyName = friendlyName
         self.recordsPerDay = recordsPerDay
         self.phoneNumbers = phoneNumbers
+        self.fixedPerDay = fixedPerDay
+        self.realistic = realistic
     }
 
     public static func sid(_ n: Int) -> String { "AC" + String(format: "%032x", n) }
@@ -34,6 +42,22 @@ public struct SandboxAccount: Sendable, Hashable {
         // A busy account for size tests.
         SandboxAccount(sid: sid(4), token: "sandbox-token-4", friendlyName: "Bulk", recordsPerDay: 6000),
     ]
+
+    /// The benchmark's realistic mix (`huskimo-sandbox --mix`): five accounts (AC…21 to AC…25, tokens mix-token-N),
+    /// each day exactly 4,000 calls, 6,000 messages and 1,000 recordings of real size, 20 phone numbers.
+    public static let mix: [SandboxAccount] = (1...5).map { n in
+        SandboxAccount(sid: sid(0x20 + n), token: "mix-token-\(n)", friendlyName: "Mix \(n)", recordsPerDay: 4000, phoneNumbers: 20,
+                       fixedPerDay: ["calls": 4000, "messages": 6000, "recordings": 1000], realistic: true)
+    }
+
+    /// Many small accounts (`huskimo-sandbox --small-accounts N`): AC…100000 + i, token small-token-i, each day
+    /// exactly `records` calls, messages and recordings of real size, 3 phone numbers.
+    public static func small(_ count: Int, records: Int = 3) -> [SandboxAccount] {
+        (0..<count).map { i in
+            SandboxAccount(sid: sid(0x10_0000 + i), token: "small-token-\(i)", friendlyName: "Small \(i)", recordsPerDay: records,
+                           phoneNumbers: 3, fixedPerDay: ["calls": records, "messages": records, "recordings": records], realistic: true)
+        }
+    }
 }
 
 /// Deterministic data: every (account, resource, day) always yields the same records, so tests can ask the
@@ -61,6 +85,7 @@ public enum SandboxData {
     /// How many records (account, resource, day) has: 0 on about one day in ten. From revision 1 on, a day with
     /// messages has one more: a message queued for hours that was sent late.
     public static func count(_ account: SandboxAccount, _ resource: String, _ day: Int, revision: Int = 0) -> Int {
+        if let fixed = account.fixedPerDay?[resource] { return fixed }
         let h = hash(account.sid, resource, String(day))
         if h % 10 == 0 { return 0 }
         let base = resource == "recordings" ? account.recordsPerDay / 2 : account.recordsPerDay
@@ -86,12 +111,20 @@ public enum SandboxData {
 
     /// The records of (account, resource, day), newest first (Twilio's order).
     public static func records(_ account: SandboxAccount, _ resource: String, day: Int, revision: Int = 0) -> [Record] {
-        let key = "\(account.sid)|\(account.recordsPerDay)|\(resource)|\(day)|\(min(revision, 1))"
+        let key = "\(account.sid)|\(account.recordsPerDay)|\(account.realistic)|\(resource)|\(day)|\(min(revision, 1))"
         if let hit = cache.withLock({ $0.first { $0.key == key }?.records }) { return hit }
         let generated = generate(account, resource, day: day, revision: revision)
+        // Up to 512 MiB of recent days (a benchmark's mix is 45 days of 4,000–6,000 records), at least the last two.
         cache.withLock { entries in
             entries.insert((key, generated), at: 0)
-            if entries.count > 6 { entries.removeLast() }
+            var bytes = 0
+            var keep = 0
+            for entry in entries {
+                bytes += entry.records.reduce(0) { $0 + $1.json.count + 64 }
+                if keep >= 2 && bytes > 512 << 20 { break }
+                keep += 1
+            }
+            entries.removeLast(entries.count - keep)
         }
         return generated
     }
@@ -134,6 +167,9 @@ public enum SandboxData {
         let time = dayStart + offset
         let created = i == 2 ? dayStart - 2 : time - Int(h >> 20 % 30)
         let text = hardTexts[Int(h >> 7 % UInt64(hardTexts.count))]
+        if account.realistic {
+            return realisticRecord(account, resource, index: i, h: h, time: time, created: created, settled: settled, hardText: text)
+        }
         var o = JSONObject()
         switch resource {
         case "calls":
@@ -212,6 +248,109 @@ public enum SandboxData {
         }
     }
 
+    /// Texts of real messages and caller names (a hard one in eight records, as a reminder that real text is hostile).
+    static let realTexts = [
+        "Your verification code is 482913. It expires in 10 minutes. Do not share this code with anyone.",
+        "Hi Sam, your order #A-20931 has shipped and will arrive Thursday. Track it at https://example.com/t/Zx81Kq",
+        "Reminder: your appointment with Dr. Patel is tomorrow at 9:30 AM. Reply C to confirm or R to reschedule.",
+        "Thanks for contacting Acme support! An agent will be with you shortly. Reply STOP to unsubscribe.",
+        "Your ride is arriving in 3 minutes: grey Toyota Prius, plate 7XKJ291.",
+        "Payment of $42.17 received. Thank you! Questions? Call (415) 555-0199.",
+    ]
+
+    /// One record of Twilio's real shape and size: every documented field, in the order Twilio sends them.
+    static func realisticRecord(_ account: SandboxAccount, _ resource: String, index i: Int, h: UInt64, time: Int, created: Int,
+                                settled: Bool, hardText: String?) -> Record {
+        let base = "/2010-04-01/Accounts/\(account.sid)"
+        let text: String? = h % 8 == 0 ? hardText : realTexts[Int(h >> 9 % UInt64(realTexts.count))]
+        var o = JSONObject()
+        switch resource {
+        case "calls":
+            let sid = makeSID("CA", h, i)
+            let inProgress = h % 13 == 0 && !settled
+            let number = String(format: "%04d", h % 10000)
+            o.string("date_updated", rfc2822(time + (settled && h % 13 == 0 ? 3_600 : 60)))
+            o.string("price_unit", "USD")
+            o.string("parent_call_sid", h % 5 == 0 ? makeSID("CA", h &+ 1, i) : nil)
+            o.string("caller_name", h % 3 == 0 ? text : nil)
+            o.string("duration", inProgress ? nil : String(h % 600))
+            o.string("from", h % 7 == 0 ? "client:agent\(h % 50)" : "+1501712\(number)")
+            o.string("to", "+1415555\(number)")
+            o.string("annotation", nil)
+            o.string("answered_by", h % 4 == 0 ? "human" : nil)
+            o.string("sid", sid)
+            o.raw("queue_time", "\"\(h % 2000)\"")
+            o.string("price", inProgress ? nil : String(format: "-%.5f", Double(h % 300) / 10000))
+            o.string("api_version", "2010-04-01")
+            o.string("status", inProgress ? "in-progress" : ["completed", "completed", "completed", "busy", "no-answer"][Int(h % 5)])
+            o.string("direction", ["inbound", "outbound-api", "outbound-dial"][Int(h % 3)])
+            o.string("start_time", rfc2822(time))
+            o.string("date_created", rfc2822(created))
+            o.string("from_formatted", h % 7 == 0 ? "client:agent\(h % 50)" : "(501) 712-\(number)")
+            o.string("group_sid", nil)
+            o.string("trunk_sid", h % 11 == 0 ? "TK" + String(format: "%032x", h % 7) : nil)
+            o.string("forwarded_from", h % 9 == 0 ? "+15555550100" : nil)
+            o.string("uri", "\(base)/Calls/\(sid).json")
+            o.string("account_sid", account.sid)
+            o.string("end_time", inProgress ? nil : rfc2822(time + Int(h % 600)))
+            o.string("to_formatted", "(415) 555-\(number)")
+            o.string("phone_number_sid", "PN" + String(format: "%032x", h % 97))
+            // The subresources of a captured response (about 1.4 KB per call in all; the OpenAPI example lists nine).
+            var uris = JSONObject()
+            for (key, path) in [("feedback", "Feedback"), ("notifications", "Notifications"), ("recordings", "Recordings")] {
+                uris.string(key, "\(base)/Calls/\(sid)/\(path).json")
+            }
+            uris.string("feedback_summaries", "\(base)/Calls/FeedbackSummary.json")
+            o.raw("subresource_uris", String(decoding: uris.finish(), as: UTF8.self))
+            return Record(sid: sid, time: time, json: o.finish())
+        case "messages":
+            let sid = makeSID(h % 11 == 0 ? "MM" : "SM", h, i)
+            o.string("body", h % 11 == 0 ? "" : text)
+            o.string("num_segments", String(1 + h % 3))
+            o.string("direction", h % 6 == 0 ? "inbound" : "outbound-api")
+            o.string("from", h % 6 == 0 ? "+1415555\(String(format: "%04d", h % 10000))" : "+15017122661")
+            o.string("to", h % 6 == 0 ? "+15017122661" : "+1415555\(String(format: "%04d", h % 10000))")
+            o.string("date_updated", rfc2822(time + (settled && h % 8 == 0 ? 7_200 : 2)))
+            o.string("price", h % 8 == 0 ? (settled ? "-0.00790" : nil) : "-0.00750")
+            o.string("error_message", h % 17 == 0 ? "Unreachable destination handset" : nil)
+            o.string("uri", "\(base)/Messages/\(sid).json")
+            o.string("account_sid", account.sid)
+            o.string("num_media", String(h % 11 == 0 ? 1 : 0))
+            o.string("status", h % 17 == 0 ? "undelivered" : "delivered")
+            o.string("messaging_service_sid", h % 2 == 0 ? "MG" + String(format: "%032x", h % 5) : nil)
+            o.string("sid", sid)
+            o.string("date_sent", rfc2822(time))
+            o.string("date_created", rfc2822(created))
+            o.raw("error_code", h % 17 == 0 ? "30003" : "null")
+            o.string("price_unit", "USD")
+            o.string("api_version", "2010-04-01")
+            o.raw("subresource_uris", "{\"media\": \"\(base)/Messages/\(sid)/Media.json\", \"feedback\": \"\(base)/Messages/\(sid)/Feedback.json\"}")
+            return Record(sid: sid, time: time, json: o.finish())
+        default:  // recordings
+            let sid = makeSID("RE", h, i)
+            o.string("account_sid", account.sid)
+            o.string("api_version", "2010-04-01")
+            o.string("call_sid", makeSID("CA", h &+ 7, i))
+            o.string("conference_sid", h % 6 == 0 ? "CF" + String(format: "%032x", h % 1000) : nil)
+            o.string("date_created", rfc2822(time))
+            o.string("date_updated", rfc2822(time + 5))
+            o.string("start_time", rfc2822(time - Int(h % 120)))
+            o.string("duration", h % 19 == 0 ? nil : String(h % 120))
+            o.string("sid", sid)
+            o.string("price", h % 3 == 0 ? nil : "-0.00250")
+            o.string("price_unit", "USD")
+            o.string("status", h % 19 == 0 ? "absent" : "completed")
+            o.raw("channels", h % 4 == 0 ? "2" : "1")
+            o.string("source", ["RecordVerb", "DialVerb", "OutboundAPI", "StartCallRecordingAPI"][Int(h % 4)])
+            o.raw("error_code", h % 19 == 0 ? "13617" : "null")
+            o.string("uri", "\(base)/Recordings/\(sid).json")
+            o.raw("encryption_details", h % 10 == 0 ? "{\"type\": \"rsa-aes\", \"public_key_sid\": \"CR\(String(format: "%032x", h % 3))\", \"encrypted_cek\": \"OV4h6zrsxMIW7h0Zfqwfn6TI2GCNl54KALlh8sWP8OiXjxu8rpkXrCf2EGdtLk0yz+FFgL7WeM/5QQZbigeDu6uWEKj+sAT7dBEn4grFhv3EM7sVVK3gsJqlcPv8w2dv4m/SbsZaMk3DPoqCJIK88BpX0a3XzCTQxgH+w0kOoDwMEVfIMUtj42ZshEKjUoGnP2xP6y92M4PIC8Ny/RFBxbA+gcuv4QoTk+gCq3tWy2zXD2hE4uLrDzLs6+UKwcFdz6ZtwqbMuxJzqY3+0ESMmCjdA2uF0CVXO9Hqq1y0UtlFgk27+jhLLxDv2hj6jKMlvNJTrCw2Kc9p+vLsoRP3jw==\", \"iv\": \"8I2hhNIYNTrwxfHk\"}" : "null")
+            o.raw("subresource_uris", "{\"add_on_results\": \"\(base)/Recordings/\(sid)/AddOnResults.json\", \"transcriptions\": \"\(base)/Recordings/\(sid)/Transcriptions.json\"}")
+            o.string("media_url", "https://api.twilio.com\(base)/Recordings/\(sid)")
+            return Record(sid: sid, time: time, json: o.finish())
+        }
+    }
+
     /// The account's phone numbers (a snapshot), newest first.
     public static func phoneNumbers(_ account: SandboxAccount) -> [Record] {
         (0..<account.phoneNumbers).map { i in
@@ -245,6 +384,18 @@ public enum SandboxData {
             o.string("voice_method", "POST")
             o.string("voice_url", h % 4 == 0 ? nil : "https://example.com/voice/\(i)")
             o.string("status", "in-use")
+            if account.realistic {
+                let base = "/2010-04-01/Accounts/\(account.sid)/IncomingPhoneNumbers/\(sid)"
+                o.string("identity_sid", nil)
+                o.string("address_sid", h % 2 == 0 ? "AD" + String(format: "%032x", h % 9) : nil)
+                o.string("bundle_sid", nil)
+                o.string("emergency_status", "Inactive")
+                o.string("emergency_address_sid", nil)
+                o.string("emergency_address_status", "unregistered")
+                o.string("voice_receive_mode", "voice")
+                o.string("sms_status_callback", "")
+                o.raw("subresource_uris", "{\"assigned_add_ons\": \"\(base)/AssignedAddOns.json\"}")
+            }
             return Record(sid: sid, time: 0, json: o.finish())
         }
     }

@@ -163,16 +163,28 @@ import HuskimoTesting
 }
 
 @Suite struct AdaptiveLimiterTests {
-    @Test func aBurstOf429sHalvesOnceAndSuccessesGrowItBack() {
+    @Test func a429SetsTheLimitToWhatTheAccountServedAndSuccessesAtTheLimitProbeOneMore() {
         let limiter = AdaptiveLimiter(initial: 8, maximum: 10, growAfter: 3)
-        let epochs = (0..<4).map { _ in limiter.acquire() }
-        for e in epochs { limiter.release(throttled: true, epoch: e) }  // four 429s of one burst
-        #expect(limiter.currentLimit == 4)
-        let e = limiter.acquire()
-        limiter.release(throttled: true, epoch: e)  // a new 429 after the decrease halves again
+        let tickets = (0..<4).map { _ in limiter.acquire() }  // 1, 2, 3, 4 in flight
+        #expect(tickets.map(\.inFlight) == [1, 2, 3, 4])
+        // The account served two at once and refused the third and the fourth: the limit is 2, not 8 / 2 / 2.
+        limiter.release(tickets[3], throttled: true)
+        limiter.release(tickets[2], throttled: true)
         #expect(limiter.currentLimit == 2)
-        for _ in 0..<6 { limiter.release(throttled: false, epoch: limiter.acquire()) }
-        #expect(limiter.currentLimit == 4)
+        limiter.release(tickets[0], throttled: false)
+        limiter.release(tickets[1], throttled: false)
+        // A late 429 of a request that started with fewer in flight lowers it further; a 429 never raises it.
+        let alone = limiter.acquire()
+        limiter.release(alone, throttled: true)
+        #expect(limiter.currentLimit == 1)
+        // Successes below the limit prove nothing; at the limit, every third probes one more.
+        for _ in 0..<3 { limiter.release(limiter.acquire(), throttled: false) }
+        #expect(limiter.currentLimit == 2)
+        let a = limiter.acquire(), b = limiter.acquire()
+        #expect(!limiter.hasCapacity)
+        limiter.release(a, throttled: false)  // a ran alone-ish: it started with 1 in flight, below the limit 2
+        limiter.release(b, throttled: false)  // b at the limit
+        #expect(limiter.currentLimit == 2)
         #expect(limiter.hasCapacity)
     }
 }

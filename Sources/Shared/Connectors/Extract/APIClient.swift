@@ -24,8 +24,8 @@ public struct APIError: ClassifiedError, Sendable {
 }
 
 /// Fetches API responses with retries: transient failures (5xx, 429, dropped or truncated bodies, timeouts)
-/// are retried on the same URL with exponential backoff and jitter; a 429 also halves the account's
-/// concurrency and honours `Retry-After`. Blocking: call from a blocking-work thread.
+/// are retried on the same URL with exponential backoff and jitter; a 429 also sets the account's
+/// concurrency limit to what it served (``AdaptiveLimiter``) and honours `Retry-After`. Blocking: call from a blocking-work thread.
 public struct APIClient: Sendable {
     public let http: HTTPClient
     public let limiters: AccountLimiters
@@ -129,8 +129,9 @@ public struct APIClient: Sendable {
         var request = request
         if request.maxBodyBytes == nil { request.maxBodyBytes = maxBodyBytes }
         var attempt = 0
+        var throttles = 0
         while true {
-            let epoch = limiter.acquire()
+            let ticket = limiter.acquire()
             var throttled = false
             let failure: any ClassifiedError
             var retryAfter: Double?
@@ -140,7 +141,7 @@ public struct APIClient: Sendable {
             do {
                 let response = try transfer(request)
                 throttled = response.status == 429
-                limiter.release(throttled: throttled, epoch: epoch)
+                limiter.release(ticket, throttled: throttled)
                 released = true
                 FleetMetrics.request(api: api, status: response.status, seconds: (ContinuousClock.now - started).seconds)
                 if response.status == 200 {
@@ -163,22 +164,25 @@ public struct APIClient: Sendable {
                     failure = error
                 }
             } catch let error as CurlError {
-                limiter.release(throttled: false, epoch: epoch)
+                limiter.release(ticket, throttled: false)
                 FleetMetrics.request(api: api, status: nil, seconds: (ContinuousClock.now - started).seconds)
                 guard error.isRetriable else { throw error }
                 failure = error
             } catch let error as BrokenStream {
                 if !released {  // broken in transfer (else in finish, after the release above)
-                    limiter.release(throttled: false, epoch: epoch)
+                    limiter.release(ticket, throttled: false)
                     FleetMetrics.request(api: api, status: nil, seconds: (ContinuousClock.now - started).seconds)
                 }
                 throw error
             } catch {
                 // What a stream's consumer threw (a record that does not convert): the slot is given back all the same.
-                if !released { limiter.release(throttled: false, epoch: epoch) }
+                if !released { limiter.release(ticket, throttled: false) }
                 throw error
             }
-            attempt += 1
+            // A 429 was never processed (Twilio: "always safe to retry") and the limiter now knows the account's
+            // limit: it costs an attempt only every fourth time (a saturated account still ends the job, later).
+            if throttled { throttles += 1 }
+            if !throttled || throttles % 4 == 0 { attempt += 1 }
             guard attempt < maxAttempts else {
                 throw APIError(api: api, status: nil, code: nil, message: "gave up after \(attempt) attempts; last: \(failure)",
                                url: request.displayURL, errorClass: .transient)
@@ -186,7 +190,8 @@ public struct APIClient: Sendable {
             tally.retries += 1
             // A 429 has already lowered the account's limit: the limiter paces the retry (it waits for one of our
             // own requests to that account to finish), so only a short pause is added unless Retry-After says more.
-            let delay = throttled ? max(retryAfter ?? 0, 0.05 * Double(attempt)) : max(retryAfter ?? 0, backoff.delay(attempt: attempt - 1))
+            let delay = throttled ? max(retryAfter ?? 0, 0.02 + 0.05 * Double(throttles / 4))
+                : max(retryAfter ?? 0, backoff.delay(attempt: attempt - 1))
             logger.debug("retrying API request", metadata: ["url": "\(request.displayURL)", "error": "\(failure)", "retry.in_s": "\(delay)"])
             Thread.sleep(forTimeInterval: delay)
         }

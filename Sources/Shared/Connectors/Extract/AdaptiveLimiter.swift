@@ -1,19 +1,24 @@
 import Foundation
 import HuskimoCore
 
-/// Per-account concurrency that adapts to the API, like TCP's congestion window: a 429 halves the limit
-/// (never below 1) — once per burst: 429s of requests that started before the last decrease do not halve it
-/// again — and every `growAfter` successes in a row raise it by one (up to `maximum`). Callers block in
-/// ``acquire()`` while the account is at its limit. Thread-safe.
+/// Per-account concurrency learnt from the API's own answer. Twilio's 429 (20429) means "too many concurrent
+/// requests for this account", and it is precise: a request refused while `n` of ours were in flight (itself
+/// included) shows the account takes fewer than `n` at once, so the limit becomes `n − 1` (never below 1, never
+/// raised by a 429). Several 429s of one burst agree instead of halving again and again, and a request that was
+/// refused after others had already finished does not cut the limit below what the account just served.
+/// Every `growAfter` successes in a row at the limit probe one more (up to `maximum`): accounts can be given more
+/// room, and another worker sharing the account may have gone. Callers block in ``acquire()`` while the account is
+/// at its limit; a refused request simply waits for the next free slot. Thread-safe.
 public final class AdaptiveLimiter: @unchecked Sendable {  // all state under `condition`
     private let condition = NSCondition()
     private var limit: Int
     private var inFlight = 0
     private var successes = 0
-    /// Bumped at every decrease; a request remembers the epoch it started in.
-    private var epoch = 0
     public let maximum: Int
     private let growAfter: Int
+
+    /// A slot: how many of ours were in flight when it was taken (itself included).
+    public struct Ticket: Sendable { public let inFlight: Int }
 
     public init(initial: Int = 4, maximum: Int = 32, growAfter: Int = 20) {
         self.limit = max(1, min(initial, maximum))
@@ -26,27 +31,24 @@ public final class AdaptiveLimiter: @unchecked Sendable {  // all state under `c
     /// Whether a request could start now without waiting.
     public var hasCapacity: Bool { condition.withLock { inFlight < limit } }
 
-    /// Waits for a slot. - Returns: the epoch to hand back to ``release(throttled:epoch:)``.
-    @discardableResult
-    public func acquire() -> Int {
+    /// Waits for a slot.
+    public func acquire() -> Ticket {
         condition.lock()
         while inFlight >= limit { condition.wait() }
         inFlight += 1
-        let current = epoch
+        let ticket = Ticket(inFlight: inFlight)
         condition.unlock()
-        return current
+        return ticket
     }
 
-    public func release(throttled: Bool, epoch started: Int = Int.max) {
+    /// Gives the slot back; `throttled`: the API refused the request as one too many (429).
+    public func release(_ ticket: Ticket, throttled: Bool) {
         condition.lock()
         inFlight -= 1
         if throttled {
-            if started >= epoch {
-                limit = max(1, limit / 2)
-                epoch += 1
-            }
+            limit = max(1, min(limit, ticket.inFlight - 1))
             successes = 0
-        } else {
+        } else if ticket.inFlight >= limit {  // only a success at the limit says the limit is not too low
             successes += 1
             if successes >= growAfter && limit < maximum {
                 limit += 1

@@ -4,7 +4,10 @@ import Synchronization
 
 /// Consumes one queue on a connection and thread of its own (rabbitmq-c calls block, and a channel's acks
 /// must go out on the channel that delivered). Deliveries are taken with ``next(timeout:)``; acks, nacks and
-/// rejects are queued to the consumer thread, which sends them between polls.
+/// rejects are queued to the consumer thread and wake it through a pipe: the thread sleeps in poll(2) on the
+/// broker's socket and that pipe, so a consumer costs no CPU while nothing arrives (it wakes every third of the
+/// heartbeat interval for rabbitmq-c to send its heartbeat; over TLS, whose library may hold bytes the socket no
+/// longer shows, every 200 ms).
 ///
 /// A lost connection is replaced with backoff; the broker returns that connection's unacked messages to the
 /// queue, so acks for them are dropped (``ack(_:)`` answers false) and the messages are delivered again:
@@ -38,10 +41,13 @@ public final class QueueConsumer: Sendable {
     private let logger: Logger
     private let finished = DispatchSemaphore(value: 0)
     private let pollInterval: Double
+    private let wake = WakePipe()
 
     /// - Parameters:
     ///   - prefetch: unacknowledged deliveries the broker may hand this consumer at once.
     ///   - topology: declared on every connect, before consuming.
+    /// - Parameters:
+    ///   - pollInterval: the pause between checks while paused or waiting for a reconnect.
     public init(url: AMQPURL, queue: String, prefetch: Int, topology: QueueTopology? = nil, pollInterval: Double = 0.02,
                 logger: Logger) {
         self.url = url
@@ -143,14 +149,17 @@ public final class QueueConsumer: Sendable {
                 state.commands.append((command, { done.resume(returning: $0) }))
                 return true
             }
-            if !accepted { done.resume(returning: false) }
+            if accepted { wake.signal() } else { done.resume(returning: false) }
         }
     }
 
     // MARK: - Stopping
 
     /// Stops new deliveries (basic.cancel) but keeps the connection so in-flight deliveries can still be acked.
-    public func pause() { state.withLock { $0.pausing = true } }
+    public func pause() {
+        state.withLock { $0.pausing = true }
+        wake.signal()
+    }
 
     /// Sends the acks already queued, closes the connection (the broker requeues whatever is unacked, the
     /// buffered deliveries included) and wakes every waiting ``next(timeout:)`` with nil. Waits up to `timeout` seconds for the consumer thread.
@@ -159,6 +168,7 @@ public final class QueueConsumer: Sendable {
     /// ``stop()``, waiting at most `timeout` seconds for the consumer thread.
     public func stop(timeout: Double) async {
         state.withLock { $0.stopping = true }
+        wake.signal()
         let finished = self.finished
         _ = try? await Blocking.run { finished.wait(timeout: .now() + timeout) }
     }
@@ -171,9 +181,9 @@ public final class QueueConsumer: Sendable {
         var cancelled = false
         var failures = 0
         let backoff = Backoff.reconnect
-        // rabbitmq-c cannot be woken from a blocking read, so queued acks wait for the poll to end. While
-        // deliveries or acks are flowing, poll in 1 ms slices; after 50 ms of quiet, in `pollInterval` slices.
-        var lastActivity = Date.distantPast
+        // rabbitmq-c cannot be woken from a blocking read: the thread waits in poll(2) on the socket and the wake
+        // pipe instead, and reads from rabbitmq-c only what has arrived.
+        let idleWake = url.tls ? 0.2 : Double(max(url.heartbeatSeconds, 3)) / 3
         defer {
             if let connection, !cancelled { try? connection.cancelConsuming() }
             connection = nil
@@ -189,7 +199,6 @@ public final class QueueConsumer: Sendable {
             for (command, done) in commands {
                 done(settle(command, on: connection, generation: generation))
             }
-            if !commands.isEmpty { lastActivity = Date() }
             if stopping { return }
             if pausing {
                 if let live = connection, !cancelled {
@@ -226,9 +235,11 @@ public final class QueueConsumer: Sendable {
                 }
             }
             do {
-                let busy = lastActivity.timeIntervalSinceNow > -0.05
-                if let delivery = try connection!.nextDelivery(timeout: busy ? 0.001 : pollInterval, generation: generation) {
-                    lastActivity = Date()
+                let readable = connection!.waitReadable(wake: wake.readFD, timeout: idleWake)
+                wake.drain()
+                // Readable: the rest of a frame that has begun to arrive comes within moments. Not: a zero-timeout
+                // call, in which rabbitmq-c sends a heartbeat that is due.
+                if let delivery = try connection!.nextDelivery(timeout: readable ? 0.05 : 0, generation: generation) {
                     hand(delivery)
                 }
             } catch {

@@ -9,6 +9,7 @@ public enum WorkerCommands {
     public static func extract(config: FleetConfig, concurrency: Int, exitWhenIdle: Double?, grace: Double, metricsPort: Int?,
                                metricsHost: String = "127.0.0.1", logger: Logger) async throws {
         guard (1...256).contains(concurrency) else { throw CommandFailure.usage("--concurrency must be 1–256") }
+        ProcessMemory.tuneAllocator()
         let signals = SignalWatcher()
         let worker = ExtractWorker(config: config, concurrency: concurrency, logger: logger)
         let metrics = try startMetrics(metricsPort, host: metricsHost, logger: logger) { worker.isReady }
@@ -29,6 +30,7 @@ public enum WorkerCommands {
     public static func load(config: FleetConfig, target name: String, exitWhenIdle: Double?, metricsPort: Int?,
                             queuePollSeconds: Double, metricsHost: String = "127.0.0.1", logger: Logger) async throws {
         guard let target = config.target(named: name) else { throw CommandFailure.usage("no target named \(name)") }
+        ProcessMemory.tuneAllocator()
         let signals = SignalWatcher()
         let worker = LoadWorker(config: config, target: target, logger: logger)
         let metrics = try startMetrics(metricsPort, host: metricsHost, logger: logger) { worker.isReady }

@@ -110,8 +110,9 @@ public final class ExtractWorker: Sendable {
     public func run(exitWhenIdle: Double? = nil, grace: Double = 30) async {
         consumer.start()
         var lastActivity = Date()
-        // Deliveries taken from the consumer but not started: the next job is the first whose account has a
-        // free request slot, so a job for a saturated account does not hold a slot that another account could use.
+        // Deliveries taken from the consumer but not started (up to the prefetch, twice the concurrency): the next job
+        // is the first whose account has a free request slot, so a job for a saturated account does not hold a slot
+        // that another account could use.
         var pending: [(delivery: AMQPDelivery, account: String?)] = []
         var gaugesAt = Date.distantPast
         while !Lifecycle.stopping {
@@ -119,7 +120,7 @@ public final class ExtractWorker: Sendable {
                 publishGauges()
                 gaugesAt = Date()
             }
-            while pending.count < concurrency, let more = await consumer.next(timeout: pending.isEmpty && jobsInFlight == 0 ? 0.25 : 0.005) {
+            while pending.count < 2 * concurrency, let more = await consumer.next(timeout: pending.isEmpty && jobsInFlight == 0 ? 0.25 : 0.005) {
                 pending.append((more, account(of: more)))
             }
             if jobsInFlight >= concurrency || pending.isEmpty {
@@ -129,7 +130,13 @@ public final class ExtractWorker: Sendable {
                 if jobsInFlight >= concurrency { await jobFinished.wait(timeout: 0.25) }
                 continue
             }
-            let index = pending.firstIndex { hasCapacity($0.account) } ?? 0
+            // Every pending job's account is at its limit: a job started now would only hold a slot while it waits
+            // for the account (and starve the accounts behind it). Wait for a job to end instead.
+            guard let index = pending.firstIndex(where: { hasCapacity($0.account) }) else {
+                lastActivity = Date()
+                await jobFinished.wait(timeout: 0.25)
+                continue
+            }
             let (delivery, account) = pending.remove(at: index)
             lastActivity = Date()
             inFlight.add(1, ordering: .relaxed)
