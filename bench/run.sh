@@ -10,6 +10,14 @@
 #   bench/run.sh extract-ab REF [N]   the worker half of extract for this tree and for git revision REF (built in
 #                          .build-ab/; or HUSKIMO_BENCH_BASELINE_BIN=DIR with its release binaries), alternating, N
 #                          runs each: both medians and their ratio, measured in the same run (refactors, A/B changes).
+#   bench/run.sh mix       the realistic mix (5 accounts × 3 days, Twilio-sized records, all resources): CPU-s per million
+#                          records of the whole worker process, peak RSS at concurrency 4 and 16, the Python baseline on
+#                          the same data; then the load of those rows against psql \copy of them.
+#   bench/run.sh small     3,000 small jobs (1,000 channels), two workers: CPU per job, jobs/s against the latency bound,
+#                          the planner's publish rate.
+#   bench/run.sh limit     5 accounts × 30 days against 2 concurrent requests per account (429/20429): wall against the ideal.
+#   bench/run.sh memory    peak RSS on a 1,000,000-record day at --concurrency 16.
+#   bench/run.sh idle      CPU of an idle worker and an idle loader (HUSKIMO_BENCH_IDLE_SECONDS, default 60).
 #   bench/run.sh fleet     a latency-bound run (sandbox latency, per-account concurrency limit, many jobs):
 #                          wall time against the ideal the API allows, and one worker process against two.
 #   bench/run.sh load      PostgreSQL load throughput (rows/s) of the loader against psql \copy of the
@@ -235,9 +243,9 @@ mix_load() {
   for t in "${tables[@]}"; do psql_ -c "\\copy bench_m.${t}_copy FROM '$WORK/$t.copy'"; done
   p1=$(now)
   theirs=$(calc "$p1 - $p0")
-  local staged; staged=$(grep -c 'partition loaded\|partition replaced' "$WORK/m-loader.log" || true)
+  local batches; batches=$(grep -c ' loaded ' "$WORK/m-loader.log" || true)
   {
-    echo "load ($(date -u +%F)): the mix's $n rows into PostgreSQL, $staged partitions"
+    echo "load ($(date -u +%F)): the mix's $n rows into PostgreSQL ($batches loader transactions)"
     echo "  huskimo loader: $(calc "round($ours, 2)") s → $(calc "round($n / $ours)") rows/s (S3 GET, gunzip, COPY, ledger; a transaction per partition)"
     echo "  psql \\copy of the same rows from local files: $(calc "round($theirs, 2)") s → $(calc "round($n / $theirs)") rows/s"
     echo "  ratio: $(calc "round($theirs / $ours, 3)") of psql's throughput (goal ≥ 0.9)"
@@ -351,6 +359,21 @@ bench_idle() {
   } | tee bench/results/idle.txt
 }
 
+# Memory on a large day: one day of 1,000,000 calls (the sandbox's Bulk account) at --concurrency 16.
+bench_memory() {
+  local records=${HUSKIMO_BENCH_MEMORY_RECORDS:-1406500} day=2026-11-20 sid=AC00000000000000000000000000000004   # 1,000,000 on this day
+  start_sandbox --bulk-records "$records"
+  curl -sf -u "$sid:sandbox-token-4" "$SANDBOX_URL/2010-04-01/Accounts/$sid/Calls.json?StartTime=$day&PageSize=1" >/dev/null   # generates the day
+  CHANNELS="bulk $sid sandbox-token-4" config "bmem$RANDOM" "bench_x" >"$WORK/mem.yaml"
+  "$BIN/huskimo-planner" plan --config "$WORK/mem.yaml" --from "$day" --to "$day" --resource calls >/dev/null
+  local out; out=$("$BIN/huskimo-worker" extract --config "$WORK/mem.yaml" --concurrency 16 --exit-when-idle 2 2>"$WORK/mem.log")
+  stop_sandbox
+  {
+    echo "memory ($(date -u +%F)): one day of $(field records <<<"$out") calls at --concurrency 16"
+    echo "  peak RSS $(field max_rss_mib <<<"$out") MiB (bound 64 MiB; an idle worker is 33 MiB, 30 of it shared libraries), $(calc "round($(field cpu_s <<<"$out") / $(field records <<<"$out") * 1e6, 2)") CPU-s per million records"
+  } | tee bench/results/memory.txt
+}
+
 run_fleet() {   # run_fleet WORKERS CONCURRENCY → prints "wall requests"
   local workers=$1 concurrency=$2 prefix="bf$1$RANDOM"
   config "$prefix" "bench_f" >"$WORK/f.yaml"
@@ -453,6 +476,7 @@ case ${1:-all} in
   fleet) bench_fleet ;;
   load) bench_load ;;
   plan) bench_plan ;;
-  all) bench_extract; bench_fleet; bench_load; bench_plan ;;
-  *) echo "usage: bench/run.sh extract|extract-quick [N]|extract-ab REF [N]|fleet|load|plan|all" >&2; exit 2 ;;
+  memory) bench_memory ;;
+  all) bench_extract; bench_mix; bench_small; bench_limit; bench_memory; bench_idle; bench_fleet; bench_load; bench_plan ;;
+  *) echo "usage: bench/run.sh extract|extract-quick [N]|extract-ab REF [N]|mix|small|limit|memory|idle|fleet|load|plan|all" >&2; exit 2 ;;
 esac
