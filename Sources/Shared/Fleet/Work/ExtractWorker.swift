@@ -115,12 +115,13 @@ public final class ExtractWorker: Sendable {
         // that another account could use.
         var pending: [(delivery: AMQPDelivery, account: String?)] = []
         var gaugesAt = Date.distantPast
+        let idleWait = LoadWorker.idleWait(exitWhenIdle)
         while !Lifecycle.stopping {
             if -gaugesAt.timeIntervalSinceNow >= 2 {
                 publishGauges()
                 gaugesAt = Date()
             }
-            while pending.count < 2 * concurrency, let more = await consumer.next(timeout: pending.isEmpty && jobsInFlight == 0 ? 0.25 : 0.005) {
+            while pending.count < 2 * concurrency, let more = await consumer.next(timeout: pending.isEmpty && jobsInFlight == 0 ? idleWait : 0.005) {
                 pending.append((more, account(of: more)))
             }
             if jobsInFlight >= concurrency || pending.isEmpty {
