@@ -20,6 +20,7 @@ import HuskimoTesting
             queue: {retry_delays: [10, 60], max_attempts: 3}
             channels:
               - {name: us, type: twilio, api_user: AC1, api_key: k}
+              - {name: eu, type: twilio, api_user: AC2, api_key: k}
             s3: {access_key_id: k, secret_access_key: s, region: us-east-1, bucket: b}
             targets:
               - {name: wh, type: postgres, host: h, database: d, username: u}
@@ -32,14 +33,23 @@ import HuskimoTesting
         let rule: @Sendable (ExtractJob) throws -> Int
         let delay: Duration
         let calls = Mutex<[String]>([])
+        /// Request limits by account (default 4), and the most jobs of each channel that ran at once.
+        let limits: [String: Int]
+        let running = Mutex<(now: [String: Int], peak: [String: Int])>(([:], [:]))
 
-        init(delay: Duration = .zero, _ rule: @escaping @Sendable (ExtractJob) throws -> Int) {
+        init(delay: Duration = .zero, limits: [String: Int] = [:], _ rule: @escaping @Sendable (ExtractJob) throws -> Int) {
             self.rule = rule
             self.delay = delay
+            self.limits = limits
         }
 
         func extract(_ job: ExtractJob, channel: ChannelConfig) async throws -> ExtractReport {
             calls.withLock { $0.append(job.jobID) }
+            running.withLock {
+                $0.now[job.channel, default: 0] += 1
+                $0.peak[job.channel] = max($0.peak[job.channel] ?? 0, $0.now[job.channel]!)
+            }
+            defer { running.withLock { $0.now[job.channel, default: 1] -= 1 } }
             if delay > .zero { try? await Task.sleep(for: delay) }
             let rows = try rule(job)
             let load = LoadMessage(job: job, objects: [StagedObject(key: "k/\(job.jobID)", rows: rows, bytes: 10, sha256: "x")],
@@ -47,7 +57,7 @@ import HuskimoTesting
             return ExtractReport(load: load, records: rows, tally: APIClient.Tally(), accounts: ["AC1"])
         }
 
-        func requestLimit(account: String) -> Int { 4 }
+        func requestLimit(account: String) -> Int { limits[account] ?? 4 }
     }
 
     struct Failure: ClassifiedError {
@@ -174,6 +184,20 @@ import HuskimoTesting
         // Never acked: back on the work queue (redelivered) once the worker let go, nothing lost, nothing parked.
         #expect(try Self.jobs(in: driver, topology.extractQueue).map(\.jobID) == ["twilio/us/calls/2026-11-28"])
         #expect(driver.messages(in: topology.failedQueue).isEmpty && worker.summary.retried == 0)
+    }
+
+    @Test func aJobWhoseAccountIsAtItsLimitWaitsAndTheNextAccountsJobRuns() async throws {
+        // us (AC1) takes one request at a time; its four jobs are queued ahead of eu's one. With three slots, the
+        // worker runs one us job and the eu job, and starts no second us job just to wait on the account.
+        let driver = InMemoryQueueDriver()
+        for day in ["2026-11-25", "2026-11-26", "2026-11-27", "2026-11-28"] { Self.enqueue(driver, Self.job(day)) }
+        Self.enqueue(driver, Self.job("2026-11-28", channel: "eu"))
+        let extractor = ScriptedExtractor(delay: .milliseconds(100), limits: ["AC1": 1]) { _ in 1 }
+        let (worker, _) = try await Self.runExtract(driver, extractor, concurrency: 3)
+        #expect(worker.summary.succeeded == 5)
+        #expect(extractor.running.withLock { $0.peak } == ["us": 1, "eu": 1])
+        // eu did not wait behind the us backlog: it ran second, not last.
+        #expect(extractor.calls.withLock { $0.firstIndex(of: "twilio/eu/calls/2026-11-28") } == 1)
     }
 
     @Test func shutdownFinishesTheRunningJobAndHandsBackTheRest() async throws {
