@@ -581,9 +581,21 @@ all_running() {
 
 # ------------------------------------------------------------------------------------- commands
 
+# Keep the kernel from handing the stack's ports out as ephemeral ports of outgoing connections (32768–60999 by
+# default, which holds them all): seen in CI, a client socket on 35674 kept the restarted broker from binding its
+# distribution port (dist_port_already_used … not_erlang). Needs root; otherwise a note, and the restart's retry.
+reserve_ports() {
+  local file=/proc/sys/net/ipv4/ip_local_reserved_ports want=35400-35999
+  [[ -w $file ]] || { log "note: cannot reserve ports $want from the ephemeral range (not root); a client socket may take one"; return 0; }
+  local current; current=$(cat "$file")
+  [[ ,$current, == *,$want,* ]] && return 0
+  echo "${current:+$current,}$want" >"$file" 2>/dev/null || log "note: cannot reserve ports $want from the ephemeral range"
+}
+
 cmd_up() {
   local t0; t0=$(now)
   check_distinct_ports
+  reserve_ports
   mkdir -p "$RUN" "$LOGS"
   ensure_packages
   # The broker is the slow one (≈5 s): start it first and do everything else while it boots;
@@ -648,11 +660,12 @@ cmd_start_rabbit() {
 
 cmd_restart_rabbit() {
   local t; t=$(now)
+  reserve_ports
   stop_rabbit KILL
   # The killed node's listeners can outlive its pid for a moment (seen in CI: the new node then died with
   # could_not_start_listener on 35672): wait until nothing answers on the AMQP and management ports.
   for _ in $(seq 150); do
-    port_open "$AMQP_PORT" || port_open "$MGMT_PORT" || port_open "$AMQPS_PORT" || break
+    port_open "$AMQP_PORT" || port_open "$MGMT_PORT" || port_open "$AMQPS_PORT" || port_open "$DIST_PORT" || break
     sleep 0.1
   done
   # A port still held (by a child the old node left behind): kill whatever listens on it.
