@@ -212,7 +212,9 @@ struct FleetIntegrationTests {
         let client = QueueClient(url: try TestServices.amqpURL(), retryWindow: 5, logger: TestServices.logger)
         var parked: [AMQPDelivery] = []
         try client.drain(topology.failedQueue) { parked.append($0); return .keep }
-        #expect(parked.count == 6)
+        // Distinct jobs: other suites restart the broker while this one runs, and a park whose ack the killed broker
+        // never persisted is parked again on redelivery (AMQP is at-least-once; requeue is idempotent).
+        #expect(Set(parked.compactMap { $0.headers["x-id"]?.stringValue }).count == 6 && parked.count >= 6)
         #expect(parked.allSatisfy { $0.headers["x-error-class"] == .string("permanent") && $0.headers["x-attempts"] == .int(1) })
         #expect(parked.allSatisfy { $0.headers["x-channel"] == .string("revoked") })
         #expect(parked.allSatisfy { ($0.headers["x-error-message"]?.stringValue ?? "").contains("20003") })

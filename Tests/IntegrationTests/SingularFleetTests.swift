@@ -34,7 +34,9 @@ struct SingularFleetTests {
         defer { client.close() }
         var parked: [AMQPDelivery] = []
         try client.drain(topology.failedQueue) { parked.append($0); return .keep }
-        #expect(parked.count == 4)
+        // Distinct jobs: other suites restart the broker while this one runs, and a park whose ack the killed broker
+        // never persisted is parked again on redelivery (AMQP is at-least-once; requeue is idempotent).
+        #expect(Set(parked.compactMap { $0.headers["x-id"]?.stringValue }).count == 4 && parked.count >= 4)
         #expect(parked.allSatisfy { $0.headers["x-error-class"] == .string("permanent") && $0.headers["x-day"] == .string(broken.description) })
         #expect(Set(parked.compactMap { $0.headers["x-channel"]?.stringValue }) == ["spend-a", "spend-b"])
         #expect(parked.allSatisfy { ($0.headers["x-error-message"]?.stringValue ?? "").contains("yesterday") })
