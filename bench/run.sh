@@ -223,9 +223,8 @@ bench_mix() {
   mix_load "$WORK/m16.yaml"
 }
 
-# The load of the mix's staged objects (one loader, --exit-when-idle) against psql \copy of the same rows (exported from
-# the loaded tables as COPY text) into tables of the same shape, in the same run. REPEAT loads: each reloads the same
-# partitions as a newer extraction would be loaded (the ledger's replace path), so the planner re-publishes the runs.
+# The load of the mix's staged objects (one loader, --exit-when-idle, once: the first load of each partition) against
+# psql \copy of the same rows (exported from the loaded tables as COPY text) into tables of the same shape, same run.
 mix_load() {
   local yaml=$1 t0 t1 n ours theirs tables=(twilio_calls twilio_messages twilio_recordings twilio_incoming_phone_numbers)
   t0=$(now)

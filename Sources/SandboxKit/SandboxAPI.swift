@@ -172,7 +172,7 @@ public final class SandboxAPI: Sendable {
         if parts.count >= 2, parts[0] == "2010-04-01" {
             if parts.count == 2, parts[1] == "Accounts.json" { return accountsList(request, caller: caller) }
             if parts.count == 3, parts[1] == "Accounts", parts[2].hasSuffix(".json"),
-               let account = accounts.first(where: { "\($0.sid).json" == parts[2] }), account.sid == caller.sid || account.parent == caller.sid {
+               let account = bySID[String(parts[2].dropLast(5))], account.sid == caller.sid || account.parent == caller.sid {
                 return .json(200, Self.accountRecord(account).json)
             }
             guard parts.count == 4, parts[1] == "Accounts", let account = bySID[parts[2]],
@@ -347,7 +347,7 @@ public final class SandboxAPI: Sendable {
         case "/sandbox/stats":
             return .json(200, Array((try? JSONEncoder().encode(currentStats)) ?? Data()))
         case "/sandbox/expected":
-            guard let sid = request.parameter("account"), let account = accounts.first(where: { $0.sid == sid }),
+            guard let sid = request.parameter("account"), let account = bySID[sid],
                   let resource = request.parameter("resource")
             else { return .json(400, Array("{\"error\": \"account and resource required\"}".utf8)) }
             let expected = Self.expected(account, resource, day: request.parameter("day").flatMap(Day.init))

@@ -307,15 +307,16 @@ final class AMQPConnection {
 
     /// Waits up to `timeout` seconds for a delivery; nil when none came.
     /// Blocks until the broker has sent something, `wake` becomes readable, or `timeout` seconds pass, without
-    /// spinning: returns at once when rabbitmq-c already holds unread bytes or frames. - Returns: whether there is
-    /// something to read from the broker (also on a socket error or hang-up, which the next read reports).
-    func waitReadable(wake: Int32, timeout: Double) -> Bool {
-        if amqp_frames_enqueued(state) != 0 || amqp_data_in_buffer(state) != 0 { return true }
+    /// spinning: returns at once when rabbitmq-c already holds unread bytes or frames. - Returns: `broker`, whether
+    /// there is something to read from the broker (also on a socket error or hang-up, which the next read reports);
+    /// `woken`, whether `wake` is readable.
+    func waitReadable(wake: Int32, timeout: Double) -> (broker: Bool, woken: Bool) {
+        if amqp_frames_enqueued(state) != 0 || amqp_data_in_buffer(state) != 0 { return (true, false) }
         let fd = amqp_get_sockfd(state)
-        guard fd >= 0 else { return true }
+        guard fd >= 0 else { return (true, false) }
         var fds = [pollfd(fd: fd, events: Int16(POLLIN), revents: 0), pollfd(fd: wake, events: Int16(POLLIN), revents: 0)]
         let n = poll(&fds, 2, Int32(max(0, min(timeout, 3600)) * 1000))
-        return n < 0 ? false : fds[0].revents != 0
+        return n < 0 ? (false, false) : (fds[0].revents != 0, fds[1].revents != 0)
     }
 
     func nextDelivery(timeout: Double, generation: Int) throws -> AMQPDelivery? {

@@ -47,7 +47,7 @@ public final class QueueConsumer: Sendable {
     ///   - prefetch: unacknowledged deliveries the broker may hand this consumer at once.
     ///   - topology: declared on every connect, before consuming.
     /// - Parameters:
-    ///   - pollInterval: the pause between checks while paused or waiting for a reconnect.
+    ///   - pollInterval: the pause between checks while paused.
     public init(url: AMQPURL, queue: String, prefetch: Int, topology: QueueTopology? = nil, pollInterval: Double = 0.02,
                 logger: Logger) {
         self.url = url
@@ -235,11 +235,11 @@ public final class QueueConsumer: Sendable {
                 }
             }
             do {
-                let readable = connection!.waitReadable(wake: wake.readFD, timeout: idleWake)
-                wake.drain()
+                let ready = connection!.waitReadable(wake: wake.readFD, timeout: idleWake)
+                if ready.woken { wake.drain() }
                 // Readable: the rest of a frame that has begun to arrive comes within moments. Not: a zero-timeout
                 // call, in which rabbitmq-c sends a heartbeat that is due.
-                if let delivery = try connection!.nextDelivery(timeout: readable ? 0.05 : 0, generation: generation) {
+                if let delivery = try connection!.nextDelivery(timeout: ready.broker ? 0.05 : 0, generation: generation) {
                     hand(delivery)
                 }
             } catch {

@@ -26,8 +26,9 @@ public final class WakePipe: Sendable {
     }
 
     public func drain() {
-        var buffer = [UInt8](repeating: 0, count: 64)
-        while read(readFD, &buffer, buffer.count) > 0 {}
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 64) { buffer in
+            while read(readFD, buffer.baseAddress, buffer.count) > 0 {}
+        }
     }
 
     deinit {

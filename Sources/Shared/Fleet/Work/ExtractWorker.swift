@@ -115,7 +115,7 @@ public final class ExtractWorker: Sendable {
         // that another account could use.
         var pending: [(delivery: AMQPDelivery, account: String?)] = []
         var gaugesAt = Date.distantPast
-        let idleWait = LoadWorker.idleWait(exitWhenIdle)
+        let idleWait = Lifecycle.idleWait(exitWhenIdle: exitWhenIdle)
         while !Lifecycle.stopping {
             if -gaugesAt.timeIntervalSinceNow >= 2 {
                 publishGauges()

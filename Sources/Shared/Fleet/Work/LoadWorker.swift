@@ -92,17 +92,12 @@ public final class LoadWorker: Sendable {
     /// Runs until a graceful shutdown, or until the queue has been idle `exitWhenIdle` seconds. A batch being
     /// loaded finishes first (one transaction per table: seconds); a batch waiting for its warehouse is let go
     /// unacked.
-    /// How long an idle loop waits for a delivery before it looks again at shutdown and idle time: a delivery ends
-    /// the wait at once, so this only bounds how late a shutdown or an idle exit is noticed (and how often an idle
-    /// process wakes: once a second, well under 0.1 % of a core).
-    static func idleWait(_ exitWhenIdle: Double?) -> Double { min(1, max(0.05, (exitWhenIdle ?? 4) / 4)) }
-
     public func run(exitWhenIdle: Double? = nil) async {
         await loader.seedFreshness()
         consumer.start()
         var lastActivity = Date()
         var attempt = 0
-        let idleWait = Self.idleWait(exitWhenIdle)
+        let idleWait = Lifecycle.idleWait(exitWhenIdle: exitWhenIdle)
         while !Lifecycle.stopping {
             guard let first = await consumer.next(timeout: idleWait) else {
                 // Idle means "connected and nothing to deliver": a broker outage is not an empty queue.
