@@ -102,4 +102,33 @@ struct S3IntegrationTests {
         #expect(error?.errorClass == .transient)
         #expect(error?.code == .transport)
     }
+
+    /// Staged objects go once every target has loaded them: with two targets, after the first only its markers are
+    /// added; after the second, objects and markers are gone. With one target, no marker is ever written.
+    @Test func theJanitorDeletesABatchsObjectsOnceEveryTargetLoadedThem() throws {
+        let (s3, _) = try Self.client()
+        try s3.createBucket()
+        let layout = StagingLayout(folder: "stage")
+        func loads(_ tag: String) throws -> [LoadMessage] {
+            try (0..<3).map { n in
+                let key = layout.objectKey(prefix: "stage/\(tag)/calls/us/2026-11-2\(n)", index: 0)
+                try s3.put(key, [UInt8(n)])
+                return LoadMessage(loadID: "\(tag)-\(n)", jobID: "j\(n)", channel: "us", resource: "calls", table: "twilio_calls",
+                                   partition: "2026-11-2\(n)", objects: [StagedObject(key: key, rows: 1, bytes: 1, sha256: "")],
+                                   extractedAt: "2026-11-30T00:00:00Z")
+            }
+        }
+        let two = StagingJanitor(s3: s3, layout: layout, targets: ["pg", "rs"], logger: TestServices.logger)
+        let batch = try loads("two")
+        two.markLoaded(batch, by: "rs")
+        #expect(try s3.list(prefix: "stage/two/").count == 3, "one of two targets has loaded them: the objects stay")
+        #expect(try s3.list(prefix: "stage/_loaded/").count == 3, "one marker per load")
+        two.markLoaded(batch, by: "pg")
+        #expect(try s3.list(prefix: "stage/two/").isEmpty)
+        #expect(try s3.list(prefix: "stage/_loaded/").isEmpty, "markers go with the objects")
+
+        let one = StagingJanitor(s3: s3, layout: layout, targets: ["pg"], logger: TestServices.logger)
+        one.markLoaded(try loads("one"), by: "pg")
+        #expect(try s3.list(prefix: "stage/").isEmpty, "one target: deleted at once, no marker written")
+    }
 }

@@ -190,6 +190,73 @@ import HuskimoTesting
         #expect(TSVReader.rows(writer.buffer).map { $0[2] } == ["RE1", "RE2"])
     }
 
+    /// A page streamed through ``PageStream`` in chunks of `size` bytes.
+    static func streamed(_ table: TwilioTable, _ json: String, chunk size: Int, day: Day? = nil) throws -> ([[String?]], PageResult) {
+        let page = PageStream(TwilioPageConverter(table: table, channelName: "acme\tus", whenRetrieved: "2026-11-29 04:30:00", day: day))
+        page.begin()
+        let bytes = Array(json.utf8)
+        for start in stride(from: 0, to: bytes.count, by: size) {
+            try bytes[start..<min(start + size, bytes.count)].withUnsafeBytes { try page.feed($0) }
+        }
+        let result = try page.finish()
+        #expect(page.tsv.rows == result.records)
+        return (TSVReader.rows(page.tsv.buffer), result)
+    }
+
+    @Test func aStreamedPageConvertsAsTheWholePageDoesInAnyChunking() throws {
+        // Strings holding brackets, braces, commas, escaped quotes and backslashes, a nested "calls" key, links before
+        // and after the list, odd whitespace.
+        let records = (0..<30).map { i in
+            #"{"sid": "CA\#(i)", "account_sid": "AC1", "to": "+1 ],[ {\"x\"}, \\", "from": "a\\", "status": "completed", "start_time": "Wed, 01 Sep 2010 00:00:\#(String(format: "%02d", i)) +0000", "caller_name": "Zoë 😀 中 \\\"", "subresource_uris": {"calls": [1, {"b": "]"}]}}"#
+        }
+        for json in [
+            #"{"first_page_uri": "/x", "calls": [ "# + records.joined(separator: " ,\n ") + #" ], "next_page_uri": "/2010-04-01/Accounts/AC1/Calls.json?Page=1", "page": 0}"#,
+            #" {"next_page_uri": "/n?\"]", "page": {"calls": []},"calls":["# + records.joined(separator: ",") + "]}\n",
+        ] {
+            let (whole, page) = try Self.convert(.calls, json, day: Day("2010-09-01"))
+            #expect(whole.count == 30)
+            for size in [1, 2, 7, 64, 1000, json.utf8.count] {
+                let (rows, result) = try Self.streamed(.calls, json, chunk: size, day: Day("2010-09-01"))
+                #expect(rows == whole, "chunks of \(size)")
+                #expect(result.records == 30 && result.nextPage == page.nextPage, "chunks of \(size)")
+            }
+        }
+        let (none, last) = try Self.streamed(.calls, #"{"calls": [ ], "next_page_uri": null}"#, chunk: 3)
+        #expect(none.isEmpty && last.records == 0 && last.nextPage == nil)
+    }
+
+    @Test func aStreamedPageThatBreaksOffOrIsNotAPageFailsNamed() throws {
+        let cut = #"{"calls": [{"sid": "CA1", "account_sid": "AC1", "start_time": "Wed, 01 Sep 2010 00:00:01 +0000"}, {"sid": "CA2""#
+        let truncated = try #require(throws: JSONError.self) { _ = try Self.streamed(.calls, cut, chunk: 5) }
+        #expect(truncated.errorClass == .transient && truncated.reason.contains("never ended"))
+        let noList = try #require(throws: JSONError.self) { _ = try Self.streamed(.calls, #"{"code": 20003, "message": "x"}"#, chunk: 4) }
+        #expect(noList.reason.contains("no \"calls\" list"))
+        let array = try #require(throws: JSONError.self) { _ = try Self.streamed(.calls, "[]", chunk: 1) }
+        #expect(array.errorClass == .permanent && array.reason.contains("\"calls\" list"))
+        #expect(throws: JSONError.self) { _ = try Self.streamed(.calls, #"{"calls": []} x"#, chunk: 2) }
+        #expect(throws: JSONError.self) { _ = try Self.streamed(.calls, "", chunk: 1) }
+        // Bounded: the envelope and every element; whitespace between elements is neither.
+        var splitter = JSONListStream(listKey: "calls", maxEnvelopeBytes: 100, maxElementBytes: 100)
+        let big = "{\"calls\": [{\"sid\": \"" + String(repeating: "x", count: 200) + "\"}]}"
+        let element = try #require(throws: JSONError.self) {
+            for start in stride(from: 0, to: big.utf8.count, by: 50) {  // as it streams in: the element is held unfinished
+                try Array(big.utf8)[start..<min(start + 50, big.utf8.count)].withUnsafeBytes { try splitter.feed($0) { _ in } }
+            }
+        }
+        #expect(element.reason.contains("element over 100 bytes"))
+        splitter = JSONListStream(listKey: "calls", maxEnvelopeBytes: 100, maxElementBytes: 100)
+        let around = "{\"uri\": \"" + String(repeating: "x", count: 200) + "\", \"calls\": []}"
+        let envelope = try #require(throws: JSONError.self) { try Array(around.utf8).withUnsafeBytes { try splitter.feed($0) { _ in } } }
+        #expect(envelope.reason.contains("around the \"calls\" list"))
+        splitter = JSONListStream(listKey: "calls", maxEnvelopeBytes: 100, maxElementBytes: 100)
+        var batches = 0
+        for part in ["{\"calls\": [", String(repeating: " ", count: 500), "{\"sid\": \"CA1\"}", String(repeating: "\n", count: 500), "]}"] {
+            try Array(part.utf8).withUnsafeBytes { try splitter.feed($0) { _ in batches += 1 } }
+        }
+        try splitter.finish { _ in batches += 1 }
+        #expect(batches == 1)
+    }
+
     @Test func rfc2822ParsesTwilioDatesToUTC() {
         func parse(_ s: String) -> String? {
             let b = Array(s.utf8)

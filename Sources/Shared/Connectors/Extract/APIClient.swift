@@ -81,27 +81,43 @@ public struct APIClient: Sendable {
                            consume: { response, _ in try consume(response.body) })
     }
 
+    /// GETs a Twilio `url` as `account` with Basic auth and streams the 200 body to `onChunk` (see
+    /// ``stream(_:api:account:tally:restart:onChunk:finish:)``).
+    public func get<T>(_ url: String, account: String, user: String, token: Secret, tally: inout Tally, restart: (() -> Void)?,
+                       onChunk: @escaping (UnsafeRawBufferPointer) throws -> Void, finish: () throws -> T) throws -> T {
+        var request = HTTPRequest(url: url, headers: [("Accept", "application/json")], timeout: timeout)
+        request.basicAuth = (user, token)
+        return try stream(request, api: .twilio, account: account, tally: &tally, restart: restart, onChunk: onChunk, finish: finish)
+    }
+
     /// Performs `request` and streams a 200 body to `onChunk` as it arrives (nothing held whole), then calls
-    /// `finish`. Retried like ``fetch(_:api:account:tally:consume:)`` until the first byte has been handed on; a
-    /// failure after that is transient for the job as a whole (what `onChunk` consumed cannot be taken back).
-    public func stream<T>(_ request: HTTPRequest, api: APIKind, account: String, tally: inout Tally,
+    /// `finish`. Retried like ``fetch(_:api:account:tally:consume:)``. Once bytes have been handed on, what happens
+    /// on a failure depends on `restart`: with it, the consumer is told to start over and the request is retried in
+    /// place (a Twilio page, converted into rows that are staged only once the page is whole); without it (a
+    /// consumer that cannot take bytes back), the failure is transient for the job as a whole.
+    public func stream<T>(_ request: HTTPRequest, api: APIKind, account: String, tally: inout Tally, restart: (() -> Void)? = nil,
                           onChunk: @escaping (UnsafeRawBufferPointer) throws -> Void, finish: () throws -> T) throws -> T {
         let delivered = DeliveredBytes()
+        let replayable = restart != nil
         return try perform(request, api: api, account: account, tally: &tally,
                            transfer: { request in
+                               if delivered.bytes > 0, let restart {
+                                   restart()
+                                   delivered.bytes = 0
+                               }
                                do {
                                    return try http.stream(request) { chunk in
                                        delivered.bytes += chunk.count
                                        try onChunk(chunk)
                                    }
-                               } catch let error as any ClassifiedError where delivered.bytes > 0 && error.isRetriable {
+                               } catch let error as any ClassifiedError where !replayable && delivered.bytes > 0 && error.isRetriable {
                                    throw BrokenStream(bytes: delivered.bytes, cause: "\(error)", url: request.displayURL)
                                }
                            },
                            consume: { _, _ in
                                do {
                                    return try finish()
-                               } catch let error as any ClassifiedError where error.isRetriable && delivered.bytes > 0 {
+                               } catch let error as any ClassifiedError where !replayable && error.isRetriable && delivered.bytes > 0 {
                                    throw BrokenStream(bytes: delivered.bytes, cause: "\(error)", url: request.displayURL)
                                }
                            })

@@ -56,8 +56,8 @@ public struct TwilioExtractor: Sendable {
                 if list.dayFilter != nil && job.day == nil {
                     throw JobError(jobID: job.jobID, errorClass: .permanent, message: "\(job.resource.rawValue) needs a day")
                 }
-                let converter = TwilioPageConverter(table: twilioTable, channelName: channel.name, whenRetrieved: whenRetrieved,
-                                                    day: job.day)
+                let page = PageStream(TwilioPageConverter(table: twilioTable, channelName: channel.name, whenRetrieved: whenRetrieved,
+                                                          day: job.day))
                 for account in accounts {
                     var query = "PageSize=\(pageSize)"
                     if let filter = list.dayFilter, let day = job.day { query = "\(filter)=\(day)&" + query }
@@ -65,13 +65,12 @@ public struct TwilioExtractor: Sendable {
                     var next: String? = "\(base)/2010-04-01/Accounts/\(account)/\(list.path)?\(query)"
                     while let url = next {
                         try links.visit(url)
-                        let page = try client.get(url, account: account, user: channel.apiUser ?? "", token: channel.apiKey,
-                                                  tally: &tally) { body in
-                            try body.withUnsafeBytes { try converter.convert(page: $0, into: &tsv) }
-                        }
-                        try staging.write(&tsv)
-                        records += page.records
-                        next = try page.nextPage.map(links.resolve)
+                        page.begin()
+                        let result = try client.get(url, account: account, user: channel.apiUser ?? "", token: channel.apiKey, tally: &tally,
+                                                    restart: page.restart, onChunk: page.feed, finish: page.finish)
+                        try staging.write(&page.tsv)
+                        records += result.records
+                        next = try result.nextPage.map(links.resolve)
                     }
                 }
             }
@@ -222,5 +221,48 @@ public struct TwilioExtractor: Sendable {
             try staging.write(&tsv)
         }
         return rows
+    }
+}
+
+/// One Twilio page converted as it streams in: records batch by batch as ``JSONListStream`` hands them on, the
+/// page's links from its envelope at the end. The page's rows stay in `tsv` until the page is whole (then the
+/// caller stages them), so a page that breaks off is rolled back and read again in place, never half staged.
+final class PageStream: @unchecked Sendable {  // used by the one thread that runs the job
+    let converter: TwilioPageConverter
+    var tsv = TSVWriter()
+    private var splitter: JSONListStream
+    private var records = 0
+    private var mark = (count: 0, rows: 0)
+
+    init(_ converter: TwilioPageConverter) {
+        self.converter = converter
+        self.splitter = JSONListStream(listKey: converter.table.recordsKey)
+    }
+
+    /// A new page begins at the rows converted so far.
+    func begin() {
+        mark = (tsv.count, tsv.rows)
+        splitter = JSONListStream(listKey: converter.table.recordsKey)
+        records = 0
+    }
+
+    /// The page is read again: its rows so far are dropped.
+    func restart() {
+        tsv.truncate(to: mark.count, rows: mark.rows)
+        begin()
+    }
+
+    func feed(_ chunk: UnsafeRawBufferPointer) throws {
+        try splitter.feed(chunk, convert)
+    }
+
+    func finish() throws -> PageResult {
+        try splitter.finish(convert)
+        let envelope = try splitter.envelope.withUnsafeBytes { try converter.convert(page: $0, into: &tsv) }
+        return PageResult(records: records + envelope.records, nextPage: envelope.nextPage)
+    }
+
+    private func convert(_ batch: [UInt8]) throws {
+        records += try batch.withUnsafeBytes { try converter.convert(records: $0, into: &tsv) }
     }
 }

@@ -91,61 +91,51 @@ public final class TwilioPageConverter {
         }
     }
 
-    private func convertUnchecked(page: UnsafeRawBufferPointer, into writer: inout TSVWriter) throws -> PageResult {
-        var scanner = JSONScanner(page)
-        var result = PageResult(records: 0, nextPage: nil)
-        let slots = UnsafeMutableBufferPointer<JSONSlice>.allocate(capacity: keys.count)
-        defer { slots.deallocate() }
+    /// Appends the rows of a batch of records (a JSON array of them, as ``JSONListStream`` hands them on) to
+    /// `writer`. A batch converts whole or not at all. - Returns: the records converted.
+    public func convert(records: UnsafeRawBufferPointer, into writer: inout TSVWriter) throws -> Int {
+        let mark = writer.count
+        let rowsBefore = writer.rows
+        do {
+            var scanner = JSONScanner(records)
+            var state = RecordState(keys: keys.count)
+            defer { state.slots.deallocate() }
+            try convertRecords(&scanner, into: &writer, state: &state)
+            scanner.skipWhitespace()
+            guard scanner.position == records.count else { throw scanner.fail("data after the records") }
+            return state.records
+        } catch {
+            writer.truncate(to: mark, rows: rowsBefore)
+            throw error
+        }
+    }
+
+    /// What converting one run of records keeps from record to record.
+    private struct RecordState {
+        var slots: UnsafeMutableBufferPointer<JSONSlice>
         // Twilio writes every record's keys in the same order: the n-th key of a record is predicted to be the
         // n-th key of the record before (a key we need, or one we skip), so matching costs one comparison.
         var predicted: [(key: Int, start: Int, count: Int)] = []
         var dates = RFC2822.Cache()
+        var records = 0
+
+        init(keys: Int) { slots = .allocate(capacity: keys) }
+    }
+
+    private func convertUnchecked(page: UnsafeRawBufferPointer, into writer: inout TSVWriter) throws -> PageResult {
+        var scanner = JSONScanner(page)
+        var nextPage: String?
+        var state = RecordState(keys: keys.count)
+        defer { state.slots.deallocate() }
         let nextKey = Array("next_page_uri".utf8)
         var sawRecords = false
         try scanner.forEachMember { scanner, key in
             if scanner.key(key, is: recordsKey) {
                 sawRecords = true
-                try scanner.forEachElement { scanner in
-                    slots.initialize(repeating: .absent)
-                    try scanner.expect(0x7B)
-                    if try scanner.peek() == 0x7D {
-                        scanner.position += 1
-                    } else {
-                        var ordinal = 0
-                        while true {
-                            guard try scanner.peek() == 0x22 else { throw scanner.fail("expected a key") }
-                            let field: JSONSlice
-                            if ordinal < predicted.count, let known = scanner.knownString(at: predicted[ordinal].start,
-                                                                                            count: predicted[ordinal].count) {
-                                // The predicted key, recognised without scanning it.
-                                field = known
-                            } else {
-                                field = try scanner.readString()
-                            }
-                            try scanner.expect(0x3A)
-                            let index: Int
-                            if ordinal < predicted.count, predicted[ordinal].count == field.count, !field.escaped,
-                               scanner.sameBytes(field.start, predicted[ordinal].start, field.count) {
-                                index = predicted[ordinal].key
-                            } else {
-                                index = self.index(of: field, in: scanner) ?? -1
-                                let guess = (key: index, start: field.start, count: field.escaped ? -1 : field.count)
-                                if ordinal < predicted.count { predicted[ordinal] = guess } else { predicted.append(guess) }
-                            }
-                            let value = try scanner.readValue()
-                            if index >= 0 { slots[index] = value }
-                            ordinal += 1
-                            let next = try scanner.peek()
-                            scanner.position += 1
-                            if next == 0x7D { break }
-                            guard next == 0x2C else { throw scanner.fail("expected ',' or '}'") }
-                        }
-                    }
-                    try writeRow(UnsafeBufferPointer(slots), scanner: scanner, into: &writer, result: &result, dates: &dates)
-                }
+                try convertRecords(&scanner, into: &writer, state: &state)
             } else if scanner.key(key, is: nextKey) {
                 let value = try scanner.readValue()
-                result.nextPage = value.kind == .string && value.count > 0 ? try scanner.string(value) : nil
+                nextPage = value.kind == .string && value.count > 0 ? try scanner.string(value) : nil
             } else {
                 _ = try scanner.readValue()
             }
@@ -153,7 +143,51 @@ public final class TwilioPageConverter {
         guard sawRecords else {
             throw JSONError(offset: 0, reason: "the response has no \"\(table.recordsKey)\" list", truncated: false)
         }
-        return result
+        return PageResult(records: state.records, nextPage: nextPage)
+    }
+
+    /// Converts the JSON array of records at the scanner's position.
+    private func convertRecords(_ scanner: inout JSONScanner, into writer: inout TSVWriter, state: inout RecordState) throws {
+        let slots = state.slots
+        try scanner.forEachElement { scanner in
+            slots.initialize(repeating: .absent)
+            try scanner.expect(0x7B)
+            if try scanner.peek() == 0x7D {
+                scanner.position += 1
+            } else {
+                var ordinal = 0
+                while true {
+                    guard try scanner.peek() == 0x22 else { throw scanner.fail("expected a key") }
+                    let field: JSONSlice
+                    if ordinal < state.predicted.count, let known = scanner.knownString(at: state.predicted[ordinal].start,
+                                                                                      count: state.predicted[ordinal].count) {
+                        // The predicted key, recognised without scanning it.
+                        field = known
+                    } else {
+                        field = try scanner.readString()
+                    }
+                    try scanner.expect(0x3A)
+                    let index: Int
+                    if ordinal < state.predicted.count, state.predicted[ordinal].count == field.count, !field.escaped,
+                       scanner.sameBytes(field.start, state.predicted[ordinal].start, field.count) {
+                        index = state.predicted[ordinal].key
+                    } else {
+                        index = self.index(of: field, in: scanner) ?? -1
+                        let guess = (key: index, start: field.start, count: field.escaped ? -1 : field.count)
+                        if ordinal < state.predicted.count { state.predicted[ordinal] = guess } else { state.predicted.append(guess) }
+                    }
+                    let value = try scanner.readValue()
+                    if index >= 0 { slots[index] = value }
+                    ordinal += 1
+                    let next = try scanner.peek()
+                    scanner.position += 1
+                    if next == 0x7D { break }
+                    guard next == 0x2C else { throw scanner.fail("expected ',' or '}'") }
+                }
+            }
+            try writeRow(UnsafeBufferPointer(slots), scanner: scanner, into: &writer, dates: &state.dates)
+            state.records += 1
+        }
     }
 
     @inline(__always) private func index(of field: JSONSlice, in scanner: JSONScanner) -> Int? {
@@ -162,7 +196,7 @@ public final class TwilioPageConverter {
     }
 
     private func writeRow(_ slots: UnsafeBufferPointer<JSONSlice>, scanner: JSONScanner, into writer: inout TSVWriter,
-                          result: inout PageResult, dates: inout RFC2822.Cache) throws {
+                          dates: inout RFC2822.Cache) throws {
         let bytes = scanner.bytes
         for column in 0..<plan.count {
             let slot = columnKey[column] >= 0 ? slots[columnKey[column]] : .absent
@@ -261,7 +295,6 @@ public final class TwilioPageConverter {
             }
         }
         writer.endRow()
-        result.records += 1
         if let day, partitionKey >= 0 {
             // A partition holds exactly its day: it is replaced by its day's range, so a row outside it would
             // survive the next reload and be loaded twice. Such a record fails the job, named, instead.

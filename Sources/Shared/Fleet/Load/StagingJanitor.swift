@@ -18,16 +18,34 @@ public struct StagingJanitor: Sendable {
         self.logger = logger
     }
 
-    public func markLoaded(_ load: LoadMessage, by target: String) {
-        let base = layout.loadedMarkers(loadID: load.loadID)
+    /// Notes that `target` has loaded `loads` and deletes what every target has now loaded, in one DeleteObjects
+    /// request per 1,000 keys. A fleet with one target needs no markers: its loader is the last to load, so the
+    /// batch's objects go at once (one request per batch, not three per load). Best effort: leftover objects cost
+    /// storage, never correctness (the ledger, not S3, says what was loaded).
+    public func markLoaded(_ loads: [LoadMessage], by target: String) {
+        guard !loads.isEmpty else { return }
+        var doomed: [String] = []
+        if targets == [target] {
+            doomed = loads.flatMap { $0.objects.map(\.key) }
+        } else {
+            for load in loads {
+                let base = layout.loadedMarkers(loadID: load.loadID)
+                do {
+                    try s3.put(layout.loadedMarker(loadID: load.loadID, target: target), [])
+                    let markers = Set(try s3.list(prefix: base + "/").map { String($0.key.dropFirst(base.count + 1)) })
+                    guard Set(targets).isSubset(of: markers) else { continue }
+                    doomed += load.objects.map(\.key) + markers.map { "\(base)/\($0)" }
+                } catch {
+                    logger.warning("cannot mark staged objects loaded", metadata: ["load.id": "\(load.loadID)", "error": "\(error)"])
+                }
+            }
+        }
+        guard !doomed.isEmpty else { return }
         do {
-            try s3.put(layout.loadedMarker(loadID: load.loadID, target: target), [])
-            let markers = Set(try s3.list(prefix: base + "/").map { String($0.key.dropFirst(base.count + 1)) })
-            guard Set(targets).isSubset(of: markers) else { return }
-            try s3.delete(load.objects.map(\.key) + markers.map { "\(base)/\($0)" })
+            try s3.delete(doomed)
         } catch {
-            // Leftover objects cost storage, not correctness: note it and carry on.
-            logger.warning("cannot clean staged objects", metadata: ["load.id": "\(load.loadID)", "error": "\(error)"])
+            logger.warning("cannot clean staged objects", metadata: ["loads": "\(loads.count)", "first.load.id": "\(loads[0].loadID)",
+                                                                     "error": "\(error)"])
         }
     }
 }

@@ -188,7 +188,7 @@ public final class LoadWorker: Sendable {
         if let janitor {
             let loads = messages.map(\.1)
             let target = target.name
-            _ = try? await Blocking.run { for load in loads { janitor.markLoaded(load, by: target) } }
+            _ = try? await Blocking.run { janitor.markLoaded(loads, by: target) }
         }
     }
 
