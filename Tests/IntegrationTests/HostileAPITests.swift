@@ -16,6 +16,8 @@ final class HostileAPITests {
         case page(next: String?)
         case throttle(retryAfter: String)
         case huge(bytes: Int)
+        /// A page of `records` calls, its body cut in half for the first `cut` requests.
+        case records(Int, cut: Int)
     }
 
     final class Stub: Sendable {
@@ -40,6 +42,12 @@ final class HostileAPITests {
                 return .json(429, Array("{\"code\": 20429, \"message\": \"Too Many Requests\"}".utf8), headers: [("Retry-After", value)])
             case .huge(let bytes):
                 return .json(200, Array("{\"calls\": [".utf8) + [UInt8](repeating: 0x20, count: bytes) + Array("]}".utf8))
+            case .records(let count, let cut):
+                let padding = String(repeating: "p", count: 1000)
+                let calls = (0..<count).map { #"{"sid": "CA\#($0)", "account_sid": "AC1", "start_time": "Fri, 20 Nov 2026 00:00:01 +0000", "uri": "\#(padding)"}"# }
+                let body = Array(("{\"calls\": [" + calls.joined(separator: ", ") + "], \"next_page_uri\": null}").utf8)
+                let served = stub.requests.withLock { $0.count }
+                return served <= cut ? .truncate(status: 200, headers: [("Content-Type", "application/json")], body: body) : .json(200, body)
             }
         }
         port = try server.start()
@@ -115,5 +123,16 @@ final class HostileAPITests {
         let error = try #require(failure { try extract(maxBodyBytes: 1 << 20) })
         #expect(error.errorClass == .permanent && error.message.contains("larger than 1048576 bytes"), "\(error)")
         #expect(try extract(maxBodyBytes: 8 << 20).records == 0, "the same body under a higher limit converts")
+    }
+
+    /// A page that breaks off after some of its records were converted is read again in place: the records already
+    /// converted are dropped with it, so the job stages each record once, after one extra request per break.
+    @Test func aPageCutShortMidStreamIsReadAgainInPlaceWithoutDuplicates() throws {
+        stub.answer.withLock { $0 = .records(600, cut: 2) }  // 600 KB: batches are converted before the cut
+        stub.requests.withLock { $0 = [] }
+        let report = try extract()
+        #expect(report.records == 600)
+        #expect(report.load.objects.reduce(0) { $0 + $1.rows } == 600, "each record staged once")
+        #expect(stub.requests.withLock { $0.count } == 3, "two cut pages, then the whole one")
     }
 }
