@@ -35,7 +35,7 @@ enum FuzzTargets {
             case "arraystream":
                 // The streamed Singular day: any chunking; every batch handed on must be a JSON array the scanner reads.
                 guard let selector = bytes.first else { return }
-                var splitter = JSONListStream(batchBytes: Int(selector % 64) + 1, maxEnvelopeBytes: 4096)
+                var splitter = JSONArrayStream(batchBytes: Int(selector % 64) + 1, maxObjectBytes: 4096)
                 let body = UnsafeRawBufferPointer(rebasing: bytes.dropFirst())
                 let size = Int(selector % 17) + 1
                 let check = { (batch: [UInt8]) throws in

@@ -102,7 +102,7 @@ import HuskimoTesting
     /// Streams `json` through the splitter in chunks of `size` bytes (batches of `batch` bytes) and converts.
     static func streamed(_ json: String, chunk size: Int, batch: Int) throws -> [[String?]] {
         let converter = SingularConverter(table: .campaigns, channelName: "spend\teu", whenRetrieved: "2026-11-29 04:30:00.125", day: nil)
-        var splitter = JSONListStream(batchBytes: batch, maxEnvelopeBytes: 4096)
+        var splitter = JSONArrayStream(batchBytes: batch, maxObjectBytes: 4096)
         var writer = TSVWriter()
         let convert = { (b: [UInt8]) throws in _ = try b.withUnsafeBytes { try converter.convert($0, into: &writer) } }
         let bytes = Array(json.utf8)

@@ -187,4 +187,24 @@ import HuskimoTesting
         #expect(limiter.currentLimit == 2)
         #expect(limiter.hasCapacity)
     }
+
+    /// Rows of COPY text are its unescaped newlines, however the stream is cut: `\` + newline is a value's newline,
+    /// `\\` + newline a backslash ending a value, then the row's end.
+    @Test func theRowCounterCountsOnlyUnescapedNewlinesInAnyChunking() {
+        let text = Array(("a\tb\n" + "multi\\\nline\n" + "ends in a backslash\\\\\n" + "\\\\\\\nodd\n" + "\n").utf8)
+        for size in [1, 2, 3, 7, text.count] {
+            let counter = RowCounter()
+            for start in stride(from: 0, to: text.count, by: size) {
+                text[start..<min(start + size, text.count)].withUnsafeBytes { counter.count($0) }
+            }
+            #expect(counter.rows == 5 && counter.endsWithRow, "chunks of \(size): \(counter.rows)")
+        }
+        let partial = RowCounter()
+        Array("a\nb\\\n".utf8).withUnsafeBytes { partial.count($0) }  // the last newline is a value's
+        #expect(partial.rows == 1 && !partial.endsWithRow)
+        let cut = RowCounter()
+        Array("a\nb".utf8).withUnsafeBytes { cut.count($0) }
+        #expect(cut.rows == 1 && !cut.endsWithRow)
+        #expect(RowCounter().endsWithRow, "nothing is whole rows")
+    }
 }

@@ -45,6 +45,14 @@ public struct JSONScanner {
         }
     }
 
+    /// Whether only whitespace is left.
+    var atEndSkippingWhitespace: Bool {
+        mutating get {
+            skipWhitespace()
+            return position >= bytes.count
+        }
+    }
+
     func fail(_ reason: String) -> JSONError {
         JSONError(offset: position, reason: reason, truncated: position >= bytes.count)
     }

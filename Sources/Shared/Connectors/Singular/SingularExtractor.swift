@@ -37,7 +37,7 @@ public struct SingularExtractor: Sendable {
             let converter = SingularConverter(table: table, channelName: channel.name, whenRetrieved: whenRetrieved, day: day)
             // The day streams to staging batch by batch, like Twilio's pages: never held whole (issue #12).
             final class Progress: @unchecked Sendable {  // used by this thread's one transfer
-                var splitter = JSONListStream()
+                var splitter = JSONArrayStream()
                 var tsv = TSVWriter()
                 var records = 0
             }

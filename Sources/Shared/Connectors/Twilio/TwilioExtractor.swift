@@ -224,26 +224,32 @@ public struct TwilioExtractor: Sendable {
     }
 }
 
-/// One Twilio page converted as it streams in: records batch by batch as ``JSONListStream`` hands them on, the
-/// page's links from its envelope at the end. The page's rows stay in `tsv` until the page is whole (then the
-/// caller stages them), so a page that breaks off is rolled back and read again in place, never half staged.
+/// One Twilio page converted as it streams in, in one pass (``TwilioPageConverter/convert(partial:progress:into:final:)``):
+/// only the unfinished record at the end of what has arrived is kept between chunks, never the page. The page's
+/// rows stay in `tsv` until the page is whole (then the caller stages them), so a page that breaks off is rolled
+/// back and read again in place, never half staged.
 final class PageStream: @unchecked Sendable {  // used by the one thread that runs the job
     let converter: TwilioPageConverter
     var tsv = TSVWriter()
-    private var splitter: JSONListStream
-    private var records = 0
+    /// Bytes received and not yet converted: an unfinished record or member, or chunks too small to convert alone.
+    private var pending: [UInt8] = []
+    private var progress = TwilioPageConverter.PageProgress()
     private var mark = (count: 0, rows: 0)
+    /// Chunks are gathered up to this size before they are converted (each call learns the key order afresh).
+    let minBatchBytes = 32 << 10
+    /// The most one record, or one member around the list, may have.
+    let maxPendingBytes: Int
 
-    init(_ converter: TwilioPageConverter) {
+    init(_ converter: TwilioPageConverter, maxPendingBytes: Int = 1 << 20) {
         self.converter = converter
-        self.splitter = JSONListStream(listKey: converter.table.recordsKey)
+        self.maxPendingBytes = maxPendingBytes
     }
 
     /// A new page begins at the rows converted so far.
     func begin() {
         mark = (tsv.count, tsv.rows)
-        splitter = JSONListStream(listKey: converter.table.recordsKey)
-        records = 0
+        progress = TwilioPageConverter.PageProgress()
+        pending.removeAll(keepingCapacity: true)
     }
 
     /// The page is read again: its rows so far are dropped.
@@ -253,16 +259,26 @@ final class PageStream: @unchecked Sendable {  // used by the one thread that ru
     }
 
     func feed(_ chunk: UnsafeRawBufferPointer) throws {
-        try splitter.feed(chunk, convert)
+        if pending.isEmpty, chunk.count >= minBatchBytes {
+            let used = try converter.convert(partial: chunk, progress: &progress, into: &tsv, final: false)
+            keep(UnsafeRawBufferPointer(rebasing: chunk[used...]))
+        } else {
+            keep(chunk)
+            guard pending.count >= minBatchBytes else { return }
+            let used = try pending.withUnsafeBytes { try converter.convert(partial: $0, progress: &progress, into: &tsv, final: false) }
+            pending.removeFirst(used)
+        }
+        guard pending.count <= maxPendingBytes else {
+            throw JSONError(offset: 0, reason: "a record or member over \(maxPendingBytes) bytes", truncated: false)
+        }
     }
 
     func finish() throws -> PageResult {
-        try splitter.finish(convert)
-        let envelope = try splitter.envelope.withUnsafeBytes { try converter.convert(page: $0, into: &tsv) }
-        return PageResult(records: records + envelope.records, nextPage: envelope.nextPage)
+        _ = try pending.withUnsafeBytes { try converter.convert(partial: $0, progress: &progress, into: &tsv, final: true) }
+        return PageResult(records: progress.records, nextPage: progress.nextPage)
     }
 
-    private func convert(_ batch: [UInt8]) throws {
-        records += try batch.withUnsafeBytes { try converter.convert(records: $0, into: &tsv) }
+    private func keep(_ bytes: UnsafeRawBufferPointer) {
+        pending.append(contentsOf: bytes.assumingMemoryBound(to: UInt8.self))  // contiguous: one copy
     }
 }

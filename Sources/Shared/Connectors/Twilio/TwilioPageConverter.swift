@@ -84,109 +84,159 @@ public final class TwilioPageConverter {
         let mark = writer.count
         let rowsBefore = writer.rows
         do {
-            return try convertUnchecked(page: page, into: &writer)
+            var progress = PageProgress()
+            _ = try convert(partial: page, progress: &progress, into: &writer, final: true)
+            return PageResult(records: progress.records, nextPage: progress.nextPage)
         } catch {
             writer.truncate(to: mark, rows: rowsBefore)
             throw error
         }
     }
 
-    /// Appends the rows of a batch of records (a JSON array of them, as ``JSONListStream`` hands them on) to
-    /// `writer`. A batch converts whole or not at all. - Returns: the records converted.
-    public func convert(records: UnsafeRawBufferPointer, into writer: inout TSVWriter) throws -> Int {
-        let mark = writer.count
-        let rowsBefore = writer.rows
-        do {
-            var scanner = JSONScanner(records)
-            var state = RecordState(keys: keys.count)
-            defer { state.slots.deallocate() }
-            try convertRecords(&scanner, into: &writer, state: &state)
-            scanner.skipWhitespace()
-            guard scanner.position == records.count else { throw scanner.fail("data after the records") }
-            return state.records
-        } catch {
-            writer.truncate(to: mark, rows: rowsBefore)
-            throw error
-        }
+    /// How far a page streamed in has been converted (see ``convert(partial:progress:into:final:)``).
+    public struct PageProgress: Sendable {
+        fileprivate enum Phase: Sendable { case begin, member(first: Bool), listStart, element, afterElement, done }
+        fileprivate var phase = Phase.begin
+        public fileprivate(set) var nextPage: String?
+        public fileprivate(set) var records = 0
+        fileprivate var sawRecords = false
+
+        public init() {}
     }
 
-    /// What converting one run of records keeps from record to record.
-    private struct RecordState {
-        var slots: UnsafeMutableBufferPointer<JSONSlice>
+    /// Converts the page's bytes as they arrive, without a second pass over them: `bytes` continue the page where
+    /// the last call's consumed bytes ended, and every top-level member and every record they hold whole is
+    /// converted (records to `writer`, `next_page_uri` into `progress`). - Returns: the bytes consumed; the caller
+    /// keeps the rest and hands it on again, followed by more. With `final`, `bytes` are all that is left of the page:
+    /// what is unfinished is an error (a truncated page: transient). A record is written only once it is whole, so a
+    /// call that stops inside one has written none of it. - Throws: ``JSONError`` or ``ConversionError``.
+    public func convert(partial bytes: UnsafeRawBufferPointer, progress: inout PageProgress, into writer: inout TSVWriter,
+                        final: Bool) throws -> Int {
+        var scanner = JSONScanner(bytes)
+        var consumed = 0
+        let slots = UnsafeMutableBufferPointer<JSONSlice>.allocate(capacity: keys.count)
+        defer { slots.deallocate() }
         // Twilio writes every record's keys in the same order: the n-th key of a record is predicted to be the
-        // n-th key of the record before (a key we need, or one we skip), so matching costs one comparison.
+        // n-th key of the record before (a key we need, or one we skip), so matching costs one comparison. The
+        // predictions point into `bytes`: learnt afresh by each call.
         var predicted: [(key: Int, start: Int, count: Int)] = []
         var dates = RFC2822.Cache()
-        var records = 0
-
-        init(keys: Int) { slots = .allocate(capacity: keys) }
-    }
-
-    private func convertUnchecked(page: UnsafeRawBufferPointer, into writer: inout TSVWriter) throws -> PageResult {
-        var scanner = JSONScanner(page)
-        var nextPage: String?
-        var state = RecordState(keys: keys.count)
-        defer { state.slots.deallocate() }
-        let nextKey = Array("next_page_uri".utf8)
-        var sawRecords = false
-        try scanner.forEachMember { scanner, key in
-            if scanner.key(key, is: recordsKey) {
-                sawRecords = true
-                try convertRecords(&scanner, into: &writer, state: &state)
-            } else if scanner.key(key, is: nextKey) {
-                let value = try scanner.readValue()
-                nextPage = value.kind == .string && value.count > 0 ? try scanner.string(value) : nil
-            } else {
-                _ = try scanner.readValue()
-            }
-        }
-        guard sawRecords else {
-            throw JSONError(offset: 0, reason: "the response has no \"\(table.recordsKey)\" list", truncated: false)
-        }
-        return PageResult(records: state.records, nextPage: nextPage)
-    }
-
-    /// Converts the JSON array of records at the scanner's position.
-    private func convertRecords(_ scanner: inout JSONScanner, into writer: inout TSVWriter, state: inout RecordState) throws {
-        let slots = state.slots
-        try scanner.forEachElement { scanner in
-            slots.initialize(repeating: .absent)
-            try scanner.expect(0x7B)
-            if try scanner.peek() == 0x7D {
-                scanner.position += 1
-            } else {
-                var ordinal = 0
-                while true {
-                    guard try scanner.peek() == 0x22 else { throw scanner.fail("expected a key") }
-                    let field: JSONSlice
-                    if ordinal < state.predicted.count, let known = scanner.knownString(at: state.predicted[ordinal].start,
-                                                                                      count: state.predicted[ordinal].count) {
-                        // The predicted key, recognised without scanning it.
-                        field = known
-                    } else {
-                        field = try scanner.readString()
+        do {
+            while true {
+                switch progress.phase {
+                case .begin:
+                    if !final, scanner.atEndSkippingWhitespace { return consumed }
+                    try scanner.expect(0x7B)
+                    progress.phase = .member(first: true)
+                case .member(let first):
+                    if try scanner.peek() == 0x7D {
+                        scanner.position += 1
+                        progress.phase = .done
+                        break
                     }
+                    if !first { try scanner.expect(0x2C) }
+                    guard try scanner.peek() == 0x22 else { throw scanner.fail("expected a key") }
+                    let key = try scanner.readString()
                     try scanner.expect(0x3A)
-                    let index: Int
-                    if ordinal < state.predicted.count, state.predicted[ordinal].count == field.count, !field.escaped,
-                       scanner.sameBytes(field.start, state.predicted[ordinal].start, field.count) {
-                        index = state.predicted[ordinal].key
-                    } else {
-                        index = self.index(of: field, in: scanner) ?? -1
-                        let guess = (key: index, start: field.start, count: field.escaped ? -1 : field.count)
-                        if ordinal < state.predicted.count { state.predicted[ordinal] = guess } else { state.predicted.append(guess) }
+                    if scanner.key(key, is: recordsKey), try scanner.peek() == 0x5B {
+                        scanner.position += 1
+                        progress.sawRecords = true
+                        progress.phase = .listStart
+                        break
                     }
                     let value = try scanner.readValue()
-                    if index >= 0 { slots[index] = value }
-                    ordinal += 1
+                    // A value is whole once what follows it has arrived (a number or literal may go on).
+                    if !final { _ = try scanner.peek() }
+                    if scanner.key(key, is: Self.nextKey) {
+                        progress.nextPage = value.kind == .string && value.count > 0 ? try scanner.string(value) : nil
+                    } else if scanner.key(key, is: recordsKey) {
+                        // Not a list (null, a string…): the page cannot be read.
+                        throw JSONError(offset: value.start, reason: "\"\(table.recordsKey)\" is not a list", truncated: false)
+                    }
+                    progress.phase = .member(first: false)
+                case .listStart:
+                    if try scanner.peek() == 0x5D {
+                        scanner.position += 1
+                        progress.phase = .member(first: false)
+                    } else {
+                        progress.phase = .element
+                        continue  // nothing consumed yet: the record is read next
+                    }
+                case .element:
+                    try readRecord(&scanner, slots, &predicted)
+                    do {
+                        try writeRow(UnsafeBufferPointer(slots), scanner: scanner, into: &writer, dates: &dates)
+                    } catch let error as JSONError {
+                        // The record is whole: nothing in it is "not arrived yet", whatever the scanner's position.
+                        throw JSONError(offset: error.offset, reason: error.reason, truncated: false)
+                    }
+                    progress.records += 1
+                    progress.phase = .afterElement
+                case .afterElement:
                     let next = try scanner.peek()
                     scanner.position += 1
-                    if next == 0x7D { break }
-                    guard next == 0x2C else { throw scanner.fail("expected ',' or '}'") }
+                    if next == 0x5D {
+                        progress.phase = .member(first: false)
+                    } else {
+                        guard next == 0x2C else { throw scanner.fail("expected ',' or ']'") }
+                        progress.phase = .element
+                    }
+                case .done:
+                    scanner.skipWhitespace()
+                    guard scanner.position == bytes.count else { throw scanner.fail("data after the page") }
+                    guard progress.sawRecords || !final else {
+                        throw JSONError(offset: 0, reason: "the response has no \"\(table.recordsKey)\" list", truncated: false)
+                    }
+                    return bytes.count
                 }
+                consumed = scanner.position
             }
-            try writeRow(UnsafeBufferPointer(slots), scanner: scanner, into: &writer, dates: &state.dates)
-            state.records += 1
+        } catch let error as JSONError where error.truncated && !final {
+            // The rest of this member or record has not arrived yet. Whitespace before it is consumed: every phase
+            // begins by skipping it.
+            while consumed < bytes.count, [0x20, 0x09, 0x0A, 0x0D].contains(bytes[consumed]) { consumed += 1 }
+            return consumed
+        }
+    }
+
+    private static let nextKey = Array("next_page_uri".utf8)
+
+    /// Reads the record at the scanner's position into `slots`.
+    @inline(__always) private func readRecord(_ scanner: inout JSONScanner, _ slots: UnsafeMutableBufferPointer<JSONSlice>,
+                                              _ predicted: inout [(key: Int, start: Int, count: Int)]) throws {
+        slots.initialize(repeating: .absent)
+        try scanner.expect(0x7B)
+        if try scanner.peek() == 0x7D {
+            scanner.position += 1
+            return
+        }
+        var ordinal = 0
+        while true {
+            guard try scanner.peek() == 0x22 else { throw scanner.fail("expected a key") }
+            let field: JSONSlice
+            if ordinal < predicted.count, let known = scanner.knownString(at: predicted[ordinal].start, count: predicted[ordinal].count) {
+                // The predicted key, recognised without scanning it.
+                field = known
+            } else {
+                field = try scanner.readString()
+            }
+            try scanner.expect(0x3A)
+            let index: Int
+            if ordinal < predicted.count, predicted[ordinal].count == field.count, !field.escaped,
+               scanner.sameBytes(field.start, predicted[ordinal].start, field.count) {
+                index = predicted[ordinal].key
+            } else {
+                index = self.index(of: field, in: scanner) ?? -1
+                let guess = (key: index, start: field.start, count: field.escaped ? -1 : field.count)
+                if ordinal < predicted.count { predicted[ordinal] = guess } else { predicted.append(guess) }
+            }
+            let value = try scanner.readValue()
+            if index >= 0 { slots[index] = value }
+            ordinal += 1
+            let next = try scanner.peek()
+            scanner.position += 1
+            if next == 0x7D { return }
+            guard next == 0x2C else { throw scanner.fail("expected ',' or '}'") }
         }
     }
 

@@ -168,8 +168,11 @@ public final class S3Client: Sendable {
         guard response.status == 200 else { throw S3Client.error(response, req) }
     }
 
-    public func get(_ key: String) throws -> [UInt8] {
-        try send(request(.GET, key: key)).body
+    /// The object's bytes. - Parameter maxBytes: the most accepted (a larger body is a permanent error, not held).
+    public func get(_ key: String, maxBytes: Int? = nil) throws -> [UInt8] {
+        var req = request(.GET, key: key)
+        req.maxBodyBytes = maxBytes
+        return try send(req).body
     }
 
     /// Lists keys under `prefix`, following continuation tokens to the end (1,000 per page).

@@ -137,15 +137,15 @@ public final class WarehouseLoader: BatchLoader, @unchecked Sendable {  // used 
             // whole table's batch (the cluster loads the files in parallel).
             switch flavor {
             case .postgres:
-                for message in applying {
-                    for object in message.objects {
-                        let loaded = try copy(object, into: table, pg, loadID: message.loadID)
-                        guard loaded == object.rows else {
-                            throw LoadError(loadID: message.loadID, errorClass: .permanent,
-                                            message: "\(object.key): loaded \(loaded) rows, the load message says \(object.rows)")
-                        }
-                        rows += loaded
+                let objects = applying.flatMap { message in message.objects.map { (loadID: message.loadID, object: $0) } }
+                if !objects.isEmpty {
+                    let loaded = try copy(objects, into: table, pg)
+                    let expected = objects.reduce(0) { $0 + $1.object.rows }
+                    guard loaded == expected else {
+                        throw LoadError(loadID: objects[0].loadID, errorClass: .permanent,
+                                        message: "\(table.name): COPY loaded \(loaded) rows, the load messages say \(expected)")
                     }
+                    rows += loaded
                 }
             case .redshift:
                 let objects = applying.flatMap(\.objects)
@@ -230,13 +230,40 @@ public final class WarehouseLoader: BatchLoader, @unchecked Sendable {  // used 
         try pg.query("DELETE FROM \(schema).\(table.name) WHERE \(predicate)", parameters)
     }
 
-    /// PostgreSQL: loads one object streamed from S3 through gunzip into `COPY FROM STDIN`, its SHA-256 checked
-    /// on the way. (Redshift batches go through ``copyManifest(_:into:_:loadID:)``.)
-    private func copy(_ object: StagedObject, into table: WarehouseSchema.Table, _ pg: PostgresConnection, loadID: String) throws -> Int {
+    /// PostgreSQL: the objects of a table's batch, one after another through gunzip into one `COPY FROM STDIN` (one
+    /// statement per table and batch: no round trip and no idle server between objects), the next object fetched
+    /// while the one before streams in. Each object is checked on the way as if it were loaded alone: its SHA-256,
+    /// its row count (its newlines: the TSV escapes every newline inside a value) and that it ends with a whole row,
+    /// so a bad object fails named, before the COPY commits anything.
+    private func copy(_ objects: [(loadID: String, object: StagedObject)], into table: WarehouseSchema.Table,
+                      _ pg: PostgresConnection) throws -> Int {
+        let fetcher = StagedObjectFetcher(s3: s3, objects: objects.map(\.object))
+        fetcher.prefetch(0)
+        return try pg.copyIn(
+            "COPY \(schema).\(table.name) (\(table.columnList)) FROM STDIN WITH (FORMAT text, DELIMITER E'\\t', NULL '\\N', ENCODING 'UTF8')"
+        ) { write in
+            try withoutActuallyEscaping(write) { write in
+                for (index, (loadID, object)) in objects.enumerated() {
+                    try copy(object, index: index, from: fetcher, loadID: loadID, write)
+                }
+            }
+        }
+    }
+
+    private func copy(_ object: StagedObject, index: Int, from fetcher: StagedObjectFetcher, loadID: String,
+                      _ write: @escaping (UnsafeRawBufferPointer) throws -> Void) throws {
         let sha = Digest(.sha256)
-        let loaded: Int
+        let rows = RowCounter()
         do {
-            loaded = try copyStream(object, into: table, pg, sha: sha)
+            let gunzip = try GzipReader { chunk in
+                rows.count(chunk)
+                try write(chunk)
+            }
+            try fetcher.read(index) { chunk in
+                sha.update(chunk)
+                try gunzip.write(chunk)
+            }
+            try gunzip.finish()
         } catch let error as GzipError {
             // Corrupt bytes fail the same way every time (permanent: the loader parks this load); name the object.
             throw LoadError(loadID: loadID, errorClass: error.errorClass, message: "\(object.key): the staged object is not valid gzip (\(error.reason))")
@@ -245,21 +272,9 @@ public final class WarehouseLoader: BatchLoader, @unchecked Sendable {  // used 
         guard digest == object.sha256 else {
             throw LoadError(loadID: loadID, errorClass: .permanent, message: "\(object.key): SHA-256 \(digest) ≠ \(object.sha256)")
         }
-        return loaded
-    }
-
-    private func copyStream(_ object: StagedObject, into table: WarehouseSchema.Table, _ pg: PostgresConnection, sha: Digest) throws -> Int {
-        try pg.copyIn(
-            "COPY \(schema).\(table.name) (\(table.columnList)) FROM STDIN WITH (FORMAT text, DELIMITER E'\\t', NULL '\\N', ENCODING 'UTF8')"
-        ) { write in
-            try withoutActuallyEscaping(write) { write in
-                let gunzip = try GzipReader { try write($0) }
-                try s3.get(object.key) { chunk in
-                    sha.update(chunk)
-                    try gunzip.write(chunk)
-                }
-                try gunzip.finish()
-            }
+        guard rows.rows == object.rows, rows.endsWithRow else {
+            throw LoadError(loadID: loadID, errorClass: .permanent,
+                            message: "\(object.key): \(rows.rows) rows\(rows.endsWithRow ? "" : " and a partial one"), the load message says \(object.rows)")
         }
     }
 
@@ -298,7 +313,7 @@ public final class WarehouseLoader: BatchLoader, @unchecked Sendable {  // used 
 
     /// The production COPY of one object (PostgreSQL) or of a set (Redshift), for `check`'s probe.
     func copyObject(_ object: StagedObject, into table: WarehouseSchema.Table, _ pg: PostgresConnection, loadID: String) throws -> Int {
-        try copy(object, into: table, pg, loadID: loadID)
+        try copy([(loadID, object)], into: table, pg)
     }
 
     func copyObjects(_ objects: [StagedObject], into table: WarehouseSchema.Table, _ pg: PostgresConnection, loadID: String) throws -> Int {
@@ -318,5 +333,84 @@ public final class WarehouseLoader: BatchLoader, @unchecked Sendable {  // used 
 
     public func seedFreshness() async {
         _ = try? await Blocking.run { self.publishFreshnessFromLedger() }
+    }
+}
+
+/// Reads a table batch's staged objects for its COPY, one ahead: while one object streams into the COPY, the next
+/// is fetched into memory on another thread (an object up to `maxPrefetchBytes`, its size bounded by what its load
+/// message says; a larger one streams from S3 when its turn comes). At most one object is held.
+final class StagedObjectFetcher: @unchecked Sendable {  // `fetches` is used by the COPY's thread only
+    private let s3: S3Client
+    private let objects: [StagedObject]
+    private let maxPrefetchBytes: Int
+    private var fetches: [Int: Fetch] = [:]
+
+    private final class Fetch: @unchecked Sendable {  // `result` is written before `done` is signalled, read after
+        let done = DispatchSemaphore(value: 0)
+        var result: Result<[UInt8], any Error> = .success([])
+    }
+
+    init(s3: S3Client, objects: [StagedObject], maxPrefetchBytes: Int = 32 << 20) {
+        self.s3 = s3
+        self.objects = objects
+        self.maxPrefetchBytes = maxPrefetchBytes
+    }
+
+    /// Starts fetching object `index` (when it exists, is small enough and is not already on its way).
+    func prefetch(_ index: Int) {
+        guard index < objects.count, objects[index].bytes <= maxPrefetchBytes, fetches[index] == nil else { return }
+        let fetch = Fetch()
+        fetches[index] = fetch
+        let (s3, key, bytes) = (s3, objects[index].key, objects[index].bytes)
+        DispatchQueue.global().async {
+            fetch.result = Result { try s3.get(key, maxBytes: bytes) }
+            fetch.done.signal()
+        }
+    }
+
+    /// Hands object `index`'s bytes to `body`, and starts fetching the next one.
+    func read(_ index: Int, _ body: @escaping (UnsafeRawBufferPointer) throws -> Void) throws {
+        prefetch(index)
+        let fetch = fetches.removeValue(forKey: index)
+        prefetch(index + 1)
+        if let fetch {
+            fetch.done.wait()
+            try fetch.result.get().withUnsafeBytes { try body($0) }
+        } else {
+            try s3.get(objects[index].key, onChunk: body)
+        }
+    }
+}
+
+/// Counts the rows of COPY text as it streams by: its newlines, except those escaped by a backslash (a value's own
+/// newline is written `\` + newline, which both warehouses read as data).
+final class RowCounter: @unchecked Sendable {  // one COPY, one thread
+    private(set) var rows = 0
+    /// Whether the text so far is whole rows (nothing, or a last byte that ends a row).
+    private(set) var endsWithRow = true
+    /// Whether the backslashes ending the bytes so far are an odd run (the next byte is escaped).
+    private var escaping = false
+
+    func count(_ chunk: UnsafeRawBufferPointer) {
+        guard let base = chunk.baseAddress, !chunk.isEmpty else { return }
+        var at = 0
+        while let hit = memchr(base + at, 0x0A, chunk.count - at) {
+            let newline = base.distance(to: UnsafeRawPointer(hit))
+            let ends = !escaped(chunk, newline)
+            if ends { rows += 1 }
+            endsWithRow = ends && newline == chunk.count - 1
+            at = newline + 1
+        }
+        if chunk[chunk.count - 1] != 0x0A { endsWithRow = false }
+        var run = 0
+        while run < chunk.count, chunk[chunk.count - 1 - run] == 0x5C { run += 1 }
+        escaping = run == chunk.count ? (escaping != (run % 2 == 1)) : run % 2 == 1
+    }
+
+    /// Whether the byte at `index` follows an odd run of backslashes (this chunk's, and the one before's).
+    private func escaped(_ chunk: UnsafeRawBufferPointer, _ index: Int) -> Bool {
+        var run = 0
+        while run < index, chunk[index - 1 - run] == 0x5C { run += 1 }
+        return run == index ? (escaping != (run % 2 == 1)) : run % 2 == 1
     }
 }
