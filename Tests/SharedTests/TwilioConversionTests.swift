@@ -192,7 +192,9 @@ import HuskimoTesting
 
     /// A page streamed through ``PageStream`` in chunks of `size` bytes.
     static func streamed(_ table: TwilioTable, _ json: String, chunk size: Int, day: Day? = nil) throws -> ([[String?]], PageResult) {
-        let page = PageStream(TwilioPageConverter(table: table, channelName: "acme\tus", whenRetrieved: "2026-11-29 04:30:00", day: day))
+        // Converted at every chunk (no gathering): every cut point is a place where conversion stops and resumes.
+        let page = PageStream(TwilioPageConverter(table: table, channelName: "acme\tus", whenRetrieved: "2026-11-29 04:30:00", day: day),
+                              minBatchBytes: 0)
         page.begin()
         let bytes = Array(json.utf8)
         for start in stride(from: 0, to: bytes.count, by: size) {
@@ -207,7 +209,7 @@ import HuskimoTesting
         // Strings holding brackets, braces, commas, escaped quotes and backslashes, a nested "calls" key, links before
         // and after the list, odd whitespace.
         let records = (0..<30).map { i in
-            #"{"sid": "CA\#(i)", "account_sid": "AC1", "to": "+1 ],[ {\"x\"}, \\", "from": "a\\", "status": "completed", "start_time": "Wed, 01 Sep 2010 00:00:\#(String(format: "%02d", i)) +0000", "caller_name": "Zoë 😀 中 \\\"", "subresource_uris": {"calls": [1, {"b": "]"}]}}"#
+            #"{"sid": "CA\#(i)", "account_sid": "AC1", "to": "+1 ],[ {\"x\"}, \\", "from": "a\\", "status": "completed", "start_time": "Wed, 01 Sep 2010 00:00:\#(String(format: "%02d", i)) +0000", "caller_name": "Zoë 😀 中 \\\"", "parent_call_sid": null, "end_time": null, "duration": "\#(i)", "subresource_uris": {"calls": [1, true, false, null, {"b": "]"}]}}"#
         }
         for json in [
             #"{"first_page_uri": "/x", "calls": [ "# + records.joined(separator: " ,\n ") + #" ], "next_page_uri": "/2010-04-01/Accounts/AC1/Calls.json?Page=1", "page": 0}"#,

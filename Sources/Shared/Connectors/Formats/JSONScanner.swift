@@ -146,7 +146,11 @@ public struct JSONScanner {
 
     private mutating func literal(_ text: StaticString, _ kind: JSONSlice.Kind, _ value: Bool) throws -> JSONSlice {
         let length = text.utf8CodeUnitCount
-        guard position + length <= bytes.count else { throw fail("truncated literal") }
+        guard position + length <= bytes.count else {
+            // Cut short by the end of the bytes (a page still arriving): truncated, if what is there begins it.
+            for i in 0..<(bytes.count - position) where bytes[position + i] != text.utf8Start[i] { throw fail("bad literal") }
+            throw JSONError(offset: position, reason: "truncated literal", truncated: true)
+        }
         let start = position
         for i in 0..<length where bytes[position + i] != text.utf8Start[i] { throw fail("bad literal") }
         position += length

@@ -236,12 +236,13 @@ final class PageStream: @unchecked Sendable {  // used by the one thread that ru
     private var progress = TwilioPageConverter.PageProgress()
     private var mark = (count: 0, rows: 0)
     /// Chunks are gathered up to this size before they are converted (each call learns the key order afresh).
-    let minBatchBytes = 32 << 10
+    let minBatchBytes: Int
     /// The most one record, or one member around the list, may have.
     let maxPendingBytes: Int
 
-    init(_ converter: TwilioPageConverter, maxPendingBytes: Int = 1 << 20) {
+    init(_ converter: TwilioPageConverter, minBatchBytes: Int = 32 << 10, maxPendingBytes: Int = 1 << 20) {
         self.converter = converter
+        self.minBatchBytes = minBatchBytes
         self.maxPendingBytes = maxPendingBytes
     }
 
