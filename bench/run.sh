@@ -235,22 +235,30 @@ mix_load() {
   ours=$(calc "$t1 - $t0 - 0.5")
   n=0; local t
   for t in "${tables[@]}"; do n=$((n + $(psql_ -c "SELECT count(*) FROM bench_m.$t"))); done
-  for t in "${tables[@]}"; do psql_ -c "\\copy bench_m.$t TO '$WORK/$t.copy'"; done
-  local kind p0 p1 indexed bare
-  for kind in "INCLUDING ALL" ""; do
-    for t in "${tables[@]}"; do psql_ -c "DROP TABLE IF EXISTS bench_m.${t}_copy; CREATE TABLE bench_m.${t}_copy (LIKE bench_m.$t $kind)"; done
-    p0=$(now)
-    for t in "${tables[@]}"; do psql_ -c "\\copy bench_m.${t}_copy FROM '$WORK/$t.copy'"; done
-    p1=$(now)
-    if [[ -n $kind ]]; then indexed=$(calc "$p1 - $p0"); else bare=$(calc "$p1 - $p0"); fi
-  done
+  local indexed bare
+  read -r indexed bare < <(copy_baseline bench_m "${tables[@]}")
   {
     echo "load ($(date -u +%F)): the mix's $n rows (50 partitions) into PostgreSQL"
-    echo "  huskimo loader, whole process: $(calc "round($ours, 2)") s → $(calc "round($n / $ours)") rows/s (start, S3 GET, gunzip, SHA-256, COPY, ledger, change reports, staged objects deleted)"
+    echo "  huskimo loader, whole process: $(calc "round($ours, 2)") s → $(calc "round($n / $ours)") rows/s (start, S3 GET, gunzip, SHA-256, COPY, ledger, change reports, staged objects deleted); its CPU $(grep -o 'cpu_s=[0-9.]*' "$WORK/m-loader.log" | tail -1 | cut -d= -f2) s, peak RSS $(grep -o 'max_rss_mib=[0-9.]*' "$WORK/m-loader.log" | tail -1 | cut -d= -f2) MiB"
     echo "  psql \\copy of the same rows from local files into tables with the same indexes: $(calc "round($indexed, 2)") s → $(calc "round($n / $indexed)") rows/s"
     echo "  ratio: $(calc "round($indexed / $ours, 3)") of psql's throughput (goal ≥ 0.9)"
     echo "  (psql \\copy into tables without the partition indexes: $(calc "round($bare, 2)") s; the loader reaches $(calc "round($bare / $ours, 3)") of that)"
   } | tee bench/results/mix-load.txt
+}
+
+# copy_baseline SCHEMA TABLE…: psql \copy of the tables' rows (exported as COPY text) into tables of the same shape,
+# timed twice: with their indexes (LIKE … INCLUDING ALL) and without (plain LIKE). Prints both, in seconds.
+copy_baseline() {
+  local schema=$1 t kind p0 p1 indexed bare; shift
+  for t in "$@"; do psql_ -c "\\copy $schema.$t TO '$WORK/$t.copy'"; done
+  for kind in "INCLUDING ALL" ""; do
+    for t in "$@"; do psql_ -q -c "SET client_min_messages = warning; DROP TABLE IF EXISTS $schema.${t}_copy; CREATE TABLE $schema.${t}_copy (LIKE $schema.$t $kind)"; done
+    p0=$(now)
+    for t in "$@"; do psql_ -c "\\copy $schema.${t}_copy FROM '$WORK/$t.copy'"; done
+    p1=$(now)
+    if [[ -n $kind ]]; then indexed=$(calc "$p1 - $p0"); else bare=$(calc "$p1 - $p0"); fi
+  done
+  echo "$indexed $bare"
 }
 
 # Many small jobs: 1,000 channels × 3 resources × 1 day of 3 records each (huskimo-sandbox --small-accounts 1000), one
@@ -429,17 +437,13 @@ bench_load() {
   t1=$(now)
   n=$(psql_ -c "SELECT count(*) FROM bench_l.twilio_calls")
   local ours; ours=$(calc "$t1 - $t0 - 0.5")
-  # Baseline: psql \copy of the same rows (exported as COPY text) into a table of the same shape.
-  psql_ -c "\\copy bench_l.twilio_calls TO '$WORK/calls.copy'"
-  psql_ -c "CREATE TABLE bench_l.calls_copy (LIKE bench_l.twilio_calls)"
-  local p0 p1
-  p0=$(now); psql_ -c "\\copy bench_l.calls_copy FROM '$WORK/calls.copy'"; p1=$(now)
-  local theirs; theirs=$(calc "$p1 - $p0")
+  local indexed bare
+  read -r indexed bare < <(copy_baseline bench_l twilio_calls)
   {
-    echo "load: $n rows of twilio_calls from S3 (gzip) into PostgreSQL"
-    echo "  huskimo loader: $(calc "round($ours, 2)") s → $(calc "round($n / $ours)") rows/s (S3 GET + gunzip + COPY + ledger, in one transaction)"
-    echo "  psql \\copy from a local file: $(calc "round($theirs, 2)") s → $(calc "round($n / $theirs)") rows/s"
-    echo "  ratio: $(calc "round(($n / $ours) / ($n / $theirs), 2)") of psql's throughput"
+    echo "load ($(date -u +%F)): $n rows of twilio_calls (one partition) from S3 (gzip) into PostgreSQL"
+    echo "  huskimo loader, whole process: $(calc "round($ours, 2)") s → $(calc "round($n / $ours)") rows/s; its CPU $(grep -o 'cpu_s=[0-9.]*' "$WORK/l-loader.log" | tail -1 | cut -d= -f2) s"
+    echo "  psql \\copy from a local file into a table with the same index: $(calc "round($indexed, 2)") s → ratio $(calc "round($indexed / $ours, 3)") of psql's throughput"
+    echo "  (without the index: $(calc "round($bare, 2)") s; the loader reaches $(calc "round($bare / $ours, 3)") of that)"
   } | tee bench/results/load.txt
 }
 

@@ -41,7 +41,10 @@ public enum WorkerCommands {
         try await Lifecycle.run(units, logger: logger)
         _ = signals
         let s = worker.summary
-        logger.info("loader stopped", metadata: ["loads.succeeded": "\(s.succeeded)", "rows": "\(s.records)", "loads.failed": "\(s.failed)"])
+        let usage = ResourceUsage.current
+        logger.info("loader stopped", metadata: ["loads.succeeded": "\(s.succeeded)", "rows": "\(s.records)", "loads.failed": "\(s.failed)",
+                                                 "cpu_s": "\(String(format: "%.3f", usage.cpuSeconds))",
+                                                 "max_rss_mib": "\(String(format: "%.1f", usage.maxRSSMiB))"])
     }
 
     /// Starts the metrics endpoint when a port is given; a port that cannot be bound is a usage error (exit 2).
