@@ -87,6 +87,57 @@ import HuskimoTesting
         try driver.messages(in: queue).map { try MessageCodec.decodeJob($0.body) }
     }
 
+    /// An extractor whose jobs talk to their API for `api`, then stage for `staging`: how many were in each phase at once.
+    final class PhasedExtractor: JobExtractor {
+        let api: Duration
+        let staging: Duration
+        let peaks = Mutex<(fetching: Int, inFlight: Int, nowFetching: Int, nowInFlight: Int)>((0, 0, 0, 0))
+
+        init(api: Duration, staging: Duration) {
+            self.api = api
+            self.staging = staging
+        }
+
+        func extract(_ job: ExtractJob, channel: ChannelConfig) async throws -> ExtractReport {
+            try await extract(job, channel: channel, fetched: {})
+        }
+
+        func extract(_ job: ExtractJob, channel: ChannelConfig, fetched: @escaping @Sendable () -> Void) async throws -> ExtractReport {
+            peaks.withLock {
+                $0.nowFetching += 1
+                $0.nowInFlight += 1
+                $0.fetching = max($0.fetching, $0.nowFetching)
+                $0.inFlight = max($0.inFlight, $0.nowInFlight)
+            }
+            try? await Task.sleep(for: api)
+            peaks.withLock { $0.nowFetching -= 1 }
+            fetched()
+            try? await Task.sleep(for: staging)
+            peaks.withLock { $0.nowInFlight -= 1 }
+            let load = LoadMessage(job: job, objects: [StagedObject(key: "k/\(job.jobID)", rows: 1, bytes: 10, sha256: "x")],
+                                   extractedAt: "2026-11-28T00:00:00.000Z")
+            return ExtractReport(load: load, records: 1, tally: APIClient.Tally(), accounts: ["AC1"])
+        }
+
+        func requestLimit(account: String) -> Int { 100 }
+    }
+
+    /// A job whose API part is done frees its request slot: the next job's requests start while it completes its staged
+    /// objects and publishes, and no more than `concurrency` jobs talk to the API at once (fails with the old rule,
+    /// which held the slot to the end: at most 2 in flight).
+    @Test func aJobThatHasFetchedEverythingFreesItsSlotWhileItStages() async throws {
+        let driver = InMemoryQueueDriver()
+        for day in 1...8 { Self.enqueue(driver, Self.job("2026-11-\(10 + day)")) }
+        let extractor = PhasedExtractor(api: .milliseconds(40), staging: .milliseconds(200))
+        let config = try Self.config()
+        let worker = ExtractWorker(config: config, concurrency: 2, driver: driver, extractor: extractor, logger: Self.logger)
+        await worker.run(exitWhenIdle: 0.3, grace: 5)
+        let peaks = extractor.peaks.withLock { $0 }
+        #expect(worker.summary.succeeded == 8 && driver.unackedCount == 0)
+        #expect(peaks.fetching <= 2, "at most the concurrency talking to the API: \(peaks.fetching)")
+        #expect(peaks.inFlight > 2 && peaks.inFlight <= 4, "staging overlaps the next jobs' requests, bounded: \(peaks.inFlight)")
+    }
+
     @Test func aSucceededJobPublishesOneLoadPerTargetThenAcks() async throws {
         let driver = InMemoryQueueDriver()
         Self.enqueue(driver, Self.job("2026-11-28"))

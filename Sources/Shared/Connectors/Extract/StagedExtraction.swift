@@ -11,7 +11,9 @@ enum StagedExtraction {
         var accounts: [String]
     }
 
+    /// - Parameter fetched: called once the API has given everything (before the last object is completed on S3).
     static func run(_ job: ExtractJob, s3: S3Client, folder: String, maxObjectBytes: Int, now: Date, secrets: [Secret],
+                    fetched: (@Sendable () -> Void)? = nil,
                     _ body: (StagingWriter, inout APIClient.Tally) throws -> Found) throws -> ExtractReport {
         let layout = StagingLayout(folder: folder)
         let staging = StagingWriter(client: s3, layout: layout, keyPrefix: layout.extractionPrefix(job, at: now),
@@ -19,6 +21,7 @@ enum StagedExtraction {
         var tally = APIClient.Tally()
         do {
             let found = try body(staging, &tally)
+            fetched?()
             let objects = try staging.finish()
             tally.pageBuffer = []  // the last response's bytes need not live as long as the report
             let digest = staging.content?.text

@@ -22,14 +22,15 @@ public struct SingularExtractor: Sendable {
         self.maxObjectBytes = maxObjectBytes
     }
 
-    /// Runs the job. Blocking. - Throws: ``JobError`` (classified) naming channel, resource and day.
-    public func extract(_ job: ExtractJob, now: Date = Date()) throws -> ExtractReport {
+    /// Runs the job. Blocking. - Parameter fetched: called once the API has given everything, before the staged
+    /// objects are completed. - Throws: ``JobError`` (classified) naming channel, resource and day.
+    public func extract(_ job: ExtractJob, now: Date = Date(), fetched: (@Sendable () -> Void)? = nil) throws -> ExtractReport {
         guard let table = job.resource.singularTable, let day = job.day else {
             throw JobError(jobID: job.jobID, errorClass: .permanent, message: "\(job.resource.rawValue) is not a Singular resource with a day")
         }
         let whenRetrieved = UTCTime.sqlMillis(now)
         return try StagedExtraction.run(job, s3: s3, folder: folder, maxObjectBytes: maxObjectBytes, now: now,
-                                        secrets: [channel.apiKey]) { staging, tally in
+                                        secrets: [channel.apiKey], fetched: fetched) { staging, tally in
             var request = HTTPRequest(url: url(table, day, key: channel.apiKey.reveal()), headers: [("Accept", "application/json")],
                                       timeout: client.timeout, displayURL: url(table, day, key: "<api_key>"))
             let encodedKey = PercentEncoding.encode(channel.apiKey.reveal(), keepSlash: false)

@@ -38,11 +38,12 @@ public struct TwilioExtractor: Sendable {
         }
     }
 
-    /// Runs the job. Blocking. - Throws: ``JobError`` (classified) naming channel, resource and day.
-    public func extract(_ job: ExtractJob, now: Date = Date()) throws -> ExtractReport {
+    /// Runs the job. Blocking. - Parameter fetched: called once the API has given everything, before the staged
+    /// objects are completed. - Throws: ``JobError`` (classified) naming channel, resource and day.
+    public func extract(_ job: ExtractJob, now: Date = Date(), fetched: (@Sendable () -> Void)? = nil) throws -> ExtractReport {
         let whenRetrieved = UTCTime.sql(now)
         return try StagedExtraction.run(job, s3: s3, folder: folder, maxObjectBytes: maxObjectBytes, now: now,
-                                        secrets: [channel.apiKey]) { staging, tally in
+                                        secrets: [channel.apiKey], fetched: fetched) { staging, tally in
             var records = 0
             let accounts = try channel.subaccounts ? discoverAccounts(&tally) : [channel.apiUser ?? ""]
             var tsv = TSVWriter()

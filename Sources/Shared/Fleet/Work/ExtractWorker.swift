@@ -16,6 +16,8 @@ public struct WorkerTally: Sendable {
 /// Singular and S3. Blocking work happens off the cooperative pool.
 public protocol JobExtractor: Sendable {
     func extract(_ job: ExtractJob, channel: ChannelConfig) async throws -> ExtractReport
+    /// The same, calling `fetched` once the API has given everything (the rest is S3 and the broker).
+    func extract(_ job: ExtractJob, channel: ChannelConfig, fetched: @escaping @Sendable () -> Void) async throws -> ExtractReport
     /// The current request limit of an account (for job scheduling and the concurrency gauge).
     func requestLimit(account: String) -> Int
 }
@@ -38,19 +40,42 @@ public struct ConnectorExtractor: JobExtractor {
     }
 
     public func extract(_ job: ExtractJob, channel: ChannelConfig) async throws -> ExtractReport {
+        try await extract(job, channel: channel, fetched: {})
+    }
+
+    public func extract(_ job: ExtractJob, channel: ChannelConfig, fetched: @escaping @Sendable () -> Void) async throws -> ExtractReport {
         switch channel.type {
         case .twilio:
             var configured = TwilioExtractor(channel: channel, client: api, s3: s3, folder: folder)
             configured.maxPages = maxPages
             let extractor = configured
-            return try await Blocking.run { try extractor.extract(job) }
+            return try await Blocking.run { try extractor.extract(job, fetched: fetched) }
         case .singular:
             let extractor = SingularExtractor(channel: channel, client: api, s3: s3, folder: folder)
-            return try await Blocking.run { try extractor.extract(job) }
+            return try await Blocking.run { try extractor.extract(job, fetched: fetched) }
         }
     }
 
     public func requestLimit(account: String) -> Int { api.limiters.limiter(for: account).currentLimit }
+}
+
+extension JobExtractor {
+    /// An extractor that cannot tell when its API part ends frees the job's request slot when the job ends.
+    public func extract(_ job: ExtractJob, channel: ChannelConfig, fetched: @escaping @Sendable () -> Void) async throws -> ExtractReport {
+        try await extract(job, channel: channel)
+    }
+}
+
+/// A job's request slot, given back once: when its API part is done, or at the latest when the job ends.
+final class FetchSlot: Sendable {
+    private let released = Atomic<Bool>(false)
+    private let onRelease: @Sendable () -> Void
+
+    init(_ onRelease: @escaping @Sendable () -> Void) { self.onRelease = onRelease }
+
+    func release() {
+        if released.compareExchange(expected: false, desired: true, ordering: .relaxed).exchanged { onRelease() }
+    }
 }
 
 /// `huskimo-worker extract`: consumes extract jobs, `concurrency` at a time; a job is acked only after its
@@ -96,6 +121,11 @@ public final class ExtractWorker: Sendable {
     public var summary: WorkerTally { tally.withLock { $0 } }
 
     private let inFlight = Atomic<Int>(0)
+    /// Jobs still talking to their API: at most `concurrency`. A job whose API part is done (it completes its staged
+    /// objects on S3 and publishes its load messages) frees its slot for the next job's requests; at most
+    /// `concurrency` more are in that phase (the prefetch, twice the concurrency, bounds the unacked jobs).
+    private let fetching = Atomic<Int>(0)
+    private var slotsFull: Bool { fetching.load(ordering: .relaxed) >= concurrency || jobsInFlight >= 2 * concurrency }
     /// Wakes the scheduling loop when a job ends (rather than polling while every slot is busy).
     private let jobFinished = Wakeup()
 
@@ -124,11 +154,11 @@ public final class ExtractWorker: Sendable {
             while pending.count < 2 * concurrency, let more = await consumer.next(timeout: pending.isEmpty && jobsInFlight == 0 ? idleWait : 0.005) {
                 pending.append((more, account(of: more)))
             }
-            if jobsInFlight >= concurrency || pending.isEmpty {
+            if slotsFull || pending.isEmpty {
                 // Idle means "connected and nothing to deliver": a broker outage is not an empty queue.
                 if jobsInFlight > 0 || !pending.isEmpty || !consumer.isConnected { lastActivity = Date() }
                 if let exitWhenIdle, jobsInFlight == 0, pending.isEmpty, -lastActivity.timeIntervalSinceNow >= exitWhenIdle { break }
-                if jobsInFlight >= concurrency { await jobFinished.wait(timeout: 0.25) }
+                if slotsFull { await jobFinished.wait(timeout: 0.25) }
                 continue
             }
             // Every pending job's account is at its limit: a job started now would only hold a slot while it waits
@@ -141,12 +171,18 @@ public final class ExtractWorker: Sendable {
             let (delivery, account) = pending.remove(at: index)
             lastActivity = Date()
             inFlight.add(1, ordering: .relaxed)
+            fetching.add(1, ordering: .relaxed)
             // Unstructured on purpose: after the grace period the worker exits without waiting for a job stuck in
             // a blocking call; its delivery is unacked, so the broker hands it to another worker.
             if let account { activeByAccount.withLock { $0[account, default: 0] += 1 } }
+            let slot = FetchSlot { [self] in
+                if let account { activeByAccount.withLock { $0[account, default: 1] -= 1 } }
+                fetching.subtract(1, ordering: .relaxed)
+                jobFinished.notify()
+            }
             Task {
-                await self.process(delivery)
-                if let account { self.activeByAccount.withLock { $0[account, default: 1] -= 1 } }
+                await self.process(delivery, fetched: slot.release)
+                slot.release()
                 self.inFlight.subtract(1, ordering: .relaxed)
                 self.jobFinished.notify()
             }
@@ -217,7 +253,7 @@ public final class ExtractWorker: Sendable {
 
     /// Runs one delivery to its end: acked after its load messages are durable, republished for a retry, or
     /// parked; never acked when the republish or park could not be published (the broker keeps it).
-    func process(_ delivery: AMQPDelivery) async {
+    func process(_ delivery: AMQPDelivery, fetched: @escaping @Sendable () -> Void = {}) async {
         let started = Date()
         let job: ExtractJob
         do {
@@ -256,7 +292,7 @@ public final class ExtractWorker: Sendable {
             return
         }
         do {
-            let report = try await extractor.extract(job, channel: channel)
+            let report = try await extractor.extract(job, channel: channel, fetched: fetched)
             let body = MessageCodec.encode(report.load)
             let loads = topology.targets.map {
                 AMQPMessage(exchange: topology.exchange, routingKey: topology.loadQueue($0), body: body, messageID: report.load.loadID)
