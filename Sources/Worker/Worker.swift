@@ -22,7 +22,7 @@ func command(_ body: () async throws -> Void) async throws {
 struct ExtractCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "extract", abstract: "Consumes extract jobs.")
     @Option(help: "Path to the YAML configuration.") var config: String
-    @Option(help: "Jobs in flight at once (and the prefetch).") var concurrency = 4
+    @Option(help: "Jobs talking to their API at once; a job that has fetched everything frees its slot while it stages and publishes (at most twice this many in flight, the prefetch).") var concurrency = 4
     @Option(help: "Exit 0 once the queue has had nothing to deliver for this many seconds.") var exitWhenIdle: Double?
     @Option(help: "Seconds in-flight jobs get to finish after SIGTERM.") var grace: Double = 30
     @Option(help: "Serve Prometheus metrics (/metrics), /healthz and /readyz on this port.") var metricsPort: Int?
