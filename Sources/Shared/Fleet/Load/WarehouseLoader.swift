@@ -338,7 +338,8 @@ public final class WarehouseLoader: BatchLoader, @unchecked Sendable {  // used 
 
 /// Reads a table batch's staged objects for its COPY, one ahead: while one object streams into the COPY, the next
 /// is fetched into memory on another thread (an object up to `maxPrefetchBytes`, its size bounded by what its load
-/// message says; a larger one streams from S3 when its turn comes). At most one object is held.
+/// message says; a larger one streams from S3 when its turn comes). At most two are held: the one streaming and the
+/// next (up to 2 × `maxPrefetchBytes`); a prefetch still running when the COPY fails finishes and is dropped.
 final class StagedObjectFetcher: @unchecked Sendable {  // `fetches` is used by the COPY's thread only
     private let s3: S3Client
     private let objects: [StagedObject]
