@@ -237,6 +237,14 @@ import HuskimoTesting
         #expect(array.errorClass == .permanent, "\(array)")
         #expect(throws: JSONError.self) { _ = try Self.streamed(.calls, #"{"calls": []} x"#, chunk: 2) }
         #expect(throws: JSONError.self) { _ = try Self.streamed(.calls, "", chunk: 1) }
+        // A whole record whose value holds a short \u escape is bad where it stands, even at the end of what has arrived.
+        let short = PageStream(TwilioPageConverter(table: .calls, channelName: "c", whenRetrieved: "2026-11-29 04:30:00", day: nil),
+                               minBatchBytes: 0)
+        short.begin()
+        let escape = try #require(throws: JSONError.self) {
+            try Array(#"{"calls": [{"sid": "CA1", "account_sid": "AC1", "caller_name": "\u1"}"#.utf8).withUnsafeBytes { try short.feed($0) }
+        }
+        #expect(escape.errorClass == .permanent && escape.reason.contains("\\u escape"), "\(escape)")
         // Bounded: one record, or one member around the list, as it streams in; whitespace between them is neither.
         func feed(_ parts: [String], limit: Int = 100) throws -> PageResult {
             let page = PageStream(TwilioPageConverter(table: .calls, channelName: "c", whenRetrieved: "2026-11-29 04:30:00", day: nil),

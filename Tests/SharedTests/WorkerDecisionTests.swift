@@ -43,7 +43,8 @@ import HuskimoTesting
             self.limits = limits
         }
 
-        func extract(_ job: ExtractJob, channel: ChannelConfig) async throws -> ExtractReport {
+        /// Never says when its API part ends: the slot is given back when the job ends.
+        func extract(_ job: ExtractJob, channel: ChannelConfig, fetched: @escaping @Sendable () -> Void) async throws -> ExtractReport {
             calls.withLock { $0.append(job.jobID) }
             running.withLock {
                 $0.now[job.channel, default: 0] += 1
@@ -96,10 +97,6 @@ import HuskimoTesting
         init(api: Duration, staging: Duration) {
             self.api = api
             self.staging = staging
-        }
-
-        func extract(_ job: ExtractJob, channel: ChannelConfig) async throws -> ExtractReport {
-            try await extract(job, channel: channel, fetched: {})
         }
 
         func extract(_ job: ExtractJob, channel: ChannelConfig, fetched: @escaping @Sendable () -> Void) async throws -> ExtractReport {

@@ -61,9 +61,7 @@ public struct APIClient: Sendable {
     /// GETs a Twilio `url` as `account` with Basic auth and hands the 200 body to `consume`.
     public func get<T>(_ url: String, account: String, user: String, token: Secret, tally: inout Tally,
                        consume: ([UInt8]) throws -> T) throws -> T {
-        var request = HTTPRequest(url: url, headers: [("Accept", "application/json")], timeout: timeout)
-        request.basicAuth = (user, token)
-        return try fetch(request, api: .twilio, account: account, tally: &tally, consume: consume)
+        try fetch(twilioRequest(url, user: user, token: token), api: .twilio, account: account, tally: &tally, consume: consume)
     }
 
     /// Performs `request` (paced by `account`'s limiter) and hands the 200 body to `consume`, retrying
@@ -85,9 +83,15 @@ public struct APIClient: Sendable {
     /// ``stream(_:api:account:tally:restart:onChunk:finish:)``).
     public func get<T>(_ url: String, account: String, user: String, token: Secret, tally: inout Tally, restart: (() -> Void)?,
                        onChunk: @escaping (UnsafeRawBufferPointer) throws -> Void, finish: () throws -> T) throws -> T {
+        try stream(twilioRequest(url, user: user, token: token), api: .twilio, account: account, tally: &tally, restart: restart,
+                   onChunk: onChunk, finish: finish)
+    }
+
+    /// A Twilio GET: JSON, Basic auth.
+    private func twilioRequest(_ url: String, user: String, token: Secret) -> HTTPRequest {
         var request = HTTPRequest(url: url, headers: [("Accept", "application/json")], timeout: timeout)
         request.basicAuth = (user, token)
-        return try stream(request, api: .twilio, account: account, tally: &tally, restart: restart, onChunk: onChunk, finish: finish)
+        return request
     }
 
     /// Performs `request` and streams a 200 body to `onChunk` as it arrives (nothing held whole), then calls

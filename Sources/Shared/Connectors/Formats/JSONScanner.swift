@@ -270,10 +270,10 @@ public struct JSONScanner {
             case 0x72: sink(0x0D)
             case 0x74: sink(0x09)
             case 0x75:
-                var scalar = try hex4(at: i)
+                var scalar = try hex4(at: i, end: slice.end)
                 i += 4
                 if scalar >= 0xD800 && scalar < 0xDC00, i + 6 <= slice.end, bytes[i] == 0x5C, bytes[i + 1] == 0x75 {
-                    let low = try hex4(at: i + 2)
+                    let low = try hex4(at: i + 2, end: slice.end)
                     if low >= 0xDC00 && low < 0xE000 {
                         scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
                         i += 6
@@ -287,8 +287,10 @@ public struct JSONScanner {
         }
     }
 
-    private func hex4(at i: Int) throws -> UInt32 {
-        guard i + 4 <= bytes.count else { throw JSONError(offset: i, reason: "truncated \\u escape", truncated: true) }
+    /// The four hex digits at `i`, inside a string that ends at `end` (a whole string: too few digits are bad, never
+    /// "not arrived yet").
+    private func hex4(at i: Int, end: Int) throws -> UInt32 {
+        guard i + 4 <= end else { throw JSONError(offset: i, reason: "short \\u escape", truncated: false) }
         var value: UInt32 = 0
         for k in 0..<4 {
             let c = bytes[i + k]

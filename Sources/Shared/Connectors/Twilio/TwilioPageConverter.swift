@@ -164,12 +164,8 @@ public final class TwilioPageConverter {
                     }
                 case .element:
                     try readRecord(&scanner, slots, &predicted)
-                    do {
-                        try writeRow(UnsafeBufferPointer(slots), scanner: scanner, into: &writer, dates: &dates)
-                    } catch let error as JSONError {
-                        // The record is whole: nothing in it is "not arrived yet", whatever the scanner's position.
-                        throw JSONError(offset: error.offset, reason: error.reason, truncated: false)
-                    }
+                    // The record is whole: what its values' decoding throws is never "not arrived yet".
+                    try writeRow(UnsafeBufferPointer(slots), scanner: scanner, into: &writer, dates: &dates)
                     progress.records += 1
                     progress.phase = .afterElement
                 case .afterElement:
@@ -194,8 +190,9 @@ public final class TwilioPageConverter {
         } catch let error as JSONError where error.truncated && !final {
             // The rest of this member or record has not arrived yet. Whitespace before it is consumed: every phase
             // begins by skipping it.
-            while consumed < bytes.count, [0x20, 0x09, 0x0A, 0x0D].contains(bytes[consumed]) { consumed += 1 }
-            return consumed
+            scanner.position = consumed
+            scanner.skipWhitespace()
+            return scanner.position
         }
     }
 

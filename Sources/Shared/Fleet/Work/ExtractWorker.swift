@@ -15,8 +15,8 @@ public struct WorkerTally: Sendable {
 /// Runs one extract job against its API and stages the result: the part of a worker that talks to Twilio,
 /// Singular and S3. Blocking work happens off the cooperative pool.
 public protocol JobExtractor: Sendable {
-    func extract(_ job: ExtractJob, channel: ChannelConfig) async throws -> ExtractReport
-    /// The same, calling `fetched` once the API has given everything (the rest is S3 and the broker).
+    /// Runs the job; calls `fetched` once the API has given everything (the rest is S3 and the broker), so the worker
+    /// can give the job's request slot to the next job.
     func extract(_ job: ExtractJob, channel: ChannelConfig, fetched: @escaping @Sendable () -> Void) async throws -> ExtractReport
     /// The current request limit of an account (for job scheduling and the concurrency gauge).
     func requestLimit(account: String) -> Int
@@ -39,10 +39,6 @@ public struct ConnectorExtractor: JobExtractor {
         self.maxPages = fetch.maxPages
     }
 
-    public func extract(_ job: ExtractJob, channel: ChannelConfig) async throws -> ExtractReport {
-        try await extract(job, channel: channel, fetched: {})
-    }
-
     public func extract(_ job: ExtractJob, channel: ChannelConfig, fetched: @escaping @Sendable () -> Void) async throws -> ExtractReport {
         switch channel.type {
         case .twilio:
@@ -57,13 +53,6 @@ public struct ConnectorExtractor: JobExtractor {
     }
 
     public func requestLimit(account: String) -> Int { api.limiters.limiter(for: account).currentLimit }
-}
-
-extension JobExtractor {
-    /// An extractor that cannot tell when its API part ends frees the job's request slot when the job ends.
-    public func extract(_ job: ExtractJob, channel: ChannelConfig, fetched: @escaping @Sendable () -> Void) async throws -> ExtractReport {
-        try await extract(job, channel: channel)
-    }
 }
 
 /// A job's request slot, given back once: when its API part is done, or at the latest when the job ends.
@@ -253,7 +242,7 @@ public final class ExtractWorker: Sendable {
 
     /// Runs one delivery to its end: acked after its load messages are durable, republished for a retry, or
     /// parked; never acked when the republish or park could not be published (the broker keeps it).
-    func process(_ delivery: AMQPDelivery, fetched: @escaping @Sendable () -> Void = {}) async {
+    func process(_ delivery: AMQPDelivery, fetched: @escaping @Sendable () -> Void) async {
         let started = Date()
         let job: ExtractJob
         do {
