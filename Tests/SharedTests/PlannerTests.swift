@@ -61,7 +61,7 @@ import HuskimoTesting
         #expect(jobs.first?.day == Day("2026-11-28"), "the run day leads")
         let old = JobPlanner(config: try Self.config(startDate: "2020-01-01"))
         let far = old.plan(PlanSelection(channels: ["a"], resources: [.calls]), runID: "r", today: Day("2026-11-29")!).jobs
-        #expect(far.count == JobPlanner.twilioWindow)  // bounded by Twilio's 400-day list window
+        #expect(far.count == TwilioConnector.listWindow)  // bounded by Twilio's 400-day list window
     }
 
     @Test func everyRunReadsTheSettleWindowAgain() throws {

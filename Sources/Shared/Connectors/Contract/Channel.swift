@@ -4,7 +4,6 @@ public import HuskimoCore
 /// Read from the configuration's `channels` list (HuskimoFleet's `FleetConfig`), never from a message: jobs
 /// carry only the channel's name.
 public struct ChannelConfig: Sendable {
-    public typealias Kind = ChannelType
     public var name: String
     public var type: ChannelType
     public var apiUser: String?
@@ -24,11 +23,9 @@ public struct ChannelConfig: Sendable {
         self.subaccounts = subaccounts
     }
 
-    public static func defaultAPIURL(_ type: ChannelType) -> String {
-        type == .singular ? "https://api.singular.net" : "https://api.twilio.com"
-    }
+    /// The API's address when the configuration gives none (its connector's).
+    public static func defaultAPIURL(_ type: ChannelType) -> String { ConnectorRegistry.connector(for: type)?.defaultAPIURL ?? "" }
 
-    /// Whose request limit paces this channel: a Twilio channel's Account SID (channels sharing an account share
-    /// its limit), a Singular channel's own key.
-    public var limiterKey: String { type == .singular ? "singular/\(name)" : apiUser ?? "" }
+    /// Whose request limit paces this channel (its connector decides: a Twilio account's SID, a Singular key).
+    public var limiterKey: String { ConnectorRegistry.connector(of: self).limiterKey(self) }
 }

@@ -11,7 +11,7 @@ public enum FleetMetrics {
     // MARK: Extract workers
 
     /// One API request answered (`status`) or failed in transport (`nil`).
-    public static func request(api: APIKind, status: Int?, seconds: Double) {
+    public static func request(api: ChannelType, status: Int?, seconds: Double) {
         let statusClass = status.map { $0 == 429 ? "429" : "\($0 / 100)xx" } ?? "transport"
         Counter(label: "huskimo_api_requests_total", dimensions: [("api", api.rawValue), ("status_class", statusClass)]).increment()
         if status == 429 { Counter(label: "huskimo_api_throttled_total", dimensions: [("api", api.rawValue)]).increment() }

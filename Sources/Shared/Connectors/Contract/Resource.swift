@@ -1,68 +1,54 @@
 import HuskimoCore
 
-/// Which API a channel talks to.
-public enum ChannelType: String, Sendable, Hashable, Codable, CaseIterable {
-    case twilio, singular
+/// Which API a channel talks to: the configuration's `type:`, the first segment of a job id, a metric label. Each
+/// connector declares its own (`ChannelType.twilio` lives in `Twilio/`); ``ConnectorRegistry`` knows them all.
+public struct ChannelType: RawRepresentable, Sendable, Hashable, Codable, CustomStringConvertible {
+    public let rawValue: String
+    public init(rawValue: String) { self.rawValue = rawValue }
+    public var description: String { rawValue }
+    /// The API's name in messages (`twilio` → `Twilio`).
+    public var displayName: String { rawValue.prefix(1).uppercased() + rawValue.dropFirst() }
 }
 
-/// The catalogue of extract resources: for each, its API request, the table it lands in, how that table is
-/// partitioned, and which channel type serves it. Every other mapping (converters, schema, planner, loader)
-/// reads it from here.
-public enum Resource: String, Sendable, Codable, CaseIterable {
-    case calls, messages, recordings
-    case incomingPhoneNumbers = "incoming_phone_numbers"
-    case pricingPhoneNumbers = "pricing_phone_numbers"
-    case campaigns, creatives
+/// An extract resource: the name in job messages, `--resource` and job ids. Each connector declares its resources
+/// (`Resource.calls` lives in `Twilio/Resource+Twilio.swift`) with a ``ResourceSpec`` (table, partitioning,
+/// replace-or-append); every other mapping (schema, planner, loader) reads the spec through the registry.
+public struct Resource: RawRepresentable, Sendable, Hashable, Codable, CustomStringConvertible, CaseIterable {
+    public let rawValue: String
+
+    /// A resource some connector serves; nil for any other name (a message, a flag, a file).
+    public init?(rawValue: String) {
+        guard ConnectorRegistry.spec(named: rawValue) != nil else { return nil }
+        self.rawValue = rawValue
+    }
+
+    /// For a connector's own declarations (`static let calls = Resource(declaring: "calls")`).
+    package init(declaring name: String) { self.rawValue = name }
+
+    public var description: String { rawValue }
+
+    /// Every resource of every connector, in the registry's order.
+    public static var allCases: [Resource] { ConnectorRegistry.resources }
+
+    /// The connector's description of this resource.
+    public var spec: ResourceSpec {
+        guard let spec = ConnectorRegistry.spec(named: rawValue) else { preconditionFailure("no connector declares resource \(rawValue)") }
+        return spec
+    }
 
     /// The channel type that serves this resource.
-    public var channelType: ChannelType {
-        switch self {
-        case .campaigns, .creatives: return .singular
-        default: return .twilio
-        }
-    }
-
+    public var channelType: ChannelType { spec.channelType }
     /// Snapshot resources have one job per channel, no day.
-    public var isSnapshot: Bool { self == .incomingPhoneNumbers || self == .pricingPhoneNumbers }
-
+    public var isSnapshot: Bool { spec.isSnapshot }
     /// The warehouse table (0.3's names).
-    public var table: String {
-        switch self {
-        case .calls: return "twilio_calls"
-        case .messages: return "twilio_messages"
-        case .recordings: return "twilio_recordings"
-        case .incomingPhoneNumbers: return "twilio_incoming_phone_numbers"
-        case .pricingPhoneNumbers: return "twilio_pricing_phone_numbers"
-        case .campaigns: return "singular_campaigns"
-        case .creatives: return "singular_creatives"
-        }
-    }
-
-    /// The column whose UTC day is a replaced partition (Twilio day resources); nil for snapshots (replaced per
-    /// channel) and Singular (appended).
-    public var partitionColumn: String? {
-        switch self {
-        case .calls: return "start_time"
-        case .messages: return "date_sent"
-        case .recordings: return "date_created"
-        default: return nil
-        }
-    }
-
-    /// The columns whose values can change after the day (Twilio data settles), compared record by record (by
-    /// `sid`) when a partition is replaced; empty: the table has no `sid` to compare by (pricing) or is appended.
-    public var changeColumns: [String] {
-        switch self {
-        case .calls: return ["status", "price", "duration", "end_time", "date_updated", "answered_by"]
-        case .messages: return ["status", "price", "price_unit", "date_sent", "date_updated", "error_message", "num_segments", "num_media"]
-        case .recordings: return ["duration", "date_updated"]
-        case .incomingPhoneNumbers: return ["date_updated", "friendly_name", "voice_url", "sms_url", "status_callback", "sms_status_callback"]
-        default: return []
-        }
-    }
-
-    /// Singular tables keep every retrieval; Twilio partitions and snapshots are replaced.
-    public var appendOnly: Bool { channelType == .singular }
+    public var table: String { spec.table }
+    /// The column whose UTC day is a replaced partition; nil for snapshots (replaced per channel) and appended tables.
+    public var partitionColumn: String? { spec.partitionColumn }
+    /// The columns whose values can change after the day (compared record by record by `sid` when a partition is
+    /// replaced); empty: the table has no `sid` to compare by, or is appended.
+    public var changeColumns: [String] { spec.changeColumns }
+    /// Appended tables keep every retrieval (Singular); the others' partitions and snapshots are replaced.
+    public var appendOnly: Bool { spec.appendOnly }
 
     /// The resource of a warehouse table.
     public init?(table: String) {
@@ -70,51 +56,28 @@ public enum Resource: String, Sendable, Codable, CaseIterable {
         self = resource
     }
 
-    // MARK: - Requests
-
-    /// Twilio 2010 API lists: the path under `/2010-04-01/Accounts/{sid}/`, the day filter, and the envelope's
-    /// record key. Nil for the Pricing API and Singular.
-    public var twilioList: (path: String, dayFilter: String?, recordsKey: String)? {
-        switch self {
-        case .calls: return ("Calls.json", "StartTime", "calls")
-        case .messages: return ("Messages.json", "DateSent", "messages")
-        case .recordings: return ("Recordings.json", "DateCreated", "recordings")
-        case .incomingPhoneNumbers: return ("IncomingPhoneNumbers.json", nil, "incoming_phone_numbers")
-        default: return nil
-        }
-    }
-
-    /// Singular's reporting resource in `/api/{key}/adv/{slug}/D/D`.
-    public var singularSlug: String? {
-        switch self {
-        case .campaigns: return "stats"
-        case .creatives: return "creative_stats"
-        default: return nil
-        }
-    }
-
-    // MARK: - Row layouts
-
-    /// How records of a Twilio 2010 list become rows.
-    public var twilioTable: TwilioTable? {
-        switch self {
-        case .calls: return .calls
-        case .messages: return .messages
-        case .recordings: return .recordings
-        case .incomingPhoneNumbers: return .incomingPhoneNumbers
-        default: return nil
-        }
-    }
-
-    /// How Singular records become rows.
-    public var singularTable: SingularTable? {
-        switch self {
-        case .campaigns: return .campaigns
-        case .creatives: return .creatives
-        default: return nil
-        }
-    }
-
     /// The warehouse table's schema.
     public var schema: WarehouseSchema.Table { WarehouseSchema.table(for: self) }
+}
+
+/// What a connector says of one of its resources: everything outside its folder needs to know.
+public struct ResourceSpec: Sendable {
+    public let resource: Resource
+    public let channelType: ChannelType
+    public let table: String
+    public let isSnapshot: Bool
+    public let partitionColumn: String?
+    public let changeColumns: [String]
+    public let appendOnly: Bool
+
+    package init(_ resource: Resource, of type: ChannelType, table: String, snapshot: Bool = false, partitionColumn: String? = nil,
+                 changeColumns: [String] = [], appendOnly: Bool = false) {
+        self.resource = resource
+        self.channelType = type
+        self.table = table
+        self.isSnapshot = snapshot
+        self.partitionColumn = partitionColumn
+        self.changeColumns = changeColumns
+        self.appendOnly = appendOnly
+    }
 }

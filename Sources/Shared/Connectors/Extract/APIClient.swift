@@ -2,14 +2,12 @@ import Foundation
 public import Logging
 public import HuskimoCore
 
-/// Which API a request went to: names errors and labels metrics.
-public enum APIKind: String, Sendable { case twilio, singular }
-
 /// A failed API request, classified: 401/403/404/400 are permanent (the API's code and message kept),
 /// 429, 5xx, dropped and truncated responses transient. Never carries a credential: the URL is the
 /// request's display form and the message is scrubbed of the request's secrets.
 public struct APIError: ClassifiedError, Sendable {
-    public var api: APIKind = .twilio
+    /// The API the request went to: names the error and labels metrics.
+    public let api: ChannelType
     public let status: Int?
     /// Twilio's error code (20003, 20404, 20429, 21481…), when the body had one.
     public let code: Int?
@@ -17,7 +15,7 @@ public struct APIError: ClassifiedError, Sendable {
     public let url: String
     public let errorClass: ErrorClass
     public var description: String {
-        let name = api == .twilio ? "Twilio" : "Singular"
+        let name = api.displayName
         let what = [status.map { "HTTP \($0)" }, code.map { "\(name) error \($0)" }].compactMap { $0 }.joined(separator: ", ")
         return "\(what.isEmpty ? "\(name) request failed" : what): \(message) (GET \(url))"
     }
@@ -58,15 +56,9 @@ public struct APIClient: Sendable {
         var pageBuffer: [UInt8] = []
     }
 
-    /// GETs a Twilio `url` as `account` with Basic auth and hands the 200 body to `consume`.
-    public func get<T>(_ url: String, account: String, user: String, token: Secret, tally: inout Tally,
-                       consume: ([UInt8]) throws -> T) throws -> T {
-        try fetch(twilioRequest(url, user: user, token: token), api: .twilio, account: account, tally: &tally, consume: consume)
-    }
-
     /// Performs `request` (paced by `account`'s limiter) and hands the 200 body to `consume`, retrying
     /// transient failures (also those `consume` throws, such as a truncated JSON body) until `maxAttempts`.
-    public func fetch<T>(_ request: HTTPRequest, api: APIKind, account: String, tally: inout Tally,
+    public func fetch<T>(_ request: HTTPRequest, api: ChannelType, account: String, tally: inout Tally,
                          consume: ([UInt8]) throws -> T) throws -> T {
         var buffer = tally.pageBuffer
         tally.pageBuffer = []
@@ -79,27 +71,12 @@ public struct APIClient: Sendable {
                            consume: { response, _ in try consume(response.body) })
     }
 
-    /// GETs a Twilio `url` as `account` with Basic auth and streams the 200 body to `onChunk` (see
-    /// ``stream(_:api:account:tally:restart:onChunk:finish:)``).
-    public func get<T>(_ url: String, account: String, user: String, token: Secret, tally: inout Tally, restart: (() -> Void)?,
-                       onChunk: @escaping (UnsafeRawBufferPointer) throws -> Void, finish: () throws -> T) throws -> T {
-        try stream(twilioRequest(url, user: user, token: token), api: .twilio, account: account, tally: &tally, restart: restart,
-                   onChunk: onChunk, finish: finish)
-    }
-
-    /// A Twilio GET: JSON, Basic auth.
-    private func twilioRequest(_ url: String, user: String, token: Secret) -> HTTPRequest {
-        var request = HTTPRequest(url: url, headers: [("Accept", "application/json")], timeout: timeout)
-        request.basicAuth = (user, token)
-        return request
-    }
-
     /// Performs `request` and streams a 200 body to `onChunk` as it arrives (nothing held whole), then calls
     /// `finish`. Retried like ``fetch(_:api:account:tally:consume:)``. Once bytes have been handed on, what happens
     /// on a failure depends on `restart`: with it, the consumer is told to start over and the request is retried in
     /// place (a Twilio page, converted into rows that are staged only once the page is whole); without it (a
     /// consumer that cannot take bytes back), the failure is transient for the job as a whole.
-    public func stream<T>(_ request: HTTPRequest, api: APIKind, account: String, tally: inout Tally, restart: (() -> Void)? = nil,
+    public func stream<T>(_ request: HTTPRequest, api: ChannelType, account: String, tally: inout Tally, restart: (() -> Void)? = nil,
                           onChunk: @escaping (UnsafeRawBufferPointer) throws -> Void, finish: () throws -> T) throws -> T {
         let delivered = DeliveredBytes()
         let replayable = restart != nil
@@ -142,7 +119,7 @@ public struct APIClient: Sendable {
 
     /// The request loop both share: pacing by the account's limiter, metrics, classification, Retry-After, and
     /// retries of transient failures (not of `retriable: false` ones) until `maxAttempts`.
-    private func perform<T>(_ request: HTTPRequest, api: APIKind, account: String, tally: inout Tally,
+    private func perform<T>(_ request: HTTPRequest, api: ChannelType, account: String, tally: inout Tally,
                             transfer: (HTTPRequest) throws -> HTTPResponse,
                             consume: (HTTPResponse, Int) throws -> T) throws -> T {
         let limiter = limiters.limiter(for: account)
@@ -219,7 +196,7 @@ public struct APIClient: Sendable {
 
     /// The error of a non-200 answer: Twilio's `{"code", "message", "detail"}`, Singular's `{"error"}`, or the
     /// start of any other body (HTML bodies are named, not quoted).
-    static func error(_ response: HTTPResponse, api: APIKind, request: HTTPRequest) -> APIError {
+    static func error(_ response: HTTPResponse, api: ChannelType, request: HTTPRequest) -> APIError {
         var code: Int?
         var message = String(decoding: response.body.prefix(200), as: UTF8.self)
         if response.body.first == UInt8(ascii: "{"),

@@ -43,9 +43,10 @@ public enum Check {
     static func collect(config: FleetConfig, target: String?, channel: String?, logger: Logger) -> [Line] {
         let s3 = S3Client(config.s3.s3Endpoint)
         var lines = [broker(config, logger: logger), storage(config, s3)]
-        let client = APIClient(http: HTTPClient(), limiters: AccountLimiters(), maxAttempts: 2, logger: logger)
+        let context = ExtractContext(api: APIClient(http: HTTPClient(), limiters: AccountLimiters(), maxAttempts: 2, logger: logger),
+                                     s3: s3, folder: config.s3.folderPath)
         for c in config.channels where channel == nil || c.name == channel {
-            lines.append(api(c, client: client, s3: s3, folder: config.s3.folderPath))
+            lines.append(api(c, context: context))
         }
         for t in config.targets where target == nil || t.name == target {
             lines += warehouse(t, s3: s3, config: config, logger: logger)
@@ -96,25 +97,10 @@ public enum Check {
         })
     }
 
-    static func api(_ channel: ChannelConfig, client: APIClient, s3: S3Client, folder: String) -> Line {
-        line("channel \(channel.name)", channel.type == .twilio ? "Twilio account" : "Singular query", {
-            switch channel.type {
-            case .twilio:
-                let status = try TwilioExtractor(channel: channel, client: client, s3: s3, folder: folder).probeAccount()
-                return "account \(channel.apiUser ?? "") answered (status \(status))"
-            case .singular:
-                let day = Day.today.adding(days: -1)
-                let records = try SingularExtractor(channel: channel, client: client, s3: s3, folder: folder).probe(day: day)
-                return "campaigns of \(day) answered and converted (\(records) records)"
-            }
-        }, fix: { error in
-            switch (error as? APIError)?.status {
-            case 401?, 403?: return "the API refuses the credentials: check api_user (the Account SID) and api_key of \(channel.name)"
-            case 404?: return "not found: check api_user and api_url of \(channel.name)"
-            case nil where error is APIError: return "cannot reach \(channel.apiURL): check api_url and the network path"
-            default: return "see the error: \(channel.name)'s API answered something Huskimo does not expect"
-            }
-        })
+    static func api(_ channel: ChannelConfig, context: ExtractContext) -> Line {
+        let connector = ConnectorRegistry.connector(of: channel)
+        return line("channel \(channel.name)", connector.probeName, { try connector.probe(channel, context: context) },
+                    fix: { connector.probeFix($0, channel: channel) })
     }
 
     static func warehouse(_ target: TargetConfig, s3: S3Client, config: FleetConfig, logger: Logger) -> [Line] {

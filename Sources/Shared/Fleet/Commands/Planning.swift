@@ -9,10 +9,10 @@ public enum Planning {
     /// again. Blocking.
     /// - Throws: ``CommandFailure/failed(_:)`` when a target's ledger cannot be read: planning as if it had nothing
     ///   would publish every day back to `start_date` (up to 400 per resource and channel).
-    public static func loadedDays(_ config: FleetConfig, _ selection: PlanSelection) throws -> (String, String) -> Set<Day> {
+    public static func loadedDays(_ config: FleetConfig, _ selection: PlanSelection) throws -> @Sendable (String, String) -> Set<Day> {
         var known: [String: Set<Day>] = [:]
         let pairs = config.channels.filter { selection.channels.isEmpty || selection.channels.contains($0.name) }.flatMap { channel in
-            Resource.allCases.filter { $0.channelType == channel.type && !$0.isSnapshot }.map { ($0.table, channel.name) }
+            ConnectorRegistry.connector(of: channel).resources.filter { !$0.isSnapshot && !$0.appendOnly }.map { ($0.table, channel.name) }
         }
         for target in config.targets {
             do {
@@ -28,7 +28,8 @@ public enum Planning {
                     "catch-up: cannot read the load ledger of target \(target.name) (\(error)); fix the target, or plan explicit days with --date or --from/--to")
             }
         }
-        return { table, channel in known[table + "\u{0}" + channel] ?? [] }
+        let found = known
+        return { table, channel in found[table + "\u{0}" + channel] ?? [] }
     }
 
     /// Plans and (unless `dryRun`) publishes; prints a summary. Blocking work runs off the cooperative pool.
@@ -58,8 +59,9 @@ public enum Planning {
     {
         let runID = UTCTime.compact(Date())
         let started = Date()
-        let (jobs, warnings) = JobPlanner(config: config).plan(
-            selection, runID: runID, loadedDays: selection.days == nil && config.fetch.startDate != nil ? try loadedDays(config, selection) : { _, _ in [] })
+        var loaded: @Sendable (String, String) -> Set<Day> = { _, _ in [] }
+        if selection.days == nil && config.fetch.startDate != nil { loaded = try loadedDays(config, selection) }
+        let (jobs, warnings) = JobPlanner(config: config).plan(selection, runID: runID, loadedDays: loaded)
         for warning in warnings { logger.warning("\(warning)") }
         var counts: [String: Int] = [:]
         var days: [String: [Day]] = [:]

@@ -55,7 +55,7 @@ public struct FleetConfig: Sendable {
                            warnings: reader.warnings)
     }
 
-    public func channel(named name: String, type: ChannelConfig.Kind) -> ChannelConfig? {
+    public func channel(named name: String, type: ChannelType) -> ChannelConfig? {
         channels.first { $0.name == name && $0.type == type }
     }
     public func target(named name: String) -> TargetConfig? { targets.first { $0.name == name } }
@@ -80,7 +80,7 @@ public struct FleetConfig: Sendable {
         for c in channels {
             lines += ["  - name: \(c.name)", "    type: \(c.type.rawValue)", "    api_user: \(c.apiUser ?? "")",
                       "    api_key: \(c.apiKey)", "    api_url: \(c.apiURL)"]
-            if c.type == .twilio { lines += ["    pricing_url: \(c.pricingURL)", "    subaccounts: \(c.subaccounts)"] }
+            lines += ConnectorRegistry.connector(of: c).settings(c).map { "    \($0.key): \($0.value)" }
         }
         lines += ["s3:", "  access_key_id: \(s3.accessKeyID)", "  secret_access_key: \(s3.secretAccessKey)",
                   "  region: \(s3.region)", "  bucket: \(s3.bucket)", "  folder_path: \(s3.folderPath)",
@@ -209,12 +209,11 @@ extension ChannelConfig {
             || name.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) {
             r.problem("\(path).name", "must be 1–128 bytes without '/', '\\', control characters, and not '.' or '..'")
         }
-        let type = r.oneOf(m["type"], at: "\(path).type", ["twilio", "singular"]).flatMap(ChannelType.init(rawValue:))
+        let type = r.oneOf(m["type"], at: "\(path).type", ConnectorRegistry.types.map(\.rawValue)).map(ChannelType.init(rawValue:))
         if m["type"] == nil { r.problem("\(path).type", "required") }
         let key = r.requiredString(m["api_key"], at: "\(path).api_key", secret: true)
         let apiUser = r.string(m["api_user"], at: "\(path).api_user")
-        if type == .twilio, (apiUser ?? "").isEmpty { r.problem("\(path).api_user", "required for twilio (the Account SID)") }
-        let apiURL = r.string(m["api_url"], at: "\(path).api_url") ?? ChannelConfig.defaultAPIURL(type ?? .twilio)
+        let apiURL = r.string(m["api_url"], at: "\(path).api_url") ?? type.map(ChannelConfig.defaultAPIURL) ?? ""
         let pricingURL = r.string(m["pricing_url"], at: "\(path).pricing_url") ?? "https://pricing.twilio.com"
         let allowHTTP = r.bool(m["allow_http"], at: "\(path).allow_http") ?? false
         for (key, url) in [("api_url", apiURL), ("pricing_url", pricingURL)] {
@@ -231,9 +230,12 @@ extension ChannelConfig {
             }
         }
         let subaccounts = r.bool(m["subaccounts"], at: "\(path).subaccounts") ?? false
-        guard let name, let type, let key else { return nil }
-        self.init(name: name, type: type, apiUser: apiUser, apiKey: Secret(key), apiURL: apiURL, pricingURL: pricingURL,
+        guard let type else { return nil }
+        // The connector's own rules, also when other keys are missing: every problem is reported at once.
+        self.init(name: name ?? "", type: type, apiUser: apiUser, apiKey: Secret(key ?? ""), apiURL: apiURL, pricingURL: pricingURL,
                   subaccounts: subaccounts)
+        for problem in ConnectorRegistry.connector(of: self).problems(self) { r.problem("\(path).\(problem.key)", problem.message) }
+        if name == nil || key == nil { return nil }
     }
 
     /// Whether an http(s) URL's host is this machine (`localhost`, 127.0.0.0/8, `[::1]`).

@@ -22,37 +22,23 @@ public protocol JobExtractor: Sendable {
     func requestLimit(account: String) -> Int
 }
 
-/// The connectors: Twilio and Singular extractors over one HTTP client, S3 client and set of account limiters.
+/// The connectors (``ConnectorRegistry``) over one HTTP client, S3 client and set of account limiters.
 public struct ConnectorExtractor: JobExtractor {
-    public let api: APIClient
-    public let s3: S3Client
-    public let folder: String
-    public let maxPages: Int
+    public let context: ExtractContext
 
     public init(s3: S3Config, fetch: FetchConfig, logger: Logger, limiters: AccountLimiters = AccountLimiters(),
                 http: HTTPClient = HTTPClient()) {
-        self.s3 = S3Client(s3.s3Endpoint, http: http)
-        self.folder = s3.folderPath
         var api = APIClient(http: http, limiters: limiters, logger: logger)
         api.maxBodyBytes = fetch.maxResponseMiB << 20
-        self.api = api
-        self.maxPages = fetch.maxPages
+        context = ExtractContext(api: api, s3: S3Client(s3.s3Endpoint, http: http), folder: s3.folderPath, maxPages: fetch.maxPages)
     }
 
     public func extract(_ job: ExtractJob, channel: ChannelConfig, fetched: @escaping @Sendable () -> Void) async throws -> ExtractReport {
-        switch channel.type {
-        case .twilio:
-            var configured = TwilioExtractor(channel: channel, client: api, s3: s3, folder: folder)
-            configured.maxPages = maxPages
-            let extractor = configured
-            return try await Blocking.run { try extractor.extract(job, fetched: fetched) }
-        case .singular:
-            let extractor = SingularExtractor(channel: channel, client: api, s3: s3, folder: folder)
-            return try await Blocking.run { try extractor.extract(job, fetched: fetched) }
-        }
+        let connector = ConnectorRegistry.connector(of: channel), context = context
+        return try await Blocking.run { try connector.extract(job, channel: channel, context: context, fetched: fetched) }
     }
 
-    public func requestLimit(account: String) -> Int { api.limiters.limiter(for: account).currentLimit }
+    public func requestLimit(account: String) -> Int { context.api.limiters.limiter(for: account).currentLimit }
 }
 
 /// A job's request slot, given back once: when its API part is done, or at the latest when the job ends.

@@ -25,41 +25,25 @@ public struct PlanSelection: Sendable {
 /// (channel, snapshot resource).
 public struct JobPlanner: Sendable {
     public let config: FleetConfig
-    /// Twilio lists only the last 400 days.
-    public static let twilioWindow = 400
 
     public init(config: FleetConfig) { self.config = config }
 
-    /// The days a channel's day resources get, newest first (the run day leads, so a backlog never delays it).
-    /// - Parameters:
-    ///   - runDay: the run day (`--date`, else yesterday).
-    ///   - loaded: for Twilio catch-up, the days every target's ledger already has.
-    public func days(for channel: ChannelConfig, _ selection: PlanSelection, runDay: Day, today: Day, loaded: Set<Day>) -> [Day] {
-        if let explicit = selection.days { return explicit }
-        if channel.type == .singular {
-            // Spend is not final for weeks: every run re-fetches the `lookback` days ending at the run day
-            // (0.3 fetched lookback + 1 days, today's partial one included: D10).
-            return (0..<max(config.fetch.lookback, 1)).map { runDay.adding(days: -$0) }
-        }
-        // Twilio data settles for hours after the day (statuses, prices, late messages): the settle window is
-        // read again every night, loaded or not; older days only when no target has them (catch-up).
-        var days = (0...config.fetch.settleDays).map { runDay.adding(days: -$0) }
-        if let start = config.fetch.startDate {
-            var day = max(start, today.adding(days: -JobPlanner.twilioWindow))
-            let settled = runDay.adding(days: -config.fetch.settleDays)
-            while day < settled {
-                if !loaded.contains(day) { days.append(day) }
-                day = day.adding(days: 1)
-            }
-        }
-        return days
+    /// The days a channel's day resource gets, newest first: its connector's policy (``Connector/days(_:)``).
+    /// - Parameter loaded: the days every target's ledger already has (asked only by a policy that catches up).
+    public func days(for channel: ChannelConfig, _ selection: PlanSelection, runDay: Day, today: Day,
+                     loaded: @escaping @Sendable () -> Set<Day> = { [] }) -> DayPlan {
+        ConnectorRegistry.connector(of: channel).days(DayPlanRequest(
+            explicit: selection.days, runDay: runDay, today: today, settleDays: config.fetch.settleDays,
+            lookback: config.fetch.lookback, startDate: config.fetch.startDate, loaded: loaded))
     }
 
     /// - Parameters:
     ///   - today: the current UTC day; without `selection.runDay`, the run day is the day before.
     ///   - loadedDays: for catch-up, the days each (table, channel) already has in *every* target's ledger.
     public func plan(_ selection: PlanSelection, runID: String, today: Day = .today, plannedAt: Date = Date(),
-                     loadedDays: (_ table: String, _ channel: String) -> Set<Day> = { _, _ in [] }) -> (jobs: [ExtractJob], warnings: [String]) {
+                     loadedDays: @escaping @Sendable (_ table: String, _ channel: String) -> Set<Day> = { _, _ in [] })
+        -> (jobs: [ExtractJob], warnings: [String])
+    {
         var jobs: [ExtractJob] = []
         var warnings: [String] = []
         let stamp = UTCTime.iso(plannedAt)
@@ -67,21 +51,20 @@ public struct JobPlanner: Sendable {
         if runDay >= today, selection.days == nil {
             warnings.append("run day \(runDay) is not over yet (today is \(today), UTC): its data is partial")
         }
-        let oldest = today.adding(days: -JobPlanner.twilioWindow)
         for channel in config.channels where selection.channels.isEmpty || selection.channels.contains(channel.name) {
-            let resources = Resource.allCases.filter { $0.channelType == channel.type }
+            let resources = ConnectorRegistry.connector(of: channel).resources.map(\.resource)
                 .filter { selection.resources.isEmpty || selection.resources.contains($0) }
             for resource in resources {
                 if resource.isSnapshot {
                     jobs.append(ExtractJob(runID: runID, channel: channel.name, resource: resource, day: nil, plannedAt: stamp))
                     continue
                 }
-                let loaded = channel.type == .twilio && selection.days == nil ? loadedDays(resource.table, channel.name) : []
-                for day in days(for: channel, selection, runDay: runDay, today: today, loaded: loaded) {
-                    guard channel.type == .singular || day >= oldest else {
-                        warnings.append("\(channel.name) \(resource.rawValue) \(day): older than Twilio's \(JobPlanner.twilioWindow)-day list window; not planned")
-                        continue
-                    }
+                let name = channel.name, table = resource.table
+                let plan = days(for: channel, selection, runDay: runDay, today: today, loaded: { loadedDays(table, name) })
+                for day in plan.refused {
+                    warnings.append("\(channel.name) \(resource.rawValue) \(day): \(plan.reason ?? "refused by its connector"); not planned")
+                }
+                for day in plan.days {
                     jobs.append(ExtractJob(runID: runID, channel: channel.name, resource: resource, day: day, plannedAt: stamp))
                 }
             }

@@ -1,0 +1,127 @@
+public import Foundation
+public import HuskimoCore
+
+/// One API, whole: its channel type, its resources, which days it plans, how it authenticates and extracts, and how
+/// `check` probes it. Everything outside a connector's folder reaches it through ``ConnectorRegistry``; adding an API
+/// is a folder with a `Connector`, its resources, its row layouts, and its tables in `WarehouseSchema`.
+public protocol Connector: Sendable {
+    /// The configuration's `type:` value.
+    var type: ChannelType { get }
+    /// Every resource this API serves, in planning order.
+    var resources: [ResourceSpec] { get }
+    /// `api_url` when the configuration names none.
+    var defaultAPIURL: String { get }
+    /// Which request limit paces a channel: channels sharing it share one ``AdaptiveLimiter``.
+    func limiterKey(_ channel: ChannelConfig) -> String
+    /// What is wrong with a channel of this type (key under the channel, message); empty when it is usable.
+    func problems(_ channel: ChannelConfig) -> [(key: String, message: String)]
+    /// Settings worth showing in `huskimo-planner config` besides name, type, credentials and `api_url`.
+    func settings(_ channel: ChannelConfig) -> [(key: String, value: String)]
+    /// The days one of its day resources gets for a run (the planning-days policy).
+    func days(_ request: DayPlanRequest) -> DayPlan
+    /// Runs one job and stages its rows. Blocking. - Throws: ``JobError`` (classified), secrets scrubbed.
+    func extract(_ job: ExtractJob, channel: ChannelConfig, context: ExtractContext, fetched: (@Sendable () -> Void)?) throws
+        -> ExtractReport
+    /// `check`'s name for its probe (`Twilio account`).
+    var probeName: String { get }
+    /// One authenticated request that shows the credentials and the response shape work; nothing staged. Blocking.
+    /// - Returns: a line saying what answered.
+    func probe(_ channel: ChannelConfig, context: ExtractContext) throws -> String
+    /// What to fix when ``probe(_:context:)`` failed with `error`.
+    func probeFix(_ error: any Error, channel: ChannelConfig) -> String
+}
+
+/// What every connector extracts with: one HTTP client with its account limiters, S3, the staging folder, limits.
+public struct ExtractContext: Sendable {
+    public let api: APIClient
+    public let s3: S3Client
+    public let folder: String
+    /// Pages one job may read per list before it is refused as endless.
+    public var maxPages: Int
+
+    public init(api: APIClient, s3: S3Client, folder: String, maxPages: Int = 100_000) {
+        self.api = api
+        self.s3 = s3
+        self.folder = folder
+        self.maxPages = maxPages
+    }
+}
+
+/// The inputs of a connector's planning-days policy for one channel and resource.
+public struct DayPlanRequest: Sendable {
+    /// `--from/--to`: exactly these days (no policy applies).
+    public var explicit: [Day]?
+    /// `--date`, else yesterday (UTC).
+    public var runDay: Day
+    public var today: Day
+    /// `fetch.settle_days`, `fetch.lookback`, `fetch.start_date`.
+    public var settleDays: Int
+    public var lookback: Int
+    public var startDate: Day?
+    /// The days every target's ledger already has for this (table, channel); asked only by a connector whose
+    /// ``DayPlan`` policy catches up (it reads the ledgers).
+    public var loaded: @Sendable () -> Set<Day>
+
+    public init(explicit: [Day]?, runDay: Day, today: Day, settleDays: Int, lookback: Int, startDate: Day?,
+                loaded: @escaping @Sendable () -> Set<Day> = { [] }) {
+        self.explicit = explicit
+        self.runDay = runDay
+        self.today = today
+        self.settleDays = settleDays
+        self.lookback = lookback
+        self.startDate = startDate
+        self.loaded = loaded
+    }
+}
+
+/// The days a policy plans, newest first (the run day leads, so a backlog never delays it), and those it refuses
+/// with the reason (a warning for the operator).
+public struct DayPlan: Sendable, Equatable {
+    public var days: [Day]
+    public var refused: [Day]
+    public var reason: String?
+
+    public init(days: [Day], refused: [Day] = [], reason: String? = nil) {
+        self.days = days
+        self.refused = refused
+        self.reason = reason
+    }
+}
+
+/// Every connector Huskimo has, and the one lookup everything else uses: the worker, `check`, the planner and
+/// configuration validation.
+public enum ConnectorRegistry {
+    /// Every connector, in the order their resources are planned.
+    public static let all: [any Connector] = [TwilioConnector(), SingularConnector()]
+
+    private static let byName: [String: ResourceSpec] = {
+        var specs: [String: ResourceSpec] = [:]
+        for connector in all {
+            for spec in connector.resources {
+                precondition(spec.channelType == connector.type, "\(spec.resource) is declared by \(connector.type) for \(spec.channelType)")
+                precondition(specs.updateValue(spec, forKey: spec.resource.rawValue) == nil, "two connectors declare \(spec.resource)")
+            }
+        }
+        return specs
+    }()
+
+    /// Every resource, in order.
+    public static let resources: [Resource] = all.flatMap { $0.resources.map(\.resource) }
+
+    /// Every channel type, in order.
+    public static var types: [ChannelType] { all.map(\.type) }
+
+    /// The connector of a channel type (nil: no such API).
+    public static func connector(for type: ChannelType) -> (any Connector)? { all.first { $0.type == type } }
+
+    /// The spec of a resource name (nil: no connector serves it).
+    static func spec(named name: String) -> ResourceSpec? { byName[name] }
+}
+
+extension ConnectorRegistry {
+    /// The connector of a configured channel's type (configuration validation admits only registered types).
+    public static func connector(of channel: ChannelConfig) -> any Connector {
+        guard let connector = connector(for: channel.type) else { preconditionFailure("no connector for channel type \(channel.type)") }
+        return connector
+    }
+}
