@@ -26,12 +26,12 @@ struct AMQPIntegrationTests {
         let queue = TestServices.unique("test.bulk")
         let topology = QueueTopology(exchange: "", queues: [.quorum(queue)])
         let client = QueueClient(url: url, topology: topology, logger: TestServices.logger)
-        defer { try? client.deleteQueue(queue) }
+        defer { try? client.deleteQueueBlocking(queue) }
         let messages = (0..<10_000).map { i in
             AMQPMessage(exchange: "", routingKey: queue, body: Array("{\"n\":\(i)}".utf8), messageID: "m\(i)")
         }
-        try await client.publish(messages)
-        #expect(try await client.depth(queue).ready == 10_000)
+        try await Blocking.run { try client.publishBlocking(messages) }
+        #expect(try await Blocking.run { try client.depthBlocking(queue) }.ready == 10_000)
 
         let consumer = QueueConsumer(url: url, queue: queue, prefetch: 500, logger: TestServices.logger)
         consumer.start()
@@ -42,15 +42,15 @@ struct AMQPIntegrationTests {
         #expect(Set(ids).count == 10_000, "duplicates delivered")
         #expect(Set(ids) == Set((0..<10_000).map { "m\($0)" }))
         #expect(received.first.map { String(decoding: $0.body, as: UTF8.self) }?.hasPrefix("{\"n\":") == true)
-        #expect(try await client.depth(queue).ready == 0)
+        #expect(try await Blocking.run { try client.depthBlocking(queue) }.ready == 0)
     }
 
     @Test func aNackedMessageIsRedeliveredAndHeadersSurvive() async throws {
         let url = try TestServices.amqpURL()
         let queue = TestServices.unique("test.nack")
         let client = QueueClient(url: url, topology: QueueTopology(exchange: "", queues: [.quorum(queue)]), logger: TestServices.logger)
-        defer { try? client.deleteQueue(queue) }
-        try client.publish(AMQPMessage(exchange: "", routingKey: queue, body: [1, 2, 3],
+        defer { try? client.deleteQueueBlocking(queue) }
+        try client.publishBlocking(AMQPMessage(exchange: "", routingKey: queue, body: [1, 2, 3],
                                        headers: ["x-attempt": .int(2), "x-class": .string("transient")], messageID: "one"))
         let consumer = QueueConsumer(url: url, queue: queue, prefetch: 1, logger: TestServices.logger)
         consumer.start()
@@ -65,7 +65,7 @@ struct AMQPIntegrationTests {
         #expect(second.first?.redelivered == true)
         #expect(second.first?.body == [1, 2, 3])
         await consumer.stop()
-        #expect(try await client.depth(queue).ready == 0)
+        #expect(try await Blocking.run { try client.depthBlocking(queue) }.ready == 0)
     }
 
     @Test func aRejectedMessageIsDeadLetteredToItsDLXQueue() async throws {
@@ -78,11 +78,11 @@ struct AMQPIntegrationTests {
         ])
         let client = QueueClient(url: url, topology: topology, logger: TestServices.logger)
         defer {
-            try? client.deleteQueue(work)
-            try? client.deleteQueue(failed)
-            try? client.deleteExchange(exchange)
+            try? client.deleteQueueBlocking(work)
+            try? client.deleteQueueBlocking(failed)
+            try? client.deleteExchangeBlocking(exchange)
         }
-        try client.publish(AMQPMessage(exchange: exchange, routingKey: work, body: Array("poison".utf8), messageID: "p"))
+        try client.publishBlocking(AMQPMessage(exchange: exchange, routingKey: work, body: Array("poison".utf8), messageID: "p"))
         let consumer = QueueConsumer(url: url, queue: work, prefetch: 1, logger: TestServices.logger)
         consumer.start()
         let got = await Self.consume(consumer, count: 1, ack: false)
@@ -91,14 +91,14 @@ struct AMQPIntegrationTests {
         // The broker moves it asynchronously: poll the passive-declare count briefly.
         var depth = 0
         for _ in 0..<50 {
-            depth = try await client.depth(failed).ready
+            depth = try await Blocking.run { try client.depthBlocking(failed) }.ready
             if depth == 1 { break }
             try await Task.sleep(for: .milliseconds(100))
         }
         #expect(depth == 1)
-        #expect(try await client.depth(work).ready == 0)
+        #expect(try await Blocking.run { try client.depthBlocking(work) }.ready == 0)
         var seen: [AMQPDelivery] = []
-        try client.drain(failed) { seen.append($0); return .remove }
+        try client.drainBlocking(failed) { seen.append($0); return .remove }
         #expect(seen.map(\.messageID) == ["p"])
         #expect(seen.first?.body == Array("poison".utf8))
         #expect(seen.first?.headers["x-death"] != nil || seen.first?.headers["x-first-death-reason"] != nil)
@@ -108,23 +108,23 @@ struct AMQPIntegrationTests {
         let url = try TestServices.amqpURL()
         let queue = TestServices.unique("test.depth")
         let client = QueueClient(url: url, topology: QueueTopology(exchange: "", queues: [.quorum(queue)]), logger: TestServices.logger)
-        defer { try? client.deleteQueue(queue) }
-        try await client.publish((0..<37).map { AMQPMessage(exchange: "", routingKey: queue, body: [UInt8($0)]) })
-        #expect(try await client.depth(queue) == QueueDepth(queue: queue, ready: 37, consumers: 0))
+        defer { try? client.deleteQueueBlocking(queue) }
+        try await Blocking.run { try client.publishBlocking((0..<37).map { AMQPMessage(exchange: "", routingKey: queue, body: [UInt8($0)]) }) }
+        #expect(try await Blocking.run { try client.depthBlocking(queue) } == QueueDepth(queue: queue, ready: 37, consumers: 0))
         let consumer = QueueConsumer(url: url, queue: queue, prefetch: 5, logger: TestServices.logger)
         consumer.start()
         _ = await Self.consume(consumer, count: 5, ack: false)
-        let during = try await client.depth(queue)
+        let during = try await Blocking.run { try client.depthBlocking(queue) }
         #expect(during.consumers == 1)
         #expect(during.ready == 32)  // 5 delivered and unacked
         await consumer.stop()
-        var after = try await client.depth(queue)
+        var after = try await Blocking.run { try client.depthBlocking(queue) }
         for _ in 0..<20 where after.ready != 37 || after.consumers != 0 {
             try await Task.sleep(for: .milliseconds(100))
-            after = try await client.depth(queue)
+            after = try await Blocking.run { try client.depthBlocking(queue) }
         }
         #expect(after == QueueDepth(queue: queue, ready: 37, consumers: 0))  // the unacked five came back
-        #expect(throws: AMQPError.self) { try client.depth(TestServices.unique("no.such.queue")) }
+        #expect(throws: AMQPError.self) { try client.depthBlocking(TestServices.unique("no.such.queue")) }
     }
 
     @Test func amqpsVerifiesTheBrokerAgainstTheConfiguredCA() throws {
@@ -135,10 +135,10 @@ struct AMQPIntegrationTests {
         #expect(url.tls && url.caCertFile == ca)
         let client = QueueClient(url: url, topology: QueueTopology(exchange: "", queues: [.init(name: queue)]), retryWindow: 5,
                                  logger: TestServices.logger)
-        defer { try? client.deleteQueue(queue); client.close() }
-        try client.publish(AMQPMessage(exchange: "", routingKey: queue, body: Array("over tls".utf8), messageID: "t1"))
+        defer { try? client.deleteQueueBlocking(queue); client.close() }
+        try client.publishBlocking(AMQPMessage(exchange: "", routingKey: queue, body: Array("over tls".utf8), messageID: "t1"))
         var got: [UInt8]?
-        try client.drain(queue, limit: 1) { got = $0.body; return .remove }
+        try client.drainBlocking(queue, limit: 1) { got = $0.body; return .remove }
         #expect(got == Array("over tls".utf8), "a message round-tripped over TLS")
         #expect(!"\(url)".contains("guest:guest"), "the password is not in the URL's description")
 
@@ -153,7 +153,7 @@ struct AMQPIntegrationTests {
         let url = try TestServices.amqpURL()
         let client = QueueClient(url: url, retryWindow: 2, logger: TestServices.logger)
         let error = #expect(throws: AMQPError.self) {
-            try client.publish(AMQPMessage(exchange: "", routingKey: TestServices.unique("nowhere"), body: [1]))
+            try client.publishBlocking(AMQPMessage(exchange: "", routingKey: TestServices.unique("nowhere"), body: [1]))
         }
         #expect(error?.code == .returned)
         #expect(error?.errorClass == .permanent)
@@ -166,7 +166,7 @@ struct AMQPIntegrationTests {
         // RabbitMQ 3.10 stays "leader not known" for minutes after a SIGKILL restart: see the README.)
         let topology = QueueTopology(exchange: "", queues: [.init(name: queue)])
         let client = QueueClient(url: url, topology: topology, logger: TestServices.logger)
-        try await client.publish((0..<200).map { AMQPMessage(exchange: "", routingKey: queue, body: [], messageID: "r\($0)") })
+        try await Blocking.run { try client.publishBlocking((0..<200).map { AMQPMessage(exchange: "", routingKey: queue, body: [], messageID: "r\($0)") }) }
         let consumer = QueueConsumer(url: url, queue: queue, prefetch: 20, topology: topology, logger: TestServices.logger)
         consumer.start()
         // Ack 100, hold 20 more unacked, then kill the broker under the consumer.
@@ -175,7 +175,7 @@ struct AMQPIntegrationTests {
         #expect(acked.count == 100 && unacked.count == 20)
         try TestServices.stack("restart-rabbitmq")  // SIGKILL, then a fresh boot on the same data
         // What the broker recovered, for the failure message below (the consumer may take 20 of it meanwhile).
-        let recovered = try? await client.depth(queue)
+        let recovered = try? await Blocking.run { try client.depthBlocking(queue) }
         // Acks for the old connection are refused: the broker has put those messages back.
         #expect(await consumer.ack(unacked[0]) == false)
         // Drain until quiet. A SIGKILLed broker may also redeliver messages whose acks it had not yet
@@ -191,7 +191,7 @@ struct AMQPIntegrationTests {
         #expect(ackedIDs.union(restIDs) == everything, "a message was lost (the broker recovered \(String(describing: recovered)))")
         #expect(everything.subtracting(ackedIDs).isSubset(of: restIDs), "a message never acked did not come back")
         #expect(Set(unacked.compactMap(\.messageID)).isSubset(of: restIDs))
-        #expect(try await client.depth(queue).ready == 0)  // the client reconnected too
-        try client.deleteQueue(queue)
+        #expect(try await Blocking.run { try client.depthBlocking(queue) }.ready == 0)  // the client reconnected too
+        try client.deleteQueueBlocking(queue)
     }
 }

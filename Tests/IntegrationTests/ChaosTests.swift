@@ -88,10 +88,10 @@ struct ChaosTests {
         let topology = FleetTopology(try fleet.config.queue, targets: ["local"])
         let client = QueueClient(url: try TestServices.amqpURL(), retryWindow: 30, logger: TestServices.logger)
         defer { client.close() }
-        #expect(try client.depth(topology.failedQueue).ready == 0, "nothing parked")
-        #expect(try client.depth(topology.failedLoadQueue("local")).ready == 0, "no load parked")
+        #expect(try client.depthBlocking(topology.failedQueue).ready == 0, "nothing parked")
+        #expect(try client.depthBlocking(topology.failedLoadQueue("local")).ready == 0, "no load parked")
         for queue in [topology.extractQueue, topology.loadQueue("local"), topology.retryQueue(delay: 1), topology.retryQueue(delay: 2)] {
-            #expect(try client.depth(queue).ready == 0, "nothing left waiting in \(queue)")
+            #expect(try client.depthBlocking(queue).ready == 0, "nothing left waiting in \(queue)")
         }
         #expect(stats.faults > 0, "faults were injected")
         print("chaos verdict: every partition exact, no duplicates, nothing parked")

@@ -179,8 +179,8 @@ final class FleetHarness {
     func cleanUp() {
         let topology = (try? config).map { FleetTopology($0.queue, targets: ["local"]) }
         if let topology, let client = try? QueueClient(url: TestServices.amqpURL(), retryWindow: 2, logger: TestServices.logger) {
-            for queue in topology.allQueues { try? client.deleteQueue(queue) }
-            try? client.deleteExchange(topology.exchange)
+            for queue in topology.allQueues { try? client.deleteQueueBlocking(queue) }
+            try? client.deleteExchangeBlocking(topology.exchange)
         }
         if let pg = try? PostgresConnection(try TestServices.postgres()) { try? pg.execute("DROP SCHEMA IF EXISTS \(id) CASCADE") }
     }

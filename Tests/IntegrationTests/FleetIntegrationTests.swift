@@ -211,7 +211,7 @@ struct FleetIntegrationTests {
         let topology = FleetTopology(try fleet.config.queue, targets: ["local"])
         let client = QueueClient(url: try TestServices.amqpURL(), retryWindow: 5, logger: TestServices.logger)
         var parked: [AMQPDelivery] = []
-        try client.drain(topology.failedQueue) { parked.append($0); return .keep }
+        try client.drainBlocking(topology.failedQueue) { parked.append($0); return .keep }
         // Distinct jobs: other suites restart the broker while this one runs, and a park whose ack the killed broker
         // never persisted is parked again on redelivery (AMQP is at-least-once; requeue is idempotent).
         #expect(Set(parked.compactMap { $0.headers["x-id"]?.stringValue }).count == 6 && parked.count >= 6)
@@ -238,7 +238,7 @@ struct FleetIntegrationTests {
         let w2 = try fleet.worker("w2.log"), l2 = try fleet.loader("l2.log")
         #expect(fleet.wait(w2) == 0 && fleet.wait(l2) == 0)
         try fleet.expectExact(days: Self.days)
-        #expect(try client.depth(topology.failedQueue).ready == 0)
+        #expect(try client.depthBlocking(topology.failedQueue).ready == 0)
     }
 
     @Test func sigtermDuringAJobExitsCleanlyAndLosesNothing() throws {

@@ -97,7 +97,7 @@ struct HostileFleetTests {
         let client = QueueClient(url: try TestServices.amqpURL(), retryWindow: 5, logger: TestServices.logger)
         defer { client.close() }
         var reasons: [String: String] = [:]
-        try client.drain(topology.failedQueue) { delivery in
+        try client.drainBlocking(topology.failedQueue) { delivery in
             let parked = ParkedHeaders(delivery.headers)
             reasons[parked.day ?? "?"] = parked.message
             return .keep

@@ -47,7 +47,7 @@ struct OperationsIntegrationTests {
             settled = (try? fleet.rows("twilio_calls", channel: "us")) == expectedCalls
                 && (try? fleet.rows("twilio_messages", channel: "us")) == expectedMessages
                 && (try? fleet.rows("singular_campaigns", channel: "spend")) == expectedCampaigns
-                && (try? client.depth(topology.failedQueue).ready) == 4
+                && (try? client.depthBlocking(topology.failedQueue).ready) == 4
             if !settled { usleep(200_000) }
         }
         #expect(settled, "the run settled: \(fleet.log("w.log").suffix(1500)) loader: \(fleet.log("l.log").suffix(2500))")
@@ -130,7 +130,7 @@ struct OperationsIntegrationTests {
         var exposed: [String] = [w.text, l.text, output]
         exposed.append(try fleet.run("huskimo-planner", ["status", "--config", fleet.configPath]).1)
         exposed.append(try fleet.run("huskimo-planner", ["config", "--config", fleet.configPath]).1)
-        try client.drain(topology.failedQueue) { delivery in
+        try client.drainBlocking(topology.failedQueue) { delivery in
             exposed.append(String(decoding: delivery.body, as: UTF8.self) + "\(delivery.headers)")
             return .keep
         }

@@ -33,7 +33,7 @@ struct SingularFleetTests {
         let client = QueueClient(url: try TestServices.amqpURL(), retryWindow: 5, logger: TestServices.logger)
         defer { client.close() }
         var parked: [AMQPDelivery] = []
-        try client.drain(topology.failedQueue) { parked.append($0); return .keep }
+        try client.drainBlocking(topology.failedQueue) { parked.append($0); return .keep }
         // Distinct jobs: other suites restart the broker while this one runs, and a park whose ack the killed broker
         // never persisted is parked again on redelivery (AMQP is at-least-once; requeue is idempotent).
         #expect(Set(parked.compactMap { $0.headers["x-id"]?.stringValue }).count == 4 && parked.count >= 4)

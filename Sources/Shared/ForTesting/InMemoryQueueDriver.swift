@@ -20,6 +20,8 @@ public final class InMemoryQueueDriver: QueueDriver {
         var nextSubscription = 0
         var failPublishes = false
         var published: [AMQPMessage] = []
+        var declared: Set<String> = []
+        var consumers: [Int: String] = [:]
     }
 
     let state = Mutex(State())
@@ -44,6 +46,9 @@ public final class InMemoryQueueDriver: QueueDriver {
     /// Whether each message on `queue` would be delivered marked redelivered (a consumer let go of it).
     public func redeliveredFlags(in queue: String) -> [Bool] { state.withLock { ($0.queues[queue] ?? []).map(\.redelivered) } }
 
+    /// Empties `queue` (as `rabbitmqctl purge_queue`).
+    public func purge(_ queue: String) { state.withLock { $0.queues[queue] = [] } }
+
     /// Deliveries handed out and not yet settled.
     public var unackedCount: Int { state.withLock { $0.unacked.count } }
 
@@ -57,6 +62,76 @@ public final class InMemoryQueueDriver: QueueDriver {
                 state.queues[message.routingKey, default: []].append(Stored(message: message, redelivered: false))
                 state.published.append(message)
             }
+        }
+    }
+
+    public func depth(_ queue: String) async throws -> QueueDepth {
+        try state.withLock { state in
+            guard state.declared.contains(queue) || state.queues[queue] != nil else {
+                throw InMemoryQueueError(reason: "no queue '\(queue)' (NOT_FOUND)", errorClass: .permanent)
+            }
+            return QueueDepth(queue: queue, ready: state.queues[queue]?.count ?? 0,
+                              consumers: state.consumers.values.filter { $0 == queue }.count)
+        }
+    }
+
+    /// As RabbitMQ's `basic.get` drain: each message of the queue (up to `limit`) is seen once; a kept one stays in
+    /// its place, marked redelivered (it was delivered and handed back); a moved one is published, then removed.
+    @discardableResult
+    public func drain(_ queue: String, limit: Int, _ handler: @escaping @Sendable (AMQPDelivery) throws -> DrainDecision) async throws
+        -> Int
+    {
+        let taken: [Stored] = state.withLock { state in
+            let list = state.queues[queue] ?? []
+            state.queues[queue] = Array(list.dropFirst(min(limit, list.count)))
+            return Array(list.prefix(limit))
+        }
+        var kept: [Stored] = []
+        var removed = 0
+        defer {
+            // What was not removed goes back to the front, in order (as when the drain's connection closes).
+            state.withLock { state in state.queues[queue, default: []].insert(contentsOf: kept, at: 0) }
+        }
+        for (index, stored) in taken.enumerated() {
+            let delivery = state.withLock { state -> AMQPDelivery in
+                state.nextTag += 1
+                return AMQPDelivery(deliveryTag: state.nextTag, generation: 1, exchange: stored.message.exchange,
+                                    routingKey: stored.message.routingKey, redelivered: stored.redelivered,
+                                    messageID: stored.message.messageID, headers: stored.message.headers, body: stored.message.body)
+            }
+            let decision: DrainDecision
+            do {
+                decision = try handler(delivery)
+            } catch {
+                kept += taken[index...].map { Stored(message: $0.message, redelivered: true) }
+                throw error
+            }
+            switch decision {
+            case .keep:
+                kept.append(Stored(message: stored.message, redelivered: true))
+            case .move(let message):
+                do {
+                    try await publish([message])
+                } catch {
+                    kept += taken[index...].map { Stored(message: $0.message, redelivered: true) }
+                    throw error
+                }
+                removed += 1
+            case .remove:
+                removed += 1
+            }
+        }
+        return removed
+    }
+
+    public func declare(_ topology: QueueTopology) async throws {
+        state.withLock { state in for queue in topology.queues { state.declared.insert(queue.name) } }
+    }
+
+    public func deleteQueue(_ queue: String) async throws {
+        state.withLock { state in
+            state.declared.remove(queue)
+            state.queues[queue] = nil
         }
     }
 
@@ -122,7 +197,10 @@ public final class InMemoryQueueDriver: QueueDriver {
             self.id = id
         }
 
-        func start() { flags.withLock { $0.started = true } }
+        func start() {
+            flags.withLock { $0.started = true }
+            driver.state.withLock { $0.consumers[id] = queue }
+        }
         var isConnected: Bool { flags.withLock { $0.started && !$0.stopped } }
 
         func next(timeout: Double) async -> AMQPDelivery? {
@@ -143,6 +221,7 @@ public final class InMemoryQueueDriver: QueueDriver {
 
         func stop() async {
             flags.withLock { $0.stopped = true }
+            driver.state.withLock { _ = $0.consumers.removeValue(forKey: id) }
             driver.release(subscription: id)
         }
     }
@@ -151,6 +230,6 @@ public final class InMemoryQueueDriver: QueueDriver {
 /// A refused publish of the in-memory broker: transient, as a broker that is away.
 public struct InMemoryQueueError: ClassifiedError {
     public let reason: String
-    public var errorClass: ErrorClass { .transient }
+    public var errorClass: ErrorClass = .transient
     public var description: String { "InMemoryQueueError: \(reason)" }
 }

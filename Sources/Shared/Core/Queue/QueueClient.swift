@@ -52,8 +52,8 @@ public final class QueueClient: @unchecked Sendable {  // mutable state is guard
         }
     }
 
-    /// Publishes messages with publisher confirms; returns once the broker has them all.
-    public func publish(_ messages: [AMQPMessage], batchSize: Int = 500) throws {
+    /// Publishes messages with publisher confirms; returns once the broker has them all. Blocking.
+    package func publishBlocking(_ messages: [AMQPMessage], batchSize: Int = 500) throws {
         var index = 0
         while index < messages.count {
             let batch = Array(messages[index..<min(index + batchSize, messages.count)])
@@ -62,73 +62,66 @@ public final class QueueClient: @unchecked Sendable {  // mutable state is guard
         }
     }
 
-    public func publish(_ message: AMQPMessage) throws { try publish([message]) }
+    package func publishBlocking(_ message: AMQPMessage) throws { try publishBlocking([message]) }
 
-    public func declare(_ topology: QueueTopology) throws {
+    package func declareBlocking(_ topology: QueueTopology) throws {
         try withConnection("declare") { connection, _ in try topology.declare(on: connection) }
     }
 
     /// Ready messages and consumers of `queue`, read with a passive declare (real-time, unlike the
-    /// management API's sampled counters).
-    public func depth(_ queue: String) throws -> QueueDepth {
+    /// management API's sampled counters). Blocking.
+    package func depthBlocking(_ queue: String) throws -> QueueDepth {
         try withConnection("depth") { connection, _ in
             let (messages, consumers) = try connection.declareQueue(queue, passive: true)
             return QueueDepth(queue: queue, ready: messages, consumers: consumers)
         }
     }
 
-    public func deleteQueue(_ queue: String) throws {
+    package func deleteQueueBlocking(_ queue: String) throws {
         try withConnection("delete") { connection, _ in try connection.deleteQueue(queue) }
     }
 
-    public func deleteExchange(_ exchange: String) throws {
+    package func deleteExchangeBlocking(_ exchange: String) throws {
         try withConnection("delete") { connection, _ in try connection.deleteExchange(exchange) }
     }
 
-    /// What to do with a message taken by ``drain(_:limit:_:)``.
-    public enum DrainDecision: Sendable {
-        /// Acknowledge (remove) it: the handler has republished or recorded it.
-        case remove
-        /// Leave it in its queue.
-        case keep
-    }
-
-    /// Takes up to `limit` messages from `queue` one at a time (basic.get) and lets `handler` decide each.
-    /// Kept messages are returned to the queue when the drain ends. The handler may publish through this
-    /// client: the drain uses a connection of its own.
-    /// - Returns: how many messages were removed.
+    /// Takes up to `limit` messages from `queue` one at a time (basic.get) and lets `handler` decide each: a moved
+    /// message is published (with a confirm, through this client's own connection) before it is acked, so a crash in
+    /// between duplicates it, never loses it. Kept messages go back to the queue when the drain ends. Blocking.
+    /// - Returns: how many messages were removed or moved.
     @discardableResult
-    public func drain(_ queue: String, limit: Int = .max, _ handler: (AMQPDelivery) throws -> DrainDecision) throws -> Int {
-        do {
-            // A dedicated connection: kept messages stay unacked until it closes, so `basic.get` does not
-            // hand the same message back twice within one drain.
-            let connection = try AMQPConnection(url: url)
-            var removed = 0
-            var seen = 0
-            while seen < limit, let delivery = try connection.get(queue: queue, generation: 0) {
-                seen += 1
-                switch try handler(delivery) {
-                case .remove:
-                    try connection.ack(delivery.deliveryTag)
-                    removed += 1
-                case .keep:
-                    continue
-                }
+    package func drainBlocking(_ queue: String, limit: Int = .max, _ handler: (AMQPDelivery) throws -> DrainDecision) throws -> Int {
+        // A dedicated connection: kept messages stay unacked until it closes, so `basic.get` does not hand the same
+        // message back twice within one drain.
+        let connection = try AMQPConnection(url: url)
+        var removed = 0
+        var seen = 0
+        while seen < limit, let delivery = try connection.get(queue: queue, generation: 0) {
+            seen += 1
+            switch try handler(delivery) {
+            case .keep:
+                continue
+            case .move(let message):
+                try publishBlocking([message])
+                fallthrough
+            case .remove:
+                try connection.ack(delivery.deliveryTag)
+                removed += 1
             }
-            return removed  // closing the connection returns kept messages to the queue
         }
+        return removed  // closing the connection returns kept messages to the queue
     }
 
     /// Closes the connection (it reopens on the next call).
     public func close() { lock.withLock { connection = nil } }
 }
 
-extension QueueClient {
-    public func publish(_ messages: [AMQPMessage]) async throws {
-        try await Blocking.run { try self.publish(messages) }
-    }
-
-    public func depth(_ queue: String) async throws -> QueueDepth {
-        try await Blocking.run { try self.depth(queue) }
-    }
+/// What to do with a message taken by a drain.
+public enum DrainDecision: Sendable {
+    /// Leave it in its queue.
+    case keep
+    /// Acknowledge (remove) it: the handler has recorded it.
+    case remove
+    /// Publish this message (with a confirm), then remove the one taken: a re-drive.
+    case move(AMQPMessage)
 }

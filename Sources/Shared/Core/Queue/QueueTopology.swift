@@ -66,4 +66,10 @@ public struct QueueDepth: Sendable, Hashable, Codable {
     public var queue: String
     public var ready: Int
     public var consumers: Int
+
+    public init(queue: String, ready: Int, consumers: Int) {
+        self.queue = queue
+        self.ready = ready
+        self.consumers = consumers
+    }
 }

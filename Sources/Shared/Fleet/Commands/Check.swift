@@ -1,6 +1,7 @@
 public import Foundation
 import HuskimoConnectors
 import HuskimoCore
+import Synchronization
 public import Logging
 
 /// `huskimo-planner check`: the connector world's "check connection", end to end, before the first night — the
@@ -23,7 +24,10 @@ public enum Check {
     public static func run(config: FleetConfig, target: String?, channel: String?, json: Bool, logger: Logger) async throws -> Int32 {
         if let target, !config.targets.contains(where: { $0.name == target }) { throw CommandFailure.usage("no target named \(target)") }
         if let channel, !config.channels.contains(where: { $0.name == channel }) { throw CommandFailure.usage("no channel named \(channel)") }
-        let lines = try await Blocking.run { collect(config: config, target: target, channel: channel, logger: logger) }
+        let driver = QueueDriverFactory.make(config, retryWindow: 5, logger: logger)
+        let broker = await broker(config, driver: driver)
+        driver.close()
+        let lines = try await [broker] + Blocking.run { collect(config: config, target: target, channel: channel, logger: logger) }
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
@@ -39,10 +43,10 @@ public enum Check {
         return lines.contains { $0.verdict == "fail" } ? 1 : 0
     }
 
-    /// Every check's line, in order. Blocking; every failure becomes a line, never an exit.
+    /// Every check's line after the broker's, in order. Blocking; every failure becomes a line, never an exit.
     static func collect(config: FleetConfig, target: String?, channel: String?, logger: Logger) -> [Line] {
         let s3 = S3Client(config.s3.s3Endpoint)
-        var lines = [broker(config, logger: logger), storage(config, s3)]
+        var lines = [storage(config, s3)]
         let context = ExtractContext(api: APIClient(http: HTTPClient(), limiters: AccountLimiters(), maxAttempts: 2, logger: logger),
                                      s3: s3, folder: config.s3.folderPath)
         for c in config.channels where channel == nil || c.name == channel {
@@ -62,21 +66,37 @@ public enum Check {
         }
     }
 
-    static func broker(_ config: FleetConfig, logger: Logger) -> Line {
+    static func broker(_ config: FleetConfig, driver: any QueueDriver) async -> Line {
         let topology = FleetTopology(config)
-        return line("broker", "declare and round trip", {
-            let client = QueueClient(url: config.queue.url, topology: topology.topology, retryWindow: 5, logger: logger)
-            defer { client.close() }
-            let probe = "\(config.queue.prefix).check.\(UInt32.random(in: 0...UInt32.max))"
-            try client.declare(QueueTopology(exchange: "", queues: [.init(name: probe)]))
-            defer { try? client.deleteQueue(probe) }
-            let body = Array("huskimo check \(probe)".utf8)
-            try client.publish(AMQPMessage(exchange: "", routingKey: probe, body: body, messageID: probe))
-            var received: [UInt8]?
-            try client.drain(probe, limit: 1) { received = $0.body; return .remove }
-            guard received == body else { throw CommandFailure.failed("published to \(probe) with a confirm, but did not get it back") }
-            return "the fleet's \(topology.allQueues.count) queues declared; a message published with a confirm and read back"
-        }, fix: { _ in "check queue.url (host, port, user, password, vhost) and that the user may declare queues under \(config.queue.prefix).*" })
+        let probe = "\(config.queue.prefix).check.\(UInt32.random(in: 0...UInt32.max))"
+        let body = Array("huskimo check \(probe)".utf8)
+        let received = Mutex<[UInt8]?>(nil)
+        var failure: (any Error)?
+        do {
+            try await driver.declare(topology.topology)
+            try await driver.declare(QueueTopology(exchange: "", queues: [.init(name: probe)]))
+            do {
+                try await driver.publish([AMQPMessage(exchange: "", routingKey: probe, body: body, messageID: probe)])
+                try await driver.drain(probe, limit: 1) { delivery in
+                    received.withLock { $0 = delivery.body }
+                    return .remove
+                }
+            } catch {
+                failure = error
+            }
+            try? await driver.deleteQueue(probe)
+        } catch {
+            failure = error
+        }
+        if failure == nil, received.withLock({ $0 }) != body {
+            failure = CommandFailure.failed("published to \(probe) with a confirm, but did not get it back")
+        }
+        if let failure {
+            return Line(subject: "broker", check: "declare and round trip", verdict: "fail", detail: "\(failure)",
+                        fix: "check queue.url (host, port, user, password, vhost) and that the user may declare queues under \(config.queue.prefix).*")
+        }
+        return Line(subject: "broker", check: "declare and round trip", verdict: "ok",
+                    detail: "the fleet's \(topology.allQueues.count) queues declared; a message published with a confirm and read back")
     }
 
     static func storage(_ config: FleetConfig, _ s3: S3Client) -> Line {

@@ -15,24 +15,15 @@ public enum FleetRun {
         let topology = FleetTopology(config)
         let extract = ExtractWorker(config: config, concurrency: workers, logger: logger)
         let loaders = config.targets.map { LoadWorker(config: config, target: $0, logger: logger) }
-        let client = QueueClient(url: config.queue.url, topology: topology.topology, logger: logger)
-        defer { client.close() }
-        let queues = [topology.extractQueue] + Set(topology.retryDelays).map { topology.retryQueue(delay: $0) }
-            + config.targets.map { topology.loadQueue($0.name) }
+        let driver = QueueDriverFactory.make(config, logger: logger)
+        defer { driver.close() }
         let finished = Mutex(false)
-        // Done when every queue of the run is empty and nothing is in flight, twice in a row; returning shuts the
-        // workers down gracefully. A signal shuts everything down first (the run then exits 1).
+        // Returning shuts the workers down gracefully. A signal shuts everything down first (the run then exits 1).
         let monitor = Lifecycle.Unit("run-monitor") {
-            var quiet = 0
-            while quiet < 2 {
-                try? await Task.sleep(for: .milliseconds(500))
-                if Lifecycle.stopping || signals.interrupted { return }
-                var pending = 0
-                for queue in queues { pending += (try? await client.depth(queue).ready) ?? 1 }
-                let busy = extract.jobsInFlight + loaders.filter(\.isBusy).count
-                quiet = pending == 0 && busy == 0 ? quiet + 1 : 0
-            }
-            finished.withLock { $0 = true }
+            let done = await RunMonitor(driver: driver, topology: topology).waitUntilDone(
+                busy: { extract.jobsInFlight + loaders.filter(\.isBusy).count },
+                stop: { Lifecycle.stopping || signals.interrupted })
+            finished.withLock { $0 = done }
         }
         // Shut down in reverse order: the monitor, then the extract worker (no new jobs), then the loaders.
         try await Lifecycle.run(
@@ -42,8 +33,45 @@ public enum FleetRun {
         let loadedRows = loaders.reduce(0) { $0 + $1.summary.records }
         let loadFailures = loaders.reduce(0) { $0 + $1.summary.failed }
         print("run: \(jobs.count) jobs planned; \(e.succeeded) extracted (\(e.records) records), \(e.retried) retries, \(e.failed) failed; \(loadedRows) rows loaded into \(config.targets.count) target(s), \(loadFailures) loads failed")
-        let status = await FleetStatus.collect(config: config, client: client)
+        let status = await FleetStatus.collect(config: config, driver: driver)
         print(status.text)
         return e.failed > 0 || loadFailures > 0 || !finished.withLock({ $0 }) || signals.interrupted ? 1 : 0
+    }
+}
+
+/// When `huskimo-planner run` is done: every queue of the run (extract, its delay queues, every target's load queue)
+/// empty and nothing in flight, twice in a row (a job between queues is in flight, never invisible).
+public struct RunMonitor: Sendable {
+    public let driver: any QueueDriver
+    public let topology: FleetTopology
+    public var interval: Duration = .milliseconds(500)
+
+    public init(driver: any QueueDriver, topology: FleetTopology) {
+        self.driver = driver
+        self.topology = topology
+    }
+
+    /// The queues whose messages are still work of the run.
+    public var queues: [String] {
+        [topology.extractQueue] + Set(topology.retryDelays).sorted().map { topology.retryQueue(delay: $0) } + topology.targets.map { topology.loadQueue($0) }
+    }
+
+    /// Messages waiting in the run's queues; a queue that cannot be read counts as one (not done).
+    public func pending() async -> Int {
+        var pending = 0
+        for queue in queues { pending += (try? await driver.depth(queue).ready) ?? 1 }
+        return pending
+    }
+
+    /// Polls every `interval` until done (true) or `stop` says to give up (false).
+    public func waitUntilDone(busy: @Sendable () -> Int, stop: @Sendable () -> Bool) async -> Bool {
+        var quiet = 0
+        while quiet < 2 {
+            try? await Task.sleep(for: interval)
+            if stop() { return false }
+            let pending = await pending()
+            quiet = pending == 0 && busy() == 0 ? quiet + 1 : 0
+        }
+        return true
     }
 }

@@ -8,10 +8,10 @@ public enum Operations {
     /// `status`: prints the fleet's state (text or JSON), refreshing every 2 s with `watch`.
     /// - Returns: 1 while anything is parked or a figure could not be read, else 0.
     public static func status(config: FleetConfig, json: Bool, watch: Bool, logger: Logger) async throws -> Int32 {
-        let client = QueueClient(url: config.queue.url, topology: FleetTopology(config).topology, retryWindow: 5, logger: logger)
-        defer { client.close() }
+        let driver = QueueDriverFactory.make(config, retryWindow: 5, logger: logger)
+        defer { driver.close() }
         while true {
-            let status = await FleetStatus.collect(config: config, client: client)
+            let status = await FleetStatus.collect(config: config, driver: driver)
             if json {
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
@@ -31,11 +31,11 @@ public enum Operations {
     {
         if let target, config.target(named: target) == nil { throw CommandFailure.usage("no target named \(target)") }
         let topology = FleetTopology(config)
-        let client = QueueClient(url: config.queue.url, topology: topology.topology, logger: logger)
-        defer { client.close() }
+        let driver = QueueDriverFactory.make(config, logger: logger)
+        defer { driver.close() }
         let moved: [(id: String, reason: String)]
         do {
-            moved = try await Blocking.run { try Requeue(client: client, topology: topology).run(filter, loadsOf: target, dryRun: dryRun) }
+            moved = try await Requeue(driver: driver, topology: topology).run(filter, loadsOf: target, dryRun: dryRun)
         } catch {
             throw CommandFailure.failed("requeue failed: \(error)")
         }

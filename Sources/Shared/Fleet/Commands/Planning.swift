@@ -32,35 +32,15 @@ public enum Planning {
         return { table, channel in found[table + "\u{0}" + channel] ?? [] }
     }
 
-    /// Plans and (unless `dryRun`) publishes; prints a summary. Blocking work runs off the cooperative pool.
-    /// - Throws: ``CommandFailure/failed(_:)`` when publishing failed.
-    public static func planAndPublish(_ config: FleetConfig, _ selection: PlanSelection, dryRun: Bool, logger: Logger) async throws
-        -> [ExtractJob]
-    {
-        do {
-            return try await Blocking.run { try planAndPublishBlocking(config, selection, dryRun: dryRun, logger: logger) }
-        } catch let failure as CommandFailure {
-            throw failure
-        } catch {
-            throw CommandFailure.failed("planning failed: \(error)")
-        }
-    }
-
-    /// `2026-11-25 … 2026-11-28` for a run of days, else every day (a catch-up adds gaps).
-    static func describe(_ days: [Day]) -> String {
-        let sorted = Set(days).sorted()
-        guard let first = sorted.first, let last = sorted.last else { return "" }
-        if last.ordinal - first.ordinal + 1 == sorted.count { return sorted.count == 1 ? "\(first)" : "\(first) … \(last)" }
-        return sorted.count <= 12 ? sorted.map(\.description).joined(separator: ", ") : "\(sorted.count) days from \(first) to \(last)"
-    }
-
-    static func planAndPublishBlocking(_ config: FleetConfig, _ selection: PlanSelection, dryRun: Bool, logger: Logger) throws
-        -> [ExtractJob]
+    /// Plans and (unless `dryRun`) publishes through `driver` (nil: the configured broker); prints a summary.
+    /// - Throws: ``CommandFailure/failed(_:)`` when the ledgers cannot be read or publishing failed.
+    public static func planAndPublish(_ config: FleetConfig, _ selection: PlanSelection, dryRun: Bool, driver: (any QueueDriver)? = nil,
+                                      logger: Logger) async throws -> [ExtractJob]
     {
         let runID = UTCTime.compact(Date())
         let started = Date()
         var loaded: @Sendable (String, String) -> Set<Day> = { _, _ in [] }
-        if selection.days == nil && config.fetch.startDate != nil { loaded = try loadedDays(config, selection) }
+        if selection.days == nil && config.fetch.startDate != nil { loaded = try await Blocking.run { try loadedDays(config, selection) } }
         let (jobs, warnings) = JobPlanner(config: config).plan(selection, runID: runID, loadedDays: loaded)
         for warning in warnings { logger.warning("\(warning)") }
         var counts: [String: Int] = [:]
@@ -77,13 +57,28 @@ public enum Planning {
             print("dry run: \(jobs.count) jobs for \(Set(jobs.map(\.channel)).count) channels, nothing published")
             return jobs
         }
-        let topology = FleetTopology(config)
-        let client = QueueClient(url: config.queue.url, topology: topology.topology, logger: logger)
-        defer { client.close() }
-        try client.publish(jobs.map {
-            AMQPMessage(exchange: topology.exchange, routingKey: topology.extractQueue, body: MessageCodec.encode($0), messageID: $0.jobID)
-        })
+        let driver = driver ?? QueueDriverFactory.make(config, logger: logger)
+        defer { driver.close() }
+        do {
+            try await driver.publish(messages(jobs, topology: FleetTopology(config)))
+        } catch {
+            throw CommandFailure.failed("planning failed: publishing \(jobs.count) jobs: \(error)")
+        }
         print("planned run \(runID): \(jobs.count) jobs (\(counts.count) channel × resource groups) in \(String(format: "%.2f", -started.timeIntervalSinceNow)) s")
         return jobs
+    }
+
+    /// `2026-11-25 … 2026-11-28` for a run of days, else every day (a catch-up adds gaps).
+    static func describe(_ days: [Day]) -> String {
+        let sorted = Set(days).sorted()
+        guard let first = sorted.first, let last = sorted.last else { return "" }
+        if last.ordinal - first.ordinal + 1 == sorted.count { return sorted.count == 1 ? "\(first)" : "\(first) … \(last)" }
+        return sorted.count <= 12 ? sorted.map(\.description).joined(separator: ", ") : "\(sorted.count) days from \(first) to \(last)"
+    }
+
+    /// The jobs as messages on the extract queue, each identified by its deterministic job id (planning twice
+    /// publishes the same ids: the ledger makes the second load harmless).
+    public static func messages(_ jobs: [ExtractJob], topology: FleetTopology) -> [AMQPMessage] {
+        jobs.map { AMQPMessage(exchange: topology.exchange, routingKey: topology.extractQueue, body: MessageCodec.encode($0), messageID: $0.jobID) }
     }
 }

@@ -2,16 +2,38 @@ public import HuskimoCore
 public import Logging
 import HuskimoConnectors
 
-/// What the workers need of a message broker: publish with confirms, and consume one queue with acks. The
-/// RabbitMQ driver is the production one; HuskimoTesting's `InMemoryQueueDriver` lets the workers' decisions
-/// (ack, retry with its delay, park with headers, redelivery counting, shutdown hand-back) be tested without one.
+/// Every use of the message broker goes through this seam: publish with confirms, consume one queue with acks,
+/// queue depth, drain (read, remove or re-drive) parked messages, declare and delete. ``QueueDriverFactory`` makes
+/// the production one from the configuration (where every connection to RabbitMQ is made); HuskimoTesting's
+/// `InMemoryQueueDriver` lets the workers' decisions, requeue, status, planning and the run monitor be tested
+/// without a broker.
 public protocol QueueDriver: Sendable {
     /// Publishes `messages` (routed by their routing key); returns once the broker holds every one durably.
     func publish(_ messages: [AMQPMessage]) async throws
     /// A consumer of `queue` allowed `prefetch` unacknowledged deliveries. Not started: call `start()`.
     func subscribe(_ queue: String, prefetch: Int) -> any QueueSubscription
+    /// Ready messages and consumers of `queue`, real-time. - Throws: when the queue does not exist.
+    func depth(_ queue: String) async throws -> QueueDepth
+    /// Takes up to `limit` messages of `queue` one at a time and lets `handler` decide each (keep, remove, or move:
+    /// published with a confirm before the original is removed). Kept ones stay in the queue, each seen once.
+    /// - Returns: how many were removed or moved.
+    @discardableResult
+    func drain(_ queue: String, limit: Int, _ handler: @escaping @Sendable (AMQPDelivery) throws -> DrainDecision) async throws -> Int
+    /// Declares exchanges, queues and bindings (idempotent).
+    func declare(_ topology: QueueTopology) async throws
+    /// Deletes a queue (`check`'s probe queue).
+    func deleteQueue(_ queue: String) async throws
     /// Closes the driver's publishing connection (it reopens on the next publish).
     func close()
+}
+
+/// Makes the production queue driver from the configuration: the one place a connection to RabbitMQ is set up.
+public enum QueueDriverFactory {
+    /// - Parameter retryWindow: how long a call keeps reconnecting before it fails (a command: seconds; a worker: a
+    ///   minute).
+    public static func make(_ config: FleetConfig, retryWindow: Double = 60, logger: Logger) -> any QueueDriver {
+        RabbitMQDriver(url: config.queue.url, topology: FleetTopology(config).topology, retryWindow: retryWindow, logger: logger)
+    }
 }
 
 /// One queue's deliveries, settled one by one.
@@ -39,19 +61,40 @@ extension QueueConsumer: QueueSubscription {}
 /// ``QueueConsumer`` (own thread and connection) per subscription, each declaring the fleet's topology on
 /// every connect.
 public final class RabbitMQDriver: QueueDriver {
-    public let client: QueueClient
+    let client: QueueClient
     private let url: AMQPURL
     private let topology: QueueTopology
     private let logger: Logger
 
-    public init(url: AMQPURL, topology: QueueTopology, logger: Logger) {
+    public init(url: AMQPURL, topology: QueueTopology, retryWindow: Double = 60, logger: Logger) {
         self.url = url
         self.topology = topology
         self.logger = logger
-        self.client = QueueClient(url: url, topology: topology, logger: logger)
+        self.client = QueueClient(url: url, topology: topology, retryWindow: retryWindow, logger: logger)
     }
 
-    public func publish(_ messages: [AMQPMessage]) async throws { try await client.publish(messages) }
+    public func publish(_ messages: [AMQPMessage]) async throws {
+        try await Blocking.run { [client] in try client.publishBlocking(messages) }
+    }
+
+    public func depth(_ queue: String) async throws -> QueueDepth {
+        try await Blocking.run { [client] in try client.depthBlocking(queue) }
+    }
+
+    @discardableResult
+    public func drain(_ queue: String, limit: Int, _ handler: @escaping @Sendable (AMQPDelivery) throws -> DrainDecision) async throws
+        -> Int
+    {
+        try await Blocking.run { [client] in try client.drainBlocking(queue, limit: limit, handler) }
+    }
+
+    public func declare(_ topology: QueueTopology) async throws {
+        try await Blocking.run { [client] in try client.declareBlocking(topology) }
+    }
+
+    public func deleteQueue(_ queue: String) async throws {
+        try await Blocking.run { [client] in try client.deleteQueueBlocking(queue) }
+    }
 
     public func subscribe(_ queue: String, prefetch: Int) -> any QueueSubscription {
         QueueConsumer(url: url, queue: queue, prefetch: prefetch, topology: topology, logger: logger)

@@ -87,9 +87,8 @@ public final class ExtractWorker: Sendable {
 
     /// The production worker: RabbitMQ and the connectors.
     public convenience init(config: FleetConfig, concurrency: Int, logger: Logger) {
-        let topology = FleetTopology(config)
         self.init(config: config, concurrency: concurrency,
-                  driver: RabbitMQDriver(url: config.queue.url, topology: topology.topology, logger: logger),
+                  driver: QueueDriverFactory.make(config, logger: logger),
                   extractor: ConnectorExtractor(s3: config.s3, fetch: config.fetch, logger: logger), logger: logger)
     }
 

@@ -1,6 +1,7 @@
 public import Foundation
 public import HuskimoCore
 import HuskimoConnectors
+import Synchronization
 
 /// What `huskimo-planner status` shows.
 public struct FleetStatus: Sendable, Codable {
@@ -50,81 +51,101 @@ public struct FleetStatus: Sendable, Codable {
     public var problems: [String] = []
     public var failedTotal: Int { failures.reduce(0) { $0 + $1.count } }
 
-    /// Reads queue depths over AMQP, groups parked messages by class and channel, and reads each target's
-    /// ledger for the newest loaded day. Blocking: from async code, use ``collect(config:client:)-async``.
-    public static func collect(config: FleetConfig, client: QueueClient) -> FleetStatus {
+    /// Reads queue depths, groups parked messages by class and channel, and reads each target's ledger for the
+    /// newest loaded day.
+    public static func collect(config: FleetConfig, driver: any QueueDriver) async -> FleetStatus {
         let topology = FleetTopology(config)
         var status = FleetStatus()
-        (status.queues, status.queueSource, status.problems) = queueRows(topology: topology, client: client,
-                                                                         management: ManagementAPI(config.queue))
+        (status.queues, status.queueSource, status.problems) = await queueRows(topology: topology, driver: driver,
+                                                                               management: ManagementAPI(config.queue))
         status.oldestWaitingJobSeconds = status.queues.first { $0.name == topology.extractQueue }?.oldestReadyAgeSeconds
-        let parked = [topology.failedQueue] + config.targets.map { topology.failedLoadQueue($0.name) }
-        for queue in parked {
-            var groups: [String: FailureGroup] = [:]
-            do {
-                try client.drain(queue, limit: 10_000) { delivery in
-                    let parked = ParkedHeaders(delivery.headers)
-                    let cls = parked.errorClass
-                    let channel = parked.channel ?? "-"
-                    let key = cls + "\u{0}" + channel
-                    var group = groups[key] ?? FailureGroup(queue: queue, errorClass: cls, channel: channel, count: 0, newestMessage: "")
-                    group.count += 1
-                    group.newestMessage = parked.message
-                    groups[key] = group
-                    return .keep
-                }
-            } catch {
-                status.problems.append("queue \(queue): \(error)")
-            }
-            status.failures += groups.values.sorted { ($0.errorClass, $0.channel) < ($1.errorClass, $1.channel) }
-        }
-        for target in config.targets {
-            do {
-                let pg = try PostgresConnection(target.postgresSettings)
-                status.freshness += try Ledger(schema: target.schema).freshness(pg).map {
-                    Freshness(target: target.name, table: $0.table, channel: $0.channel, newestDay: $0.newestDay, lastLoadedAt: $0.lastLoadedAt)
-                }
-                do {
-                    status.reloads += try Ledger(schema: target.schema).lastPass(pg).map { Reload(target: target.name, pass: $0) }
-                } catch {
-                    status.problems.append("target \(target.name): no change reports (\(error)); `huskimo-planner ddl --apply` adds the table")
-                }
-            } catch {
-                status.problems.append("target \(target.name): \(error)")
-            }
-        }
+        let parked = await failures(in: [topology.failedQueue] + config.targets.map { topology.failedLoadQueue($0.name) }, driver: driver)
+        status.failures = parked.groups
+        status.problems += parked.problems
+        let targets = config.targets
+        let (freshness, reloads, problems) = (try? await Blocking.run { ledgers(targets) }) ?? ([], [], [])
+        status.freshness = freshness
+        status.reloads = reloads
+        status.problems += problems
         return status
     }
 
-    /// ``collect(config:client:)`` on a blocking-work thread.
-    public static func collect(config: FleetConfig, client: QueueClient) async -> FleetStatus {
-        (try? await Blocking.run { collect(config: config, client: client) }) ?? FleetStatus()
+    /// Parked messages of `queues` grouped by queue, error class and channel (each group with its newest reason).
+    /// Reads at most 10,000 per queue; none is removed.
+    public static func failures(in queues: [String], driver: any QueueDriver) async -> (groups: [FailureGroup], problems: [String]) {
+        var all: [FailureGroup] = []
+        var problems: [String] = []
+        for queue in queues {
+            let groups = Mutex<[String: FailureGroup]>([:])
+            do {
+                try await driver.drain(queue, limit: 10_000) { delivery in
+                    let parked = ParkedHeaders(delivery.headers)
+                    let cls = parked.errorClass
+                    let channel = parked.channel ?? "-"
+                    groups.withLock { groups in
+                        let key = cls + "\u{0}" + channel
+                        var group = groups[key] ?? FailureGroup(queue: queue, errorClass: cls, channel: channel, count: 0, newestMessage: "")
+                        group.count += 1
+                        group.newestMessage = parked.message
+                        groups[key] = group
+                    }
+                    return .keep
+                }
+            } catch {
+                problems.append("queue \(queue): \(error)")
+            }
+            all += groups.withLock { $0.values.sorted { ($0.errorClass, $0.channel) < ($1.errorClass, $1.channel) } }
+        }
+        return (all, problems)
+    }
+
+    /// Every target's ledger: the newest loaded day and the last reload pass per (table, channel). Blocking.
+    static func ledgers(_ targets: [TargetConfig]) -> ([Freshness], [Reload], [String]) {
+        var freshness: [Freshness] = []
+        var reloads: [Reload] = []
+        var problems: [String] = []
+        for target in targets {
+            do {
+                let pg = try PostgresConnection(target.postgresSettings)
+                freshness += try Ledger(schema: target.schema).freshness(pg).map {
+                    Freshness(target: target.name, table: $0.table, channel: $0.channel, newestDay: $0.newestDay, lastLoadedAt: $0.lastLoadedAt)
+                }
+                do {
+                    reloads += try Ledger(schema: target.schema).lastPass(pg).map { Reload(target: target.name, pass: $0) }
+                } catch {
+                    problems.append("target \(target.name): no change reports (\(error)); `huskimo-planner ddl --apply` adds the table")
+                }
+            } catch {
+                problems.append("target \(target.name): \(error)")
+            }
+        }
+        return (freshness, reloads, problems)
     }
 
     /// Every queue's figures: from the management API where configured and answering (unacked, rates, oldest
-    /// age), else from AMQP (ready and consumers). Also feeds the loaders' queue metrics.
-    public static func queueRows(topology: FleetTopology, client: QueueClient, management: ManagementAPI?,
-                                 now: Date = Date()) -> (rows: [QueueRow], source: String, problems: [String]) {
+    /// age), else from the driver (ready and consumers). Also feeds the loaders' queue metrics.
+    public static func queueRows(topology: FleetTopology, driver: any QueueDriver, management: ManagementAPI?,
+                                 now: Date = Date()) async -> (rows: [QueueRow], source: String, problems: [String]) {
         var rows: [QueueRow] = []
         var problems: [String] = []
         var managementFailed = false
         for name in topology.allQueues {
             if let management, !managementFailed {
                 do {
-                    let stats = try management.queue(name)
+                    let stats = try await Blocking.run { try management.queue(name) }
                     rows.append(QueueRow(
                         name: name, ready: stats.ready, unacked: stats.unacked, consumers: stats.consumers,
                         publishRate: stats.publishRate, deliverRate: stats.deliverRate,
                         oldestReadyAgeSeconds: stats.headMessageTimestamp.map { max(0, now.timeIntervalSince1970 - Double($0)) }))
                     continue
                 } catch {
-                    // One failure (API down, wrong URL): AMQP for the rest, and say so.
+                    // One failure (API down, wrong URL): the driver for the rest, and say so.
                     problems.append("management API: \(error); queue figures from AMQP")
                     managementFailed = true
                 }
             }
             do {
-                let depth = try client.depth(name)
+                let depth = try await driver.depth(name)
                 rows.append(QueueRow(name: name, ready: depth.ready, unacked: nil, consumers: depth.consumers))
             } catch {
                 problems.append("queue \(name): \(error)")
@@ -133,7 +154,6 @@ public struct FleetStatus: Sendable, Codable {
         // Mixed figures (the API failed part-way) are reported as AMQP's: unacked counts are then incomplete.
         return (rows, management != nil && !managementFailed ? "management" : "amqp", problems)
     }
-
 
     /// The human-readable form.
     public var text: String {

@@ -55,7 +55,7 @@ public final class LoadWorker: Sendable {
         let janitor = config.s3.keepStaged ? nil
             : StagingJanitor(s3: s3, layout: StagingLayout(folder: config.s3.folderPath), targets: config.targets.map(\.name), logger: logger)
         self.init(config: config, target: target,
-                  driver: RabbitMQDriver(url: config.queue.url, topology: FleetTopology(config).topology, logger: logger),
+                  driver: QueueDriverFactory.make(config, logger: logger),
                   loader: WarehouseLoader(target: target, s3: s3, s3Config: config.s3, logger: logger), janitor: janitor,
                   batchSize: batchSize, logger: logger)
     }
@@ -72,13 +72,10 @@ public final class LoadWorker: Sendable {
     public func pollQueues(every interval: Double = 15) async {
         let management = ManagementAPI(config.queue)
         // Its own connection: the load loop closes its client when it stops, possibly while a poll is running.
-        let client = QueueClient(url: config.queue.url, topology: topology.topology, retryWindow: 5, logger: logger)
-        defer { client.close() }
+        let driver = QueueDriverFactory.make(config, retryWindow: 5, logger: logger)
+        defer { driver.close() }
         while !Lifecycle.stopping {
-            let polled = try? await Blocking.run { [client, topology] in
-                FleetStatus.queueRows(topology: topology, client: client, management: management)
-            }
-            let (rows, _, problems) = polled ?? ([], "", [])
+            let (rows, _, problems) = await FleetStatus.queueRows(topology: topology, driver: driver, management: management)
             for row in rows {
                 FleetMetrics.queue(row.name, ready: row.ready, consumers: row.consumers, unacked: row.unacked,
                                    oldestReadyAge: row.oldestReadyAgeSeconds ?? (row.unacked != nil && row.ready == 0 ? 0 : nil))

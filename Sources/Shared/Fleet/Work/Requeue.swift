@@ -1,4 +1,5 @@
 import HuskimoConnectors
+import Synchronization
 public import HuskimoCore
 
 /// Re-drives parked messages: failed extract jobs back to the work queue with their attempt count reset, or a
@@ -31,36 +32,37 @@ public struct Requeue: Sendable {
         }
     }
 
-    public let client: QueueClient
+    public let driver: any QueueDriver
     public let topology: FleetTopology
 
-    public init(client: QueueClient, topology: FleetTopology) {
-        self.client = client
+    public init(driver: any QueueDriver, topology: FleetTopology) {
+        self.driver = driver
         self.topology = topology
     }
 
-    /// Moves matching failed jobs (or, with `loadsOf`, a target's failed loads) back. Returns what moved
-    /// (or, with `dryRun`, what would move): id and the reason it had failed. Blocking.
-    public func run(_ filter: Filter, loadsOf target: String? = nil, dryRun: Bool) throws -> [(id: String, reason: String)] {
-        let source = target.map { topology.failedLoadQueue($0) } ?? topology.failedQueue
-        var moved: [(String, String)] = []
-        try client.drain(source) { delivery in
+    /// Moves matching failed jobs (or, with `loadsOf`, a target's failed loads) back: a job with its attempt count
+    /// reset, a load as it was. Returns what moved (or, with `dryRun`, what would move): id and the reason it had
+    /// failed. A parked job whose body is not a job stays parked (it is listed by `status`).
+    public func run(_ filter: Filter, loadsOf target: String? = nil, dryRun: Bool) async throws -> [(id: String, reason: String)] {
+        let source = target.map(topology.failedLoadQueue) ?? topology.failedQueue
+        let moved = Mutex<[(id: String, reason: String)]>([])
+        let names = topology
+        try await driver.drain(source, limit: .max) { delivery in
             let parked = ParkedHeaders(delivery.headers)
-            guard moved.count < filter.limit, filter.matches(parked) else { return .keep }
-            let id = delivery.messageID ?? parked.id ?? "?"
-            moved.append((id, parked.message))
-            if dryRun { return .keep }
+            guard moved.withLock({ $0.count }) < filter.limit, filter.matches(parked) else { return .keep }
+            let message: AMQPMessage
             if let target {
-                try client.publish(AMQPMessage(exchange: topology.exchange, routingKey: topology.loadQueue(target), body: delivery.body,
-                                               messageID: delivery.messageID))
+                message = AMQPMessage(exchange: names.exchange, routingKey: names.loadQueue(target), body: delivery.body,
+                                      messageID: delivery.messageID)
             } else {
                 guard var job = try? MessageCodec.decodeJob(delivery.body) else { return .keep }
                 job.attempt = 0
-                try client.publish(AMQPMessage(exchange: topology.exchange, routingKey: topology.extractQueue,
-                                               body: MessageCodec.encode(job), messageID: job.jobID))
+                message = AMQPMessage(exchange: names.exchange, routingKey: names.extractQueue, body: MessageCodec.encode(job),
+                                      messageID: job.jobID)
             }
-            return .remove
+            moved.withLock { $0.append((delivery.messageID ?? parked.id ?? "?", parked.message)) }
+            return dryRun ? .keep : .move(message)
         }
-        return moved
+        return moved.withLock { $0 }
     }
 }
