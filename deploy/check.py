@@ -409,34 +409,6 @@ def check_config_env(files):
     return problems, f"{len(used)} ${{VAR}}s in {CONFIG_KEY} reach all {mounting} containers that mount it"
 
 
-def expected_topology(config):
-    """The exchange, queues (name → arguments) and bindings every Huskimo process declares (FleetTopology.swift)."""
-    queue = config.get("queue") or {}
-    prefix = queue.get("prefix", "huskimo")
-    quorum = queue.get("type", "quorum") == "quorum"
-    delays = queue.get("retry_delays") or DEFAULT_RETRY_DELAYS
-
-    def work(name, dead_letter=None, single_active=False):
-        args = {"x-queue-type": "quorum"} if quorum else {}
-        if dead_letter:
-            args.update({"x-dead-letter-exchange": prefix, "x-dead-letter-routing-key": dead_letter})
-            if quorum:
-                args["x-delivery-limit"] = DELIVERY_LIMIT
-        if single_active:
-            args["x-single-active-consumer"] = True
-        return name, args
-
-    queues = [work(f"{prefix}.extract", f"{prefix}.extract.failed"), work(f"{prefix}.extract.failed")]
-    for d in sorted(set(delays)):
-        # Delay lines are classic queues: no x-queue-type (QueueTopology.delay).
-        queues.append((f"{prefix}.extract.retry.{d}s", {"x-message-ttl": int(d * 1000), "x-dead-letter-exchange": prefix,
-                                                       "x-dead-letter-routing-key": f"{prefix}.extract"}))
-    for t in config_targets(config):
-        queues.append(work(f"{prefix}.load.{t}", f"{prefix}.load.{t}.failed", single_active=True))
-        queues.append(work(f"{prefix}.load.{t}.failed"))
-    return prefix, dict(queues)
-
-
 def strictly_equal(a, b):
     """== that tells True from 1 (RabbitMQ does: a bool argument is not an int one)."""
     if type(a) is not type(b):
@@ -449,9 +421,13 @@ def strictly_equal(a, b):
 
 
 def check_definitions(files):
+    """The definitions are huskimo-planner topology's output for the shipped config, pinned byte for byte by the Swift
+    test DeployContractTests (the queue arguments are the product's, never copied here). This checks what a hand edit
+    could break between the file and the recipes: vhosts, the one direct exchange of the ConfigMap's prefix, durable
+    queues each bound by its own name, and a load queue pair for every target the ConfigMap names."""
     problems = []
     _, _, config = huskimo_config(files)
-    prefix, expected = expected_topology(config)
+    prefix = (config.get("queue") or {}).get("prefix", "huskimo")
     d = files.json(DEFINITIONS)
     vhosts = {v.get("name") for v in d.get("vhosts") or []}
     for kind in ("exchanges", "queues", "bindings"):
@@ -465,26 +441,22 @@ def check_definitions(files):
         problems.append(f"{DEFINITIONS}: expected exactly one exchange {want_exchange}, found "
                         f"{[{k: e.get(k) for k in want_exchange} for e in exchanges]}")
     queues = {q.get("name"): q for q in d.get("queues") or []}
-    for name in sorted(set(expected) - set(queues)):
-        problems.append(f"{DEFINITIONS}: queue {name} is missing")
-    for name in sorted(set(queues) - set(expected)):
-        problems.append(f"{DEFINITIONS}: queue {name} is not one Huskimo declares")
-    for name in sorted(set(queues) & set(expected)):
-        q = queues[name]
+    for name, q in sorted(queues.items()):
         if q.get("durable") is not True or q.get("auto_delete") is not False:
             problems.append(f"{DEFINITIONS}: queue {name} must be durable and not auto_delete")
-        if not strictly_equal(q.get("arguments") or {}, expected[name]):
-            problems.append(f"{DEFINITIONS}: queue {name} arguments {json.dumps(q.get('arguments'), sort_keys=True)} "
-                            f"differ from what the processes declare {json.dumps(expected[name], sort_keys=True)} "
-                            f"(a mismatch is a permanent PRECONDITION_FAILED)")
+    for t in config_targets(config):
+        for name in (f"{prefix}.load.{t}", f"{prefix}.load.{t}.failed"):
+            if name not in queues:
+                problems.append(f"{DEFINITIONS}: queue {name} is missing (target {t} of {CONFIGMAP}); regenerate with "
+                                f"huskimo-planner topology")
     bindings = [(b.get("source"), b.get("destination"), b.get("destination_type"), b.get("routing_key"))
                 for b in d.get("bindings") or []]
-    want = {(prefix, n, "queue", n) for n in expected}
+    want = {(prefix, n, "queue", n) for n in queues}
     for b in sorted(want - set(bindings)):
         problems.append(f"{DEFINITIONS}: binding {b[0]} → {b[1]} with key {b[3]} is missing")
     for b in sorted(set(bindings) - want, key=str):
         problems.append(f"{DEFINITIONS}: unexpected binding {b}")
-    return problems, f"{len(expected)} queues, their arguments and bindings match FleetTopology"
+    return problems, f"{len(queues)} durable queues, each bound by its name; every target's load queues present"
 
 
 def check_rabbitmq_conf(files):
@@ -920,14 +892,12 @@ MUTATIONS = [
     ("systemd secrets example lacking a variable", "TWILIO_ACME_TOKEN", drop_line(SYSTEMD_SECRETS, r"^TWILIO_ACME_TOKEN=")),
     ("cron line with a bare %", "unescaped %", replace(CRON, "--workers 4", "--workers 4 --date $(date +%F)")),
     ("cron run without flock", "flock", replace(CRON, "flock -n -E 75 /run/lock/huskimo-run.lock ", "")),
-    ("delivery limit changed", "x-delivery-limit",
-     edit_json(DEFINITIONS, lambda d: queue(d, "huskimo.extract")["arguments"].update({"x-delivery-limit": 10}))),
-    ("a retry queue missing", "huskimo.extract.retry.600s",
-     edit_json(DEFINITIONS, lambda d: d["queues"].remove(queue(d, "huskimo.extract.retry.600s")))),
-    ("a retry queue declared quorum", "huskimo.extract.retry.10s",
-     edit_json(DEFINITIONS, lambda d: queue(d, "huskimo.extract.retry.10s")["arguments"].update({"x-queue-type": "quorum"}))),
-    ("single-active-consumer as 1 instead of true", "huskimo.load.warehouse",
-     edit_json(DEFINITIONS, lambda d: queue(d, "huskimo.load.warehouse")["arguments"].update({"x-single-active-consumer": 1}))),
+    # Queue arguments are the product's (huskimo-planner topology), pinned by the Swift test DeployContractTests.
+    ("a load queue missing", "huskimo.load.warehouse.failed",
+     edit_json(DEFINITIONS, lambda d: d["queues"].remove(queue(d, "huskimo.load.warehouse.failed")))),
+    ("a queue bound by another key", "huskimo.extract.retry.600s",
+     edit_json(DEFINITIONS, lambda d: [b.update({"routing_key": "x"}) for b in d["bindings"]
+                                       if b["destination"] == "huskimo.extract.retry.600s"])),
     ("a binding missing", "binding", edit_json(DEFINITIONS, lambda d: d["bindings"].pop())),
     ("a fanout exchange", "exchange", edit_json(DEFINITIONS, lambda d: d["exchanges"][0].update({"type": "fanout"}))),
     ("consumer_timeout at the 30 min default", "consumer_timeout",

@@ -11,7 +11,7 @@ struct Planner: AsyncParsableCommand {
         commandName: "huskimo-planner",
         abstract: "Plans Huskimo extract jobs and operates the fleet.",
         subcommands: [PlanCommand.self, RunCommand.self, StatusCommand.self, RequeueCommand.self, DDLCommand.self,
-                      ConfigCommand.self, CheckCommand.self])
+                      ConfigCommand.self, CheckCommand.self, TopologyCommand.self])
 }
 
 /// Runs a command body; a ``CommandFailure`` becomes its message on stderr and its exit code (1 failed, 2 usage).
@@ -30,7 +30,7 @@ struct SelectionOptions: ParsableArguments {
     @Option(help: "First day of an exact range for every channel (YYYY-MM-DD).") var from: String?
     @Option(help: "Last day of a range, inclusive (YYYY-MM-DD).") var to: String?
     @Option(help: "Only this channel (repeatable).") var channel: [String] = []
-    @Option(help: "Only this resource (repeatable): calls, messages, recordings, incoming_phone_numbers, pricing_phone_numbers, campaigns, creatives.")
+    @Option(help: ArgumentHelp("Only this resource (repeatable): \(Resource.allCases.map(\.rawValue).joined(separator: ", "))."))
     var resource: [String] = []
 
     func selection(_ config: FleetConfig) throws -> PlanSelection {
@@ -179,5 +179,21 @@ struct ConfigCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await command { print(try CommandSupport.loadConfig(config).redactedDescription) }
+    }
+}
+
+struct TopologyCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "topology",
+        abstract: "Prints the RabbitMQ definitions (exchange, queues with their arguments, bindings) every process declares, for rabbitmqctl import_definitions or the management UI.")
+
+    @Option(help: "Path to the YAML configuration.") var config: String
+    @Option(help: "The virtual host of the definitions (default: queue.url's).") var vhost: String?
+
+    func run() async throws {
+        try await command {
+            let loaded = try CommandSupport.loadConfig(config)
+            print(RabbitMQDefinitions(FleetTopology(loaded), vhost: vhost ?? loaded.queue.url.vhost).json, terminator: "")
+        }
     }
 }

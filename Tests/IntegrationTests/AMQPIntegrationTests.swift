@@ -163,7 +163,7 @@ struct AMQPIntegrationTests {
         let url = try TestServices.amqpURL()
         let queue = TestServices.unique("test.restart")
         // A classic durable queue: this tests the consumer's recovery. (A quorum queue on this single-node
-        // RabbitMQ 3.10 stays "leader not known" for minutes after a SIGKILL restart: see the README.)
+        // RabbitMQ 3.10 stays "leader not known" for minutes after a SIGKILL restart: docs/operations.md, "Known limits".)
         let topology = QueueTopology(exchange: "", queues: [.init(name: queue)])
         let client = QueueClient(url: url, topology: topology, logger: TestServices.logger)
         try await Blocking.run { try client.publishBlocking((0..<200).map { AMQPMessage(exchange: "", routingKey: queue, body: [], messageID: "r\($0)") }) }

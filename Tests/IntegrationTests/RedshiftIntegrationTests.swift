@@ -8,7 +8,7 @@ import Testing
 import HuskimoTesting
 
 /// The Redshift path for real: the production loader, ledger and status code against the Redshift-dialect test
-/// server (deploy/local/redshift_dialect.py: Redshift's COPY from S3 with its field rules and VARCHAR counted in
+/// server (Tests/Support/redshift/redshift_dialect.py: Redshift's COPY from S3 with its field rules and VARCHAR counted in
 /// bytes, and its unsupported statements refused), compared field by field with the same loads into PostgreSQL.
 @Suite(.serialized, .timeLimit(.minutes(5)))
 final class RedshiftIntegrationTests {

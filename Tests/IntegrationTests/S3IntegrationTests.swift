@@ -77,7 +77,7 @@ struct S3IntegrationTests {
         try s3.put("strict/a.txt", Array("signed".utf8))
         try s3.put("strict/b.txt", Array("also signed".utf8))
         #expect(try s3.get("strict/a.txt") == Array("signed".utf8))
-        // No "/" in this prefix: moto decodes %2F before it re-signs, a moto-only mismatch (local-services.md §4.1).
+        // No "/" in this prefix: moto decodes %2F before it re-signs, a moto-only mismatch (docs/operations.md, "Known limits").
         #expect(Set(try s3.list(prefix: "strict").map(\.key)) == ["strict/a.txt", "strict/b.txt"])
         #expect(try s3.delete(["strict/a.txt", "strict/b.txt"]) == 2)
         var bigger = [UInt8](repeating: 7, count: 9 << 20)  // multipart: ?uploads=, partNumber&uploadId, uploadId

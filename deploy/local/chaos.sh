@@ -3,7 +3,7 @@
 # the loader and restarts RabbitMQ and PostgreSQL, then checks that every partition is exact, nothing twice, nothing
 # parked. Prints what it did and the verdict.
 #
-# Usage: deploy/local/chaos.sh [DAYS] [ROUNDS]      (defaults 10 and 30; CI runs 3 and 8 in the test suite)
+# Usage: deploy/local/chaos.sh [DAYS] [ROUNDS]      (defaults 10 and 30; CI runs 4 and 8 in the test suite)
 set -euo pipefail
 cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/../.."
 eval "$(bash deploy/local/stack.sh up)"

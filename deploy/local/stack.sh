@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # deploy/local/stack.sh — a disposable local service stack for development and CI:
 #   RabbitMQ (with management), PostgreSQL 15, two moto S3 servers (plain + strict SigV4), and a
-#   Redshift-dialect proxy in front of PostgreSQL and the plain S3 (deploy/local/redshift_dialect.py),
+#   Redshift-dialect proxy in front of PostgreSQL and the plain S3 (Tests/Support/redshift/redshift_dialect.py),
 #   all bound to 127.0.0.1 on private ports, with their data under $HUSKIMO_STACK_DIR
 #   (default: <repo>/.local/stack, git-ignored).
 #
@@ -28,7 +28,7 @@
 #
 # Script messages go to stderr; only the env (up/env) goes to stdout. Service output goes to
 # log files under $STACK/logs. Expects to run as root (Debian 12, no systemd); see
-# shared/reference/local-services.md for the facts behind the choices made here.
+# docs/testing.md ("The local stack") for the facts behind the choices made here.
 set -euo pipefail
 
 SCRIPT=$(readlink -f "${BASH_SOURCE[0]}")
@@ -503,10 +503,10 @@ finish_motos() {
 # ------------------------------------------------------------------------- Redshift-dialect proxy
 
 # A PostgreSQL wire-protocol proxy that behaves as Redshift does where the project depends on it
-# (COPY from S3, refusal of PostgreSQL-only SQL); see deploy/local/REDSHIFT_DIALECT.md. Needs
+# (COPY from S3, refusal of PostgreSQL-only SQL); see Tests/Support/redshift/README.md. Needs
 # PostgreSQL and the plain moto S3 up. The password for its stl_load_errors writer goes in the
 # environment, not on the command line.
-REDSHIFT_SCRIPT=$REPO/deploy/local/redshift_dialect.py
+REDSHIFT_SCRIPT=$REPO/Tests/Support/redshift/redshift_dialect.py
 redshift_pat() { echo "redshift_dialect\.py --listen-port $REDSHIFT_PORT"; }
 redshift_running() {
   alive "$(read_pid "$RUN/redshift.pid")" "$(redshift_pat)" && port_open "$REDSHIFT_PORT"

@@ -48,7 +48,7 @@ python3 deploy/check.py --self-test >/dev/null
 
 # The Redshift-dialect test proxy's own tests (they start a proxy of their own against the stack's
 # PostgreSQL and moto S3); a failure stops here, before the Swift build.
-python3 -m unittest discover -s deploy/local -p 'test_redshift_dialect.py'
+python3 -m unittest discover -s Tests/Support/redshift -p 'test_redshift_dialect.py'
 
 swift --version 2>&1 | head -n 1
 # --explicit-target-dependency-import-check: a target importing a library it does not declare (a layer reaching

@@ -1,7 +1,7 @@
 import HuskimoCore
 
 /// Writes rows in the staged-file format that both Redshift `COPY … DELIMITER '\t' ESCAPE` and PostgreSQL
-/// `COPY … FROM STDIN (FORMAT text)` load byte-exact (`../shared/reference/copy-formats.md` §4):
+/// `COPY … FROM STDIN (FORMAT text)` load byte-exact (`docs/copy-formats.md` §4):
 ///
 /// - UTF-8, no header; fields separated by TAB; every row ends with LF.
 /// - In text values `\` → `\\`, TAB → `\`TAB, LF → `\`LF, CR → `\`CR (a backslash and the *raw* byte: Redshift

@@ -2,7 +2,7 @@ import Foundation
 public import HuskimoConnectors
 public import HuskimoCore
 
-/// Redshift COPY statements and manifests (`../shared/reference/copy-formats.md` §4.2, §5).
+/// Redshift COPY statements and manifests (`docs/copy-formats.md` §4.2, §5).
 public enum RedshiftCopy {
     public enum Auth: Sendable {
         case iamRole(String)

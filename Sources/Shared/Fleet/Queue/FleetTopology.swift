@@ -1,7 +1,7 @@
 public import HuskimoCore
 import HuskimoConnectors
 
-/// The fleet's RabbitMQ names and declarations (ARCHITECTURE.md, "Queue topology"), from the configured prefix.
+/// The fleet's RabbitMQ names and declarations (docs/architecture.md, "Queue topology"), from the configured prefix.
 public struct FleetTopology: Sendable {
     public let prefix: String
     public let quorum: Bool
