@@ -144,7 +144,7 @@ struct DDLCommand: AsyncParsableCommand {
         try await command {
             if let flavor {
                 guard let kind = WarehouseSchema.Flavor(rawValue: flavor) else { throw CommandFailure.usage("--flavor must be postgres or redshift") }
-                print(WarehouseSchema.fleetDDL(kind, schema: "huskimo"), terminator: "")
+                print(kind.dialect.ddl(schema: "huskimo"), terminator: "")
                 return
             }
             guard let config else { throw CommandFailure.usage("give --config (or --flavor)") }

@@ -162,8 +162,8 @@ final class LoaderIntegrationTests {
         #expect(late.loaded.isEmpty && late.skipped.first?.reason == "older than the extraction already loaded", "\(late)")
         let expected = SandboxAPI.expected(account, "messages", day: Self.day).count
         #expect(try count("twilio_messages") == expected, "one extraction's rows, not both")
-        #expect(WarehouseLoader.lockKey(schema: "s", table: "t", channel: "c", partition: "2026-11-21")
-                != WarehouseLoader.lockKey(schema: "s", table: "t", channel: "c", partition: "2026-11-22"))
+        #expect(PostgresDialect.lockKey(schema: "s", table: "t", channel: "c", partition: "2026-11-21")
+                != PostgresDialect.lockKey(schema: "s", table: "t", channel: "c", partition: "2026-11-22"))
     }
 
     @Test func aSnapshotReloadReplacesOnlyItsOwnChannel() throws {
@@ -229,7 +229,7 @@ final class LoaderIntegrationTests {
         for flavor in WarehouseSchema.Flavor.allCases {
             let file = root.appendingPathComponent("sql/\(flavor.rawValue)/0001_huskimo.sql")
             let committed = try String(contentsOf: file, encoding: .utf8)
-            #expect(committed == WarehouseSchema.fleetDDL(flavor, schema: "huskimo"), "regenerate with: huskimo-planner ddl --flavor \(flavor.rawValue)")
+            #expect(committed == flavor.dialect.ddl(schema: "huskimo"), "regenerate with: huskimo-planner ddl --flavor \(flavor.rawValue)")
         }
         let pg = try PostgresConnection(try TestServices.postgres())
         let columns = try pg.query(

@@ -27,7 +27,7 @@ final class RedshiftIntegrationTests {
         }
     }
 
-    func target(_ type: TargetConfig.Kind, schema: String, role: Bool = false) throws -> TargetConfig {
+    func target(_ type: WarehouseSchema.Flavor, schema: String, role: Bool = false) throws -> TargetConfig {
         let pg = try TestServices.postgres()
         let port = type == .redshift ? Int(try TestServices.require("REDSHIFT_PORT"))! : pg.port
         let yaml = """
@@ -55,7 +55,7 @@ final class RedshiftIntegrationTests {
     @Test func redshiftLoadsEqualPostgresLoadsFieldByFieldAndReloadIdempotently() throws {
         let redshift = try loader(try target(.redshift, schema: id, role: true))
         let postgres = try loader(try target(.postgres, schema: "\(id)_pg"))
-        #expect(redshift.flavor == .redshift)
+        #expect(redshift.dialect.flavor == .redshift)
         var loads: [LoadMessage] = []
         for resource in [Resource.calls, .messages, .recordings] { loads.append(try extract(resource, Self.day, at: Date(timeIntervalSinceNow: -120))) }
         loads.append(try extract(.incomingPhoneNumbers, nil, at: Date(timeIntervalSinceNow: -120)))

@@ -29,7 +29,7 @@ import HuskimoTesting
     }
 
     @Test func ddlKeepsThe03ColumnOrderAndKeys() {
-        let redshift = WarehouseSchema.ddl(.redshift, schema: "huskimo")
+        let redshift = RedshiftDialect().ddl(schema: "huskimo")
         #expect(redshift.contains("DISTSTYLE KEY DISTKEY (account_sid) SORTKEY (date_created, when_retrieved)"))
         #expect(redshift.contains("DISTSTYLE KEY DISTKEY (iso_country) SORTKEY (when_retrieved)"))
         #expect(WarehouseSchema.table("twilio_calls")!.columns.map(\.name) == TwilioTable.calls.columnNames)

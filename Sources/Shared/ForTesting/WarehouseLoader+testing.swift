@@ -5,6 +5,6 @@ public import HuskimoFleet
 extension WarehouseLoader {
     /// Applies the target's whole DDL (idempotent): tables, ledger, views.
     public func applyDDL() throws {
-        try db().execute(WarehouseSchema.fleetDDL(flavor, schema: target.schema))
+        try db().execute(dialect.ddl(schema: target.schema))
     }
 }

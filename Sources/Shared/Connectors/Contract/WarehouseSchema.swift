@@ -2,14 +2,16 @@ import Foundation
 import HuskimoCore
 
 /// The warehouse contract: the seven tables of Huskimo 0.3 (schema, names, column names and order, which COPY
-/// relies on) plus the load ledger, rendered as DDL for PostgreSQL or Redshift.
+/// relies on). HuskimoFleet's warehouse dialects render it (with the load ledger) as DDL for PostgreSQL or Redshift.
 ///
 /// Changes from 0.3, all widening (a 0.3 table still loads; see `sql/MIGRATION.md`):
 /// - NOT NULL kept only where a value is always present (channel_name, when_retrieved, SIDs, Singular keys):
 ///   a missing Twilio date is NULL now, where 0.3 wrote the current time.
 /// - Text columns sized for real data: URLs 8192, country names 128, free text 65535 on Redshift.
 public enum WarehouseSchema {
-    public enum Flavor: String, Sendable, CaseIterable { case postgres, redshift }
+    /// Which warehouse a target is (the configuration's `targets[].type`); HuskimoFleet's `Flavor.dialect` is all
+    /// that differs between them.
+    public enum Flavor: String, Sendable, CaseIterable { case redshift, postgres }
 
     public struct Column: Sendable {
         public var name: String
@@ -109,43 +111,5 @@ public enum WarehouseSchema {
             preconditionFailure("no warehouse table for \(resource)")
         }
         return table
-    }
-
-    /// The DDL, idempotent (`IF NOT EXISTS` everywhere), for `schema`: the tables, then `extra` (the fleet's load
-    /// ledger), then the views.
-    public static func ddl(_ flavor: Flavor, schema: String, extra: String = "") -> String {
-        let s = sqlIdentifier(schema)
-        var out = "-- Huskimo warehouse DDL (\(flavor.rawValue)), schema \(schema). Idempotent: safe to apply again.\n"
-        out += "CREATE SCHEMA IF NOT EXISTS \(s);\n\n"
-        for table in tables {
-            out += "CREATE TABLE IF NOT EXISTS \(s).\(table.name) (\n"
-            out += table.columns.map { column in
-                let type = flavor == .redshift && column.type == "text" ? "varchar(65535)" : column.type
-                return "    \(quote(column.name).padding(toLength: 24, withPad: " ", startingAt: 0)) \(type)\(column.notNull ? " NOT NULL" : "")"
-            }.joined(separator: ",\n")
-            switch flavor {
-            case .postgres:
-                out += "\n);\n"
-                let keys = table.partitionColumn.map { ["channel_name", $0] } ?? (table.appendOnly ? ["channel_name", "reporting_date"] : ["channel_name"])
-                out += "CREATE INDEX IF NOT EXISTS \(table.name)_partition ON \(s).\(table.name) (\(keys.joined(separator: ", ")));\n\n"
-            case .redshift:
-                out += "\n)\nDISTSTYLE KEY DISTKEY (\(table.distKey)) SORTKEY (\(table.sortKey.joined(separator: ", ")));\n\n"
-            }
-        }
-        out += extra
-        for table in tables where table.appendOnly {
-            out += """
-
-                -- The latest retrieval of each (channel, reporting day): Singular restates spend for weeks and every run
-                -- appends a snapshot; most queries want only the newest one.
-                CREATE OR REPLACE VIEW \(s).\(table.name)_latest AS
-                SELECT \(table.columnList)
-                FROM (SELECT *, rank() OVER (PARTITION BY channel_name, reporting_date ORDER BY when_retrieved DESC) AS retrieval_rank
-                      FROM \(s).\(table.name)) snapshots
-                WHERE retrieval_rank = 1;
-
-                """
-        }
-        return out
     }
 }

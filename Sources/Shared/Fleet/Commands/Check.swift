@@ -125,9 +125,9 @@ public enum Check {
 
     static func warehouse(_ target: TargetConfig, s3: S3Client, config: FleetConfig, logger: Logger) -> [Line] {
         let subject = "target \(target.name)"
-        let loader = WarehouseLoader(target: target, s3: s3, s3Config: config.s3, logger: logger)
+        var connection: PostgresConnection?
         let connect = line(subject, "connect (sslmode \(target.sslMode.rawValue))", {
-            _ = try loader.db()
+            connection = try PostgresConnection(target.postgresSettings)
             return "connected to \(target.host):\(target.port)/\(target.database) as \(target.username)"
         }, fix: { error in
             let text = "\(error)"
@@ -137,9 +137,9 @@ public enum Check {
             }
             return "check host, port and database, and that this machine may reach the warehouse (security group, firewall)"
         })
-        guard connect.verdict == "ok" else { return [connect] }
+        guard let pg = connection else { return [connect] }
         var lines = [connect]
-        let check = WarehouseCheck(loader: loader)
+        let check = WarehouseCheck(target: target, pg: pg, s3: s3, s3Config: config.s3)
         do {
             for finding in try check.schema() {
                 lines.append(Line(subject: subject, check: finding.check, verdict: finding.ok ? (finding.warning ? "warn" : "ok") : "fail",
@@ -154,11 +154,8 @@ public enum Check {
             lines.append(Line(subject: subject, check: "copy (the production statement)", verdict: finding.ok ? "ok" : "fail",
                               detail: finding.detail, fix: finding.fix))
         } catch {
-            let role = target.iamRole.map { "the IAM role \($0) must be associated with the cluster and may read s3://\(config.s3.bucket)/\(config.s3.folderPath)*" }
             lines.append(Line(subject: subject, check: "copy (the production statement)", verdict: "fail", detail: "\(error)",
-                              fix: target.type == .redshift ? (role ?? "the S3 keys must allow the cluster to read s3://\(config.s3.bucket)/\(config.s3.folderPath)*")
-                                  + "; a table the COPY names must exist (ddl --apply)"
-                                  : "the loader's user needs INSERT on \(target.schema).twilio_calls, and S3 GET on the staged objects"))
+                              fix: check.dialect.copyFix(target: target, s3Config: config.s3)))
         }
         return lines
     }

@@ -51,7 +51,7 @@ public enum Operations {
             guard !targets.isEmpty else { throw CommandFailure.usage("no target named \(name)") }
         }
         for target in targets {
-            let ddl = WarehouseSchema.fleetDDL(target.type == .redshift ? .redshift : .postgres, schema: target.schema)
+            let ddl = target.type.dialect.ddl(schema: target.schema)
             guard apply else {
                 print("-- target \(target.name)\n" + ddl)
                 continue

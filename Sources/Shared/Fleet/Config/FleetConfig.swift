@@ -308,9 +308,9 @@ public struct S3Config: Sendable {
 ///   statement or lock wait past them fails the batch (transient: retried), instead of hanging the loader.
 /// - `table`: accepted and ignored (0.1 leftover).
 public struct TargetConfig: Sendable {
-    public enum Kind: String, Sendable { case redshift, postgres }
     public var name: String
-    public var type: Kind
+    /// The warehouse's flavor: its dialect (`type.dialect`) decides everything that differs between them.
+    public var type: WarehouseSchema.Flavor
     public var host: String
     public var port: Int
     public var database: String
@@ -338,10 +338,10 @@ public struct TargetConfig: Sendable {
         if let name, name.utf8.count > 200 || name.unicodeScalars.contains(where: { $0.value < 0x20 }) {
             r.problem("\(path).name", "must be at most 200 bytes without control characters (it names the target's queue)")
         }
-        type = r.oneOf(m["type"], at: "\(path).type", ["redshift", "postgres"]).flatMap(Kind.init(rawValue:)) ?? .redshift
+        type = r.oneOf(m["type"], at: "\(path).type", WarehouseSchema.Flavor.allCases.map(\.rawValue)).flatMap(WarehouseSchema.Flavor.init(rawValue:)) ?? .redshift
         host = r.requiredString(m["host"], at: "\(path).host") ?? ""
         database = r.requiredString(m["database"], at: "\(path).database") ?? ""
-        port = r.int(m["port"], at: "\(path).port", range: 1...65535) ?? (type == .redshift ? 5439 : 5432)
+        port = r.int(m["port"], at: "\(path).port", range: 1...65535) ?? type.dialect.defaultPort
         username = r.requiredString(m["username"], at: "\(path).username") ?? ""
         password = Secret(r.string(m["password"], at: "\(path).password", secret: true) ?? "")
         schema = r.string(m["schema"], at: "\(path).schema") ?? "huskimo"
@@ -387,10 +387,9 @@ public struct TargetConfig: Sendable {
     public var postgresSettings: PostgresSettings {
         var settings = PostgresSettings(host: host, port: port, database: database, user: username, password: password, sslMode: sslMode,
                                         sslRootCert: sslRootCert ?? (sslMode == .verifyCA || sslMode == .verifyFull ? SystemCA.bundle : nil))  // Redshift chains to its roots
-        // A statement or a lock wait never hangs a loader: it fails, transient, and the batch is retried. Redshift has
-        // statement_timeout but no lock_timeout.
-        settings.session = [.init("statement_timeout", milliseconds: statementTimeoutSeconds * 1000)]
-        if type == .postgres { settings.session.append(.init("lock_timeout", milliseconds: lockTimeoutSeconds * 1000)) }
+        // A statement or a lock wait never hangs a loader: it fails, transient, and the batch is retried (the dialect
+        // knows which bounds its warehouse has: Redshift has no lock_timeout).
+        settings.session = type.dialect.session(self)
         return settings
     }
 }

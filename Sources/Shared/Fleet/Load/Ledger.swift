@@ -13,11 +13,13 @@ public struct Ledger: Sendable {
 
     private var table: String { "\(sqlIdentifier(schema)).load_ledger" }
 
-    /// The ledger's DDL (idempotent), placed by ``WarehouseSchema/ddl(_:schema:extra:)`` between the tables and
-    /// the views.
-    public static func ddl(_ flavor: WarehouseSchema.Flavor, schema: String) -> String {
+    /// The ledger's DDL (idempotent) in `dialect`, placed by ``WarehouseDialect/ddl(schema:)`` between the tables
+    /// and the views.
+    public static func ddl(_ dialect: any WarehouseDialect, schema: String) -> String {
         let s = sqlIdentifier(schema)
-        let timestamp = flavor == .postgres ? "timestamptz" : "timestamp"
+        let timestamp = dialect.instantType
+        let sortKey = ["table_name", "channel_name", "partition_key"]
+        let indexed = sortKey + ["extracted_at"]
         var out = """
             -- One row per staged object loaded: what makes loads idempotent and ordered.
             CREATE TABLE IF NOT EXISTS \(s).load_ledger (
@@ -29,14 +31,12 @@ public struct Ledger: Sendable {
                 job_id                   varchar(1024) NOT NULL,
                 load_id                  varchar(1100) NOT NULL,
                 extracted_at             \(timestamp) NOT NULL,
-                loaded_at                \(timestamp) NOT NULL\(flavor == .postgres ? " DEFAULT now()" : " DEFAULT getdate()"),
+                loaded_at                \(timestamp) NOT NULL\(dialect.nowDefault),
                 PRIMARY KEY (table_name, object_key)
-            )\(flavor == .redshift ? "\nDISTSTYLE ALL SORTKEY (table_name, channel_name, partition_key)" : "");
+            )\(dialect.bookkeepingTableEnd(sortKey: sortKey));
 
             """
-        if flavor == .postgres {
-            out += "CREATE INDEX IF NOT EXISTS load_ledger_partition ON \(s).load_ledger (table_name, channel_name, partition_key, extracted_at);\n"
-        }
+        out += dialect.bookkeepingIndex("load_ledger", columns: indexed, schema: s)
         out += """
 
             -- One row per replace of a partition (or snapshot): what it changed. outcome 'identical': the re-read had
@@ -47,7 +47,7 @@ public struct Ledger: Sendable {
                 channel_name             varchar(512) NOT NULL,
                 partition_key            varchar(32) NOT NULL,
                 extracted_at             \(timestamp) NOT NULL,
-                loaded_at                \(timestamp) NOT NULL\(flavor == .postgres ? " DEFAULT now()" : " DEFAULT getdate()"),
+                loaded_at                \(timestamp) NOT NULL\(dialect.nowDefault),
                 outcome                  varchar(16) NOT NULL,
                 rows_before              bigint NOT NULL,
                 rows_after               bigint NOT NULL,
@@ -57,12 +57,10 @@ public struct Ledger: Sendable {
                 content_digest           varchar(64),
                 run_id                   varchar(64),
                 PRIMARY KEY (table_name, load_id)
-            )\(flavor == .redshift ? "\nDISTSTYLE ALL SORTKEY (table_name, channel_name, partition_key)" : "");
+            )\(dialect.bookkeepingTableEnd(sortKey: sortKey));
 
             """
-        if flavor == .postgres {
-            out += "CREATE INDEX IF NOT EXISTS load_reports_partition ON \(s).load_reports (table_name, channel_name, partition_key, extracted_at);\n"
-        }
+        out += dialect.bookkeepingIndex("load_reports", columns: indexed, schema: s)
         return out
     }
 
@@ -215,11 +213,4 @@ public struct ReloadPass: Sendable, Codable, Hashable {
     public var added: Int
     public var removed: Int
     public var lastLoadedAt: String?
-}
-
-extension WarehouseSchema {
-    /// The whole DDL of a target: the tables, the load ledger, the views.
-    public static func fleetDDL(_ flavor: Flavor, schema: String) -> String {
-        ddl(flavor, schema: schema, extra: Ledger.ddl(flavor, schema: schema))
-    }
 }

@@ -16,14 +16,22 @@ public struct WarehouseCheck {
         public var fix: String?
     }
 
-    let loader: WarehouseLoader
+    let target: TargetConfig
+    let dialect: any WarehouseDialect
+    /// The loader's own copy strategy: what the probe proves is what the nightly loads run.
+    let copier: any CopyStrategy
+    let pg: PostgresConnection
 
-    public init(loader: WarehouseLoader) { self.loader = loader }
+    /// - Parameter pg: a connection to the target (made as the loader makes it: `target.postgresSettings`).
+    public init(target: TargetConfig, pg: PostgresConnection, s3: S3Client, s3Config: S3Config) {
+        self.target = target
+        self.dialect = target.type.dialect
+        self.copier = dialect.copyStrategy(target: target, s3: s3, s3Config: s3Config)
+        self.pg = pg
+    }
 
     /// The tables of the fleet DDL against `information_schema.columns`.
     public func schema() throws -> [Finding] {
-        let target = loader.target
-        let pg = try loader.db()
         let rows = try pg.query("""
             SELECT table_name, column_name, data_type, character_maximum_length::text, numeric_precision::text, numeric_scale::text
             FROM information_schema.columns WHERE table_schema = $1 ORDER BY table_name, ordinal_position
@@ -47,7 +55,7 @@ public struct WarehouseCheck {
                     problems.append("lacks column \(column.name) (\(column.type))")
                     continue
                 }
-                if let problem = Self.compare(expected: Self.normalised(column.type, flavor: loader.flavor), actual: found.type) {
+                if let problem = Self.compare(expected: Self.normalised(column.type, dialect: dialect), actual: found.type) {
                     problems.append("\(column.name) is \(found.type), expected \(column.type): \(problem)")
                 }
             }
@@ -94,7 +102,7 @@ public struct WarehouseCheck {
         try staging.write(&tsv)
         let objects = try staging.finish()
         defer { _ = try? s3.delete(objects.map(\.key)) }
-        let read = try loader.probe(objects, table: "twilio_calls", channel: channel, column: "caller_name")
+        let read = try probe(objects, table: "twilio_calls", channel: channel, column: "caller_name")
         let expected = Self.hardTexts
         let wrong = zip(expected, read).enumerated().filter { $0.element.0 != $0.element.1 }
         if read.count == expected.count && wrong.isEmpty {
@@ -118,10 +126,9 @@ public struct WarehouseCheck {
         }
     }
 
-    /// The DDL's type in that form (Redshift: `text` is `varchar(65535)`).
-    static func normalised(_ type: String, flavor: WarehouseSchema.Flavor) -> String {
-        if type == "text" { return flavor == .redshift ? "varchar(65535)" : "text" }
-        return type.replacingOccurrences(of: " ", with: "")
+    /// The DDL's type in that form, as the dialect spells it (Redshift: `text` is `varchar(65535)`).
+    static func normalised(_ type: String, dialect: any WarehouseDialect) -> String {
+        dialect.columnType(type).replacingOccurrences(of: " ", with: "")
     }
 
     /// Why `actual` cannot hold what `expected` holds (nil: it can). Longer strings and wider decimals are fine.
@@ -140,26 +147,20 @@ public struct WarehouseCheck {
     }
 }
 
-extension WarehouseLoader {
-    /// `check`'s COPY probe: loads `objects` into `tableName` with the production statement inside a transaction,
-    /// reads `column` of the rows of `channel` (ordered by sid) and rolls back.
+extension WarehouseCheck {
+    /// `check`'s COPY probe: loads `objects` into `tableName` with the production copy inside a transaction, reads
+    /// `column` of the rows of `channel` (ordered by sid) and rolls back.
     func probe(_ objects: [StagedObject], table tableName: String, channel: String, column: String) throws -> [String?] {
         guard let table = WarehouseSchema.table(tableName) else { return [] }
-        let pg = try db()
         try pg.execute("BEGIN")
-        defer { if pg.isHealthy { try? pg.execute("ROLLBACK") } }
-        switch flavor {
-        case .postgres:
-            for object in objects { _ = try copyObject(object, into: table, pg, loadID: "check") }
-        case .redshift:
-            do {
-                _ = try copyObjects(objects, into: table, pg, loadID: "check")
-            } catch let error as LoadError where error.message.contains("stl_load_errors") {
-                try? pg.execute("ROLLBACK")
-                throw explained(error)
-            }
+        do {
+            _ = try copier.copy(objects.map { (loadID: "check", object: $0) }, into: table, pg)
+        } catch let error as LoadError {
+            try? pg.execute("ROLLBACK")
+            throw dialect.explain(error, pg)
         }
-        return try pg.query("SELECT \(WarehouseSchema.quote(column)) FROM \(schema).\(table.name) WHERE channel_name = $1 ORDER BY sid",
+        defer { if pg.isHealthy { try? pg.execute("ROLLBACK") } }
+        return try pg.query("SELECT \(WarehouseSchema.quote(column)) FROM \(sqlIdentifier(target.schema)).\(table.name) WHERE channel_name = $1 ORDER BY sid",
                             [channel]).map { $0[0] }
     }
 }
