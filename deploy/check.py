@@ -38,24 +38,25 @@ CRON = "deploy/cron/huskimo.cron"
 SYSTEMD = "deploy/systemd"
 SYSTEMD_SECRETS = f"{SYSTEMD}/secrets.example.env"
 
-# What the program exports on --metrics-port: read from the one place that records metrics, so a renamed
-# metric breaks this check instead of silently emptying a dashboard panel.
-FLEET_METRICS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "Sources", "Shared", "Connectors", "Contract",
-                             "FleetMetrics.swift")
+# What the program exports on --metrics-port: `huskimo-planner metrics` prints its catalogue, and this file is that
+# output (the Swift test MetricsCatalogueTests pins it, and checks the catalogue against what the exporter emits), so a
+# renamed metric breaks this check instead of silently emptying a dashboard panel.
+METRICS_LIST = DEPLOY / "prometheus" / "metrics.json"
 
 
 def _exported_metrics():
-    with open(FLEET_METRICS, encoding="utf-8") as f:
-        source = f.read()
-    plain = set(re.findall(r'(?:Counter|Gauge)\(label: "(huskimo_[a-z_]+)"', source))
-    histograms = set(re.findall(r'Timer\(label: "(huskimo_[a-z_]+)"', source))
-    if len(plain) < 10 or len(histograms) < 3:
-        raise SystemExit(f"deploy-check: cannot read the exported metrics from {FLEET_METRICS}")
+    try:
+        catalogue = json.loads(METRICS_LIST.read_text(encoding="utf-8"))
+        plain = {m["name"] for m in catalogue if m["type"] in ("counter", "gauge")}
+        histograms = {m["name"] for m in catalogue if m["type"] == "histogram"}
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise SystemExit(f"deploy-check: cannot read the exported metrics from {METRICS_LIST}: {e}")
+    if not plain or not histograms:
+        raise SystemExit(f"deploy-check: {METRICS_LIST} lists no counters, gauges or histograms")
     return plain, histograms
 
 
-COUNTERS_AND_GAUGES, _HISTOGRAMS_FROM_SOURCE = _exported_metrics()
-HISTOGRAMS = _HISTOGRAMS_FROM_SOURCE
+COUNTERS_AND_GAUGES, HISTOGRAMS = _exported_metrics()
 PROMETHEUS_BUILTINS = {"up"}
 KNOWN_METRICS = (COUNTERS_AND_GAUGES | PROMETHEUS_BUILTINS
                  | {h + s for h in HISTOGRAMS for s in ("_bucket", "_sum", "_count")})

@@ -11,7 +11,7 @@ struct Planner: AsyncParsableCommand {
         commandName: "huskimo-planner",
         abstract: "Plans Huskimo extract jobs and operates the fleet.",
         subcommands: [PlanCommand.self, RunCommand.self, StatusCommand.self, RequeueCommand.self, DDLCommand.self,
-                      ConfigCommand.self, CheckCommand.self, TopologyCommand.self])
+                      ConfigCommand.self, CheckCommand.self, TopologyCommand.self, MetricsCommand.self])
 }
 
 /// Runs a command body; a ``CommandFailure`` becomes its message on stderr and its exit code (1 failed, 2 usage).
@@ -196,4 +196,12 @@ struct TopologyCommand: AsyncParsableCommand {
             print(RabbitMQDefinitions(FleetTopology(loaded), vhost: vhost ?? loaded.queue.url.vhost).json, terminator: "")
         }
     }
+}
+
+struct MetricsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "metrics",
+        abstract: "Prints every metric the workers and loaders export on --metrics-port (name, type, labels, help) as JSON: what alerts and dashboards may use.")
+
+    func run() async throws { print(FleetMetrics.catalogueJSON, terminator: "") }
 }

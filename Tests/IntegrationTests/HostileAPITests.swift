@@ -6,6 +6,7 @@ import Testing
 @testable import HuskimoCore
 @testable import HuskimoFleet
 import HuskimoTesting
+import SandboxKit
 
 /// An API that answers with hostile links, loops, floods and waits: the extractor refuses each with a named,
 /// classified error, sends no credential anywhere but the configured origin, and never sleeps on the API's word.

@@ -150,7 +150,7 @@ final class LoaderIntegrationTests {
             inside.signal()
             Thread.sleep(forTimeInterval: 1.5)  // holds the partition while the other loader tries it
         }
-        nonisolated(unsafe) var firstOutcome: LoadOutcome?
+        nonisolated(unsafe) var firstOutcome: BatchOutcome?
         Thread.detachNewThread {
             firstOutcome = try? first.load([firstLoad])
             done.signal()

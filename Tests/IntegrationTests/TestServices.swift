@@ -7,10 +7,22 @@ import Testing
 @testable import HuskimoFleet
 import HuskimoTesting
 
-/// The services the stack script started (`deploy/local/stack.sh up` prints these variables). Integration
-/// tests need them: run them through `deploy/local/test.sh`, which starts the stack first.
+/// The services the stack script started (`deploy/local/stack.sh up` prints these variables and writes them to
+/// `.local/stack/stack.env`). The environment wins; what it lacks comes from that file, so with the stack up a plain
+/// `swift test --filter X` finds the stack's fixed loopback ports (and its per-stack keys) by itself.
 enum TestServices {
-    static let env = ProcessInfo.processInfo.environment
+    static let env: [String: String] = {
+        var values: [String: String] = [:]
+        let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let dir = ProcessInfo.processInfo.environment["HUSKIMO_STACK_DIR"] ?? repo.appendingPathComponent(".local/stack").path
+        if let text = try? String(contentsOfFile: dir + "/stack.env", encoding: .utf8) {
+            for line in text.split(separator: "\n") where line.hasPrefix("export ") {
+                guard let equals = line.firstIndex(of: "=") else { continue }
+                values[String(line[line.index(line.startIndex, offsetBy: 7)..<equals])] = String(line[line.index(after: equals)...])
+            }
+        }
+        return values.merging(ProcessInfo.processInfo.environment) { $1 }
+    }()
 
     static func require(_ name: String) throws -> String {
         guard let value = env[name], !value.isEmpty else {
@@ -21,7 +33,7 @@ enum TestServices {
 
     struct ServiceMissing: Error, CustomStringConvertible {
         let name: String
-        var description: String { "\(name) is not set: start the services with deploy/local/test.sh (or source .local/stack/stack.env)" }
+        var description: String { "\(name) is not set: start the services with deploy/local/stack.sh up (or run deploy/local/test.sh)" }
     }
 
     static func amqpURL() throws -> AMQPURL { try AMQPURL(try require("AMQP_URL")) }

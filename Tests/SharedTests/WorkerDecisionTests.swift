@@ -284,13 +284,13 @@ import HuskimoTesting
             self.failures = Mutex(failures)
         }
 
-        func load(_ batch: [LoadMessage]) async throws -> LoadOutcome {
+        func load(_ batch: [LoadMessage]) async throws -> BatchOutcome {
             batches.withLock { $0.append(batch.map(\.partition)) }
             if let failure = failures.withLock({ $0.isEmpty ? nil : $0.removeFirst() }) { throw failure }
             if let message = batch.first(where: { bad.contains($0.partition) }) {
                 throw LoadError(loadID: message.loadID, errorClass: .permanent, message: "k: the staged object is not valid gzip")
             }
-            var outcome = LoadOutcome()
+            var outcome = BatchOutcome()
             outcome.loaded = batch.map(\.loadID)
             outcome.rowsByTable["twilio_calls"] = batch.reduce(0) { $0 + $1.rows }
             return outcome

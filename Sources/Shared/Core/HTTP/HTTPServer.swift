@@ -14,12 +14,11 @@ public struct ServerRequest: Sendable {
     public func parameter(_ name: String) -> String? { query.first { $0.0 == name }?.1 }
 }
 
-/// What to send back. `.drop` closes the connection without an answer; `.truncate` sends the head with the
-/// full Content-Length, then half the body, then closes (a dropped connection mid-body).
+/// What to send back: an answer, or (`.raw`) exactly these bytes and then, with `close`, the end of the connection —
+/// what a test server builds its faults from (SandboxKit's `drop` and `truncate`); the server itself has none.
 public enum ServerResponse: Sendable {
     case ok(status: Int, headers: [(String, String)], body: [UInt8])
-    case drop
-    case truncate(status: Int, headers: [(String, String)], body: [UInt8])
+    case raw(bytes: [UInt8], close: Bool)
 
     public static func json(_ status: Int, _ body: [UInt8], headers: [(String, String)] = []) -> ServerResponse {
         .ok(status: status, headers: [("Content-Type", "application/json; charset=utf-8")] + headers, body: body)
@@ -170,13 +169,11 @@ public final class HTTPServer: @unchecked Sendable {  // listener state is set o
                 rawQuery: rawQuery, headers: headers, body: body)
             let keepAlive = headers["connection"]?.lowercased() != "close"
             switch handler(request) {
-            case .drop:
-                return
             case .ok(let status, let extra, let body):
                 guard write(fd, head: HTTPServer.head(status, extra, body.count, keepAlive: keepAlive), body: body[...]) else { return }
-            case .truncate(let status, let extra, let body):
-                _ = write(fd, head: HTTPServer.head(status, extra, body.count, keepAlive: true), body: body[0..<(body.count / 2)])
-                return
+            case .raw(let bytes, let close):
+                guard bytes.isEmpty || write(fd, head: bytes, body: []) else { return }
+                if close { return }
             }
             if !keepAlive { return }
         }
@@ -234,7 +231,7 @@ public final class HTTPServer: @unchecked Sendable {  // listener state is set o
         return true
     }
 
-    static func head(_ status: Int, _ headers: [(String, String)], _ length: Int, keepAlive: Bool) -> [UInt8] {
+    package static func head(_ status: Int, _ headers: [(String, String)], _ length: Int, keepAlive: Bool) -> [UInt8] {
         var text = "HTTP/1.1 \(status) \(reason(status))\r\nContent-Length: \(length)\r\n"
         for (name, value) in headers { text += "\(name): \(value)\r\n" }
         if !keepAlive { text += "Connection: close\r\n" }

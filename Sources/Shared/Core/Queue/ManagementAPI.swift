@@ -5,10 +5,9 @@ public struct QueueStats: Sendable, Codable, Hashable {
     public var ready: Int
     public var unacked: Int
     public var consumers: Int
-    /// Messages per second published to / delivered from / acked on the queue (the broker's recent rate).
+    /// Messages per second published to / delivered from the queue (the broker's recent rate).
     public var publishRate: Double?
     public var deliverRate: Double?
-    public var ackRate: Double?
     /// When the oldest ready message was published (Unix seconds; classic queues only).
     public var headMessageTimestamp: Int?
 }
@@ -48,7 +47,7 @@ public struct ManagementAPI: Sendable {
         return QueueStats(
             ready: object["messages_ready"] as? Int ?? 0, unacked: object["messages_unacknowledged"] as? Int ?? 0,
             consumers: object["consumers"] as? Int ?? 0, publishRate: rate("publish_details"),
-            deliverRate: rate("deliver_get_details"), ackRate: rate("ack_details"),
+            deliverRate: rate("deliver_get_details"),
             headMessageTimestamp: object["head_message_timestamp"] as? Int)
     }
 }

@@ -25,7 +25,6 @@ public final class QueueConsumer: Sendable {
         var stopping = false
         var generation = 0
         var reconnects = 0
-        var lastError: String?
         var buffer: [AMQPDelivery] = []
         var waiters: [(id: Int, continuation: CheckedContinuation<AMQPDelivery?, Never>)] = []
         var nextWaiterID = 0
@@ -229,7 +228,6 @@ public final class QueueConsumer: Sendable {
                     logger.warning(
                         "consumer cannot connect, retrying",
                         metadata: ["messaging.destination.name": "\(queue)", "error": "\(error)", "retry.in_s": "\(delay)"])
-                    state.withLock { $0.lastError = "\(error)" }
                     sleepUnlessStopping(delay)
                     continue
                 }

@@ -22,7 +22,7 @@ public enum FleetRun {
         let monitor = Lifecycle.Unit("run-monitor") {
             let done = await RunMonitor(driver: driver, topology: topology).waitUntilDone(
                 busy: { extract.jobsInFlight + loaders.filter(\.isBusy).count },
-                stop: { Lifecycle.stopping || signals.interrupted })
+                stop: { WorkLoop.stopping || signals.interrupted })
             finished.withLock { $0 = done }
         }
         // Shut down in reverse order: the monitor, then the extract worker (no new jobs), then the loaders.

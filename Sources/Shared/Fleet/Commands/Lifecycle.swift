@@ -11,14 +11,6 @@ import UnixSignals
 /// broker hands it out again. (ServiceGroup refuses one signal for both graceful shutdown and cancellation,
 /// hence ``SignalWatcher``, which also covers the time before and after the group runs.)
 public enum Lifecycle {
-    /// How long a worker's idle loop waits for a delivery before it looks again at shutdown and idle time: a
-    /// delivery ends the wait at once, so this only bounds how late a shutdown or an idle exit is noticed (and how
-    /// often an idle process wakes: once a second, bench/run.sh idle: under 0.04 % of a core).
-    static func idleWait(exitWhenIdle: Double?) -> Double { min(1, max(0.05, (exitWhenIdle ?? 4) / 4)) }
-
-    /// Whether the current task should stop taking work: a graceful shutdown has begun, or it was cancelled.
-    public static var stopping: Bool { Task.isShuttingDownGracefully || Task.isCancelled }
-
     /// One unit of a process (a worker loop, a poller, a monitor) as a `Service`.
     public struct Unit: Service {
         public let name: String

@@ -4,7 +4,7 @@ public import HuskimoCore
 public import Logging
 
 /// What a batch did.
-public struct LoadOutcome: Sendable {
+public struct BatchOutcome: Sendable {
     public var loaded: [String] = []
     /// Load ids not applied, with why (already loaded, or older than what the partition holds).
     public var skipped: [(loadID: String, reason: String)] = []
@@ -64,8 +64,8 @@ public final class WarehouseLoader: BatchLoader, @unchecked Sendable {  // used 
 
     /// Loads a batch. Messages are grouped by table; each table's group commits or rolls back as one.
     /// - Throws: the first failing table's error; tables committed before it stay committed (each is whole).
-    public func load(_ batch: [LoadMessage]) throws -> LoadOutcome {
-        var outcome = LoadOutcome()
+    public func load(_ batch: [LoadMessage]) throws -> BatchOutcome {
+        var outcome = BatchOutcome()
         let byTable = Dictionary(grouping: batch, by: \.table)
         for tableName in byTable.keys.sorted() {
             guard let table = WarehouseSchema.table(tableName) else {
@@ -80,7 +80,7 @@ public final class WarehouseLoader: BatchLoader, @unchecked Sendable {  // used 
         return outcome
     }
 
-    private func loadTable(_ table: WarehouseSchema.Table, _ messages: [LoadMessage], into outcome: inout LoadOutcome) throws {
+    private func loadTable(_ table: WarehouseSchema.Table, _ messages: [LoadMessage], into outcome: inout BatchOutcome) throws {
         let started = ContinuousClock.now
         let pg = try db()
         var candidates = messages.sorted { ($0.runID ?? "", $0.extractedAt) < ($1.runID ?? "", $1.extractedAt) }
@@ -196,7 +196,7 @@ public final class WarehouseLoader: BatchLoader, @unchecked Sendable {  // used 
 
     // MARK: - BatchLoader
 
-    public func load(_ batch: [LoadMessage]) async throws -> LoadOutcome {
+    public func load(_ batch: [LoadMessage]) async throws -> BatchOutcome {
         try await Blocking.run { try self.load(batch) }
     }
 

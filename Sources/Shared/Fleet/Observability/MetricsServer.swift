@@ -50,4 +50,7 @@ enum PrometheusExport {
         MetricsSystem.bootstrap(factory)
         return registry
     }()
+
+    /// What `/metrics` serves now (Prometheus text format).
+    static func text() -> String { String(decoding: registry.emitToBuffer(), as: UTF8.self) }
 }

@@ -119,8 +119,8 @@ public final class ExtractWorker: Sendable {
         // that another account could use.
         var pending: [(delivery: AMQPDelivery, account: String?)] = []
         var gaugesAt = Date.distantPast
-        let idleWait = Lifecycle.idleWait(exitWhenIdle: exitWhenIdle)
-        while !Lifecycle.stopping {
+        let idleWait = WorkLoop.idleWait(exitWhenIdle: exitWhenIdle)
+        while !WorkLoop.stopping {
             if -gaugesAt.timeIntervalSinceNow >= 2 {
                 publishGauges()
                 gaugesAt = Date()
@@ -166,7 +166,7 @@ public final class ExtractWorker: Sendable {
         var unstarted = pending.map(\.delivery)
         while let more = await consumer.next(timeout: 0.05) { unstarted.append(more) }
         await handBack(unstarted)
-        if Lifecycle.stopping {
+        if WorkLoop.stopping {
             logger.info("shutting down: waiting for in-flight jobs", metadata: ["jobs.in_flight": "\(jobsInFlight)", "grace_s": "\(grace)"])
         }
         let deadline = Date().addingTimeInterval(grace)

@@ -9,7 +9,7 @@ import Synchronization
 public protocol BatchLoader: Sendable {
     /// Loads a batch. - Throws: a classified error: transient (try the batch again later) or permanent (some
     /// message of it can never load as is).
-    func load(_ batch: [LoadMessage]) async throws -> LoadOutcome
+    func load(_ batch: [LoadMessage]) async throws -> BatchOutcome
     /// Seeds the freshness gauge from what earlier loaders loaded (best effort).
     func seedFreshness() async
 }
@@ -74,7 +74,7 @@ public final class LoadWorker: Sendable {
         // Its own connection: the load loop closes its client when it stops, possibly while a poll is running.
         let driver = QueueDriverFactory.make(config, retryWindow: 5, logger: logger)
         defer { driver.close() }
-        while !Lifecycle.stopping {
+        while !WorkLoop.stopping {
             let (rows, _, problems) = await FleetStatus.queueRows(topology: topology, driver: driver, management: management)
             for row in rows {
                 FleetMetrics.queue(row.name, ready: row.ready, consumers: row.consumers, unacked: row.unacked,
@@ -82,7 +82,7 @@ public final class LoadWorker: Sendable {
             }
             for problem in problems { logger.debug("queue metrics: \(problem)") }
             let until = Date().addingTimeInterval(interval)
-            while Date() < until, !Lifecycle.stopping { try? await Task.sleep(for: .milliseconds(200)) }
+            while Date() < until, !WorkLoop.stopping { try? await Task.sleep(for: .milliseconds(200)) }
         }
     }
 
@@ -94,8 +94,8 @@ public final class LoadWorker: Sendable {
         consumer.start()
         var lastActivity = Date()
         var attempt = 0
-        let idleWait = Lifecycle.idleWait(exitWhenIdle: exitWhenIdle)
-        while !Lifecycle.stopping {
+        let idleWait = WorkLoop.idleWait(exitWhenIdle: exitWhenIdle)
+        while !WorkLoop.stopping {
             guard let first = await consumer.next(timeout: idleWait) else {
                 // Idle means "connected and nothing to deliver": a broker outage is not an empty queue.
                 if !consumer.isConnected { lastActivity = Date() }
@@ -124,8 +124,8 @@ public final class LoadWorker: Sendable {
                         logger.warning("load failed, retrying", metadata: ["target": "\(target.name)", "error": "\(error)", "retry.in_s": "\(delay)"])
                     }
                     let until = Date().addingTimeInterval(delay)
-                    while Date() < until, !Lifecycle.stopping { try? await Task.sleep(for: .milliseconds(100)) }
-                    if Lifecycle.stopping { break }
+                    while Date() < until, !WorkLoop.stopping { try? await Task.sleep(for: .milliseconds(100)) }
+                    if WorkLoop.stopping { break }
                 }
             }
             busy.store(false, ordering: .relaxed)
@@ -173,7 +173,7 @@ public final class LoadWorker: Sendable {
         }
     }
 
-    private func finish(_ messages: [(AMQPDelivery, LoadMessage)], _ outcome: LoadOutcome) async {
+    private func finish(_ messages: [(AMQPDelivery, LoadMessage)], _ outcome: BatchOutcome) async {
         for (delivery, _) in messages { await consumer.ack(delivery) }
         tally.withLock {
             $0.succeeded += outcome.loaded.count
