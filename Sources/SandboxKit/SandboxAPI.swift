@@ -1,33 +1,33 @@
 import Foundation
-public import HuskimoCore
+package import HuskimoCore
 import Synchronization
 
 /// Faults the sandbox injects, changeable at run time (`POST /sandbox/faults`).
-public struct SandboxFaults: Sendable, Codable, Equatable {
+package struct SandboxFaults: Sendable, Codable, Equatable {
     /// Share of API requests that fail (0–1): 5xx (JSON or HTML), 429 with and without Retry-After, a dropped
     /// connection, or a truncated body, in turn.
-    public var rate: Double = 0
+    package var rate: Double = 0
     /// Added to every API answer, in milliseconds.
-    public var latencyMs: Int = 0
+    package var latencyMs: Int = 0
     /// Requests one account may have in flight; beyond that: 429, code 20429.
-    public var concurrencyLimit: Int = 0
+    package var concurrencyLimit: Int = 0
     /// Accounts whose token is refused (401, code 20003), and Singular keys refused (401).
-    public var revoked: [String] = []
+    package var revoked: [String] = []
     /// The Singular data revision: raising it restates every metric (a later retrieval sees new values).
-    public var singularRevision: Int = 0
+    package var singularRevision: Int = 0
     /// The Twilio data revision: raising it settles every day's records as real Twilio data settles after the day
     /// ends (calls in progress complete with a duration and a price, unpriced messages get their price, and one late
     /// message appears per day), so a settle pass has something to pick up.
-    public var twilioRevision: Int = 0
+    package var twilioRevision: Int = 0
     /// Days (`YYYY-MM-DD`) whose Singular responses hold a malformed record.
-    public var singularBrokenDays: [String] = []
+    package var singularBrokenDays: [String] = []
     /// Twilio days (`YYYY-MM-DD`) answered with hostility, by kind: `other-host` (a next page on another host),
     /// `loop` (a next page that is the page itself), `huge` (a 2 MiB body of blanks), `retry-after` (429 with
     /// Retry-After 999999999), `bad-utf8` (the day's records with invalid UTF-8 in a text field).
-    public var twilioHostileDays: [String: String] = [:]
+    package var twilioHostileDays: [String: String] = [:]
 
     /// Every key is optional in the control JSON (`{"latencyMs": 100}` leaves the rest at their defaults).
-    public init(from decoder: any Decoder) throws {
+    package init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         rate = try c.decodeIfPresent(Double.self, forKey: .rate) ?? 0
         latencyMs = try c.decodeIfPresent(Int.self, forKey: .latencyMs) ?? 0
@@ -39,7 +39,7 @@ public struct SandboxFaults: Sendable, Codable, Equatable {
         twilioHostileDays = try c.decodeIfPresent([String: String].self, forKey: .twilioHostileDays) ?? [:]
     }
 
-    public init(rate: Double = 0, latencyMs: Int = 0, concurrencyLimit: Int = 0, revoked: [String] = [], singularRevision: Int = 0,
+    package init(rate: Double = 0, latencyMs: Int = 0, concurrencyLimit: Int = 0, revoked: [String] = [], singularRevision: Int = 0,
                 twilioRevision: Int = 0, singularBrokenDays: [String] = [], twilioHostileDays: [String: String] = [:]) {
         self.twilioRevision = twilioRevision
         self.twilioHostileDays = twilioHostileDays
@@ -53,17 +53,17 @@ public struct SandboxFaults: Sendable, Codable, Equatable {
 }
 
 /// Counters a test can read back (`GET /sandbox/stats`).
-public struct SandboxStats: Sendable, Codable {
-    public var requests = 0
-    public var pages = 0
-    public var faults = 0
-    public var throttled = 0
-    public var maxInFlightPerAccount = 0
+package struct SandboxStats: Sendable, Codable {
+    package var requests = 0
+    package var pages = 0
+    package var faults = 0
+    package var throttled = 0
+    var maxInFlightPerAccount = 0
 }
 
 /// The sandbox Twilio (2010 API + Pricing v1) and its control endpoints.
-public final class SandboxAPI: Sendable {
-    public let accounts: [SandboxAccount]
+package final class SandboxAPI: Sendable {
+    package let accounts: [SandboxAccount]
     private let faults = Mutex(SandboxFaults())
     private let stats = Mutex(SandboxStats())
     private let inFlight = Mutex([String: Int]())
@@ -72,15 +72,15 @@ public final class SandboxAPI: Sendable {
     /// Accounts by SID (a benchmark serves thousands).
     private let bySID: [String: SandboxAccount]
 
-    public init(accounts: [SandboxAccount] = SandboxAccount.defaults) {
+    package init(accounts: [SandboxAccount] = SandboxAccount.defaults) {
         self.accounts = accounts
         bySID = Dictionary(accounts.map { ($0.sid, $0) }, uniquingKeysWith: { first, _ in first })
     }
 
-    public func setFaults(_ f: SandboxFaults) { faults.withLock { $0 = f } }
-    public var currentStats: SandboxStats { stats.withLock { $0 } }
+    package func setFaults(_ f: SandboxFaults) { faults.withLock { $0 = f } }
+    package var currentStats: SandboxStats { stats.withLock { $0 } }
 
-    public func handle(_ request: SandboxRequest) -> SandboxResponse {
+    package func handle(_ request: SandboxRequest) -> SandboxResponse {
         if request.path.hasPrefix("/sandbox/") { return control(request) }
         stats.withLock { $0.requests += 1 }
         if request.path.hasPrefix("/api/") { return singular(request) }
@@ -359,7 +359,7 @@ public final class SandboxAPI: Sendable {
 
     /// The exact rows a correct extraction of (account, resource, day) stages: their count and the SHA-256 of
     /// their sorted keys (SIDs; `iso_country|number_type` for pricing), one per line.
-    public static func expected(_ account: SandboxAccount, _ resource: String, day: Day?, revision: Int = 0) -> (count: Int, checksum: String) {
+    package static func expected(_ account: SandboxAccount, _ resource: String, day: Day?, revision: Int = 0) -> (count: Int, checksum: String) {
         var keys: [String]
         switch resource {
         case "incoming_phone_numbers": keys = SandboxData.phoneNumbers(account).map(\.sid)
@@ -371,7 +371,7 @@ public final class SandboxAPI: Sendable {
         return (keys.count, checksum(keys))
     }
 
-    public static func checksum(_ sortedKeys: [String]) -> String {
+    package static func checksum(_ sortedKeys: [String]) -> String {
         Digest.sha256Hex(Array(sortedKeys.joined(separator: "\n").utf8))
     }
 

@@ -3,22 +3,22 @@ import HuskimoCore
 import Synchronization
 
 /// A sandbox account: a Twilio Account SID with its token, and how busy it is.
-public struct SandboxAccount: Sendable, Hashable {
-    public var sid: String
-    public var token: String
+package struct SandboxAccount: Sendable, Hashable {
+    package var sid: String
+    package var token: String
     /// The parent account's SID for a subaccount.
-    public var parent: String?
-    public var friendlyName: String
+    package var parent: String?
+    package var friendlyName: String
     /// Average records per day for calls, messages and recordings (each day varies ±50 %, some days empty).
-    public var recordsPerDay: Int
-    public var phoneNumbers: Int
+    package var recordsPerDay: Int
+    package var phoneNumbers: Int
     /// Exact records per day by resource (benchmarks): every day has exactly this many, none is empty.
-    public var fixedPerDay: [String: Int]?
+    var fixedPerDay: [String: Int]?
     /// Records of Twilio's real size: every documented field, the full `subresource_uris`, realistic texts
     /// (about 1.4 KB of JSON per call) instead of the compact records the tests read.
-    public var realistic: Bool
+    package var realistic: Bool
 
-    public init(sid: String, token: String, parent: String? = nil, friendlyName: String, recordsPerDay: Int, phoneNumbers: Int = 25,
+    package init(sid: String, token: String, parent: String? = nil, friendlyName: String, recordsPerDay: Int, phoneNumbers: Int = 25,
                 fixedPerDay: [String: Int]? = nil, realistic: Bool = false) {
         self.sid = sid
         self.token = token
@@ -30,10 +30,10 @@ public struct SandboxAccount: Sendable, Hashable {
         self.realistic = realistic
     }
 
-    public static func sid(_ n: Int) -> String { "AC" + String(format: "%032x", n) }
+    package static func sid(_ n: Int) -> String { "AC" + String(format: "%032x", n) }
 
     /// Three top-level accounts; the first has two subaccounts.
-    public static let defaults: [SandboxAccount] = [
+    package static let defaults: [SandboxAccount] = [
         SandboxAccount(sid: sid(1), token: "sandbox-token-1", friendlyName: "Acme US", recordsPerDay: 240),
         SandboxAccount(sid: sid(2), token: "sandbox-token-2", friendlyName: "Acme EU", recordsPerDay: 180),
         SandboxAccount(sid: sid(3), token: "sandbox-token-3", friendlyName: "Ácme «Ásia» 株式会社", recordsPerDay: 60),
@@ -45,14 +45,14 @@ public struct SandboxAccount: Sendable, Hashable {
 
     /// The benchmark's realistic mix (`huskimo-sandbox --mix`): five accounts (AC…21 to AC…25, tokens mix-token-N),
     /// each day exactly 4,000 calls, 6,000 messages and 1,000 recordings of real size, 20 phone numbers.
-    public static let mix: [SandboxAccount] = (1...5).map { n in
+    package static let mix: [SandboxAccount] = (1...5).map { n in
         SandboxAccount(sid: sid(0x20 + n), token: "mix-token-\(n)", friendlyName: "Mix \(n)", recordsPerDay: 4000, phoneNumbers: 20,
                        fixedPerDay: ["calls": 4000, "messages": 6000, "recordings": 1000], realistic: true)
     }
 
     /// Many small accounts (`huskimo-sandbox --small-accounts N`): AC…100000 + i, token small-token-i, each day
     /// exactly `records` calls, messages and recordings of real size, 3 phone numbers.
-    public static func small(_ count: Int, records: Int = 3) -> [SandboxAccount] {
+    package static func small(_ count: Int, records: Int = 3) -> [SandboxAccount] {
         (0..<count).map { i in
             SandboxAccount(sid: sid(0x10_0000 + i), token: "small-token-\(i)", friendlyName: "Small \(i)", recordsPerDay: records,
                            phoneNumbers: 3, fixedPerDay: ["calls": records, "messages": records, "recordings": records], realistic: true)
@@ -62,11 +62,11 @@ public struct SandboxAccount: Sendable, Hashable {
 
 /// Deterministic data: every (account, resource, day) always yields the same records, so tests can ask the
 /// sandbox what a correct extraction contains.
-public enum SandboxData {
-    public static let resources = ["calls", "messages", "recordings"]
+package enum SandboxData {
+    package static let resources = ["calls", "messages", "recordings"]
 
     /// SplitMix64 over a string key: stable across runs and platforms.
-    public static func hash(_ parts: String...) -> UInt64 {
+    package static func hash(_ parts: String...) -> UInt64 {
         var h: UInt64 = 0xcbf2_9ce4_8422_2325
         for part in parts {
             for b in part.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
@@ -75,7 +75,7 @@ public enum SandboxData {
         return mix(h)
     }
 
-    public static func mix(_ x: UInt64) -> UInt64 {
+    package static func mix(_ x: UInt64) -> UInt64 {
         var z = x &+ 0x9E37_79B9_7F4A_7C15
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
         z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
@@ -84,7 +84,7 @@ public enum SandboxData {
 
     /// How many records (account, resource, day) has: 0 on about one day in ten. From revision 1 on, a day with
     /// messages has one more: a message queued for hours that was sent late.
-    public static func count(_ account: SandboxAccount, _ resource: String, _ day: Int, revision: Int = 0) -> Int {
+    package static func count(_ account: SandboxAccount, _ resource: String, _ day: Int, revision: Int = 0) -> Int {
         if let fixed = account.fixedPerDay?[resource] { return fixed }
         let h = hash(account.sid, resource, String(day))
         if h % 10 == 0 { return 0 }
@@ -93,24 +93,24 @@ public enum SandboxData {
     }
 
     /// Texts that break naive TSV writers.
-    public static let hardTexts: [String?] = [
+    package static let hardTexts: [String?] = [
         "tab\there", "line\nbreak", "carriage\rreturn", "crlf\r\nend", "back\\slash", "\"quoted\" and 'single'",
         "emoji 😀👍🏽 👩‍👩‍👧", "中文字符 日本語 한국어", "مرحبا بالعالم עברית", "", nil, "\\N", "trailing backslash \\",
         "mixed\t\"\\\n😀", "   ", "plain text",
     ]
 
     /// One generated record: its SID, its filter time (seconds since 1970) and its JSON object.
-    public struct Record: Sendable {
-        public var sid: String
-        public var time: Int
-        public var json: [UInt8]
+    package struct Record: Sendable {
+        package var sid: String
+        package var time: Int
+        package var json: [UInt8]
     }
 
     /// The last days generated, so paging through a large day does not regenerate it for every page.
     private static let cache = Mutex<[(key: String, records: [Record])]>([])
 
     /// The records of (account, resource, day), newest first (Twilio's order).
-    public static func records(_ account: SandboxAccount, _ resource: String, day: Int, revision: Int = 0) -> [Record] {
+    package static func records(_ account: SandboxAccount, _ resource: String, day: Int, revision: Int = 0) -> [Record] {
         let key = "\(account.sid)|\(account.recordsPerDay)|\(account.realistic)|\(resource)|\(day)|\(min(revision, 1))"
         if let hit = cache.withLock({ $0.first { $0.key == key }?.records }) { return hit }
         let generated = generate(account, resource, day: day, revision: revision)
@@ -352,7 +352,7 @@ public enum SandboxData {
     }
 
     /// The account's phone numbers (a snapshot), newest first.
-    public static func phoneNumbers(_ account: SandboxAccount) -> [Record] {
+    package static func phoneNumbers(_ account: SandboxAccount) -> [Record] {
         (0..<account.phoneNumbers).map { i in
             let h = hash(account.sid, "incoming_phone_numbers", String(i))
             let sid = makeSID("PN", h, i)
@@ -402,7 +402,7 @@ public enum SandboxData {
 
     /// Pricing countries: real-looking names (non-ASCII, commas, 44 characters) and synthetic ones, some
     /// with no prices.
-    public static let countries: [(iso: String, name: String)] = {
+    package static let countries: [(iso: String, name: String)] = {
         var list: [(String, String)] = [
             ("US", "United States"), ("EE", "Estonia"), ("CI", "Côte d'Ivoire"), ("KR", "Korea, Republic of"),
             ("GS", "South Georgia and the South Sandwich Islands"), ("AT", "Austria"), ("JP", "Japan"), ("IL", "Israel"),
@@ -415,7 +415,7 @@ public enum SandboxData {
         return list
     }()
 
-    public static func prices(iso: String) -> [(type: String, base: String, current: String)] {
+    package static func prices(iso: String) -> [(type: String, base: String, current: String)] {
         let h = hash("pricing", iso)
         let types = ["local", "mobile", "national", "toll free", "shared cost"]
         // Some synthetic countries (ISO codes from Q) have no prices; the real-looking ones always have some.

@@ -4,24 +4,24 @@ import HuskimoCore
 /// The sandbox Singular reporting API: `/api/{key}/adv/{stats|creative_stats}/{start}/{end}`, deterministic
 /// per (key, resource, day, revision). The revision stands for Singular restating spend: raising it changes
 /// every metric (impressions, clicks, installs, cost, revenue, last modified) but no record's identity.
-public enum SandboxSingular {
+package enum SandboxSingular {
     /// A Singular API key the sandbox accepts.
-    public struct Key: Sendable, Hashable {
-        public var key: String
+    package struct Key: Sendable, Hashable {
+        package var key: String
         /// Average records per day and resource (each day varies; about one day in eight is empty).
-        public var recordsPerDay: Int
+        package var recordsPerDay: Int
     }
 
-    public static let keys: [Key] = [
+    package static let keys: [Key] = [
         Key(key: "sg-alpha-7d1f0c9e4b2a86f3", recordsPerDay: 12),
         Key(key: "sg-beta-e05b3a91c6d8f274", recordsPerDay: 7),
     ]
 
     /// One record: its JSON and the warehouse values a correct load holds, in the table's column order after
     /// `channel_name` and `when_retrieved` (decimals in plain notation, NULL as nil).
-    public struct Record: Sendable {
-        public var json: [UInt8]
-        public var expected: [String?]
+    package struct Record: Sendable {
+        package var json: [UInt8]
+        package var expected: [String?]
     }
 
     /// Costs as a JSON literal and its exact plain value: the scientific forms 0.3 wrote or misread included.
@@ -30,7 +30,7 @@ public enum SandboxSingular {
         ("1e2", "100"), ("99999999.99", "99999999.99"), ("0.5", "0.5"),
     ]
 
-    public static func records(key: Key, resource: String, day: Int, revision: Int) -> [Record] {
+    package static func records(key: Key, resource: String, day: Int, revision: Int) -> [Record] {
         let h = SandboxData.hash(key.key, resource, String(day))
         let count = h % 8 == 0 ? 0 : 1 + Int(h >> 9 % UInt64(key.recordsPerDay * 2))
         return (0..<count).map { record(key: key, resource: resource, day: day, index: $0, revision: revision) }

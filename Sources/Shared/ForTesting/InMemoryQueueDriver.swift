@@ -1,13 +1,13 @@
 import Foundation
-public import HuskimoCore
-public import HuskimoFleet
+package import HuskimoCore
+package import HuskimoFleet
 import Synchronization
 
 /// A broker in memory, for unit tests of the workers' decisions: a direct exchange whose routing keys are queue
 /// names, deliveries with tags and the redelivered flag, acks, rejects, and what a broker does when a consumer
 /// lets go (its unacked deliveries go back to the front of their queue, marked redelivered). Publishing can be
 /// made to fail, as a broker that refuses or is away.
-public final class InMemoryQueueDriver: QueueDriver {
+package final class InMemoryQueueDriver: QueueDriver {
     struct Stored: Sendable {
         var message: AMQPMessage
         var redelivered: Bool
@@ -26,36 +26,36 @@ public final class InMemoryQueueDriver: QueueDriver {
 
     let state = Mutex(State())
 
-    public init() {}
+    package init() {}
 
     /// While true, every publish throws a transient ``AMQPError``-like error and publishes nothing.
-    public var failPublishes: Bool {
+    package var failPublishes: Bool {
         get { state.withLock { $0.failPublishes } }
         set { state.withLock { $0.failPublishes = newValue } }
     }
 
     /// Puts a message on `queue` (as if published and routed there), optionally marked redelivered.
-    public func enqueue(_ body: [UInt8], on queue: String, messageID: String? = nil, headers: AMQPTable = [:], redelivered: Bool = false) {
+    package func enqueue(_ body: [UInt8], on queue: String, messageID: String? = nil, headers: AMQPTable = [:], redelivered: Bool = false) {
         let message = AMQPMessage(exchange: "", routingKey: queue, body: body, headers: headers, messageID: messageID)
         state.withLock { $0.queues[queue, default: []].append(Stored(message: message, redelivered: redelivered)) }
     }
 
     /// The messages waiting in `queue` (not delivered, or handed back), in order.
-    public func messages(in queue: String) -> [AMQPMessage] { state.withLock { ($0.queues[queue] ?? []).map(\.message) } }
+    package func messages(in queue: String) -> [AMQPMessage] { state.withLock { ($0.queues[queue] ?? []).map(\.message) } }
 
     /// Whether each message on `queue` would be delivered marked redelivered (a consumer let go of it).
-    public func redeliveredFlags(in queue: String) -> [Bool] { state.withLock { ($0.queues[queue] ?? []).map(\.redelivered) } }
+    package func redeliveredFlags(in queue: String) -> [Bool] { state.withLock { ($0.queues[queue] ?? []).map(\.redelivered) } }
 
     /// Empties `queue` (as `rabbitmqctl purge_queue`).
-    public func purge(_ queue: String) { state.withLock { $0.queues[queue] = [] } }
+    package func purge(_ queue: String) { state.withLock { $0.queues[queue] = [] } }
 
     /// Deliveries handed out and not yet settled.
-    public var unackedCount: Int { state.withLock { $0.unacked.count } }
+    package var unackedCount: Int { state.withLock { $0.unacked.count } }
 
     /// Every message published through the driver, in order.
-    public var published: [AMQPMessage] { state.withLock { $0.published } }
+    package var published: [AMQPMessage] { state.withLock { $0.published } }
 
-    public func publish(_ messages: [AMQPMessage]) async throws {
+    package func publish(_ messages: [AMQPMessage]) async throws {
         try state.withLock { state in
             if state.failPublishes { throw InMemoryQueueError(reason: "publishing refused (failPublishes)") }
             for message in messages {
@@ -65,7 +65,7 @@ public final class InMemoryQueueDriver: QueueDriver {
         }
     }
 
-    public func depth(_ queue: String) async throws -> QueueDepth {
+    package func depth(_ queue: String) async throws -> QueueDepth {
         try state.withLock { state in
             guard state.declared.contains(queue) || state.queues[queue] != nil else {
                 throw InMemoryQueueError(reason: "no queue '\(queue)' (NOT_FOUND)", errorClass: .permanent)
@@ -78,7 +78,7 @@ public final class InMemoryQueueDriver: QueueDriver {
     /// As RabbitMQ's `basic.get` drain: each message of the queue (up to `limit`) is seen once; a kept one stays in
     /// its place, marked redelivered (it was delivered and handed back); a moved one is published, then removed.
     @discardableResult
-    public func drain(_ queue: String, limit: Int, _ handler: @escaping @Sendable (AMQPDelivery) throws -> DrainDecision) async throws
+    package func drain(_ queue: String, limit: Int, _ handler: @escaping @Sendable (AMQPDelivery) throws -> DrainDecision) async throws
         -> Int
     {
         let taken: [Stored] = state.withLock { state in
@@ -124,18 +124,18 @@ public final class InMemoryQueueDriver: QueueDriver {
         return removed
     }
 
-    public func declare(_ topology: QueueTopology) async throws {
+    package func declare(_ topology: QueueTopology) async throws {
         state.withLock { state in for queue in topology.queues { state.declared.insert(queue.name) } }
     }
 
-    public func deleteQueue(_ queue: String) async throws {
+    package func deleteQueue(_ queue: String) async throws {
         state.withLock { state in
             state.declared.remove(queue)
             state.queues[queue] = nil
         }
     }
 
-    public func subscribe(_ queue: String, prefetch: Int) -> any QueueSubscription {
+    package func subscribe(_ queue: String, prefetch: Int) -> any QueueSubscription {
         let id = state.withLock { state -> Int in
             state.nextSubscription += 1
             return state.nextSubscription
@@ -143,7 +143,7 @@ public final class InMemoryQueueDriver: QueueDriver {
         return Subscription(driver: self, queue: queue, prefetch: prefetch, id: id)
     }
 
-    public func close() {}
+    package func close() {}
 
     fileprivate func take(from queue: String, prefetch: Int, subscription: Int) -> AMQPDelivery? {
         state.withLock { state in
@@ -228,8 +228,8 @@ public final class InMemoryQueueDriver: QueueDriver {
 }
 
 /// A refused publish of the in-memory broker: transient, as a broker that is away.
-public struct InMemoryQueueError: ClassifiedError {
-    public let reason: String
-    public var errorClass: ErrorClass = .transient
-    public var description: String { "InMemoryQueueError: \(reason)" }
+package struct InMemoryQueueError: ClassifiedError {
+    package let reason: String
+    package var errorClass: ErrorClass = .transient
+    package var description: String { "InMemoryQueueError: \(reason)" }
 }

@@ -1,9 +1,9 @@
 import Foundation
 
 /// Plain TCP to a port on 127.0.0.1, for tests that abuse a server with bytes no HTTP client would send.
-public enum RawSocket {
+package enum RawSocket {
     /// A connected socket (or -1). The caller closes it.
-    public static func connect(_ port: Int) -> Int32 {
+    package static func connect(_ port: Int) -> Int32 {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
@@ -20,7 +20,7 @@ public enum RawSocket {
     }
 
     /// Sends `bytes` and returns what came back (at most 64 KiB) before the server closed or went quiet `wait` s.
-    public static func exchange(_ port: Int, _ bytes: [UInt8], wait: Int = 2) -> String {
+    package static func exchange(_ port: Int, _ bytes: [UInt8], wait: Int = 2) -> String {
         let fd = connect(port)
         guard fd >= 0 else { return "" }
         defer { close(fd) }

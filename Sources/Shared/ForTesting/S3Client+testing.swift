@@ -1,8 +1,8 @@
-public import HuskimoCore
+package import HuskimoCore
 
 extension S3Client {
     /// Creates the bucket; an existing bucket of ours is fine.
-    public func createBucket() throws {
+    package func createBucket() throws {
         var body: [UInt8]? = nil
         if config.region != "us-east-1" {
             body = Array("""
@@ -19,7 +19,7 @@ extension S3Client {
 
     /// Deletes every object under `prefix`. A prefix is taken as a folder: `a/b` deletes `a/b/…`, never `a/bc`.
     @discardableResult
-    public func deleteFolder(_ prefix: String) throws -> Int {
+    package func deleteFolder(_ prefix: String) throws -> Int {
         let folder = prefix.isEmpty || prefix.hasSuffix("/") ? prefix : prefix + "/"
         return try delete(list(prefix: folder).map(\.key))
     }

@@ -1,6 +1,6 @@
 /// Reads the staged format back (tests): rows of fields, `nil` for `\N`.
-public enum TSVReader {
-    public static func rows(_ bytes: [UInt8]) -> [[String?]] {
+package enum TSVReader {
+    package static func rows(_ bytes: [UInt8]) -> [[String?]] {
         var rows: [[String?]] = []
         var row: [String?] = []
         var field: [UInt8] = []

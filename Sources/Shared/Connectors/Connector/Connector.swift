@@ -1,10 +1,10 @@
-public import Foundation
-public import HuskimoCore
+package import Foundation
+package import HuskimoCore
 
 /// One API, whole: its channel type, its resources, which days it plans, how it authenticates and extracts, and how
 /// `check` probes it. Everything outside a connector's folder reaches it through ``ConnectorRegistry``; adding an API
 /// is a folder with a `Connector`, its resources, its row layouts, and its tables in `WarehouseSchema`.
-public protocol Connector: Sendable {
+package protocol Connector: Sendable {
     /// The configuration's `type:` value.
     var type: ChannelType { get }
     /// Every resource this API serves, in planning order.
@@ -32,14 +32,14 @@ public protocol Connector: Sendable {
 }
 
 /// What every connector extracts with: one HTTP client with its account limiters, S3, the staging folder, limits.
-public struct ExtractContext: Sendable {
-    public let api: APIClient
-    public let s3: S3Client
-    public let folder: String
+package struct ExtractContext: Sendable {
+    package let api: APIClient
+    package let s3: S3Client
+    package let folder: String
     /// Pages one job may read per list before it is refused as endless.
-    public var maxPages: Int
+    package var maxPages: Int
 
-    public init(api: APIClient, s3: S3Client, folder: String, maxPages: Int = 100_000) {
+    package init(api: APIClient, s3: S3Client, folder: String, maxPages: Int = 100_000) {
         self.api = api
         self.s3 = s3
         self.folder = folder
@@ -48,21 +48,21 @@ public struct ExtractContext: Sendable {
 }
 
 /// The inputs of a connector's planning-days policy for one channel and resource.
-public struct DayPlanRequest: Sendable {
+package struct DayPlanRequest: Sendable {
     /// `--from/--to`: exactly these days (no policy applies).
-    public var explicit: [Day]?
+    package var explicit: [Day]?
     /// `--date`, else yesterday (UTC).
-    public var runDay: Day
-    public var today: Day
+    package var runDay: Day
+    package var today: Day
     /// `fetch.settle_days`, `fetch.lookback`, `fetch.start_date`.
-    public var settleDays: Int
-    public var lookback: Int
-    public var startDate: Day?
+    package var settleDays: Int
+    package var lookback: Int
+    package var startDate: Day?
     /// The days every target's ledger already has for this (table, channel); asked only by a connector whose
     /// ``DayPlan`` policy catches up (it reads the ledgers).
-    public var loaded: @Sendable () -> Set<Day>
+    package var loaded: @Sendable () -> Set<Day>
 
-    public init(explicit: [Day]?, runDay: Day, today: Day, settleDays: Int, lookback: Int, startDate: Day?,
+    package init(explicit: [Day]?, runDay: Day, today: Day, settleDays: Int, lookback: Int, startDate: Day?,
                 loaded: @escaping @Sendable () -> Set<Day> = { [] }) {
         self.explicit = explicit
         self.runDay = runDay
@@ -76,12 +76,12 @@ public struct DayPlanRequest: Sendable {
 
 /// The days a policy plans, newest first (the run day leads, so a backlog never delays it), and those it refuses
 /// with the reason (a warning for the operator).
-public struct DayPlan: Sendable, Equatable {
-    public var days: [Day]
-    public var refused: [Day]
-    public var reason: String?
+package struct DayPlan: Sendable, Equatable {
+    package var days: [Day]
+    package var refused: [Day]
+    package var reason: String?
 
-    public init(days: [Day], refused: [Day] = [], reason: String? = nil) {
+    package init(days: [Day], refused: [Day] = [], reason: String? = nil) {
         self.days = days
         self.refused = refused
         self.reason = reason
@@ -90,9 +90,9 @@ public struct DayPlan: Sendable, Equatable {
 
 /// Every connector Huskimo has, and the one lookup everything else uses: the worker, `check`, the planner and
 /// configuration validation.
-public enum ConnectorRegistry {
+package enum ConnectorRegistry {
     /// Every connector, in the order their resources are planned.
-    public static let all: [any Connector] = [TwilioConnector(), SingularConnector()]
+    package static let all: [any Connector] = [TwilioConnector(), SingularConnector()]
 
     private static let byName: [String: ResourceSpec] = {
         var specs: [String: ResourceSpec] = [:]
@@ -106,13 +106,13 @@ public enum ConnectorRegistry {
     }()
 
     /// Every resource, in order.
-    public static let resources: [Resource] = all.flatMap { $0.resources.map(\.resource) }
+    package static let resources: [Resource] = all.flatMap { $0.resources.map(\.resource) }
 
     /// Every channel type, in order.
-    public static var types: [ChannelType] { all.map(\.type) }
+    package static var types: [ChannelType] { all.map(\.type) }
 
     /// The connector of a channel type (nil: no such API).
-    public static func connector(for type: ChannelType) -> (any Connector)? { all.first { $0.type == type } }
+    package static func connector(for type: ChannelType) -> (any Connector)? { all.first { $0.type == type } }
 
     /// The spec of a resource name (nil: no connector serves it).
     static func spec(named name: String) -> ResourceSpec? { byName[name] }
@@ -120,7 +120,7 @@ public enum ConnectorRegistry {
 
 extension ConnectorRegistry {
     /// The connector of a configured channel's type (configuration validation admits only registered types).
-    public static func connector(of channel: ChannelConfig) -> any Connector {
+    package static func connector(of channel: ChannelConfig) -> any Connector {
         guard let connector = connector(for: channel.type) else { preconditionFailure("no connector for channel type \(channel.type)") }
         return connector
     }

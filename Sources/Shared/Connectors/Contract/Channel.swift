@@ -1,18 +1,18 @@
-public import HuskimoCore
+package import HuskimoCore
 
 /// One account of one API, as the connectors need it: who it is, where its API lives, and its credentials.
 /// Read from the configuration's `channels` list (HuskimoFleet's `FleetConfig`), never from a message: jobs
 /// carry only the channel's name.
-public struct ChannelConfig: Sendable {
-    public var name: String
-    public var type: ChannelType
-    public var apiUser: String?
-    public var apiKey: Secret
-    public var apiURL: String
-    public var pricingURL: String
-    public var subaccounts: Bool
+package struct ChannelConfig: Sendable {
+    package var name: String
+    package var type: ChannelType
+    package var apiUser: String?
+    package var apiKey: Secret
+    package var apiURL: String
+    package var pricingURL: String
+    package var subaccounts: Bool
 
-    public init(name: String, type: ChannelType, apiUser: String?, apiKey: Secret, apiURL: String? = nil,
+    package init(name: String, type: ChannelType, apiUser: String?, apiKey: Secret, apiURL: String? = nil,
                 pricingURL: String? = nil, subaccounts: Bool = false) {
         self.name = name
         self.type = type
@@ -24,8 +24,8 @@ public struct ChannelConfig: Sendable {
     }
 
     /// The API's address when the configuration gives none (its connector's).
-    public static func defaultAPIURL(_ type: ChannelType) -> String { ConnectorRegistry.connector(for: type)?.defaultAPIURL ?? "" }
+    package static func defaultAPIURL(_ type: ChannelType) -> String { ConnectorRegistry.connector(for: type)?.defaultAPIURL ?? "" }
 
     /// Whose request limit paces this channel (its connector decides: a Twilio account's SID, a Singular key).
-    public var limiterKey: String { ConnectorRegistry.connector(of: self).limiterKey(self) }
+    package var limiterKey: String { ConnectorRegistry.connector(of: self).limiterKey(self) }
 }

@@ -1,5 +1,5 @@
 import CoreMetrics
-public import HuskimoCore
+package import HuskimoCore
 
 /// Every metric Huskimo records, in one place: names, labels and units are the contract of the dashboards and
 /// alerts in `deploy/`. Recorded through the swift-metrics façade (a no-op until HuskimoFleet's `MetricsServer`
@@ -7,11 +7,11 @@ public import HuskimoCore
 ///
 /// Labels are bounded: resource, table, target, channel (all from the configuration), API, outcome and
 /// status class. Never a SID, a day or a key.
-public enum FleetMetrics {
+package enum FleetMetrics {
     // MARK: Extract workers
 
     /// One API request answered (`status`) or failed in transport (`nil`).
-    public static func request(api: ChannelType, status: Int?, seconds: Double) {
+    package static func request(api: ChannelType, status: Int?, seconds: Double) {
         let statusClass = status.map { $0 == 429 ? "429" : "\($0 / 100)xx" } ?? "transport"
         Counter(label: "huskimo_api_requests_total", dimensions: [("api", api.rawValue), ("status_class", statusClass)]).increment()
         if status == 429 { Counter(label: "huskimo_api_throttled_total", dimensions: [("api", api.rawValue)]).increment() }
@@ -21,11 +21,11 @@ public enum FleetMetrics {
         }
     }
 
-    public enum JobOutcome: String, Sendable { case succeeded, retried, failed }
+    package enum JobOutcome: String, Sendable { case succeeded, retried, failed }
 
     /// An extract job finished.
     /// - Parameter seconds: how long the attempt took (nil when unknown: no duration sample).
-    public static func job(resource: String, outcome: JobOutcome, seconds: Double?, records: Int = 0, stagedBytes: Int = 0) {
+    package static func job(resource: String, outcome: JobOutcome, seconds: Double?, records: Int = 0, stagedBytes: Int = 0) {
         Counter(label: "huskimo_jobs_total", dimensions: [("resource", resource), ("outcome", outcome.rawValue)]).increment()
         if let seconds {
             Timer(label: "huskimo_job_duration_seconds", dimensions: [("resource", resource)]).recordNanoseconds(Int64(seconds * 1e9))
@@ -34,12 +34,12 @@ public enum FleetMetrics {
         if stagedBytes > 0 { Counter(label: "huskimo_staged_bytes_total", dimensions: [("resource", resource)]).increment(by: stagedBytes) }
     }
 
-    public static func jobsInFlight(_ count: Int) {
+    package static func jobsInFlight(_ count: Int) {
         Gauge(label: "huskimo_jobs_in_flight").record(count)
     }
 
     /// The adaptive request limit of a channel's account now.
-    public static func apiConcurrency(channel: String, limit: Int) {
+    package static func apiConcurrency(channel: String, limit: Int) {
         Gauge(label: "huskimo_api_concurrency", dimensions: [("channel", channel)]).record(limit)
     }
 
@@ -47,13 +47,13 @@ public enum FleetMetrics {
 
     /// `identical`: a re-read with the content of what is loaded, skipped (counted apart from `skipped`: already
     /// loaded, or older than what is loaded).
-    public enum LoadOutcome: String, Sendable { case succeeded, skipped, identical, failed }
+    package enum LoadOutcome: String, Sendable { case succeeded, skipped, identical, failed }
 
-    public static func load(target: String, outcome: LoadOutcome, count: Int = 1) {
+    package static func load(target: String, outcome: LoadOutcome, count: Int = 1) {
         Counter(label: "huskimo_loads_total", dimensions: [("target", target), ("outcome", outcome.rawValue)]).increment(by: count)
     }
 
-    public static func loadedTable(target: String, table: String, rows: Int, seconds: Double) {
+    package static func loadedTable(target: String, table: String, rows: Int, seconds: Double) {
         Counter(label: "huskimo_load_rows_total", dimensions: [("target", target), ("table", table)]).increment(by: rows)
         Timer(label: "huskimo_load_duration_seconds", dimensions: [("target", target), ("table", table)])
             .recordNanoseconds(Int64(seconds * 1e9))
@@ -61,12 +61,12 @@ public enum FleetMetrics {
 
     /// 1 while a target's loader is paused by a target-wide failure (credentials refused, schema missing, S3
     /// refusing the staged objects), 0 once it loads again.
-    public static func loaderPaused(target: String, _ paused: Bool) {
+    package static func loaderPaused(target: String, _ paused: Bool) {
         Gauge(label: "huskimo_loader_paused", dimensions: [("target", target)]).record(paused ? 1 : 0)
     }
 
     /// What a replace changed, record by record (by SID): `change` is `changed`, `added` or `removed`.
-    public static func changedRecords(target: String, table: String, changed: Int, added: Int, removed: Int) {
+    package static func changedRecords(target: String, table: String, changed: Int, added: Int, removed: Int) {
         for (change, count) in [("changed", changed), ("added", added), ("removed", removed)] where count > 0 {
             Counter(label: "huskimo_load_changed_records_total", dimensions: [("target", target), ("table", table), ("change", change)])
                 .increment(by: count)
@@ -74,7 +74,7 @@ public enum FleetMetrics {
     }
 
     /// The newest day a (target, table, channel) has loaded, as the Unix time of its midnight (UTC).
-    public static func loadedDay(target: String, table: String, channel: String, day: Day) {
+    package static func loadedDay(target: String, table: String, channel: String, day: Day) {
         Gauge(label: "huskimo_loaded_day_timestamp_seconds", dimensions: [("target", target), ("table", table), ("channel", channel)])
             .record(day.ordinal * 86_400)
     }
@@ -83,7 +83,7 @@ public enum FleetMetrics {
 
     /// One poll of a queue. Unknown figures (no management API, or it failed this time) are exported as NaN,
     /// not left at their last value: a stale figure would keep an alert firing, or silent, on old news.
-    public static func queue(_ name: String, ready: Int, consumers: Int, unacked: Int?, oldestReadyAge: Double?) {
+    package static func queue(_ name: String, ready: Int, consumers: Int, unacked: Int?, oldestReadyAge: Double?) {
         Gauge(label: "huskimo_queue_messages_ready", dimensions: [("queue", name)]).record(ready)
         Gauge(label: "huskimo_queue_consumers", dimensions: [("queue", name)]).record(consumers)
         Gauge(label: "huskimo_queue_messages_unacked", dimensions: [("queue", name)]).record(unacked.map(Double.init) ?? .nan)
@@ -93,19 +93,19 @@ public enum FleetMetrics {
 
 extension FleetMetrics {
     /// One exported metric, as Prometheus sees it.
-    public struct Metric: Sendable, Hashable {
-        public enum Kind: String, Sendable { case counter, gauge, histogram }
-        public let name: String
-        public let kind: Kind
-        public let labels: [String]
-        public let help: String
+    package struct Metric: Sendable, Hashable {
+        package enum Kind: String, Sendable { case counter, gauge, histogram }
+        package let name: String
+        package let kind: Kind
+        package let labels: [String]
+        package let help: String
     }
 
     /// Every metric the functions above record: the machine-readable contract of the dashboards and alerts
     /// (`huskimo-planner metrics` prints it; `deploy/prometheus/metrics.json` is that output, and `deploy/check.py`
     /// checks the alert rules and dashboard queries against it). A test records through every function with the real
     /// exporter and requires exactly these names and kinds.
-    public static let catalogue: [Metric] = [
+    static let catalogue: [Metric] = [
         Metric(name: "huskimo_api_requests_total", kind: .counter, labels: ["api", "status_class"], help: "API requests by answer class (2xx, 4xx, 429, 5xx, transport)"),
         Metric(name: "huskimo_api_throttled_total", kind: .counter, labels: ["api"], help: "API requests answered 429"),
         Metric(name: "huskimo_api_page_duration_seconds", kind: .histogram, labels: ["api"], help: "time to a 200 page"),
@@ -128,7 +128,7 @@ extension FleetMetrics {
     ]
 
     /// The catalogue as JSON, one metric a line (what `huskimo-planner metrics` prints).
-    public static var catalogueJSON: String {
+    package static var catalogueJSON: String {
         func quote(_ s: String) -> String { "\"" + String(s.flatMap { $0 == "\"" || $0 == "\\" ? ["\\", $0] : [$0] as [Character] }) + "\"" }
         let lines = catalogue.map { metric in
             "  {\"name\": \(quote(metric.name)), \"type\": \(quote(metric.kind.rawValue)), \"labels\": [\(metric.labels.map(quote).joined(separator: ", "))], \"help\": \(quote(metric.help))}"

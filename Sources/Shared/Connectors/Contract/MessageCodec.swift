@@ -3,21 +3,21 @@ import HuskimoCore
 
 /// Encoding and decoding of the fleet's messages (extract jobs, load messages): versioned JSON, refused with a
 /// permanent error when a message is newer than this process understands.
-public enum MessageCodec {
+package enum MessageCodec {
     static let encoder: JSONEncoder = {
         let e = JSONEncoder()
         e.outputFormatting = [.sortedKeys]
         return e
     }()
 
-    public static func encode<T: Encodable>(_ value: T) -> [UInt8] { Array((try? encoder.encode(value)) ?? Data()) }
+    package static func encode<T: Encodable>(_ value: T) -> [UInt8] { Array((try? encoder.encode(value)) ?? Data()) }
 
     /// The largest attempt number a job may carry (a queue's `max_attempts` is at most 100).
-    public static let maxAttempt = 1000
+    static let maxAttempt = 1000
 
     /// - Throws: a permanent error for a body over 64 KiB, bad JSON, a version newer than this worker's, an attempt
     ///   number out of range, or a job id that does not match its channel, resource and day.
-    public static func decodeJob(_ body: [UInt8]) throws -> ExtractJob {
+    package static func decodeJob(_ body: [UInt8]) throws -> ExtractJob {
         guard body.count <= 64 << 10 else {
             throw JobError(jobID: "?", errorClass: .permanent, message: "an extract job of \(body.count) bytes (at most 64 KiB)")
         }
@@ -43,7 +43,7 @@ public enum MessageCodec {
         return job
     }
 
-    public static func decodeLoad(_ body: [UInt8]) throws -> LoadMessage {
+    package static func decodeLoad(_ body: [UInt8]) throws -> LoadMessage {
         guard body.count <= 16 << 20 else {
             throw LoadError(loadID: "?", errorClass: .permanent, message: "a load message of \(body.count) bytes (at most 16 MiB)")
         }

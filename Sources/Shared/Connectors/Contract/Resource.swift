@@ -2,22 +2,22 @@ import HuskimoCore
 
 /// Which API a channel talks to: the configuration's `type:`, the first segment of a job id, a metric label. Each
 /// connector declares its own (`ChannelType.twilio` lives in `Twilio/`); ``ConnectorRegistry`` knows them all.
-public struct ChannelType: RawRepresentable, Sendable, Hashable, Codable, CustomStringConvertible {
-    public let rawValue: String
-    public init(rawValue: String) { self.rawValue = rawValue }
-    public var description: String { rawValue }
+package struct ChannelType: RawRepresentable, Sendable, Hashable, Codable, CustomStringConvertible {
+    package let rawValue: String
+    package init(rawValue: String) { self.rawValue = rawValue }
+    package var description: String { rawValue }
     /// The API's name in messages (`twilio` → `Twilio`).
-    public var displayName: String { rawValue.prefix(1).uppercased() + rawValue.dropFirst() }
+    var displayName: String { rawValue.prefix(1).uppercased() + rawValue.dropFirst() }
 }
 
 /// An extract resource: the name in job messages, `--resource` and job ids. Each connector declares its resources
 /// (`Resource.calls` lives in `Twilio/Resource+Twilio.swift`) with a ``ResourceSpec`` (table, partitioning,
 /// replace-or-append); every other mapping (schema, planner, loader) reads the spec through the registry.
-public struct Resource: RawRepresentable, Sendable, Hashable, Codable, CustomStringConvertible, CaseIterable {
-    public let rawValue: String
+package struct Resource: RawRepresentable, Sendable, Hashable, Codable, CustomStringConvertible, CaseIterable {
+    package let rawValue: String
 
     /// A resource some connector serves; nil for any other name (a message, a flag, a file).
-    public init?(rawValue: String) {
+    package init?(rawValue: String) {
         guard ConnectorRegistry.spec(named: rawValue) != nil else { return nil }
         self.rawValue = rawValue
     }
@@ -25,50 +25,50 @@ public struct Resource: RawRepresentable, Sendable, Hashable, Codable, CustomStr
     /// For a connector's own declarations (`static let calls = Resource(declaring: "calls")`).
     package init(declaring name: String) { self.rawValue = name }
 
-    public var description: String { rawValue }
+    package var description: String { rawValue }
 
     /// Every resource of every connector, in the registry's order.
-    public static var allCases: [Resource] { ConnectorRegistry.resources }
+    package static var allCases: [Resource] { ConnectorRegistry.resources }
 
     /// The connector's description of this resource.
-    public var spec: ResourceSpec {
+    package var spec: ResourceSpec {
         guard let spec = ConnectorRegistry.spec(named: rawValue) else { preconditionFailure("no connector declares resource \(rawValue)") }
         return spec
     }
 
     /// The channel type that serves this resource.
-    public var channelType: ChannelType { spec.channelType }
+    package var channelType: ChannelType { spec.channelType }
     /// Snapshot resources have one job per channel, no day.
-    public var isSnapshot: Bool { spec.isSnapshot }
+    package var isSnapshot: Bool { spec.isSnapshot }
     /// The warehouse table (0.3's names).
-    public var table: String { spec.table }
+    package var table: String { spec.table }
     /// The column whose UTC day is a replaced partition; nil for snapshots (replaced per channel) and appended tables.
-    public var partitionColumn: String? { spec.partitionColumn }
+    package var partitionColumn: String? { spec.partitionColumn }
     /// The columns whose values can change after the day (compared record by record by `sid` when a partition is
     /// replaced); empty: the table has no `sid` to compare by, or is appended.
-    public var changeColumns: [String] { spec.changeColumns }
+    package var changeColumns: [String] { spec.changeColumns }
     /// Appended tables keep every retrieval (Singular); the others' partitions and snapshots are replaced.
-    public var appendOnly: Bool { spec.appendOnly }
+    package var appendOnly: Bool { spec.appendOnly }
 
     /// The resource of a warehouse table.
-    public init?(table: String) {
+    package init?(table: String) {
         guard let resource = Resource.allCases.first(where: { $0.table == table }) else { return nil }
         self = resource
     }
 
     /// The warehouse table's schema.
-    public var schema: WarehouseSchema.Table { WarehouseSchema.table(for: self) }
+    package var schema: WarehouseSchema.Table { WarehouseSchema.table(for: self) }
 }
 
 /// What a connector says of one of its resources: everything outside its folder needs to know.
-public struct ResourceSpec: Sendable {
-    public let resource: Resource
-    public let channelType: ChannelType
-    public let table: String
-    public let isSnapshot: Bool
-    public let partitionColumn: String?
-    public let changeColumns: [String]
-    public let appendOnly: Bool
+package struct ResourceSpec: Sendable {
+    package let resource: Resource
+    package let channelType: ChannelType
+    package let table: String
+    package let isSnapshot: Bool
+    package let partitionColumn: String?
+    package let changeColumns: [String]
+    package let appendOnly: Bool
 
     package init(_ resource: Resource, of type: ChannelType, table: String, snapshot: Bool = false, partitionColumn: String? = nil,
                  changeColumns: [String] = [], appendOnly: Bool = false) {

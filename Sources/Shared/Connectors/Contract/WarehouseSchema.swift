@@ -8,36 +8,36 @@ import HuskimoCore
 /// - NOT NULL kept only where a value is always present (channel_name, when_retrieved, SIDs, Singular keys):
 ///   a missing Twilio date is NULL now, where 0.3 wrote the current time.
 /// - Text columns sized for real data: URLs 8192, country names 128, free text 65535 on Redshift.
-public enum WarehouseSchema {
+package enum WarehouseSchema {
     /// Which warehouse a target is (the configuration's `targets[].type`); HuskimoFleet's `Flavor.dialect` is all
     /// that differs between them.
-    public enum Flavor: String, Sendable, CaseIterable { case redshift, postgres }
+    package enum Flavor: String, Sendable, CaseIterable { case redshift, postgres }
 
-    public struct Column: Sendable {
-        public var name: String
+    package struct Column: Sendable {
+        package var name: String
         /// PostgreSQL type; Redshift uses the same except `text` → `varchar(65535)`.
-        public var type: String
-        public var notNull: Bool
+        package var type: String
+        package var notNull: Bool
     }
 
     /// One table. Its name, partition column and replace-or-append rule come from the ``Resource`` catalogue.
-    public struct Table: Sendable {
-        public var resource: Resource
-        public var columns: [Column]
-        public var distKey: String
-        public var sortKey: [String]
+    package struct Table: Sendable {
+        package var resource: Resource
+        package var columns: [Column]
+        package var distKey: String
+        package var sortKey: [String]
 
-        public var name: String { resource.table }
+        package var name: String { resource.table }
         /// The column whose UTC day is a Twilio partition (nil: snapshot or Singular).
-        public var partitionColumn: String? { resource.partitionColumn }
+        package var partitionColumn: String? { resource.partitionColumn }
         /// Singular tables keep every retrieval; Twilio partitions and snapshots are replaced.
-        public var appendOnly: Bool { resource.appendOnly }
+        package var appendOnly: Bool { resource.appendOnly }
 
-        public var columnList: String { columns.map { WarehouseSchema.quote($0.name) }.joined(separator: ", ") }
+        package var columnList: String { columns.map { WarehouseSchema.quote($0.name) }.joined(separator: ", ") }
     }
 
     /// The byte limit of a `varchar(n)` / `char(n)` type (nil: unbounded, or not a string type).
-    public static func byteLimit(_ type: String) -> Int? {
+    static func byteLimit(_ type: String) -> Int? {
         for prefix in ["varchar(", "char("] where type.hasPrefix(prefix) && type.hasSuffix(")") {
             return Int(type.dropFirst(prefix.count).dropLast())
         }
@@ -56,7 +56,7 @@ public enum WarehouseSchema {
         c("date_created", "timestamp"), c("date_updated", "timestamp"),
     ]
 
-    public static let tables: [Table] = [
+    package static let tables: [Table] = [
         Table(resource: .calls, columns: twilioHead + [
             c("parent_call_sid", "varchar(34)"), c("to", "varchar(512)"), c("from", "varchar(512)"),
             c("phone_number_sid", "varchar(34)"), c("status", "varchar(32)"), c("start_time", "timestamp"),
@@ -103,7 +103,7 @@ public enum WarehouseSchema {
         ], distKey: "ad_network", sortKey: ["reporting_date", "when_retrieved"]),
     ]
 
-    public static func table(_ name: String) -> Table? { tables.first { $0.name == name } }
+    package static func table(_ name: String) -> Table? { tables.first { $0.name == name } }
 
     /// The table of a resource (every resource has one: a test checks the catalogue and the schema line up).
     static func table(for resource: Resource) -> Table {

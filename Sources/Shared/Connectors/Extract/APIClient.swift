@@ -1,20 +1,20 @@
 import Foundation
-public import Logging
-public import HuskimoCore
+package import Logging
+package import HuskimoCore
 
 /// A failed API request, classified: 401/403/404/400 are permanent (the API's code and message kept),
 /// 429, 5xx, dropped and truncated responses transient. Never carries a credential: the URL is the
 /// request's display form and the message is scrubbed of the request's secrets.
-public struct APIError: ClassifiedError, Sendable {
+package struct APIError: ClassifiedError, Sendable {
     /// The API the request went to: names the error and labels metrics.
-    public let api: ChannelType
-    public let status: Int?
+    package let api: ChannelType
+    package let status: Int?
     /// Twilio's error code (20003, 20404, 20429, 21481…), when the body had one.
-    public let code: Int?
-    public let message: String
-    public let url: String
-    public let errorClass: ErrorClass
-    public var description: String {
+    package let code: Int?
+    package let message: String
+    package let url: String
+    package let errorClass: ErrorClass
+    package var description: String {
         let name = api.displayName
         let what = [status.map { "HTTP \($0)" }, code.map { "\(name) error \($0)" }].compactMap { $0 }.joined(separator: ", ")
         return "\(what.isEmpty ? "\(name) request failed" : what): \(message) (GET \(url))"
@@ -24,20 +24,20 @@ public struct APIError: ClassifiedError, Sendable {
 /// Fetches API responses with retries: transient failures (5xx, 429, dropped or truncated bodies, timeouts)
 /// are retried on the same URL with exponential backoff and jitter; a 429 also sets the account's
 /// concurrency limit to what it served (``AdaptiveLimiter``) and honours `Retry-After`. Blocking: call from a blocking-work thread.
-public struct APIClient: Sendable {
-    public let http: HTTPClient
-    public let limiters: AccountLimiters
-    public var maxAttempts: Int
-    public var backoff: Backoff
-    public var timeout: Double
+package struct APIClient: Sendable {
+    package let http: HTTPClient
+    package let limiters: AccountLimiters
+    package var maxAttempts: Int
+    package var backoff: Backoff
+    package var timeout: Double
     /// The longest `Retry-After` waited for in process; a longer one ends the attempt with a transient error, so the
     /// job goes back to the queue's delay queues and this worker serves other accounts meanwhile.
-    public var maxRetryAfter: Double = 120
+    var maxRetryAfter: Double = 120
     /// The largest response body accepted (`fetch.max_response_mib`); a larger one is a permanent error.
-    public var maxBodyBytes = 256 << 20
-    public let logger: Logger
+    package var maxBodyBytes = 256 << 20
+    package let logger: Logger
 
-    public init(http: HTTPClient, limiters: AccountLimiters, maxAttempts: Int = 8, backoff: Backoff = Backoff(base: 0.25, max: 20),
+    package init(http: HTTPClient, limiters: AccountLimiters, maxAttempts: Int = 8, backoff: Backoff = Backoff(base: 0.25, max: 20),
                 timeout: Double = 120, logger: Logger) {
         self.http = http
         self.limiters = limiters
@@ -48,17 +48,17 @@ public struct APIClient: Sendable {
     }
 
     /// Counts of what happened, for logs and metrics.
-    public struct Tally: Sendable {
-        public var requests = 0
-        public var retries = 0
-        public var throttled = 0
+    package struct Tally: Sendable {
+        package var requests = 0
+        package var retries = 0
+        package var throttled = 0
         /// The bodies' storage, reused page after page (one allocation per job, not one per page).
         var pageBuffer: [UInt8] = []
     }
 
     /// Performs `request` (paced by `account`'s limiter) and hands the 200 body to `consume`, retrying
     /// transient failures (also those `consume` throws, such as a truncated JSON body) until `maxAttempts`.
-    public func fetch<T>(_ request: HTTPRequest, api: ChannelType, account: String, tally: inout Tally,
+    package func fetch<T>(_ request: HTTPRequest, api: ChannelType, account: String, tally: inout Tally,
                          consume: ([UInt8]) throws -> T) throws -> T {
         var buffer = tally.pageBuffer
         tally.pageBuffer = []
@@ -76,7 +76,7 @@ public struct APIClient: Sendable {
     /// on a failure depends on `restart`: with it, the consumer is told to start over and the request is retried in
     /// place (a Twilio page, converted into rows that are staged only once the page is whole); without it (a
     /// consumer that cannot take bytes back), the failure is transient for the job as a whole.
-    public func stream<T>(_ request: HTTPRequest, api: ChannelType, account: String, tally: inout Tally, restart: (() -> Void)? = nil,
+    package func stream<T>(_ request: HTTPRequest, api: ChannelType, account: String, tally: inout Tally, restart: (() -> Void)? = nil,
                           onChunk: @escaping (UnsafeRawBufferPointer) throws -> Void, finish: () throws -> T) throws -> T {
         let delivered = DeliveredBytes()
         let replayable = restart != nil

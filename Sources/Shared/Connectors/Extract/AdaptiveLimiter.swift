@@ -9,30 +9,30 @@ import HuskimoCore
 /// Every `growAfter` successes in a row at the limit probe one more (up to `maximum`): accounts can be given more
 /// room, and another worker sharing the account may have gone. Callers block in ``acquire()`` while the account is
 /// at its limit; a refused request simply waits for the next free slot. Thread-safe.
-public final class AdaptiveLimiter: @unchecked Sendable {  // all state under `condition`
+package final class AdaptiveLimiter: @unchecked Sendable {  // all state under `condition`
     private let condition = NSCondition()
     private var limit: Int
     private var inFlight = 0
     private var successes = 0
-    public let maximum: Int
+    let maximum: Int
     private let growAfter: Int
 
     /// A slot: how many of ours were in flight when it was taken (itself included).
-    public struct Ticket: Sendable { public let inFlight: Int }
+    package struct Ticket: Sendable { package let inFlight: Int }
 
-    public init(initial: Int = 4, maximum: Int = 32, growAfter: Int = 20) {
+    package init(initial: Int = 4, maximum: Int = 32, growAfter: Int = 20) {
         self.limit = max(1, min(initial, maximum))
         self.maximum = maximum
         self.growAfter = growAfter
     }
 
-    public var currentLimit: Int { condition.withLock { limit } }
+    package var currentLimit: Int { condition.withLock { limit } }
 
     /// Whether a request could start now without waiting.
-    public var hasCapacity: Bool { condition.withLock { inFlight < limit } }
+    package var hasCapacity: Bool { condition.withLock { inFlight < limit } }
 
     /// Waits for a slot.
-    public func acquire() -> Ticket {
+    func acquire() -> Ticket {
         condition.lock()
         while inFlight >= limit { condition.wait() }
         inFlight += 1
@@ -42,7 +42,7 @@ public final class AdaptiveLimiter: @unchecked Sendable {  // all state under `c
     }
 
     /// Gives the slot back; `throttled`: the API refused the request as one too many (429).
-    public func release(_ ticket: Ticket, throttled: Bool) {
+    package func release(_ ticket: Ticket, throttled: Bool) {
         condition.lock()
         inFlight -= 1
         if throttled {
@@ -61,18 +61,18 @@ public final class AdaptiveLimiter: @unchecked Sendable {  // all state under `c
 }
 
 /// The limiters of every account this process talks to, by account SID.
-public final class AccountLimiters: @unchecked Sendable {  // `limiters` under `lock`
+package final class AccountLimiters: @unchecked Sendable {  // `limiters` under `lock`
     private let lock = NSLock()
     private var limiters: [String: AdaptiveLimiter] = [:]
     private let initial: Int
     private let maximum: Int
 
-    public init(initial: Int = 4, maximum: Int = 32) {
+    package init(initial: Int = 4, maximum: Int = 32) {
         self.initial = initial
         self.maximum = maximum
     }
 
-    public func limiter(for account: String) -> AdaptiveLimiter {
+    package func limiter(for account: String) -> AdaptiveLimiter {
         lock.withLock {
             if let existing = limiters[account] { return existing }
             let fresh = AdaptiveLimiter(initial: initial, maximum: maximum)

@@ -1,11 +1,11 @@
-public import HuskimoCore
+package import HuskimoCore
 
 /// A "next page" link that cannot be followed: it leaves the channel's configured API origin, is not a URL this
 /// client accepts, or makes the job page forever. Permanent: the same API answer would do it again.
-public struct PagingError: ClassifiedError {
-    public let reason: String
-    public var errorClass: ErrorClass { .permanent }
-    public var description: String { "PagingError: \(reason)" }
+package struct PagingError: ClassifiedError {
+    package let reason: String
+    package var errorClass: ErrorClass { .permanent }
+    package var description: String { "PagingError: \(reason)" }
 }
 
 /// Follows an API's paging links for one job, where credentials may go only to the configured API origin:
@@ -14,7 +14,7 @@ public struct PagingError: ClassifiedError {
 /// else — another host, `@other.host/x` or `.other.host/x` (which string concatenation would have turned into
 /// another host), `//other/x`, another scheme or port, control characters — is refused, as is a link seen before
 /// in the job (a page loop) or more pages than `maxPages`.
-public struct PageLinks: Sendable {
+package struct PageLinks: Sendable {
     struct Origin: Equatable, Sendable {
         var scheme: String
         var host: String
@@ -22,13 +22,13 @@ public struct PageLinks: Sendable {
     }
 
     /// The configured base URL without trailing slashes.
-    public let base: String
+    package let base: String
     let origin: Origin
-    public let maxPages: Int
+    package let maxPages: Int
     private var seen: Set<String> = []
 
     /// - Throws: ``PagingError`` when `base` itself is not an http(s) URL without credentials.
-    public init(base: String, maxPages: Int = 100_000) throws {
+    package init(base: String, maxPages: Int = 100_000) throws {
         self.base = base.withoutTrailingSlashes
         guard let origin = PageLinks.origin(of: self.base) else {
             throw PagingError(reason: "the configured API URL \(base.prefix(120)) is not an http(s) URL without credentials")
@@ -38,7 +38,7 @@ public struct PageLinks: Sendable {
     }
 
     /// Records that `url` is about to be fetched. - Throws: ``PagingError`` on a page loop or too many pages.
-    public mutating func visit(_ url: String) throws {
+    mutating func visit(_ url: String) throws {
         guard seen.insert(url).inserted else {
             throw PagingError(reason: "page loop: the API pointed back at a page this job already read (\(HTTPRequest.stripQuery(url)))")
         }
@@ -48,7 +48,7 @@ public struct PageLinks: Sendable {
     }
 
     /// The URL of a next-page link. - Throws: ``PagingError`` for a link that leaves the configured origin.
-    public func resolve(_ link: String) throws -> String {
+    func resolve(_ link: String) throws -> String {
         guard !link.isEmpty, link.utf8.count <= 8192, link.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "\\") }) else {
             throw PagingError(reason: "a next-page link that is empty, too long or has spaces, control or non-ASCII characters")
         }

@@ -1,11 +1,11 @@
 import Foundation
-public import HuskimoCore
+package import HuskimoCore
 
 /// Rows → gzip → S3, in size-bounded objects that together form one load. Rows are handed over a page at
 /// a time (``TSVWriter`` buffers), compressed as they come and streamed to S3 part by part, so memory does
 /// not grow with the size of a day. A new object starts when the current one reaches `maxObjectBytes`
 /// (compressed) at a row boundary. Not thread-safe.
-public final class StagingWriter {
+package final class StagingWriter {
     private let client: S3Client
     private let layout: StagingLayout
     private let keyPrefix: String
@@ -13,18 +13,18 @@ public final class StagingWriter {
     private let level: Int32
     private var objectIndex = 0
     private var current: (writer: S3ObjectWriter, gzip: GzipWriter, rows: Int)?
-    public private(set) var objects: [StagedObject] = []
+    package private(set) var objects: [StagedObject] = []
     /// The rows staged so far, without `channel_name` and `when_retrieved` and in any order: what tells a re-read
     /// that changed nothing (nil: not kept, for appended tables, whose loads are never skipped as identical).
-    public private(set) var content: RowDigest?
+    package private(set) var content: RowDigest?
     /// Values the writers replaced (U+0000, invalid UTF-8), as their counters last said.
-    public private(set) var replacedValues = 0
+    package private(set) var replacedValues = 0
 
     /// - Parameters:
     ///   - keyPrefix: from ``StagingLayout/extractionPrefix(_:at:)``; objects are ``StagingLayout/objectKey(prefix:index:)``.
     ///   - level: gzip level; 1 costs a fraction of 6's CPU on TSV for a few percent more bytes.
     ///   - digest: keep ``content`` (replaced partitions; appended tables need none).
-    public init(client: S3Client, layout: StagingLayout, keyPrefix: String, maxObjectBytes: Int = 64 << 20, level: Int32 = 1,
+    package init(client: S3Client, layout: StagingLayout, keyPrefix: String, maxObjectBytes: Int = 64 << 20, level: Int32 = 1,
                 digest: Bool = true) {
         self.content = digest ? RowDigest() : nil
         self.client = client
@@ -35,7 +35,7 @@ public final class StagingWriter {
     }
 
     /// Compresses and stages the rows in `tsv` (complete rows only), then empties its buffer.
-    public func write(_ tsv: inout TSVWriter) throws {
+    package func write(_ tsv: inout TSVWriter) throws {
         guard !tsv.isEmpty else { return }
         if current == nil { try open() }
         if content != nil { tsv.withUnsafeBytes { content!.add($0) } }
@@ -64,7 +64,7 @@ public final class StagingWriter {
 
     /// Closes the last object. A load with no rows still stages one (empty) object, so an empty day is a
     /// valid load that replaces its partition with nothing.
-    public func finish() throws -> [StagedObject] {
+    package func finish() throws -> [StagedObject] {
         if current == nil && objects.isEmpty { try open() }
         try close()
         return objects
@@ -72,13 +72,13 @@ public final class StagingWriter {
 
     /// Abandons the extraction: the object in progress and every object already staged are deleted (best effort:
     /// leftovers cost storage, never correctness, as no load message names them).
-    public func discard() {
+    func discard() {
         let staged = abort()
         if !staged.isEmpty { _ = try? client.delete(staged) }
     }
 
     /// Abandons the object in progress; returns the keys already staged so the caller can delete them.
-    public func abort() -> [String] {
+    package func abort() -> [String] {
         current?.writer.abort()
         current = nil
         return objects.map(\.key)

@@ -1,13 +1,13 @@
-public import HuskimoCore
+package import HuskimoCore
 
 /// A record that cannot be converted: permanent (retrying fetches the same data), naming the field.
-public struct ConversionError: ClassifiedError {
-    public let table: String
-    public let field: String
-    public let recordSID: String?
-    public let reason: String
-    public var errorClass: ErrorClass { .permanent }
-    public var description: String {
+package struct ConversionError: ClassifiedError {
+    package let table: String
+    package let field: String
+    let recordSID: String?
+    package let reason: String
+    package var errorClass: ErrorClass { .permanent }
+    package var description: String {
         "cannot convert \(table).\(field) of record \(recordSID ?? "?"): \(reason)"
     }
 }

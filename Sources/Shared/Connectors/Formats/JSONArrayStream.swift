@@ -5,10 +5,10 @@
 ///
 /// It tracks only what decides element boundaries (strings and their escapes, nesting depth); the converter
 /// validates the JSON itself.
-public struct JSONArrayStream {
+package struct JSONArrayStream {
     /// Batches are handed on once their elements reach this many bytes.
-    public let batchBytes: Int
-    public let maxObjectBytes: Int
+    package let batchBytes: Int
+    package let maxObjectBytes: Int
     private var buffer: [UInt8] = []
     /// Where the scan goes on from, and the end of the last complete element (a `,` at depth 1, or the `]`).
     private var scanned = 0
@@ -21,13 +21,13 @@ public struct JSONArrayStream {
     /// Bytes handed on so far, for errors.
     private var consumed = 0
 
-    public init(batchBytes: Int = 1 << 20, maxObjectBytes: Int = 1 << 20) {
+    package init(batchBytes: Int = 1 << 20, maxObjectBytes: Int = 1 << 20) {
         self.batchBytes = batchBytes
         self.maxObjectBytes = maxObjectBytes
     }
 
     /// Feeds the next bytes; hands on every batch of whole elements that is big enough.
-    public mutating func feed(_ chunk: UnsafeRawBufferPointer, _ deliver: ([UInt8]) throws -> Void) throws {
+    package mutating func feed(_ chunk: UnsafeRawBufferPointer, _ deliver: ([UInt8]) throws -> Void) throws {
         buffer.append(contentsOf: chunk)
         try scan()
         if shape == .object, buffer.count > maxObjectBytes {
@@ -37,7 +37,7 @@ public struct JSONArrayStream {
     }
 
     /// Hands on what is left. - Throws: ``JSONError`` (truncated) when the array or object never ended.
-    public mutating func finish(_ deliver: ([UInt8]) throws -> Void) throws {
+    package mutating func finish(_ deliver: ([UInt8]) throws -> Void) throws {
         try scan()
         switch shape {
         case .object:

@@ -1,40 +1,40 @@
 #if canImport(Glibc)
 import Glibc  // memcmp
-public import HuskimoCore
+package import HuskimoCore
 #endif
 
 /// A JSON value located in a byte buffer, without copying: strings are the bytes between the quotes
 /// (`escaped` tells whether they hold backslash escapes); objects and arrays cover their whole text.
-public struct JSONSlice: Sendable {
-    public enum Kind: Sendable { case absent, null, string, number, bool, object, array }
-    public var kind: Kind
-    public var start: Int
-    public var end: Int
-    public var escaped: Bool
-    public var boolValue: Bool
+package struct JSONSlice: Sendable {
+    package enum Kind: Sendable { case absent, null, string, number, bool, object, array }
+    package var kind: Kind
+    package var start: Int
+    package var end: Int
+    package var escaped: Bool
+    var boolValue: Bool
 
-    public static let absent = JSONSlice(kind: .absent, start: 0, end: 0, escaped: false, boolValue: false)
-    public var isNullOrAbsent: Bool { kind == .null || kind == .absent }
-    public var count: Int { end - start }
+    package static let absent = JSONSlice(kind: .absent, start: 0, end: 0, escaped: false, boolValue: false)
+    var isNullOrAbsent: Bool { kind == .null || kind == .absent }
+    package var count: Int { end - start }
 }
 
 /// Errors from malformed or truncated JSON: transient when the body ended early (a dropped connection
 /// looks like that), permanent otherwise.
-public struct JSONError: ClassifiedError, Sendable {
-    public let offset: Int
-    public let reason: String
-    public let truncated: Bool
-    public var errorClass: ErrorClass { truncated ? .transient : .permanent }
-    public var description: String { "JSONError at byte \(offset): \(reason)" }
+package struct JSONError: ClassifiedError, Sendable {
+    package let offset: Int
+    package let reason: String
+    package let truncated: Bool
+    package var errorClass: ErrorClass { truncated ? .transient : .permanent }
+    package var description: String { "JSONError at byte \(offset): \(reason)" }
 }
 
 /// A forward-only scanner over UTF-8 JSON bytes. It validates structure as it goes and never allocates
 /// on the hot path; callers pull members and elements and decide what to parse and what to skip.
-public struct JSONScanner {
-    public let bytes: UnsafeRawBufferPointer
-    public var position = 0
+package struct JSONScanner {
+    package let bytes: UnsafeRawBufferPointer
+    package var position = 0
 
-    public init(_ bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
+    package init(_ bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
 
     @inline(__always) mutating func skipWhitespace() {
         while position < bytes.count {
@@ -120,7 +120,7 @@ public struct JSONScanner {
     }
 
     /// Reads any value; objects and arrays are skipped over (their slice covers them).
-    public mutating func readValue() throws -> JSONSlice {
+    package mutating func readValue() throws -> JSONSlice {
         let byte = try peek()
         switch byte {
         case 0x22: return try readString()
@@ -179,7 +179,7 @@ public struct JSONScanner {
 
     /// Iterates the members of the object at `position`: `body` gets the key's slice and must consume the
     /// value (``readValue()`` or a nested iteration).
-    public mutating func forEachMember(_ body: (inout JSONScanner, JSONSlice) throws -> Void) throws {
+    mutating func forEachMember(_ body: (inout JSONScanner, JSONSlice) throws -> Void) throws {
         try expect(0x7B)
         if try peek() == 0x7D {
             position += 1
@@ -198,7 +198,7 @@ public struct JSONScanner {
     }
 
     /// Iterates the elements of the array at `position`; `body` must consume each element.
-    public mutating func forEachElement(_ body: (inout JSONScanner) throws -> Void) throws {
+    mutating func forEachElement(_ body: (inout JSONScanner) throws -> Void) throws {
         try expect(0x5B)
         if try peek() == 0x5D {
             position += 1
@@ -241,13 +241,13 @@ public struct JSONScanner {
     }
 
     /// Whether the key slice equals `name` (keys with escapes never match: Twilio's keys have none).
-    @inline(__always) public func key(_ slice: JSONSlice, is name: [UInt8]) -> Bool {
+    @inline(__always) package func key(_ slice: JSONSlice, is name: [UInt8]) -> Bool {
         guard slice.count == name.count, !slice.escaped else { return false }
         return name.withUnsafeBytes { memcmp(bytes.baseAddress! + slice.start, $0.baseAddress!, name.count) == 0 }
     }
 
     /// The decoded UTF-8 bytes of a string slice, handed one at a time to `sink`.
-    @inline(__always) public func decode(_ slice: JSONSlice, _ sink: (UInt8) -> Void) throws {
+    @inline(__always) package func decode(_ slice: JSONSlice, _ sink: (UInt8) -> Void) throws {
         guard slice.escaped else {
             for i in slice.start..<slice.end { sink(bytes[i]) }
             return
@@ -307,7 +307,7 @@ public struct JSONScanner {
     }
 
     /// The decoded string (allocates: for URIs and error messages, not for row values).
-    public func string(_ slice: JSONSlice) throws -> String {
+    package func string(_ slice: JSONSlice) throws -> String {
         var out: [UInt8] = []
         out.reserveCapacity(slice.count)
         try decode(slice) { out.append($0) }
@@ -317,7 +317,7 @@ public struct JSONScanner {
     /// UTF-16 code units of a string slice (what 0.3 stored as `body_length`, and what SMS segmenting counts):
     /// one per UTF-8 lead byte, two for 4-byte sequences; `\uXXXX` escapes count one each (a surrogate pair,
     /// written as two escapes, counts two).
-    public func utf16Length(_ slice: JSONSlice) -> Int {
+    func utf16Length(_ slice: JSONSlice) -> Int {
         var count = 0
         var i = slice.start
         while i < slice.end {

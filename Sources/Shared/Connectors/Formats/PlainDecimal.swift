@@ -3,10 +3,10 @@ import HuskimoCore
 /// Decimal numbers in plain notation, exactly: `1.0E-4` → `0.0001`, `1.2345678E7` → `12345678`, `-0.50` →
 /// `-0.5`. Works on the digits, never through a binary floating point, so nothing is rounded. (Huskimo 0.3
 /// wrote Java's `Double.toString`, whose `1.0E-4` a DECIMAL column may reject — defect D6.)
-public enum PlainDecimal {
+package enum PlainDecimal {
     /// The plain form of a JSON number's text (an optional `+` is accepted too), or nil if it is not one.
     /// Leading zeros of the integer part and trailing zeros of the fraction are dropped; `-0` is `0`.
-    public static func format(_ text: some Collection<UInt8>) -> String? {
+    package static func format(_ text: some Collection<UInt8>) -> String? {
         var bytes = text[...]
         var negative = false
         if let first = bytes.first, first == UInt8(ascii: "-") || first == UInt8(ascii: "+") {
@@ -72,5 +72,5 @@ public enum PlainDecimal {
         return result
     }
 
-    public static func format(_ text: String) -> String? { format(Array(text.utf8)) }
+    package static func format(_ text: String) -> String? { format(Array(text.utf8)) }
 }

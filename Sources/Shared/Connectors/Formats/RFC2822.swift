@@ -2,21 +2,21 @@ import HuskimoCore
 
 /// Parses Twilio's RFC 2822 dates (`Tue, 31 Aug 2010 20:36:28 +0000`, day possibly unpadded, any numeric
 /// offset) to UTC and writes them as `YYYY-MM-DD HH:MM:SS`, straight from and to bytes.
-public enum RFC2822 {
+package enum RFC2822 {
     /// The last day parsed and the last day written: the dates of one page mostly share a day, so the calendar
     /// arithmetic runs once per day rather than once per date.
-    public struct Cache {
+    package struct Cache {
         var parsedKey: (UInt64, UInt32) = (0, 0)
         var parsedDays = Int.min
         var writtenDays = Int.min
         var writtenDate: UInt64 = 0
         var writtenDateTail: UInt16 = 0
-        public init() {}
+        package init() {}
     }
 
     /// UTC seconds since 1970, or nil when the text is not an RFC 2822 date. Twilio's own shape
     /// (`Fri, 20 Nov 2026 12:34:56 +0000`) takes a fixed-offset path with `cache`; anything else the general one.
-    public static func seconds(_ p: UnsafeRawBufferPointer, _ start: Int, _ end: Int, cache: inout Cache) -> Int? {
+    package static func seconds(_ p: UnsafeRawBufferPointer, _ start: Int, _ end: Int, cache: inout Cache) -> Int? {
         guard end - start == 31, p[start] >= 0x41, p[start + 3] == 0x2C, p[start + 4] == 0x20, p[start + 7] == 0x20, p[start + 11] == 0x20,
               p[start + 16] == 0x20, p[start + 19] == 0x3A, p[start + 22] == 0x3A, p[start + 25] == 0x20, p[start + 26] == 0x2B,
               p.loadUnaligned(fromByteOffset: start + 27, as: UInt32.self) == 0x3030_3030  // "0000"
@@ -45,7 +45,7 @@ public enum RFC2822 {
     }
 
     /// UTC seconds since 1970, or nil when the text is not an RFC 2822 date.
-    public static func seconds(_ p: UnsafeRawBufferPointer, _ start: Int, _ end: Int) -> Int? {
+    package static func seconds(_ p: UnsafeRawBufferPointer, _ start: Int, _ end: Int) -> Int? {
         var i = start
         func skipSpaces() { while i < end, p[i] == 0x20 { i += 1 } }
         func number(max: Int) -> Int? {
@@ -123,7 +123,7 @@ public enum RFC2822 {
     }
 
     /// Writes `YYYY-MM-DD HH:MM:SS` for UTC `seconds` into the writer's current field, in place.
-    public static func write(_ seconds: Int, into writer: inout TSVWriter, cache: inout Cache) {
+    package static func write(_ seconds: Int, into writer: inout TSVWriter, cache: inout Cache) {
         let days = seconds >= 0 ? seconds / 86_400 : (seconds - 86_399) / 86_400
         let rest = seconds - days * 86_400
         if days != cache.writtenDays {

@@ -14,7 +14,7 @@ import HuskimoCore
 /// Not thread-safe, and not to be copied while in use (copies share one allocation). Rows accumulate in raw
 /// storage (no per-append uniqueness or bounds bookkeeping of an Array); the owner drains it (into gzip) as it
 /// grows, through ``withUnsafeBytes(_:)`` and ``reset()``.
-public struct TSVWriter {
+package struct TSVWriter {
     /// Owns the allocation (frees it); the writer keeps the pointer, count and capacity as plain values.
     private final class Storage {
         var pointer: UnsafeMutableRawPointer
@@ -26,15 +26,15 @@ public struct TSVWriter {
     private var base: UnsafeMutableRawPointer
     private var capacity: Int
     /// Bytes written.
-    public private(set) var count = 0
-    public private(set) var rows = 0
-    public private(set) var replacedNULs = 0
-    public private(set) var backslashNValues = 0
+    package private(set) var count = 0
+    package private(set) var rows = 0
+    private(set) var replacedNULs = 0
+    private(set) var backslashNValues = 0
     /// Text values whose invalid UTF-8 was replaced by U+FFFD (see ``appendReplacingInvalidUTF8(_:)``).
-    public private(set) var replacedInvalidUTF8 = 0
+    private(set) var replacedInvalidUTF8 = 0
     private var fieldsInRow = 0
 
-    public init(capacity: Int = 1 << 20) {
+    package init(capacity: Int = 1 << 20) {
         let size = max(capacity, 64)
         storage = Storage(capacity: size)
         base = storage.pointer
@@ -42,22 +42,22 @@ public struct TSVWriter {
     }
 
     /// A copy of the bytes written (tests, small values).
-    public var buffer: [UInt8] { withUnsafeBytes { Array($0) } }
-    public var isEmpty: Bool { count == 0 }
+    package var buffer: [UInt8] { withUnsafeBytes { Array($0) } }
+    package var isEmpty: Bool { count == 0 }
 
-    public func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+    package func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
         try body(UnsafeRawBufferPointer(start: base, count: count))
     }
 
     /// Forgets everything written (the capacity stays).
-    public mutating func reset() {
+    package mutating func reset() {
         count = 0
         rows = 0
         fieldsInRow = 0
     }
 
     /// Forgets what was written after `mark` bytes and `rows` rows (a page that failed half-way).
-    public mutating func truncate(to mark: Int, rows: Int) {
+    package mutating func truncate(to mark: Int, rows: Int) {
         count = min(mark, count)
         self.rows = rows
         fieldsInRow = 0
@@ -91,7 +91,7 @@ public struct TSVWriter {
     }
 
     /// NULL.
-    public mutating func null() {
+    package mutating func null() {
         separator()
         reserve(2)
         base.storeBytes(of: 0x4E5C, toByteOffset: count, as: UInt16.self)  // "\N"
@@ -99,32 +99,32 @@ public struct TSVWriter {
     }
 
     /// A text value given as UTF-8 bytes (already decoded).
-    public mutating func text(_ bytes: UnsafeRawBufferPointer) {
+    package mutating func text(_ bytes: UnsafeRawBufferPointer) {
         separator()
         if bytes.count == 2, bytes[0] == 0x5C, bytes[1] == 0x4E { backslashNValues += 1 }
         reserve(bytes.count * 2)
         for byte in bytes { appendEscaped(byte) }
     }
 
-    public mutating func text(_ value: String?) {
+    package mutating func text(_ value: String?) {
         guard let value else { return null() }
         var copy = value
         copy.withUTF8 { text(UnsafeRawBufferPointer($0)) }
     }
 
     /// ASCII that needs no escaping (numbers, timestamps, booleans), appended as is.
-    public mutating func plain(_ bytes: UnsafeRawBufferPointer) {
+    package mutating func plain(_ bytes: UnsafeRawBufferPointer) {
         separator()
         appendVerbatim(bytes)
     }
 
-    public mutating func plain(_ value: String) {
+    package mutating func plain(_ value: String) {
         var copy = value
         copy.withUTF8 { plain(UnsafeRawBufferPointer($0)) }
     }
 
     /// A decimal integer.
-    public mutating func integer(_ value: Int) {
+    package mutating func integer(_ value: Int) {
         separator()
         reserve(21)
         if value == 0 {
@@ -146,10 +146,10 @@ public struct TSVWriter {
     }
 
     /// Starts a field whose escaped bytes the caller appends with ``appendEscaped(_:)``.
-    public mutating func beginField() { separator() }
+    mutating func beginField() { separator() }
 
     /// Appends one byte of a text value, escaping it.
-    @inline(__always) public mutating func appendEscaped(_ b: UInt8) {
+    @inline(__always) mutating func appendEscaped(_ b: UInt8) {
         switch b {
         case 0x5C, 0x09, 0x0A, 0x0D:
             reserve(2)
@@ -168,17 +168,17 @@ public struct TSVWriter {
         }
     }
 
-    public mutating func noteBackslashN() { backslashNValues += 1 }
+    mutating func noteBackslashN() { backslashNValues += 1 }
 
     /// Appends a text value's bytes, escaped, with every invalid UTF-8 sequence replaced by U+FFFD (neither
     /// warehouse loads invalid UTF-8: Redshift refuses the COPY, PostgreSQL the row), and counts the value.
-    public mutating func appendReplacingInvalidUTF8(_ bytes: UnsafeRawBufferPointer) {
+    mutating func appendReplacingInvalidUTF8(_ bytes: UnsafeRawBufferPointer) {
         replacedInvalidUTF8 += 1
         for b in String(decoding: bytes, as: UTF8.self).utf8 { appendEscaped(b) }
     }
 
     /// Appends bytes already known to need no escaping (no TAB, LF, CR, backslash or NUL), in one copy.
-    @inline(__always) public mutating func appendVerbatim(_ bytes: UnsafeRawBufferPointer) {
+    @inline(__always) mutating func appendVerbatim(_ bytes: UnsafeRawBufferPointer) {
         let n = bytes.count
         guard n > 0 else { return }
         reserve(n)
@@ -202,14 +202,14 @@ public struct TSVWriter {
     }
 
     /// Appends `length` bytes that `fill` writes at the pointer it is given (exactly `length` of them).
-    @inline(__always) public mutating func appendRaw(length: Int, _ fill: (UnsafeMutableRawPointer) -> Void) {
+    @inline(__always) mutating func appendRaw(length: Int, _ fill: (UnsafeMutableRawPointer) -> Void) {
         reserve(length)
         fill(base + count)
         count += length
     }
 
     /// Ends the row.
-    public mutating func endRow() {
+    mutating func endRow() {
         byte(0x0A)
         fieldsInRow = 0
         rows += 1

@@ -1,8 +1,8 @@
 /// Whether bytes are well-formed UTF-8 (RFC 3629: no overlong forms, no surrogates, nothing above U+10FFFF).
 /// ASCII runs are checked eight bytes at a time; the hot path (ASCII text) costs one load and a mask per word.
-public enum UTF8Check {
+package enum UTF8Check {
     @inlinable
-    public static func isValid(_ bytes: UnsafeRawBufferPointer) -> Bool {
+    package static func isValid(_ bytes: UnsafeRawBufferPointer) -> Bool {
         guard let base = bytes.baseAddress else { return true }
         let n = bytes.count
         var i = 0

@@ -2,17 +2,17 @@ import HuskimoCore
 
 extension ChannelType {
     /// Singular's reporting API.
-    public static let singular = ChannelType(rawValue: "singular")
+    package static let singular = ChannelType(rawValue: "singular")
 }
 
 /// Singular's resources. Adding one: a `Resource` here, its ``ResourceSpec`` in ``SingularConnector/resources``, its
 /// row layout in `SingularTable.swift`, and its table in `WarehouseSchema`.
 extension Resource {
-    public static let campaigns = Resource(declaring: "campaigns")
-    public static let creatives = Resource(declaring: "creatives")
+    package static let campaigns = Resource(declaring: "campaigns")
+    package static let creatives = Resource(declaring: "creatives")
 
     /// Singular's reporting resource in `/api/{key}/adv/{slug}/D/D`.
-    package var singularSlug: String? {
+    var singularSlug: String? {
         switch self {
         case .campaigns: return "stats"
         case .creatives: return "creative_stats"

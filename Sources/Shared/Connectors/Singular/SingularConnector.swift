@@ -1,16 +1,16 @@
-public import Foundation
-public import HuskimoCore
+package import Foundation
+package import HuskimoCore
 
 /// Singular: the reporting API's campaign and creative stats per day, the key in the URL path; every run appends a
 /// snapshot stamped `when_retrieved` (0.3's history semantics).
-public struct SingularConnector: Connector {
-    public init() {}
+package struct SingularConnector: Connector {
+    package init() {}
 
-    public var type: ChannelType { .singular }
-    public var defaultAPIURL: String { "https://api.singular.net" }
-    public var probeName: String { "Singular query" }
+    package var type: ChannelType { .singular }
+    package var defaultAPIURL: String { "https://api.singular.net" }
+    package var probeName: String { "Singular query" }
 
-    public var resources: [ResourceSpec] {
+    package var resources: [ResourceSpec] {
         [
             ResourceSpec(.campaigns, of: .singular, table: "singular_campaigns", appendOnly: true),
             ResourceSpec(.creatives, of: .singular, table: "singular_creatives", appendOnly: true),
@@ -18,31 +18,31 @@ public struct SingularConnector: Connector {
     }
 
     /// A Singular channel is paced by its own key.
-    public func limiterKey(_ channel: ChannelConfig) -> String { "singular/\(channel.name)" }
+    package func limiterKey(_ channel: ChannelConfig) -> String { "singular/\(channel.name)" }
 
-    public func problems(_ channel: ChannelConfig) -> [(key: String, message: String)] { [] }
+    package func problems(_ channel: ChannelConfig) -> [(key: String, message: String)] { [] }
 
-    public func settings(_ channel: ChannelConfig) -> [(key: String, value: String)] { [] }
+    package func settings(_ channel: ChannelConfig) -> [(key: String, value: String)] { [] }
 
     /// Spend is not final for weeks: every run re-fetches the `lookback` days ending at the run day (0.3 fetched
     /// lookback + 1 days, today's partial one included: D10). No catch-up, no window.
-    public func days(_ request: DayPlanRequest) -> DayPlan {
+    package func days(_ request: DayPlanRequest) -> DayPlan {
         DayPlan(days: request.explicit ?? (0..<max(request.lookback, 1)).map { request.runDay.adding(days: -$0) })
     }
 
-    public func extract(_ job: ExtractJob, channel: ChannelConfig, context: ExtractContext, fetched: (@Sendable () -> Void)?) throws
+    package func extract(_ job: ExtractJob, channel: ChannelConfig, context: ExtractContext, fetched: (@Sendable () -> Void)?) throws
         -> ExtractReport
     {
         try SingularExtractor(channel: channel, client: context.api, s3: context.s3, folder: context.folder).extract(job, fetched: fetched)
     }
 
-    public func probe(_ channel: ChannelConfig, context: ExtractContext) throws -> String {
+    package func probe(_ channel: ChannelConfig, context: ExtractContext) throws -> String {
         let day = Day.today.adding(days: -1)
         let records = try SingularExtractor(channel: channel, client: context.api, s3: context.s3, folder: context.folder).probe(day: day)
         return "campaigns of \(day) answered and converted (\(records) records)"
     }
 
-    public func probeFix(_ error: any Error, channel: ChannelConfig) -> String {
+    package func probeFix(_ error: any Error, channel: ChannelConfig) -> String {
         switch (error as? APIError)?.status {
         case 401?, 403?: return "the API refuses the key: check api_key of \(channel.name)"
         case 404?: return "not found: check api_url of \(channel.name)"

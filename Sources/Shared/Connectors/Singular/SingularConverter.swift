@@ -1,23 +1,23 @@
-public import HuskimoCore
+package import HuskimoCore
 
 /// Converts one Singular reporting response (a JSON array of records) into staged rows in the 0.3 column
 /// order. A response converts whole or not at all: on an error the writer is rolled back.
-public struct SingularConverter {
-    public let table: SingularTable
+package struct SingularConverter {
+    package let table: SingularTable
     private let keys: [[UInt8]]
     private let columnKey: [Int]
     private let channelName: String
     private let whenRetrieved: String
     /// The job's day: a record of another reporting day fails the conversion, named.
-    public let day: Day?
+    package let day: Day?
     /// Per column: the most bytes a text value may have (`varchar(n)`, in bytes as Redshift counts; 0: unbounded).
     private let maxBytes: [Int]
 
-    public struct Result: Sendable {
-        public var records = 0
+    package struct Result: Sendable {
+        package var records = 0
     }
 
-    public init(table: SingularTable, channelName: String, whenRetrieved: String, day: Day?) {
+    package init(table: SingularTable, channelName: String, whenRetrieved: String, day: Day?) {
         self.table = table
         var keys: [[UInt8]] = []
         var columnKey: [Int] = []
@@ -42,7 +42,7 @@ public struct SingularConverter {
 
     /// Appends the response's rows. - Throws: ``JSONError`` (truncated: transient), ``ConversionError``
     /// (permanent, naming the field and the record), or an ``APIError`` for a `{"error": …}` answer.
-    public func convert(_ body: UnsafeRawBufferPointer, into writer: inout TSVWriter) throws -> Result {
+    package func convert(_ body: UnsafeRawBufferPointer, into writer: inout TSVWriter) throws -> Result {
         let mark = writer.count
         let rowsBefore = writer.rows
         do {

@@ -1,5 +1,5 @@
-public import Foundation
-public import HuskimoCore
+package import Foundation
+package import HuskimoCore
 
 /// Extracts one (Singular channel, resource, day) job: one GET of `{api_url}/api/{key}/adv/{slug}/D/D`, the
 /// records converted in the 0.3 column order and staged as gzip TSV. Each extraction is a new snapshot stamped
@@ -7,14 +7,14 @@ public import HuskimoCore
 ///
 /// The API key is part of the URL path: the request's display URL shows `<api_key>` instead, and the key is
 /// scrubbed from every error text.
-public struct SingularExtractor: Sendable {
-    public let channel: ChannelConfig
-    public let client: APIClient
-    public let s3: S3Client
-    public let folder: String
-    public var maxObjectBytes: Int
+package struct SingularExtractor: Sendable {
+    package let channel: ChannelConfig
+    package let client: APIClient
+    package let s3: S3Client
+    package let folder: String
+    package var maxObjectBytes: Int
 
-    public init(channel: ChannelConfig, client: APIClient, s3: S3Client, folder: String, maxObjectBytes: Int = 64 << 20) {
+    package init(channel: ChannelConfig, client: APIClient, s3: S3Client, folder: String, maxObjectBytes: Int = 64 << 20) {
         self.channel = channel
         self.client = client
         self.s3 = s3
@@ -24,7 +24,7 @@ public struct SingularExtractor: Sendable {
 
     /// Runs the job. Blocking. - Parameter fetched: called once the API has given everything, before the staged
     /// objects are completed. - Throws: ``JobError`` (classified) naming channel, resource and day.
-    public func extract(_ job: ExtractJob, now: Date = Date(), fetched: (@Sendable () -> Void)? = nil) throws -> ExtractReport {
+    package func extract(_ job: ExtractJob, now: Date = Date(), fetched: (@Sendable () -> Void)? = nil) throws -> ExtractReport {
         guard let table = job.resource.singularTable, let day = job.day else {
             throw JobError(jobID: job.jobID, errorClass: .permanent, message: "\(job.resource.rawValue) is not a Singular resource with a day")
         }
@@ -60,7 +60,7 @@ public struct SingularExtractor: Sendable {
 
     /// `check`: one authenticated query of a day's campaigns, converted (so a changed response shape shows) and
     /// not staged. Blocking. - Returns: the records found. - Throws: the API's classified error, key scrubbed.
-    public func probe(day: Day) throws -> Int {
+    package func probe(day: Day) throws -> Int {
         guard let table = Resource.campaigns.singularTable else { return 0 }
         var request = HTTPRequest(url: url(table, day, key: channel.apiKey.reveal()), headers: [("Accept", "application/json")],
                                   timeout: client.timeout, displayURL: url(table, day, key: "<api_key>"))

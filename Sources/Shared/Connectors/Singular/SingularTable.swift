@@ -2,7 +2,7 @@ import Foundation
 import HuskimoCore
 
 /// How one warehouse column is made from a Singular record.
-public enum SingularField: Sendable, Hashable {
+package enum SingularField: Sendable, Hashable {
     case channelName
     case whenRetrieved
     /// A JSON value as text: strings exactly (decoded), numbers and booleans as written, null → NULL.
@@ -18,7 +18,7 @@ public enum SingularField: Sendable, Hashable {
     /// `YYYY-MM-DDTHH:MM:SS` (UTC; a fraction, `Z` or `+00:00` allowed) → `YYYY-MM-DD HH:MM:SS`.
     case timestamp(String)
 
-    public var jsonKey: String? {
+    var jsonKey: String? {
         switch self {
         case .channelName, .whenRetrieved: return nil
         case .text(let k), .integer(let k), .decimal(let k), .boolean(let k), .date(let k), .timestamp(let k): return k
@@ -29,12 +29,12 @@ public enum SingularField: Sendable, Hashable {
 /// A Singular table of 0.3: its columns in order (COPY is positional), where each comes from, and which must
 /// not be null (from ``WarehouseSchema``: a null there is a permanent conversion error naming the field, not a
 /// failed COPY later).
-public struct SingularTable: Sendable {
-    public let resource: Resource
-    public let columns: [(name: String, source: SingularField, required: Bool)]
+package struct SingularTable: Sendable {
+    package let resource: Resource
+    package let columns: [(name: String, source: SingularField, required: Bool)]
     /// For numeric columns, the most integer digits the warehouse type holds (`bigint`: 18, `decimal(p, s)`:
     /// p − s): a larger value is a conversion error naming the field, not a failed COPY.
-    public let maxIntegerDigits: [Int?]
+    let maxIntegerDigits: [Int?]
 
     init(_ resource: Resource, columns: [(String, SingularField)]) {
         self.resource = resource
@@ -56,12 +56,12 @@ public struct SingularTable: Sendable {
         }
     }
 
-    public var name: String { resource.table }
+    package var name: String { resource.table }
     /// The Singular reporting resource in the URL (`/api/{key}/adv/{slug}/D/D`).
-    public var slug: String { resource.singularSlug ?? resource.rawValue }
-    public var columnNames: [String] { columns.map(\.name) }
+    var slug: String { resource.singularSlug ?? resource.rawValue }
+    var columnNames: [String] { columns.map(\.name) }
 
-    public static let campaigns = SingularTable(.campaigns, columns: [
+    package static let campaigns = SingularTable(.campaigns, columns: [
         ("channel_name", .channelName), ("when_retrieved", .whenRetrieved), ("ad_network", .text("ad_network")),
         ("campaign_name", .text("campaign_name")), ("campaign_type", .text("campaign_type")),
         ("campaign_url", .text("campaign_url")), ("subcampaign_name", .text("subcampaign_name")), ("app_id", .text("app_id")),
@@ -71,7 +71,7 @@ public struct SingularTable: Sendable {
         ("last_modified", .timestamp("last_modified")),
     ])
 
-    public static let creatives = SingularTable(.creatives, columns: [
+    package static let creatives = SingularTable(.creatives, columns: [
         ("channel_name", .channelName), ("when_retrieved", .whenRetrieved), ("ad_network", .text("ad_network")),
         ("creative_name", .text("creative_name")), ("creative_text", .text("creative_text")), ("image", .text("image")),
         ("image_hash", .text("image_hash")), ("width", .text("width")), ("height", .text("height")),

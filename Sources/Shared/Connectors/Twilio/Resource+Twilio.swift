@@ -2,21 +2,21 @@ import HuskimoCore
 
 extension ChannelType {
     /// Twilio's REST (2010-04-01) and Pricing APIs.
-    public static let twilio = ChannelType(rawValue: "twilio")
+    package static let twilio = ChannelType(rawValue: "twilio")
 }
 
 /// Twilio's resources and where each is in its API. Adding one: a `Resource` here, its ``ResourceSpec`` in
 /// ``TwilioConnector/resources``, its row layout in `TwilioTable.swift`, and its table in `WarehouseSchema`.
 extension Resource {
-    public static let calls = Resource(declaring: "calls")
-    public static let messages = Resource(declaring: "messages")
-    public static let recordings = Resource(declaring: "recordings")
-    public static let incomingPhoneNumbers = Resource(declaring: "incoming_phone_numbers")
-    public static let pricingPhoneNumbers = Resource(declaring: "pricing_phone_numbers")
+    package static let calls = Resource(declaring: "calls")
+    package static let messages = Resource(declaring: "messages")
+    package static let recordings = Resource(declaring: "recordings")
+    package static let incomingPhoneNumbers = Resource(declaring: "incoming_phone_numbers")
+    static let pricingPhoneNumbers = Resource(declaring: "pricing_phone_numbers")
 
     /// Twilio 2010 API lists: the path under `/2010-04-01/Accounts/{sid}/`, the day filter, and the envelope's
     /// record key. Nil for the Pricing API and other connectors' resources.
-    package var twilioList: (path: String, dayFilter: String?, recordsKey: String)? {
+    var twilioList: (path: String, dayFilter: String?, recordsKey: String)? {
         switch self {
         case .calls: return ("Calls.json", "StartTime", "calls")
         case .messages: return ("Messages.json", "DateSent", "messages")
@@ -27,7 +27,7 @@ extension Resource {
     }
 
     /// How records of a Twilio 2010 list become rows.
-    package var twilioTable: TwilioTable? {
+    var twilioTable: TwilioTable? {
         switch self {
         case .calls: return .calls
         case .messages: return .messages

@@ -1,19 +1,19 @@
-public import Foundation
-public import HuskimoCore
+package import Foundation
+package import HuskimoCore
 
 /// Twilio: the 2010 REST API's lists (calls, messages, recordings by day; incoming phone numbers as a snapshot) and
 /// the Pricing API's phone-number prices, with Basic auth (Account SID and auth token), subaccounts on request.
-public struct TwilioConnector: Connector {
+package struct TwilioConnector: Connector {
     /// Twilio lists only the last 400 days.
-    public static let listWindow = 400
+    static let listWindow = 400
 
-    public init() {}
+    package init() {}
 
-    public var type: ChannelType { .twilio }
-    public var defaultAPIURL: String { "https://api.twilio.com" }
-    public var probeName: String { "Twilio account" }
+    package var type: ChannelType { .twilio }
+    package var defaultAPIURL: String { "https://api.twilio.com" }
+    package var probeName: String { "Twilio account" }
 
-    public var resources: [ResourceSpec] {
+    package var resources: [ResourceSpec] {
         [
             ResourceSpec(.calls, of: .twilio, table: "twilio_calls", partitionColumn: "start_time",
                          changeColumns: ["status", "price", "duration", "end_time", "date_updated", "answered_by"]),
@@ -28,20 +28,20 @@ public struct TwilioConnector: Connector {
     }
 
     /// Channels sharing an Account SID share its request limit.
-    public func limiterKey(_ channel: ChannelConfig) -> String { channel.apiUser ?? "" }
+    package func limiterKey(_ channel: ChannelConfig) -> String { channel.apiUser ?? "" }
 
-    public func problems(_ channel: ChannelConfig) -> [(key: String, message: String)] {
+    package func problems(_ channel: ChannelConfig) -> [(key: String, message: String)] {
         (channel.apiUser ?? "").isEmpty ? [("api_user", "required for twilio (the Account SID)")] : []
     }
 
-    public func settings(_ channel: ChannelConfig) -> [(key: String, value: String)] {
+    package func settings(_ channel: ChannelConfig) -> [(key: String, value: String)] {
         [("pricing_url", channel.pricingURL), ("subaccounts", "\(channel.subaccounts)")]
     }
 
     /// Twilio data settles for hours after the day (statuses, prices, late messages): the run day and the settle
     /// window before it are read every night, loaded or not; older days since `start_date` only when no target has
     /// them (catch-up), and never beyond the list window.
-    public func days(_ request: DayPlanRequest) -> DayPlan {
+    package func days(_ request: DayPlanRequest) -> DayPlan {
         let oldest = request.today.adding(days: -TwilioConnector.listWindow)
         var days = request.explicit ?? (0...request.settleDays).map { request.runDay.adding(days: -$0) }
         if request.explicit == nil, let start = request.startDate {
@@ -58,7 +58,7 @@ public struct TwilioConnector: Connector {
                        reason: refused.isEmpty ? nil : "older than Twilio's \(TwilioConnector.listWindow)-day list window")
     }
 
-    public func extract(_ job: ExtractJob, channel: ChannelConfig, context: ExtractContext, fetched: (@Sendable () -> Void)?) throws
+    package func extract(_ job: ExtractJob, channel: ChannelConfig, context: ExtractContext, fetched: (@Sendable () -> Void)?) throws
         -> ExtractReport
     {
         var extractor = TwilioExtractor(channel: channel, client: context.api, s3: context.s3, folder: context.folder)
@@ -66,12 +66,12 @@ public struct TwilioConnector: Connector {
         return try extractor.extract(job, fetched: fetched)
     }
 
-    public func probe(_ channel: ChannelConfig, context: ExtractContext) throws -> String {
+    package func probe(_ channel: ChannelConfig, context: ExtractContext) throws -> String {
         let status = try TwilioExtractor(channel: channel, client: context.api, s3: context.s3, folder: context.folder).probeAccount()
         return "account \(channel.apiUser ?? "") answered (status \(status))"
     }
 
-    public func probeFix(_ error: any Error, channel: ChannelConfig) -> String {
+    package func probeFix(_ error: any Error, channel: ChannelConfig) -> String {
         switch (error as? APIError)?.status {
         case 401?, 403?: return "the API refuses the credentials: check api_user (the Account SID) and api_key of \(channel.name)"
         case 404?: return "not found: check api_user and api_url of \(channel.name)"

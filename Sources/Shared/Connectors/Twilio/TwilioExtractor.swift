@@ -1,22 +1,22 @@
-public import Foundation
-public import HuskimoCore
+package import Foundation
+package import HuskimoCore
 
 /// Extracts one job of a Twilio channel: pages through the API (following `next_page_uri` verbatim), converts
 /// each page as it arrives, stages gzip TSV on S3 and returns the load message. With `subaccounts: true` it
 /// discovers the channel's subaccounts and extracts each with the parent's credentials.
-public struct TwilioExtractor: Sendable {
-    public let channel: ChannelConfig
-    public let client: APIClient
-    public let s3: S3Client
-    public let folder: String
-    public var maxObjectBytes: Int
-    public var pageSize: Int
+package struct TwilioExtractor: Sendable {
+    package let channel: ChannelConfig
+    package let client: APIClient
+    package let s3: S3Client
+    package let folder: String
+    package var maxObjectBytes: Int
+    package var pageSize: Int
     /// Pages one job may read (per list it walks) before it is refused as endless.
-    public var maxPages = 100_000
+    package var maxPages = 100_000
     /// Countries per page of the Pricing list (Twilio's maximum is 1000).
-    public var pricingPageSize = 1000
+    var pricingPageSize = 1000
 
-    public init(channel: ChannelConfig, client: APIClient, s3: S3Client, folder: String, maxObjectBytes: Int = 64 << 20,
+    package init(channel: ChannelConfig, client: APIClient, s3: S3Client, folder: String, maxObjectBytes: Int = 64 << 20,
                 pageSize: Int = 1000) {
         self.channel = channel
         self.client = client
@@ -28,7 +28,7 @@ public struct TwilioExtractor: Sendable {
 
     /// `check`: one authenticated request for the channel's account (`GET /2010-04-01/Accounts/{sid}.json`).
     /// Blocking. - Returns: the account's status as Twilio reports it. - Throws: the API's classified error.
-    public func probeAccount() throws -> String {
+    func probeAccount() throws -> String {
         var tally = APIClient.Tally()
         let sid = channel.apiUser ?? ""
         return try client.get("\(base)/2010-04-01/Accounts/\(PercentEncoding.encode(sid, keepSlash: false)).json", account: sid, user: sid,
@@ -40,7 +40,7 @@ public struct TwilioExtractor: Sendable {
 
     /// Runs the job. Blocking. - Parameter fetched: called once the API has given everything, before the staged
     /// objects are completed. - Throws: ``JobError`` (classified) naming channel, resource and day.
-    public func extract(_ job: ExtractJob, now: Date = Date(), fetched: (@Sendable () -> Void)? = nil) throws -> ExtractReport {
+    package func extract(_ job: ExtractJob, now: Date = Date(), fetched: (@Sendable () -> Void)? = nil) throws -> ExtractReport {
         let whenRetrieved = UTCTime.sql(now)
         return try StagedExtraction.run(job, s3: s3, folder: folder, maxObjectBytes: maxObjectBytes, now: now,
                                         secrets: [channel.apiKey], fetched: fetched) { staging, tally in

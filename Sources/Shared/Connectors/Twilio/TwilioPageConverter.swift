@@ -1,17 +1,17 @@
-public import HuskimoCore
+package import HuskimoCore
 
 /// What one page gave.
-public struct PageResult: Sendable {
-    public var records: Int
+package struct PageResult: Sendable {
+    package var records: Int
     /// `next_page_uri` (2010 API) or `meta.next_page_url` (Pricing), nil on the last page.
-    public var nextPage: String?
+    var nextPage: String?
 }
 
 /// Converts one page of a Twilio 2010 list response into staged rows, straight from the response bytes:
 /// no intermediate objects, one pass over the page. A page either converts whole or not at all (the writer
 /// is rolled back to where the page began), so a truncated body can be fetched again without duplicates.
-public final class TwilioPageConverter {
-    public let table: TwilioTable
+package final class TwilioPageConverter {
+    package let table: TwilioTable
     private let keys: [[UInt8]]
     /// For each column, the index of its key in `keys` (-1: no key).
     private let columnKey: [Int]
@@ -29,9 +29,9 @@ public final class TwilioPageConverter {
     private let sidKey: Int
     private let partitionKey: Int
     /// The job's day: a record whose partition column is on another day, or null, fails the page, named.
-    public let day: Day?
+    package let day: Day?
 
-    public init(table: TwilioTable, channelName: String, whenRetrieved: String, day: Day?) {
+    package init(table: TwilioTable, channelName: String, whenRetrieved: String, day: Day?) {
         self.table = table
         var keys: [[UInt8]] = []
         var columnKey: [Int] = []
@@ -80,7 +80,7 @@ public final class TwilioPageConverter {
     }
 
     /// Appends the page's rows to `writer`. - Throws: ``JSONError`` (truncated: transient) or ``ConversionError``.
-    public func convert(page: UnsafeRawBufferPointer, into writer: inout TSVWriter) throws -> PageResult {
+    package func convert(page: UnsafeRawBufferPointer, into writer: inout TSVWriter) throws -> PageResult {
         let mark = writer.count
         let rowsBefore = writer.rows
         do {
@@ -94,14 +94,14 @@ public final class TwilioPageConverter {
     }
 
     /// How far a page streamed in has been converted (see ``convert(partial:progress:into:final:)``).
-    public struct PageProgress: Sendable {
+    package struct PageProgress: Sendable {
         fileprivate enum Phase: Sendable { case begin, member(first: Bool), listStart, element, afterElement, done }
         fileprivate var phase = Phase.begin
-        public fileprivate(set) var nextPage: String?
-        public fileprivate(set) var records = 0
+        fileprivate(set) var nextPage: String?
+        package fileprivate(set) var records = 0
         fileprivate var sawRecords = false
 
-        public init() {}
+        package init() {}
     }
 
     /// Converts the page's bytes as they arrive, without a second pass over them: `bytes` continue the page where
@@ -110,7 +110,7 @@ public final class TwilioPageConverter {
     /// keeps the rest and hands it on again, followed by more. With `final`, `bytes` are all that is left of the page:
     /// what is unfinished is an error (a truncated page: transient). A record is written only once it is whole, so a
     /// call that stops inside one has written none of it. - Throws: ``JSONError`` or ``ConversionError``.
-    public func convert(partial bytes: UnsafeRawBufferPointer, progress: inout PageProgress, into writer: inout TSVWriter,
+    package func convert(partial bytes: UnsafeRawBufferPointer, progress: inout PageProgress, into writer: inout TSVWriter,
                         final: Bool) throws -> Int {
         var scanner = JSONScanner(bytes)
         var consumed = 0

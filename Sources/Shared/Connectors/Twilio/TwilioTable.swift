@@ -1,7 +1,7 @@
 import HuskimoCore
 
 /// How one warehouse column is made from a Twilio record.
-public enum ColumnSource: Sendable, Hashable {
+package enum ColumnSource: Sendable, Hashable {
     /// The channel's configured name.
     case channelName
     /// The extraction time (UTC).
@@ -17,7 +17,7 @@ public enum ColumnSource: Sendable, Hashable {
     /// The length in UTF-16 code units of a string; null → NULL (the string itself is not stored).
     case utf16Length(String)
 
-    public var jsonKey: String? {
+    var jsonKey: String? {
         switch self {
         case .channelName, .whenRetrieved: return nil
         case .text(let k), .date(let k), .integer(let k), .boolean(let k), .utf16Length(let k): return k
@@ -27,23 +27,23 @@ public enum ColumnSource: Sendable, Hashable {
 
 /// A warehouse table of 0.3, its columns in order (COPY is positional), and where each comes from.
 /// Name, record key and partition column come from the ``Resource`` catalogue.
-public struct TwilioTable: Sendable {
-    public let resource: Resource
-    public let columns: [(name: String, source: ColumnSource)]
+package struct TwilioTable: Sendable {
+    package let resource: Resource
+    package let columns: [(name: String, source: ColumnSource)]
 
     init(_ resource: Resource, columns: [(name: String, source: ColumnSource)]) {
         self.resource = resource
         self.columns = columns
     }
 
-    public var name: String { resource.table }
+    package var name: String { resource.table }
     /// The list envelope's record key.
-    public var recordsKey: String { resource.twilioList?.recordsKey ?? resource.rawValue }
+    var recordsKey: String { resource.twilioList?.recordsKey ?? resource.rawValue }
     /// The column whose UTC day is the partition (nil: a snapshot).
-    public var partitionColumn: String? { resource.partitionColumn }
-    public var columnNames: [String] { columns.map(\.name) }
+    package var partitionColumn: String? { resource.partitionColumn }
+    var columnNames: [String] { columns.map(\.name) }
 
-    public static let calls = TwilioTable(
+    package static let calls = TwilioTable(
         .calls,
         columns: [
             ("channel_name", .channelName), ("when_retrieved", .whenRetrieved), ("sid", .text("sid")),
@@ -56,7 +56,7 @@ public struct TwilioTable: Sendable {
             ("forwarded_from", .text("forwarded_from")), ("caller_name", .text("caller_name")),
         ])
 
-    public static let messages = TwilioTable(
+    package static let messages = TwilioTable(
         .messages,
         columns: [
             ("channel_name", .channelName), ("when_retrieved", .whenRetrieved), ("sid", .text("sid")),
@@ -69,7 +69,7 @@ public struct TwilioTable: Sendable {
             ("error_message", .text("error_message")),
         ])
 
-    public static let recordings = TwilioTable(
+    package static let recordings = TwilioTable(
         .recordings,
         columns: [
             ("channel_name", .channelName), ("when_retrieved", .whenRetrieved), ("sid", .text("sid")),
@@ -78,7 +78,7 @@ public struct TwilioTable: Sendable {
             ("call_sid", .text("call_sid")), ("duration", .integer("duration")),
         ])
 
-    public static let incomingPhoneNumbers = TwilioTable(
+    package static let incomingPhoneNumbers = TwilioTable(
         .incomingPhoneNumbers,
         columns: [
             ("channel_name", .channelName), ("when_retrieved", .whenRetrieved), ("sid", .text("sid")),
@@ -99,7 +99,7 @@ public struct TwilioTable: Sendable {
         ])
 
     /// `twilio_pricing_phone_numbers`: built from two levels of the Pricing API, not from one record.
-    public static let pricingColumns = [
+    static let pricingColumns = [
         "channel_name", "when_retrieved", "country", "iso_country", "price_unit", "number_type", "base_price",
         "current_price",
     ]

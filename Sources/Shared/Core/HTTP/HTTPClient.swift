@@ -3,12 +3,12 @@ import Foundation
 /// An HTTP/1.1 client over libcurl. Thread-safe: each request borrows an easy handle from a pool (so
 /// connections are reused) and runs on the calling thread; the async variants run on blocking-work threads,
 /// so many requests can be in flight at once.
-public final class HTTPClient: @unchecked Sendable {  // `idle` is guarded by `lock`
+package final class HTTPClient: @unchecked Sendable {  // `idle` is guarded by `lock`
     private let lock = NSLock()
     private var idle: [CurlEasy] = []
     private let maxIdle: Int
 
-    public init(maxIdleHandles: Int = 64) {
+    package init(maxIdleHandles: Int = 64) {
         self.maxIdle = maxIdleHandles
     }
 
@@ -26,7 +26,7 @@ public final class HTTPClient: @unchecked Sendable {  // `idle` is guarded by `l
     /// Performs `request`, handing a 2xx body to `onBody` chunk by chunk as it arrives. Blocks.
     /// - Returns: the status and headers, and for a non-2xx status its body (≤ 64 KiB): the caller judges it.
     /// - Throws: ``CurlError`` for transport failures, or whatever `onBody` threw.
-    public func stream(_ request: HTTPRequest, onBody: @escaping (UnsafeRawBufferPointer) throws -> Void) throws
+    package func stream(_ request: HTTPRequest, onBody: @escaping (UnsafeRawBufferPointer) throws -> Void) throws
         -> HTTPResponse
     {
         let handle = try checkout()
@@ -41,7 +41,7 @@ public final class HTTPClient: @unchecked Sendable {  // `idle` is guarded by `l
     }
 
     /// Performs `request` and collects the body. Blocks.
-    public func execute(_ request: HTTPRequest) throws -> HTTPResponse {
+    package func execute(_ request: HTTPRequest) throws -> HTTPResponse {
         var body: [UInt8] = []
         let head = try execute(request, into: &body)
         return HTTPResponse(head: head, body: body)
@@ -49,7 +49,7 @@ public final class HTTPClient: @unchecked Sendable {  // `idle` is guarded by `l
 
     /// Performs `request` and collects a 2xx body into `body` (emptied first, its capacity kept: a caller that
     /// fetches page after page reuses one allocation). Blocks.
-    public func execute(_ request: HTTPRequest, into body: inout [UInt8]) throws -> HTTPResponseHead {
+    package func execute(_ request: HTTPRequest, into body: inout [UInt8]) throws -> HTTPResponseHead {
         body.removeAll(keepingCapacity: true)
         var collected = body
         body = []  // `collected` is the only reference: appends do not copy
@@ -63,7 +63,7 @@ public final class HTTPClient: @unchecked Sendable {  // `idle` is guarded by `l
     }
 
     /// Performs `request` on a blocking-work thread and collects the body.
-    public func execute(_ request: HTTPRequest) async throws -> HTTPResponse {
+    package func execute(_ request: HTTPRequest) async throws -> HTTPResponse {
         try await Blocking.run { try self.execute(request) }
     }
 }

@@ -2,25 +2,25 @@ import Foundation
 import Synchronization
 
 /// One parsed HTTP request.
-public struct ServerRequest: Sendable {
-    public var method: String
-    public var path: String
+package struct ServerRequest: Sendable {
+    package var method: String
+    package var path: String
     /// Query parameters, percent-decoded, in order.
-    public var query: [(String, String)]
-    public var rawQuery: String
-    public var headers: [String: String]
-    public var body: [UInt8]
+    package var query: [(String, String)]
+    package var rawQuery: String
+    package var headers: [String: String]
+    package var body: [UInt8]
 
-    public func parameter(_ name: String) -> String? { query.first { $0.0 == name }?.1 }
+    package func parameter(_ name: String) -> String? { query.first { $0.0 == name }?.1 }
 }
 
 /// What to send back: an answer, or (`.raw`) exactly these bytes and then, with `close`, the end of the connection —
 /// what a test server builds its faults from (SandboxKit's `drop` and `truncate`); the server itself has none.
-public enum ServerResponse: Sendable {
+package enum ServerResponse: Sendable {
     case ok(status: Int, headers: [(String, String)], body: [UInt8])
     case raw(bytes: [UInt8], close: Bool)
 
-    public static func json(_ status: Int, _ body: [UInt8], headers: [(String, String)] = []) -> ServerResponse {
+    package static func json(_ status: Int, _ body: [UInt8], headers: [(String, String)] = []) -> ServerResponse {
         .ok(status: status, headers: [("Content-Type", "application/json; charset=utf-8")] + headers, body: body)
     }
 }
@@ -30,35 +30,35 @@ public enum ServerResponse: Sendable {
 /// bounded: the head's size, the body's declared length (a negative, malformed or oversized `Content-Length` is
 /// answered 400 / 413 and the connection closed), the number of open connections, and the time a connection may
 /// sit idle or trickle bytes.
-public final class HTTPServer: @unchecked Sendable {  // listener state is set once in start()
+package final class HTTPServer: @unchecked Sendable {  // listener state is set once in start()
     /// What one client may take of the server.
-    public struct Limits: Sendable {
-        public var maxHeadBytes = 16 << 10
-        public var maxBodyBytes = 1 << 20
-        public var maxConnections = 64
+    package struct Limits: Sendable {
+        var maxHeadBytes = 16 << 10
+        package var maxBodyBytes = 1 << 20
+        package var maxConnections = 64
         /// Seconds a read or write may block before the connection is closed.
-        public var ioTimeout = 30.0
-        public init() {}
+        package var ioTimeout = 30.0
+        package init() {}
     }
 
     private var listener: Int32 = -1
-    public private(set) var port: Int = 0
+    package private(set) var port: Int = 0
     private let handler: @Sendable (ServerRequest) -> ServerResponse
     private let running = Atomic<Bool>(false)
     private let connections = Atomic<Int>(0)
-    public let limits: Limits
+    package let limits: Limits
 
-    public init(limits: Limits = Limits(), handler: @escaping @Sendable (ServerRequest) -> ServerResponse) {
+    package init(limits: Limits = Limits(), handler: @escaping @Sendable (ServerRequest) -> ServerResponse) {
         self.limits = limits
         self.handler = handler
     }
 
     /// Connections open now.
-    public var openConnections: Int { connections.load(ordering: .relaxed) }
+    var openConnections: Int { connections.load(ordering: .relaxed) }
 
     /// Binds 127.0.0.1:`port` (0: any free port) and starts accepting. Returns the bound port.
     @discardableResult
-    public func start(host: String = "127.0.0.1", port: Int = 0) throws -> Int {
+    package func start(host: String = "127.0.0.1", port: Int = 0) throws -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw POSIXError(.EIO) }
         var one: Int32 = 1
@@ -88,7 +88,7 @@ public final class HTTPServer: @unchecked Sendable {  // listener state is set o
         return self.port
     }
 
-    public func stop() {
+    package func stop() {
         running.store(false, ordering: .relaxed)
         shutdown(listener, Int32(SHUT_RDWR))
         close(listener)
@@ -181,9 +181,9 @@ public final class HTTPServer: @unchecked Sendable {  // listener state is set o
 
     /// A request head, parsed and checked against the limits.
     package struct Head: Sendable {
-        package var requestLine: [Substring]
+        var requestLine: [Substring]
         package var headers: [String: String]
-        package var bodyLength: Int
+        var bodyLength: Int
     }
 
     /// Why a head is refused: the status to answer (0: just close).

@@ -1,29 +1,29 @@
 import Foundation
 /// An HTTP request for ``HTTPClient``.
-public struct HTTPRequest: Sendable {
-    public enum Method: String, Sendable { case GET, PUT, POST, DELETE, HEAD }
+package struct HTTPRequest: Sendable {
+    package enum Method: String, Sendable { case GET, PUT, POST, DELETE, HEAD }
 
-    public var method: Method
-    public var url: String
-    public var headers: [(String, String)]
-    public var body: [UInt8]?
+    package var method: Method
+    package var url: String
+    package var headers: [(String, String)]
+    package var body: [UInt8]?
     /// HTTP Basic credentials.
-    public var basicAuth: (user: String, password: Secret)?
+    package var basicAuth: (user: String, password: Secret)?
     /// libcurl's `CURLOPT_AWS_SIGV4` provider string (`aws:amz:REGION:s3`) with the key pair to sign with.
-    public var awsSigV4: (provider: String, accessKey: String, secretKey: Secret)?
-    public var connectTimeout: Double
+    var awsSigV4: (provider: String, accessKey: String, secretKey: Secret)?
+    var connectTimeout: Double
     /// The whole request, body included.
-    public var timeout: Double
+    package var timeout: Double
     /// Abort when fewer than `lowSpeedBytes` per second arrive for `lowSpeedSeconds` (stalled streams).
-    public var lowSpeedSeconds: Int
+    var lowSpeedSeconds: Int
     /// What logs and errors show instead of `url` (for APIs that put a key in the path).
-    public var displayURL: String
+    package var displayURL: String
     /// The most body bytes accepted (nil: no limit); more is a permanent ``CurlError/Code/tooLarge``.
-    public var maxBodyBytes: Int?
+    package var maxBodyBytes: Int?
     /// Further secrets this request carries (a key in the URL path): scrubbed from every error text.
-    public var redact: [Secret] = []
+    package var redact: [Secret] = []
 
-    public init(method: Method = .GET, url: String, headers: [(String, String)] = [], body: [UInt8]? = nil,
+    package init(method: Method = .GET, url: String, headers: [(String, String)] = [], body: [UInt8]? = nil,
                 connectTimeout: Double = 10, timeout: Double = 300, displayURL: String? = nil) {
         self.method = method
         self.url = url
@@ -48,26 +48,26 @@ public struct HTTPRequest: Sendable {
 }
 
 /// Status and headers of a response.
-public struct HTTPResponseHead: Sendable {
-    public var status: Int
+package struct HTTPResponseHead: Sendable {
+    package var status: Int
     /// Header names lower-cased, in arrival order (the last response's headers after redirects or 100-continue).
-    public var headers: [(String, String)]
+    package var headers: [(String, String)]
 
-    public func header(_ name: String) -> String? {
+    package func header(_ name: String) -> String? {
         let lower = name.lowercased()
         return headers.last(where: { $0.0 == lower })?.1
     }
 }
 
 /// A response with its whole body.
-public struct HTTPResponse: Sendable {
-    public var head: HTTPResponseHead
-    public var body: [UInt8]
-    public init(head: HTTPResponseHead, body: [UInt8]) {
+package struct HTTPResponse: Sendable {
+    package var head: HTTPResponseHead
+    package var body: [UInt8]
+    package init(head: HTTPResponseHead, body: [UInt8]) {
         self.head = head
         self.body = body
     }
 
-    public var status: Int { head.status }
-    public var bodyText: String { String(decoding: body, as: UTF8.self) }
+    package var status: Int { head.status }
+    var bodyText: String { String(decoding: body, as: UTF8.self) }
 }

@@ -2,9 +2,9 @@ import Foundation
 
 /// Percent-encoding for URL paths and query values (RFC 3986): S3 keys and SigV4's canonical form, the
 /// RabbitMQ management API's vhost and queue names, API keys and ISO codes in API paths.
-public enum PercentEncoding {
+package enum PercentEncoding {
     /// RFC 3986 unreserved characters pass; everything else is %XX. `/` passes only when `keepSlash` (paths).
-    public static func encode(_ text: String, keepSlash: Bool) -> String {
+    package static func encode(_ text: String, keepSlash: Bool) -> String {
         var out = ""
         for byte in text.utf8 {
             switch byte {

@@ -22,19 +22,19 @@ enum AMQPFlag {
 }
 
 /// One message handed to a consumer.
-public struct AMQPDelivery: Sendable {
-    public let deliveryTag: UInt64
+package struct AMQPDelivery: Sendable {
+    package let deliveryTag: UInt64
     /// Which connection delivered it: an ack for an older connection is meaningless (the broker has
     /// already put the message back), so it is dropped.
-    public let generation: Int
-    public let exchange: String
-    public let routingKey: String
-    public let redelivered: Bool
-    public let messageID: String?
-    public let headers: AMQPTable
-    public let body: [UInt8]
+    package let generation: Int
+    package let exchange: String
+    package let routingKey: String
+    package let redelivered: Bool
+    package let messageID: String?
+    package let headers: AMQPTable
+    package let body: [UInt8]
 
-    public init(deliveryTag: UInt64, generation: Int, exchange: String, routingKey: String, redelivered: Bool,
+    package init(deliveryTag: UInt64, generation: Int, exchange: String, routingKey: String, redelivered: Bool,
                 messageID: String?, headers: AMQPTable, body: [UInt8]) {
         self.deliveryTag = deliveryTag
         self.generation = generation
@@ -48,17 +48,17 @@ public struct AMQPDelivery: Sendable {
 }
 
 /// A message to publish.
-public struct AMQPMessage: Sendable {
-    public var exchange: String
-    public var routingKey: String
-    public var body: [UInt8]
-    public var headers: AMQPTable
-    public var messageID: String?
-    public var persistent: Bool
+package struct AMQPMessage: Sendable {
+    package var exchange: String
+    package var routingKey: String
+    package var body: [UInt8]
+    package var headers: AMQPTable
+    package var messageID: String?
+    var persistent: Bool
     /// Ask the broker to return the message if no queue is bound for it (the publish then fails).
-    public var mandatory: Bool
+    package var mandatory: Bool
 
-    public init(exchange: String, routingKey: String, body: [UInt8], headers: AMQPTable = [:], messageID: String? = nil,
+    package init(exchange: String, routingKey: String, body: [UInt8], headers: AMQPTable = [:], messageID: String? = nil,
                 persistent: Bool = true, mandatory: Bool = true) {
         self.exchange = exchange
         self.routingKey = routingKey

@@ -1,34 +1,34 @@
 /// An error from the RabbitMQ layer. `reason` is rabbitmq-c's text or the broker's reply text; it never
 /// holds credentials or message bodies.
-public struct AMQPError: ClassifiedError, Sendable {
-    public struct Code: Hashable, Sendable, CustomStringConvertible {
+package struct AMQPError: ClassifiedError, Sendable {
+    package struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Base: String {
             case badURL, connect, login, channel, declare, publish, nacked, returned, consume, ack, connectionLost,
                 consumerCancelled, timeout, closed
         }
         private let base: Base
-        public static let badURL = Code(base: .badURL)
-        public static let connect = Code(base: .connect)
-        public static let login = Code(base: .login)
-        public static let channel = Code(base: .channel)
-        public static let declare = Code(base: .declare)
-        public static let publish = Code(base: .publish)
+        static let badURL = Code(base: .badURL)
+        package static let connect = Code(base: .connect)
+        static let login = Code(base: .login)
+        package static let channel = Code(base: .channel)
+        package static let declare = Code(base: .declare)
+        package static let publish = Code(base: .publish)
         /// The broker refused a published message (basic.nack).
-        public static let nacked = Code(base: .nacked)
+        static let nacked = Code(base: .nacked)
         /// A mandatory message was unroutable (basic.return): no queue is bound for its routing key.
-        public static let returned = Code(base: .returned)
-        public static let consume = Code(base: .consume)
-        public static let ack = Code(base: .ack)
-        public static let connectionLost = Code(base: .connectionLost)
-        public static let consumerCancelled = Code(base: .consumerCancelled)
-        public static let timeout = Code(base: .timeout)
-        public static let closed = Code(base: .closed)
-        public var description: String { base.rawValue }
+        package static let returned = Code(base: .returned)
+        package static let consume = Code(base: .consume)
+        package static let ack = Code(base: .ack)
+        static let connectionLost = Code(base: .connectionLost)
+        static let consumerCancelled = Code(base: .consumerCancelled)
+        package static let timeout = Code(base: .timeout)
+        package static let closed = Code(base: .closed)
+        package var description: String { base.rawValue }
     }
 
-    public let code: Code
-    public let reason: String
-    public let errorClass: ErrorClass
+    package let code: Code
+    package let reason: String
+    package let errorClass: ErrorClass
     let file: String
     let line: UInt
 
@@ -41,5 +41,5 @@ public struct AMQPError: ClassifiedError, Sendable {
         self.line = line
     }
 
-    public var description: String { "AMQPError.\(code): \(reason) (\(file):\(line))" }
+    package var description: String { "AMQPError.\(code): \(reason) (\(file):\(line))" }
 }

@@ -1,18 +1,18 @@
 /// A parsed `amqp://user:password@host:port/vhost` or `amqps://…` URI (RabbitMQ's URI spec: the vhost is
 /// percent-decoded, `%2f` is `/`, an empty path is the default vhost `/`).
-public struct AMQPURL: Sendable, Hashable, CustomStringConvertible {
-    public var tls: Bool
-    public var host: String
-    public var port: Int
-    public var user: String
-    public var password: Secret
-    public var vhost: String
-    public var heartbeatSeconds: Int
+package struct AMQPURL: Sendable, Hashable, CustomStringConvertible {
+    var tls: Bool
+    package var host: String
+    package var port: Int
+    package var user: String
+    package var password: Secret
+    package var vhost: String
+    var heartbeatSeconds: Int
     /// amqps: the CA bundle that signs the broker's certificate (`?cacertfile=PATH`, as RabbitMQ's URI spec has it);
     /// nil: the system's CA bundle.
-    public var caCertFile: String?
+    var caCertFile: String?
 
-    public init(_ text: String) throws {
+    package init(_ text: String) throws {
         let lower = text.lowercased()
         let rest: Substring
         if lower.hasPrefix("amqps://") {
@@ -110,7 +110,7 @@ public struct AMQPURL: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// The URL with the password redacted: safe for logs.
-    public var description: String {
+    package var description: String {
         let vhostText = vhost == "/" ? "%2f" : vhost
         return "\(tls ? "amqps" : "amqp")://\(user):<redacted>@\(host):\(port)/\(vhostText)"
     }

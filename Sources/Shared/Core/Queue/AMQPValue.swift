@@ -2,25 +2,25 @@ internal import CRabbitMQ
 import Foundation
 
 /// A value in an AMQP field table (queue arguments, message headers, `x-death`).
-public enum AMQPValue: Sendable, Hashable {
+package enum AMQPValue: Sendable, Hashable {
     case string(String)
     case int(Int64)
     case bool(Bool)
     case table([String: AMQPValue])
     case array([AMQPValue])
 
-    public var stringValue: String? {
+    package var stringValue: String? {
         if case .string(let s) = self { return s }
         return nil
     }
 
-    public var intValue: Int64? {
+    package var intValue: Int64? {
         if case .int(let i) = self { return i }
         return nil
     }
 }
 
-public typealias AMQPTable = [String: AMQPValue]
+package typealias AMQPTable = [String: AMQPValue]
 
 /// Owns the C memory of tables built for one rabbitmq-c call; frees it all on deinit.
 final class AMQPTableArena {

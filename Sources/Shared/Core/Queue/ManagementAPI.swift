@@ -1,27 +1,27 @@
 import Foundation
 
 /// What the RabbitMQ management API knows of a queue beyond AMQP's ready count and consumers.
-public struct QueueStats: Sendable, Codable, Hashable {
-    public var ready: Int
-    public var unacked: Int
-    public var consumers: Int
+package struct QueueStats: Sendable, Codable, Hashable {
+    package var ready: Int
+    package var unacked: Int
+    package var consumers: Int
     /// Messages per second published to / delivered from the queue (the broker's recent rate).
-    public var publishRate: Double?
-    public var deliverRate: Double?
+    package var publishRate: Double?
+    package var deliverRate: Double?
     /// When the oldest ready message was published (Unix seconds; classic queues only).
-    public var headMessageTimestamp: Int?
+    package var headMessageTimestamp: Int?
 }
 
 /// A small client of the RabbitMQ management HTTP API (`GET /api/queues/{vhost}/{name}`), with the broker's
 /// AMQP credentials.
-public struct ManagementAPI: Sendable {
-    public let baseURL: String
-    public let user: String
-    public let password: Secret
-    public let vhost: String
+package struct ManagementAPI: Sendable {
+    package let baseURL: String
+    package let user: String
+    package let password: Secret
+    package let vhost: String
     let http: HTTPClient
 
-    public init(baseURL: String, amqp: AMQPURL, http: HTTPClient = HTTPClient(maxIdleHandles: 2)) {
+    package init(baseURL: String, amqp: AMQPURL, http: HTTPClient = HTTPClient(maxIdleHandles: 2)) {
         self.baseURL = baseURL.withoutTrailingSlashes
         self.user = amqp.user
         self.password = amqp.password
@@ -30,7 +30,7 @@ public struct ManagementAPI: Sendable {
     }
 
     /// - Throws: ``CurlError`` for transport failures and non-200 answers (404: no such queue).
-    public func queue(_ name: String) throws -> QueueStats {
+    package func queue(_ name: String) throws -> QueueStats {
         let path = "/api/queues/\(PercentEncoding.encode(vhost, keepSlash: false))/\(PercentEncoding.encode(name, keepSlash: false))"
         var request = HTTPRequest(url: baseURL + path, connectTimeout: 5, timeout: 10)
         request.basicAuth = (user, password)

@@ -1,19 +1,19 @@
 import Foundation
-public import Logging
+package import Logging
 
 /// A thread-safe RabbitMQ client for publishing (with confirms) and queue management. One connection,
 /// used by one caller at a time under a lock; a lost connection is replaced on the next call, and calls
 /// that failed on a lost connection are retried with backoff for up to `retryWindow` seconds.
-public final class QueueClient: @unchecked Sendable {  // mutable state is guarded by `lock`
-    public let url: AMQPURL
-    public let topology: QueueTopology?
+package final class QueueClient: @unchecked Sendable {  // mutable state is guarded by `lock`
+    package let url: AMQPURL
+    package let topology: QueueTopology?
     private let logger: Logger
     private let retryWindow: Double
     private let lock = NSLock()
     private var connection: AMQPConnection?
     private var generation = 0
 
-    public init(url: AMQPURL, topology: QueueTopology? = nil, retryWindow: Double = 60, logger: Logger) {
+    package init(url: AMQPURL, topology: QueueTopology? = nil, retryWindow: Double = 60, logger: Logger) {
         self.url = url
         self.topology = topology
         self.retryWindow = retryWindow
@@ -81,7 +81,7 @@ public final class QueueClient: @unchecked Sendable {  // mutable state is guard
         try withConnection("delete") { connection, _ in try connection.deleteQueue(queue) }
     }
 
-    package func deleteExchangeBlocking(_ exchange: String) throws {
+    func deleteExchangeBlocking(_ exchange: String) throws {
         try withConnection("delete") { connection, _ in try connection.deleteExchange(exchange) }
     }
 
@@ -113,11 +113,11 @@ public final class QueueClient: @unchecked Sendable {  // mutable state is guard
     }
 
     /// Closes the connection (it reopens on the next call).
-    public func close() { lock.withLock { connection = nil } }
+    package func close() { lock.withLock { connection = nil } }
 }
 
 /// What to do with a message taken by a drain.
-public enum DrainDecision: Sendable {
+package enum DrainDecision: Sendable {
     /// Leave it in its queue.
     case keep
     /// Acknowledge (remove) it: the handler has recorded it.

@@ -1,5 +1,5 @@
 import Foundation
-public import Logging
+package import Logging
 import Synchronization
 
 /// Consumes one queue on a connection and thread of its own (rabbitmq-c calls block, and a channel's acks
@@ -12,7 +12,7 @@ import Synchronization
 /// A lost connection is replaced with backoff; the broker returns that connection's unacked messages to the
 /// queue, so acks for them are dropped (``ack(_:)`` answers false) and the messages are delivered again:
 /// handlers must be idempotent.
-public final class QueueConsumer: Sendable {
+package final class QueueConsumer: Sendable {
     private enum Command {
         case ack(UInt64, Int)
         case nack(UInt64, Int, requeue: Bool)
@@ -32,10 +32,10 @@ public final class QueueConsumer: Sendable {
         var connected = false
     }
 
-    public let url: AMQPURL
-    public let queue: String
-    public let prefetch: Int
-    public let topology: QueueTopology?
+    package let url: AMQPURL
+    package let queue: String
+    package let prefetch: Int
+    package let topology: QueueTopology?
     private let state = Mutex(State())
     private let logger: Logger
     private let finished = DispatchSemaphore(value: 0)
@@ -47,7 +47,7 @@ public final class QueueConsumer: Sendable {
     ///   - topology: declared on every connect, before consuming.
     /// - Parameters:
     ///   - pollInterval: the pause between checks while paused.
-    public init(url: AMQPURL, queue: String, prefetch: Int, topology: QueueTopology? = nil, pollInterval: Double = 0.02,
+    package init(url: AMQPURL, queue: String, prefetch: Int, topology: QueueTopology? = nil, pollInterval: Double = 0.02,
                 logger: Logger) {
         self.url = url
         self.queue = queue
@@ -58,24 +58,24 @@ public final class QueueConsumer: Sendable {
     }
 
     /// Starts the consumer thread.
-    public func start() {
+    package func start() {
         let thread = Thread { [self] in run() }
         thread.name = "amqp-consumer \(queue)"
         thread.start()
     }
 
     /// Connections opened after the first one.
-    public var reconnects: Int { state.withLock { $0.reconnects } }
+    package var reconnects: Int { state.withLock { $0.reconnects } }
 
     /// Whether the consumer holds a live connection now. While it does not, an empty ``next(timeout:)`` says
     /// nothing about the queue (idle timers must not run).
-    public var isConnected: Bool { state.withLock { $0.connected } }
+    package var isConnected: Bool { state.withLock { $0.connected } }
 
     // MARK: - Taking deliveries
 
     /// The next delivery, or nil when none arrives within `timeout` seconds or the consumer has stopped.
     /// Several tasks may wait at once; each delivery goes to one of them.
-    public func next(timeout: Double) async -> AMQPDelivery? {
+    package func next(timeout: Double) async -> AMQPDelivery? {
         await withCheckedContinuation { (continuation: CheckedContinuation<AMQPDelivery?, Never>) in
             let id: Int? = state.withLock { state in
                 if !state.buffer.isEmpty {
@@ -126,18 +126,18 @@ public final class QueueConsumer: Sendable {
 
     /// Acknowledges a delivery. Answers false when its connection is gone (the broker redelivers it).
     @discardableResult
-    public func ack(_ delivery: AMQPDelivery) async -> Bool {
+    package func ack(_ delivery: AMQPDelivery) async -> Bool {
         await send(.ack(delivery.deliveryTag, delivery.generation))
     }
 
     /// Negative-acknowledges a delivery; with `requeue: false` a queue with a dead-letter exchange moves it there.
     @discardableResult
-    public func nack(_ delivery: AMQPDelivery, requeue: Bool) async -> Bool {
+    func nack(_ delivery: AMQPDelivery, requeue: Bool) async -> Bool {
         await send(.nack(delivery.deliveryTag, delivery.generation, requeue: requeue))
     }
 
     @discardableResult
-    public func reject(_ delivery: AMQPDelivery, requeue: Bool) async -> Bool {
+    package func reject(_ delivery: AMQPDelivery, requeue: Bool) async -> Bool {
         await send(.reject(delivery.deliveryTag, delivery.generation, requeue: requeue))
     }
 
@@ -155,17 +155,17 @@ public final class QueueConsumer: Sendable {
     // MARK: - Stopping
 
     /// Stops new deliveries (basic.cancel) but keeps the connection so in-flight deliveries can still be acked.
-    public func pause() {
+    package func pause() {
         state.withLock { $0.pausing = true }
         wake.signal()
     }
 
     /// Sends the acks already queued, closes the connection (the broker requeues whatever is unacked, the
     /// buffered deliveries included) and wakes every waiting ``next(timeout:)`` with nil. Waits up to `timeout` seconds for the consumer thread.
-    public func stop() async { await stop(timeout: 10) }
+    package func stop() async { await stop(timeout: 10) }
 
     /// ``stop()``, waiting at most `timeout` seconds for the consumer thread.
-    public func stop(timeout: Double) async {
+    package func stop(timeout: Double) async {
         state.withLock { $0.stopping = true }
         wake.signal()
         let finished = self.finished

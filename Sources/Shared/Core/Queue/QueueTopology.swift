@@ -1,23 +1,23 @@
 /// Exchanges, queues and bindings that a process declares on every (re)connect. Declarations are
 /// idempotent as long as the arguments match; a mismatch is a permanent `PRECONDITION_FAILED`.
-public struct QueueTopology: Sendable, Hashable {
-    public struct Queue: Sendable, Hashable {
-        public var name: String
-        public var arguments: AMQPTable
+package struct QueueTopology: Sendable, Hashable {
+    package struct Queue: Sendable, Hashable {
+        package var name: String
+        package var arguments: AMQPTable
         /// Routing keys that bind this queue to the topology's exchange.
-        public var bindings: [String]
+        package var bindings: [String]
 
-        public init(name: String, arguments: AMQPTable = [:], bindings: [String] = []) {
+        package init(name: String, arguments: AMQPTable = [:], bindings: [String] = []) {
             self.name = name
             self.arguments = arguments
             self.bindings = bindings
         }
     }
 
-    public var exchange: String
-    public var queues: [Queue]
+    package var exchange: String
+    package var queues: [Queue]
 
-    public init(exchange: String, queues: [Queue]) {
+    package init(exchange: String, queues: [Queue]) {
         self.exchange = exchange
         self.queues = queues
     }
@@ -35,7 +35,7 @@ public struct QueueTopology: Sendable, Hashable {
 
 extension QueueTopology.Queue {
     /// A durable quorum queue (replicated, poison-message handling by `x-delivery-limit`).
-    public static func quorum(_ name: String, bindings: [String] = [], deadLetterTo: (exchange: String, routingKey: String)? = nil,
+    package static func quorum(_ name: String, bindings: [String] = [], deadLetterTo: (exchange: String, routingKey: String)? = nil,
                               deliveryLimit: Int? = nil, singleActiveConsumer: Bool = false) -> Self {
         var arguments: AMQPTable = ["x-queue-type": .string("quorum")]
         if let deadLetterTo {
@@ -48,7 +48,7 @@ extension QueueTopology.Queue {
     }
 
     /// A classic durable queue whose messages expire after `ttlSeconds` into `deadLetterTo`: a delay line.
-    public static func delay(_ name: String, bindings: [String] = [], ttlSeconds: Double,
+    package static func delay(_ name: String, bindings: [String] = [], ttlSeconds: Double,
                              deadLetterTo: (exchange: String, routingKey: String)) -> Self {
         Self(
             name: name,
@@ -62,12 +62,12 @@ extension QueueTopology.Queue {
 
 /// Depth of one queue as the broker reports it over AMQP (passive declare): messages ready for delivery
 /// and consumers attached. Unacknowledged counts come from the management API.
-public struct QueueDepth: Sendable, Hashable, Codable {
-    public var queue: String
-    public var ready: Int
-    public var consumers: Int
+package struct QueueDepth: Sendable, Hashable, Codable {
+    package var queue: String
+    package var ready: Int
+    package var consumers: Int
 
-    public init(queue: String, ready: Int, consumers: Int) {
+    package init(queue: String, ready: Int, consumers: Int) {
         self.queue = queue
         self.ready = ready
         self.consumers = consumers

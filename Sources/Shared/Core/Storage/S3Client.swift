@@ -1,26 +1,26 @@
 import Foundation
 
 /// An error from S3: the HTTP status and S3's error code (`NoSuchKey`, `SignatureDoesNotMatch`…).
-public struct S3Error: ClassifiedError, Sendable {
-    public let status: Int
-    public let code: String
-    public let reason: String
-    public var errorClass: ErrorClass { CurlError.classify(status: status) }
-    public var description: String { "S3Error(\(status) \(code)): \(reason)" }
+package struct S3Error: ClassifiedError, Sendable {
+    package let status: Int
+    package let code: String
+    package let reason: String
+    package var errorClass: ErrorClass { CurlError.classify(status: status) }
+    package var description: String { "S3Error(\(status) \(code)): \(reason)" }
 }
 
 /// Where S3 is and who we are to it.
-public struct S3Endpoint: Sendable {
+package struct S3Endpoint: Sendable {
     /// `https://s3.us-east-1.amazonaws.com` or any S3-compatible server (`http://127.0.0.1:35900`).
-    public var endpoint: String
-    public var region: String
-    public var bucket: String
-    public var accessKeyID: String
-    public var secretAccessKey: Secret
+    package var endpoint: String
+    package var region: String
+    package var bucket: String
+    package var accessKeyID: String
+    package var secretAccessKey: Secret
     /// `true`: `endpoint/bucket/key`; `false`: `bucket.endpoint-host/key` (virtual-hosted, AWS's default).
-    public var pathStyle: Bool
+    package var pathStyle: Bool
 
-    public init(endpoint: String? = nil, region: String, bucket: String, accessKeyID: String, secretAccessKey: Secret,
+    package init(endpoint: String? = nil, region: String, bucket: String, accessKeyID: String, secretAccessKey: Secret,
                 pathStyle: Bool = false) {
         self.endpoint = endpoint ?? "https://s3.\(region).amazonaws.com"
         self.region = region
@@ -32,23 +32,23 @@ public struct S3Endpoint: Sendable {
 }
 
 /// One listed object.
-public struct S3Object: Sendable, Hashable {
-    public var key: String
-    public var size: Int
+package struct S3Object: Sendable, Hashable {
+    package var key: String
+    package var size: Int
 }
 
 /// An S3 client on ``HTTPClient``, signed by libcurl's `CURLOPT_AWS_SIGV4`. libcurl 7.88 signs exactly the
 /// URL it is given, so this type hands it canonical URLs: path segments RFC 3986-encoded once, query
 /// parameters sorted by name with every value encoded and `k=` for empty values, and an
 /// `x-amz-content-sha256` header (curl does not add it; real S3 requires it).
-public final class S3Client: Sendable {
-    public let config: S3Endpoint
+package final class S3Client: Sendable {
+    package let config: S3Endpoint
     package let http: HTTPClient
     /// Objects larger than this go up in parts.
-    public let multipartThreshold: Int
-    public let partSize: Int
+    let multipartThreshold: Int
+    let partSize: Int
 
-    public init(_ config: S3Endpoint, http: HTTPClient = HTTPClient(), multipartThreshold: Int = 16 << 20,
+    package init(_ config: S3Endpoint, http: HTTPClient = HTTPClient(), multipartThreshold: Int = 16 << 20,
                 partSize: Int = 8 << 20) {
         self.config = config
         self.http = http
@@ -130,7 +130,7 @@ public final class S3Client: Sendable {
     }
 
     /// Stores `bytes` under `key`: one PUT below ``multipartThreshold``, a multipart upload above it.
-    public func put(_ key: String, _ bytes: [UInt8], contentType: String = "application/octet-stream") throws {
+    package func put(_ key: String, _ bytes: [UInt8], contentType: String = "application/octet-stream") throws {
         if bytes.count < multipartThreshold {
             _ = try send(request(.PUT, key: key, body: bytes, headers: [("Content-Type", contentType)]))
         } else {
@@ -151,7 +151,7 @@ public final class S3Client: Sendable {
     }
 
     /// Streams the object's bytes to `onChunk` as they arrive.
-    public func get(_ key: String, onChunk: @escaping (UnsafeRawBufferPointer) throws -> Void) throws {
+    package func get(_ key: String, onChunk: @escaping (UnsafeRawBufferPointer) throws -> Void) throws {
         let req = request(.GET, key: key)
         // Retried only while nothing has reached `onChunk` (the consumer cannot take bytes back).
         var delivered = false
@@ -169,14 +169,14 @@ public final class S3Client: Sendable {
     }
 
     /// The object's bytes. - Parameter maxBytes: the most accepted (a larger body is a permanent error, not held).
-    public func get(_ key: String, maxBytes: Int? = nil) throws -> [UInt8] {
+    package func get(_ key: String, maxBytes: Int? = nil) throws -> [UInt8] {
         var req = request(.GET, key: key)
         req.maxBodyBytes = maxBytes
         return try send(req).body
     }
 
     /// Lists keys under `prefix`, following continuation tokens to the end (1,000 per page).
-    public func list(prefix: String, pageSize: Int = 1000) throws -> [S3Object] {
+    package func list(prefix: String, pageSize: Int = 1000) throws -> [S3Object] {
         var objects: [S3Object] = []
         var token: String?
         repeat {
@@ -195,7 +195,7 @@ public final class S3Client: Sendable {
     /// Deletes any number of keys, 1,000 per DeleteObjects request (0.3.0 once deleted only the first 1,000).
     /// - Returns: how many keys S3 reported deleted.
     @discardableResult
-    public func delete(_ keys: [String]) throws -> Int {
+    package func delete(_ keys: [String]) throws -> Int {
         var deleted = 0
         var index = 0
         while index < keys.count {
@@ -224,9 +224,9 @@ public final class S3Client: Sendable {
 
 /// A multipart upload in progress: parts go up as they are produced, so a large object never sits whole in
 /// memory. Not thread-safe.
-public final class MultipartUpload {
+package final class MultipartUpload {
     private let client: S3Client
-    public let key: String
+    package let key: String
     private let uploadID: String
     private var etags: [String] = []
 
@@ -242,7 +242,7 @@ public final class MultipartUpload {
     }
 
     /// Uploads the next part (at least 5 MiB except the last).
-    public func uploadPart(_ bytes: [UInt8]) throws {
+    func uploadPart(_ bytes: [UInt8]) throws {
         let number = etags.count + 1
         let req = client.request(.PUT, key: key, query: [("partNumber", String(number)), ("uploadId", uploadID)], body: bytes)
         let response = try client.execute(req)
@@ -250,7 +250,7 @@ public final class MultipartUpload {
         etags.append(etag)
     }
 
-    public func complete() throws {
+    package func complete() throws {
         var xml = "<CompleteMultipartUpload xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
         for (index, etag) in etags.enumerated() {
             xml += "<Part><PartNumber>\(index + 1)</PartNumber><ETag>\(XMLText.escape(etag))</ETag></Part>"
@@ -263,7 +263,7 @@ public final class MultipartUpload {
         guard response.status == 200, !response.bodyText.contains("<Error>") else { throw S3Client.error(response, req) }
     }
 
-    public func abort() {
+    package func abort() {
         _ = try? client.http.execute(client.request(.DELETE, key: key, query: [("uploadId", uploadID)]))
     }
 }

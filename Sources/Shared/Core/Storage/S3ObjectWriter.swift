@@ -1,21 +1,21 @@
 /// Streams one object to S3 without holding it whole: bytes collect up to one part, then go up as a part
 /// of a multipart upload; an object smaller than one part is sent with a single PUT at ``finish()``.
 /// Memory stays at one part (≥ 5 MiB) whatever the object's size. Not thread-safe.
-public final class S3ObjectWriter {
-    public let key: String
+package final class S3ObjectWriter {
+    package let key: String
     private let client: S3Client
     private var pending: [UInt8] = []
     private var upload: MultipartUpload?
     private let sha = Digest(.sha256)
-    public private(set) var bytesWritten = 0
+    package private(set) var bytesWritten = 0
 
-    public init(client: S3Client, key: String) {
+    package init(client: S3Client, key: String) {
         self.client = client
         self.key = key
         pending.reserveCapacity(client.partSize)
     }
 
-    public func write(_ bytes: UnsafeRawBufferPointer) throws {
+    package func write(_ bytes: UnsafeRawBufferPointer) throws {
         sha.update(bytes)
         bytesWritten += bytes.count
         pending.append(contentsOf: bytes)
@@ -27,7 +27,7 @@ public final class S3ObjectWriter {
     }
 
     /// Completes the object. - Returns: its SHA-256 (hex).
-    public func finish() throws -> String {
+    package func finish() throws -> String {
         if let upload {
             if !pending.isEmpty { try upload.uploadPart(pending) }
             try upload.complete()
@@ -39,5 +39,5 @@ public final class S3ObjectWriter {
     }
 
     /// Abandons the object (aborts a multipart upload).
-    public func abort() { upload?.abort() }
+    package func abort() { upload?.abort() }
 }

@@ -1,25 +1,25 @@
 /// Exponential backoff with full jitter, as swift-jobs' and Sidekiq's retry policies: attempt `n`
 /// (0-based) waits a random time in `[base·2ⁿ/2, base·2ⁿ]`, capped at `max`.
-public struct Backoff: Sendable, Hashable {
-    public var base: Double
-    public var max: Double
+package struct Backoff: Sendable, Hashable {
+    package var base: Double
+    package var max: Double
 
-    public init(base: Double = 0.2, max: Double = 30) {
+    package init(base: Double = 0.2, max: Double = 30) {
         self.base = base
         self.max = max
     }
 
     /// Reconnecting to a broker or server that went away: 0.2 s doubling to 5 s.
-    public static let reconnect = Backoff(base: 0.2, max: 5)
+    static let reconnect = Backoff(base: 0.2, max: 5)
 
     /// The ceiling for attempt `n` before jitter.
-    public func ceiling(attempt: Int) -> Double {
+    func ceiling(attempt: Int) -> Double {
         let exponent = Swift.min(attempt, 30)
         return Swift.min(max, base * Double(1 << exponent))
     }
 
     /// A jittered delay for attempt `n` in seconds.
-    public func delay(attempt: Int) -> Double {
+    package func delay(attempt: Int) -> Double {
         let ceiling = ceiling(attempt: attempt)
         return Double.random(in: (ceiling / 2)...ceiling)
     }

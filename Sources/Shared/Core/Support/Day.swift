@@ -1,13 +1,13 @@
-public import Foundation
+package import Foundation
 
 /// A calendar day in UTC (`YYYY-MM-DD`), the unit of planning and partitioning.
-public struct Day: Sendable, Hashable, Comparable, Codable, CustomStringConvertible {
+package struct Day: Sendable, Hashable, Comparable, Codable, CustomStringConvertible {
     /// Days since 1970-01-01.
-    public let ordinal: Int
+    package let ordinal: Int
 
-    public init(ordinal: Int) { self.ordinal = ordinal }
+    package init(ordinal: Int) { self.ordinal = ordinal }
 
-    public init?(_ text: String) {
+    package init?(_ text: String) {
         let parts = text.split(separator: "-", omittingEmptySubsequences: false)
         guard parts.count == 3, parts[0].count == 4, parts[1].count == 2, parts[2].count == 2,
               let y = Int(parts[0]), let m = Int(parts[1]), let d = Int(parts[2]), (1...12).contains(m), d >= 1,
@@ -16,27 +16,27 @@ public struct Day: Sendable, Hashable, Comparable, Codable, CustomStringConverti
         ordinal = Day.civilToDays(y, m, d)
     }
 
-    public init(date: Date) {
+    package init(date: Date) {
         ordinal = Int((date.timeIntervalSince1970 / 86_400).rounded(.down))
     }
 
-    public static var today: Day { Day(date: Date()) }
+    package static var today: Day { Day(date: Date()) }
 
-    public func adding(days: Int) -> Day { Day(ordinal: ordinal + days) }
+    package func adding(days: Int) -> Day { Day(ordinal: ordinal + days) }
 
-    public var components: (year: Int, month: Int, day: Int) { Day.daysToCivil(ordinal) }
+    package var components: (year: Int, month: Int, day: Int) { Day.daysToCivil(ordinal) }
 
-    public var description: String {
+    package var description: String {
         let (y, m, d) = components
         return String(format: "%04d-%02d-%02d", y, m, d)
     }
 
     /// Midnight UTC of this day.
-    public var start: Date { Date(timeIntervalSince1970: Double(ordinal) * 86_400) }
+    package var start: Date { Date(timeIntervalSince1970: Double(ordinal) * 86_400) }
 
-    public static func < (a: Day, b: Day) -> Bool { a.ordinal < b.ordinal }
+    package static func < (a: Day, b: Day) -> Bool { a.ordinal < b.ordinal }
 
-    public init(from decoder: any Decoder) throws {
+    package init(from decoder: any Decoder) throws {
         let text = try decoder.singleValueContainer().decode(String.self)
         guard let day = Day(text) else {
             throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "not a YYYY-MM-DD date: \(text)"))
@@ -44,12 +44,12 @@ public struct Day: Sendable, Hashable, Comparable, Codable, CustomStringConverti
         self = day
     }
 
-    public func encode(to encoder: any Encoder) throws {
+    package func encode(to encoder: any Encoder) throws {
         var container = encoder.singleValueContainer()
         try container.encode(description)
     }
 
-    package static func isLeap(_ y: Int) -> Bool { (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 }
+    static func isLeap(_ y: Int) -> Bool { (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 }
 
     package static func daysIn(month: Int, year: Int) -> Int {
         switch month {

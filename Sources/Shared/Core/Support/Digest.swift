@@ -2,11 +2,11 @@ internal import CCrypto
 
 /// Incremental SHA-256 (and MD5, which S3's DeleteObjects requires as `Content-MD5`) through OpenSSL's
 /// EVP interface. Not thread-safe: one owner at a time.
-public final class Digest {
-    public enum Algorithm: Sendable { case sha256, md5 }
+package final class Digest {
+    package enum Algorithm: Sendable { case sha256, md5 }
     private let ctx: OpaquePointer
 
-    public init(_ algorithm: Algorithm = .sha256) {
+    package init(_ algorithm: Algorithm = .sha256) {
         guard let ctx = EVP_MD_CTX_new() else { fatalError("EVP_MD_CTX_new failed: out of memory") }
         self.ctx = ctx
         let md = algorithm == .sha256 ? EVP_sha256() : EVP_md5()
@@ -15,25 +15,25 @@ public final class Digest {
 
     deinit { EVP_MD_CTX_free(ctx) }
 
-    public func update(_ bytes: UnsafeRawBufferPointer) {
+    package func update(_ bytes: UnsafeRawBufferPointer) {
         guard let base = bytes.baseAddress, bytes.count > 0 else { return }
         EVP_DigestUpdate(ctx, base, bytes.count)
     }
 
-    public func update(_ bytes: some Sequence<UInt8>) {
+    package func update(_ bytes: some Sequence<UInt8>) {
         let array = Array(bytes)
         array.withUnsafeBytes { update($0) }
     }
 
     /// The digest; the object must not be used afterwards.
-    public func finalize() -> [UInt8] {
+    package func finalize() -> [UInt8] {
         var out = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
         var length: UInt32 = 0
         EVP_DigestFinal_ex(ctx, &out, &length)
         return Array(out.prefix(Int(length)))
     }
 
-    public static func sha256Hex(_ bytes: some Sequence<UInt8>) -> String {
+    package static func sha256Hex(_ bytes: some Sequence<UInt8>) -> String {
         let digest = Digest(.sha256)
         digest.update(bytes)
         return digest.finalize().hexString
@@ -41,7 +41,7 @@ public final class Digest {
 }
 
 extension Sequence<UInt8> {
-    public var hexString: String {
+    package var hexString: String {
         let digits = Array("0123456789abcdef".utf8)
         var out: [UInt8] = []
         for byte in self {
@@ -51,7 +51,7 @@ extension Sequence<UInt8> {
         return String(decoding: out, as: UTF8.self)
     }
 
-    public var base64String: String {
+    var base64String: String {
         let table = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
         let bytes = Array(self)
         var out: [UInt8] = []

@@ -3,10 +3,10 @@ internal import CIsal
 
 /// Errors from zlib or ISA-L, with the library's own message. Corrupt or truncated data is permanent (reading
 /// the same object again gives the same bytes); a library that cannot start (out of memory) is transient.
-public struct GzipError: ClassifiedError {
-    public let code: Int32
-    public let reason: String
-    public let errorClass: ErrorClass
+package struct GzipError: ClassifiedError {
+    package let code: Int32
+    package let reason: String
+    package let errorClass: ErrorClass
 
     init(code: Int32, reason: String, class errorClass: ErrorClass = .permanent) {
         self.code = code
@@ -14,13 +14,13 @@ public struct GzipError: ClassifiedError {
         self.errorClass = errorClass
     }
 
-    public var description: String { "GzipError(\(code)): \(reason)" }
+    package var description: String { "GzipError(\(code)): \(reason)" }
 }
 
 /// Streaming gzip compressor: bytes in, compressed chunks handed to `sink` as they fill. One standard gzip
 /// member, whatever the backend: levels 0–3 use Intel ISA-L's igzip (several times less CPU than zlib's level 1
 /// for a similar size on TSV), levels 4–9 zlib. Not thread-safe: one owner at a time.
-public final class GzipWriter {
+package final class GzipWriter {
     private enum Backend {
         case isal(UnsafeMutablePointer<CIsal_deflater>)
         case zlib(UnsafeMutablePointer<z_stream>)
@@ -31,14 +31,14 @@ public final class GzipWriter {
     private let sink: (UnsafeRawBufferPointer) throws -> Void
     private var finished = false
     /// Bytes given to ``write(_:)`` so far.
-    public private(set) var bytesIn: Int = 0
+    private(set) var bytesIn: Int = 0
     /// Compressed bytes handed to the sink so far.
-    public private(set) var bytesOut: Int = 0
+    package private(set) var bytesOut: Int = 0
 
     /// - Parameters:
     ///   - level: 1–3 fast (ISA-L), 4–9 zlib (6 is zlib's default).
     ///   - sink: receives compressed bytes; it may throw to abort.
-    public init(level: Int32 = 6, sink: @escaping (UnsafeRawBufferPointer) throws -> Void) throws {
+    package init(level: Int32 = 6, sink: @escaping (UnsafeRawBufferPointer) throws -> Void) throws {
         self.sink = sink
         if (0...3).contains(level) {
             guard let deflater = CIsal_deflater_new(level) else { throw GzipError(code: -1, reason: "ISA-L deflater: out of memory", class: .transient) }
@@ -64,7 +64,7 @@ public final class GzipWriter {
         }
     }
 
-    public func write(_ bytes: UnsafeRawBufferPointer) throws {
+    package func write(_ bytes: UnsafeRawBufferPointer) throws {
         guard bytes.count > 0, let base = bytes.baseAddress else { return }
         bytesIn += bytes.count
         // Both libraries count input in 32 bits: hand over at most 1 GiB at a time.
@@ -76,10 +76,10 @@ public final class GzipWriter {
         }
     }
 
-    public func write(_ bytes: [UInt8]) throws { try bytes.withUnsafeBytes { try write($0) } }
+    package func write(_ bytes: [UInt8]) throws { try bytes.withUnsafeBytes { try write($0) } }
 
     /// Flushes the gzip trailer. Call once.
-    public func finish() throws {
+    package func finish() throws {
         guard !finished else { return }
         finished = true
         try pump(nil, 0, end: true)
@@ -131,13 +131,13 @@ public final class GzipWriter {
 
 /// Streaming gzip decompressor: compressed chunks in, plain chunks to `sink`. Accepts concatenated
 /// gzip members (as `gzip -c a b` writes). Not thread-safe.
-public final class GzipReader {
+package final class GzipReader {
     private var stream = z_stream()
     private var out = [UInt8](repeating: 0, count: 256 * 1024)
     private let sink: (UnsafeRawBufferPointer) throws -> Void
     private var atMemberEnd = false
 
-    public init(sink: @escaping (UnsafeRawBufferPointer) throws -> Void) throws {
+    package init(sink: @escaping (UnsafeRawBufferPointer) throws -> Void) throws {
         self.sink = sink
         let rc = CZlib_inflateInit2(&stream, 15 + 32)  // +32: detect gzip or zlib header
         guard rc == Z_OK else { throw GzipError(code: rc, reason: "inflateInit2 failed", class: .transient) }
@@ -145,7 +145,7 @@ public final class GzipReader {
 
     deinit { inflateEnd(&stream) }
 
-    public func write(_ bytes: UnsafeRawBufferPointer) throws {
+    package func write(_ bytes: UnsafeRawBufferPointer) throws {
         guard bytes.count > 0, let base = bytes.baseAddress else { return }
         stream.next_in = UnsafeMutablePointer(mutating: base.assumingMemoryBound(to: Bytef.self))
         stream.avail_in = uInt(bytes.count)
@@ -171,7 +171,7 @@ public final class GzipReader {
     }
 
     /// Checks that the input ended at the end of a gzip member (a truncated object is an error).
-    public func finish() throws {
+    package func finish() throws {
         // Drain anything buffered inside zlib.
         var produced = 0
         repeat {

@@ -7,8 +7,8 @@ import CMalloc
 /// - a fixed mmap threshold of 256 KiB: by default the threshold rises to the largest block freed so far (up to
 ///   32 MiB), after which every page buffer comes from an arena and fragments it instead of going back to the
 ///   system when the job ends.
-public enum ProcessMemory {
-    public static func tuneAllocator() {
+package enum ProcessMemory {
+    package static func tuneAllocator() {
         _ = mallopt(M_ARENA_MAX, 2)
         _ = mallopt(M_MMAP_THRESHOLD, 256 << 10)
     }

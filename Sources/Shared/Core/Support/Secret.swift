@@ -5,25 +5,25 @@ import Foundation
 /// Every printed form (`description`, `debugDescription`, string interpolation, `dump`) shows
 /// `<redacted>`; only ``reveal()`` gives the value, and only code that hands it to a C library
 /// (libcurl, libpq, rabbitmq-c) calls it.
-public struct Secret: Sendable, Hashable, CustomStringConvertible, CustomDebugStringConvertible,
+package struct Secret: Sendable, Hashable, CustomStringConvertible, CustomDebugStringConvertible,
     CustomReflectable
 {
     private let value: String
 
-    public init(_ value: String) { self.value = value }
+    package init(_ value: String) { self.value = value }
 
     /// The secret itself, for the one call that needs it.
-    public func reveal() -> String { value }
+    package func reveal() -> String { value }
 
-    public var isEmpty: Bool { value.isEmpty }
-    public var description: String { "<redacted>" }
-    public var debugDescription: String { "<redacted>" }
-    public var customMirror: Mirror { Mirror(self, children: [], displayStyle: .struct) }
+    package var isEmpty: Bool { value.isEmpty }
+    package var description: String { "<redacted>" }
+    package var debugDescription: String { "<redacted>" }
+    package var customMirror: Mirror { Mirror(self, children: [], displayStyle: .struct) }
 }
 
 extension String {
     /// This URL or path without trailing slashes (`https://x/` → `https://x`), for joining with `/…` paths.
-    public var withoutTrailingSlashes: String {
+    package var withoutTrailingSlashes: String {
         var text = Substring(self)
         while text.hasSuffix("/") { text = text.dropLast() }
         return String(text)
@@ -31,7 +31,7 @@ extension String {
 
     /// This text with every occurrence of each non-empty secret replaced by `<redacted>`: the last line of
     /// defence for messages that come from C libraries or servers and might echo a credential.
-    public func redacting(_ secrets: [Secret]) -> String {
+    package func redacting(_ secrets: [Secret]) -> String {
         var text = self
         for secret in secrets where secret.reveal().count >= 3 {
             text = text.replacingOccurrences(of: secret.reveal(), with: "<redacted>")

@@ -1,10 +1,10 @@
-public import Foundation
+package import Foundation
 
 /// Every timestamp Huskimo writes as text, in one place: staged files and SQL (`YYYY-MM-DD HH:MM:SS`), Singular's
 /// `when_retrieved` (with milliseconds), messages (ISO 8601 with milliseconds) and object keys (compact).
-public enum UTCTime {
+package enum UTCTime {
     /// `YYYY-MM-DD HH:MM:SS` for a Unix time in whole seconds (UTC).
-    public static func sql(seconds: Int) -> String {
+    package static func sql(seconds: Int) -> String {
         let days = seconds >= 0 ? seconds / 86_400 : (seconds - 86_399) / 86_400
         let rest = seconds - days * 86_400
         let (y, m, d) = Day.daysToCivil(days)
@@ -12,24 +12,24 @@ public enum UTCTime {
     }
 
     /// `YYYY-MM-DD HH:MM:SS` (the staged-file timestamp format).
-    public static func sql(_ date: Date) -> String { sql(seconds: wholeSeconds(date)) }
+    package static func sql(_ date: Date) -> String { sql(seconds: wholeSeconds(date)) }
 
     /// `YYYY-MM-DD HH:MM:SS.mmm`: the staged-file timestamp with milliseconds (Singular's `when_retrieved`).
-    public static func sqlMillis(_ date: Date) -> String { sql(date) + String(format: ".%03d", millis(date)) }
+    package static func sqlMillis(_ date: Date) -> String { sql(date) + String(format: ".%03d", millis(date)) }
 
     /// `YYYY-MM-DDTHH:MM:SS.mmmZ`: sorts as text, keeps milliseconds so extractions in one second differ.
-    public static func iso(_ date: Date) -> String {
+    package static func iso(_ date: Date) -> String {
         sql(date).replacingOccurrences(of: " ", with: "T") + String(format: ".%03dZ", millis(date))
     }
 
     /// `YYYYMMDDTHHMMSSmmmZ`, for object keys and run ids.
-    public static func compact(_ date: Date) -> String {
+    package static func compact(_ date: Date) -> String {
         iso(date).replacingOccurrences(of: "-", with: "").replacingOccurrences(of: ":", with: "").replacingOccurrences(of: ".", with: "")
     }
 
     /// Whether `text` has the shape ``iso(_:)`` writes (`YYYY-MM-DDTHH:MM:SS`, optional fraction, `Z`), a day that exists
     /// and a time of day in range.
-    public static func isISO(_ text: String) -> Bool {
+    package static func isISO(_ text: String) -> Bool {
         let b = Array(text.utf8)
         guard b.count >= 20, b.count <= 30, b.last == UInt8(ascii: "Z"), b[10] == UInt8(ascii: "T"), b[13] == UInt8(ascii: ":"),
               b[16] == UInt8(ascii: ":"), Day(String(decoding: b[0..<10], as: UTF8.self)) != nil else { return false }

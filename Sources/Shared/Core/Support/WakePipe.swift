@@ -2,11 +2,11 @@ import Foundation
 
 /// A self-pipe: ``signal()`` from any thread makes ``readFD`` readable, so a thread blocked in poll(2) on it and a
 /// socket wakes up; ``drain()`` empties it. Signals collapse (a full pipe already says "wake up").
-public final class WakePipe: Sendable {
-    public let readFD: Int32
+package final class WakePipe: Sendable {
+    let readFD: Int32
     private let writeFD: Int32
 
-    public init() {
+    package init() {
         var fds: [Int32] = [-1, -1]
         if pipe(&fds) == 0 {
             for fd in fds {
@@ -20,12 +20,12 @@ public final class WakePipe: Sendable {
         writeFD = fds[1]
     }
 
-    public func signal() {
+    package func signal() {
         var byte: UInt8 = 1
         _ = write(writeFD, &byte, 1)  // EAGAIN: the pipe is full, the reader wakes anyway
     }
 
-    public func drain() {
+    package func drain() {
         withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 64) { buffer in
             while read(readFD, buffer.baseAddress, buffer.count) > 0 {}
         }

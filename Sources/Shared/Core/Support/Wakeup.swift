@@ -3,12 +3,12 @@ import Synchronization
 /// A one-slot wake-up call between tasks (one waiter at a time): ``notify()`` wakes the task in ``wait(timeout:)``, or the next one to
 /// call it (a notification is never lost; several collapse into one). Lets a loop sleep until something happens
 /// instead of polling on a short timer (each poll is a timer, a thread wake-up and a scheduled job).
-public final class Wakeup: Sendable {
+package final class Wakeup: Sendable {
     private let state = Mutex<(pending: Bool, waiter: CheckedContinuation<Void, Never>?)>((false, nil))
 
-    public init() {}
+    package init() {}
 
-    public func notify() {
+    package func notify() {
         let waiter = state.withLock { s -> CheckedContinuation<Void, Never>? in
             if let waiter = s.waiter {
                 s.waiter = nil
@@ -21,7 +21,7 @@ public final class Wakeup: Sendable {
     }
 
     /// Returns after a notification, or after `timeout` seconds at the latest.
-    public func wait(timeout: Double) async {
+    package func wait(timeout: Double) async {
         let timer = Task {
             try? await Task.sleep(for: .milliseconds(Int(timeout * 1000)))
             if !Task.isCancelled { self.notify() }

@@ -1,9 +1,9 @@
 /// An error from PostgreSQL or Redshift: SQLSTATE and the server's primary message (never the password:
 /// libpq messages are passed through `redacting`).
-public struct PQError: ClassifiedError, Sendable {
-    public let sqlState: String?
-    public let reason: String
-    public let errorClass: ErrorClass
+package struct PQError: ClassifiedError, Sendable {
+    package let sqlState: String?
+    package let reason: String
+    package let errorClass: ErrorClass
     let file: String
     let line: UInt
 
@@ -15,7 +15,7 @@ public struct PQError: ClassifiedError, Sendable {
         self.line = line
     }
 
-    public var description: String {
+    package var description: String {
         "PQError[\(sqlState ?? "connection")]: \(reason) (\(file):\(line))"
     }
 

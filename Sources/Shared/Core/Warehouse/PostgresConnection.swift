@@ -2,38 +2,38 @@ internal import CLibPQ
 import Foundation
 
 /// Connection settings for PostgreSQL or Redshift.
-public struct PostgresSettings: Sendable, Hashable {
+package struct PostgresSettings: Sendable, Hashable {
     /// A session timeout set after connecting (`SET name = milliseconds`).
-    public struct Timeout: Sendable, Hashable {
-        public var name: String
-        public var milliseconds: Int
-        public init(_ name: String, milliseconds: Int) {
+    package struct Timeout: Sendable, Hashable {
+        package var name: String
+        package var milliseconds: Int
+        package init(_ name: String, milliseconds: Int) {
             self.name = name
             self.milliseconds = milliseconds
         }
     }
 
-    public enum SSLMode: String, Sendable, Hashable, CaseIterable {
+    package enum SSLMode: String, Sendable, Hashable, CaseIterable {
         case disable, allow, prefer, require
         case verifyCA = "verify-ca"
         case verifyFull = "verify-full"
     }
 
-    public var host: String
-    public var port: Int
-    public var database: String
-    public var user: String
-    public var password: Secret
-    public var sslMode: SSLMode
+    package var host: String
+    package var port: Int
+    package var database: String
+    package var user: String
+    package var password: Secret
+    package var sslMode: SSLMode
     /// CA bundle for verify-ca / verify-full (Redshift: amazon-trust-ca-bundle.crt).
-    public var sslRootCert: String?
-    public var connectTimeout: Int
-    public var applicationName: String
+    package var sslRootCert: String?
+    var connectTimeout: Int
+    var applicationName: String
     /// `SET name = value` after connecting, in order (statement and lock timeouts; Redshift knows no
     /// `lock_timeout`, so the caller chooses per flavor). Values are whole numbers of milliseconds.
-    public var session: [Timeout] = []
+    package var session: [Timeout] = []
 
-    public init(host: String, port: Int = 5432, database: String, user: String, password: Secret,
+    package init(host: String, port: Int = 5432, database: String, user: String, password: Secret,
                 sslMode: SSLMode = .verifyFull, sslRootCert: String? = nil, connectTimeout: Int = 10,
                 applicationName: String = "huskimo") {
         self.host = host
@@ -51,12 +51,12 @@ public struct PostgresSettings: Sendable, Hashable {
 /// One libpq connection. Not thread-safe: one owner at a time; blocking (run it off the cooperative pool).
 /// The password goes to libpq through `PQconnectdbParams`, never through a connection string that could be
 /// logged, and every error text is scrubbed of it.
-public final class PostgresConnection {
+package final class PostgresConnection {
     private let conn: OpaquePointer
     private let secrets: [Secret]
-    public let settings: PostgresSettings
+    package let settings: PostgresSettings
 
-    public init(_ settings: PostgresSettings) throws {
+    package init(_ settings: PostgresSettings) throws {
         self.settings = settings
         self.secrets = [settings.password]
         var pairs: [(String, String)] = [
@@ -100,10 +100,10 @@ public final class PostgresConnection {
     deinit { PQfinish(conn) }
 
     /// Whether the connection is still usable.
-    public var isHealthy: Bool { PQstatus(conn) == CONNECTION_OK }
+    package var isHealthy: Bool { PQstatus(conn) == CONNECTION_OK }
 
     /// Runs one or more statements without parameters.
-    public func execute(_ sql: String) throws {
+    package func execute(_ sql: String) throws {
         let result = PQexec(conn, sql)
         defer { PQclear(result) }
         try check(result, sql)
@@ -111,7 +111,7 @@ public final class PostgresConnection {
 
     /// Runs a statement with text parameters (`$1`, `$2`…; nil is SQL NULL) and returns the rows as text.
     @discardableResult
-    public func query(_ sql: String, _ parameters: [String?] = []) throws -> [[String?]] {
+    package func query(_ sql: String, _ parameters: [String?] = []) throws -> [[String?]] {
         let copies = parameters.map { $0.map { strdup($0) } ?? nil }
         defer { copies.forEach { free($0) } }
         var pointers: [UnsafePointer<CChar>?] = copies.map { $0.map { UnsafePointer($0) } }
@@ -139,7 +139,7 @@ public final class PostgresConnection {
     }
 
     /// Runs `body` in a transaction: COMMIT when it returns, ROLLBACK when it throws.
-    public func transaction<T>(_ body: () throws -> T) throws -> T {
+    package func transaction<T>(_ body: () throws -> T) throws -> T {
         try execute("BEGIN")
         do {
             let value = try body()
@@ -155,7 +155,7 @@ public final class PostgresConnection {
     /// it arrives (any chunking). Nothing is buffered here beyond libpq's own send buffer.
     /// - Returns: the number of rows the server reports loaded.
     @discardableResult
-    public func copyIn(_ sql: String, _ body: (_ write: (UnsafeRawBufferPointer) throws -> Void) throws -> Void) throws -> Int {
+    package func copyIn(_ sql: String, _ body: (_ write: (UnsafeRawBufferPointer) throws -> Void) throws -> Void) throws -> Int {
         let start = PQexec(conn, sql)
         let status = PQresultStatus(start)
         if status != PGRES_COPY_IN {
@@ -218,11 +218,11 @@ public final class PostgresConnection {
 }
 
 /// Quotes an SQL identifier (`"name"`, doubling embedded quotes).
-public func sqlIdentifier(_ name: String) -> String {
+package func sqlIdentifier(_ name: String) -> String {
     "\"" + name.replacingOccurrences(of: "\"", with: "\"\"") + "\""
 }
 
 /// Quotes an SQL string literal (`'text'`, doubling embedded quotes; standard_conforming_strings).
-public func sqlLiteral(_ text: String) -> String {
+package func sqlLiteral(_ text: String) -> String {
     "'" + text.replacingOccurrences(of: "'", with: "''") + "'"
 }

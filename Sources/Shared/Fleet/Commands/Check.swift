@@ -1,27 +1,27 @@
-public import Foundation
+package import Foundation
 import HuskimoConnectors
 import HuskimoCore
 import Synchronization
-public import Logging
+package import Logging
 
 /// `huskimo-planner check`: the connector world's "check connection", end to end, before the first night — the
 /// broker round-trips a message, S3 takes, lists, returns and deletes a probe under the folder, every channel
 /// answers one authenticated request, every target connects as configured (TLS included), has the DDL's tables
 /// and columns, and loads a probe of every hard character class with the production COPY byte for byte (rolled
 /// back). One line per check with its verdict and, for a failure, the fix.
-public enum Check {
-    public struct Line: Sendable, Codable, Hashable {
-        public var subject: String
-        public var check: String
+package enum Check {
+    package struct Line: Sendable, Codable, Hashable {
+        var subject: String
+        package var check: String
         /// `ok`, `warn` (reported, does not fail) or `fail`.
-        public var verdict: String
-        public var detail: String
-        public var fix: String?
+        var verdict: String
+        package var detail: String
+        package var fix: String?
     }
 
     /// Runs the checks (all, or one target's / one channel's with the shared broker and S3 checks) and prints them.
     /// - Returns: the exit code: 0 when nothing failed, 1 otherwise.
-    public static func run(config: FleetConfig, target: String?, channel: String?, json: Bool, logger: Logger) async throws -> Int32 {
+    package static func run(config: FleetConfig, target: String?, channel: String?, json: Bool, logger: Logger) async throws -> Int32 {
         if let target, !config.targets.contains(where: { $0.name == target }) { throw CommandFailure.usage("no target named \(target)") }
         if let channel, !config.channels.contains(where: { $0.name == channel }) { throw CommandFailure.usage("no channel named \(channel)") }
         let driver = QueueDriverFactory.make(config, retryWindow: 5, logger: logger)

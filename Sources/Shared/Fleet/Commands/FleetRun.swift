@@ -2,13 +2,13 @@ import Foundation
 import Synchronization
 import HuskimoConnectors
 import HuskimoCore
-public import Logging
+package import Logging
 
 /// `huskimo-planner run`: plans, then extracts and loads in this process over the same queues until the planned
 /// jobs are done (the 0.3 cron habit on one machine).
-public enum FleetRun {
+package enum FleetRun {
     /// - Returns: 0 when every job and load succeeded, 1 otherwise (or when interrupted).
-    public static func run(config: FleetConfig, selection: PlanSelection, workers: Int, logger: Logger) async throws -> Int32 {
+    package static func run(config: FleetConfig, selection: PlanSelection, workers: Int, logger: Logger) async throws -> Int32 {
         guard (1...256).contains(workers) else { throw CommandFailure.usage("--workers must be 1–256, got \(workers)") }
         let signals = SignalWatcher()
         let jobs = try await Planning.planAndPublish(config, selection, dryRun: false, logger: logger)
@@ -41,30 +41,30 @@ public enum FleetRun {
 
 /// When `huskimo-planner run` is done: every queue of the run (extract, its delay queues, every target's load queue)
 /// empty and nothing in flight, twice in a row (a job between queues is in flight, never invisible).
-public struct RunMonitor: Sendable {
-    public let driver: any QueueDriver
-    public let topology: FleetTopology
-    public var interval: Duration = .milliseconds(500)
+package struct RunMonitor: Sendable {
+    package let driver: any QueueDriver
+    package let topology: FleetTopology
+    package var interval: Duration = .milliseconds(500)
 
-    public init(driver: any QueueDriver, topology: FleetTopology) {
+    package init(driver: any QueueDriver, topology: FleetTopology) {
         self.driver = driver
         self.topology = topology
     }
 
     /// The queues whose messages are still work of the run.
-    public var queues: [String] {
+    package var queues: [String] {
         [topology.extractQueue] + Set(topology.retryDelays).sorted().map { topology.retryQueue(delay: $0) } + topology.targets.map { topology.loadQueue($0) }
     }
 
     /// Messages waiting in the run's queues; a queue that cannot be read counts as one (not done).
-    public func pending() async -> Int {
+    package func pending() async -> Int {
         var pending = 0
         for queue in queues { pending += (try? await driver.depth(queue).ready) ?? 1 }
         return pending
     }
 
     /// Polls every `interval` until done (true) or `stop` says to give up (false).
-    public func waitUntilDone(busy: @Sendable () -> Int, stop: @Sendable () -> Bool) async -> Bool {
+    func waitUntilDone(busy: @Sendable () -> Int, stop: @Sendable () -> Bool) async -> Bool {
         var quiet = 0
         while quiet < 2 {
             try? await Task.sleep(for: interval)

@@ -1,7 +1,7 @@
 import Dispatch
 import Foundation
-public import Logging
-public import ServiceLifecycle
+package import Logging
+package import ServiceLifecycle
 import Synchronization
 import UnixSignals
 
@@ -10,24 +10,24 @@ import UnixSignals
 /// A second SIGTERM or SIGINT, or a SIGQUIT, exits at once with 143: what was in flight is unacked and the
 /// broker hands it out again. (ServiceGroup refuses one signal for both graceful shutdown and cancellation,
 /// hence ``SignalWatcher``, which also covers the time before and after the group runs.)
-public enum Lifecycle {
+package enum Lifecycle {
     /// One unit of a process (a worker loop, a poller, a monitor) as a `Service`.
-    public struct Unit: Service {
-        public let name: String
+    package struct Unit: Service {
+        package let name: String
         let body: @Sendable () async throws -> Void
 
-        public init(_ name: String, _ body: @escaping @Sendable () async throws -> Void) {
+        package init(_ name: String, _ body: @escaping @Sendable () async throws -> Void) {
             self.name = name
             self.body = body
         }
 
-        public func run() async throws { try await body() }
+        package func run() async throws { try await body() }
     }
 
     /// Runs `units` in one service group until they have all returned. The first one to return (a worker idle for
     /// `--exit-when-idle`, the run's monitor seeing the work done) shuts the others down gracefully, in reverse
     /// order of the list: put what must stop taking work first last.
-    public static func run(_ units: [Unit], logger: Logger) async throws {
+    package static func run(_ units: [Unit], logger: Logger) async throws {
         let configuration = ServiceGroupConfiguration(
             services: units.map {
                 .init(service: $0, successTerminationBehavior: .gracefullyShutdownGroup,
@@ -42,11 +42,11 @@ public enum Lifecycle {
 /// command then exits 1 where it would have exited 0), and exits the process at once on a second SIGTERM or SIGINT
 /// or any SIGQUIT. Installed before anything else (planning, connecting), so no signal is lost or fatal before the
 /// service group takes over the graceful part.
-public final class SignalWatcher: @unchecked Sendable {  // `sources` is written once, in init
+package final class SignalWatcher: @unchecked Sendable {  // `sources` is written once, in init
     private var sources: [any DispatchSourceSignal] = []
     private let count = Atomic<Int>(0)
 
-    public init() {
+    package init() {
         for sig in [SIGTERM, SIGINT, SIGQUIT] {
             signal(sig, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
@@ -62,5 +62,5 @@ public final class SignalWatcher: @unchecked Sendable {  // `sources` is written
     }
 
     /// Whether a stop was asked for.
-    public var interrupted: Bool { count.load(ordering: .relaxed) > 0 }
+    package var interrupted: Bool { count.load(ordering: .relaxed) > 0 }
 }

@@ -1,13 +1,13 @@
 import Foundation
 import HuskimoConnectors
 import HuskimoCore
-public import Logging
+package import Logging
 
 /// The library side of the operator commands: `status`, `requeue`, `ddl`.
-public enum Operations {
+package enum Operations {
     /// `status`: prints the fleet's state (text or JSON), refreshing every 2 s with `watch`.
     /// - Returns: 1 while anything is parked or a figure could not be read, else 0.
-    public static func status(config: FleetConfig, json: Bool, watch: Bool, logger: Logger) async throws -> Int32 {
+    package static func status(config: FleetConfig, json: Bool, watch: Bool, logger: Logger) async throws -> Int32 {
         let driver = QueueDriverFactory.make(config, retryWindow: 5, logger: logger)
         defer { driver.close() }
         while true {
@@ -26,7 +26,7 @@ public enum Operations {
     }
 
     /// `requeue`: moves failed jobs (or a target's failed loads) back and prints what moved.
-    public static func requeue(config: FleetConfig, filter: Requeue.Filter, loadsOf target: String?, dryRun: Bool, logger: Logger)
+    package static func requeue(config: FleetConfig, filter: Requeue.Filter, loadsOf target: String?, dryRun: Bool, logger: Logger)
         async throws
     {
         if let target, config.target(named: target) == nil { throw CommandFailure.usage("no target named \(target)") }
@@ -44,7 +44,7 @@ public enum Operations {
     }
 
     /// `ddl`: prints each target's DDL, or applies it (idempotent) with `apply`.
-    public static func ddl(config: FleetConfig, target name: String?, apply: Bool) async throws {
+    package static func ddl(config: FleetConfig, target name: String?, apply: Bool) async throws {
         var targets = config.targets
         if let name {
             targets = targets.filter { $0.name == name }

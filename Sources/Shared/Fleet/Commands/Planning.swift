@@ -1,15 +1,15 @@
 import Foundation
-public import HuskimoConnectors
-public import HuskimoCore
-public import Logging
+package import HuskimoConnectors
+package import HuskimoCore
+package import Logging
 
 /// `huskimo-planner plan`: turns the configuration and a selection into jobs and publishes them with confirms.
-public enum Planning {
+package enum Planning {
     /// The days every target's ledger has for each (table, channel) of the selection: what catch-up does not plan
     /// again. Blocking.
     /// - Throws: ``CommandFailure/failed(_:)`` when a target's ledger cannot be read: planning as if it had nothing
     ///   would publish every day back to `start_date` (up to 400 per resource and channel).
-    public static func loadedDays(_ config: FleetConfig, _ selection: PlanSelection) throws -> @Sendable (String, String) -> Set<Day> {
+    static func loadedDays(_ config: FleetConfig, _ selection: PlanSelection) throws -> @Sendable (String, String) -> Set<Day> {
         var known: [String: Set<Day>] = [:]
         let pairs = config.channels.filter { selection.channels.isEmpty || selection.channels.contains($0.name) }.flatMap { channel in
             ConnectorRegistry.connector(of: channel).resources.filter { !$0.isSnapshot && !$0.appendOnly }.map { ($0.table, channel.name) }
@@ -34,7 +34,7 @@ public enum Planning {
 
     /// Plans and (unless `dryRun`) publishes through `driver` (nil: the configured broker); prints a summary.
     /// - Throws: ``CommandFailure/failed(_:)`` when the ledgers cannot be read or publishing failed.
-    public static func planAndPublish(_ config: FleetConfig, _ selection: PlanSelection, dryRun: Bool, driver: (any QueueDriver)? = nil,
+    package static func planAndPublish(_ config: FleetConfig, _ selection: PlanSelection, dryRun: Bool, driver: (any QueueDriver)? = nil,
                                       logger: Logger) async throws -> [ExtractJob]
     {
         let runID = UTCTime.compact(Date())
@@ -78,7 +78,7 @@ public enum Planning {
 
     /// The jobs as messages on the extract queue, each identified by its deterministic job id (planning twice
     /// publishes the same ids: the ledger makes the second load harmless).
-    public static func messages(_ jobs: [ExtractJob], topology: FleetTopology) -> [AMQPMessage] {
+    package static func messages(_ jobs: [ExtractJob], topology: FleetTopology) -> [AMQPMessage] {
         jobs.map { AMQPMessage(exchange: topology.exchange, routingKey: topology.extractQueue, body: MessageCodec.encode($0), messageID: $0.jobID) }
     }
 }

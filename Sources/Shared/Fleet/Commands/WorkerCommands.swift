@@ -1,12 +1,12 @@
 import Foundation
 import HuskimoCore
-public import Logging
+package import Logging
 import HuskimoConnectors
 
 /// The library side of `huskimo-worker extract` and `huskimo-worker load`.
-public enum WorkerCommands {
+package enum WorkerCommands {
     /// Consumes extract jobs until idle or SIGTERM; prints one machine-readable summary line (bench/run.sh).
-    public static func extract(config: FleetConfig, concurrency: Int, exitWhenIdle: Double?, grace: Double, metricsPort: Int?,
+    package static func extract(config: FleetConfig, concurrency: Int, exitWhenIdle: Double?, grace: Double, metricsPort: Int?,
                                metricsHost: String = "127.0.0.1", logger: Logger) async throws {
         guard (1...256).contains(concurrency) else { throw CommandFailure.usage("--concurrency must be 1–256") }
         ProcessMemory.tuneAllocator()
@@ -27,7 +27,7 @@ public enum WorkerCommands {
     }
 
     /// Consumes one target's load queue until idle or SIGTERM; with a metrics port, also polls queue depths.
-    public static func load(config: FleetConfig, target name: String, exitWhenIdle: Double?, metricsPort: Int?,
+    package static func load(config: FleetConfig, target name: String, exitWhenIdle: Double?, metricsPort: Int?,
                             queuePollSeconds: Double, metricsHost: String = "127.0.0.1", logger: Logger) async throws {
         guard let target = config.target(named: name) else { throw CommandFailure.usage("no target named \(name)") }
         ProcessMemory.tuneAllocator()
@@ -66,11 +66,11 @@ public enum WorkerCommands {
 }
 
 /// This process's CPU time and peak resident memory (getrusage).
-public struct ResourceUsage: Sendable {
-    public var cpuSeconds: Double
-    public var maxRSSMiB: Double
+package struct ResourceUsage: Sendable {
+    var cpuSeconds: Double
+    var maxRSSMiB: Double
 
-    public static var current: ResourceUsage {
+    package static var current: ResourceUsage {
         var usage = rusage()
         getrusage(RUSAGE_SELF.rawValue, &usage)
         let cpu = Double(usage.ru_utime.tv_sec) + Double(usage.ru_utime.tv_usec) / 1e6 + Double(usage.ru_stime.tv_sec)

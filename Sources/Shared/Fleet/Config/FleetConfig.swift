@@ -1,6 +1,6 @@
-public import Foundation
-public import HuskimoCore
-public import HuskimoConnectors
+package import Foundation
+package import HuskimoCore
+package import HuskimoConnectors
 
 /// The whole configuration file. A Huskimo 0.3 file loads unchanged; the keys added since are optional.
 ///
@@ -8,17 +8,17 @@ public import HuskimoConnectors
 /// - `queue` (``QueueConfig``), `fetch` (``FetchConfig``), `channels` (list of ``ChannelConfig``, required),
 ///   `s3` (``S3Config``, required), `targets` (list of ``TargetConfig``, required).
 /// - Any value may be `${ENV_VAR}`: secrets stay out of the file.
-public struct FleetConfig: Sendable {
-    public var queue: QueueConfig
-    public var fetch: FetchConfig
-    public var channels: [ChannelConfig]
-    public var s3: S3Config
-    public var targets: [TargetConfig]
+package struct FleetConfig: Sendable {
+    package var queue: QueueConfig
+    package var fetch: FetchConfig
+    package var channels: [ChannelConfig]
+    package var s3: S3Config
+    package var targets: [TargetConfig]
     /// Notes about keys that are accepted but no longer mean anything.
-    public var warnings: [String]
+    var warnings: [String]
 
     /// Loads and validates a file. - Throws: ``ConfigError`` listing every problem.
-    public static func load(path: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws
+    package static func load(path: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws
         -> FleetConfig
     {
         guard let data = FileManager.default.contents(atPath: path) else {
@@ -33,7 +33,7 @@ public struct FleetConfig: Sendable {
     }
 
     /// Parses and validates YAML text. - Throws: ``ConfigError`` listing every problem.
-    public static func parse(_ text: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws
+    package static func parse(_ text: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws
         -> FleetConfig
     {
         let reader = ConfigReader(environment: environment)
@@ -55,13 +55,13 @@ public struct FleetConfig: Sendable {
                            warnings: reader.warnings)
     }
 
-    public func channel(named name: String, type: ChannelType) -> ChannelConfig? {
+    package func channel(named name: String, type: ChannelType) -> ChannelConfig? {
         channels.first { $0.name == name && $0.type == type }
     }
-    public func target(named name: String) -> TargetConfig? { targets.first { $0.name == name } }
+    package func target(named name: String) -> TargetConfig? { targets.first { $0.name == name } }
 
     /// Every secret in the configuration, for scrubbing text that might echo one.
-    public var secrets: [Secret] {
+    package var secrets: [Secret] {
         var all = [queue.url.password, s3.secretAccessKey]
         all += channels.map(\.apiKey)
         all += targets.map(\.password)
@@ -69,7 +69,7 @@ public struct FleetConfig: Sendable {
     }
 
     /// The effective configuration as YAML with every secret shown as `<redacted>`.
-    public var redactedDescription: String {
+    package var redactedDescription: String {
         var lines = ["queue:", "  url: \(queue.url)", "  prefix: \(queue.prefix)"]
         if let management = queue.managementURL { lines.append("  management_url: \(management)") }
         lines += ["fetch:",
@@ -107,13 +107,13 @@ public struct FleetConfig: Sendable {
 /// - `management_url` (string, optional, e.g. `http://rabbit:15672`): the RabbitMQ management API, with the
 ///   credentials of `url`. Where given, `status` and the loaders' metrics add unacked counts, message rates and
 ///   the oldest waiting message's age (classic queues); AMQP alone gives ready counts and consumers.
-public struct QueueConfig: Sendable {
-    public var url: AMQPURL
-    public var managementURL: String?
-    public var prefix: String
-    public var quorum: Bool
-    public var retryDelays: [Int]
-    public var maxAttempts: Int
+package struct QueueConfig: Sendable {
+    package var url: AMQPURL
+    var managementURL: String?
+    package var prefix: String
+    package var quorum: Bool
+    package var retryDelays: [Int]
+    package var maxAttempts: Int
 
     init(_ r: ConfigReader, _ value: ConfigReader.Value?, at path: String) {
         let m = r.mapping(value, at: path, known: ["url", "prefix", "type", "retry_delays", "max_attempts", "management_url"]) ?? [:]
@@ -151,7 +151,7 @@ public struct QueueConfig: Sendable {
 
 extension ManagementAPI {
     /// The management API of `queue.management_url`, with the credentials of `queue.url`; nil when not configured.
-    public init?(_ config: QueueConfig) {
+    package init?(_ config: QueueConfig) {
         guard let url = config.managementURL else { return nil }
         self.init(baseURL: url, amqp: config.url)
     }
@@ -170,12 +170,12 @@ extension ManagementAPI {
 /// - `max_pages` (int, default 100000, 1–10000000): pages one job may read from one list before it is refused as
 ///   endless (a page loop is refused at once).
 /// - `max_response_mib` (int, default 256, 1–4096): the largest API response body accepted.
-public struct FetchConfig: Sendable {
-    public var lookback: Int
-    public var startDate: Day?
-    public var settleDays: Int
-    public var maxPages: Int
-    public var maxResponseMiB: Int
+package struct FetchConfig: Sendable {
+    package var lookback: Int
+    package var startDate: Day?
+    package var settleDays: Int
+    package var maxPages: Int
+    var maxResponseMiB: Int
 
     init(_ r: ConfigReader, _ value: ConfigReader.Value?, at path: String) {
         let m = r.mapping(value, at: path, known: ["lookback", "start_date", "settle_days", "max_pages", "max_response_mib"]) ?? [:]
@@ -259,15 +259,15 @@ extension ChannelConfig {
 /// - `access_key_id`, `secret_access_key` (secret): the staging bucket's credentials.
 /// - `region` (required), `bucket` (required, a bare bucket name; `s3://` is stripped), `folder_path`.
 /// - `endpoint` (default from region), `path_style` (default false), `keep_staged` (default false).
-public struct S3Config: Sendable {
-    public var accessKeyID: String
-    public var secretAccessKey: Secret
-    public var region: String
-    public var bucket: String
-    public var folderPath: String
-    public var endpoint: String
-    public var pathStyle: Bool
-    public var keepStaged: Bool
+package struct S3Config: Sendable {
+    package var accessKeyID: String
+    package var secretAccessKey: Secret
+    package var region: String
+    package var bucket: String
+    var folderPath: String
+    package var endpoint: String
+    package var pathStyle: Bool
+    var keepStaged: Bool
 
     init(_ r: ConfigReader, _ value: ConfigReader.Value?, at path: String) {
         let m = r.mapping(value, at: path, known: ["access_key_id", "secret_access_key", "region", "bucket", "folder_path",
@@ -289,7 +289,7 @@ public struct S3Config: Sendable {
         keepStaged = r.bool(m["keep_staged"], at: "\(path).keep_staged") ?? false
     }
 
-    public var s3Endpoint: S3Endpoint {
+    var s3Endpoint: S3Endpoint {
         S3Endpoint(endpoint: endpoint, region: region, bucket: bucket, accessKeyID: accessKeyID,
                    secretAccessKey: secretAccessKey, pathStyle: pathStyle)
     }
@@ -307,22 +307,22 @@ public struct S3Config: Sendable {
 /// - `statement_timeout_seconds` (default 1800) and `lock_timeout_seconds` (PostgreSQL only, default 600): a
 ///   statement or lock wait past them fails the batch (transient: retried), instead of hanging the loader.
 /// - `table`: accepted and ignored (0.1 leftover).
-public struct TargetConfig: Sendable {
-    public var name: String
+package struct TargetConfig: Sendable {
+    package var name: String
     /// The warehouse's flavor: its dialect (`type.dialect`) decides everything that differs between them.
-    public var type: WarehouseSchema.Flavor
-    public var host: String
-    public var port: Int
-    public var database: String
-    public var username: String
-    public var password: Secret
-    public var schema: String
-    public var sslMode: PostgresSettings.SSLMode
-    public var sslRootCert: String?
-    public var iamRole: String?
+    package var type: WarehouseSchema.Flavor
+    package var host: String
+    package var port: Int
+    package var database: String
+    var username: String
+    package var password: Secret
+    package var schema: String
+    package var sslMode: PostgresSettings.SSLMode
+    package var sslRootCert: String?
+    var iamRole: String?
     /// Bounds on one statement and on one lock wait (PostgreSQL), in seconds.
-    public var statementTimeoutSeconds: Int
-    public var lockTimeoutSeconds: Int
+    var statementTimeoutSeconds: Int
+    var lockTimeoutSeconds: Int
 
     init?(_ r: ConfigReader, _ value: ConfigReader.Value, at path: String) {
         guard let m = r.mapping(value, at: path,
@@ -384,7 +384,7 @@ public struct TargetConfig: Sendable {
         self.name = name
     }
 
-    public var postgresSettings: PostgresSettings {
+    var postgresSettings: PostgresSettings {
         var settings = PostgresSettings(host: host, port: port, database: database, user: username, password: password, sslMode: sslMode,
                                         sslRootCert: sslRootCert ?? (sslMode == .verifyCA || sslMode == .verifyFull ? SystemCA.bundle : nil))  // Redshift chains to its roots
         // A statement or a lock wait never hangs a loader: it fails, transient, and the batch is retried (the dialect

@@ -1,26 +1,26 @@
 import HuskimoConnectors
-public import HuskimoCore
+package import HuskimoCore
 
 /// What one reload of a partition changed: rows before and after, and for tables with a `sid`, how many records
 /// changed in a column that can change (``Resource/changeColumns``), appeared or disappeared. Identical: the re-read
 /// had the digest of what was loaded, and the load was skipped.
-public struct ChangeReport: Sendable, Hashable {
-    public var loadID: String
-    public var table: String
-    public var channel: String
-    public var partition: String
-    public var extractedAt: String
-    public var identical: Bool
-    public var rowsBefore: Int
-    public var rowsAfter: Int
-    public var changed: Int?
-    public var added: Int?
-    public var removed: Int?
-    public var contentDigest: String?
-    public var runID: String?
+package struct ChangeReport: Sendable, Hashable {
+    package var loadID: String
+    package var table: String
+    package var channel: String
+    package var partition: String
+    package var extractedAt: String
+    package var identical: Bool
+    package var rowsBefore: Int
+    var rowsAfter: Int
+    package var changed: Int?
+    package var added: Int?
+    package var removed: Int?
+    package var contentDigest: String?
+    package var runID: String?
 
     /// The log line's fields.
-    public var metadata: [String: String] {
+    package var metadata: [String: String] {
         var m = ["table": table, "channel": channel, "partition": partition, "rows.before": "\(rowsBefore)", "rows.after": "\(rowsAfter)"]
         if let changed { m["records.changed"] = "\(changed)" }
         if let added { m["records.added"] = "\(added)" }

@@ -1,21 +1,21 @@
-public import HuskimoConnectors
-public import HuskimoCore
+package import HuskimoConnectors
+package import HuskimoCore
 
 /// The load ledger (`<schema>.load_ledger`, one row per staged object loaded): what makes loads idempotent (an
 /// object is never loaded twice) and ordered (an older extraction never overwrites a newer one), and what
 /// catch-up planning and `status` read. Every statement that touches it is here, written in the SQL that
 /// PostgreSQL and Redshift share (no arrays, no aggregate `FILTER`).
-public struct Ledger: Sendable {
+package struct Ledger: Sendable {
     /// The target's schema, unquoted.
-    public let schema: String
+    package let schema: String
 
-    public init(schema: String) { self.schema = schema }
+    package init(schema: String) { self.schema = schema }
 
     private var table: String { "\(sqlIdentifier(schema)).load_ledger" }
 
     /// The ledger's DDL (idempotent) in `dialect`, placed by ``WarehouseDialect/ddl(schema:)`` between the tables
     /// and the views.
-    public static func ddl(_ dialect: any WarehouseDialect, schema: String) -> String {
+    package static func ddl(_ dialect: any WarehouseDialect, schema: String) -> String {
         let s = sqlIdentifier(schema)
         let timestamp = dialect.instantType
         let sortKey = ["table_name", "channel_name", "partition_key"]
@@ -67,7 +67,7 @@ public struct Ledger: Sendable {
     private var reports: String { "\(sqlIdentifier(schema)).load_reports" }
 
     /// Records what a replace changed (inside the load's transaction).
-    public func record(_ report: ChangeReport, _ pg: PostgresConnection) throws {
+    package func record(_ report: ChangeReport, _ pg: PostgresConnection) throws {
         try pg.query(
             """
             INSERT INTO \(reports) (load_id, table_name, channel_name, partition_key, extracted_at, outcome, rows_before, rows_after,
@@ -81,7 +81,7 @@ public struct Ledger: Sendable {
 
     /// The content digest of what the partition holds now: the newest report's (nil: none, or loaded by a worker
     /// that sent no digest).
-    public func currentDigest(table tableName: String, channel: String, partition: String, _ pg: PostgresConnection) throws -> String? {
+    func currentDigest(table tableName: String, channel: String, partition: String, _ pg: PostgresConnection) throws -> String? {
         let rows = try pg.query("""
             SELECT content_digest FROM \(reports) WHERE table_name = $1 AND channel_name = $2 AND partition_key = $3
             ORDER BY extracted_at DESC LIMIT 1
@@ -90,7 +90,7 @@ public struct Ledger: Sendable {
     }
 
     /// Per (table, channel): the last pass — the reports of the planner run that loaded last — for `status`.
-    public func lastPass(_ pg: PostgresConnection) throws -> [ReloadPass] {
+    func lastPass(_ pg: PostgresConnection) throws -> [ReloadPass] {
         let reload = "(r.outcome = 'identical' OR r.rows_before > 0)"
         let rows = try pg.query("""
             SELECT r.table_name, r.channel_name,
@@ -118,7 +118,7 @@ public struct Ledger: Sendable {
     }
 
     /// Whether any of `keys` (objects of one load) is already loaded into `tableName`.
-    public func containsAny(_ keys: [String], table tableName: String, _ pg: PostgresConnection) throws -> Bool {
+    func containsAny(_ keys: [String], table tableName: String, _ pg: PostgresConnection) throws -> Bool {
         guard !keys.isEmpty else { return false }
         let placeholders = keys.indices.map { "$\($0 + 2)" }.joined(separator: ", ")
         let rows = try pg.query("SELECT count(*) FROM \(table) WHERE table_name = $1 AND object_key IN (\(placeholders))",
@@ -130,7 +130,7 @@ public struct Ledger: Sendable {
     /// first (run ids are the planner's clock, one clock for the fleet), then the extraction time within a run —
     /// so a worker whose clock runs ahead cannot shadow the next nights' settle passes. Partitions loaded before
     /// change reports existed, and messages without a run id, are ordered by extraction time alone.
-    public func hasExtraction(notOlderThan message: LoadMessage, table tableName: String, _ pg: PostgresConnection) throws -> Bool {
+    func hasExtraction(notOlderThan message: LoadMessage, table tableName: String, _ pg: PostgresConnection) throws -> Bool {
         if let run = message.runID {
             let rows = try pg.query("""
                 SELECT CASE WHEN run_id IS NULL THEN NULL WHEN run_id > $4 THEN 't' WHEN run_id < $4 THEN 'f'
@@ -145,7 +145,7 @@ public struct Ledger: Sendable {
     }
 
     /// Whether the partition already holds an extraction at least as new as `extractedAt`.
-    public func hasExtraction(notOlderThan extractedAt: String, table tableName: String, channel: String, partition: String,
+    func hasExtraction(notOlderThan extractedAt: String, table tableName: String, channel: String, partition: String,
                               _ pg: PostgresConnection) throws -> Bool {
         let rows = try pg.query(
             "SELECT max(extracted_at) >= $4::timestamptz FROM \(table) WHERE table_name = $1 AND channel_name = $2 AND partition_key = $3",
@@ -154,7 +154,7 @@ public struct Ledger: Sendable {
     }
 
     /// Records every object of `message` as loaded (inside the load's transaction).
-    public func record(_ message: LoadMessage, table tableName: String, _ pg: PostgresConnection) throws {
+    package func record(_ message: LoadMessage, table tableName: String, _ pg: PostgresConnection) throws {
         for object in message.objects {
             try pg.query(
                 """
@@ -167,7 +167,7 @@ public struct Ledger: Sendable {
     }
 
     /// The newest day per (table, channel): a day partition's day, a snapshot's extraction day.
-    public func newestDays(_ pg: PostgresConnection) throws -> [(table: String, channel: String, day: Day)] {
+    func newestDays(_ pg: PostgresConnection) throws -> [(table: String, channel: String, day: Day)] {
         let rows = try pg.query("""
             SELECT table_name, channel_name, max(CASE WHEN partition_key = 'snapshot' THEN to_char(extracted_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')
                                                      ELSE partition_key END)
@@ -181,7 +181,7 @@ public struct Ledger: Sendable {
 
     /// Per (table, channel): the newest loaded day partition (nil: snapshots only) and the last load time (UTC,
     /// ISO 8601), for `status`.
-    public func freshness(_ pg: PostgresConnection) throws -> [(table: String, channel: String, newestDay: String?, lastLoadedAt: String?)] {
+    func freshness(_ pg: PostgresConnection) throws -> [(table: String, channel: String, newestDay: String?, lastLoadedAt: String?)] {
         let rows = try pg.query("""
             SELECT table_name, channel_name, max(CASE WHEN partition_key <> 'snapshot' THEN partition_key END),
                    to_char(max(loaded_at) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
@@ -191,7 +191,7 @@ public struct Ledger: Sendable {
     }
 
     /// The day partitions of (table, channel) that have been loaded: what catch-up does not plan again.
-    public func loadedDays(table tableName: String, channel: String, _ pg: PostgresConnection) throws -> Set<Day> {
+    func loadedDays(table tableName: String, channel: String, _ pg: PostgresConnection) throws -> Set<Day> {
         let rows = try pg.query("SELECT DISTINCT partition_key FROM \(table) WHERE table_name = $1 AND channel_name = $2",
                                 [tableName, channel])
         return Set(rows.compactMap { $0[0].flatMap(Day.init) })
@@ -199,18 +199,18 @@ public struct Ledger: Sendable {
 }
 
 /// What the last pass of reloads of one (table, channel) did (``Ledger/lastPass(_:)``).
-public struct ReloadPass: Sendable, Codable, Hashable {
-    public var table: String
-    public var channel: String
+package struct ReloadPass: Sendable, Codable, Hashable {
+    package var table: String
+    package var channel: String
     /// Partitions loaded for the first time.
-    public var newPartitions: Int
+    var newPartitions: Int
     /// Re-reads skipped because nothing had changed.
-    public var identical: Int
+    package var identical: Int
     /// Partitions replaced with different content.
-    public var replaced: Int
+    package var replaced: Int
     /// Records (by SID) whose changeable columns changed, appeared or disappeared in the replaced partitions.
-    public var changed: Int
-    public var added: Int
-    public var removed: Int
-    public var lastLoadedAt: String?
+    package var changed: Int
+    package var added: Int
+    package var removed: Int
+    var lastLoadedAt: String?
 }

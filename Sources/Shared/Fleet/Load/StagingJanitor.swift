@@ -1,17 +1,17 @@
-public import HuskimoConnectors
-public import HuskimoCore
-public import Logging
+package import HuskimoConnectors
+package import HuskimoCore
+package import Logging
 
 /// Deletes staged objects once every target has loaded them: each loader leaves an empty marker
 /// (``StagingLayout/loadedMarker(loadID:target:)``); the loader that completes the set deletes the objects and
 /// the markers. Blocking.
-public struct StagingJanitor: Sendable {
+package struct StagingJanitor: Sendable {
     let s3: S3Client
     let layout: StagingLayout
     let targets: [String]
     let logger: Logger
 
-    public init(s3: S3Client, layout: StagingLayout, targets: [String], logger: Logger) {
+    package init(s3: S3Client, layout: StagingLayout, targets: [String], logger: Logger) {
         self.s3 = s3
         self.layout = layout
         self.targets = targets
@@ -22,7 +22,7 @@ public struct StagingJanitor: Sendable {
     /// request per 1,000 keys. A fleet with one target needs no markers: its loader is the last to load, so the
     /// batch's objects go at once (one request per batch, not three per load). Best effort: leftover objects cost
     /// storage, never correctness (the ledger, not S3, says what was loaded).
-    public func markLoaded(_ loads: [LoadMessage], by target: String) {
+    func markLoaded(_ loads: [LoadMessage], by target: String) {
         guard !loads.isEmpty else { return }
         var doomed: [String] = []
         if targets == [target] {

@@ -1,19 +1,19 @@
 import Foundation
-public import HuskimoConnectors
-public import HuskimoCore
+package import HuskimoConnectors
+package import HuskimoCore
 
 /// What `huskimo-planner check` asks of a target: that its tables match the DDL (names, types, lengths, order),
 /// and that the production COPY — the loader's own statement, credentials and staged format — loads every hard
 /// character class back byte for byte. Blocking.
-public struct WarehouseCheck {
+package struct WarehouseCheck {
     /// One finding: a verdict and, when it failed, what to do.
-    public struct Finding: Sendable, Codable, Hashable {
-        public var check: String
-        public var ok: Bool
+    package struct Finding: Sendable, Codable, Hashable {
+        package var check: String
+        package var ok: Bool
         /// A difference that does not stop loads (column order): reported, not failed.
-        public var warning: Bool = false
-        public var detail: String
-        public var fix: String?
+        package var warning: Bool = false
+        package var detail: String
+        package var fix: String?
     }
 
     let target: TargetConfig
@@ -23,7 +23,7 @@ public struct WarehouseCheck {
     let pg: PostgresConnection
 
     /// - Parameter pg: a connection to the target (made as the loader makes it: `target.postgresSettings`).
-    public init(target: TargetConfig, pg: PostgresConnection, s3: S3Client, s3Config: S3Config) {
+    package init(target: TargetConfig, pg: PostgresConnection, s3: S3Client, s3Config: S3Config) {
         self.target = target
         self.dialect = target.type.dialect
         self.copier = dialect.copyStrategy(target: target, s3: s3, s3Config: s3Config)
@@ -31,7 +31,7 @@ public struct WarehouseCheck {
     }
 
     /// The tables of the fleet DDL against `information_schema.columns`.
-    public func schema() throws -> [Finding] {
+    package func schema() throws -> [Finding] {
         let rows = try pg.query("""
             SELECT table_name, column_name, data_type, character_maximum_length::text, numeric_precision::text, numeric_scale::text
             FROM information_schema.columns WHERE table_schema = $1 ORDER BY table_name, ordinal_position
@@ -86,7 +86,7 @@ public struct WarehouseCheck {
     /// Stages a probe of calls rows whose `caller_name` holds every hard text, COPYs it into `twilio_calls` inside a
     /// transaction with the loader's production statement, reads it back and rolls back: the table is left as it
     /// was. The staged object is deleted afterwards.
-    public func copyProbe(s3: S3Client, folder: String) throws -> Finding {
+    func copyProbe(s3: S3Client, folder: String) throws -> Finding {
         let channel = "huskimo-check-\(UInt32.random(in: 0...UInt32.max))"
         var records: [[String: Any]] = []
         for (i, text) in Self.hardTexts.enumerated() {

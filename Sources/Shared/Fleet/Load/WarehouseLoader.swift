@@ -1,26 +1,26 @@
 import Foundation
-public import HuskimoConnectors
-public import HuskimoCore
-public import Logging
+package import HuskimoConnectors
+package import HuskimoCore
+package import Logging
 
 /// What a batch did.
-public struct BatchOutcome: Sendable {
-    public var loaded: [String] = []
+package struct BatchOutcome: Sendable {
+    package var loaded: [String] = []
     /// Load ids not applied, with why (already loaded, or older than what the partition holds).
-    public var skipped: [(loadID: String, reason: String)] = []
-    public var rowsByTable: [String: Int] = [:]
+    package var skipped: [(loadID: String, reason: String)] = []
+    var rowsByTable: [String: Int] = [:]
     /// What each replace changed, and the re-reads skipped as identical (``ChangeReport/identical``).
-    public var reports: [ChangeReport] = []
+    package var reports: [ChangeReport] = []
 }
 
 /// Loads batches of load messages into one target, idempotently: per table, one transaction that deletes the
 /// partitions being replaced, loads the objects and writes ledger rows. An object already in the ledger is
 /// never loaded again; a partition whose ledger shows a newer extraction is not overwritten by an older one.
 /// Not thread-safe: one loader per target (the target's queue has a single active consumer).
-public final class WarehouseLoader: BatchLoader, @unchecked Sendable {  // used by one load loop at a time (see above)
-    public let target: TargetConfig
+package final class WarehouseLoader: BatchLoader, @unchecked Sendable {  // used by one load loop at a time (see above)
+    package let target: TargetConfig
     /// The target's warehouse: DDL, serialising statement, copy strategy, error explanation.
-    public let dialect: any WarehouseDialect
+    package let dialect: any WarehouseDialect
     private let copier: any CopyStrategy
     private let logger: Logger
     private var connection: PostgresConnection?
@@ -28,9 +28,9 @@ public final class WarehouseLoader: BatchLoader, @unchecked Sendable {  // used 
     private var newestDay: [String: Day] = [:]
     private let ledger: Ledger
     /// Test hook: runs inside the transaction after the DELETE, before the COPY.
-    package var afterDelete: ((String) throws -> Void)?
+    var afterDelete: ((String) throws -> Void)?
 
-    public init(target: TargetConfig, s3: S3Client, s3Config: S3Config, logger: Logger) {
+    package init(target: TargetConfig, s3: S3Client, s3Config: S3Config, logger: Logger) {
         self.target = target
         self.dialect = target.type.dialect
         self.copier = dialect.copyStrategy(target: target, s3: s3, s3Config: s3Config)
@@ -49,7 +49,7 @@ public final class WarehouseLoader: BatchLoader, @unchecked Sendable {  // used 
     }
 
     /// Seeds the freshness gauge from the ledger (what earlier loaders loaded). Best effort.
-    public func publishFreshnessFromLedger() {
+    func publishFreshnessFromLedger() {
         guard let newest = try? ledger.newestDays(db()) else { return }
         for (table, channel, day) in newest { noteLoaded(table: table, channel: channel, day: day) }
     }
@@ -64,7 +64,7 @@ public final class WarehouseLoader: BatchLoader, @unchecked Sendable {  // used 
 
     /// Loads a batch. Messages are grouped by table; each table's group commits or rolls back as one.
     /// - Throws: the first failing table's error; tables committed before it stay committed (each is whole).
-    public func load(_ batch: [LoadMessage]) throws -> BatchOutcome {
+    package func load(_ batch: [LoadMessage]) throws -> BatchOutcome {
         var outcome = BatchOutcome()
         let byTable = Dictionary(grouping: batch, by: \.table)
         for tableName in byTable.keys.sorted() {
@@ -196,11 +196,11 @@ public final class WarehouseLoader: BatchLoader, @unchecked Sendable {  // used 
 
     // MARK: - BatchLoader
 
-    public func load(_ batch: [LoadMessage]) async throws -> BatchOutcome {
+    package func load(_ batch: [LoadMessage]) async throws -> BatchOutcome {
         try await Blocking.run { try self.load(batch) }
     }
 
-    public func seedFreshness() async {
+    package func seedFreshness() async {
         _ = try? await Blocking.run { self.publishFreshnessFromLedger() }
     }
 }

@@ -6,13 +6,13 @@ import Prometheus
 
 /// Serves `--metrics-port`: `/metrics` (Prometheus text format), `/healthz` (200 while the process runs) and
 /// `/readyz` (200 while `ready()` says so, else 503: a worker not connected to its broker is not ready).
-public final class MetricsServer: Sendable {
+package final class MetricsServer: Sendable {
     private let server: HTTPServer
-    public var port: Int { server.port }
+    package var port: Int { server.port }
 
     /// Starts serving on `host:port` (port 0: any free port). Loopback by default: widen it (`--metrics-host
     /// 0.0.0.0`) only where a scraper on another host needs it.
-    public init(host: String = "127.0.0.1", port: Int, ready: @escaping @Sendable () -> Bool) throws {
+    package init(host: String = "127.0.0.1", port: Int, ready: @escaping @Sendable () -> Bool) throws {
         let registry = PrometheusExport.registry
         server = HTTPServer { request in
             switch request.path {
@@ -31,7 +31,7 @@ public final class MetricsServer: Sendable {
         try server.start(host: host, port: port)
     }
 
-    public func stop() { server.stop() }
+    package func stop() { server.stop() }
 }
 
 /// The Prometheus exporter behind the swift-metrics façade: bootstrapped once per process, on first use.

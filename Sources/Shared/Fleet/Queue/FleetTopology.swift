@@ -1,29 +1,29 @@
-public import HuskimoCore
+package import HuskimoCore
 import HuskimoConnectors
 
 /// The fleet's RabbitMQ names and declarations (docs/architecture.md, "Queue topology"), from the configured prefix.
-public struct FleetTopology: Sendable {
-    public let prefix: String
-    public let quorum: Bool
-    public let retryDelays: [Int]
-    public let targets: [String]
+package struct FleetTopology: Sendable {
+    package let prefix: String
+    package let quorum: Bool
+    package let retryDelays: [Int]
+    package let targets: [String]
 
     /// The fleet's topology: the configured prefix and queue type, every target's load queues.
-    public init(_ config: FleetConfig) { self.init(config.queue, targets: config.targets.map(\.name)) }
+    package init(_ config: FleetConfig) { self.init(config.queue, targets: config.targets.map(\.name)) }
 
-    public init(_ queue: QueueConfig, targets: [String]) {
+    package init(_ queue: QueueConfig, targets: [String]) {
         self.prefix = queue.prefix
         self.quorum = queue.quorum
         self.retryDelays = queue.retryDelays
         self.targets = targets
     }
 
-    public var exchange: String { prefix }
-    public var extractQueue: String { "\(prefix).extract" }
-    public var failedQueue: String { "\(prefix).extract.failed" }
-    public func retryQueue(delay: Int) -> String { "\(prefix).extract.retry.\(delay)s" }
-    public func loadQueue(_ target: String) -> String { "\(prefix).load.\(target)" }
-    public func failedLoadQueue(_ target: String) -> String { "\(prefix).load.\(target).failed" }
+    package var exchange: String { prefix }
+    var extractQueue: String { "\(prefix).extract" }
+    var failedQueue: String { "\(prefix).extract.failed" }
+    func retryQueue(delay: Int) -> String { "\(prefix).extract.retry.\(delay)s" }
+    func loadQueue(_ target: String) -> String { "\(prefix).load.\(target)" }
+    func failedLoadQueue(_ target: String) -> String { "\(prefix).load.\(target).failed" }
 
     private func work(_ name: String, deadLetter: String?, singleActiveConsumer: Bool = false) -> QueueTopology.Queue {
         if quorum {
@@ -41,7 +41,7 @@ public struct FleetTopology: Sendable {
     }
 
     /// Everything, declared idempotently by every process.
-    public var topology: QueueTopology {
+    package var topology: QueueTopology {
         var queues = [
             work(extractQueue, deadLetter: failedQueue),
             work(failedQueue, deadLetter: nil),
@@ -58,7 +58,7 @@ public struct FleetTopology: Sendable {
     }
 
     /// Every queue name, for status.
-    public var allQueues: [String] {
+    var allQueues: [String] {
         topology.queues.map(\.name)
     }
 }

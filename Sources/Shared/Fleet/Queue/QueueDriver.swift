@@ -1,5 +1,5 @@
-public import HuskimoCore
-public import Logging
+package import HuskimoCore
+package import Logging
 import HuskimoConnectors
 
 /// Every use of the message broker goes through this seam: publish with confirms, consume one queue with acks,
@@ -7,7 +7,7 @@ import HuskimoConnectors
 /// the production one from the configuration (where every connection to RabbitMQ is made); HuskimoTesting's
 /// `InMemoryQueueDriver` lets the workers' decisions, requeue, status, planning and the run monitor be tested
 /// without a broker.
-public protocol QueueDriver: Sendable {
+package protocol QueueDriver: Sendable {
     /// Publishes `messages` (routed by their routing key); returns once the broker holds every one durably.
     func publish(_ messages: [AMQPMessage]) async throws
     /// A consumer of `queue` allowed `prefetch` unacknowledged deliveries. Not started: call `start()`.
@@ -28,16 +28,16 @@ public protocol QueueDriver: Sendable {
 }
 
 /// Makes the production queue driver from the configuration: the one place a connection to RabbitMQ is set up.
-public enum QueueDriverFactory {
+package enum QueueDriverFactory {
     /// - Parameter retryWindow: how long a call keeps reconnecting before it fails (a command: seconds; a worker: a
     ///   minute).
-    public static func make(_ config: FleetConfig, retryWindow: Double = 60, logger: Logger) -> any QueueDriver {
+    package static func make(_ config: FleetConfig, retryWindow: Double = 60, logger: Logger) -> any QueueDriver {
         RabbitMQDriver(url: config.queue.url, topology: FleetTopology(config).topology, retryWindow: retryWindow, logger: logger)
     }
 }
 
 /// One queue's deliveries, settled one by one.
-public protocol QueueSubscription: Sendable {
+package protocol QueueSubscription: Sendable {
     /// Starts receiving.
     func start()
     /// Whether deliveries can arrive now: while not connected, an empty queue proves nothing (idle timers wait).
@@ -60,45 +60,45 @@ extension QueueConsumer: QueueSubscription {}
 /// The production driver: ``QueueClient`` for publishing (publisher confirms, reconnects) and a
 /// ``QueueConsumer`` (own thread and connection) per subscription, each declaring the fleet's topology on
 /// every connect.
-public final class RabbitMQDriver: QueueDriver {
+package final class RabbitMQDriver: QueueDriver {
     let client: QueueClient
     private let url: AMQPURL
     private let topology: QueueTopology
     private let logger: Logger
 
-    public init(url: AMQPURL, topology: QueueTopology, retryWindow: Double = 60, logger: Logger) {
+    package init(url: AMQPURL, topology: QueueTopology, retryWindow: Double = 60, logger: Logger) {
         self.url = url
         self.topology = topology
         self.logger = logger
         self.client = QueueClient(url: url, topology: topology, retryWindow: retryWindow, logger: logger)
     }
 
-    public func publish(_ messages: [AMQPMessage]) async throws {
+    package func publish(_ messages: [AMQPMessage]) async throws {
         try await Blocking.run { [client] in try client.publishBlocking(messages) }
     }
 
-    public func depth(_ queue: String) async throws -> QueueDepth {
+    package func depth(_ queue: String) async throws -> QueueDepth {
         try await Blocking.run { [client] in try client.depthBlocking(queue) }
     }
 
     @discardableResult
-    public func drain(_ queue: String, limit: Int, _ handler: @escaping @Sendable (AMQPDelivery) throws -> DrainDecision) async throws
+    package func drain(_ queue: String, limit: Int, _ handler: @escaping @Sendable (AMQPDelivery) throws -> DrainDecision) async throws
         -> Int
     {
         try await Blocking.run { [client] in try client.drainBlocking(queue, limit: limit, handler) }
     }
 
-    public func declare(_ topology: QueueTopology) async throws {
+    package func declare(_ topology: QueueTopology) async throws {
         try await Blocking.run { [client] in try client.declareBlocking(topology) }
     }
 
-    public func deleteQueue(_ queue: String) async throws {
+    package func deleteQueue(_ queue: String) async throws {
         try await Blocking.run { [client] in try client.deleteQueueBlocking(queue) }
     }
 
-    public func subscribe(_ queue: String, prefetch: Int) -> any QueueSubscription {
+    package func subscribe(_ queue: String, prefetch: Int) -> any QueueSubscription {
         QueueConsumer(url: url, queue: queue, prefetch: prefetch, topology: topology, logger: logger)
     }
 
-    public func close() { client.close() }
+    package func close() { client.close() }
 }

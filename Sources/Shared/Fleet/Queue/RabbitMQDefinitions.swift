@@ -1,21 +1,21 @@
-public import HuskimoCore
+package import HuskimoCore
 
 /// The fleet's topology as a RabbitMQ definitions document (`rabbitmqctl import_definitions`, the management UI's
 /// import, `load_definitions` in rabbitmq.conf): printed by `huskimo-planner topology` from ``FleetTopology`` — the
 /// same declarations every process makes — so the shipped `deploy/rabbitmq/definitions.json` is its output, never a
 /// hand-made copy.
-public struct RabbitMQDefinitions: Sendable {
-    public let topology: FleetTopology
+package struct RabbitMQDefinitions: Sendable {
+    package let topology: FleetTopology
     /// The virtual host the definitions go into (queue.url's, unless given).
-    public let vhost: String
+    package let vhost: String
 
-    public init(_ topology: FleetTopology, vhost: String) {
+    package init(_ topology: FleetTopology, vhost: String) {
         self.topology = topology
         self.vhost = vhost
     }
 
     /// The document: vhost, the exchange, every queue with its arguments, every binding.
-    public var document: JSONDocument {
+    package var document: JSONDocument {
         let declared = topology.topology
         let none = JSONDocument.object([])
         return .object([
@@ -42,12 +42,12 @@ public struct RabbitMQDefinitions: Sendable {
     }
 
     /// The document as `huskimo-planner topology` prints it (two-space indents, one trailing newline).
-    public var json: String { document.rendered() + "\n" }
+    package var json: String { document.rendered() + "\n" }
 }
 
 /// A JSON value with its keys in a chosen order, rendered the way a person would write it (and as Python's
 /// `json.dumps(indent=2)` does): what the product prints for files that live in the repository.
-public indirect enum JSONDocument: Sendable, Hashable {
+package indirect enum JSONDocument: Sendable, Hashable {
     case string(String), int(Int64), bool(Bool)
     case array([JSONDocument])
     case object([(String, JSONDocument)])
@@ -63,10 +63,10 @@ public indirect enum JSONDocument: Sendable, Hashable {
         }
     }
 
-    public static func == (a: JSONDocument, b: JSONDocument) -> Bool { a.rendered() == b.rendered() }
-    public func hash(into hasher: inout Hasher) { hasher.combine(rendered()) }
+    package static func == (a: JSONDocument, b: JSONDocument) -> Bool { a.rendered() == b.rendered() }
+    package func hash(into hasher: inout Hasher) { hasher.combine(rendered()) }
 
-    public func rendered(indent: String = "") -> String {
+    func rendered(indent: String = "") -> String {
         let inner = indent + "  "
         switch self {
         case .string(let s): return JSONDocument.quote(s)

@@ -1,20 +1,20 @@
 import Foundation
-public import HuskimoConnectors
-public import HuskimoCore
-public import Logging
+package import HuskimoConnectors
+package import HuskimoCore
+package import Logging
 import Synchronization
 
 /// What a worker did, for its exit summary and `huskimo-planner run`.
-public struct WorkerTally: Sendable {
-    public var succeeded = 0
-    public var retried = 0
-    public var failed = 0
-    public var records = 0
+package struct WorkerTally: Sendable {
+    package var succeeded = 0
+    package var retried = 0
+    package var failed = 0
+    package var records = 0
 }
 
 /// Runs one extract job against its API and stages the result: the part of a worker that talks to Twilio,
 /// Singular and S3. Blocking work happens off the cooperative pool.
-public protocol JobExtractor: Sendable {
+package protocol JobExtractor: Sendable {
     /// Runs the job; calls `fetched` once the API has given everything (the rest is S3 and the broker), so the worker
     /// can give the job's request slot to the next job.
     func extract(_ job: ExtractJob, channel: ChannelConfig, fetched: @escaping @Sendable () -> Void) async throws -> ExtractReport
@@ -23,22 +23,22 @@ public protocol JobExtractor: Sendable {
 }
 
 /// The connectors (``ConnectorRegistry``) over one HTTP client, S3 client and set of account limiters.
-public struct ConnectorExtractor: JobExtractor {
-    public let context: ExtractContext
+package struct ConnectorExtractor: JobExtractor {
+    package let context: ExtractContext
 
-    public init(s3: S3Config, fetch: FetchConfig, logger: Logger, limiters: AccountLimiters = AccountLimiters(),
+    package init(s3: S3Config, fetch: FetchConfig, logger: Logger, limiters: AccountLimiters = AccountLimiters(),
                 http: HTTPClient = HTTPClient()) {
         var api = APIClient(http: http, limiters: limiters, logger: logger)
         api.maxBodyBytes = fetch.maxResponseMiB << 20
         context = ExtractContext(api: api, s3: S3Client(s3.s3Endpoint, http: http), folder: s3.folderPath, maxPages: fetch.maxPages)
     }
 
-    public func extract(_ job: ExtractJob, channel: ChannelConfig, fetched: @escaping @Sendable () -> Void) async throws -> ExtractReport {
+    package func extract(_ job: ExtractJob, channel: ChannelConfig, fetched: @escaping @Sendable () -> Void) async throws -> ExtractReport {
         let connector = ConnectorRegistry.connector(of: channel), context = context
         return try await Blocking.run { try connector.extract(job, channel: channel, context: context, fetched: fetched) }
     }
 
-    public func requestLimit(account: String) -> Int { context.api.limiters.limiter(for: account).currentLimit }
+    package func requestLimit(account: String) -> Int { context.api.limiters.limiter(for: account).currentLimit }
 }
 
 /// A job's request slot, given back once: when its API part is done, or at the latest when the job ends.
@@ -57,11 +57,11 @@ final class FetchSlot: Sendable {
 /// staged objects and one load message per target are durable (publisher confirms). Transient failures go to
 /// the delayed-retry queues with their attempt count; permanent and exhausted ones to the failed queue with
 /// the class and message in headers.
-public final class ExtractWorker: Sendable {
-    public let config: FleetConfig
-    public let topology: FleetTopology
-    public let policy: RetryPolicy
-    public let concurrency: Int
+package final class ExtractWorker: Sendable {
+    package let config: FleetConfig
+    package let topology: FleetTopology
+    package let policy: RetryPolicy
+    package let concurrency: Int
     private let driver: any QueueDriver
     private let consumer: any QueueSubscription
     private let extractor: any JobExtractor
@@ -73,7 +73,7 @@ public final class ExtractWorker: Sendable {
     ///   - driver: the broker; the worker consumes `<prefix>.extract` with a prefetch of twice `concurrency` (the
     ///     next job is already here when one finishes; unstarted ones go back if the worker stops).
     ///   - extractor: runs the jobs (``ConnectorExtractor`` in production).
-    public init(config: FleetConfig, concurrency: Int, driver: any QueueDriver, extractor: any JobExtractor, logger: Logger) {
+    package init(config: FleetConfig, concurrency: Int, driver: any QueueDriver, extractor: any JobExtractor, logger: Logger) {
         self.config = config
         self.topology = FleetTopology(config)
         self.policy = RetryPolicy(config.queue)
@@ -86,13 +86,13 @@ public final class ExtractWorker: Sendable {
     }
 
     /// The production worker: RabbitMQ and the connectors.
-    public convenience init(config: FleetConfig, concurrency: Int, logger: Logger) {
+    package convenience init(config: FleetConfig, concurrency: Int, logger: Logger) {
         self.init(config: config, concurrency: concurrency,
                   driver: QueueDriverFactory.make(config, logger: logger),
                   extractor: ConnectorExtractor(s3: config.s3, fetch: config.fetch, logger: logger), logger: logger)
     }
 
-    public var summary: WorkerTally { tally.withLock { $0 } }
+    var summary: WorkerTally { tally.withLock { $0 } }
 
     private let inFlight = Atomic<Int>(0)
     /// Jobs still talking to their API: at most `concurrency`. A job whose API part is done (it completes its staged
@@ -104,14 +104,14 @@ public final class ExtractWorker: Sendable {
     private let jobFinished = Wakeup()
 
     /// Jobs being processed now.
-    public var jobsInFlight: Int { inFlight.load(ordering: .relaxed) }
+    package var jobsInFlight: Int { inFlight.load(ordering: .relaxed) }
 
     /// Runs until a graceful shutdown (ServiceLifecycle: SIGTERM or SIGINT, or the group ending), or until the queue
     /// has been idle `exitWhenIdle` seconds.
     /// - Parameter grace: seconds in-flight jobs get to finish after a shutdown request; what is still running
     ///   then stays unacked and goes back to the queue when the connection closes. Cancellation (a second signal)
     ///   ends the wait at once.
-    public func run(exitWhenIdle: Double? = nil, grace: Double = 30) async {
+    package func run(exitWhenIdle: Double? = nil, grace: Double = 30) async {
         consumer.start()
         var lastActivity = Date()
         // Deliveries taken from the consumer but not started (up to the prefetch, twice the concurrency): the next job
@@ -197,7 +197,7 @@ public final class ExtractWorker: Sendable {
     }
 
     /// Whether the worker can take jobs now (its consumer is connected): the `/readyz` probe.
-    public var isReady: Bool { consumer.isConnected }
+    var isReady: Bool { consumer.isConnected }
 
     /// Jobs in flight and each channel's current request limit, for the metrics endpoint.
     private func publishGauges() {

@@ -1,59 +1,59 @@
-public import Foundation
-public import HuskimoCore
+package import Foundation
+package import HuskimoCore
 import HuskimoConnectors
 import Synchronization
 
 /// What `huskimo-planner status` shows.
-public struct FleetStatus: Sendable, Codable {
-    public struct QueueRow: Sendable, Codable {
-        public var name: String
-        public var ready: Int
+package struct FleetStatus: Sendable, Codable {
+    package struct QueueRow: Sendable, Codable {
+        package var name: String
+        package var ready: Int
         /// Delivered, not yet acked (from the management API; nil without it).
-        public var unacked: Int?
-        public var consumers: Int
+        package var unacked: Int?
+        package var consumers: Int
         /// Messages per second in and out (management API).
-        public var publishRate: Double?
-        public var deliverRate: Double?
+        package var publishRate: Double?
+        package var deliverRate: Double?
         /// Age of the oldest ready message in seconds (management API, classic queues).
-        public var oldestReadyAgeSeconds: Double?
+        var oldestReadyAgeSeconds: Double?
     }
 
-    public struct FailureGroup: Sendable, Codable {
-        public var queue: String
-        public var errorClass: String
-        public var channel: String
-        public var count: Int
-        public var newestMessage: String
+    package struct FailureGroup: Sendable, Codable {
+        package var queue: String
+        package var errorClass: String
+        package var channel: String
+        package var count: Int
+        var newestMessage: String
     }
 
-    public struct Reload: Sendable, Codable {
-        public var target: String
-        public var pass: ReloadPass
+    package struct Reload: Sendable, Codable {
+        package var target: String
+        package var pass: ReloadPass
     }
 
-    public struct Freshness: Sendable, Codable {
-        public var target: String
-        public var table: String
-        public var channel: String
-        public var newestDay: String?
-        public var lastLoadedAt: String?
+    package struct Freshness: Sendable, Codable {
+        package var target: String
+        package var table: String
+        package var channel: String
+        var newestDay: String?
+        var lastLoadedAt: String?
     }
 
-    public var queues: [QueueRow] = []
+    package var queues: [QueueRow] = []
     /// Where queue figures came from: `amqp`, or `management` when the management API answered.
-    public var queueSource = "amqp"
+    var queueSource = "amqp"
     /// The extract queue's oldest waiting job, in seconds (nil: none waiting, or unknown without the management API).
-    public var oldestWaitingJobSeconds: Double?
-    public var failures: [FailureGroup] = []
-    public var freshness: [Freshness] = []
+    var oldestWaitingJobSeconds: Double?
+    package var failures: [FailureGroup] = []
+    var freshness: [Freshness] = []
     /// Per target, table and channel: what the last pass of reloads (a settle pass) changed.
-    public var reloads: [Reload] = []
-    public var problems: [String] = []
-    public var failedTotal: Int { failures.reduce(0) { $0 + $1.count } }
+    var reloads: [Reload] = []
+    package var problems: [String] = []
+    var failedTotal: Int { failures.reduce(0) { $0 + $1.count } }
 
     /// Reads queue depths, groups parked messages by class and channel, and reads each target's ledger for the
     /// newest loaded day.
-    public static func collect(config: FleetConfig, driver: any QueueDriver) async -> FleetStatus {
+    package static func collect(config: FleetConfig, driver: any QueueDriver) async -> FleetStatus {
         let topology = FleetTopology(config)
         var status = FleetStatus()
         (status.queues, status.queueSource, status.problems) = await queueRows(topology: topology, driver: driver,
@@ -72,7 +72,7 @@ public struct FleetStatus: Sendable, Codable {
 
     /// Parked messages of `queues` grouped by queue, error class and channel (each group with its newest reason).
     /// Reads at most 10,000 per queue; none is removed.
-    public static func failures(in queues: [String], driver: any QueueDriver) async -> (groups: [FailureGroup], problems: [String]) {
+    package static func failures(in queues: [String], driver: any QueueDriver) async -> (groups: [FailureGroup], problems: [String]) {
         var all: [FailureGroup] = []
         var problems: [String] = []
         for queue in queues {
@@ -124,7 +124,7 @@ public struct FleetStatus: Sendable, Codable {
 
     /// Every queue's figures: from the management API where configured and answering (unacked, rates, oldest
     /// age), else from the driver (ready and consumers). Also feeds the loaders' queue metrics.
-    public static func queueRows(topology: FleetTopology, driver: any QueueDriver, management: ManagementAPI?,
+    static func queueRows(topology: FleetTopology, driver: any QueueDriver, management: ManagementAPI?,
                                  now: Date = Date()) async -> (rows: [QueueRow], source: String, problems: [String]) {
         var rows: [QueueRow] = []
         var problems: [String] = []
@@ -156,7 +156,7 @@ public struct FleetStatus: Sendable, Codable {
     }
 
     /// The human-readable form.
-    public var text: String {
+    package var text: String {
         func cell(_ text: String, _ width: Int) -> String { text.padding(toLength: max(width, text.count + 1), withPad: " ", startingAt: 0) }
         func rate(_ value: Double?) -> String { value.map { String(format: "%.1f", $0) } ?? "-" }
         var lines = [cell("QUEUE", 44) + cell("READY", 8) + cell("UNACKED", 9) + cell("CONSUMERS", 11) + cell("IN/s", 8)

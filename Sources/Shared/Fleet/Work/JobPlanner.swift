@@ -1,19 +1,19 @@
-public import Foundation
-public import HuskimoCore
-public import HuskimoConnectors
+package import Foundation
+package import HuskimoCore
+package import HuskimoConnectors
 
 /// Which jobs to plan. The run day means the same for every channel: Twilio plans it, the days still settling
 /// before it (`fetch.settle_days`) and the catch-up days since `fetch.start_date`; Singular plans the `lookback`
 /// days ending at it. An explicit range is exactly those days for every channel.
-public struct PlanSelection: Sendable {
+package struct PlanSelection: Sendable {
     /// `--date D`: the run day (nil: yesterday, UTC).
-    public var runDay: Day?
+    package var runDay: Day?
     /// `--from/--to`: exactly these days for every channel (no settle window, catch-up or lookback).
-    public var days: [Day]?
-    public var channels: [String] = []
-    public var resources: [Resource] = []
+    package var days: [Day]?
+    package var channels: [String] = []
+    package var resources: [Resource] = []
 
-    public init(runDay: Day? = nil, days: [Day]? = nil, channels: [String] = [], resources: [Resource] = []) {
+    package init(runDay: Day? = nil, days: [Day]? = nil, channels: [String] = [], resources: [Resource] = []) {
         self.runDay = runDay
         self.days = days
         self.channels = channels
@@ -23,14 +23,14 @@ public struct PlanSelection: Sendable {
 
 /// Turns configuration and a selection into extract jobs: one per (channel, resource, day) and one per
 /// (channel, snapshot resource).
-public struct JobPlanner: Sendable {
-    public let config: FleetConfig
+package struct JobPlanner: Sendable {
+    package let config: FleetConfig
 
-    public init(config: FleetConfig) { self.config = config }
+    package init(config: FleetConfig) { self.config = config }
 
     /// The days a channel's day resource gets, newest first: its connector's policy (``Connector/days(_:)``).
     /// - Parameter loaded: the days every target's ledger already has (asked only by a policy that catches up).
-    public func days(for channel: ChannelConfig, _ selection: PlanSelection, runDay: Day, today: Day,
+    package func days(for channel: ChannelConfig, _ selection: PlanSelection, runDay: Day, today: Day,
                      loaded: @escaping @Sendable () -> Set<Day> = { [] }) -> DayPlan {
         ConnectorRegistry.connector(of: channel).days(DayPlanRequest(
             explicit: selection.days, runDay: runDay, today: today, settleDays: config.fetch.settleDays,
@@ -40,7 +40,7 @@ public struct JobPlanner: Sendable {
     /// - Parameters:
     ///   - today: the current UTC day; without `selection.runDay`, the run day is the day before.
     ///   - loadedDays: for catch-up, the days each (table, channel) already has in *every* target's ledger.
-    public func plan(_ selection: PlanSelection, runID: String, today: Day = .today, plannedAt: Date = Date(),
+    package func plan(_ selection: PlanSelection, runID: String, today: Day = .today, plannedAt: Date = Date(),
                      loadedDays: @escaping @Sendable (_ table: String, _ channel: String) -> Set<Day> = { _, _ in [] })
         -> (jobs: [ExtractJob], warnings: [String])
     {
@@ -75,7 +75,7 @@ public struct JobPlanner: Sendable {
     /// Jobs in round-robin order across channels: a worker takes its prefetch of consecutive jobs, and
     /// consecutive jobs of one account would all wait on that account's API concurrency while other
     /// accounts' jobs sit in the queue.
-    public static func interleaved(_ jobs: [ExtractJob]) -> [ExtractJob] {
+    static func interleaved(_ jobs: [ExtractJob]) -> [ExtractJob] {
         var index: [String: Int] = [:]
         var byChannel: [[ExtractJob]] = []
         for job in jobs {

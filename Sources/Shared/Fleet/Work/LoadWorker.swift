@@ -1,12 +1,12 @@
 import Foundation
-public import HuskimoConnectors
+package import HuskimoConnectors
 import HuskimoCore
-public import Logging
+package import Logging
 import Synchronization
 
 /// Applies batches of load messages to one target: what a loader does between taking a batch and acking it.
 /// ``WarehouseLoader`` in production.
-public protocol BatchLoader: Sendable {
+package protocol BatchLoader: Sendable {
     /// Loads a batch. - Throws: a classified error: transient (try the batch again later) or permanent (some
     /// message of it can never load as is).
     func load(_ batch: [LoadMessage]) async throws -> BatchOutcome
@@ -19,11 +19,11 @@ public protocol BatchLoader: Sendable {
 /// down is waited for with backoff while the batch stays unacked; a load that can never succeed (a corrupt or
 /// missing staged object, a row count off, an unknown table) is isolated and parked in the target's failed-load
 /// queue, and the rest of its batch still loads.
-public final class LoadWorker: Sendable {
-    public let config: FleetConfig
-    public let target: TargetConfig
-    public let topology: FleetTopology
-    public let batchSize: Int
+package final class LoadWorker: Sendable {
+    package let config: FleetConfig
+    package let target: TargetConfig
+    package let topology: FleetTopology
+    package let batchSize: Int
     private let driver: any QueueDriver
     private let consumer: any QueueSubscription
     private let loader: any BatchLoader
@@ -34,7 +34,7 @@ public final class LoadWorker: Sendable {
     private let busy = Atomic<Bool>(false)
 
     /// - Parameter janitor: deletes staged objects once every target has loaded them (nil: keep them).
-    public init(config: FleetConfig, target: TargetConfig, driver: any QueueDriver, loader: any BatchLoader,
+    package init(config: FleetConfig, target: TargetConfig, driver: any QueueDriver, loader: any BatchLoader,
                 janitor: StagingJanitor?, batchSize: Int = 50, logger: Logger) {
         self.config = config
         self.target = target
@@ -50,7 +50,7 @@ public final class LoadWorker: Sendable {
     }
 
     /// The production loader: RabbitMQ, the target's warehouse, S3.
-    public convenience init(config: FleetConfig, target: TargetConfig, batchSize: Int = 50, logger: Logger) {
+    package convenience init(config: FleetConfig, target: TargetConfig, batchSize: Int = 50, logger: Logger) {
         let s3 = S3Client(config.s3.s3Endpoint)
         let janitor = config.s3.keepStaged ? nil
             : StagingJanitor(s3: s3, layout: StagingLayout(folder: config.s3.folderPath), targets: config.targets.map(\.name), logger: logger)
@@ -60,16 +60,16 @@ public final class LoadWorker: Sendable {
                   batchSize: batchSize, logger: logger)
     }
 
-    public var summary: WorkerTally { tally.withLock { $0 } }
-    public var isBusy: Bool { busy.load(ordering: .relaxed) }
+    var summary: WorkerTally { tally.withLock { $0 } }
+    var isBusy: Bool { busy.load(ordering: .relaxed) }
 
     /// Whether the loader is connected to its queue: the `/readyz` probe.
-    public var isReady: Bool { consumer.isConnected }
+    var isReady: Bool { consumer.isConnected }
 
     /// Publishes every queue's depth (and, with the management API, unacked counts and the oldest message's
     /// age) as gauges every `interval` seconds until shutdown: one loader per target is always running, so the
     /// fleet's backlog is visible to Prometheus without scraping RabbitMQ itself.
-    public func pollQueues(every interval: Double = 15) async {
+    func pollQueues(every interval: Double = 15) async {
         let management = ManagementAPI(config.queue)
         // Its own connection: the load loop closes its client when it stops, possibly while a poll is running.
         let driver = QueueDriverFactory.make(config, retryWindow: 5, logger: logger)
@@ -89,7 +89,7 @@ public final class LoadWorker: Sendable {
     /// Runs until a graceful shutdown, or until the queue has been idle `exitWhenIdle` seconds. A batch being
     /// loaded finishes first (one transaction per table: seconds); a batch waiting for its warehouse is let go
     /// unacked.
-    public func run(exitWhenIdle: Double? = nil) async {
+    package func run(exitWhenIdle: Double? = nil) async {
         await loader.seedFreshness()
         consumer.start()
         var lastActivity = Date()

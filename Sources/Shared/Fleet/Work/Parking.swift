@@ -1,21 +1,21 @@
-public import Foundation
-public import HuskimoCore
+package import Foundation
+package import HuskimoCore
 import Logging
 import HuskimoConnectors
 
 /// The headers of a parked (failed) message: why it failed, in a form `status` and `requeue` read back. The one
 /// place their names are written.
-public struct ParkedHeaders: Sendable, Hashable {
-    public var errorClass: String
-    public var message: String
-    public var channel: String?
-    public var resource: String?
-    public var day: String?
-    public var attempts: Int
-    public var id: String?
-    public var failedAt: String?
+package struct ParkedHeaders: Sendable, Hashable {
+    package var errorClass: String
+    package var message: String
+    package var channel: String?
+    package var resource: String?
+    package var day: String?
+    package var attempts: Int
+    package var id: String?
+    var failedAt: String?
 
-    public init(errorClass: ErrorClass, message: String, channel: String?, resource: String?, day: String?, attempts: Int,
+    package init(errorClass: ErrorClass, message: String, channel: String?, resource: String?, day: String?, attempts: Int,
                 id: String?, failedAt: Date = Date()) {
         self.errorClass = errorClass.rawValue
         self.message = String(message.prefix(2000))
@@ -28,7 +28,7 @@ public struct ParkedHeaders: Sendable, Hashable {
     }
 
     /// Reads the headers of a parked delivery; absent ones are nil (`unknown` class, empty message).
-    public init(_ table: AMQPTable) {
+    package init(_ table: AMQPTable) {
         errorClass = table["x-error-class"]?.stringValue ?? "unknown"
         message = table["x-error-message"]?.stringValue ?? ""
         channel = table["x-channel"]?.stringValue
@@ -39,7 +39,7 @@ public struct ParkedHeaders: Sendable, Hashable {
         failedAt = table["x-failed-at"]?.stringValue
     }
 
-    public var table: AMQPTable {
+    package var table: AMQPTable {
         var headers: AMQPTable = [
             "x-error-class": .string(errorClass),
             "x-error-message": .string(message),

@@ -1,18 +1,18 @@
 import HuskimoConnectors
 import Synchronization
-public import HuskimoCore
+package import HuskimoCore
 
 /// Re-drives parked messages: failed extract jobs back to the work queue with their attempt count reset, or a
 /// target's failed loads back to its load queue.
-public struct Requeue: Sendable {
-    public struct Filter: Sendable {
-        public var channels: [String] = []
-        public var resources: [String] = []
-        public var from: Day?
-        public var to: Day?
-        public var limit: Int = .max
+package struct Requeue: Sendable {
+    package struct Filter: Sendable {
+        package var channels: [String] = []
+        package var resources: [String] = []
+        package var from: Day?
+        package var to: Day?
+        package var limit: Int = .max
 
-        public init(channels: [String] = [], resources: [String] = [], from: Day? = nil, to: Day? = nil, limit: Int = .max) {
+        package init(channels: [String] = [], resources: [String] = [], from: Day? = nil, to: Day? = nil, limit: Int = .max) {
             self.channels = channels
             self.resources = resources
             self.from = from
@@ -32,10 +32,10 @@ public struct Requeue: Sendable {
         }
     }
 
-    public let driver: any QueueDriver
-    public let topology: FleetTopology
+    package let driver: any QueueDriver
+    package let topology: FleetTopology
 
-    public init(driver: any QueueDriver, topology: FleetTopology) {
+    package init(driver: any QueueDriver, topology: FleetTopology) {
         self.driver = driver
         self.topology = topology
     }
@@ -43,7 +43,7 @@ public struct Requeue: Sendable {
     /// Moves matching failed jobs (or, with `loadsOf`, a target's failed loads) back: a job with its attempt count
     /// reset, a load as it was. Returns what moved (or, with `dryRun`, what would move): id and the reason it had
     /// failed. A parked job whose body is not a job stays parked (it is listed by `status`).
-    public func run(_ filter: Filter, loadsOf target: String? = nil, dryRun: Bool) async throws -> [(id: String, reason: String)] {
+    package func run(_ filter: Filter, loadsOf target: String? = nil, dryRun: Bool) async throws -> [(id: String, reason: String)] {
         let source = target.map(topology.failedLoadQueue) ?? topology.failedQueue
         let moved = Mutex<[(id: String, reason: String)]>([])
         let names = topology

@@ -1,36 +1,36 @@
 import Foundation
-public import HuskimoConnectors
-public import HuskimoCore
+package import HuskimoConnectors
+package import HuskimoCore
 
 /// PostgreSQL: partition indexes, `timestamptz`, advisory locks per partition, and the staged objects streamed from
 /// S3 through gunzip into `COPY FROM STDIN`, each object checked on the way.
-public struct PostgresDialect: WarehouseDialect {
-    public init() {}
+package struct PostgresDialect: WarehouseDialect {
+    package init() {}
 
-    public var flavor: WarehouseSchema.Flavor { .postgres }
-    public var defaultPort: Int { 5432 }
+    package var flavor: WarehouseSchema.Flavor { .postgres }
+    package var defaultPort: Int { 5432 }
 
-    public func columnType(_ type: String) -> String { type }
+    package func columnType(_ type: String) -> String { type }
 
-    public func dataTableEnd(_ table: WarehouseSchema.Table, schema s: String) -> String {
+    package func dataTableEnd(_ table: WarehouseSchema.Table, schema s: String) -> String {
         let keys = table.partitionColumn.map { ["channel_name", $0] } ?? (table.appendOnly ? ["channel_name", "reporting_date"] : ["channel_name"])
         return "\n);\nCREATE INDEX IF NOT EXISTS \(table.name)_partition ON \(s).\(table.name) (\(keys.joined(separator: ", ")));\n\n"
     }
 
-    public var instantType: String { "timestamptz" }
-    public var nowDefault: String { " DEFAULT now()" }
-    public func bookkeepingTableEnd(sortKey: [String]) -> String { "" }
-    public func bookkeepingIndex(_ table: String, columns: [String], schema s: String) -> String {
+    package var instantType: String { "timestamptz" }
+    package var nowDefault: String { " DEFAULT now()" }
+    package func bookkeepingTableEnd(sortKey: [String]) -> String { "" }
+    package func bookkeepingIndex(_ table: String, columns: [String], schema s: String) -> String {
         "CREATE INDEX IF NOT EXISTS \(table)_partition ON \(s).\(table) (\(columns.joined(separator: ", ")));\n"
     }
 
-    public func session(_ target: TargetConfig) -> [PostgresSettings.Timeout] {
+    package func session(_ target: TargetConfig) -> [PostgresSettings.Timeout] {
         [.init("statement_timeout", milliseconds: target.statementTimeoutSeconds * 1000),
          .init("lock_timeout", milliseconds: target.lockTimeoutSeconds * 1000)]
     }
 
     /// A transaction-scoped advisory lock per partition, in key order (no deadlock between two batches).
-    public func lock(_ table: WarehouseSchema.Table, partitions: [(channel: String, partition: String)], schema: String,
+    package func lock(_ table: WarehouseSchema.Table, partitions: [(channel: String, partition: String)], schema: String,
                      _ pg: PostgresConnection) throws {
         let keys = Set(partitions.map { PostgresDialect.lockKey(schema: schema, table: table.name, channel: $0.channel, partition: $0.partition) })
         for key in keys.sorted() { try pg.query("SELECT pg_advisory_xact_lock($1::bigint)", [String(key)]) }
@@ -45,13 +45,13 @@ public struct PostgresDialect: WarehouseDialect {
         return Int64(bitPattern: h)
     }
 
-    public func copyStrategy(target: TargetConfig, s3: S3Client, s3Config: S3Config) -> any CopyStrategy {
+    package func copyStrategy(target: TargetConfig, s3: S3Client, s3Config: S3Config) -> any CopyStrategy {
         StreamedCopy(schema: target.schema, s3: s3)
     }
 
-    public func explain(_ error: LoadError, _ pg: PostgresConnection?) -> LoadError { error }
+    package func explain(_ error: LoadError, _ pg: PostgresConnection?) -> LoadError { error }
 
-    public func copyFix(target: TargetConfig, s3Config: S3Config) -> String {
+    package func copyFix(target: TargetConfig, s3Config: S3Config) -> String {
         "the loader's user needs INSERT on \(target.schema).twilio_calls, and S3 GET on the staged objects"
     }
 }

@@ -1,15 +1,15 @@
 import Foundation
-public import HuskimoConnectors
-public import HuskimoCore
+package import HuskimoConnectors
+package import HuskimoCore
 
 /// Redshift COPY statements and manifests (`docs/copy-formats.md` §4.2, §5).
-public enum RedshiftCopy {
-    public enum Auth: Sendable {
+package enum RedshiftCopy {
+    package enum Auth: Sendable {
         case iamRole(String)
         case keys(String, Secret)
     }
 
-    public static func manifest(bucket: String, keys: [String]) -> String {
+    package static func manifest(bucket: String, keys: [String]) -> String {
         let entries = keys.map { "{\"url\":\"s3://\(bucket)/\(jsonEscape($0))\",\"mandatory\":true}" }
         return "{\"entries\":[\(entries.joined(separator: ","))]}"
     }
@@ -17,7 +17,7 @@ public enum RedshiftCopy {
     /// The COPY that loads the staged format byte-exact: TAB-delimited text with backslash escapes, `\N`
     /// NULLs (the default: no NULL AS), gzip, UTC timestamps; nothing that rewrites values (no EMPTYASNULL,
     /// BLANKSASNULL, TRIMBLANKS, ACCEPTINVCHARS, TRUNCATECOLUMNS), MAXERROR 0.
-    public static func statement(schema: String, table: WarehouseSchema.Table, bucket: String, manifestKey: String, region: String,
+    package static func statement(schema: String, table: WarehouseSchema.Table, bucket: String, manifestKey: String, region: String,
                                  auth: Auth) -> String {
         let credentials: String
         switch auth {

@@ -1,45 +1,45 @@
 import Foundation
-public import HuskimoConnectors
-public import HuskimoCore
+package import HuskimoConnectors
+package import HuskimoCore
 
 /// Redshift: `varchar(65535)` for text, distribution and sort keys instead of indexes, no `timestamptz` in the
 /// ledger, a table lock (no advisory locks, no `lock_timeout`), one `COPY … MANIFEST` from S3 per table and batch,
 /// and `stl_load_errors` read to explain a failed COPY.
-public struct RedshiftDialect: WarehouseDialect {
-    public init() {}
+package struct RedshiftDialect: WarehouseDialect {
+    package init() {}
 
-    public var flavor: WarehouseSchema.Flavor { .redshift }
-    public var defaultPort: Int { 5439 }
+    package var flavor: WarehouseSchema.Flavor { .redshift }
+    package var defaultPort: Int { 5439 }
 
-    public func columnType(_ type: String) -> String { type == "text" ? "varchar(65535)" : type }
+    package func columnType(_ type: String) -> String { type == "text" ? "varchar(65535)" : type }
 
-    public func dataTableEnd(_ table: WarehouseSchema.Table, schema s: String) -> String {
+    package func dataTableEnd(_ table: WarehouseSchema.Table, schema s: String) -> String {
         "\n)\nDISTSTYLE KEY DISTKEY (\(table.distKey)) SORTKEY (\(table.sortKey.joined(separator: ", ")));\n\n"
     }
 
-    public var instantType: String { "timestamp" }
-    public var nowDefault: String { " DEFAULT getdate()" }
-    public func bookkeepingTableEnd(sortKey: [String]) -> String { "\nDISTSTYLE ALL SORTKEY (\(sortKey.joined(separator: ", ")))" }
-    public func bookkeepingIndex(_ table: String, columns: [String], schema: String) -> String { "" }
+    package var instantType: String { "timestamp" }
+    package var nowDefault: String { " DEFAULT getdate()" }
+    package func bookkeepingTableEnd(sortKey: [String]) -> String { "\nDISTSTYLE ALL SORTKEY (\(sortKey.joined(separator: ", ")))" }
+    package func bookkeepingIndex(_ table: String, columns: [String], schema: String) -> String { "" }
 
-    public func session(_ target: TargetConfig) -> [PostgresSettings.Timeout] {
+    package func session(_ target: TargetConfig) -> [PostgresSettings.Timeout] {
         [.init("statement_timeout", milliseconds: target.statementTimeoutSeconds * 1000)]
     }
 
     /// No advisory locks: the table, until the transaction ends (readers keep reading).
-    public func lock(_ table: WarehouseSchema.Table, partitions: [(channel: String, partition: String)], schema: String,
+    package func lock(_ table: WarehouseSchema.Table, partitions: [(channel: String, partition: String)], schema: String,
                      _ pg: PostgresConnection) throws {
         try pg.execute("LOCK \(sqlIdentifier(schema)).\(table.name)")
     }
 
-    public func copyStrategy(target: TargetConfig, s3: S3Client, s3Config: S3Config) -> any CopyStrategy {
+    package func copyStrategy(target: TargetConfig, s3: S3Client, s3Config: S3Config) -> any CopyStrategy {
         ManifestCopy(schema: target.schema, s3: s3, s3Config: s3Config,
                      auth: target.iamRole.map(RedshiftCopy.Auth.iamRole) ?? .keys(s3Config.accessKeyID, s3Config.secretAccessKey))
     }
 
     /// A failed Redshift COPY says only "check stl_load_errors": read its newest row (after the rollback) and name
     /// the file, line, column and reason in the error an operator sees. Not the raw value: it may be personal data.
-    public func explain(_ error: LoadError, _ pg: PostgresConnection?) -> LoadError {
+    package func explain(_ error: LoadError, _ pg: PostgresConnection?) -> LoadError {
         guard error.message.contains("stl_load_errors"), let pg,
               let row = try? pg.query("""
                   SELECT trim(filename), line_number::text, trim(colname), err_code::text, trim(err_reason)
@@ -51,7 +51,7 @@ public struct RedshiftDialect: WarehouseDialect {
                          sqlState: error.sqlState)
     }
 
-    public func copyFix(target: TargetConfig, s3Config: S3Config) -> String {
+    package func copyFix(target: TargetConfig, s3Config: S3Config) -> String {
         let role = target.iamRole.map { "the IAM role \($0) must be associated with the cluster and may read s3://\(s3Config.bucket)/\(s3Config.folderPath)*" }
         return (role ?? "the S3 keys must allow the cluster to read s3://\(s3Config.bucket)/\(s3Config.folderPath)*")
             + "; a table the COPY names must exist (ddl --apply)"

@@ -1,11 +1,11 @@
 import Foundation
-public import HuskimoConnectors
-public import HuskimoCore
+package import HuskimoConnectors
+package import HuskimoCore
 
 /// Everything that differs between the warehouses, in one value chosen once per target (`TargetConfig.type`): DDL
 /// types and clauses, session settings, the statement that serialises loads, the copy strategy, and how a failed
 /// COPY is explained. The loader's transaction script, the ledger and the schema are the same for both.
-public protocol WarehouseDialect: Sendable {
+package protocol WarehouseDialect: Sendable {
     var flavor: WarehouseSchema.Flavor { get }
     /// The port when the configuration gives none.
     var defaultPort: Int { get }
@@ -40,7 +40,7 @@ public protocol WarehouseDialect: Sendable {
 }
 
 /// Loads staged objects into a table inside the caller's transaction.
-public protocol CopyStrategy: Sendable {
+package protocol CopyStrategy: Sendable {
     /// - Returns: the rows the warehouse says it loaded (the caller compares them with the load messages').
     func copy(_ objects: [(loadID: String, object: StagedObject)], into table: WarehouseSchema.Table, _ pg: PostgresConnection) throws
         -> Int
@@ -48,7 +48,7 @@ public protocol CopyStrategy: Sendable {
 
 extension WarehouseSchema.Flavor {
     /// The dialect of a flavor: the one place that tells the warehouses apart.
-    public var dialect: any WarehouseDialect {
+    package var dialect: any WarehouseDialect {
         switch self {
         case .postgres: return PostgresDialect()
         case .redshift: return RedshiftDialect()
@@ -59,7 +59,7 @@ extension WarehouseSchema.Flavor {
 extension WarehouseDialect {
     /// The whole DDL of a target (idempotent: `IF NOT EXISTS` everywhere) for `schema`: the tables, the load ledger,
     /// the views.
-    public func ddl(schema: String) -> String {
+    package func ddl(schema: String) -> String {
         let s = sqlIdentifier(schema)
         var out = "-- Huskimo warehouse DDL (\(flavor.rawValue)), schema \(schema). Idempotent: safe to apply again.\n"
         out += "CREATE SCHEMA IF NOT EXISTS \(s);\n\n"
