@@ -10,6 +10,8 @@
 #   bench/run.sh extract-ab REF [N]   the worker half of extract for this tree and for git revision REF (built in
 #                          .build-ab/; or HUSKIMO_BENCH_BASELINE_BIN=DIR with its release binaries), alternating, N
 #                          runs each: both medians and their ratio, measured in the same run (refactors, A/B changes).
+#   bench/run.sh load-ab REF [N]   the loader of this tree against the loader of REF on the same staged rows, alternating,
+#                          N runs each: wall and CPU medians and their ratio (refactors of the load path).
 #   bench/run.sh mix       the realistic mix (5 accounts × 3 days, Twilio-sized records, all resources): CPU-s per million
 #                          records of the whole worker process, peak RSS at concurrency 4 and 16, the Python baseline on
 #                          the same data; then the load of those rows against psql \copy of them.
@@ -130,18 +132,24 @@ bench_extract_quick() {
 }
 
 # Worker-only extract runs of two builds, alternating on one sandbox: the ratio of their medians.
-bench_extract_ab() {
-  local ref=${1:-} repeat=${2:-5} records=${HUSKIMO_BENCH_RECORDS:-281300} day=2026-11-20 sid=AC00000000000000000000000000000004
-  local base_bin=${HUSKIMO_BENCH_BASELINE_BIN:-}
+# The release binaries of git revision REF (built in .build-ab/), or HUSKIMO_BENCH_BASELINE_BIN when set.
+baseline_bin() {   # baseline_bin REF MODE
+  local ref=$1 base_bin=${HUSKIMO_BENCH_BASELINE_BIN:-}
   if [[ -z $base_bin ]]; then
-    [[ -n $ref ]] || { echo "usage: bench/run.sh extract-ab REF [N] (or HUSKIMO_BENCH_BASELINE_BIN=DIR)" >&2; exit 2; }
+    [[ -n $ref ]] || { echo "usage: bench/run.sh $2 REF [N] (or HUSKIMO_BENCH_BASELINE_BIN=DIR)" >&2; exit 2; }
     local src=$REPO/.build-ab/src
     rm -rf "$src"; git worktree prune
     git worktree add -f --detach "$src" "$ref" >/dev/null
     swift build -c release --package-path "$src" --scratch-path "$REPO/.build-ab/build" >/dev/null 2>&1 \
-      || swift build -c release --package-path "$src" --scratch-path "$REPO/.build-ab/build"
+      || swift build -c release --package-path "$src" --scratch-path "$REPO/.build-ab/build" >&2
     base_bin=$(swift build -c release --package-path "$src" --scratch-path "$REPO/.build-ab/build" --show-bin-path)
   fi
+  echo "$base_bin"
+}
+
+bench_extract_ab() {
+  local ref=${1:-} repeat=${2:-5} records=${HUSKIMO_BENCH_RECORDS:-281300} day=2026-11-20 sid=AC00000000000000000000000000000004
+  local base_bin; base_bin=$(baseline_bin "$ref" extract-ab)
   start_sandbox --bulk-records "$records"
   python3 bench/python_extract.py "$SANDBOX_URL" "$sid" sandbox-token-4 "$day" >/dev/null   # warms the sandbox's cache
   local base=() current=() i which bin
@@ -452,6 +460,47 @@ bench_load() {
   } | tee bench/results/load.txt
 }
 
+# The loader of this tree against the loader of git revision REF on the same staged rows (one partition of calls from
+# the sandbox's --bulk-records day, extracted by this tree's worker for each run), alternating, N runs each: the loader's wall time and CPU,
+# both medians and their ratio, in the same run (refactors of the load path).
+bench_load_ab() {
+  local ref=${1:-} repeat=${2:-5} rows=${HUSKIMO_BENCH_LOAD_ROWS:-300000} sid=AC00000000000000000000000000000004
+  local base_bin; base_bin=$(baseline_bin "$ref" load-ab)
+  start_sandbox --bulk-records "$rows"
+  local base=() current=() base_cpu=() current_cpu=() i which bin t0 t1 wall cpu schema loaded expected=""
+  for ((i = 0; i < repeat; i++)); do
+    for which in baseline current; do
+      bin=$BIN; [[ $which == baseline ]] && bin=$base_bin
+      schema="bench_lab_$which"
+      CHANNELS="bulk $sid sandbox-token-4" config "blab$i$RANDOM" "$schema" >"$WORK/lab.yaml"
+      psql_ -c "DROP SCHEMA IF EXISTS $schema CASCADE"
+      "$bin/huskimo-planner" ddl --config "$WORK/lab.yaml" --apply >/dev/null
+      "$BIN/huskimo-planner" plan --config "$WORK/lab.yaml" --from 2026-11-20 --to 2026-11-20 --resource calls >/dev/null
+      "$BIN/huskimo-worker" extract --config "$WORK/lab.yaml" --concurrency 1 --exit-when-idle 1 >/dev/null 2>"$WORK/lab-worker.log"
+      t0=$(now)
+      "$bin/huskimo-worker" load --config "$WORK/lab.yaml" --target local --exit-when-idle 0.5 2>"$WORK/lab-loader.log"
+      t1=$(now)
+      wall=$(calc "round($t1 - $t0 - 0.5, 3)")
+      cpu=$(grep -o 'cpu_s=[0-9.]*' "$WORK/lab-loader.log" | tail -1 | cut -d= -f2)
+      loaded=$(psql_ -c "SELECT count(*) FROM $schema.twilio_calls")
+      [[ $loaded -gt 0 && ( -z $expected || $loaded == "$expected" ) ]] || { echo "load-ab: $which loaded $loaded rows, expected ${expected:-some}" >&2; exit 1; }
+      expected=$loaded
+      if [[ $which == baseline ]]; then base+=("$wall"); base_cpu+=("$cpu"); else current+=("$wall"); current_cpu+=("$cpu"); fi
+      echo "  run $((i + 1)) $which: $loaded rows in $wall s (loader CPU $cpu s)"
+    done
+  done
+  stop_sandbox
+  local mb mc cb cc
+  mb=$(printf '%s\n' "${base[@]}" | median); mc=$(printf '%s\n' "${current[@]}" | median)
+  cb=$(printf '%s\n' "${base_cpu[@]}" | median); cc=$(printf '%s\n' "${current_cpu[@]}" | median)
+  {
+    echo "load-ab ($(date -u +%F), $(nproc) cores): $expected rows of twilio_calls (one partition) from S3 into PostgreSQL; baseline ${ref:-$base_bin}"
+    echo "  wall: baseline median $mb s (runs $(printf '%s ' "${base[@]}")), current median $mc s (runs $(printf '%s ' "${current[@]}"))"
+    echo "  loader CPU: baseline median $cb s, current median $cc s"
+    echo "  ratio current / baseline: wall $(calc "round($mc / $mb, 3)"), CPU $(calc "round($cc / $cb, 3)")"
+  } | tee bench/results/load-ab.txt
+}
+
 bench_plan() {
   # 1,000 channels × 5 resources × 365 days: planning alone (--dry-run), in the release build.
   {
@@ -479,6 +528,7 @@ case ${1:-all} in
   extract) bench_extract ;;
   extract-quick) bench_extract_quick "${2:-3}" ;;
   extract-ab) bench_extract_ab "${2:-}" "${3:-5}" ;;
+  load-ab) bench_load_ab "${2:-}" "${3:-5}" ;;
   mix) bench_mix ;;
   small) bench_small ;;
   limit) bench_limit ;;
@@ -488,5 +538,5 @@ case ${1:-all} in
   plan) bench_plan ;;
   memory) bench_memory ;;
   all) bench_extract; bench_mix; bench_small; bench_limit; bench_memory; bench_idle; bench_fleet; bench_load; bench_plan ;;
-  *) echo "usage: bench/run.sh extract|extract-quick [N]|extract-ab REF [N]|mix|small|limit|memory|idle|fleet|load|plan|all" >&2; exit 2 ;;
+  *) echo "usage: bench/run.sh extract|extract-quick [N]|extract-ab REF [N]|load-ab REF [N]|mix|small|limit|memory|idle|fleet|load|plan|all" >&2; exit 2 ;;
 esac
