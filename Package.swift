@@ -118,16 +118,20 @@ let package = Package(
         .executableTarget(name: "Sandbox", dependencies: ["SandboxKit", "HuskimoCore"], swiftSettings: swiftSettings),
         .testTarget(
             name: "SharedTests",
-            dependencies: ["HuskimoCore", "HuskimoConnectors", "HuskimoFleet", "HuskimoTesting",
-                           .product(name: "Logging", package: "swift-log"),
-                           .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle")],
+            dependencies: [
+                "HuskimoCore", "HuskimoConnectors", "HuskimoFleet", "HuskimoTesting",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),
+            ],
             resources: [.copy("Fixtures")],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["HuskimoCore", "HuskimoConnectors", "HuskimoFleet", "HuskimoTesting", "SandboxKit",
-                           .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "HuskimoCore", "HuskimoConnectors", "HuskimoFleet", "HuskimoTesting", "SandboxKit",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: swiftSettings
         ),
     ]

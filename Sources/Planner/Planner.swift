@@ -10,8 +10,10 @@ struct Planner: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "huskimo-planner",
         abstract: "Plans Huskimo extract jobs and operates the fleet.",
-        subcommands: [PlanCommand.self, RunCommand.self, StatusCommand.self, RequeueCommand.self, DDLCommand.self,
-                      ConfigCommand.self, CheckCommand.self, TopologyCommand.self, MetricsCommand.self])
+        subcommands: [
+            PlanCommand.self, RunCommand.self, StatusCommand.self, RequeueCommand.self, DDLCommand.self,
+            ConfigCommand.self, CheckCommand.self, TopologyCommand.self, MetricsCommand.self,
+        ])
 }
 
 /// Runs a command body; a ``CommandFailure`` becomes its message on stderr and its exit code (1 failed, 2 usage).
@@ -26,7 +28,10 @@ func command<T>(_ body: () async throws -> T) async throws -> T {
 
 /// `--date`, `--from/--to`, `--channel`, `--resource`: the selection shared by plan and run.
 struct SelectionOptions: ParsableArguments {
-    @Option(help: "The run day (YYYY-MM-DD; default yesterday, UTC): Twilio gets it, its settle window and catch-up; Singular the lookback ending at it.") var date: String?
+    @Option(
+        help:
+            "The run day (YYYY-MM-DD; default yesterday, UTC): Twilio gets it, its settle window and catch-up; Singular the lookback ending at it."
+    ) var date: String?
     @Option(help: "First day of an exact range for every channel (YYYY-MM-DD).") var from: String?
     @Option(help: "Last day of a range, inclusive (YYYY-MM-DD).") var to: String?
     @Option(help: "Only this channel (repeatable).") var channel: [String] = []
@@ -39,7 +44,9 @@ struct SelectionOptions: ParsableArguments {
             guard let r = Resource(rawValue: name) else { throw CommandFailure.usage("unknown resource \(name)") }
             selection.resources.append(r)
         }
-        for name in channel where !config.channels.contains(where: { $0.name == name }) { throw CommandFailure.usage("no channel named \(name)") }
+        for name in channel where !config.channels.contains(where: { $0.name == name }) {
+            throw CommandFailure.usage("no channel named \(name)")
+        }
         if let date {
             guard let day = Day(date) else { throw CommandFailure.usage("--date: expected YYYY-MM-DD, got \(date)") }
             selection.runDay = day
@@ -70,7 +77,8 @@ struct PlanCommand: AsyncParsableCommand {
 
 struct RunCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "run", abstract: "Plans, then extracts and loads in this process until the planned jobs are done (the 0.3 cron habit).")
+        commandName: "run", abstract: "Plans, then extracts and loads in this process until the planned jobs are done (the 0.3 cron habit)."
+    )
     @Option(help: "Path to the YAML configuration.") var config: String
     @OptionGroup var selection: SelectionOptions
     @Option(help: "Extract jobs in flight at once.") var workers = 4
@@ -78,8 +86,9 @@ struct RunCommand: AsyncParsableCommand {
     func run() async throws {
         let code = try await command {
             let loaded = try CommandSupport.loadConfig(config)
-            return try await FleetRun.run(config: loaded, selection: try selection.selection(loaded), workers: workers,
-                                          logger: CommandSupport.logger("huskimo.run"))
+            return try await FleetRun.run(
+                config: loaded, selection: try selection.selection(loaded), workers: workers,
+                logger: CommandSupport.logger("huskimo.run"))
         }
         if code != 0 { throw ExitCode(code) }
     }
@@ -87,15 +96,17 @@ struct RunCommand: AsyncParsableCommand {
 
 struct StatusCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "status", abstract: "Queue depths, failed jobs by class and channel, newest loaded day per target. Exits 1 when jobs failed.")
+        commandName: "status",
+        abstract: "Queue depths, failed jobs by class and channel, newest loaded day per target. Exits 1 when jobs failed.")
     @Option(help: "Path to the YAML configuration.") var config: String
     @Flag(help: "One JSON document.") var json = false
     @Flag(help: "Refresh every 2 seconds until interrupted.") var watch = false
 
     func run() async throws {
         let code = try await command {
-            try await Operations.status(config: try CommandSupport.loadConfig(config), json: json, watch: watch,
-                                        logger: CommandSupport.logger("huskimo.status"))
+            try await Operations.status(
+                config: try CommandSupport.loadConfig(config), json: json, watch: watch,
+                logger: CommandSupport.logger("huskimo.status"))
         }
         if code != 0 { throw ExitCode(code) }
     }
@@ -124,8 +135,9 @@ struct RequeueCommand: AsyncParsableCommand {
             if let first, let last, first > last { throw CommandFailure.usage("--from must not be after --to") }
             if let limit, limit < 1 { throw CommandFailure.usage("--limit must be at least 1") }
             let filter = Requeue.Filter(channels: channel, resources: resource, from: first, to: last, limit: limit ?? .max)
-            try await Operations.requeue(config: try CommandSupport.loadConfig(config), filter: filter, loadsOf: loads, dryRun: dryRun,
-                                         logger: CommandSupport.logger("huskimo.requeue"))
+            try await Operations.requeue(
+                config: try CommandSupport.loadConfig(config), filter: filter, loadsOf: loads, dryRun: dryRun,
+                logger: CommandSupport.logger("huskimo.requeue"))
         }
     }
 }
@@ -143,7 +155,9 @@ struct DDLCommand: AsyncParsableCommand {
     func run() async throws {
         try await command {
             if let flavor {
-                guard let kind = WarehouseSchema.Flavor(rawValue: flavor) else { throw CommandFailure.usage("--flavor must be postgres or redshift") }
+                guard let kind = WarehouseSchema.Flavor(rawValue: flavor) else {
+                    throw CommandFailure.usage("--flavor must be postgres or redshift")
+                }
                 print(kind.dialect.ddl(schema: "huskimo"), terminator: "")
                 return
             }
@@ -156,7 +170,9 @@ struct DDLCommand: AsyncParsableCommand {
 struct CheckCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "check",
-        abstract: "Checks the setup end to end before the first night: broker, S3, every channel's credentials, every target's tables and COPY. Exits 1 when a check fails.")
+        abstract:
+            "Checks the setup end to end before the first night: broker, S3, every channel's credentials, every target's tables and COPY. Exits 1 when a check fails."
+    )
     @Option(help: "Path to the YAML configuration.") var config: String
     @Option(help: "Only this target (the broker and S3 are always checked).") var target: String?
     @Option(help: "Only this channel.") var channel: String?
@@ -164,8 +180,9 @@ struct CheckCommand: AsyncParsableCommand {
 
     func run() async throws {
         let code = try await command {
-            try await Check.run(config: try CommandSupport.loadConfig(config), target: target, channel: channel, json: json,
-                                logger: CommandSupport.logger("huskimo.check"))
+            try await Check.run(
+                config: try CommandSupport.loadConfig(config), target: target, channel: channel, json: json,
+                logger: CommandSupport.logger("huskimo.check"))
         }
         if code != 0 { throw ExitCode(code) }
     }
@@ -185,7 +202,9 @@ struct ConfigCommand: AsyncParsableCommand {
 struct TopologyCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "topology",
-        abstract: "Prints the RabbitMQ definitions (exchange, queues with their arguments, bindings) every process declares, for rabbitmqctl import_definitions or the management UI.")
+        abstract:
+            "Prints the RabbitMQ definitions (exchange, queues with their arguments, bindings) every process declares, for rabbitmqctl import_definitions or the management UI."
+    )
 
     @Option(help: "Path to the YAML configuration.") var config: String
     @Option(help: "The virtual host of the definitions (default: queue.url's).") var vhost: String?
@@ -201,7 +220,9 @@ struct TopologyCommand: AsyncParsableCommand {
 struct MetricsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "metrics",
-        abstract: "Prints every metric the workers and loaders export on --metrics-port (name, type, labels, help) as JSON: what alerts and dashboards may use.")
+        abstract:
+            "Prints every metric the workers and loaders export on --metrics-port (name, type, labels, help) as JSON: what alerts and dashboards may use."
+    )
 
     func run() async throws { print(FleetMetrics.catalogueJSON, terminator: "") }
 }

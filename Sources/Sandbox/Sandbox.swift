@@ -1,6 +1,6 @@
 import Foundation
-import SandboxKit
 import HuskimoCore
+import SandboxKit
 
 /// `huskimo-sandbox [--port N]`: serves the sandbox Twilio on 127.0.0.1 until killed; prints the port.
 @main

@@ -39,8 +39,10 @@ package struct SandboxFaults: Sendable, Codable, Equatable {
         twilioHostileDays = try c.decodeIfPresent([String: String].self, forKey: .twilioHostileDays) ?? [:]
     }
 
-    package init(rate: Double = 0, latencyMs: Int = 0, concurrencyLimit: Int = 0, revoked: [String] = [], singularRevision: Int = 0,
-                twilioRevision: Int = 0, singularBrokenDays: [String] = [], twilioHostileDays: [String: String] = [:]) {
+    package init(
+        rate: Double = 0, latencyMs: Int = 0, concurrencyLimit: Int = 0, revoked: [String] = [], singularRevision: Int = 0,
+        twilioRevision: Int = 0, singularBrokenDays: [String] = [], twilioHostileDays: [String: String] = [:]
+    ) {
         self.twilioRevision = twilioRevision
         self.twilioHostileDays = twilioHostileDays
         self.rate = rate
@@ -86,8 +88,8 @@ package final class SandboxAPI: Sendable {
         if request.path.hasPrefix("/api/") { return singular(request) }
         // Authenticate first: Twilio checks credentials before anything else.
         guard let (user, token) = Self.basicAuth(request.headers["authorization"]),
-              let caller = bySID[user], caller.token == token,
-              !faults.withLock({ $0.revoked.contains(user) })
+            let caller = bySID[user], caller.token == token,
+            !faults.withLock({ $0.revoked.contains(user) })
         else {
             return Self.error(401, 20003, "Authenticate", detail: "Your AccountSid or AuthToken was incorrect.")
         }
@@ -111,15 +113,19 @@ package final class SandboxAPI: Sendable {
 
     /// `response`, or at the fault rate one of: 500 (JSON), 503 (HTML), 429 with and without Retry-After, a
     /// dropped connection, a truncated body.
-    private func withFaults(_ f: SandboxFaults, _ response: SandboxResponse,
-                            error: (Int, Int, String, [(String, String)]) -> SandboxResponse) -> SandboxResponse {
+    private func withFaults(
+        _ f: SandboxFaults, _ response: SandboxResponse,
+        error: (Int, Int, String, [(String, String)]) -> SandboxResponse
+    ) -> SandboxResponse {
         let n = sequence.wrappingAdd(1, ordering: .relaxed).newValue
         guard f.rate > 0, Double(SandboxData.mix(n) % 10_000) / 10_000 < f.rate else { return response }
         stats.withLock { $0.faults += 1 }
         switch SandboxData.mix(n &+ 99) % 6 {
         case 0: return error(500, 20500, "Internal Server Error", [])
-        case 1: return .ok(status: 503, headers: [("Content-Type", "text/html")],
-                           body: Array("<html><body><h1>503 Service Unavailable</h1></body></html>".utf8))
+        case 1:
+            return .ok(
+                status: 503, headers: [("Content-Type", "text/html")],
+                body: Array("<html><body><h1>503 Service Unavailable</h1></body></html>".utf8))
         case 2: return error(429, 20429, "Too Many Requests", [("Retry-After", "1")])
         case 3: return error(429, 20429, "Too Many Requests", [])
         case 4: return .drop
@@ -153,7 +159,9 @@ package final class SandboxAPI: Sendable {
         var body = Array("[".utf8)
         for day in start.ordinal...end.ordinal {
             let records = SandboxSingular.records(key: key, resource: parts[3], day: day, revision: f.singularRevision)
-            let json = f.singularBrokenDays.contains(Day(ordinal: day).description) ? Array(SandboxSingular.broken(records, day: day).dropFirst().dropLast())
+            let json =
+                f.singularBrokenDays.contains(Day(ordinal: day).description)
+                ? Array(SandboxSingular.broken(records, day: day).dropFirst().dropLast())
                 : Array(records.map(\.json).joined(separator: Array(", ".utf8)))
             if !json.isEmpty {
                 if body.count > 1 { body += Array(", ".utf8) }
@@ -172,11 +180,12 @@ package final class SandboxAPI: Sendable {
         if parts.count >= 2, parts[0] == "2010-04-01" {
             if parts.count == 2, parts[1] == "Accounts.json" { return accountsList(request, caller: caller) }
             if parts.count == 3, parts[1] == "Accounts", parts[2].hasSuffix(".json"),
-               let account = bySID[String(parts[2].dropLast(5))], account.sid == caller.sid || account.parent == caller.sid {
+                let account = bySID[String(parts[2].dropLast(5))], account.sid == caller.sid || account.parent == caller.sid
+            {
                 return .json(200, Self.accountRecord(account).json)
             }
             guard parts.count == 4, parts[1] == "Accounts", let account = bySID[parts[2]],
-                  account.sid == caller.sid || account.parent == caller.sid
+                account.sid == caller.sid || account.parent == caller.sid
             else { return Self.notFound(request.path) }
             switch parts[3] {
             case "Calls.json": return dayList(request, account, "calls", filter: "StartTime")
@@ -209,7 +218,9 @@ package final class SandboxAPI: Sendable {
         return Self.notFound(request.path)
     }
 
-    private func dayList(_ request: SandboxRequest, _ account: SandboxAccount, _ resource: String, filter: String)
+    private func dayList(
+        _ request: SandboxRequest, _ account: SandboxAccount, _ resource: String, filter: String
+    )
         -> SandboxResponse
     {
         var days: [Int] = []
@@ -233,12 +244,15 @@ package final class SandboxAPI: Sendable {
         for day in days.reversed() { records += SandboxData.records(account, resource, day: day, revision: revision) }
         switch kind {
         case "other-host":
-            return .json(200, Array("{\"\(resource)\": [], \"next_page_uri\": \"http://evil.example:1/2010-04-01/x.json\", \"page\": 0}".utf8))
+            return .json(
+                200, Array("{\"\(resource)\": [], \"next_page_uri\": \"http://evil.example:1/2010-04-01/x.json\", \"page\": 0}".utf8))
         case "loop":
             let me = request.path + (request.rawQuery.isEmpty ? "" : "?" + request.rawQuery)
             return .json(200, Array("{\"\(resource)\": [], \"next_page_uri\": \"\(me)\", \"page\": 0}".utf8))
         case "huge":
-            return .json(200, Array("{\"\(resource)\": [".utf8) + [UInt8](repeating: 0x20, count: 2 << 20) + Array("], \"next_page_uri\": null}".utf8))
+            return .json(
+                200,
+                Array("{\"\(resource)\": [".utf8) + [UInt8](repeating: 0x20, count: 2 << 20) + Array("], \"next_page_uri\": null}".utf8))
         case "retry-after":
             return Self.error(429, 20429, "Too Many Requests", headers: [("Retry-After", "999999999")])
         case "bad-utf8":
@@ -279,7 +293,10 @@ package final class SandboxAPI: Sendable {
         }
         var body: [UInt8] = []
         body.reserveCapacity(slice.count * 900 + 600)
-        body.append(contentsOf: Array("{\"first_page_uri\": \"\(uri(0, nil))\", \"end\": \(slice.isEmpty ? 0 : start + slice.count - 1), \"previous_page_uri\": null, \"\(key)\": [".utf8))
+        body.append(
+            contentsOf: Array(
+                "{\"first_page_uri\": \"\(uri(0, nil))\", \"end\": \(slice.isEmpty ? 0 : start + slice.count - 1), \"previous_page_uri\": null, \"\(key)\": ["
+                    .utf8))
         var first = true
         for record in slice {
             if !first { body.append(contentsOf: [0x2C, 0x20]) }
@@ -287,7 +304,10 @@ package final class SandboxAPI: Sendable {
             body.append(contentsOf: record.json)
         }
         let next = start + size < records.count ? "\"" + uri(pageNumber + 1, "PA" + records[start + size - 1].sid) + "\"" : "null"
-        body.append(contentsOf: Array("], \"uri\": \"\(uri(pageNumber, token))\", \"page_size\": \(size), \"start\": \(start), \"next_page_uri\": \(next), \"page\": \(pageNumber)}".utf8))
+        body.append(
+            contentsOf: Array(
+                "], \"uri\": \"\(uri(pageNumber, token))\", \"page_size\": \(size), \"start\": \(start), \"next_page_uri\": \(next), \"page\": \(pageNumber)}"
+                    .utf8))
         return .json(200, body)
     }
 
@@ -327,7 +347,8 @@ package final class SandboxAPI: Sendable {
         }
         let pageURL = { (p: Int) in "\(base)/v1/PhoneNumbers/Countries?PageSize=\(size)&Page=\(p)" }
         let next = start + size < all.count ? "\"\(pageURL(pageNumber + 1))&PageToken=PN\(pageNumber + 1)\"" : "null"
-        let body = "{\"countries\": [\(entries.joined(separator: ", "))], \"meta\": {\"page\": \(pageNumber), \"page_size\": \(size), \"first_page_url\": \"\(pageURL(0))\", \"previous_page_url\": null, \"url\": \"\(pageURL(pageNumber))\", \"next_page_url\": \(next), \"key\": \"countries\"}}"
+        let body =
+            "{\"countries\": [\(entries.joined(separator: ", "))], \"meta\": {\"page\": \(pageNumber), \"page_size\": \(size), \"first_page_url\": \"\(pageURL(0))\", \"previous_page_url\": null, \"url\": \"\(pageURL(pageNumber))\", \"next_page_url\": \(next), \"key\": \"countries\"}}"
         return .json(200, Array(body.utf8))
     }
 
@@ -348,7 +369,7 @@ package final class SandboxAPI: Sendable {
             return .json(200, Array((try? JSONEncoder().encode(currentStats)) ?? Data()))
         case "/sandbox/expected":
             guard let sid = request.parameter("account"), let account = bySID[sid],
-                  let resource = request.parameter("resource")
+                let resource = request.parameter("resource")
             else { return .json(400, Array("{\"error\": \"account and resource required\"}".utf8)) }
             let expected = Self.expected(account, resource, day: request.parameter("day").flatMap(Day.init))
             return .json(200, Array("{\"count\": \(expected.count), \"checksum\": \"\(expected.checksum)\"}".utf8))
@@ -359,7 +380,9 @@ package final class SandboxAPI: Sendable {
 
     /// The exact rows a correct extraction of (account, resource, day) stages: their count and the SHA-256 of
     /// their sorted keys (SIDs; `iso_country|number_type` for pricing), one per line.
-    package static func expected(_ account: SandboxAccount, _ resource: String, day: Day?, revision: Int = 0) -> (count: Int, checksum: String) {
+    package static func expected(
+        _ account: SandboxAccount, _ resource: String, day: Day?, revision: Int = 0
+    ) -> (count: Int, checksum: String) {
         var keys: [String]
         switch resource {
         case "incoming_phone_numbers": keys = SandboxData.phoneNumbers(account).map(\.sid)
@@ -390,7 +413,9 @@ package final class SandboxAPI: Sendable {
         text.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-._~"))) ?? text
     }
 
-    static func error(_ status: Int, _ code: Int, _ message: String, detail: String? = nil, headers: [(String, String)] = [])
+    static func error(
+        _ status: Int, _ code: Int, _ message: String, detail: String? = nil, headers: [(String, String)] = []
+    )
         -> SandboxResponse
     {
         var o = JSONObject()

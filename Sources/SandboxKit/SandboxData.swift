@@ -18,8 +18,10 @@ package struct SandboxAccount: Sendable, Hashable {
     /// (about 1.4 KB of JSON per call) instead of the compact records the tests read.
     package var realistic: Bool
 
-    package init(sid: String, token: String, parent: String? = nil, friendlyName: String, recordsPerDay: Int, phoneNumbers: Int = 25,
-                fixedPerDay: [String: Int]? = nil, realistic: Bool = false) {
+    package init(
+        sid: String, token: String, parent: String? = nil, friendlyName: String, recordsPerDay: Int, phoneNumbers: Int = 25,
+        fixedPerDay: [String: Int]? = nil, realistic: Bool = false
+    ) {
         self.sid = sid
         self.token = token
         self.parent = parent
@@ -46,16 +48,18 @@ package struct SandboxAccount: Sendable, Hashable {
     /// The benchmark's realistic mix (`huskimo-sandbox --mix`): five accounts (AC…21 to AC…25, tokens mix-token-N),
     /// each day exactly 4,000 calls, 6,000 messages and 1,000 recordings of real size, 20 phone numbers.
     package static let mix: [SandboxAccount] = (1...5).map { n in
-        SandboxAccount(sid: sid(0x20 + n), token: "mix-token-\(n)", friendlyName: "Mix \(n)", recordsPerDay: 4000, phoneNumbers: 20,
-                       fixedPerDay: ["calls": 4000, "messages": 6000, "recordings": 1000], realistic: true)
+        SandboxAccount(
+            sid: sid(0x20 + n), token: "mix-token-\(n)", friendlyName: "Mix \(n)", recordsPerDay: 4000, phoneNumbers: 20,
+            fixedPerDay: ["calls": 4000, "messages": 6000, "recordings": 1000], realistic: true)
     }
 
     /// Many small accounts (`huskimo-sandbox --small-accounts N`): AC…100000 + i, token small-token-i, each day
     /// exactly `records` calls, messages and recordings of real size, 3 phone numbers.
     package static func small(_ count: Int, records: Int = 3) -> [SandboxAccount] {
         (0..<count).map { i in
-            SandboxAccount(sid: sid(0x10_0000 + i), token: "small-token-\(i)", friendlyName: "Small \(i)", recordsPerDay: records,
-                           phoneNumbers: 3, fixedPerDay: ["calls": records, "messages": records, "recordings": records], realistic: true)
+            SandboxAccount(
+                sid: sid(0x10_0000 + i), token: "small-token-\(i)", friendlyName: "Small \(i)", recordsPerDay: records,
+                phoneNumbers: 3, fixedPerDay: ["calls": records, "messages": records, "recordings": records], realistic: true)
         }
     }
 }
@@ -259,8 +263,10 @@ package enum SandboxData {
     ]
 
     /// One record of Twilio's real shape and size: every documented field, in the order Twilio sends them.
-    static func realisticRecord(_ account: SandboxAccount, _ resource: String, index i: Int, h: UInt64, time: Int, created: Int,
-                                settled: Bool, hardText: String?) -> Record {
+    static func realisticRecord(
+        _ account: SandboxAccount, _ resource: String, index i: Int, h: UInt64, time: Int, created: Int,
+        settled: Bool, hardText: String?
+    ) -> Record {
         let base = "/2010-04-01/Accounts/\(account.sid)"
         let text: String? = h % 8 == 0 ? hardText : realTexts[Int(h >> 9 % UInt64(realTexts.count))]
         var o = JSONObject()
@@ -324,7 +330,9 @@ package enum SandboxData {
             o.raw("error_code", h % 17 == 0 ? "30003" : "null")
             o.string("price_unit", "USD")
             o.string("api_version", "2010-04-01")
-            o.raw("subresource_uris", "{\"media\": \"\(base)/Messages/\(sid)/Media.json\", \"feedback\": \"\(base)/Messages/\(sid)/Feedback.json\"}")
+            o.raw(
+                "subresource_uris",
+                "{\"media\": \"\(base)/Messages/\(sid)/Media.json\", \"feedback\": \"\(base)/Messages/\(sid)/Feedback.json\"}")
             return Record(sid: sid, time: time, json: o.finish())
         default:  // recordings
             let sid = makeSID("RE", h, i)
@@ -344,8 +352,15 @@ package enum SandboxData {
             o.string("source", ["RecordVerb", "DialVerb", "OutboundAPI", "StartCallRecordingAPI"][Int(h % 4)])
             o.raw("error_code", h % 19 == 0 ? "13617" : "null")
             o.string("uri", "\(base)/Recordings/\(sid).json")
-            o.raw("encryption_details", h % 10 == 0 ? "{\"type\": \"rsa-aes\", \"public_key_sid\": \"CR\(String(format: "%032x", h % 3))\", \"encrypted_cek\": \"OV4h6zrsxMIW7h0Zfqwfn6TI2GCNl54KALlh8sWP8OiXjxu8rpkXrCf2EGdtLk0yz+FFgL7WeM/5QQZbigeDu6uWEKj+sAT7dBEn4grFhv3EM7sVVK3gsJqlcPv8w2dv4m/SbsZaMk3DPoqCJIK88BpX0a3XzCTQxgH+w0kOoDwMEVfIMUtj42ZshEKjUoGnP2xP6y92M4PIC8Ny/RFBxbA+gcuv4QoTk+gCq3tWy2zXD2hE4uLrDzLs6+UKwcFdz6ZtwqbMuxJzqY3+0ESMmCjdA2uF0CVXO9Hqq1y0UtlFgk27+jhLLxDv2hj6jKMlvNJTrCw2Kc9p+vLsoRP3jw==\", \"iv\": \"8I2hhNIYNTrwxfHk\"}" : "null")
-            o.raw("subresource_uris", "{\"add_on_results\": \"\(base)/Recordings/\(sid)/AddOnResults.json\", \"transcriptions\": \"\(base)/Recordings/\(sid)/Transcriptions.json\"}")
+            o.raw(
+                "encryption_details",
+                h % 10 == 0
+                    ? "{\"type\": \"rsa-aes\", \"public_key_sid\": \"CR\(String(format: "%032x", h % 3))\", \"encrypted_cek\": \"OV4h6zrsxMIW7h0Zfqwfn6TI2GCNl54KALlh8sWP8OiXjxu8rpkXrCf2EGdtLk0yz+FFgL7WeM/5QQZbigeDu6uWEKj+sAT7dBEn4grFhv3EM7sVVK3gsJqlcPv8w2dv4m/SbsZaMk3DPoqCJIK88BpX0a3XzCTQxgH+w0kOoDwMEVfIMUtj42ZshEKjUoGnP2xP6y92M4PIC8Ny/RFBxbA+gcuv4QoTk+gCq3tWy2zXD2hE4uLrDzLs6+UKwcFdz6ZtwqbMuxJzqY3+0ESMmCjdA2uF0CVXO9Hqq1y0UtlFgk27+jhLLxDv2hj6jKMlvNJTrCw2Kc9p+vLsoRP3jw==\", \"iv\": \"8I2hhNIYNTrwxfHk\"}"
+                    : "null")
+            o.raw(
+                "subresource_uris",
+                "{\"add_on_results\": \"\(base)/Recordings/\(sid)/AddOnResults.json\", \"transcriptions\": \"\(base)/Recordings/\(sid)/Transcriptions.json\"}"
+            )
             o.string("media_url", "https://api.twilio.com\(base)/Recordings/\(sid)")
             return Record(sid: sid, time: time, json: o.finish())
         }

@@ -116,7 +116,9 @@ package enum SandboxSingular {
     static func broken(_ records: [Record], day: Int) -> [UInt8] {
         var body = Array("[".utf8)
         if let first = records.first { body += first.json + Array(", ".utf8) }
-        body += Array(#"{"ad_network": "AdWords", "campaign_name": "broken", "campaign_type": "UA", "date": "\#(Day(ordinal: day))", "last_modified": "yesterday", "modified_at": "yesterday", "image": "x", "image_hash": "x", "is_video": false}"#.utf8)
+        body += Array(
+            #"{"ad_network": "AdWords", "campaign_name": "broken", "campaign_type": "UA", "date": "\#(Day(ordinal: day))", "last_modified": "yesterday", "modified_at": "yesterday", "image": "x", "image_hash": "x", "is_video": false}"#
+                .utf8)
         body += Array("]".utf8)
         return body
     }

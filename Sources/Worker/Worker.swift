@@ -22,7 +22,10 @@ func command(_ body: () async throws -> Void) async throws {
 struct ExtractCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "extract", abstract: "Consumes extract jobs.")
     @Option(help: "Path to the YAML configuration.") var config: String
-    @Option(help: "Jobs talking to their API at once; a job that has fetched everything frees its slot while it stages and publishes (at most twice this many in flight, the prefetch).") var concurrency = 4
+    @Option(
+        help:
+            "Jobs talking to their API at once; a job that has fetched everything frees its slot while it stages and publishes (at most twice this many in flight, the prefetch)."
+    ) var concurrency = 4
     @Option(help: "Exit 0 once the queue has had nothing to deliver for this many seconds.") var exitWhenIdle: Double?
     @Option(help: "Seconds in-flight jobs get to finish after SIGTERM.") var grace: Double = 30
     @Option(help: "Serve Prometheus metrics (/metrics), /healthz and /readyz on this port.") var metricsPort: Int?
@@ -31,9 +34,10 @@ struct ExtractCommand: AsyncParsableCommand {
     func run() async throws {
         try await command {
             let logger = CommandSupport.logger("huskimo.worker")
-            try await WorkerCommands.extract(config: try CommandSupport.loadConfig(config), concurrency: concurrency,
-                                             exitWhenIdle: exitWhenIdle, grace: grace, metricsPort: metricsPort,
-                                             metricsHost: metricsHost, logger: logger)
+            try await WorkerCommands.extract(
+                config: try CommandSupport.loadConfig(config), concurrency: concurrency,
+                exitWhenIdle: exitWhenIdle, grace: grace, metricsPort: metricsPort,
+                metricsHost: metricsHost, logger: logger)
         }
     }
 }
@@ -50,9 +54,10 @@ struct LoadCommand: AsyncParsableCommand {
     func run() async throws {
         try await command {
             let logger = CommandSupport.logger("huskimo.loader")
-            try await WorkerCommands.load(config: try CommandSupport.loadConfig(config), target: target, exitWhenIdle: exitWhenIdle,
-                                          metricsPort: metricsPort, queuePollSeconds: queuePollSeconds,
-                                          metricsHost: metricsHost, logger: logger)
+            try await WorkerCommands.load(
+                config: try CommandSupport.loadConfig(config), target: target, exitWhenIdle: exitWhenIdle,
+                metricsPort: metricsPort, queuePollSeconds: queuePollSeconds,
+                metricsHost: metricsHost, logger: logger)
         }
     }
 }

@@ -19,16 +19,19 @@ enum FuzzTargets {
             case "twilio":
                 guard let selector = bytes.first else { return }
                 let tables: [TwilioTable] = [.calls, .messages, .recordings, .incomingPhoneNumbers]
-                let converter = TwilioPageConverter(table: tables[Int(selector) % tables.count], channelName: "c\tx",
-                                                    whenRetrieved: "2026-01-01 00:00:00", day: selector & 0x80 != 0 ? Day("2026-11-20") : nil)
+                let converter = TwilioPageConverter(
+                    table: tables[Int(selector) % tables.count], channelName: "c\tx",
+                    whenRetrieved: "2026-01-01 00:00:00", day: selector & 0x80 != 0 ? Day("2026-11-20") : nil)
                 var writer = TSVWriter(capacity: 1 << 12)
                 _ = try converter.convert(page: UnsafeRawBufferPointer(rebasing: bytes.dropFirst()), into: &writer)
                 precondition(writer.withUnsafeBytes { UTF8Check.isValid($0) }, "staged bytes that are not UTF-8")
             case "singular":
                 guard let selector = bytes.first, let campaigns = Resource.campaigns.singularTable,
-                      let creatives = Resource.creatives.singularTable else { return }
-                let converter = SingularConverter(table: selector & 1 == 0 ? campaigns : creatives, channelName: "s",
-                                                  whenRetrieved: "2026-01-01 00:00:00.000", day: selector & 2 != 0 ? Day("2026-11-20") : nil)
+                    let creatives = Resource.creatives.singularTable
+                else { return }
+                let converter = SingularConverter(
+                    table: selector & 1 == 0 ? campaigns : creatives, channelName: "s",
+                    whenRetrieved: "2026-01-01 00:00:00.000", day: selector & 2 != 0 ? Day("2026-11-20") : nil)
                 var writer = TSVWriter(capacity: 1 << 12)
                 _ = try converter.convert(UnsafeRawBufferPointer(rebasing: bytes.dropFirst()), into: &writer)
                 precondition(writer.withUnsafeBytes { UTF8Check.isValid($0) }, "staged bytes that are not UTF-8")
@@ -82,9 +85,11 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
 
 /// libFuzzer's entry when the program has a main of its own (SwiftPM gives every executable one).
 @_silgen_name("LLVMFuzzerRunDriver")
-func LLVMFuzzerRunDriver(_ argc: UnsafeMutablePointer<Int32>,
-                         _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>>,
-                         _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> Int32) -> Int32
+func LLVMFuzzerRunDriver(
+    _ argc: UnsafeMutablePointer<Int32>,
+    _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>>,
+    _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> Int32
+) -> Int32
 
 @main
 struct FuzzDriver {
@@ -99,7 +104,8 @@ struct FuzzDriver {
 @main
 struct CorpusReplay {
     static func main() throws {
-        let root = CommandLine.arguments.dropFirst().first
+        let root =
+            CommandLine.arguments.dropFirst().first
             ?? URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("corpus").path
         var total = 0
         for target in FuzzTargets.names {

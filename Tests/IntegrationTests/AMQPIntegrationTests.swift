@@ -1,18 +1,20 @@
 import Foundation
+import HuskimoTesting
 import Synchronization
 import Testing
 
 @testable import HuskimoConnectors
 @testable import HuskimoCore
 @testable import HuskimoFleet
-import HuskimoTesting
 
 @Suite(.serialized, .timeLimit(.minutes(3)))
 struct AMQPIntegrationTests {
     /// Takes `count` deliveries (or fewer, after `timeout` seconds of silence), acking each unless told not to.
     /// Up to `count` deliveries, each within `timeout` seconds of the one before (the first within `firstTimeout`).
-    static func consume(_ consumer: QueueConsumer, count: Int, timeout: Double = 10, firstTimeout: Double? = nil,
-                        ack: Bool = true) async -> [AMQPDelivery] {
+    static func consume(
+        _ consumer: QueueConsumer, count: Int, timeout: Double = 10, firstTimeout: Double? = nil,
+        ack: Bool = true
+    ) async -> [AMQPDelivery] {
         var received: [AMQPDelivery] = []
         while received.count < count, let delivery = await consumer.next(timeout: received.isEmpty ? firstTimeout ?? timeout : timeout) {
             if ack { await consumer.ack(delivery) }
@@ -50,8 +52,10 @@ struct AMQPIntegrationTests {
         let queue = TestServices.unique("test.nack")
         let client = QueueClient(url: url, topology: QueueTopology(exchange: "", queues: [.quorum(queue)]), logger: TestServices.logger)
         defer { try? client.deleteQueueBlocking(queue) }
-        try client.publishBlocking(AMQPMessage(exchange: "", routingKey: queue, body: [1, 2, 3],
-                                       headers: ["x-attempt": .int(2), "x-class": .string("transient")], messageID: "one"))
+        try client.publishBlocking(
+            AMQPMessage(
+                exchange: "", routingKey: queue, body: [1, 2, 3],
+                headers: ["x-attempt": .int(2), "x-class": .string("transient")], messageID: "one"))
         let consumer = QueueConsumer(url: url, queue: queue, prefetch: 1, logger: TestServices.logger)
         consumer.start()
         let first = await Self.consume(consumer, count: 1, ack: false)
@@ -72,10 +76,12 @@ struct AMQPIntegrationTests {
         let url = try TestServices.amqpURL()
         let exchange = TestServices.unique("test.dlx")
         let work = exchange + ".work", failed = exchange + ".failed"
-        let topology = QueueTopology(exchange: exchange, queues: [
-            .quorum(work, bindings: [work], deadLetterTo: (exchange, failed), deliveryLimit: 3),
-            .quorum(failed, bindings: [failed]),
-        ])
+        let topology = QueueTopology(
+            exchange: exchange,
+            queues: [
+                .quorum(work, bindings: [work], deadLetterTo: (exchange, failed), deliveryLimit: 3),
+                .quorum(failed, bindings: [failed]),
+            ])
         let client = QueueClient(url: url, topology: topology, logger: TestServices.logger)
         defer {
             try? client.deleteQueueBlocking(work)
@@ -98,7 +104,10 @@ struct AMQPIntegrationTests {
         #expect(depth == 1)
         #expect(try await Blocking.run { try client.depthBlocking(work) }.ready == 0)
         var seen: [AMQPDelivery] = []
-        try client.drainBlocking(failed) { seen.append($0); return .remove }
+        try client.drainBlocking(failed) {
+            seen.append($0)
+            return .remove
+        }
         #expect(seen.map(\.messageID) == ["p"])
         #expect(seen.first?.body == Array("poison".utf8))
         #expect(seen.first?.headers["x-death"] != nil || seen.first?.headers["x-first-death-reason"] != nil)
@@ -109,7 +118,9 @@ struct AMQPIntegrationTests {
         let queue = TestServices.unique("test.depth")
         let client = QueueClient(url: url, topology: QueueTopology(exchange: "", queues: [.quorum(queue)]), logger: TestServices.logger)
         defer { try? client.deleteQueueBlocking(queue) }
-        try await Blocking.run { try client.publishBlocking((0..<37).map { AMQPMessage(exchange: "", routingKey: queue, body: [UInt8($0)]) }) }
+        try await Blocking.run {
+            try client.publishBlocking((0..<37).map { AMQPMessage(exchange: "", routingKey: queue, body: [UInt8($0)]) })
+        }
         #expect(try await Blocking.run { try client.depthBlocking(queue) } == QueueDepth(queue: queue, ready: 37, consumers: 0))
         let consumer = QueueConsumer(url: url, queue: queue, prefetch: 5, logger: TestServices.logger)
         consumer.start()
@@ -133,12 +144,19 @@ struct AMQPIntegrationTests {
         let queue = TestServices.unique("test.tls")
         let url = try AMQPURL(base + "?cacertfile=" + PercentEncoding.encode(ca, keepSlash: false))
         #expect(url.tls && url.caCertFile == ca)
-        let client = QueueClient(url: url, topology: QueueTopology(exchange: "", queues: [.init(name: queue)]), retryWindow: 5,
-                                 logger: TestServices.logger)
-        defer { try? client.deleteQueueBlocking(queue); client.close() }
+        let client = QueueClient(
+            url: url, topology: QueueTopology(exchange: "", queues: [.init(name: queue)]), retryWindow: 5,
+            logger: TestServices.logger)
+        defer {
+            try? client.deleteQueueBlocking(queue)
+            client.close()
+        }
         try client.publishBlocking(AMQPMessage(exchange: "", routingKey: queue, body: Array("over tls".utf8), messageID: "t1"))
         var got: [UInt8]?
-        try client.drainBlocking(queue, limit: 1) { got = $0.body; return .remove }
+        try client.drainBlocking(queue, limit: 1) {
+            got = $0.body
+            return .remove
+        }
         #expect(got == Array("over tls".utf8), "a message round-tripped over TLS")
         #expect(!"\(url)".contains("guest:guest"), "the password is not in the URL's description")
 
@@ -166,7 +184,9 @@ struct AMQPIntegrationTests {
         // RabbitMQ 3.10 stays "leader not known" for minutes after a SIGKILL restart: docs/operations.md, "Known limits".)
         let topology = QueueTopology(exchange: "", queues: [.init(name: queue)])
         let client = QueueClient(url: url, topology: topology, logger: TestServices.logger)
-        try await Blocking.run { try client.publishBlocking((0..<200).map { AMQPMessage(exchange: "", routingKey: queue, body: [], messageID: "r\($0)") }) }
+        try await Blocking.run {
+            try client.publishBlocking((0..<200).map { AMQPMessage(exchange: "", routingKey: queue, body: [], messageID: "r\($0)") })
+        }
         let consumer = QueueConsumer(url: url, queue: queue, prefetch: 20, topology: topology, logger: TestServices.logger)
         consumer.start()
         // Ack 100, hold 20 more unacked, then kill the broker under the consumer.

@@ -1,11 +1,11 @@
 import Foundation
+import HuskimoTesting
 import SandboxKit
 import Testing
 
 @testable import HuskimoConnectors
 @testable import HuskimoCore
 @testable import HuskimoFleet
-import HuskimoTesting
 
 /// The chaos run: API faults (5xx, HTML 503, 429 with and without Retry-After, dropped connections, truncated
 /// bodies) while a driver SIGKILLs extract workers and the loader and restarts RabbitMQ and PostgreSQL once each.
@@ -21,8 +21,10 @@ struct ChaosTests {
     @Test func underKillsRestartsAndAPIFaultsTheWarehouseEndsExact() throws {
         let dayCount = Int(Self.environment["HUSKIMO_CHAOS_DAYS"] ?? "") ?? 4
         let rounds = Int(Self.environment["HUSKIMO_CHAOS_ROUNDS"] ?? "") ?? 8
-        let fleet = try FleetHarness(accounts: [("us", SandboxAccount.defaults[0]), ("eu", SandboxAccount.defaults[1]),
-                                                ("asia", SandboxAccount.defaults[2])])
+        let fleet = try FleetHarness(accounts: [
+            ("us", SandboxAccount.defaults[0]), ("eu", SandboxAccount.defaults[1]),
+            ("asia", SandboxAccount.defaults[2]),
+        ])
         defer { fleet.cleanUp() }
         // Kills count attempts (a redelivery is a crash): room for them, so only real failures would park a job.
         fleet.maxAttempts = 12
@@ -33,8 +35,10 @@ struct ChaosTests {
         fleet.api.setFaults(faults)
         let first = Day("2026-11-01")!
         let days = (0..<dayCount).map { first.adding(days: $0) }
-        try fleet.plan(["--from", "\(days.first!)", "--to", "\(days.last!)", "--resource", "calls", "--resource", "messages",
-                        "--resource", "recordings"])
+        try fleet.plan([
+            "--from", "\(days.first!)", "--to", "\(days.last!)", "--resource", "calls", "--resource", "messages",
+            "--resource", "recordings",
+        ])
 
         var workers = [try fleet.worker("w0.log", concurrency: 1, idle: 6), try fleet.worker("w1.log", concurrency: 1, idle: 6)]
         var loader = try fleet.loader("l0.log", idle: 10)
@@ -74,9 +78,12 @@ struct ChaosTests {
         let leftover = fleet.log("w-final.log").components(separatedBy: "job succeeded").count - 1
 
         let stats = fleet.api.currentStats
-        let redelivered = (0..<spawned).map { fleet.log("w\($0).log").components(separatedBy: "job.attempt=").dropFirst()
-            .filter { !$0.hasPrefix("0") }.count }.reduce(0, +)
-        print("""
+        let redelivered = (0..<spawned).map {
+            fleet.log("w\($0).log").components(separatedBy: "job.attempt=").dropFirst()
+                .filter { !$0.hasPrefix("0") }.count
+        }.reduce(0, +)
+        print(
+            """
             chaos: \(dayCount) days × 3 channels × 3 resources (\(dayCount * 9) jobs), \(rounds) rounds
               \(events.joined(separator: "\n  "))
               API: \(stats.requests) requests, \(stats.faults) faults injected (rate \(faults.rate)), \(stats.throttled) throttled

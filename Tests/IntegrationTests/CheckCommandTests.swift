@@ -1,11 +1,11 @@
 import Foundation
+import HuskimoTesting
 import SandboxKit
 import Testing
 
 @testable import HuskimoConnectors
 @testable import HuskimoCore
 @testable import HuskimoFleet
-import HuskimoTesting
 
 /// `huskimo-planner check` as a user runs it before the first night: against the local stack and the sandbox,
 /// for a PostgreSQL and a Redshift target, and each failure class with its fix.
@@ -19,8 +19,9 @@ struct CheckCommandTests {
     }
 
     @Test(arguments: ["postgres", "redshift"]) func aGoodSetupPassesEveryCheck(target: String) throws {
-        let fleet = try FleetHarness(accounts: [("us", SandboxAccount.defaults[0])], singular: [("spend", SandboxSingular.keys[0])],
-                                     target: target)
+        let fleet = try FleetHarness(
+            accounts: [("us", SandboxAccount.defaults[0])], singular: [("spend", SandboxSingular.keys[0])],
+            target: target)
         defer { fleet.cleanUp() }
         try fleet.applyDDL()
         let (code, lines, text) = try check(fleet)
@@ -55,7 +56,9 @@ struct CheckCommandTests {
         #expect(failed("channel us", "Twilio account")?.fix?.contains("refuses the credentials") == true, "\(text)")
         #expect(!text.contains("wrong-token-3k"), "the token never reaches the output")
         #expect(failed("target local", "table twilio_recordings")?.detail.contains("lacks column call_sid") == true, "\(text)")
-        #expect(failed("target local", "table twilio_calls")?.detail.contains("caller_name is varchar(24), expected varchar(512)") == true, "\(text)")
+        #expect(
+            failed("target local", "table twilio_calls")?.detail.contains("caller_name is varchar(24), expected varchar(512)") == true,
+            "\(text)")
         let copy = failed("target local", "copy (the production statement)")
         #expect(copy?.detail.contains("stl_load_errors") == true && copy?.detail.contains("caller_name") == true, "\(text)")
         #expect(lines.first { $0.subject == "broker" }?.verdict == "ok" && lines.first { $0.subject == "s3" }?.verdict == "ok")

@@ -1,11 +1,11 @@
 import Foundation
+import HuskimoTesting
 import SandboxKit
 import Testing
 
 @testable import HuskimoConnectors
 @testable import HuskimoCore
 @testable import HuskimoFleet
-import HuskimoTesting
 
 /// A small fleet for tests: the sandbox in-process, a configuration of its own (queue prefix, schema, bucket),
 /// and the real `huskimo-planner` / `huskimo-worker` binaries as separate processes.
@@ -35,8 +35,10 @@ final class FleetHarness {
     var targetPassword: String?
     var bucket: String?
 
-    init(accounts: [(String, SandboxAccount)], tokens: [String: String] = [:], singular: [(String, SandboxSingular.Key)] = [],
-         lookback: Int = 30, target: String = "postgres") throws {
+    init(
+        accounts: [(String, SandboxAccount)], tokens: [String: String] = [:], singular: [(String, SandboxSingular.Key)] = [],
+        lookback: Int = 30, target: String = "postgres"
+    ) throws {
         self.targetType = target
         self.singular = singular.map { ($0.0, $0.1) }
         self.lookback = lookback
@@ -65,7 +67,8 @@ final class FleetHarness {
 
             """
         for (name, account, token) in accounts {
-            yaml += "  - {name: \(name), type: twilio, api_user: \(account.sid), api_key: \(token), api_url: \"http://127.0.0.1:\(server.port)\", pricing_url: \"http://127.0.0.1:\(server.port)\"}\n"
+            yaml +=
+                "  - {name: \(name), type: twilio, api_user: \(account.sid), api_key: \(token), api_url: \"http://127.0.0.1:\(server.port)\", pricing_url: \"http://127.0.0.1:\(server.port)\"}\n"
         }
         for (name, key) in singular {
             yaml += "  - {name: \(name), type: singular, api_key: \(key.key), api_url: \"http://127.0.0.1:\(server.port)\"}\n"
@@ -138,12 +141,17 @@ final class FleetHarness {
     }
 
     func worker(_ log: String, concurrency: Int = 4, idle: Double = 3, extra: [String] = []) throws -> pid_t {
-        try spawn("huskimo-worker", ["extract", "--config", configPath, "--concurrency", String(concurrency), "--exit-when-idle", String(idle),
-                                     "--grace", "20"] + extra, log: log)
+        try spawn(
+            "huskimo-worker",
+            [
+                "extract", "--config", configPath, "--concurrency", String(concurrency), "--exit-when-idle", String(idle),
+                "--grace", "20",
+            ] + extra, log: log)
     }
 
     func loader(_ log: String = "loader.log", idle: Double = 6, extra: [String] = []) throws -> pid_t {
-        try spawn("huskimo-worker", ["load", "--config", configPath, "--target", "local", "--exit-when-idle", String(idle)] + extra, log: log)
+        try spawn(
+            "huskimo-worker", ["load", "--config", configPath, "--target", "local", "--exit-when-idle", String(idle)] + extra, log: log)
     }
 
     func applyDDL() throws {
@@ -163,8 +171,10 @@ final class FleetHarness {
     }
 
     /// Every (channel, resource, day) holds exactly the sandbox's rows, and nothing twice.
-    func expectExact(days: [Day], resources: [Resource] = [.calls, .messages, .recordings], channels: [String]? = nil,
-                     sourceLocation: SourceLocation = #_sourceLocation) throws {
+    func expectExact(
+        days: [Day], resources: [Resource] = [.calls, .messages, .recordings], channels: [String]? = nil,
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) throws {
         for (name, account, _) in accounts where channels?.contains(name) ?? true {
             for resource in resources {
                 let expected = days.reduce(0) { $0 + SandboxAPI.expected(account, resource.rawValue, day: $1).count }

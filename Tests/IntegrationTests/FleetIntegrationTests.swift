@@ -1,18 +1,20 @@
 import Foundation
+import HuskimoTesting
 import SandboxKit
 import Testing
 
 @testable import HuskimoConnectors
 @testable import HuskimoCore
 @testable import HuskimoFleet
-import HuskimoTesting
 
 /// The fleet as users run it: planner, extract workers and a loader as separate processes on the real broker.
 @Suite(.serialized, .timeLimit(.minutes(5)))
 struct FleetIntegrationTests {
     static let days = [Day("2026-11-20")!, Day("2026-11-21")!]
-    static let range = ["--from", "2026-11-20", "--to", "2026-11-21", "--resource", "calls", "--resource", "messages",
-                        "--resource", "recordings"]
+    static let range = [
+        "--from", "2026-11-20", "--to", "2026-11-21", "--resource", "calls", "--resource", "messages",
+        "--resource", "recordings",
+    ]
 
     static func threeChannels() -> [(String, SandboxAccount)] {
         [("us", SandboxAccount.defaults[0]), ("eu", SandboxAccount.defaults[1]), ("asia", SandboxAccount.defaults[2])]
@@ -80,7 +82,9 @@ struct FleetIntegrationTests {
         let loader = try fleet.loader()
         #expect(fleet.wait(loader) == 0, "the loader neither stops nor retries the batch forever")
         // The damaged day is parked with a reason that names the object; the other day is loaded.
-        #expect(try fleet.rows("twilio_calls", channel: "us") == SandboxAPI.expected(SandboxAccount.defaults[0], "calls", day: Day("2026-11-21")!).count)
+        #expect(
+            try fleet.rows("twilio_calls", channel: "us")
+                == SandboxAPI.expected(SandboxAccount.defaults[0], "calls", day: Day("2026-11-21")!).count)
         let status = try fleet.run("huskimo-planner", ["status", "--config", fleet.configPath])
         #expect(status.0 == 1, "status exits 1 while a load is parked")
         #expect(status.1.contains("1 × permanent in us (\(fleet.id).load.local.failed)"), "\(status.1)")
@@ -116,10 +120,12 @@ struct FleetIntegrationTests {
         try fleet.applyDDL()
         let pg = try PostgresConnection(try TestServices.postgres())
         func count(_ table: String, _ column: String, _ day: String, _ condition: String = "true") throws -> Int {
-            Int(try pg.query("""
-                SELECT count(*) FROM \(fleet.id).\(table) WHERE channel_name = 'us' AND \(column) >= $1::timestamp
-                AND \(column) < $1::timestamp + interval '1 day' AND (\(condition))
-                """, [day])[0][0]!)!
+            Int(
+                try pg.query(
+                    """
+                    SELECT count(*) FROM \(fleet.id).\(table) WHERE channel_name = 'us' AND \(column) >= $1::timestamp
+                    AND \(column) < $1::timestamp + interval '1 day' AND (\(condition))
+                    """, [day])[0][0]!)!
         }
         let days = ["2026-11-18", "2026-11-19", "2026-11-20", "2026-11-21"]
         func night(_ runDay: String, _ name: String) throws {
@@ -142,21 +148,27 @@ struct FleetIntegrationTests {
         }
         #expect(unsettled.values.reduce(0, +) > 0, "the first read holds unsettled records")
         func reports(after loadedAt: String) throws -> [String: [String?]] {
-            let rows = try pg.query("""
+            let rows = try pg.query(
+                """
                 SELECT table_name || ' ' || partition_key, outcome, rows_before::text, rows_after::text, rows_changed::text,
                        rows_added::text, rows_removed::text FROM \(fleet.id).load_reports WHERE channel_name = 'us' AND loaded_at > $1::timestamptz
                 """, [loadedAt])
             return Dictionary(rows.map { ($0[0]!, Array($0.dropFirst())) }) { a, _ in a }
         }
-        let afterNightOne = try pg.query("SELECT to_char(max(loaded_at), 'YYYY-MM-DD HH24:MI:SS.US TZH') FROM \(fleet.id).load_reports")[0][0]!
+        let afterNightOne = try pg.query("SELECT to_char(max(loaded_at), 'YYYY-MM-DD HH24:MI:SS.US TZH') FROM \(fleet.id).load_reports")[0][
+            0]!
 
         // The data settles: calls complete and are priced, messages are priced, a late message appears per day.
         fleet.api.setFaults(SandboxFaults(twilioRevision: 1))
         // Night two (run day 11-21): 11-19 … 11-21 read again; 11-18 is out of the window and stays as it was.
         try night("2026-11-21", "2")
         for day in days.dropFirst() {
-            #expect(try count("twilio_calls", "start_time", day) == SandboxAPI.expected(account, "calls", day: Day(day), revision: 1).count, "\(day)")
-            #expect(try count("twilio_messages", "date_sent", day) == SandboxAPI.expected(account, "messages", day: Day(day), revision: 1).count, "\(day)")
+            #expect(
+                try count("twilio_calls", "start_time", day) == SandboxAPI.expected(account, "calls", day: Day(day), revision: 1).count,
+                "\(day)")
+            #expect(
+                try count("twilio_messages", "date_sent", day)
+                    == SandboxAPI.expected(account, "messages", day: Day(day), revision: 1).count, "\(day)")
             #expect(try count("twilio_calls", "start_time", day, "status = 'in-progress' OR price IS NULL") == 0, "\(day) calls settled")
             #expect(try count("twilio_messages", "date_sent", day, "price IS NULL") == 0, "\(day) messages priced")
         }
@@ -169,29 +181,37 @@ struct FleetIntegrationTests {
         for day in days[1...2] {
             let calls = SandboxAPI.expected(account, "calls", day: Day(day)).count
             let messages = SandboxAPI.expected(account, "messages", day: Day(day)).count
-            #expect(second["twilio_calls \(day)"] == ["replaced", "\(calls)", "\(calls)", "\(unsettled["twilio_calls \(day)"]!)", "0", "0"])
-            #expect(second["twilio_messages \(day)"]
+            #expect(
+                second["twilio_calls \(day)"] == ["replaced", "\(calls)", "\(calls)", "\(unsettled["twilio_calls \(day)"]!)", "0", "0"])
+            #expect(
+                second["twilio_messages \(day)"]
                     == ["replaced", "\(messages)", "\(messages + 1)", "\(unsettled["twilio_messages \(day)"]!)", "1", "0"])
         }
         let newDay = SandboxAPI.expected(account, "calls", day: Day(days[3]), revision: 1).count
         #expect(second["twilio_calls \(days[3])"] == ["replaced", "0", "\(newDay)", "0", "\(newDay)", "0"], "a first load: all added")
-        let (passText, passJSON) = try (fleet.run("huskimo-planner", ["status", "--config", fleet.configPath]).1,
-                                        fleet.run("huskimo-planner", ["status", "--config", fleet.configPath, "--json"]).1)
+        let (passText, passJSON) = try (
+            fleet.run("huskimo-planner", ["status", "--config", fleet.configPath]).1,
+            fleet.run("huskimo-planner", ["status", "--config", fleet.configPath, "--json"]).1
+        )
         let status = try JSONDecoder().decode(FleetStatus.self, from: Data(passJSON[passJSON.firstIndex(of: "{")!...].utf8))
         let messagesPass = try #require(status.reloads.first { $0.pass.table == "twilio_messages" }?.pass)
         #expect((messagesPass.replaced, messagesPass.newPartitions, messagesPass.added, messagesPass.identical) == (2, 1, 2, 0))
         #expect(messagesPass.changed == unsettled["twilio_messages \(days[1])"]! + unsettled["twilio_messages \(days[2])"]!)
-        #expect(passText.contains("local / twilio_messages / us: 2 replaced (\(messagesPass.changed) changed, 2 added, 0 removed)"), "\(passText)")
+        #expect(
+            passText.contains("local / twilio_messages / us: 2 replaced (\(messagesPass.changed) changed, 2 added, 0 removed)"),
+            "\(passText)")
         #expect(fleet.log("l-2.log").contains("partition replaced"))
 
         // Night three, nothing settled since: every re-read is identical, skipped, and the rows stay as loaded.
         let retrieved = try pg.query("SELECT max(when_retrieved)::text, count(*) FROM \(fleet.id).twilio_messages")[0]
-        let afterNightTwo = try pg.query("SELECT to_char(max(loaded_at), 'YYYY-MM-DD HH24:MI:SS.US TZH') FROM \(fleet.id).load_reports")[0][0]!
+        let afterNightTwo = try pg.query("SELECT to_char(max(loaded_at), 'YYYY-MM-DD HH24:MI:SS.US TZH') FROM \(fleet.id).load_reports")[0][
+            0]!
         try night("2026-11-21", "3")
         let third = try reports(after: afterNightTwo)
         #expect(third.count == 6 && third.values.allSatisfy { $0[0] == "identical" && $0[3] == "0" }, "\(third)")
-        #expect(try pg.query("SELECT max(when_retrieved)::text, count(*) FROM \(fleet.id).twilio_messages")[0] == retrieved,
-                "identical re-reads leave the rows untouched")
+        #expect(
+            try pg.query("SELECT max(when_retrieved)::text, count(*) FROM \(fleet.id).twilio_messages")[0] == retrieved,
+            "identical re-reads leave the rows untouched")
         #expect(fleet.log("l-3.log").contains("reload identical, skipped"))
         #expect(try fleet.duplicates("twilio_calls") == 0 && fleet.duplicates("twilio_messages") == 0)
     }
@@ -211,7 +231,10 @@ struct FleetIntegrationTests {
         let topology = FleetTopology(try fleet.config.queue, targets: ["local"])
         let client = QueueClient(url: try TestServices.amqpURL(), retryWindow: 5, logger: TestServices.logger)
         var parked: [AMQPDelivery] = []
-        try client.drainBlocking(topology.failedQueue) { parked.append($0); return .keep }
+        try client.drainBlocking(topology.failedQueue) {
+            parked.append($0)
+            return .keep
+        }
         // Distinct jobs: other suites restart the broker while this one runs, and a park whose ack the killed broker
         // never persisted is parked again on redelivery (AMQP is at-least-once; requeue is idempotent).
         #expect(Set(parked.compactMap { $0.headers["x-id"]?.stringValue }).count == 6 && parked.count >= 6)

@@ -1,12 +1,12 @@
 import Foundation
+import HuskimoTesting
+import SandboxKit
 import Synchronization
 import Testing
 
 @testable import HuskimoConnectors
 @testable import HuskimoCore
 @testable import HuskimoFleet
-import HuskimoTesting
-import SandboxKit
 
 /// An API that answers with hostile links, loops, floods and waits: the extractor refuses each with a named,
 /// classified error, sends no credential anywhere but the configured origin, and never sleeps on the API's word.
@@ -45,10 +45,13 @@ final class HostileAPITests {
                 return .json(200, Array("{\"calls\": [".utf8) + [UInt8](repeating: 0x20, count: bytes) + Array("]}".utf8))
             case .records(let count, let cut):
                 let padding = String(repeating: "p", count: 1000)
-                let calls = (0..<count).map { #"{"sid": "CA\#($0)", "account_sid": "AC1", "start_time": "Fri, 20 Nov 2026 00:00:01 +0000", "uri": "\#(padding)"}"# }
+                let calls = (0..<count).map {
+                    #"{"sid": "CA\#($0)", "account_sid": "AC1", "start_time": "Fri, 20 Nov 2026 00:00:01 +0000", "uri": "\#(padding)"}"#
+                }
                 let body = Array(("{\"calls\": [" + calls.joined(separator: ", ") + "], \"next_page_uri\": null}").utf8)
                 let served = stub.requests.withLock { $0.count }
-                return served <= cut ? .truncate(status: 200, headers: [("Content-Type", "application/json")], body: body) : .json(200, body)
+                return served <= cut
+                    ? .truncate(status: 200, headers: [("Content-Type", "application/json")], body: body) : .json(200, body)
             }
         }
         port = try server.start()
@@ -59,10 +62,12 @@ final class HostileAPITests {
     deinit { server.stop() }
 
     func extract(maxBodyBytes: Int = 256 << 20) throws -> ExtractReport {
-        let channel = ChannelConfig(name: "hostile", type: .twilio, apiUser: "AC1", apiKey: Secret("token-xyz"),
-                                    apiURL: "http://127.0.0.1:\(port)")
-        var client = APIClient(http: HTTPClient(), limiters: AccountLimiters(), maxAttempts: 3, backoff: Backoff(base: 0.01, max: 0.05),
-                               logger: TestServices.logger)
+        let channel = ChannelConfig(
+            name: "hostile", type: .twilio, apiUser: "AC1", apiKey: Secret("token-xyz"),
+            apiURL: "http://127.0.0.1:\(port)")
+        var client = APIClient(
+            http: HTTPClient(), limiters: AccountLimiters(), maxAttempts: 3, backoff: Backoff(base: 0.01, max: 0.05),
+            logger: TestServices.logger)
         client.maxBodyBytes = maxBodyBytes
         var extractor = TwilioExtractor(channel: channel, client: client, s3: s3, folder: "hostile")
         extractor.maxPages = 50
@@ -78,8 +83,10 @@ final class HostileAPITests {
         }
     }
 
-    @Test(arguments: ["@evil.example/2010-04-01/x", ".evil.example/x", "//evil.example/x", "https://evil.example/x",
-                      "http://127.0.0.1:1/x", "ftp://127.0.0.1/x", "file:///etc/passwd", "relative/path", "/x y"])
+    @Test(arguments: [
+        "@evil.example/2010-04-01/x", ".evil.example/x", "//evil.example/x", "https://evil.example/x",
+        "http://127.0.0.1:1/x", "ftp://127.0.0.1/x", "file:///etc/passwd", "relative/path", "/x y",
+    ])
     func aNextPageOffTheConfiguredOriginIsRefused(_ link: String) throws {
         stub.answer.withLock { $0 = .page(next: link) }
         stub.requests.withLock { $0 = [] }

@@ -1,11 +1,11 @@
 import Foundation
+import HuskimoTesting
 import SandboxKit
 import Testing
 
 @testable import HuskimoConnectors
 @testable import HuskimoCore
 @testable import HuskimoFleet
-import HuskimoTesting
 
 /// One account whose API turns hostile on some days (a next page on another host, a page loop, a body over the
 /// limit, Retry-After: 999999999, invalid UTF-8), while someone abuses the worker's metrics port: the worker
@@ -16,7 +16,8 @@ struct HostileFleetTests {
     /// VmHWM of a process, in KiB (nil once it is gone).
     static func peakRSS(_ pid: pid_t) -> Int? {
         guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
-              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }) else { return nil }
+            let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") })
+        else { return nil }
         return Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "")
     }
 
@@ -28,8 +29,10 @@ struct HostileFleetTests {
         fleet.maxResponseMiB = 1
         try fleet.writeConfig()
         try fleet.applyDDL()
-        let hostile = ["2026-11-02": "other-host", "2026-11-03": "loop", "2026-11-04": "huge", "2026-11-05": "retry-after",
-                       "2026-11-06": "bad-utf8"]
+        let hostile = [
+            "2026-11-02": "other-host", "2026-11-03": "loop", "2026-11-04": "huge", "2026-11-05": "retry-after",
+            "2026-11-06": "bad-utf8",
+        ]
         fleet.api.setFaults(SandboxFaults(twilioHostileDays: hostile))
         try fleet.plan(["--from", "2026-11-01", "--to", "2026-11-07", "--resource", "calls"])
         let port = TestServices.freePort()
@@ -82,14 +85,17 @@ struct HostileFleetTests {
         // The healthy days of the same account, exactly; the day with invalid UTF-8 loaded with U+FFFD, counted.
         let pg = try PostgresConnection(try TestServices.postgres())
         for day in ["2026-11-01", "2026-11-06", "2026-11-07"] {
-            let sids = try pg.query("""
+            let sids = try pg.query(
+                """
                 SELECT sid FROM \(fleet.id).twilio_calls WHERE channel_name = 'us' AND start_time >= $1::timestamp
                 AND start_time < $1::timestamp + interval '1 day' ORDER BY sid
-                """, [day]).map { $0[0] ?? "" }
+                """, [day]
+            ).map { $0[0] ?? "" }
             #expect(sids == SandboxData.records(account, "calls", day: Day(day)!.ordinal).map(\.sid).sorted(), "\(day): every call, once")
         }
         #expect(try fleet.duplicates("twilio_calls") == 0)
-        #expect(try pg.query("SELECT count(*) FROM \(fleet.id).twilio_calls WHERE api_version LIKE '\u{FFFD}%'")[0][0]
+        #expect(
+            try pg.query("SELECT count(*) FROM \(fleet.id).twilio_calls WHERE api_version LIKE '\u{FFFD}%'")[0][0]
                 == String(SandboxAPI.expected(account, "calls", day: Day("2026-11-06")!).count), "the invalid bytes became U+FFFD")
         #expect(fleet.log("w.log").contains("values replaced with U+FFFD"))
         // The hostile days are parked, each with its reason.

@@ -1,11 +1,11 @@
 import Foundation
+import HuskimoTesting
 import SandboxKit
 import Testing
 
 @testable import HuskimoConnectors
 @testable import HuskimoCore
 @testable import HuskimoFleet
-import HuskimoTesting
 
 /// The loader against the real PostgreSQL, fed with real extractions from the sandbox staged on S3.
 @Suite(.serialized, .timeLimit(.minutes(5)))
@@ -40,7 +40,9 @@ final class LoaderIntegrationTests {
 
     func loader(_ target: TargetConfig) throws -> WarehouseLoader { try staged.loader(target) }
 
-    func extract(_ account: SandboxAccount, _ resource: Resource, _ day: Day?, channel: String = "acme", at: Date = Date()) throws -> LoadMessage {
+    func extract(
+        _ account: SandboxAccount, _ resource: Resource, _ day: Day?, channel: String = "acme", at: Date = Date()
+    ) throws -> LoadMessage {
         try staged.extract(account, resource, day, channel: channel, at: at)
     }
 
@@ -75,7 +77,8 @@ final class LoaderIntegrationTests {
         third.contentDigest = nil
         let replaced = try loader.load([third])
         #expect(replaced.loaded == [third.loadID])
-        #expect(replaced.reports.first.map { ($0.rowsBefore, $0.rowsAfter, $0.changed, $0.added, $0.removed) } ?? (0, 0, nil, nil, nil)
+        #expect(
+            replaced.reports.first.map { ($0.rowsBefore, $0.rowsAfter, $0.changed, $0.added, $0.removed) } ?? (0, 0, nil, nil, nil)
                 == (expected, expected, 0, 0, 0))
         #expect(try count("twilio_calls") == expected)
         #expect(try count("twilio_calls", "when_retrieved = '\(stamp(third))'") == expected)
@@ -162,7 +165,8 @@ final class LoaderIntegrationTests {
         #expect(late.loaded.isEmpty && late.skipped.first?.reason == "older than the extraction already loaded", "\(late)")
         let expected = SandboxAPI.expected(account, "messages", day: Self.day).count
         #expect(try count("twilio_messages") == expected, "one extraction's rows, not both")
-        #expect(PostgresDialect.lockKey(schema: "s", table: "t", channel: "c", partition: "2026-11-21")
+        #expect(
+            PostgresDialect.lockKey(schema: "s", table: "t", channel: "c", partition: "2026-11-21")
                 != PostgresDialect.lockKey(schema: "s", table: "t", channel: "c", partition: "2026-11-22"))
     }
 
@@ -204,8 +208,9 @@ final class LoaderIntegrationTests {
         let up = try loader(try target(name: "a"))
         _ = try up.load(loads)
         // Target b (its own schema: its own tables and ledger) is down: nothing listens on its port.
-        let down = WarehouseLoader(target: try target(name: "b", port: 1, schema: schema + "_b"), s3: s3, s3Config: s3Config,
-                                   logger: TestServices.logger)
+        let down = WarehouseLoader(
+            target: try target(name: "b", port: 1, schema: schema + "_b"), s3: s3, s3Config: s3Config,
+            logger: TestServices.logger)
         let error = #expect(throws: PQError.self) { try down.load(loads) }
         #expect(error?.errorClass == .transient)
         // It comes back and catches up: both targets hold exactly the same rows.
@@ -214,7 +219,8 @@ final class LoaderIntegrationTests {
         let pg = try PostgresConnection(try TestServices.postgres())
         for table in ["twilio_calls", "twilio_messages"] {
             #expect(try count(table) == SandboxAPI.expected(account, table.dropFirst(7).description, day: Self.day).count)
-            let diff = try pg.query("""
+            let diff = try pg.query(
+                """
                 SELECT count(*) FROM ((SELECT * FROM \(schema).\(table) EXCEPT ALL SELECT * FROM \(schema)_b.\(table))
                 UNION ALL (SELECT * FROM \(schema)_b.\(table) EXCEPT ALL SELECT * FROM \(schema).\(table))) d
                 """)
@@ -234,7 +240,8 @@ final class LoaderIntegrationTests {
         let pg = try PostgresConnection(try TestServices.postgres())
         let columns = try pg.query(
             "SELECT column_name FROM information_schema.columns WHERE table_schema = $1 AND table_name = 'twilio_messages' ORDER BY ordinal_position",
-            [schema]).map { $0[0]! }
+            [schema]
+        ).map { $0[0]! }
         #expect(columns == TwilioTable.messages.columnNames)
     }
 }

@@ -1,11 +1,11 @@
 import Foundation
+import HuskimoTesting
 import SandboxKit
 import Testing
 
 @testable import HuskimoConnectors
 @testable import HuskimoCore
 @testable import HuskimoFleet
-import HuskimoTesting
 
 /// What an operator sees: `status --json` and the metrics endpoints of a running fleet with faults and a revoked
 /// channel, checked against what the run did.
@@ -15,15 +15,18 @@ struct OperationsIntegrationTests {
 
     @Test(arguments: ["postgres", "redshift"]) func statusAndMetricsReportTheFleetAsItIs(target: String) throws {
         let us = SandboxAccount.defaults[0], eu = SandboxAccount.defaults[1]
-        let fleet = try FleetHarness(accounts: [("us", us), ("revoked", eu)], tokens: ["revoked": "wrong-token-7q"],
-                                     singular: [("spend", SandboxSingular.keys[0])], target: target)
+        let fleet = try FleetHarness(
+            accounts: [("us", us), ("revoked", eu)], tokens: ["revoked": "wrong-token-7q"],
+            singular: [("spend", SandboxSingular.keys[0])], target: target)
         defer { fleet.cleanUp() }
         fleet.managementURL = try TestServices.require("RABBITMQ_MGMT_URL")
         try fleet.writeConfig()
         fleet.api.setFaults(SandboxFaults(rate: 0.05, latencyMs: 5))
         try fleet.applyDDL()
-        try fleet.plan(["--from", "2026-11-20", "--to", "2026-11-21", "--resource", "calls", "--resource", "messages",
-                        "--resource", "campaigns"])
+        try fleet.plan([
+            "--from", "2026-11-20", "--to", "2026-11-21", "--resource", "calls", "--resource", "messages",
+            "--resource", "campaigns",
+        ])
         let workerPort = TestServices.freePort(), loaderPort = TestServices.freePort()
         let worker = try fleet.worker("w.log", concurrency: 3, idle: 120, extra: ["--metrics-port", String(workerPort)])
         let loader = try fleet.loader("l.log", idle: 120, extra: ["--metrics-port", String(loaderPort), "--queue-poll-seconds", "1"])
@@ -44,7 +47,8 @@ struct OperationsIntegrationTests {
         let deadline = Date().addingTimeInterval(120)
         var settled = false
         while Date() < deadline, !settled {
-            settled = (try? fleet.rows("twilio_calls", channel: "us")) == expectedCalls
+            settled =
+                (try? fleet.rows("twilio_calls", channel: "us")) == expectedCalls
                 && (try? fleet.rows("twilio_messages", channel: "us")) == expectedMessages
                 && (try? fleet.rows("singular_campaigns", channel: "spend")) == expectedCampaigns
                 && (try? client.depthBlocking(topology.failedQueue).ready) == 4
@@ -59,11 +63,12 @@ struct OperationsIntegrationTests {
         repeat {
             (code, output) = try fleet.run("huskimo-planner", ["status", "--config", fleet.configPath, "--json"])
             if let json = output.firstIndex(of: "{").map({ String(output[$0...]) }),
-               let status = try? JSONDecoder().decode(FleetStatus.self, from: Data(json.utf8)),
-               status.queues.first(where: { $0.name == topology.extractQueue })?.consumers == 1,
-               status.queues.first(where: { $0.name == topology.extractQueue })?.unacked == 0,
-               status.queues.first(where: { $0.name == topology.loadQueue("local") })?.consumers == 1,
-               status.queues.first(where: { $0.name == topology.failedQueue })?.ready == 4 {
+                let status = try? JSONDecoder().decode(FleetStatus.self, from: Data(json.utf8)),
+                status.queues.first(where: { $0.name == topology.extractQueue })?.consumers == 1,
+                status.queues.first(where: { $0.name == topology.extractQueue })?.unacked == 0,
+                status.queues.first(where: { $0.name == topology.loadQueue("local") })?.consumers == 1,
+                status.queues.first(where: { $0.name == topology.failedQueue })?.ready == 4
+            {
                 break
             }
             usleep(500_000)
@@ -107,16 +112,19 @@ struct OperationsIntegrationTests {
         // The loader's: loads and rows per table, freshness, and the queue gauges it polls (once caught up).
         var l = try Self.scrape(loaderPort)
         let gauges = Date().addingTimeInterval(20)
-        while Date() < gauges, l.value("huskimo_queue_messages_ready", ["queue": topology.failedQueue]) != 4
-            || l.value("huskimo_queue_consumers", ["queue": topology.extractQueue]) != 1
-            || l.value("huskimo_queue_messages_unacked", ["queue": topology.extractQueue]) != 0 {
+        while Date() < gauges,
+            l.value("huskimo_queue_messages_ready", ["queue": topology.failedQueue]) != 4
+                || l.value("huskimo_queue_consumers", ["queue": topology.extractQueue]) != 1
+                || l.value("huskimo_queue_messages_unacked", ["queue": topology.extractQueue]) != 0
+        {
             usleep(500_000)
             l = try Self.scrape(loaderPort)
         }
         #expect(l.value("huskimo_loads_total", ["target": "local", "outcome": "succeeded"]) == 6)
         #expect(l.value("huskimo_load_rows_total", ["target": "local", "table": "twilio_calls"]) == Double(expectedCalls))
         #expect(l.value("huskimo_load_rows_total", ["target": "local", "table": "singular_campaigns"]) == Double(expectedCampaigns))
-        #expect(l.value("huskimo_loaded_day_timestamp_seconds", ["target": "local", "table": "twilio_calls", "channel": "us"])
+        #expect(
+            l.value("huskimo_loaded_day_timestamp_seconds", ["target": "local", "table": "twilio_calls", "channel": "us"])
                 == Double(Day("2026-11-21")!.ordinal * 86_400))
         #expect(l.value("huskimo_queue_messages_ready", ["queue": topology.failedQueue]) == 4)
         #expect(l.value("huskimo_queue_consumers", ["queue": topology.extractQueue]) == 1)
@@ -125,8 +133,10 @@ struct OperationsIntegrationTests {
         // A secrets scan of everything this faulty run wrote or shows: logs, status (text and JSON), both metrics
         // endpoints, the parked messages' bodies and headers, and the process list of the running worker and loader.
         let env = TestServices.env
-        let secrets = [us.token, "wrong-token-7q", SandboxSingular.keys[0].key, env["POSTGRES_PASSWORD"] ?? "",
-                       env["S3_SECRET_ACCESS_KEY"] ?? ""].filter { $0.count >= 8 }  // shorter ones (moto's "test") match anything
+        let secrets = [
+            us.token, "wrong-token-7q", SandboxSingular.keys[0].key, env["POSTGRES_PASSWORD"] ?? "",
+            env["S3_SECRET_ACCESS_KEY"] ?? "",
+        ].filter { $0.count >= 8 }  // shorter ones (moto's "test") match anything
         var exposed: [String] = [w.text, l.text, output]
         exposed.append(try fleet.run("huskimo-planner", ["status", "--config", fleet.configPath]).1)
         exposed.append(try fleet.run("huskimo-planner", ["config", "--config", fleet.configPath]).1)

@@ -1,10 +1,10 @@
 import Foundation
+import HuskimoTesting
 import Testing
 
 @testable import HuskimoConnectors
 @testable import HuskimoCore
 @testable import HuskimoFleet
-import HuskimoTesting
 
 @Suite(.serialized, .timeLimit(.minutes(3)))
 struct PostgresIntegrationTests {

@@ -1,11 +1,11 @@
 import Foundation
+import HuskimoTesting
 import SandboxKit
 import Testing
 
 @testable import HuskimoConnectors
 @testable import HuskimoCore
 @testable import HuskimoFleet
-import HuskimoTesting
 
 /// The Redshift path for real: the production loader, ledger and status code against the Redshift-dialect test
 /// server (Tests/Support/redshift/redshift_dialect.py: Redshift's COPY from S3 with its field rules and VARCHAR counted in
@@ -57,7 +57,9 @@ final class RedshiftIntegrationTests {
         let postgres = try loader(try target(.postgres, schema: "\(id)_pg"))
         #expect(redshift.dialect.flavor == .redshift)
         var loads: [LoadMessage] = []
-        for resource in [Resource.calls, .messages, .recordings] { loads.append(try extract(resource, Self.day, at: Date(timeIntervalSinceNow: -120))) }
+        for resource in [Resource.calls, .messages, .recordings] {
+            loads.append(try extract(resource, Self.day, at: Date(timeIntervalSinceNow: -120)))
+        }
         loads.append(try extract(.incomingPhoneNumbers, nil, at: Date(timeIntervalSinceNow: -120)))
         let loaded = try redshift.load(loads)
         #expect(Set(loaded.loaded) == Set(loads.map(\.loadID)), "\(loaded.skipped)")
@@ -68,7 +70,9 @@ final class RedshiftIntegrationTests {
             #expect(viaRedshift == viaPostgres, "\(table): Redshift's COPY rules load the staged bytes as PostgreSQL's do")
         }
         // The hard texts went through: tabs, CR/LF, backslashes, `\N` look-alikes, emoji, CJK, RTL, empty against NULL.
-        let texts = Set(try rows(id, "twilio_calls").map { $0[WarehouseSchema.table("twilio_calls")!.columns.firstIndex { $0.name == "caller_name" }!] })
+        let texts = Set(
+            try rows(id, "twilio_calls").map { $0[WarehouseSchema.table("twilio_calls")!.columns.firstIndex { $0.name == "caller_name" }!] }
+        )
         for text in SandboxData.hardTexts { #expect(texts.contains(text), "\(String(describing: text))") }
 
         // Redelivered: nothing twice. Re-read: identical, skipped. Re-read without a digest: replaced and reported.
@@ -79,7 +83,8 @@ final class RedshiftIntegrationTests {
         replace.contentDigest = nil
         let replaced = try redshift.load([replace])
         let expected = SandboxAPI.expected(account, "calls", day: Self.day).count
-        #expect(replaced.loaded == [replace.loadID] && replaced.reports.first?.rowsBefore == expected && replaced.reports.first?.changed == 0)
+        #expect(
+            replaced.loaded == [replace.loadID] && replaced.reports.first?.rowsBefore == expected && replaced.reports.first?.changed == 0)
         #expect(try rows(id, "twilio_calls").count == expected)
 
         // What status and catch-up read, through Redshift's SQL.
@@ -104,9 +109,12 @@ final class RedshiftIntegrationTests {
         #expect(try postgres.load([load]).loaded == [load.loadID], "PostgreSQL counts characters")
         let error = try #require(throws: (any Error).self) { try redshift.load([load]) }
         #expect("\(error)".contains("stl_load_errors"), "\(error)")
-        #expect("\(error)".contains("caller_name") && "\(error)".contains("1204"), "the loader reads stl_load_errors and names it: \(error)")
+        #expect(
+            "\(error)".contains("caller_name") && "\(error)".contains("1204"), "the loader reads stl_load_errors and names it: \(error)")
         #expect(ErrorClass.of(error) == .permanent)
-        #expect(try rows(id, "twilio_calls").isEmpty && Ledger(schema: id).loadedDays(table: "twilio_calls", channel: "acme", redshift.db()).isEmpty)
+        #expect(
+            try rows(id, "twilio_calls").isEmpty
+                && Ledger(schema: id).loadedDays(table: "twilio_calls", channel: "acme", redshift.db()).isEmpty)
         let reason = try pg.query("SELECT err_code::text, colname FROM public.stl_load_errors ORDER BY starttime DESC LIMIT 1")
         #expect(reason.first?.first == "1204", "String length exceeds DDL length: \(reason)")
     }
@@ -115,9 +123,11 @@ final class RedshiftIntegrationTests {
         // The guard that keeps the production SQL honest: what PostgreSQL alone would accept.
         let redshift = try loader(try target(.redshift, schema: id))
         let pg = try redshift.db()
-        for sql in ["SELECT count(*) FILTER (WHERE true) FROM \(id).load_ledger",
-                    "SELECT 1 WHERE 'a' = ANY(ARRAY['a'])",
-                    "SELECT pg_advisory_xact_lock(1)"] {
+        for sql in [
+            "SELECT count(*) FILTER (WHERE true) FROM \(id).load_ledger",
+            "SELECT 1 WHERE 'a' = ANY(ARRAY['a'])",
+            "SELECT pg_advisory_xact_lock(1)",
+        ] {
             #expect(throws: PQError.self) { try pg.query(sql) }
         }
         #expect(try pg.query("SELECT count(*) FROM \(id).load_ledger").first?.first == "0")

@@ -1,11 +1,11 @@
 import Foundation
+import HuskimoTesting
 import SandboxKit
 import Testing
 
 @testable import HuskimoConnectors
 @testable import HuskimoCore
 @testable import HuskimoFleet
-import HuskimoTesting
 
 /// `huskimo-planner run`: the 0.3 cron habit (plan, extract and load in one process until the night's work is
 /// done), with faults, a revoked channel and a Singular channel.
@@ -14,13 +14,16 @@ struct RunCommandTests {
     static let days = [Day("2026-11-20")!, Day("2026-11-21")!]
 
     @Test(arguments: ["postgres", "redshift"]) func oneProcessDoesTheNightAndExitsOneWhileJobsAreParked(target: String) throws {
-        let fleet = try FleetHarness(accounts: [("us", SandboxAccount.defaults[0]), ("eu", SandboxAccount.defaults[1])],
-                                     tokens: ["eu": "wrong-token-5r"], singular: [("spend", SandboxSingular.keys[1])], target: target)
+        let fleet = try FleetHarness(
+            accounts: [("us", SandboxAccount.defaults[0]), ("eu", SandboxAccount.defaults[1])],
+            tokens: ["eu": "wrong-token-5r"], singular: [("spend", SandboxSingular.keys[1])], target: target)
         defer { fleet.cleanUp() }
         fleet.api.setFaults(SandboxFaults(rate: 0.05, latencyMs: 5))
         try fleet.applyDDL()
-        let selection = ["--from", "2026-11-20", "--to", "2026-11-21", "--resource", "calls", "--resource", "recordings",
-                         "--resource", "campaigns", "--workers", "4"]
+        let selection = [
+            "--from", "2026-11-20", "--to", "2026-11-21", "--resource", "calls", "--resource", "recordings",
+            "--resource", "campaigns", "--workers", "4",
+        ]
         let (first, output) = try fleet.run("huskimo-planner", ["run", "--config", fleet.configPath] + selection, timeout: 180)
         #expect(first == 1, "parked jobs make the run exit 1: \(output.suffix(1500))")
         #expect(output.contains("run: 10 jobs planned; 6 extracted"), "\(output.suffix(1500))")

@@ -1,10 +1,10 @@
 import Foundation
+import HuskimoTesting
 import Testing
 
 @testable import HuskimoConnectors
 @testable import HuskimoCore
 @testable import HuskimoFleet
-import HuskimoTesting
 
 @Suite(.serialized, .timeLimit(.minutes(3)))
 struct S3IntegrationTests {
@@ -86,9 +86,11 @@ struct S3IntegrationTests {
         #expect(try s3.get("strict/multi.bin") == bigger)
 
         let (wrong, _) = try Self.client(strict: true, secret: "not-the-secret")
-        let bad = S3Client(S3Endpoint(endpoint: wrong.config.endpoint, region: wrong.config.region, bucket: s3.config.bucket,
-                                      accessKeyID: wrong.config.accessKeyID, secretAccessKey: Secret("not-the-secret"),
-                                      pathStyle: true))
+        let bad = S3Client(
+            S3Endpoint(
+                endpoint: wrong.config.endpoint, region: wrong.config.region, bucket: s3.config.bucket,
+                accessKeyID: wrong.config.accessKeyID, secretAccessKey: Secret("not-the-secret"),
+                pathStyle: true))
         let error = #expect(throws: S3Error.self) { try bad.get("strict/multi.bin") }
         #expect(error?.status == 403)
         #expect(error?.code == "SignatureDoesNotMatch")
@@ -96,8 +98,10 @@ struct S3IntegrationTests {
     }
 
     @Test func anUnreachableEndpointIsATransientError() throws {
-        let s3 = S3Client(S3Endpoint(endpoint: "http://127.0.0.1:1", region: "us-east-1", bucket: "b", accessKeyID: "k",
-                                     secretAccessKey: Secret("s"), pathStyle: true))
+        let s3 = S3Client(
+            S3Endpoint(
+                endpoint: "http://127.0.0.1:1", region: "us-east-1", bucket: "b", accessKeyID: "k",
+                secretAccessKey: Secret("s"), pathStyle: true))
         let error = #expect(throws: CurlError.self) { try s3.get("x") }
         #expect(error?.errorClass == .transient)
         #expect(error?.code == .transport)
@@ -113,9 +117,10 @@ struct S3IntegrationTests {
             try (0..<3).map { n in
                 let key = layout.objectKey(prefix: "stage/\(tag)/calls/us/2026-11-2\(n)", index: 0)
                 try s3.put(key, [UInt8(n)])
-                return LoadMessage(loadID: "\(tag)-\(n)", jobID: "j\(n)", channel: "us", resource: "calls", table: "twilio_calls",
-                                   partition: "2026-11-2\(n)", objects: [StagedObject(key: key, rows: 1, bytes: 1, sha256: "")],
-                                   extractedAt: "2026-11-30T00:00:00Z")
+                return LoadMessage(
+                    loadID: "\(tag)-\(n)", jobID: "j\(n)", channel: "us", resource: "calls", table: "twilio_calls",
+                    partition: "2026-11-2\(n)", objects: [StagedObject(key: key, rows: 1, bytes: 1, sha256: "")],
+                    extractedAt: "2026-11-30T00:00:00Z")
             }
         }
         let two = StagingJanitor(s3: s3, layout: layout, targets: ["pg", "rs"], logger: TestServices.logger)

@@ -1,11 +1,11 @@
 import Foundation
+import HuskimoTesting
 import SandboxKit
 import Testing
 
 @testable import HuskimoConnectors
 @testable import HuskimoCore
 @testable import HuskimoFleet
-import HuskimoTesting
 
 /// Singular through the fleet into PostgreSQL: the lookback window, append-only snapshots, the latest retrieval
 /// per day, a broken day parked, and the API key kept out of every log.
@@ -33,11 +33,15 @@ struct SingularFleetTests {
         let client = QueueClient(url: try TestServices.amqpURL(), retryWindow: 5, logger: TestServices.logger)
         defer { client.close() }
         var parked: [AMQPDelivery] = []
-        try client.drainBlocking(topology.failedQueue) { parked.append($0); return .keep }
+        try client.drainBlocking(topology.failedQueue) {
+            parked.append($0)
+            return .keep
+        }
         // Distinct jobs: other suites restart the broker while this one runs, and a park whose ack the killed broker
         // never persisted is parked again on redelivery (AMQP is at-least-once; requeue is idempotent).
         #expect(Set(parked.compactMap { $0.headers["x-id"]?.stringValue }).count == 4 && parked.count >= 4)
-        #expect(parked.allSatisfy { $0.headers["x-error-class"] == .string("permanent") && $0.headers["x-day"] == .string(broken.description) })
+        #expect(
+            parked.allSatisfy { $0.headers["x-error-class"] == .string("permanent") && $0.headers["x-day"] == .string(broken.description) })
         #expect(Set(parked.compactMap { $0.headers["x-channel"]?.stringValue }) == ["spend-a", "spend-b"])
         #expect(parked.allSatisfy { ($0.headers["x-error-message"]?.stringValue ?? "").contains("yesterday") })
         let good = window.filter { $0 != broken }
@@ -95,9 +99,10 @@ struct SingularFleetTests {
             let dayList = "{" + days.map(\.description).joined(separator: ",") + "}"
             let missing = try pg.query("SELECT count(*) FROM (SELECT \(columns) FROM \(expectedTable) EXCEPT ALL (\(latest))) x", [dayList])
             let extra = try pg.query("SELECT count(*) FROM ((\(latest)) EXCEPT ALL SELECT \(columns) FROM \(expectedTable)) x", [dayList])
-            #expect(missing[0][0] == "0" && extra[0][0] == "0",
-                    "\(table.name) revision \(revision): \(missing[0][0] ?? "?") expected rows missing, \(extra[0][0] ?? "?") unexpected",
-                    sourceLocation: sourceLocation)
+            #expect(
+                missing[0][0] == "0" && extra[0][0] == "0",
+                "\(table.name) revision \(revision): \(missing[0][0] ?? "?") expected rows missing, \(extra[0][0] ?? "?") unexpected",
+                sourceLocation: sourceLocation)
             #expect(count > 50, "the comparison covers real data (\(count) rows)", sourceLocation: sourceLocation)
         }
     }
@@ -105,7 +110,8 @@ struct SingularFleetTests {
     /// Distinct retrievals of one day in `singular_campaigns` of the first channel that has rows that day.
     func snapshots(_ fleet: FleetHarness, day: Day) throws -> Int {
         let pg = try PostgresConnection(try TestServices.postgres())
-        let rows = try pg.query("""
+        let rows = try pg.query(
+            """
             SELECT coalesce(max(n), 0) FROM (SELECT count(DISTINCT when_retrieved) n FROM \(fleet.id).singular_campaigns
             WHERE reporting_date = $1::timestamp GROUP BY channel_name) x
             """, [day.description])
@@ -114,6 +120,7 @@ struct SingularFleetTests {
 
     func latestRetrieval(_ fleet: FleetHarness) throws -> String {
         let pg = try PostgresConnection(try TestServices.postgres())
-        return try pg.query("SELECT to_char(max(when_retrieved), 'YYYY-MM-DD HH24:MI:SS.MS') FROM \(fleet.id).singular_campaigns")[0][0] ?? ""
+        return try pg.query("SELECT to_char(max(when_retrieved), 'YYYY-MM-DD HH24:MI:SS.MS') FROM \(fleet.id).singular_campaigns")[0][0]
+            ?? ""
     }
 }

@@ -1,10 +1,10 @@
 import Foundation
+import HuskimoTesting
 import SandboxKit
 
 @testable import HuskimoConnectors
 @testable import HuskimoCore
 @testable import HuskimoFleet
-import HuskimoTesting
 
 /// What the loader suites share: the sandbox over real HTTP, a bucket of their own on the local S3, and real
 /// extractions staged into it, ready to load.
@@ -23,18 +23,22 @@ final class StagedLoads {
         s3 = S3Client(try TestServices.s3(bucket: bucket))
         try s3.createBucket()
         let env = TestServices.env
-        s3Config = try FleetConfig.parse("""
+        s3Config = try FleetConfig.parse(
+            """
             channels: [{name: c, type: singular, api_key: k}]
             s3: {access_key_id: "\(env["S3_ACCESS_KEY_ID"] ?? "")", secret_access_key: "\(env["S3_SECRET_ACCESS_KEY"] ?? "")", region: us-east-1, bucket: \(bucket), endpoint: "\(env["S3_ENDPOINT"] ?? "")", path_style: true}
             targets: [{name: t, host: h, database: d, username: u}]
-            """, environment: [:]).s3
+            """, environment: [:]
+        ).s3
     }
 
     deinit { server.stop() }
 
     /// A real extraction of (account, resource, day) from the sandbox, staged, as the worker's load message.
-    func extract(_ account: SandboxAccount, _ resource: Resource, _ day: Day?, channel: String = "acme", at: Date = Date(),
-                 runID: String = "r") throws -> LoadMessage {
+    func extract(
+        _ account: SandboxAccount, _ resource: Resource, _ day: Day?, channel: String = "acme", at: Date = Date(),
+        runID: String = "r"
+    ) throws -> LoadMessage {
         let yaml = """
             channels: [{name: "\(channel)", type: twilio, api_user: \(account.sid), api_key: \(account.token), api_url: "http://127.0.0.1:\(port)", pricing_url: "http://127.0.0.1:\(port)"}]
             s3: {access_key_id: k, secret_access_key: s, region: us-east-1, bucket: b}

@@ -1,11 +1,11 @@
 import Foundation
+import HuskimoTesting
 import Logging
 import Testing
 
 @testable import HuskimoConnectors
 @testable import HuskimoCore
 @testable import HuskimoFleet
-import HuskimoTesting
 
 /// The services the stack script started (`deploy/local/stack.sh up` prints these variables and writes them to
 /// `.local/stack/stack.env`). The environment wins; what it lacks comes from that file, so with the stack up a plain

@@ -1,4 +1,5 @@
 import Foundation
+import HuskimoTesting
 import Logging
 import SandboxKit
 import Testing
@@ -6,7 +7,6 @@ import Testing
 @testable import HuskimoConnectors
 @testable import HuskimoCore
 @testable import HuskimoFleet
-import HuskimoTesting
 
 /// The extractor against the sandbox over real HTTP, staging into the S3 server, reading the staged objects back.
 @Suite(.serialized, .timeLimit(.minutes(5)))
@@ -44,8 +44,9 @@ final class TwilioExtractionTests {
 
     func extractor(_ channel: ChannelConfig, maxObjectBytes: Int = 64 << 20, pageSize: Int = 1000) -> TwilioExtractor {
         let client = APIClient(http: HTTPClient(), limiters: limiters, backoff: Backoff(base: 0.02, max: 0.5), logger: TestServices.logger)
-        return TwilioExtractor(channel: channel, client: client, s3: s3, folder: "staging/run", maxObjectBytes: maxObjectBytes,
-                               pageSize: pageSize)
+        return TwilioExtractor(
+            channel: channel, client: client, s3: s3, folder: "staging/run", maxObjectBytes: maxObjectBytes,
+            pageSize: pageSize)
     }
 
     func stagedRows(_ load: LoadMessage) throws -> [[String?]] {
@@ -176,9 +177,10 @@ final class TwilioExtractionTests {
 
     @Test func anEmptyDayIsAValidEmptyLoad() throws {
         let account = SandboxAccount.defaults[2]
-        let ordinal = try #require((Day("2026-01-01")!.ordinal..<Day("2026-12-31")!.ordinal).first {
-            SandboxData.count(account, "recordings", $0) == 0
-        })
+        let ordinal = try #require(
+            (Day("2026-01-01")!.ordinal..<Day("2026-12-31")!.ordinal).first {
+                SandboxData.count(account, "recordings", $0) == 0
+            })
         let job = ExtractJob(runID: "r", channel: "c", resource: .recordings, day: Day(ordinal: ordinal), plannedAt: "")
         let report = try extractor(try channel(account)).extract(job)
         #expect(report.records == 0)

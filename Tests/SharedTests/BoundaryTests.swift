@@ -1,20 +1,24 @@
 import Foundation
+import HuskimoTesting
 import Testing
 
 @testable import HuskimoConnectors
 @testable import HuskimoCore
 @testable import HuskimoFleet
-import HuskimoTesting
 
 /// What arrives from outside, refused with a named error: paging links, messages, requests to a port.
 @Suite struct BoundaryTests {
     @Test func pageLinksStayOnTheConfiguredOrigin() throws {
         let links = try PageLinks(base: "https://api.twilio.com/")
-        #expect(try links.resolve("/2010-04-01/Accounts/AC1/Calls.json?PageToken=PA1") == "https://api.twilio.com/2010-04-01/Accounts/AC1/Calls.json?PageToken=PA1")
+        #expect(
+            try links.resolve("/2010-04-01/Accounts/AC1/Calls.json?PageToken=PA1")
+                == "https://api.twilio.com/2010-04-01/Accounts/AC1/Calls.json?PageToken=PA1")
         #expect(try links.resolve("https://API.twilio.com:443/x") == "https://API.twilio.com:443/x")
-        for bad in ["@evil.com/x", ".evil.com/x", "//evil.com/x", "http://api.twilio.com/x", "https://api.twilio.com:8443/x",
-                    "https://user:pw@api.twilio.com/x", "https://api.twilio.com.evil.com/x", "https://evil.com\\@api.twilio.com/x",
-                    "javascript:alert(1)", "", "/x\ny", "/ü"] {
+        for bad in [
+            "@evil.com/x", ".evil.com/x", "//evil.com/x", "http://api.twilio.com/x", "https://api.twilio.com:8443/x",
+            "https://user:pw@api.twilio.com/x", "https://api.twilio.com.evil.com/x", "https://evil.com\\@api.twilio.com/x",
+            "javascript:alert(1)", "", "/x\ny", "/ü",
+        ] {
             #expect(throws: PagingError.self, "\(bad)") { try links.resolve(bad) }
         }
         // A proxy's path prefix is kept for absolute paths.
@@ -43,7 +47,14 @@ import HuskimoTesting
         let cases: [(String, (inout [String: Any]) -> Void)] = [
             ("out of range", { $0["attempt"] = -1 }), ("out of range", { $0["attempt"] = 9_000_000_000_000_000_000 as Double }),
             ("out of range", { $0["attempt"] = 1001 }), ("version", { $0["version"] = 0 }), ("version", { $0["version"] = 2 }),
-            ("does not match", { $0["job_id"] = "twilio/other/calls/2026-11-20" }), ("needs a day", { $0["day"] = NSNull(); $0["job_id"] = "twilio/us/calls/snapshot" }),
+            ("does not match", { $0["job_id"] = "twilio/other/calls/2026-11-20" }),
+            (
+                "needs a day",
+                {
+                    $0["day"] = NSNull()
+                    $0["job_id"] = "twilio/us/calls/snapshot"
+                }
+            ),
         ]
         for (expected, change) in cases {
             do {
@@ -77,10 +88,18 @@ import HuskimoTesting
         }
         #expect(calls == 2)
         calls = 0
-        #expect(try S3Client.retrying(delays: [0.01, 0.01]) { calls += 1; return answer(403) }.status == 403 && calls == 1)
+        #expect(
+            try S3Client.retrying(delays: [0.01, 0.01]) {
+                calls += 1
+                return answer(403)
+            }.status == 403 && calls == 1)
         // After the last delay the last answer is what the caller sees.
         calls = 0
-        #expect(try S3Client.retrying(delays: [0.01, 0.01]) { calls += 1; return answer(503) }.status == 503 && calls == 3)
+        #expect(
+            try S3Client.retrying(delays: [0.01, 0.01]) {
+                calls += 1
+                return answer(503)
+            }.status == 503 && calls == 3)
     }
 
     @Test func theMetricsPortSurvivesHostileRequests() throws {
@@ -110,7 +129,8 @@ import HuskimoTesting
         var idle: [Int32] = []
         for _ in 0..<8 { idle.append(RawSocket.connect(port)) }
         usleep(200_000)
-        #expect(RawSocket.exchange(port, Array("GET / HTTP/1.1\r\n\r\n".utf8)).hasPrefix("HTTP/1.1 503"), "the ninth is refused, not queued")
+        #expect(
+            RawSocket.exchange(port, Array("GET / HTTP/1.1\r\n\r\n".utf8)).hasPrefix("HTTP/1.1 503"), "the ninth is refused, not queued")
         // The idle ones time out (ioTimeout 1 s) and their slots come back.
         usleep(1_500_000)
         #expect(RawSocket.exchange(port, Array("GET / HTTP/1.1\r\nConnection: close\r\n\r\n".utf8)).hasPrefix("HTTP/1.1 200"))

@@ -69,22 +69,31 @@ import Testing
     @Test func isoTimesAreCheckedForShapeAndRange() {
         #expect(UTCTime.isISO(UTCTime.iso(Date())))
         #expect(UTCTime.isISO("2026-11-20T04:30:00Z") && UTCTime.isISO("2026-11-20T04:30:00.123Z"))
-        for bad in ["2026-11-20 04:30:00", "2026-02-30T04:30:00Z", "2026-11-20T24:00:00Z", "2026-11-20T04:30:00.Z",
-                    "2026-11-20T04:30:00+01:00", "2026-11-20T04:3a:00Z", "'; DROP TABLE x; --"] {
+        for bad in [
+            "2026-11-20 04:30:00", "2026-02-30T04:30:00Z", "2026-11-20T24:00:00Z", "2026-11-20T04:30:00.Z",
+            "2026-11-20T04:30:00+01:00", "2026-11-20T04:3a:00Z", "'; DROP TABLE x; --",
+        ] {
             #expect(!UTCTime.isISO(bad), "\(bad)")
         }
     }
 
     @Test func loadMessagesOutsideTheLedgersBoundsAreRefusedByName() throws {
-        let good = LoadMessage(loadID: "us/calls/2026-11-20@2026-11-21T04:30:00.000Z", jobID: "us/calls/2026-11-20", channel: "us",
-                               resource: "calls", table: "twilio_calls", partition: "2026-11-20", objects: [],
-                               extractedAt: "2026-11-21T04:30:00.000Z")
+        let good = LoadMessage(
+            loadID: "us/calls/2026-11-20@2026-11-21T04:30:00.000Z", jobID: "us/calls/2026-11-20", channel: "us",
+            resource: "calls", table: "twilio_calls", partition: "2026-11-20", objects: [],
+            extractedAt: "2026-11-21T04:30:00.000Z")
         func encoded(_ change: (inout LoadMessage) -> Void) throws -> [UInt8] {
             var m = good
             change(&m)
             return Array(try JSONEncoder().encode(m))
         }
-        #expect(try MessageCodec.decodeLoad(encoded { $0.contentDigest = "2a:ff01"; $0.runID = "20261121T043000000Z" }).contentDigest == "2a:ff01")
+        #expect(
+            try MessageCodec.decodeLoad(
+                encoded {
+                    $0.contentDigest = "2a:ff01"
+                    $0.runID = "20261121T043000000Z"
+                }
+            ).contentDigest == "2a:ff01")
         let cases: [(String, (inout LoadMessage) -> Void)] = [
             ("partition", { $0.partition = "2026-13-01" }),
             ("extracted_at", { $0.extractedAt = "yesterday" }),

@@ -1,10 +1,10 @@
 import Foundation
+import HuskimoTesting
 import Testing
 
 @testable import HuskimoConnectors
 @testable import HuskimoCore
 @testable import HuskimoFleet
-import HuskimoTesting
 
 @Suite struct ConfigTests {
     static let env = [
@@ -75,7 +75,10 @@ import HuskimoTesting
         ("type: singular", "type: facebook", "channels[0].type: expected one of twilio, singular, got \"facebook\""),
         ("    type: redshift", "    type: oracle", "targets[0].type: expected one of redshift, postgres, got \"oracle\""),
         ("  region: ADD HERE # Region bucket lives in", "  regoin: eu-west-1", "s3.regoin: unknown key"),
-        ("    password: ADD HERE", "    password: ${NOT_SET_ANYWHERE}", "targets[0].password: environment variable NOT_SET_ANYWHERE is not set"),
+        (
+            "    password: ADD HERE", "    password: ${NOT_SET_ANYWHERE}",
+            "targets[0].password: environment variable NOT_SET_ANYWHERE is not set"
+        ),
         ("    database: ADD HERE # Name of database", "    database:", "targets[0].database: required"),
     ])
     func badValuesNameTheirKeyPath(original: String, replacement: String, expected: String) throws {
@@ -86,11 +89,15 @@ import HuskimoTesting
     }
 
     @Test func theManagementURLIsAnHTTPURLWithoutCredentials() {
-        let base = "channels: [{name: a, type: singular, api_key: k}]\ns3: {access_key_id: k, secret_access_key: s, region: r, bucket: b}\ntargets: [{name: t, host: h, database: d, username: u}]\n"
+        let base =
+            "channels: [{name: a, type: singular, api_key: k}]\ns3: {access_key_id: k, secret_access_key: s, region: r, bucket: b}\ntargets: [{name: t, host: h, database: d, username: u}]\n"
         let withCredentials = Self.problems(base + "queue: {management_url: \"http://guest:hunter2@rabbit:15672\"}")
         #expect(withCredentials.contains { $0.hasPrefix("queue.management_url: must not carry credentials") }, "got \(withCredentials)")
         #expect(!withCredentials.joined().contains("hunter2"), "the rejected value is not echoed")
-        #expect(Self.problems(base + "queue: {management_url: \"rabbit:15672\"}").contains { $0.hasPrefix("queue.management_url: expected an http") })
+        #expect(
+            Self.problems(base + "queue: {management_url: \"rabbit:15672\"}").contains {
+                $0.hasPrefix("queue.management_url: expected an http")
+            })
         #expect(Self.problems(base + "queue: {management_url: \"https://rabbit:15672/\"}").isEmpty)
     }
 
@@ -101,16 +108,22 @@ import HuskimoTesting
         #expect(plain.targets[0].postgresSettings.sslRootCert == SystemCA.bundle, "the system CA without sslrootcert")
         for mode in ["prefer", "allow"] {
             let problems = Self.problems(base + "targets: [{name: t, host: h, database: d, username: u, sslmode: \(mode)}]")
-            #expect(problems.contains { $0.hasPrefix("targets[0].sslmode: \(mode) falls back to an unencrypted connection") }, "\(problems)")
+            #expect(
+                problems.contains { $0.hasPrefix("targets[0].sslmode: \(mode) falls back to an unencrypted connection") }, "\(problems)")
         }
-        let require = try FleetConfig.parse(base + "targets: [{name: t, host: h, database: d, username: u, sslmode: require}]", environment: [:])
+        let require = try FleetConfig.parse(
+            base + "targets: [{name: t, host: h, database: d, username: u, sslmode: require}]", environment: [:])
         #expect(require.warnings.contains { $0.contains("target t: sslmode require") && $0.contains("not verified") })
-        let disable = try FleetConfig.parse(base + "targets: [{name: t, host: h, database: d, username: u, sslmode: disable}]", environment: [:])
+        let disable = try FleetConfig.parse(
+            base + "targets: [{name: t, host: h, database: d, username: u, sslmode: disable}]", environment: [:])
         #expect(disable.warnings.contains { $0.contains("target t: sslmode disable") })
-        #expect(Self.problems(base + "targets: [{name: t, host: h, database: d, username: u, sslrootcert: /nonexistent/ca.pem}]")
+        #expect(
+            Self.problems(base + "targets: [{name: t, host: h, database: d, username: u, sslrootcert: /nonexistent/ca.pem}]")
                 .contains("targets[0].sslrootcert: cannot read /nonexistent/ca.pem"))
-        let timeouts = try FleetConfig.parse(base + "targets: [{name: t, type: postgres, host: h, database: d, username: u, statement_timeout_seconds: 60}]",
-                                             environment: [:]).targets[0].postgresSettings.session
+        let timeouts = try FleetConfig.parse(
+            base + "targets: [{name: t, type: postgres, host: h, database: d, username: u, statement_timeout_seconds: 60}]",
+            environment: [:]
+        ).targets[0].postgresSettings.session
         #expect(timeouts == [.init("statement_timeout", milliseconds: 60_000), .init("lock_timeout", milliseconds: 600_000)])
         let redshift = try FleetConfig.parse(base + "targets: [{name: t, host: h, database: d, username: u}]", environment: [:])
         #expect(redshift.targets[0].postgresSettings.session.map(\.name) == ["statement_timeout"], "Redshift has no lock_timeout")
@@ -125,7 +138,9 @@ import HuskimoTesting
             #expect(Self.problems(channel(url)).isEmpty, "\(url)")
         }
         for url in ["http://api.twilio.com", "http://127.0.0.1.evil.com", "http://127.0.0.1@evil.com/", "http://10.0.0.1"] {
-            #expect(Self.problems(channel(url)).contains { $0.hasPrefix("channels[0].api_url: http:// sends the credentials unencrypted") }, "\(url)")
+            #expect(
+                Self.problems(channel(url)).contains { $0.hasPrefix("channels[0].api_url: http:// sends the credentials unencrypted") },
+                "\(url)")
         }
         let allowed = try FleetConfig.parse(channel("http://twilio-proxy.internal", ", allow_http: true"), environment: [:])
         #expect(allowed.warnings.contains { $0.contains("channel a: api_url is plain http://") })
@@ -135,17 +150,23 @@ import HuskimoTesting
     @Test func namesThatReachKeysAndSQLAreHeldToASafeShape() {
         let base = "s3: {access_key_id: k, secret_access_key: s, region: r, bucket: b}\n"
         for bad in ["..", "a\\\\b", String(repeating: "x", count: 129)] {
-            let problems = Self.problems(base + "channels: [{name: \"\(bad)\", type: singular, api_key: k}]\ntargets: [{name: t, host: h, database: d, username: u}]")
+            let problems = Self.problems(
+                base + "channels: [{name: \"\(bad)\", type: singular, api_key: k}]\ntargets: [{name: t, host: h, database: d, username: u}]"
+            )
             #expect(problems.contains { $0.hasPrefix("channels[0].name: must be 1–128 bytes") }, "\(bad): \(problems)")
         }
         for bad in ["x\\\"; DROP SCHEMA y; --", "9lives", "", String(repeating: "s", count: 64), "dash-ed"] {
-            let problems = Self.problems(base + "channels: [{name: a, type: singular, api_key: k}]\ntargets: [{name: t, host: h, database: d, username: u, schema: \"\(bad)\"}]")
+            let problems = Self.problems(
+                base
+                    + "channels: [{name: a, type: singular, api_key: k}]\ntargets: [{name: t, host: h, database: d, username: u, schema: \"\(bad)\"}]"
+            )
             #expect(problems.contains { $0.hasPrefix("targets[0].schema: expected a plain identifier") }, "\(bad): \(problems)")
         }
     }
 
     @Test func yamlSyntaxErrorsNeverEchoTheLineTheyFoundItOn() {
-        let problems = Self.problems("""
+        let problems = Self.problems(
+            """
             channels: [{name: a, type: twilio, api_user: AC1, api_key: "s3cr3t-token-value}]
             """)
         #expect(!problems.isEmpty && problems.allSatisfy { !$0.contains("s3cr3t") }, "\(problems)")
@@ -153,7 +174,8 @@ import HuskimoTesting
     }
 
     @Test func everyProblemIsReportedNotJustTheFirst() {
-        let problems = Self.problems("""
+        let problems = Self.problems(
+            """
             channels:
               - name: a
                 type: twilio
@@ -179,8 +201,10 @@ import HuskimoTesting
         let config = try FleetConfig.parse(try Self.fixture("fleet.yaml"), environment: Self.env)
         var dumped = ""
         dump(config, to: &dumped)
-        let forms = [config.redactedDescription, "\(config)", String(reflecting: config), dumped,
-                     "\(config.queue.url)", "\(config.targets[0].postgresSettings)"]
+        let forms = [
+            config.redactedDescription, "\(config)", String(reflecting: config), dumped,
+            "\(config.queue.url)", "\(config.targets[0].postgresSettings)",
+        ]
         for form in forms {
             for secret in Self.env.values {
                 #expect(!form.contains(secret), "secret leaked in: \(form.prefix(200))")
@@ -225,8 +249,9 @@ import HuskimoTesting
         #expect(dated.output.contains("would publish 3 × acme-us calls  2026-11-08 … 2026-11-10"), "\(dated.output)")
         #expect(dated.output.contains("would publish 7 × spend campaigns  2026-11-04 … 2026-11-10"), "\(dated.output)")
         #expect(dated.output.contains("acme-us incoming_phone_numbers  (snapshot)"))
-        let range = try runTool("huskimo-planner", ["plan", "--config", path.path, "--from", "2026-11-01", "--to", "2026-11-03", "--dry-run"],
-                                env: Self.env)
+        let range = try runTool(
+            "huskimo-planner", ["plan", "--config", path.path, "--from", "2026-11-01", "--to", "2026-11-03", "--dry-run"],
+            env: Self.env)
         #expect(range.output.contains("would publish 3 × acme-us calls  2026-11-01 … 2026-11-03"), "\(range.output)")
         #expect(range.output.contains("would publish 3 × spend campaigns  2026-11-01 … 2026-11-03"), "\(range.output)")
     }
@@ -238,14 +263,20 @@ import HuskimoTesting
         let good = dir.appendingPathComponent("good.yml"), closed = dir.appendingPathComponent("closed.yml")
         try Self.fixture("fleet.yaml").write(to: good, atomically: true, encoding: .utf8)
         // The warehouse on a port nothing listens on: the ledger cannot be read.
-        try Self.fixture("fleet.yaml").replacingOccurrences(of: "port: 35432", with: "port: 1").write(to: closed, atomically: true, encoding: .utf8)
+        try Self.fixture("fleet.yaml").replacingOccurrences(of: "port: 35432", with: "port: 1").write(
+            to: closed, atomically: true, encoding: .utf8)
         let cases: [(String, [String], Int32, String)] = [
             ("huskimo-planner", ["run", "--config", good.path, "--workers", "0"], 2, "--workers must be 1–256"),
             ("huskimo-planner", ["requeue", "--config", good.path, "--from", "2026-13-01"], 2, "--from: expected YYYY-MM-DD"),
-            ("huskimo-planner", ["requeue", "--config", good.path, "--from", "2026-11-02", "--to", "2026-11-01"], 2, "--from must not be after --to"),
+            (
+                "huskimo-planner", ["requeue", "--config", good.path, "--from", "2026-11-02", "--to", "2026-11-01"], 2,
+                "--from must not be after --to"
+            ),
             ("huskimo-planner", ["requeue", "--config", good.path, "--limit", "0"], 2, "--limit must be at least 1"),
-            ("huskimo-worker", ["extract", "--config", good.path, "--metrics-port", "0", "--metrics-host", "localhost"], 2,
-             "--metrics-host must be an IPv4 address"),
+            (
+                "huskimo-worker", ["extract", "--config", good.path, "--metrics-port", "0", "--metrics-host", "localhost"], 2,
+                "--metrics-host must be an IPv4 address"
+            ),
             ("huskimo-planner", ["plan", "--config", closed.path, "--dry-run"], 1, "catch-up: cannot read the load ledger of target"),
         ]
         for (tool, arguments, status, message) in cases {
@@ -258,13 +289,18 @@ import HuskimoTesting
 }
 
 /// Runs one of the package's executables (built next to the test bundle) and returns its exit status and
-/// combined output.
-func runTool(_ name: String, _ arguments: [String], env: [String: String] = [:]) throws -> (status: Int32, output: String) {
+/// combined output (standard output alone with `stdoutOnly`; standard error is then dropped).
+func runTool(
+    _ name: String, _ arguments: [String], env: [String: String] = [:], stdoutOnly: Bool = false
+) throws
+    -> (status: Int32, output: String)
+{
     let binDir = Bundle.main.bundleURL.deletingLastPathComponent().path
     var candidates = [binDir + "/" + name]
     // `swift test` runs an xctest bundle from .build/<triple>/debug; the executables sit in the same folder.
-    candidates.append(URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().appendingPathComponent(".build/debug/\(name)").path)
+    candidates.append(
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent(".build/debug/\(name)").path)
     guard let path = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
         throw CocoaError(.fileNoSuchFile, userInfo: [NSLocalizedDescriptionKey: "no \(name) in \(candidates)"])
     }
@@ -274,7 +310,7 @@ func runTool(_ name: String, _ arguments: [String], env: [String: String] = [:])
     process.environment = ProcessInfo.processInfo.environment.merging(env) { $1 }
     let pipe = Pipe()
     process.standardOutput = pipe
-    process.standardError = pipe
+    process.standardError = stdoutOnly ? FileHandle.nullDevice : pipe
     try process.run()
     let data = pipe.fileHandleForReading.readDataToEndOfFile()
     process.waitUntilExit()

@@ -20,7 +20,8 @@ import Testing
     static func shippedConfigText() throws -> String {
         let text = try String(contentsOf: repo.appendingPathComponent("deploy/kubernetes/configmap.yaml"), encoding: .utf8)
         guard case .mapping(let top) = try ConfigReader.parse(text), case .mapping(let data)? = top.first(where: { $0.0 == "data" })?.1,
-              case .scalar(let yaml, _)? = data.first(where: { $0.0 == "huskimo.yaml" })?.1 else {
+            case .scalar(let yaml, _)? = data.first(where: { $0.0 == "huskimo.yaml" })?.1
+        else {
             throw CommandFailure.failed("deploy/kubernetes/configmap.yaml has no data.huskimo.yaml")
         }
         return yaml
@@ -30,13 +31,15 @@ import Testing
         let config = try FleetConfig.parse(try Self.shippedConfigText(), environment: Self.environment)
         let shipped = try String(contentsOf: Self.repo.appendingPathComponent("deploy/rabbitmq/definitions.json"), encoding: .utf8)
         let printed = RabbitMQDefinitions(FleetTopology(config), vhost: config.queue.url.vhost).json
-        #expect(printed == shipped, "regenerate: huskimo-planner topology --config <the ConfigMap's huskimo.yaml> > deploy/rabbitmq/definitions.json")
+        #expect(
+            printed == shipped,
+            "regenerate: huskimo-planner topology --config <the ConfigMap's huskimo.yaml> > deploy/rabbitmq/definitions.json")
 
         // The command prints exactly that (stdout only; warnings go to stderr).
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("huskimo-topology-\(UUID().uuidString).yaml")
         try Self.shippedConfigText().write(to: file, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(at: file) }
-        let (status, stdout) = try runToolStdout("huskimo-planner", ["topology", "--config", file.path], env: Self.environment)
+        let (status, stdout) = try runTool("huskimo-planner", ["topology", "--config", file.path], env: Self.environment, stdoutOnly: true)
         #expect(status == 0 && stdout == shipped)
     }
 
@@ -56,20 +59,4 @@ import Testing
         #expect((object["vhosts"] as? [[String: Any]])?.first?["name"] as? String == "/")
         #expect(JSONDocument.quote("a\"b\\c\n\u{1}") == #""a\"b\\c\n\u0001""#)
     }
-}
-
-/// Runs one of the package's executables and returns its exit status and standard output (standard error dropped).
-func runToolStdout(_ name: String, _ arguments: [String], env: [String: String] = [:]) throws -> (status: Int32, output: String) {
-    let path = DeployContractTests.repo.appendingPathComponent(".build/debug/\(name)").path
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: path)
-    process.arguments = arguments
-    process.environment = ProcessInfo.processInfo.environment.merging(env) { $1 }
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    process.standardError = FileHandle.nullDevice
-    try process.run()
-    let data = pipe.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return (process.terminationStatus, String(decoding: data, as: UTF8.self))
 }

@@ -1,10 +1,10 @@
 import Foundation
+import HuskimoTesting
 import Testing
 
 @testable import HuskimoConnectors
 @testable import HuskimoCore
 @testable import HuskimoFleet
-import HuskimoTesting
 
 @Suite struct JSONScannerTests {
     /// Strings of every length and alignment, with quotes, backslashes, multi-byte UTF-8 and escapes anywhere in

@@ -31,7 +31,9 @@ import Testing
                 kinds[String(parts[2])] = String(parts[3])
             } else if line.hasPrefix("huskimo_") {
                 let name = String(line.prefix { $0 != "{" && $0 != " " })
-                let base = ["_bucket", "_sum", "_count"].reduce(name) { $0.hasSuffix($1) && kinds[$0] == nil ? String($0.dropLast($1.count)) : $0 }
+                let base = ["_bucket", "_sum", "_count"].reduce(name) {
+                    $0.hasSuffix($1) && kinds[$0] == nil ? String($0.dropLast($1.count)) : $0
+                }
                 if let open = line.firstIndex(of: "{"), let close = line.firstIndex(of: "}") {
                     let keys = line[line.index(after: open)..<close].split(separator: ",").map { String($0.prefix { $0 != "=" }) }
                     labels[base, default: []].formUnion(keys.filter { $0 != "le" })
@@ -39,16 +41,20 @@ import Testing
             }
         }
         let catalogue = Dictionary(uniqueKeysWithValues: FleetMetrics.catalogue.map { ($0.name, $0) })
-        #expect(Set(kinds.keys) == Set(catalogue.keys), "exported \(Set(kinds.keys).symmetricDifference(catalogue.keys)) differ from the catalogue")
+        #expect(
+            Set(kinds.keys) == Set(catalogue.keys),
+            "exported \(Set(kinds.keys).symmetricDifference(catalogue.keys)) differ from the catalogue")
         for (name, kind) in kinds { #expect(catalogue[name]?.kind.rawValue == kind, "\(name) is a \(kind)") }
         for (name, keys) in labels { #expect(keys == Set(catalogue[name]?.labels ?? []), "\(name) labels \(keys)") }
     }
 
     @Test func theShippedListIsTheCatalogue() throws {
         let file = DeployContractTests.repo.appendingPathComponent("deploy/prometheus/metrics.json")
-        #expect(try String(contentsOf: file, encoding: .utf8) == FleetMetrics.catalogueJSON,
-                "regenerate with: huskimo-planner metrics > deploy/prometheus/metrics.json")
+        #expect(
+            try String(contentsOf: file, encoding: .utf8) == FleetMetrics.catalogueJSON,
+            "regenerate with: huskimo-planner metrics > deploy/prometheus/metrics.json")
         let parsed = try #require(try JSONSerialization.jsonObject(with: Data(FleetMetrics.catalogueJSON.utf8)) as? [[String: Any]])
-        #expect(parsed.count == FleetMetrics.catalogue.count && parsed.allSatisfy { ($0["name"] as? String)?.hasPrefix("huskimo_") == true })
+        #expect(
+            parsed.count == FleetMetrics.catalogue.count && parsed.allSatisfy { ($0["name"] as? String)?.hasPrefix("huskimo_") == true })
     }
 }

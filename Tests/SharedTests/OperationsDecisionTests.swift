@@ -1,4 +1,5 @@
 import Foundation
+import HuskimoTesting
 import Logging
 import Synchronization
 import Testing
@@ -6,7 +7,6 @@ import Testing
 @testable import HuskimoConnectors
 @testable import HuskimoCore
 @testable import HuskimoFleet
-import HuskimoTesting
 
 /// The operator commands' logic on the in-memory broker: requeue (filters, attempt reset, loads re-driven as they
 /// were, dry runs), status grouping of parked messages, plan publishing and the run monitor. The same commands run
@@ -17,28 +17,38 @@ import HuskimoTesting
     static func config() throws -> FleetConfig { try WorkerDecisionTests.config() }
 
     /// A job parked after `attempts` attempts, as the extract worker parks it.
-    static func park(_ job: ExtractJob, on driver: InMemoryQueueDriver, topology: FleetTopology, errorClass: ErrorClass = .permanent,
-                     message: String = "HTTP 401") {
-        let headers = ParkedHeaders(errorClass: errorClass, message: message, channel: job.channel, resource: job.resource.rawValue,
-                                    day: job.day?.description, attempts: job.attempt, id: job.jobID).table
+    static func park(
+        _ job: ExtractJob, on driver: InMemoryQueueDriver, topology: FleetTopology, errorClass: ErrorClass = .permanent,
+        message: String = "HTTP 401"
+    ) {
+        let headers = ParkedHeaders(
+            errorClass: errorClass, message: message, channel: job.channel, resource: job.resource.rawValue,
+            day: job.day?.description, attempts: job.attempt, id: job.jobID
+        ).table
         driver.enqueue(MessageCodec.encode(job), on: topology.failedQueue, messageID: job.jobID, headers: headers)
     }
 
     static func job(_ channel: String, _ resource: Resource, _ day: String?, attempt: Int = 3) -> ExtractJob {
-        ExtractJob(runID: "r1", channel: channel, resource: resource, day: day.flatMap(Day.init), attempt: attempt,
-                   plannedAt: "2026-11-29T00:00:00.000Z")
+        ExtractJob(
+            runID: "r1", channel: channel, resource: resource, day: day.flatMap(Day.init), attempt: attempt,
+            plannedAt: "2026-11-29T00:00:00.000Z")
     }
 
     @Test func requeueMovesMatchingJobsBackWithTheirAttemptsResetAndKeepsTheRest() async throws {
         let config = try Self.config()
         let topology = FleetTopology(config)
         let driver = InMemoryQueueDriver()
-        let jobs = [Self.job("us", .calls, "2026-11-27"), Self.job("us", .calls, "2026-11-20"), Self.job("eu", .calls, "2026-11-27"),
-                    Self.job("us", .messages, "2026-11-27"), Self.job("us", .incomingPhoneNumbers, nil)]
+        let jobs = [
+            Self.job("us", .calls, "2026-11-27"), Self.job("us", .calls, "2026-11-20"), Self.job("eu", .calls, "2026-11-27"),
+            Self.job("us", .messages, "2026-11-27"), Self.job("us", .incomingPhoneNumbers, nil),
+        ]
         for job in jobs { Self.park(job, on: driver, topology: topology) }
-        driver.enqueue(Array("not a job".utf8), on: topology.failedQueue, messageID: "garbage",
-                       headers: ParkedHeaders(errorClass: .permanent, message: "bad", channel: "us", resource: "calls", day: "2026-11-27",
-                                              attempts: 1, id: "garbage").table)
+        driver.enqueue(
+            Array("not a job".utf8), on: topology.failedQueue, messageID: "garbage",
+            headers: ParkedHeaders(
+                errorClass: .permanent, message: "bad", channel: "us", resource: "calls", day: "2026-11-27",
+                attempts: 1, id: "garbage"
+            ).table)
         let requeue = Requeue(driver: driver, topology: topology)
         let filter = Requeue.Filter(channels: ["us"], resources: ["calls"], from: Day("2026-11-25"), to: Day("2026-11-28"))
 
@@ -53,9 +63,12 @@ import HuskimoTesting
         let redriven = try MessageCodec.decodeJob(try #require(back.first).body)
         #expect(redriven.attempt == 0 && redriven.jobID == "twilio/us/calls/2026-11-27" && redriven.day == Day("2026-11-27"))
         // The rest stays parked in its order, the unreadable body included (status lists it).
-        #expect(driver.messages(in: topology.failedQueue).map(\.messageID)
-                == ["twilio/us/calls/2026-11-20", "twilio/eu/calls/2026-11-27", "twilio/us/messages/2026-11-27",
-                    "twilio/us/incoming_phone_numbers/snapshot", "garbage"])
+        #expect(
+            driver.messages(in: topology.failedQueue).map(\.messageID)
+                == [
+                    "twilio/us/calls/2026-11-20", "twilio/eu/calls/2026-11-27", "twilio/us/messages/2026-11-27",
+                    "twilio/us/incoming_phone_numbers/snapshot", "garbage",
+                ])
 
         // A limit, without a filter: the first two matching (the garbage one cannot move and is not counted).
         let limited = try await requeue.run(Requeue.Filter(limit: 2), dryRun: false)
@@ -68,9 +81,12 @@ import HuskimoTesting
         let topology = FleetTopology(config)
         let driver = InMemoryQueueDriver()
         let body = Array(#"{"version":1,"load_id":"l1"}"#.utf8)
-        driver.enqueue(body, on: topology.failedLoadQueue("rs"), messageID: "l1",
-                       headers: ParkedHeaders(errorClass: .permanent, message: "COPY refused", channel: "us", resource: "calls",
-                                              day: "2026-11-27", attempts: 1, id: "l1").table)
+        driver.enqueue(
+            body, on: topology.failedLoadQueue("rs"), messageID: "l1",
+            headers: ParkedHeaders(
+                errorClass: .permanent, message: "COPY refused", channel: "us", resource: "calls",
+                day: "2026-11-27", attempts: 1, id: "l1"
+            ).table)
         driver.enqueue(body, on: topology.failedLoadQueue("wh"), messageID: "l2")
         let moved = try await Requeue(driver: driver, topology: topology).run(Requeue.Filter(), loadsOf: "rs", dryRun: false)
         #expect(moved.map(\.id) == ["l1"])
@@ -86,7 +102,9 @@ import HuskimoTesting
         let driver = InMemoryQueueDriver()
         Self.park(Self.job("us", .calls, "2026-11-27"), on: driver, topology: topology)
         driver.failPublishes = true
-        await #expect(throws: InMemoryQueueError.self) { try await Requeue(driver: driver, topology: topology).run(Requeue.Filter(), dryRun: false) }
+        await #expect(throws: InMemoryQueueError.self) {
+            try await Requeue(driver: driver, topology: topology).run(Requeue.Filter(), dryRun: false)
+        }
         #expect(driver.messages(in: topology.failedQueue).map(\.messageID) == ["twilio/us/calls/2026-11-27"])
     }
 
@@ -104,8 +122,11 @@ import HuskimoTesting
         let (groups, problems) = await FleetStatus.failures(in: queues, driver: driver)
         #expect(problems.isEmpty)
         let summary = groups.map { "\($0.queue) \($0.errorClass) \($0.channel) \($0.count)" }
-        #expect(summary == ["\(topology.failedQueue) permanent eu 1", "\(topology.failedQueue) permanent us 2",
-                            "\(topology.failedQueue) transient us 1", "\(topology.failedLoadQueue("wh")) unknown - 1"])
+        #expect(
+            summary == [
+                "\(topology.failedQueue) permanent eu 1", "\(topology.failedQueue) permanent us 2",
+                "\(topology.failedQueue) transient us 1", "\(topology.failedLoadQueue("wh")) unknown - 1",
+            ])
         #expect(groups[1].newestMessage == "HTTP 401 newest")
         // Reading is not removing: a second status sees the same.
         #expect(driver.messages(in: topology.failedQueue).count == 4)
@@ -128,13 +149,17 @@ import HuskimoTesting
         let config = try Self.config()
         let topology = FleetTopology(config)
         let driver = InMemoryQueueDriver()
-        let selection = PlanSelection(days: [Day("2026-11-27")!, Day("2026-11-28")!], channels: ["us"], resources: [.calls, .incomingPhoneNumbers])
+        let selection = PlanSelection(
+            days: [Day("2026-11-27")!, Day("2026-11-28")!], channels: ["us"], resources: [.calls, .incomingPhoneNumbers])
         let jobs = try await Planning.planAndPublish(config, selection, dryRun: false, driver: driver, logger: Self.logger)
         #expect(jobs.count == 3)
         let published = driver.messages(in: topology.extractQueue)
         #expect(published.map(\.messageID) == jobs.map(\.jobID))
-        #expect(Set(published.compactMap(\.messageID)) == ["twilio/us/calls/2026-11-27", "twilio/us/calls/2026-11-28",
-                                                            "twilio/us/incoming_phone_numbers/snapshot"])
+        #expect(
+            Set(published.compactMap(\.messageID)) == [
+                "twilio/us/calls/2026-11-27", "twilio/us/calls/2026-11-28",
+                "twilio/us/incoming_phone_numbers/snapshot",
+            ])
         let decoded = try published.map { try MessageCodec.decodeJob($0.body).jobID }
         #expect(decoded == jobs.map(\.jobID))
         #expect(driver.published.allSatisfy { $0.exchange == topology.exchange && $0.routingKey == topology.extractQueue })
@@ -163,20 +188,29 @@ import HuskimoTesting
         // Not done while a delay queue holds a job or something is in flight; done once both are quiet, twice.
         let busy = Mutex(1)
         let polls = Mutex(0)
-        let done = await monitor.waitUntilDone(busy: { busy.withLock { $0 } }, stop: {
-            polls.withLock { polls in
-                polls += 1
-                if polls == 5 { driver.purge(topology.retryQueue(delay: 10)) }
-                if polls == 10 { busy.withLock { $0 = 0 } }
-                return polls > 100
-            }
-        })
+        let done = await monitor.waitUntilDone(
+            busy: { busy.withLock { $0 } },
+            stop: {
+                polls.withLock { polls in
+                    polls += 1
+                    if polls == 5 { driver.purge(topology.retryQueue(delay: 10)) }
+                    if polls == 10 { busy.withLock { $0 = 0 } }
+                    return polls > 100
+                }
+            })
         #expect(done && polls.withLock { $0 } >= 11)
 
         // A queue that cannot be read counts as not done: the monitor gives up only when told to stop.
         try await driver.deleteQueue(topology.loadQueue("wh"))
         #expect(await monitor.pending() == 1)
-        let stopped = await monitor.waitUntilDone(busy: { 0 }, stop: { polls.withLock { $0 += 1; return $0 > 20 } })
+        let stopped = await monitor.waitUntilDone(
+            busy: { 0 },
+            stop: {
+                polls.withLock {
+                    $0 += 1
+                    return $0 > 20
+                }
+            })
         #expect(!stopped)
     }
 }

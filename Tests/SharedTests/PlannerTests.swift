@@ -1,14 +1,15 @@
 import Foundation
+import HuskimoTesting
 import Testing
 
 @testable import HuskimoConnectors
 @testable import HuskimoCore
 @testable import HuskimoFleet
-import HuskimoTesting
 
 @Suite struct PlannerTests {
     static func config(startDate: String? = nil, settleDays: Int = 3, lookback: Int = 30) throws -> FleetConfig {
-        try FleetConfig.parse("""
+        try FleetConfig.parse(
+            """
             fetch: {lookback: \(lookback), settle_days: \(settleDays)\(startDate.map { ", start_date: \($0)" } ?? "")}
             channels:
               - {name: a, type: twilio, api_user: AC1, api_key: k}
@@ -39,8 +40,9 @@ import HuskimoTesting
     @Test func singularReplansItsLookbackWindowEndingAtTheRunDay() throws {
         let planner = JobPlanner(config: try Self.config(startDate: "2026-01-01"))
         // Days already loaded do not matter: spend is restated, so every run re-fetches the window.
-        let (jobs, _) = planner.plan(PlanSelection(channels: ["s"]), runID: "r", today: Day("2026-11-29")!,
-                                     loadedDays: { _, _ in [Day("2026-11-28")!] })
+        let (jobs, _) = planner.plan(
+            PlanSelection(channels: ["s"]), runID: "r", today: Day("2026-11-29")!,
+            loadedDays: { _, _ in [Day("2026-11-28")!] })
         for resource in [Resource.campaigns, .creatives] {
             let days = jobs.filter { $0.resource == resource }.compactMap(\.day).sorted()
             #expect(days.count == 30)
@@ -52,12 +54,14 @@ import HuskimoTesting
     @Test func theDefaultIsYesterdayPlusDaysNeverLoadedWithinTheWindow() throws {
         let planner = JobPlanner(config: try Self.config(startDate: "2026-11-20"))
         let loaded: Set<Day> = [Day("2026-11-21")!, Day("2026-11-25")!]
-        let (jobs, _) = planner.plan(PlanSelection(channels: ["a"], resources: [.calls]), runID: "r", today: Day("2026-11-29")!,
-                                     loadedDays: { _, _ in loaded })
+        let (jobs, _) = planner.plan(
+            PlanSelection(channels: ["a"], resources: [.calls]), runID: "r", today: Day("2026-11-29")!,
+            loadedDays: { _, _ in loaded })
         // 11-21 is loaded and old enough: not again. 11-25 is loaded but still settling (3 days before the run day).
-        #expect(jobs.compactMap(\.day).map(\.description).sorted() == [
-            "2026-11-20", "2026-11-22", "2026-11-23", "2026-11-24", "2026-11-25", "2026-11-26", "2026-11-27", "2026-11-28",
-        ])
+        #expect(
+            jobs.compactMap(\.day).map(\.description).sorted() == [
+                "2026-11-20", "2026-11-22", "2026-11-23", "2026-11-24", "2026-11-25", "2026-11-26", "2026-11-27", "2026-11-28",
+            ])
         #expect(jobs.first?.day == Day("2026-11-28"), "the run day leads")
         let old = JobPlanner(config: try Self.config(startDate: "2020-01-01"))
         let far = old.plan(PlanSelection(channels: ["a"], resources: [.calls]), runID: "r", today: Day("2026-11-29")!).jobs
@@ -68,10 +72,13 @@ import HuskimoTesting
         let everything: Set<Day> = Set((0..<400).map { Day("2026-01-01")!.adding(days: $0) })
         for (settle, expected) in [(2, ["2026-11-26", "2026-11-27", "2026-11-28"]), (0, ["2026-11-28"])] {
             let planner = JobPlanner(config: try Self.config(startDate: "2026-11-01", settleDays: settle))
-            let jobs = planner.plan(PlanSelection(channels: ["a"], resources: [.calls, .messages, .recordings]), runID: "r",
-                                    today: Day("2026-11-29")!, loadedDays: { _, _ in everything }).jobs
+            let jobs = planner.plan(
+                PlanSelection(channels: ["a"], resources: [.calls, .messages, .recordings]), runID: "r",
+                today: Day("2026-11-29")!, loadedDays: { _, _ in everything }
+            ).jobs
             for resource in [Resource.calls, .messages, .recordings] {
-                #expect(jobs.filter { $0.resource == resource }.compactMap(\.day).map(\.description).sorted() == expected, "settle \(settle)")
+                #expect(
+                    jobs.filter { $0.resource == resource }.compactMap(\.day).map(\.description).sorted() == expected, "settle \(settle)")
             }
         }
     }
@@ -93,7 +100,8 @@ import HuskimoTesting
         let exact = planner.plan(PlanSelection(days: range), runID: "r", today: today).jobs
         for channel in ["a", "b", "s"] {
             for resource in Resource.allCases where !resource.isSnapshot && resource.channelType == (channel == "s" ? .singular : .twilio) {
-                #expect(exact.filter { $0.channel == channel && $0.resource == resource }.compactMap(\.day) == range, "\(channel) \(resource)")
+                #expect(
+                    exact.filter { $0.channel == channel && $0.resource == resource }.compactMap(\.day) == range, "\(channel) \(resource)")
             }
         }
         // A run day that is not over yet is planned, with a warning.
@@ -103,11 +111,14 @@ import HuskimoTesting
     @Test func aThousandChannelsPlanInterleaved() throws {
         var yaml = "channels:\n"
         for i in 0..<1000 { yaml += "  - {name: c\(i), type: twilio, api_user: AC\(i), api_key: k}\n" }
-        yaml += "s3: {access_key_id: k, secret_access_key: s, region: us-east-1, bucket: b}\ntargets: [{name: t, host: h, database: d, username: u}]\n"
+        yaml +=
+            "s3: {access_key_id: k, secret_access_key: s, region: us-east-1, bucket: b}\ntargets: [{name: t, host: h, database: d, username: u}]\n"
         let planner = JobPlanner(config: try FleetConfig.parse(yaml, environment: [:]))
         let days = (0..<30).map { Day("2026-10-01")!.adding(days: $0) }  // the full year is timed by bench/run.sh plan
-        let jobs = planner.plan(PlanSelection(days: days, resources: [.calls, .messages, .recordings, .incomingPhoneNumbers, .pricingPhoneNumbers]),
-                                runID: "r", today: Day("2026-11-29")!).jobs
+        let jobs = planner.plan(
+            PlanSelection(days: days, resources: [.calls, .messages, .recordings, .incomingPhoneNumbers, .pricingPhoneNumbers]),
+            runID: "r", today: Day("2026-11-29")!
+        ).jobs
         #expect(jobs.count == 1000 * (3 * 30 + 2))
         #expect(jobs.prefix(1000).map(\.channel) == (0..<1000).map { "c\($0)" })  // interleaved
     }

@@ -14,7 +14,9 @@ import Testing
             let connector = try #require(ConnectorRegistry.connector(for: resource.channelType))
             #expect(connector.resources.contains { $0.resource == resource })
             #expect(WarehouseSchema.tables.contains { $0.resource == resource }, "\(resource) has no table in WarehouseSchema")
-            #expect(resource.twilioTable != nil || resource.singularTable != nil || resource == .pricingPhoneNumbers, "\(resource) has no row layout")
+            #expect(
+                resource.twilioTable != nil || resource.singularTable != nil || resource == .pricingPhoneNumbers,
+                "\(resource) has no row layout")
             #expect(Resource(rawValue: resource.rawValue) == resource && Resource(table: resource.table) == resource)
         }
         // A name no connector declares is not a resource, from a message or the command line.
@@ -26,17 +28,22 @@ import Testing
     @Test func eachConnectorsDayPolicyIsItsOwn() {
         let today = Day("2026-12-06")!
         func request(_ explicit: [Day]? = nil, start: Day? = nil, loaded: Set<Day> = []) -> DayPlanRequest {
-            DayPlanRequest(explicit: explicit, runDay: today.adding(days: -1), today: today, settleDays: 2, lookback: 3, startDate: start,
-                           loaded: { loaded })
+            DayPlanRequest(
+                explicit: explicit, runDay: today.adding(days: -1), today: today, settleDays: 2, lookback: 3, startDate: start,
+                loaded: { loaded })
         }
         // Twilio: the run day and the settle window; catch-up of what no target has; nothing past the list window.
         #expect(TwilioConnector().days(request()).days.map(\.description) == ["2026-12-05", "2026-12-04", "2026-12-03"])
         let catchUp = TwilioConnector().days(request(start: Day("2026-11-29"), loaded: [Day("2026-11-30")!]))
         #expect(catchUp.days.map(\.description) == ["2026-12-05", "2026-12-04", "2026-12-03", "2026-11-29", "2026-12-01", "2026-12-02"])
         let old = TwilioConnector().days(request([today.adding(days: -401), today.adding(days: -400)]))
-        #expect(old.days == [today.adding(days: -400)] && old.refused == [today.adding(days: -401)] && old.reason?.contains("400-day") == true)
+        #expect(
+            old.days == [today.adding(days: -400)] && old.refused == [today.adding(days: -401)] && old.reason?.contains("400-day") == true)
         // Singular: the lookback ending at the run day, any age, never the ledger.
-        #expect(SingularConnector().days(request(start: Day("2020-01-01"))).days.map(\.description) == ["2026-12-05", "2026-12-04", "2026-12-03"])
+        #expect(
+            SingularConnector().days(request(start: Day("2020-01-01"))).days.map(\.description) == [
+                "2026-12-05", "2026-12-04", "2026-12-03",
+            ])
         #expect(SingularConnector().days(request([today.adding(days: -900)])).refused.isEmpty)
     }
 

@@ -1,13 +1,15 @@
 import Foundation
+import HuskimoTesting
 import Testing
 
 @testable import HuskimoConnectors
 @testable import HuskimoCore
 @testable import HuskimoFleet
-import HuskimoTesting
 
 @Suite struct SingularConversionTests {
-    static func convert(_ table: SingularTable, _ json: String, day: Day? = Day("2026-11-20")) throws -> ([[String?]], SingularConverter.Result) {
+    static func convert(
+        _ table: SingularTable, _ json: String, day: Day? = Day("2026-11-20")
+    ) throws -> ([[String?]], SingularConverter.Result) {
         let converter = SingularConverter(table: table, channelName: "spend\teu", whenRetrieved: "2026-11-29 04:30:00.125", day: day)
         var writer = TSVWriter()
         let bytes = Array(json.utf8)
@@ -32,11 +34,12 @@ import HuskimoTesting
 
     @Test func campaignsKeepThe03ColumnOrderAndConvertEachField() throws {
         #expect(SingularTable.campaigns.columnNames == WarehouseSchema.table("singular_campaigns")!.columns.map(\.name))
-        #expect(SingularTable.campaigns.columnNames == [
-            "channel_name", "when_retrieved", "ad_network", "campaign_name", "campaign_type", "campaign_url", "subcampaign_name",
-            "app_id", "campaign_network_id", "country", "reporting_date", "impressions", "clicks", "installs", "cost", "revenue",
-            "last_modified",
-        ])
+        #expect(
+            SingularTable.campaigns.columnNames == [
+                "channel_name", "when_retrieved", "ad_network", "campaign_name", "campaign_type", "campaign_url", "subcampaign_name",
+                "app_id", "campaign_network_id", "country", "reporting_date", "impressions", "clicks", "installs", "cost", "revenue",
+                "last_modified",
+            ])
         let json = """
             [{"ad_network": "AdWords", "campaign_name": "Black \\"Friday\\"\\t\\u00e9 😀", "campaign_type": "UA",
               "campaign_url": null, "subcampaign_name": "a\\\\b\\nc", "app_id": "com.x", "campaign_network_id": 123456789012,
@@ -50,12 +53,17 @@ import HuskimoTesting
         // In the job for 2026-11-20, the record of 2026-11-19 is refused, named.
         let stray = #expect(throws: ConversionError.self) { try Self.convert(.campaigns, json) }
         #expect(stray?.field == "reporting_date" && stray?.reason.contains("2026-11-19") == true)
-        #expect(rows == [
-            ["spend\teu", "2026-11-29 04:30:00.125", "AdWords", "Black \"Friday\"\té 😀", "UA", nil, "a\\b\nc", "com.x",
-             "123456789012", nil, "2026-11-20 00:00:00", "1000", nil, "20", "0.0001", "12345678.9", "2026-11-21 23:59:59"],
-            ["spend\teu", "2026-11-29 04:30:00.125", "FB", "", "Brand", nil, nil, nil, nil, nil, "2026-11-19 00:00:00", nil, nil,
-             nil, "17.5", nil, "2026-11-21 00:00:00.250"],
-        ])
+        #expect(
+            rows == [
+                [
+                    "spend\teu", "2026-11-29 04:30:00.125", "AdWords", "Black \"Friday\"\té 😀", "UA", nil, "a\\b\nc", "com.x",
+                    "123456789012", nil, "2026-11-20 00:00:00", "1000", nil, "20", "0.0001", "12345678.9", "2026-11-21 23:59:59",
+                ],
+                [
+                    "spend\teu", "2026-11-29 04:30:00.125", "FB", "", "Brand", nil, nil, nil, nil, nil, "2026-11-19 00:00:00", nil, nil,
+                    nil, "17.5", nil, "2026-11-21 00:00:00.250",
+                ],
+            ])
     }
 
     @Test func creativesKeepThe03ColumnOrderAndConvertEachField() throws {
@@ -67,24 +75,54 @@ import HuskimoTesting
               "date": "2026-11-20", "impressions": 0, "clicks": 0, "installs": 0, "cost": 0, "modified_at": "2026-11-20T08:00:00"}]
             """
         let (rows, _) = try Self.convert(.creatives, json)
-        #expect(rows == [[
-            "spend\teu", "2026-11-29 04:30:00.125", "Unity", nil, "مرحبا\r\n", "https://i/x.png", "ab12", "320", "50", "true", "C",
-            "UA", "https://t/?a=1&b=2", nil, nil, "n-1", "2026-11-20 00:00:00", "0", "0", "0", "0", "2026-11-20 08:00:00",
-        ]])
+        #expect(
+            rows == [
+                [
+                    "spend\teu", "2026-11-29 04:30:00.125", "Unity", nil, "مرحبا\r\n", "https://i/x.png", "ab12", "320", "50", "true", "C",
+                    "UA", "https://t/?a=1&b=2", nil, nil, "n-1", "2026-11-20 00:00:00", "0", "0", "0", "0", "2026-11-20 08:00:00",
+                ]
+            ])
     }
 
     @Test(arguments: [
-        (#"[{"ad_network": null, "campaign_name": "c", "campaign_type": "t", "date": "2026-11-20", "last_modified": "2026-11-20T00:00:00"}]"#, "ad_network"),
-        (#"[{"ad_network": "a", "campaign_name": "c", "campaign_type": "t", "date": "20/11/2026", "last_modified": "2026-11-20T00:00:00"}]"#, "reporting_date"),
-        (#"[{"ad_network": "a", "campaign_name": "c", "campaign_type": "t", "date": "2026-11-20", "last_modified": "yesterday"}]"#, "last_modified"),
-        (#"[{"ad_network": "a", "campaign_name": "c", "campaign_type": "t", "date": "2026-11-20", "last_modified": "2026-11-20T25:00:00"}]"#, "last_modified"),
-        (#"[{"ad_network": "a", "campaign_name": "c", "campaign_type": "t", "date": "2026-11-20", "last_modified": "2026-11-20T00:00:00", "clicks": 1.5}]"#, "clicks"),
-        (#"[{"ad_network": "a", "campaign_name": "c", "campaign_type": "t", "date": "2026-11-20", "last_modified": "2026-11-20T00:00:00", "cost": "n/a"}]"#, "cost"),
-        (#"[{"ad_network": "a", "campaign_name": ["c"], "campaign_type": "t", "date": "2026-11-20", "last_modified": "2026-11-20T00:00:00"}]"#, "campaign_name"),
+        (
+            #"[{"ad_network": null, "campaign_name": "c", "campaign_type": "t", "date": "2026-11-20", "last_modified": "2026-11-20T00:00:00"}]"#,
+            "ad_network"
+        ),
+        (
+            #"[{"ad_network": "a", "campaign_name": "c", "campaign_type": "t", "date": "20/11/2026", "last_modified": "2026-11-20T00:00:00"}]"#,
+            "reporting_date"
+        ),
+        (
+            #"[{"ad_network": "a", "campaign_name": "c", "campaign_type": "t", "date": "2026-11-20", "last_modified": "yesterday"}]"#,
+            "last_modified"
+        ),
+        (
+            #"[{"ad_network": "a", "campaign_name": "c", "campaign_type": "t", "date": "2026-11-20", "last_modified": "2026-11-20T25:00:00"}]"#,
+            "last_modified"
+        ),
+        (
+            #"[{"ad_network": "a", "campaign_name": "c", "campaign_type": "t", "date": "2026-11-20", "last_modified": "2026-11-20T00:00:00", "clicks": 1.5}]"#,
+            "clicks"
+        ),
+        (
+            #"[{"ad_network": "a", "campaign_name": "c", "campaign_type": "t", "date": "2026-11-20", "last_modified": "2026-11-20T00:00:00", "cost": "n/a"}]"#,
+            "cost"
+        ),
+        (
+            #"[{"ad_network": "a", "campaign_name": ["c"], "campaign_type": "t", "date": "2026-11-20", "last_modified": "2026-11-20T00:00:00"}]"#,
+            "campaign_name"
+        ),
         (#"{"error": "Invalid API key"}"#, "(response)"),
         // Values the warehouse columns cannot hold: caught here, named, instead of failing the COPY.
-        (#"[{"ad_network": "a", "campaign_name": "c", "campaign_type": "t", "date": "2026-11-20", "last_modified": "2026-11-20T00:00:00", "cost": 123456789.5}]"#, "cost"),
-        (#"[{"ad_network": "a", "campaign_name": "c", "campaign_type": "t", "date": "2026-11-20", "last_modified": "2026-11-20T00:00:00", "impressions": 1e20}]"#, "impressions"),
+        (
+            #"[{"ad_network": "a", "campaign_name": "c", "campaign_type": "t", "date": "2026-11-20", "last_modified": "2026-11-20T00:00:00", "cost": 123456789.5}]"#,
+            "cost"
+        ),
+        (
+            #"[{"ad_network": "a", "campaign_name": "c", "campaign_type": "t", "date": "2026-11-20", "last_modified": "2026-11-20T00:00:00", "impressions": 1e20}]"#,
+            "impressions"
+        ),
     ])
     func badRecordsArePermanentErrorsNamingTheField(_ json: String, _ field: String) throws {
         var writer = TSVWriter()
@@ -129,7 +167,8 @@ import HuskimoTesting
     }
 
     @Test func aStreamedDayThatBreaksOffOrIsNotAnArrayFailsNamed() throws {
-        let cut = #"[{"ad_network": "a", "campaign_name": "c", "campaign_type": "UA", "date": "2026-11-20", "last_modified": "2026-11-21T00:00:00"}, {"ad_network": "b""#
+        let cut =
+            #"[{"ad_network": "a", "campaign_name": "c", "campaign_type": "UA", "date": "2026-11-20", "last_modified": "2026-11-21T00:00:00"}, {"ad_network": "b""#
         let truncated = try #require(throws: JSONError.self) { _ = try Self.streamed(cut, chunk: 5, batch: 1) }
         #expect(truncated.errorClass == .transient && truncated.reason.contains("never ended"))
         let trailing = try #require(throws: JSONError.self) { _ = try Self.streamed(#"[] {"x": 1}"#, chunk: 3, batch: 1) }

@@ -1,10 +1,10 @@
 import Foundation
+import HuskimoTesting
 import Testing
 
 @testable import HuskimoConnectors
 @testable import HuskimoCore
 @testable import HuskimoFleet
-import HuskimoTesting
 
 @Suite struct SupportTests {
     @Test func sha256MatchesKnownVectors() {
@@ -40,7 +40,9 @@ import HuskimoTesting
     func gzipAtEveryBackendIsOneStandardMember(level: Int32) throws {
         var input: [UInt8] = []
         var seed: UInt64 = 42
-        let words = ["completed", "inbound", "+14155551212", "2026-11-20 00:00:01", "\\N", "CA", "-0.03000", "USD", "😀"].map { Array($0.utf8) }
+        let words = ["completed", "inbound", "+14155551212", "2026-11-20 00:00:01", "\\N", "CA", "-0.03000", "USD", "😀"].map {
+            Array($0.utf8)
+        }
         while input.count < 1_500_000 {
             // TSV-like: words from a small vocabulary, a random number, tabs and newlines.
             seed = seed &* 6364136223846793005 &+ 1442695040888963407
@@ -130,8 +132,10 @@ import HuskimoTesting
 
 @Suite struct S3CanonicalisationTests {
     let virtual = S3Client(S3Endpoint(region: "eu-west-1", bucket: "bkt", accessKeyID: "AK", secretAccessKey: Secret("s")))
-    let path = S3Client(S3Endpoint(endpoint: "http://127.0.0.1:9000/", region: "us-east-1", bucket: "bkt",
-                                   accessKeyID: "AK", secretAccessKey: Secret("s"), pathStyle: true))
+    let path = S3Client(
+        S3Endpoint(
+            endpoint: "http://127.0.0.1:9000/", region: "us-east-1", bucket: "bkt",
+            accessKeyID: "AK", secretAccessKey: Secret("s"), pathStyle: true))
 
     @Test func queryParametersAreSortedEncodedAndValued() {
         let url = path.url(key: nil, query: [("prefix", "dir/sub dir/"), ("list-type", "2"), ("continuation-token", "a+b=c")])
@@ -146,7 +150,8 @@ import HuskimoTesting
 
     @Test func requestsCarryThePayloadHashAndSigV4() throws {
         let request = path.request(.PUT, key: "k", body: Array("abc".utf8))
-        #expect(request.headers.contains { $0 == ("x-amz-content-sha256", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad") })
+        #expect(
+            request.headers.contains { $0 == ("x-amz-content-sha256", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad") })
         #expect(request.headers.contains { $0.0 == "Content-Type" })
         #expect(request.awsSigV4?.provider == "aws:amz:us-east-1:s3")
         #expect(path.request(.GET, key: "k").headers.contains { $0 == ("x-amz-content-sha256", "UNSIGNED-PAYLOAD") })

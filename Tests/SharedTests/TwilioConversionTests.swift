@@ -1,10 +1,10 @@
 import Foundation
+import HuskimoTesting
 import Testing
 
 @testable import HuskimoConnectors
 @testable import HuskimoCore
 @testable import HuskimoFleet
-import HuskimoTesting
 
 @Suite struct TwilioConversionTests {
     static func convert(_ table: TwilioTable, _ json: String, day: Day? = nil) throws -> ([[String?]], PageResult) {
@@ -29,16 +29,20 @@ import HuskimoTesting
         let (rows, result) = try Self.convert(.calls, json, day: Day("2010-09-01"))
         #expect(result.records == 1)
         #expect(result.nextPage == "/2010-04-01/Accounts/AC1/Calls.json?Page=1&PageToken=PACA1")
-        #expect(TwilioTable.calls.columnNames == [
-            "channel_name", "when_retrieved", "sid", "account_sid", "api_version", "date_created", "date_updated",
-            "parent_call_sid", "to", "from", "phone_number_sid", "status", "start_time", "end_time", "duration", "price",
-            "direction", "answered_by", "forwarded_from", "caller_name",
-        ])
-        #expect(rows == [[
-            "acme\tus", "2026-11-29 04:30:00", "CA1", "AC1", "2010-04-01", "2010-08-31 23:59:58", "2010-08-31 23:01:00",
-            nil, "+14155551212", "sip:a\tb@x", "PN1", "completed", "2010-09-01 00:00:01", nil, "15", "-0.03000", "inbound",
-            nil, "", "Zoë \"Z\" \\ 😀",
-        ]])
+        #expect(
+            TwilioTable.calls.columnNames == [
+                "channel_name", "when_retrieved", "sid", "account_sid", "api_version", "date_created", "date_updated",
+                "parent_call_sid", "to", "from", "phone_number_sid", "status", "start_time", "end_time", "duration", "price",
+                "direction", "answered_by", "forwarded_from", "caller_name",
+            ])
+        #expect(
+            rows == [
+                [
+                    "acme\tus", "2026-11-29 04:30:00", "CA1", "AC1", "2010-04-01", "2010-08-31 23:59:58", "2010-08-31 23:01:00",
+                    nil, "+14155551212", "sip:a\tb@x", "PN1", "completed", "2010-09-01 00:00:01", nil, "15", "-0.03000", "inbound",
+                    nil, "", "Zoë \"Z\" \\ 😀",
+                ]
+            ])
     }
 
     @Test func aRecordOutsideTheJobsDayFailsThePageNamingIt() throws {
@@ -118,16 +122,18 @@ import HuskimoTesting
         let (rows, result) = try Self.convert(.recordings, json)
         #expect(result.records == 6)
         let picked = rows.map { [$0[2], $0[3], $0[4], $0[7], $0[8]] }
-        #expect(picked == [
-            ["RE1", "AC1", "v", "CA1", "5"], ["RE2", "AC1", "v", "CA2", "6"], ["RE3", "AC2", nil, "CA3", "7"],
-            ["RE4", "AC1", "v", "CA4", "8"],
-            // An escaped key is never taken for a field name (Twilio's keys have no escapes): api_version stays NULL.
-            ["RE5", "AC1", nil, "CA5", "9"], ["RE6", "AC1", "v", "CA6", "10"],
-        ])
+        #expect(
+            picked == [
+                ["RE1", "AC1", "v", "CA1", "5"], ["RE2", "AC1", "v", "CA2", "6"], ["RE3", "AC2", nil, "CA3", "7"],
+                ["RE4", "AC1", "v", "CA4", "8"],
+                // An escaped key is never taken for a field name (Twilio's keys have no escapes): api_version stays NULL.
+                ["RE5", "AC1", nil, "CA5", "9"], ["RE6", "AC1", "v", "CA6", "10"],
+            ])
     }
 
     @Test func badDataIsAPermanentErrorNamingTheField() throws {
-        let json = #"{"recordings": [{"sid": "RE9", "account_sid": "AC1", "date_created": "yesterday-ish", "duration": "4"}], "next_page_uri": null}"#
+        let json =
+            #"{"recordings": [{"sid": "RE9", "account_sid": "AC1", "date_created": "yesterday-ish", "duration": "4"}], "next_page_uri": null}"#
         let error = #expect(throws: ConversionError.self) { try Self.convert(.recordings, json) }
         #expect(error?.field == "date_created")
         #expect(error?.recordSID == "RE9")
@@ -137,7 +143,9 @@ import HuskimoTesting
     }
 
     @Test func badValuesFailAtExtractTimeWithTheFieldNamed() throws {
-        func page(_ fields: String) -> String { #"{"recordings": [{"sid": "RE7", "account_sid": "AC1", "# + fields + #"}], "next_page_uri": null}"# }
+        func page(_ fields: String) -> String {
+            #"{"recordings": [{"sid": "RE7", "account_sid": "AC1", "# + fields + #"}], "next_page_uri": null}"#
+        }
         // NULL in a NOT NULL column.
         let noAccount = #"{"recordings": [{"sid": "RE6", "account_sid": null}], "next_page_uri": null}"#
         let null = try #require(throws: ConversionError.self) { try Self.convert(.recordings, noAccount) }
@@ -161,7 +169,8 @@ import HuskimoTesting
         let converter = TwilioPageConverter(table: .recordings, channelName: "c", whenRetrieved: "2026-01-01 00:00:00", day: nil)
         var writer = TSVWriter()
         // 0xC3 0x28 is an invalid 2-byte sequence; 0xED 0xA0 0x80 a surrogate; a valid "é" stays as it is.
-        let page = Array(#"{"recordings": [{"sid": "REé1", "account_sid": "AC1", "call_sid": "a"#.utf8) + [0xC3, 0x28]
+        let page =
+            Array(#"{"recordings": [{"sid": "REé1", "account_sid": "AC1", "call_sid": "a"#.utf8) + [0xC3, 0x28]
             + Array(#"b", "api_version": "x"#.utf8) + [0xED, 0xA0, 0x80] + Array(#"\ty"}], "next_page_uri": null}"#.utf8)
         _ = try page.withUnsafeBytes { try converter.convert(page: $0, into: &writer) }
         #expect(writer.replacedInvalidUTF8 == 2)
@@ -178,7 +187,8 @@ import HuskimoTesting
     }
 
     @Test func aTruncatedPageIsTransientAndWritesNothing() throws {
-        let full = #"{"recordings": [{"sid": "RE1", "account_sid": "AC1", "duration": "4"}, {"sid": "RE2", "account_sid": "AC1", "duration": "5"}], "next_page_uri": null}"#
+        let full =
+            #"{"recordings": [{"sid": "RE1", "account_sid": "AC1", "duration": "4"}, {"sid": "RE2", "account_sid": "AC1", "duration": "5"}], "next_page_uri": null}"#
         let converter = TwilioPageConverter(table: .recordings, channelName: "c", whenRetrieved: "2026-01-01 00:00:00", day: nil)
         var writer = TSVWriter()
         let cut = Array(full.utf8.prefix(60))
@@ -193,8 +203,9 @@ import HuskimoTesting
     /// A page streamed through ``PageStream`` in chunks of `size` bytes.
     static func streamed(_ table: TwilioTable, _ json: String, chunk size: Int, day: Day? = nil) throws -> ([[String?]], PageResult) {
         // Converted at every chunk (no gathering): every cut point is a place where conversion stops and resumes.
-        let page = PageStream(TwilioPageConverter(table: table, channelName: "acme\tus", whenRetrieved: "2026-11-29 04:30:00", day: day),
-                              minBatchBytes: 0)
+        let page = PageStream(
+            TwilioPageConverter(table: table, channelName: "acme\tus", whenRetrieved: "2026-11-29 04:30:00", day: day),
+            minBatchBytes: 0)
         page.begin()
         let bytes = Array(json.utf8)
         for start in stride(from: 0, to: bytes.count, by: size) {
@@ -212,7 +223,8 @@ import HuskimoTesting
             #"{"sid": "CA\#(i)", "account_sid": "AC1", "to": "+1 ],[ {\"x\"}, \\", "from": "a\\", "status": "completed", "start_time": "Wed, 01 Sep 2010 00:00:\#(String(format: "%02d", i)) +0000", "caller_name": "Zoë 😀 中 \\\"", "parent_call_sid": null, "end_time": null, "duration": "\#(i)", "subresource_uris": {"calls": [1, true, false, null, {"b": "]"}]}}"#
         }
         for json in [
-            #"{"first_page_uri": "/x", "calls": [ "# + records.joined(separator: " ,\n ") + #" ], "next_page_uri": "/2010-04-01/Accounts/AC1/Calls.json?Page=1", "page": 0}"#,
+            #"{"first_page_uri": "/x", "calls": [ "# + records.joined(separator: " ,\n ")
+                + #" ], "next_page_uri": "/2010-04-01/Accounts/AC1/Calls.json?Page=1", "page": 0}"#,
             #" {"next_page_uri": "/n?\"]", "page": {"calls": []},"calls":["# + records.joined(separator: ",") + "]}\n",
         ] {
             let (whole, page) = try Self.convert(.calls, json, day: Day("2010-09-01"))
@@ -238,8 +250,9 @@ import HuskimoTesting
         #expect(throws: JSONError.self) { _ = try Self.streamed(.calls, #"{"calls": []} x"#, chunk: 2) }
         #expect(throws: JSONError.self) { _ = try Self.streamed(.calls, "", chunk: 1) }
         // A whole record whose value holds a short \u escape is bad where it stands, even at the end of what has arrived.
-        let short = PageStream(TwilioPageConverter(table: .calls, channelName: "c", whenRetrieved: "2026-11-29 04:30:00", day: nil),
-                               minBatchBytes: 0)
+        let short = PageStream(
+            TwilioPageConverter(table: .calls, channelName: "c", whenRetrieved: "2026-11-29 04:30:00", day: nil),
+            minBatchBytes: 0)
         short.begin()
         let escape = try #require(throws: JSONError.self) {
             try Array(#"{"calls": [{"sid": "CA1", "account_sid": "AC1", "caller_name": "\u1"}"#.utf8).withUnsafeBytes { try short.feed($0) }
@@ -247,8 +260,9 @@ import HuskimoTesting
         #expect(escape.errorClass == .permanent && escape.reason.contains("\\u escape"), "\(escape)")
         // Bounded: one record, or one member around the list, as it streams in; whitespace between them is neither.
         func feed(_ parts: [String], limit: Int = 100) throws -> PageResult {
-            let page = PageStream(TwilioPageConverter(table: .calls, channelName: "c", whenRetrieved: "2026-11-29 04:30:00", day: nil),
-                                  maxPendingBytes: limit)
+            let page = PageStream(
+                TwilioPageConverter(table: .calls, channelName: "c", whenRetrieved: "2026-11-29 04:30:00", day: nil),
+                maxPendingBytes: limit)
             page.begin()
             for part in parts {
                 let bytes = Array(part.utf8)
@@ -262,8 +276,10 @@ import HuskimoTesting
         let record = try #require(throws: JSONError.self) { _ = try feed(["{\"calls\": [{\"sid\": \"\(pad)\"}]}"]) }
         #expect(record.reason.contains("over 100 bytes") && record.errorClass == .permanent)
         #expect(throws: JSONError.self) { _ = try feed(["{\"uri\": \"\(pad)\", \"calls\": []}"]) }
-        let spaced = try feed(["{\"calls\": [", String(repeating: " ", count: 1 << 17), "{\"sid\": \"CA1\", \"account_sid\": \"AC1\"}",
-                               String(repeating: "\n", count: 1 << 17), "], \"next_page_uri\": null}"])
+        let spaced = try feed([
+            "{\"calls\": [", String(repeating: " ", count: 1 << 17), "{\"sid\": \"CA1\", \"account_sid\": \"AC1\"}",
+            String(repeating: "\n", count: 1 << 17), "], \"next_page_uri\": null}",
+        ])
         #expect(spaced.records == 1)
     }
 
@@ -304,8 +320,10 @@ import HuskimoTesting
             RFC2822.write(seconds, into: &out, cache: &written)
             #expect(String(decoding: out.buffer, as: UTF8.self) == UTCTime.sql(seconds: seconds))
         }
-        for bad in ["Fri, 31 Feb 2026 12:00:00 +0000", "Fri, 20 Nov 2026 24:00:00 +0000", "Fri, 20 Nov 2026 12:60:00 +0000",
-                    "Fri, 2x Nov 2026 12:00:00 +0000", "Fri, 20 Nox 2026 12:00:00 +0000", "Fri, 00 Nov 2026 12:00:00 +0000"] {
+        for bad in [
+            "Fri, 31 Feb 2026 12:00:00 +0000", "Fri, 20 Nov 2026 24:00:00 +0000", "Fri, 20 Nov 2026 12:60:00 +0000",
+            "Fri, 2x Nov 2026 12:00:00 +0000", "Fri, 20 Nox 2026 12:00:00 +0000", "Fri, 00 Nov 2026 12:00:00 +0000",
+        ] {
             Array(bad.utf8).withUnsafeBytes { p in
                 #expect(RFC2822.seconds(p, 0, p.count, cache: &cache) == nil, "\(bad)")
             }

@@ -1,4 +1,5 @@
 import Foundation
+import HuskimoTesting
 import Logging
 import ServiceLifecycleTestKit
 import Synchronization
@@ -7,7 +8,6 @@ import Testing
 @testable import HuskimoConnectors
 @testable import HuskimoCore
 @testable import HuskimoFleet
-import HuskimoTesting
 
 /// The workers' decisions, on an in-memory broker: ack only after the effect is durable, retry through the delay
 /// queue of the attempt, park with headers, count redeliveries, hand back what was not started, isolate a bad
@@ -16,7 +16,8 @@ import HuskimoTesting
     static let logger = Logger(label: "test.decisions")
 
     static func config() throws -> FleetConfig {
-        try FleetConfig.parse("""
+        try FleetConfig.parse(
+            """
             queue: {retry_delays: [10, 60], max_attempts: 3}
             channels:
               - {name: us, type: twilio, api_user: AC1, api_key: k}
@@ -53,8 +54,9 @@ import HuskimoTesting
             defer { running.withLock { $0.now[job.channel, default: 1] -= 1 } }
             if delay > .zero { try? await Task.sleep(for: delay) }
             let rows = try rule(job)
-            let load = LoadMessage(job: job, objects: [StagedObject(key: "k/\(job.jobID)", rows: rows, bytes: 10, sha256: "x")],
-                                   extractedAt: "2026-11-28T00:00:00.000Z")
+            let load = LoadMessage(
+                job: job, objects: [StagedObject(key: "k/\(job.jobID)", rows: rows, bytes: 10, sha256: "x")],
+                extractedAt: "2026-11-28T00:00:00.000Z")
             return ExtractReport(load: load, records: rows, tally: APIClient.Tally(), accounts: ["AC1"])
         }
 
@@ -71,7 +73,9 @@ import HuskimoTesting
     }
 
     /// Runs an extract worker over what is queued until it has been idle briefly.
-    static func runExtract(_ driver: InMemoryQueueDriver, _ extractor: ScriptedExtractor, concurrency: Int = 2) async throws
+    static func runExtract(
+        _ driver: InMemoryQueueDriver, _ extractor: ScriptedExtractor, concurrency: Int = 2
+    ) async throws
         -> (ExtractWorker, FleetTopology)
     {
         let config = try config()
@@ -111,8 +115,9 @@ import HuskimoTesting
             fetched()
             try? await Task.sleep(for: staging)
             peaks.withLock { $0.nowInFlight -= 1 }
-            let load = LoadMessage(job: job, objects: [StagedObject(key: "k/\(job.jobID)", rows: 1, bytes: 10, sha256: "x")],
-                                   extractedAt: "2026-11-28T00:00:00.000Z")
+            let load = LoadMessage(
+                job: job, objects: [StagedObject(key: "k/\(job.jobID)", rows: 1, bytes: 10, sha256: "x")],
+                extractedAt: "2026-11-28T00:00:00.000Z")
             return ExtractReport(load: load, records: 1, tally: APIClient.Tally(), accounts: ["AC1"])
         }
 
@@ -155,7 +160,8 @@ import HuskimoTesting
         let (_, topology) = try await Self.runExtract(driver, extractor)
         let first = try Self.jobs(in: driver, topology.retryQueue(delay: 10))
         #expect(first.map(\.attempt) == [1])
-        #expect(driver.messages(in: topology.retryQueue(delay: 10)).first?.headers["x-last-error"]?.stringValue == "scripted transient failure")
+        #expect(
+            driver.messages(in: topology.retryQueue(delay: 10)).first?.headers["x-last-error"]?.stringValue == "scripted transient failure")
 
         // The delay queue dead-letters it back; attempt 1 fails again: the next rung.
         Self.enqueue(driver, try #require(first.first))
@@ -226,8 +232,9 @@ import HuskimoTesting
         let driver = InMemoryQueueDriver()
         Self.enqueue(driver, Self.job("2026-11-28"))
         driver.failPublishes = true
-        let (worker, topology) = try await Self.runExtract(driver, ScriptedExtractor { _ in throw Failure(errorClass: .transient) },
-                                                          concurrency: 1)
+        let (worker, topology) = try await Self.runExtract(
+            driver, ScriptedExtractor { _ in throw Failure(errorClass: .transient) },
+            concurrency: 1)
         driver.failPublishes = false
         // Never acked: back on the work queue (redelivered) once the worker let go, nothing lost, nothing parked.
         #expect(try Self.jobs(in: driver, topology.extractQueue).map(\.jobID) == ["twilio/us/calls/2026-11-28"])
@@ -301,16 +308,18 @@ import HuskimoTesting
 
     static func runLoader(_ driver: InMemoryQueueDriver, _ loader: ScriptedLoader) async throws -> LoadWorker {
         let config = try config()
-        let worker = LoadWorker(config: config, target: config.targets[0], driver: driver, loader: loader, janitor: nil,
-                                logger: logger)
+        let worker = LoadWorker(
+            config: config, target: config.targets[0], driver: driver, loader: loader, janitor: nil,
+            logger: logger)
         await worker.run(exitWhenIdle: 0.3)
         return worker
     }
 
     static func enqueueLoads(_ driver: InMemoryQueueDriver, _ days: [String]) {
         for day in days {
-            let load = LoadMessage(job: job(day), objects: [StagedObject(key: "k/\(day)", rows: 2, bytes: 1, sha256: "x")],
-                                   extractedAt: "2026-11-29T00:00:00.000Z")
+            let load = LoadMessage(
+                job: job(day), objects: [StagedObject(key: "k/\(day)", rows: 2, bytes: 1, sha256: "x")],
+                extractedAt: "2026-11-29T00:00:00.000Z")
             driver.enqueue(MessageCodec.encode(load), on: "huskimo.load.wh", messageID: load.loadID)
         }
     }
@@ -320,7 +329,8 @@ import HuskimoTesting
         Self.enqueueLoads(driver, ["2026-11-26", "2026-11-27", "2026-11-28"])
         let loader = ScriptedLoader(bad: ["2026-11-27"])
         let worker = try await Self.runLoader(driver, loader)
-        #expect(loader.batches.withLock { $0 } == [["2026-11-26", "2026-11-27", "2026-11-28"], ["2026-11-26"], ["2026-11-27"], ["2026-11-28"]])
+        #expect(
+            loader.batches.withLock { $0 } == [["2026-11-26", "2026-11-27", "2026-11-28"], ["2026-11-26"], ["2026-11-27"], ["2026-11-28"]])
         let parked = driver.messages(in: "huskimo.load.wh.failed")
         #expect(parked.map { ParkedHeaders($0.headers).day } == ["2026-11-27"])
         #expect(parked.first.map { ParkedHeaders($0.headers).message.contains("not valid gzip") } == true)

@@ -51,6 +51,9 @@ python3 deploy/check.py --self-test >/dev/null
 python3 -m unittest discover -s Tests/Support/redshift -p 'test_redshift_dialect.py'
 
 swift --version 2>&1 | head -n 1
+# The house format (.swift-format: 4 spaces, 140 columns, ordered imports): `swift format format -i -r Sources Tests
+# Package.swift` fixes what this finds.
+swift format lint --strict -r Sources Tests Package.swift
 # --explicit-target-dependency-import-check: a target importing a library it does not declare (a layer reaching
 # sideways or up) fails the build, not just a clean build.
 swift build --build-tests --explicit-target-dependency-import-check error

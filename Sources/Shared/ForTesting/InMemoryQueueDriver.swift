@@ -70,15 +70,18 @@ package final class InMemoryQueueDriver: QueueDriver {
             guard state.declared.contains(queue) || state.queues[queue] != nil else {
                 throw InMemoryQueueError(reason: "no queue '\(queue)' (NOT_FOUND)", errorClass: .permanent)
             }
-            return QueueDepth(queue: queue, ready: state.queues[queue]?.count ?? 0,
-                              consumers: state.consumers.values.filter { $0 == queue }.count)
+            return QueueDepth(
+                queue: queue, ready: state.queues[queue]?.count ?? 0,
+                consumers: state.consumers.values.filter { $0 == queue }.count)
         }
     }
 
     /// As RabbitMQ's `basic.get` drain: each message of the queue (up to `limit`) is seen once; a kept one stays in
     /// its place, marked redelivered (it was delivered and handed back); a moved one is published, then removed.
     @discardableResult
-    package func drain(_ queue: String, limit: Int, _ handler: @escaping @Sendable (AMQPDelivery) throws -> DrainDecision) async throws
+    package func drain(
+        _ queue: String, limit: Int, _ handler: @escaping @Sendable (AMQPDelivery) throws -> DrainDecision
+    ) async throws
         -> Int
     {
         let taken: [Stored] = state.withLock { state in
@@ -95,9 +98,10 @@ package final class InMemoryQueueDriver: QueueDriver {
         for (index, stored) in taken.enumerated() {
             let delivery = state.withLock { state -> AMQPDelivery in
                 state.nextTag += 1
-                return AMQPDelivery(deliveryTag: state.nextTag, generation: 1, exchange: stored.message.exchange,
-                                    routingKey: stored.message.routingKey, redelivered: stored.redelivered,
-                                    messageID: stored.message.messageID, headers: stored.message.headers, body: stored.message.body)
+                return AMQPDelivery(
+                    deliveryTag: state.nextTag, generation: 1, exchange: stored.message.exchange,
+                    routingKey: stored.message.routingKey, redelivered: stored.redelivered,
+                    messageID: stored.message.messageID, headers: stored.message.headers, body: stored.message.body)
             }
             let decision: DrainDecision
             do {
@@ -153,9 +157,10 @@ package final class InMemoryQueueDriver: QueueDriver {
             state.queues[queue] = list
             state.nextTag += 1
             state.unacked[state.nextTag] = (queue, stored, subscription)
-            return AMQPDelivery(deliveryTag: state.nextTag, generation: 1, exchange: stored.message.exchange,
-                                routingKey: stored.message.routingKey, redelivered: stored.redelivered,
-                                messageID: stored.message.messageID, headers: stored.message.headers, body: stored.message.body)
+            return AMQPDelivery(
+                deliveryTag: state.nextTag, generation: 1, exchange: stored.message.exchange,
+                routingKey: stored.message.routingKey, redelivered: stored.redelivered,
+                messageID: stored.message.messageID, headers: stored.message.headers, body: stored.message.body)
         }
     }
 

@@ -5,7 +5,8 @@ extension S3Client {
     package func createBucket() throws {
         var body: [UInt8]? = nil
         if config.region != "us-east-1" {
-            body = Array("""
+            body = Array(
+                """
                 <CreateBucketConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/">\
                 <LocationConstraint>\(config.region)</LocationConstraint></CreateBucketConfiguration>
                 """.utf8)

@@ -20,7 +20,9 @@ package protocol Connector: Sendable {
     /// The days one of its day resources gets for a run (the planning-days policy).
     func days(_ request: DayPlanRequest) -> DayPlan
     /// Runs one job and stages its rows. Blocking. - Throws: ``JobError`` (classified), secrets scrubbed.
-    func extract(_ job: ExtractJob, channel: ChannelConfig, context: ExtractContext, fetched: (@Sendable () -> Void)?) throws
+    func extract(
+        _ job: ExtractJob, channel: ChannelConfig, context: ExtractContext, fetched: (@Sendable () -> Void)?
+    ) throws
         -> ExtractReport
     /// `check`'s name for its probe (`Twilio account`).
     var probeName: String { get }
@@ -62,8 +64,10 @@ package struct DayPlanRequest: Sendable {
     /// ``DayPlan`` policy catches up (it reads the ledgers).
     package var loaded: @Sendable () -> Set<Day>
 
-    package init(explicit: [Day]?, runDay: Day, today: Day, settleDays: Int, lookback: Int, startDate: Day?,
-                loaded: @escaping @Sendable () -> Set<Day> = { [] }) {
+    package init(
+        explicit: [Day]?, runDay: Day, today: Day, settleDays: Int, lookback: Int, startDate: Day?,
+        loaded: @escaping @Sendable () -> Set<Day> = { [] }
+    ) {
         self.explicit = explicit
         self.runDay = runDay
         self.today = today
@@ -98,7 +102,8 @@ package enum ConnectorRegistry {
         var specs: [String: ResourceSpec] = [:]
         for connector in all {
             for spec in connector.resources {
-                precondition(spec.channelType == connector.type, "\(spec.resource) is declared by \(connector.type) for \(spec.channelType)")
+                precondition(
+                    spec.channelType == connector.type, "\(spec.resource) is declared by \(connector.type) for \(spec.channelType)")
                 precondition(specs.updateValue(spec, forKey: spec.resource.rawValue) == nil, "two connectors declare \(spec.resource)")
             }
         }

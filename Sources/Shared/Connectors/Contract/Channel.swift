@@ -12,8 +12,10 @@ package struct ChannelConfig: Sendable {
     package var pricingURL: String
     package var subaccounts: Bool
 
-    package init(name: String, type: ChannelType, apiUser: String?, apiKey: Secret, apiURL: String? = nil,
-                pricingURL: String? = nil, subaccounts: Bool = false) {
+    package init(
+        name: String, type: ChannelType, apiUser: String?, apiKey: Secret, apiURL: String? = nil,
+        pricingURL: String? = nil, subaccounts: Bool = false
+    ) {
         self.name = name
         self.type = type
         self.apiUser = apiUser

@@ -106,30 +106,48 @@ extension FleetMetrics {
     /// checks the alert rules and dashboard queries against it). A test records through every function with the real
     /// exporter and requires exactly these names and kinds.
     static let catalogue: [Metric] = [
-        Metric(name: "huskimo_api_requests_total", kind: .counter, labels: ["api", "status_class"], help: "API requests by answer class (2xx, 4xx, 429, 5xx, transport)"),
+        Metric(
+            name: "huskimo_api_requests_total", kind: .counter, labels: ["api", "status_class"],
+            help: "API requests by answer class (2xx, 4xx, 429, 5xx, transport)"),
         Metric(name: "huskimo_api_throttled_total", kind: .counter, labels: ["api"], help: "API requests answered 429"),
         Metric(name: "huskimo_api_page_duration_seconds", kind: .histogram, labels: ["api"], help: "time to a 200 page"),
-        Metric(name: "huskimo_jobs_total", kind: .counter, labels: ["resource", "outcome"], help: "extract jobs ended: succeeded, retried, failed"),
+        Metric(
+            name: "huskimo_jobs_total", kind: .counter, labels: ["resource", "outcome"],
+            help: "extract jobs ended: succeeded, retried, failed"),
         Metric(name: "huskimo_job_duration_seconds", kind: .histogram, labels: ["resource"], help: "extract job attempts"),
         Metric(name: "huskimo_records_total", kind: .counter, labels: ["resource"], help: "records extracted"),
         Metric(name: "huskimo_staged_bytes_total", kind: .counter, labels: ["resource"], help: "gzip bytes staged on S3"),
         Metric(name: "huskimo_jobs_in_flight", kind: .gauge, labels: [], help: "extract jobs being processed by this worker"),
-        Metric(name: "huskimo_api_concurrency", kind: .gauge, labels: ["channel"], help: "the adaptive request limit of a channel's account"),
-        Metric(name: "huskimo_loads_total", kind: .counter, labels: ["target", "outcome"], help: "load messages: succeeded, skipped, identical, failed"),
+        Metric(
+            name: "huskimo_api_concurrency", kind: .gauge, labels: ["channel"], help: "the adaptive request limit of a channel's account"),
+        Metric(
+            name: "huskimo_loads_total", kind: .counter, labels: ["target", "outcome"],
+            help: "load messages: succeeded, skipped, identical, failed"),
         Metric(name: "huskimo_load_rows_total", kind: .counter, labels: ["target", "table"], help: "rows loaded"),
-        Metric(name: "huskimo_load_duration_seconds", kind: .histogram, labels: ["target", "table"], help: "one table's batch transaction"),
+        Metric(
+            name: "huskimo_load_duration_seconds", kind: .histogram, labels: ["target", "table"], help: "one table's batch transaction"),
         Metric(name: "huskimo_loader_paused", kind: .gauge, labels: ["target"], help: "1 while a target-wide failure pauses its loader"),
-        Metric(name: "huskimo_load_changed_records_total", kind: .counter, labels: ["target", "table", "change"], help: "records a replace changed, added or removed (by SID)"),
-        Metric(name: "huskimo_loaded_day_timestamp_seconds", kind: .gauge, labels: ["target", "table", "channel"], help: "midnight (UTC) of the newest loaded day"),
+        Metric(
+            name: "huskimo_load_changed_records_total", kind: .counter, labels: ["target", "table", "change"],
+            help: "records a replace changed, added or removed (by SID)"),
+        Metric(
+            name: "huskimo_loaded_day_timestamp_seconds", kind: .gauge, labels: ["target", "table", "channel"],
+            help: "midnight (UTC) of the newest loaded day"),
         Metric(name: "huskimo_queue_messages_ready", kind: .gauge, labels: ["queue"], help: "messages ready (polled by loaders)"),
         Metric(name: "huskimo_queue_consumers", kind: .gauge, labels: ["queue"], help: "consumers of a queue"),
-        Metric(name: "huskimo_queue_messages_unacked", kind: .gauge, labels: ["queue"], help: "messages delivered, not acked (management API; NaN without it)"),
-        Metric(name: "huskimo_queue_oldest_ready_age_seconds", kind: .gauge, labels: ["queue"], help: "age of the oldest ready message (management API; NaN without it)"),
+        Metric(
+            name: "huskimo_queue_messages_unacked", kind: .gauge, labels: ["queue"],
+            help: "messages delivered, not acked (management API; NaN without it)"),
+        Metric(
+            name: "huskimo_queue_oldest_ready_age_seconds", kind: .gauge, labels: ["queue"],
+            help: "age of the oldest ready message (management API; NaN without it)"),
     ]
 
     /// The catalogue as JSON, one metric a line (what `huskimo-planner metrics` prints).
     package static var catalogueJSON: String {
-        func quote(_ s: String) -> String { "\"" + String(s.flatMap { $0 == "\"" || $0 == "\\" ? ["\\", $0] : [$0] as [Character] }) + "\"" }
+        func quote(_ s: String) -> String {
+            "\"" + String(s.flatMap { $0 == "\"" || $0 == "\\" ? ["\\", $0] : [$0] as [Character] }) + "\""
+        }
         let lines = catalogue.map { metric in
             "  {\"name\": \(quote(metric.name)), \"type\": \(quote(metric.kind.rawValue)), \"labels\": [\(metric.labels.map(quote).joined(separator: ", "))], \"help\": \(quote(metric.help))}"
         }

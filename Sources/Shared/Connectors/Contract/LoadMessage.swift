@@ -38,8 +38,10 @@ package struct LoadMessage: Sendable, Codable, Hashable {
         case extractedAt = "extracted_at", contentDigest = "content_digest", runID = "run_id"
     }
 
-    package init(loadID: String, jobID: String, channel: String, resource: String, table: String, partition: String,
-                objects: [StagedObject], extractedAt: String) {
+    package init(
+        loadID: String, jobID: String, channel: String, resource: String, table: String, partition: String,
+        objects: [StagedObject], extractedAt: String
+    ) {
         self.version = LoadMessage.currentVersion
         self.loadID = loadID
         self.jobID = jobID
@@ -55,8 +57,9 @@ package struct LoadMessage: Sendable, Codable, Hashable {
 extension LoadMessage {
     /// The load message of a job's staged objects.
     package init(job: ExtractJob, objects: [StagedObject], extractedAt: String, contentDigest: String? = nil) {
-        self.init(loadID: "\(job.jobID)@\(extractedAt)", jobID: job.jobID, channel: job.channel, resource: job.resource.rawValue,
-                  table: job.resource.table, partition: job.partition, objects: objects, extractedAt: extractedAt)
+        self.init(
+            loadID: "\(job.jobID)@\(extractedAt)", jobID: job.jobID, channel: job.channel, resource: job.resource.rawValue,
+            table: job.resource.table, partition: job.partition, objects: objects, extractedAt: extractedAt)
         self.contentDigest = contentDigest
         self.runID = job.runID
     }

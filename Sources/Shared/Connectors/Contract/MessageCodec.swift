@@ -28,17 +28,22 @@ package enum MessageCodec {
             throw JobError(jobID: "?", errorClass: .permanent, message: "not an extract job: \(describe(error))")
         }
         guard (1...ExtractJob.currentVersion).contains(job.version) else {
-            throw JobError(jobID: job.jobID, errorClass: .permanent, message: "job version \(job.version) is not one this worker understands (1–\(ExtractJob.currentVersion))")
+            throw JobError(
+                jobID: job.jobID, errorClass: .permanent,
+                message: "job version \(job.version) is not one this worker understands (1–\(ExtractJob.currentVersion))")
         }
         guard (0...maxAttempt).contains(job.attempt) else {
             throw JobError(jobID: job.jobID, errorClass: .permanent, message: "attempt \(job.attempt) is out of range (0–\(maxAttempt))")
         }
         guard job.jobID == ExtractJob.id(channel: job.channel, resource: job.resource, day: job.day) else {
-            throw JobError(jobID: String(job.jobID.prefix(200)), errorClass: .permanent,
-                           message: "job id does not match its channel, resource and day")
+            throw JobError(
+                jobID: String(job.jobID.prefix(200)), errorClass: .permanent,
+                message: "job id does not match its channel, resource and day")
         }
         guard job.resource.isSnapshot == (job.day == nil) else {
-            throw JobError(jobID: job.jobID, errorClass: .permanent, message: job.day == nil ? "\(job.resource.rawValue) needs a day" : "\(job.resource.rawValue) is a snapshot: no day")
+            throw JobError(
+                jobID: job.jobID, errorClass: .permanent,
+                message: job.day == nil ? "\(job.resource.rawValue) needs a day" : "\(job.resource.rawValue) is a snapshot: no day")
         }
         return job
     }
@@ -54,20 +59,30 @@ package enum MessageCodec {
             throw LoadError(loadID: "?", errorClass: .permanent, message: "not a load message: \(describe(error))")
         }
         guard load.version <= LoadMessage.currentVersion else {
-            throw LoadError(loadID: load.loadID, errorClass: .permanent, message: "load message version \(load.version) is newer than this loader understands")
+            throw LoadError(
+                loadID: load.loadID, errorClass: .permanent,
+                message: "load message version \(load.version) is newer than this loader understands")
         }
         func refuse(_ what: String) -> LoadError {
             LoadError(loadID: String(load.loadID.prefix(200)), errorClass: .permanent, message: "load message: \(what)")
         }
         // Bounded as the ledger's columns are, so a hostile message fails here, named, not in the warehouse.
-        for (name, value, limit) in [("load_id", load.loadID, 1100), ("job_id", load.jobID, 1024), ("channel", load.channel, 512),
-                                     ("run_id", load.runID ?? "", 64), ("content_digest", load.contentDigest ?? "", 64)]
+        for (name, value, limit) in [
+            ("load_id", load.loadID, 1100), ("job_id", load.jobID, 1024), ("channel", load.channel, 512),
+            ("run_id", load.runID ?? "", 64), ("content_digest", load.contentDigest ?? "", 64),
+        ]
         where value.utf8.count > limit {
             throw refuse("\(name) of \(value.utf8.count) bytes (at most \(limit))")
         }
-        guard load.partition == "snapshot" || Day(load.partition) != nil else { throw refuse("partition \(load.partition.prefix(40)) is neither a day nor snapshot") }
-        guard UTCTime.isISO(load.extractedAt) else { throw refuse("extracted_at \(load.extractedAt.prefix(40)) is not an ISO 8601 UTC time") }
-        guard load.contentDigest.map({ $0.allSatisfy { $0.isHexDigit || $0 == ":" } }) ?? true else { throw refuse("content_digest is not rows:sum in hex") }
+        guard load.partition == "snapshot" || Day(load.partition) != nil else {
+            throw refuse("partition \(load.partition.prefix(40)) is neither a day nor snapshot")
+        }
+        guard UTCTime.isISO(load.extractedAt) else {
+            throw refuse("extracted_at \(load.extractedAt.prefix(40)) is not an ISO 8601 UTC time")
+        }
+        guard load.contentDigest.map({ $0.allSatisfy { $0.isHexDigit || $0 == ":" } }) ?? true else {
+            throw refuse("content_digest is not rows:sum in hex")
+        }
         return load
     }
 

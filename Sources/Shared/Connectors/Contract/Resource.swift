@@ -70,8 +70,10 @@ package struct ResourceSpec: Sendable {
     package let changeColumns: [String]
     package let appendOnly: Bool
 
-    package init(_ resource: Resource, of type: ChannelType, table: String, snapshot: Bool = false, partitionColumn: String? = nil,
-                 changeColumns: [String] = [], appendOnly: Bool = false) {
+    package init(
+        _ resource: Resource, of type: ChannelType, table: String, snapshot: Bool = false, partitionColumn: String? = nil,
+        changeColumns: [String] = [], appendOnly: Bool = false
+    ) {
         self.resource = resource
         self.channelType = type
         self.table = table

@@ -51,56 +51,71 @@ package enum WarehouseSchema {
     }
 
     private static let head = [c("channel_name", "varchar(512)", true), c("when_retrieved", "timestamp", true)]
-    private static let twilioHead = head + [
-        c("sid", "varchar(34)", true), c("account_sid", "varchar(34)", true), c("api_version", "varchar(128)"),
-        c("date_created", "timestamp"), c("date_updated", "timestamp"),
-    ]
+    private static let twilioHead =
+        head + [
+            c("sid", "varchar(34)", true), c("account_sid", "varchar(34)", true), c("api_version", "varchar(128)"),
+            c("date_created", "timestamp"), c("date_updated", "timestamp"),
+        ]
 
     package static let tables: [Table] = [
-        Table(resource: .calls, columns: twilioHead + [
-            c("parent_call_sid", "varchar(34)"), c("to", "varchar(512)"), c("from", "varchar(512)"),
-            c("phone_number_sid", "varchar(34)"), c("status", "varchar(32)"), c("start_time", "timestamp"),
-            c("end_time", "timestamp"), c("duration", "varchar(512)"), c("price", "varchar(512)"),
-            c("direction", "varchar(512)"), c("answered_by", "varchar(512)"), c("forwarded_from", "varchar(512)"),
-            c("caller_name", "varchar(512)"),
-        ], distKey: "account_sid", sortKey: ["date_created", "when_retrieved"]),
-        Table(resource: .messages, columns: twilioHead + [
-            c("date_sent", "timestamp"), c("to", "varchar(512)"), c("from", "varchar(512)"), c("body_length", "bigint"),
-            c("status", "varchar(32)"), c("price", "varchar(128)"), c("price_unit", "varchar(3)"), c("num_media", "bigint"),
-            c("num_segments", "bigint"), c("direction", "varchar(32)"), c("error_message", "varchar(512)"),
-        ], distKey: "account_sid", sortKey: ["date_created", "when_retrieved"]),
-        Table(resource: .recordings, columns: twilioHead + [
-            c("call_sid", "varchar(34)"), c("duration", "bigint"),
-        ], distKey: "account_sid", sortKey: ["date_created", "when_retrieved"]),
-        Table(resource: .incomingPhoneNumbers, columns: twilioHead + [
-            c("friendly_name", "varchar(512)"), c("phone_number", "varchar(128)"), c("voice_application_sid", "varchar(128)"),
-            c("sms_application_sid", "varchar(128)"), c("voice_url", "varchar(8192)"), c("voice_method", "varchar(8)"),
-            c("voice_fallback_url", "varchar(8192)"), c("voice_fallback_method", "varchar(8)"),
-            c("status_callback", "varchar(8192)"), c("status_fallback_method", "varchar(8)"),
-            c("voice_caller_id_lookup", "boolean"), c("sms_url", "varchar(8192)"), c("sms_method", "varchar(512)"),
-            c("sms_fallback_url", "varchar(8192)"), c("sms_fallback_method", "varchar(8)"),
-            c("sms_status_callback", "varchar(8192)"), c("address_requirements", "varchar(12)"),
-        ], distKey: "account_sid", sortKey: ["date_created", "when_retrieved"]),
-        Table(resource: .pricingPhoneNumbers, columns: head + [
-            c("country", "varchar(128)", true), c("iso_country", "char(2)", true), c("price_unit", "char(3)", true),
-            c("number_type", "varchar(32)", true), c("base_price", "varchar(128)", true), c("current_price", "varchar(128)", true),
-        ], distKey: "iso_country", sortKey: ["when_retrieved"]),
-        Table(resource: .campaigns, columns: head + [
-            c("ad_network", "varchar(512)", true), c("campaign_name", "varchar(512)", true), c("campaign_type", "varchar(512)", true),
-            c("campaign_url", "varchar(8192)"), c("subcampaign_name", "varchar(512)"), c("app_id", "varchar(512)"),
-            c("campaign_network_id", "varchar(512)"), c("country", "varchar(2)"), c("reporting_date", "timestamp", true),
-            c("impressions", "bigint"), c("clicks", "bigint"), c("installs", "bigint"), c("cost", "decimal(10, 2)"),
-            c("revenue", "decimal(10, 2)"), c("last_modified", "timestamp", true),
-        ], distKey: "ad_network", sortKey: ["reporting_date", "when_retrieved"]),
-        Table(resource: .creatives, columns: head + [
-            c("ad_network", "varchar(512)", true), c("creative_name", "varchar(512)"), c("creative_text", "varchar(512)"),
-            c("image", "varchar(8192)", true), c("image_hash", "varchar(512)", true), c("width", "varchar(512)"),
-            c("height", "varchar(512)"), c("is_video", "boolean", true), c("campaign_name", "varchar(512)", true),
-            c("campaign_type", "varchar(512)", true), c("campaign_url", "varchar(8192)"), c("subcampaign_name", "varchar(512)"),
-            c("app_id", "varchar(512)"), c("campaign_network_id", "varchar(512)"), c("reporting_date", "timestamp", true),
-            c("impressions", "bigint"), c("clicks", "bigint"), c("installs", "bigint"), c("cost", "decimal(10, 2)"),
-            c("modified_at", "timestamp", true),
-        ], distKey: "ad_network", sortKey: ["reporting_date", "when_retrieved"]),
+        Table(
+            resource: .calls,
+            columns: twilioHead + [
+                c("parent_call_sid", "varchar(34)"), c("to", "varchar(512)"), c("from", "varchar(512)"),
+                c("phone_number_sid", "varchar(34)"), c("status", "varchar(32)"), c("start_time", "timestamp"),
+                c("end_time", "timestamp"), c("duration", "varchar(512)"), c("price", "varchar(512)"),
+                c("direction", "varchar(512)"), c("answered_by", "varchar(512)"), c("forwarded_from", "varchar(512)"),
+                c("caller_name", "varchar(512)"),
+            ], distKey: "account_sid", sortKey: ["date_created", "when_retrieved"]),
+        Table(
+            resource: .messages,
+            columns: twilioHead + [
+                c("date_sent", "timestamp"), c("to", "varchar(512)"), c("from", "varchar(512)"), c("body_length", "bigint"),
+                c("status", "varchar(32)"), c("price", "varchar(128)"), c("price_unit", "varchar(3)"), c("num_media", "bigint"),
+                c("num_segments", "bigint"), c("direction", "varchar(32)"), c("error_message", "varchar(512)"),
+            ], distKey: "account_sid", sortKey: ["date_created", "when_retrieved"]),
+        Table(
+            resource: .recordings,
+            columns: twilioHead + [
+                c("call_sid", "varchar(34)"), c("duration", "bigint"),
+            ], distKey: "account_sid", sortKey: ["date_created", "when_retrieved"]),
+        Table(
+            resource: .incomingPhoneNumbers,
+            columns: twilioHead + [
+                c("friendly_name", "varchar(512)"), c("phone_number", "varchar(128)"), c("voice_application_sid", "varchar(128)"),
+                c("sms_application_sid", "varchar(128)"), c("voice_url", "varchar(8192)"), c("voice_method", "varchar(8)"),
+                c("voice_fallback_url", "varchar(8192)"), c("voice_fallback_method", "varchar(8)"),
+                c("status_callback", "varchar(8192)"), c("status_fallback_method", "varchar(8)"),
+                c("voice_caller_id_lookup", "boolean"), c("sms_url", "varchar(8192)"), c("sms_method", "varchar(512)"),
+                c("sms_fallback_url", "varchar(8192)"), c("sms_fallback_method", "varchar(8)"),
+                c("sms_status_callback", "varchar(8192)"), c("address_requirements", "varchar(12)"),
+            ], distKey: "account_sid", sortKey: ["date_created", "when_retrieved"]),
+        Table(
+            resource: .pricingPhoneNumbers,
+            columns: head + [
+                c("country", "varchar(128)", true), c("iso_country", "char(2)", true), c("price_unit", "char(3)", true),
+                c("number_type", "varchar(32)", true), c("base_price", "varchar(128)", true), c("current_price", "varchar(128)", true),
+            ], distKey: "iso_country", sortKey: ["when_retrieved"]),
+        Table(
+            resource: .campaigns,
+            columns: head + [
+                c("ad_network", "varchar(512)", true), c("campaign_name", "varchar(512)", true), c("campaign_type", "varchar(512)", true),
+                c("campaign_url", "varchar(8192)"), c("subcampaign_name", "varchar(512)"), c("app_id", "varchar(512)"),
+                c("campaign_network_id", "varchar(512)"), c("country", "varchar(2)"), c("reporting_date", "timestamp", true),
+                c("impressions", "bigint"), c("clicks", "bigint"), c("installs", "bigint"), c("cost", "decimal(10, 2)"),
+                c("revenue", "decimal(10, 2)"), c("last_modified", "timestamp", true),
+            ], distKey: "ad_network", sortKey: ["reporting_date", "when_retrieved"]),
+        Table(
+            resource: .creatives,
+            columns: head + [
+                c("ad_network", "varchar(512)", true), c("creative_name", "varchar(512)"), c("creative_text", "varchar(512)"),
+                c("image", "varchar(8192)", true), c("image_hash", "varchar(512)", true), c("width", "varchar(512)"),
+                c("height", "varchar(512)"), c("is_video", "boolean", true), c("campaign_name", "varchar(512)", true),
+                c("campaign_type", "varchar(512)", true), c("campaign_url", "varchar(8192)"), c("subcampaign_name", "varchar(512)"),
+                c("app_id", "varchar(512)"), c("campaign_network_id", "varchar(512)"), c("reporting_date", "timestamp", true),
+                c("impressions", "bigint"), c("clicks", "bigint"), c("installs", "bigint"), c("cost", "decimal(10, 2)"),
+                c("modified_at", "timestamp", true),
+            ], distKey: "ad_network", sortKey: ["reporting_date", "when_retrieved"]),
     ]
 
     package static func table(_ name: String) -> Table? { tables.first { $0.name == name } }

@@ -1,6 +1,6 @@
 import Foundation
-package import Logging
 package import HuskimoCore
+package import Logging
 
 /// A failed API request, classified: 401/403/404/400 are permanent (the API's code and message kept),
 /// 429, 5xx, dropped and truncated responses transient. Never carries a credential: the URL is the
@@ -37,8 +37,10 @@ package struct APIClient: Sendable {
     package var maxBodyBytes = 256 << 20
     package let logger: Logger
 
-    package init(http: HTTPClient, limiters: AccountLimiters, maxAttempts: Int = 8, backoff: Backoff = Backoff(base: 0.25, max: 20),
-                timeout: Double = 120, logger: Logger) {
+    package init(
+        http: HTTPClient, limiters: AccountLimiters, maxAttempts: Int = 8, backoff: Backoff = Backoff(base: 0.25, max: 20),
+        timeout: Double = 120, logger: Logger
+    ) {
         self.http = http
         self.limiters = limiters
         self.maxAttempts = maxAttempts
@@ -58,17 +60,20 @@ package struct APIClient: Sendable {
 
     /// Performs `request` (paced by `account`'s limiter) and hands the 200 body to `consume`, retrying
     /// transient failures (also those `consume` throws, such as a truncated JSON body) until `maxAttempts`.
-    package func fetch<T>(_ request: HTTPRequest, api: ChannelType, account: String, tally: inout Tally,
-                         consume: ([UInt8]) throws -> T) throws -> T {
+    package func fetch<T>(
+        _ request: HTTPRequest, api: ChannelType, account: String, tally: inout Tally,
+        consume: ([UInt8]) throws -> T
+    ) throws -> T {
         var buffer = tally.pageBuffer
         tally.pageBuffer = []
         defer { tally.pageBuffer = buffer }
-        return try perform(request, api: api, account: account, tally: &tally,
-                           transfer: { request in
-                               let head = try http.execute(request, into: &buffer)
-                               return HTTPResponse(head: head, body: buffer)
-                           },
-                           consume: { response, _ in try consume(response.body) })
+        return try perform(
+            request, api: api, account: account, tally: &tally,
+            transfer: { request in
+                let head = try http.execute(request, into: &buffer)
+                return HTTPResponse(head: head, body: buffer)
+            },
+            consume: { response, _ in try consume(response.body) })
     }
 
     /// Performs `request` and streams a 200 body to `onChunk` as it arrives (nothing held whole), then calls
@@ -76,32 +81,35 @@ package struct APIClient: Sendable {
     /// on a failure depends on `restart`: with it, the consumer is told to start over and the request is retried in
     /// place (a Twilio page, converted into rows that are staged only once the page is whole); without it (a
     /// consumer that cannot take bytes back), the failure is transient for the job as a whole.
-    package func stream<T>(_ request: HTTPRequest, api: ChannelType, account: String, tally: inout Tally, restart: (() -> Void)? = nil,
-                          onChunk: @escaping (UnsafeRawBufferPointer) throws -> Void, finish: () throws -> T) throws -> T {
+    package func stream<T>(
+        _ request: HTTPRequest, api: ChannelType, account: String, tally: inout Tally, restart: (() -> Void)? = nil,
+        onChunk: @escaping (UnsafeRawBufferPointer) throws -> Void, finish: () throws -> T
+    ) throws -> T {
         let delivered = DeliveredBytes()
         let replayable = restart != nil
-        return try perform(request, api: api, account: account, tally: &tally,
-                           transfer: { request in
-                               if delivered.bytes > 0, let restart {
-                                   restart()
-                                   delivered.bytes = 0
-                               }
-                               do {
-                                   return try http.stream(request) { chunk in
-                                       delivered.bytes += chunk.count
-                                       try onChunk(chunk)
-                                   }
-                               } catch let error as any ClassifiedError where !replayable && delivered.bytes > 0 && error.isRetriable {
-                                   throw BrokenStream(bytes: delivered.bytes, cause: "\(error)", url: request.displayURL)
-                               }
-                           },
-                           consume: { _, _ in
-                               do {
-                                   return try finish()
-                               } catch let error as any ClassifiedError where !replayable && error.isRetriable && delivered.bytes > 0 {
-                                   throw BrokenStream(bytes: delivered.bytes, cause: "\(error)", url: request.displayURL)
-                               }
-                           })
+        return try perform(
+            request, api: api, account: account, tally: &tally,
+            transfer: { request in
+                if delivered.bytes > 0, let restart {
+                    restart()
+                    delivered.bytes = 0
+                }
+                do {
+                    return try http.stream(request) { chunk in
+                        delivered.bytes += chunk.count
+                        try onChunk(chunk)
+                    }
+                } catch let error as any ClassifiedError where !replayable && delivered.bytes > 0 && error.isRetriable {
+                    throw BrokenStream(bytes: delivered.bytes, cause: "\(error)", url: request.displayURL)
+                }
+            },
+            consume: { _, _ in
+                do {
+                    return try finish()
+                } catch let error as any ClassifiedError where !replayable && error.isRetriable && delivered.bytes > 0 {
+                    throw BrokenStream(bytes: delivered.bytes, cause: "\(error)", url: request.displayURL)
+                }
+            })
     }
 
     /// Bytes a stream has handed on (one transfer at a time, on the calling thread).
@@ -119,9 +127,11 @@ package struct APIClient: Sendable {
 
     /// The request loop both share: pacing by the account's limiter, metrics, classification, Retry-After, and
     /// retries of transient failures (not of `retriable: false` ones) until `maxAttempts`.
-    private func perform<T>(_ request: HTTPRequest, api: ChannelType, account: String, tally: inout Tally,
-                            transfer: (HTTPRequest) throws -> HTTPResponse,
-                            consume: (HTTPResponse, Int) throws -> T) throws -> T {
+    private func perform<T>(
+        _ request: HTTPRequest, api: ChannelType, account: String, tally: inout Tally,
+        transfer: (HTTPRequest) throws -> HTTPResponse,
+        consume: (HTTPResponse, Int) throws -> T
+    ) throws -> T {
         let limiter = limiters.limiter(for: account)
         var request = request
         if request.maxBodyBytes == nil { request.maxBodyBytes = maxBodyBytes }
@@ -154,9 +164,11 @@ package struct APIClient: Sendable {
                     // Seconds only (an HTTP-date, a negative, NaN or infinite value is ignored); capped.
                     retryAfter = response.head.header("retry-after").flatMap(Double.init).flatMap { $0.isFinite && $0 >= 0 ? $0 : nil }
                     if let wait = retryAfter, wait > maxRetryAfter {
-                        throw APIError(api: api, status: response.status, code: error.code,
-                                       message: "asked to wait \(Int(min(wait, 1e12))) s (Retry-After), more than \(Int(maxRetryAfter)) s: back to the delay queue",
-                                       url: request.displayURL, errorClass: .transient)
+                        throw APIError(
+                            api: api, status: response.status, code: error.code,
+                            message:
+                                "asked to wait \(Int(min(wait, 1e12))) s (Retry-After), more than \(Int(maxRetryAfter)) s: back to the delay queue",
+                            url: request.displayURL, errorClass: .transient)
                     }
                     failure = error
                 }
@@ -181,15 +193,19 @@ package struct APIClient: Sendable {
             if throttled { throttles += 1 }
             if !throttled || throttles % 4 == 0 { attempt += 1 }
             guard attempt < maxAttempts else {
-                throw APIError(api: api, status: nil, code: nil, message: "gave up after \(attempt) attempts; last: \(failure)",
-                               url: request.displayURL, errorClass: .transient)
+                throw APIError(
+                    api: api, status: nil, code: nil, message: "gave up after \(attempt) attempts; last: \(failure)",
+                    url: request.displayURL, errorClass: .transient)
             }
             tally.retries += 1
             // A 429 has already lowered the account's limit: the limiter paces the retry (it waits for one of our
             // own requests to that account to finish), so only a short pause is added unless Retry-After says more.
-            let delay = throttled ? max(retryAfter ?? 0, 0.02 + 0.05 * Double(throttles / 4))
+            let delay =
+                throttled
+                ? max(retryAfter ?? 0, 0.02 + 0.05 * Double(throttles / 4))
                 : max(retryAfter ?? 0, backoff.delay(attempt: attempt - 1))
-            logger.debug("retrying API request", metadata: ["url": "\(request.displayURL)", "error": "\(failure)", "retry.in_s": "\(delay)"])
+            logger.debug(
+                "retrying API request", metadata: ["url": "\(request.displayURL)", "error": "\(failure)", "retry.in_s": "\(delay)"])
             Thread.sleep(forTimeInterval: delay)
         }
     }
@@ -200,14 +216,16 @@ package struct APIClient: Sendable {
         var code: Int?
         var message = String(decoding: response.body.prefix(200), as: UTF8.self)
         if response.body.first == UInt8(ascii: "{"),
-           let object = try? JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any] {
+            let object = try? JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any]
+        {
             code = object["code"] as? Int
             message = (object["message"] as? String) ?? (object["error"] as? String) ?? message
             if let detail = object["detail"] as? String { message += " (\(detail))" }
         } else if response.body.first == UInt8(ascii: "<") {
             message = "non-JSON (HTML) error body"
         }
-        return APIError(api: api, status: response.status, code: code, message: message.redacting(request.secrets),
-                        url: request.displayURL, errorClass: CurlError.classify(status: response.status))
+        return APIError(
+            api: api, status: response.status, code: code, message: message.redacting(request.secrets),
+            url: request.displayURL, errorClass: CurlError.classify(status: response.status))
     }
 }

@@ -54,10 +54,16 @@ package struct PageLinks: Sendable {
         }
         if link.hasPrefix("/") && !link.hasPrefix("//") { return base + link }
         guard let other = PageLinks.origin(of: link) else {
-            throw PagingError(reason: "a next-page link that is neither an absolute path nor an http(s) URL: \(HTTPRequest.stripQuery(String(link.prefix(120))))")
+            throw PagingError(
+                reason:
+                    "a next-page link that is neither an absolute path nor an http(s) URL: \(HTTPRequest.stripQuery(String(link.prefix(120))))"
+            )
         }
         guard other == origin else {
-            throw PagingError(reason: "a next-page link to \(other.scheme)://\(other.host):\(other.port), not the configured \(origin.scheme)://\(origin.host):\(origin.port): credentials go only to the configured API")
+            throw PagingError(
+                reason:
+                    "a next-page link to \(other.scheme)://\(other.host):\(other.port), not the configured \(origin.scheme)://\(origin.host):\(origin.port): credentials go only to the configured API"
+            )
         }
         return link
     }

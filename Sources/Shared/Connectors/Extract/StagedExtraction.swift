@@ -12,12 +12,15 @@ enum StagedExtraction {
     }
 
     /// - Parameter fetched: called once the API has given everything (before the last object is completed on S3).
-    static func run(_ job: ExtractJob, s3: S3Client, folder: String, maxObjectBytes: Int, now: Date, secrets: [Secret],
-                    fetched: (@Sendable () -> Void)? = nil,
-                    _ body: (StagingWriter, inout APIClient.Tally) throws -> Found) throws -> ExtractReport {
+    static func run(
+        _ job: ExtractJob, s3: S3Client, folder: String, maxObjectBytes: Int, now: Date, secrets: [Secret],
+        fetched: (@Sendable () -> Void)? = nil,
+        _ body: (StagingWriter, inout APIClient.Tally) throws -> Found
+    ) throws -> ExtractReport {
         let layout = StagingLayout(folder: folder)
-        let staging = StagingWriter(client: s3, layout: layout, keyPrefix: layout.extractionPrefix(job, at: now),
-                                    maxObjectBytes: maxObjectBytes, digest: !job.resource.appendOnly)
+        let staging = StagingWriter(
+            client: s3, layout: layout, keyPrefix: layout.extractionPrefix(job, at: now),
+            maxObjectBytes: maxObjectBytes, digest: !job.resource.appendOnly)
         var tally = APIClient.Tally()
         do {
             let found = try body(staging, &tally)
@@ -25,8 +28,9 @@ enum StagedExtraction {
             let objects = try staging.finish()
             tally.pageBuffer = []  // the last response's bytes need not live as long as the report
             let digest = staging.content?.text
-            var report = ExtractReport(load: LoadMessage(job: job, objects: objects, extractedAt: UTCTime.iso(now), contentDigest: digest),
-                                       records: found.records, tally: tally, accounts: found.accounts)
+            var report = ExtractReport(
+                load: LoadMessage(job: job, objects: objects, extractedAt: UTCTime.iso(now), contentDigest: digest),
+                records: found.records, tally: tally, accounts: found.accounts)
             report.replacedValues = staging.replacedValues
             return report
         } catch {

@@ -24,8 +24,10 @@ package final class StagingWriter {
     ///   - keyPrefix: from ``StagingLayout/extractionPrefix(_:at:)``; objects are ``StagingLayout/objectKey(prefix:index:)``.
     ///   - level: gzip level; 1 costs a fraction of 6's CPU on TSV for a few percent more bytes.
     ///   - digest: keep ``content`` (replaced partitions; appended tables need none).
-    package init(client: S3Client, layout: StagingLayout, keyPrefix: String, maxObjectBytes: Int = 64 << 20, level: Int32 = 1,
-                digest: Bool = true) {
+    package init(
+        client: S3Client, layout: StagingLayout, keyPrefix: String, maxObjectBytes: Int = 64 << 20, level: Int32 = 1,
+        digest: Bool = true
+    ) {
         self.content = digest ? RowDigest() : nil
         self.client = client
         self.layout = layout

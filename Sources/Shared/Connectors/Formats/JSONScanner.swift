@@ -89,7 +89,8 @@ package struct JSONScanner {
                 let a = special(base.loadUnaligned(fromByteOffset: position, as: UInt64.self))
                 let b = special(base.loadUnaligned(fromByteOffset: position + 8, as: UInt64.self))
                 if a | b != 0 {
-                    position += a != 0 ? UInt64(littleEndian: a).trailingZeroBitCount >> 3 : 8 + UInt64(littleEndian: b).trailingZeroBitCount >> 3
+                    position +=
+                        a != 0 ? UInt64(littleEndian: a).trailingZeroBitCount >> 3 : 8 + UInt64(littleEndian: b).trailingZeroBitCount >> 3
                     break
                 }
                 position += 16
@@ -162,7 +163,9 @@ package struct JSONScanner {
         while position < bytes.count {
             let byte = bytes[position]
             switch byte {
-            case 0x22: _ = try readString(); continue
+            case 0x22:
+                _ = try readString()
+                continue
             case 0x7B, 0x5B: depth += 1
             case 0x7D, 0x5D:
                 depth -= 1

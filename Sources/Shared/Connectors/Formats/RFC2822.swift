@@ -18,28 +18,30 @@ package enum RFC2822 {
     /// (`Fri, 20 Nov 2026 12:34:56 +0000`) takes a fixed-offset path with `cache`; anything else the general one.
     package static func seconds(_ p: UnsafeRawBufferPointer, _ start: Int, _ end: Int, cache: inout Cache) -> Int? {
         guard end - start == 31, p[start] >= 0x41, p[start + 3] == 0x2C, p[start + 4] == 0x20, p[start + 7] == 0x20, p[start + 11] == 0x20,
-              p[start + 16] == 0x20, p[start + 19] == 0x3A, p[start + 22] == 0x3A, p[start + 25] == 0x20, p[start + 26] == 0x2B,
-              p.loadUnaligned(fromByteOffset: start + 27, as: UInt32.self) == 0x3030_3030  // "0000"
+            p[start + 16] == 0x20, p[start + 19] == 0x3A, p[start + 22] == 0x3A, p[start + 25] == 0x20, p[start + 26] == 0x2B,
+            p.loadUnaligned(fromByteOffset: start + 27, as: UInt32.self) == 0x3030_3030  // "0000"
         else { return seconds(p, start, end) }
         @inline(__always) func digits2(_ at: Int) -> Int? {
             let a = p[at] &- 0x30, b = p[at + 1] &- 0x30
             return a < 10 && b < 10 ? Int(a) * 10 + Int(b) : nil
         }
-        let key = (p.loadUnaligned(fromByteOffset: start + 5, as: UInt64.self), p.loadUnaligned(fromByteOffset: start + 12, as: UInt32.self))
+        let key = (
+            p.loadUnaligned(fromByteOffset: start + 5, as: UInt64.self), p.loadUnaligned(fromByteOffset: start + 12, as: UInt32.self)
+        )
         let days: Int
         if key == cache.parsedKey, cache.parsedDays != Int.min {
             days = cache.parsedDays
         } else {
             let m = (UInt32(p[start + 8] | 0x20) << 16) | (UInt32(p[start + 9] | 0x20) << 8) | UInt32(p[start + 10] | 0x20)
             guard let day = digits2(start + 5), let month = month(m), let c = digits2(start + 12), let y = digits2(start + 14),
-                  (1...31).contains(day), day <= Day.daysIn(month: month, year: c * 100 + y)
+                (1...31).contains(day), day <= Day.daysIn(month: month, year: c * 100 + y)
             else { return seconds(p, start, end) }
             days = Day.civilToDays(c * 100 + y, month, day)
             cache.parsedKey = key
             cache.parsedDays = days
         }
         guard let hour = digits2(start + 17), hour < 24, let minute = digits2(start + 20), minute < 60,
-              let second = digits2(start + 23), second < 61
+            let second = digits2(start + 23), second < 61
         else { return seconds(p, start, end) }
         return days * 86_400 + hour * 3600 + minute * 60 + min(second, 59)
     }
@@ -98,7 +100,7 @@ package enum RFC2822 {
         }
         skipSpaces()
         guard i == end, (1...31).contains(day), day <= Day.daysIn(month: month, year: year), hour < 24, minute < 60,
-              second < 61
+            second < 61
         else { return nil }
         let days = Day.civilToDays(year, month, day)
         return days * 86_400 + hour * 3600 + minute * 60 + min(second, 59) - offset

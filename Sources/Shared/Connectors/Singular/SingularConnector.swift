@@ -30,7 +30,9 @@ package struct SingularConnector: Connector {
         DayPlan(days: request.explicit ?? (0..<max(request.lookback, 1)).map { request.runDay.adding(days: -$0) })
     }
 
-    package func extract(_ job: ExtractJob, channel: ChannelConfig, context: ExtractContext, fetched: (@Sendable () -> Void)?) throws
+    package func extract(
+        _ job: ExtractJob, channel: ChannelConfig, context: ExtractContext, fetched: (@Sendable () -> Void)?
+    ) throws
         -> ExtractReport
     {
         try SingularExtractor(channel: channel, client: context.api, s3: context.s3, folder: context.folder).extract(job, fetched: fetched)

@@ -67,8 +67,9 @@ package struct SingularConverter {
                 let value = try scanner.readValue()
                 if scanner.key(key, is: errorKey) { message = value.kind == .string ? try scanner.string(value) : "(not a string)" }
             }
-            throw ConversionError(table: table.name, field: "(response)", recordSID: nil,
-                                  reason: message.map { "Singular answered with an error: \($0)" } ?? "expected a JSON array of records, got an object")
+            throw ConversionError(
+                table: table.name, field: "(response)", recordSID: nil,
+                reason: message.map { "Singular answered with an error: \($0)" } ?? "expected a JSON array of records, got an object")
         }
         var result = Result()
         var slots = [JSONSlice](repeating: .absent, count: keys.count)
@@ -88,8 +89,10 @@ package struct SingularConverter {
         return result
     }
 
-    private func writeRow(_ slots: [JSONSlice], index: Int, scanner: JSONScanner, into writer: inout TSVWriter,
-                          result: inout Result) throws {
+    private func writeRow(
+        _ slots: [JSONSlice], index: Int, scanner: JSONScanner, into writer: inout TSVWriter,
+        result: inout Result
+    ) throws {
         let bytes = scanner.bytes
         func failure(_ column: String, _ reason: String) -> ConversionError {
             ConversionError(table: table.name, field: column, recordSID: "#\(index) of the response", reason: reason)
@@ -125,7 +128,10 @@ package struct SingularConverter {
                         text.withUnsafeBytes { writer.appendReplacingInvalidUTF8($0) }
                     }
                     if maxBytes[column] > 0, decoded > maxBytes[column] {
-                        throw failure(name, "a value of \(decoded) bytes; the column holds \(maxBytes[column]) (VARCHAR counted in bytes, as Redshift counts it)")
+                        throw failure(
+                            name,
+                            "a value of \(decoded) bytes; the column holds \(maxBytes[column]) (VARCHAR counted in bytes, as Redshift counts it)"
+                        )
                     }
                     if slot.count == 3, bytes[slot.start] == 0x5C, bytes[slot.start + 1] == 0x5C, bytes[slot.start + 2] == 0x4E {
                         writer.noteBackslashN()
@@ -136,7 +142,9 @@ package struct SingularConverter {
                     throw failure(name, "expected a string, got a JSON \(slot.kind)")
                 }
             case .integer, .decimal:
-                guard slot.kind == .number || slot.kind == .string else { throw failure(name, "expected a number, got a JSON \(slot.kind)") }
+                guard slot.kind == .number || slot.kind == .string else {
+                    throw failure(name, "expected a number, got a JSON \(slot.kind)")
+                }
                 let text = slot.kind == .string ? Array(try scanner.string(slot).utf8) : Array(raw(slot))
                 if slot.kind == .string && text.isEmpty {
                     guard !required else { throw failure(name, "empty, but the column is NOT NULL") }
@@ -148,7 +156,8 @@ package struct SingularConverter {
                 }
                 if case .integer = source, plain.contains(".") { throw failure(name, "not an integer: \(plain.prefix(40))") }
                 if let limit = table.maxIntegerDigits[column],
-                   plain.prefix(while: { $0 != "." }).filter(\.isNumber).count > limit {
+                    plain.prefix(while: { $0 != "." }).filter(\.isNumber).count > limit
+                {
                     throw failure(name, "\(plain.prefix(40)) is out of range for the column (at most \(limit) integer digits)")
                 }
                 writer.plain(plain)
@@ -192,7 +201,7 @@ package struct SingularConverter {
         if rest.hasSuffix("Z") { rest = rest.dropLast() } else if rest.hasSuffix("+00:00") { rest = rest.dropLast(6) }
         let utf8 = Array(rest.utf8)
         guard utf8.count >= 19, utf8[10] == UInt8(ascii: "T") || utf8[10] == UInt8(ascii: " "),
-              Day(String(decoding: utf8[0..<10], as: UTF8.self)) != nil, utf8[13] == UInt8(ascii: ":"), utf8[16] == UInt8(ascii: ":")
+            Day(String(decoding: utf8[0..<10], as: UTF8.self)) != nil, utf8[13] == UInt8(ascii: ":"), utf8[16] == UInt8(ascii: ":")
         else { return nil }
         func number(_ range: Range<Int>) -> Int? {
             var value = 0

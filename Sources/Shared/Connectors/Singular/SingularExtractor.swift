@@ -26,13 +26,17 @@ package struct SingularExtractor: Sendable {
     /// objects are completed. - Throws: ``JobError`` (classified) naming channel, resource and day.
     package func extract(_ job: ExtractJob, now: Date = Date(), fetched: (@Sendable () -> Void)? = nil) throws -> ExtractReport {
         guard let table = job.resource.singularTable, let day = job.day else {
-            throw JobError(jobID: job.jobID, errorClass: .permanent, message: "\(job.resource.rawValue) is not a Singular resource with a day")
+            throw JobError(
+                jobID: job.jobID, errorClass: .permanent, message: "\(job.resource.rawValue) is not a Singular resource with a day")
         }
         let whenRetrieved = UTCTime.sqlMillis(now)
-        return try StagedExtraction.run(job, s3: s3, folder: folder, maxObjectBytes: maxObjectBytes, now: now,
-                                        secrets: [channel.apiKey], fetched: fetched) { staging, tally in
-            var request = HTTPRequest(url: url(table, day, key: channel.apiKey.reveal()), headers: [("Accept", "application/json")],
-                                      timeout: client.timeout, displayURL: url(table, day, key: "<api_key>"))
+        return try StagedExtraction.run(
+            job, s3: s3, folder: folder, maxObjectBytes: maxObjectBytes, now: now,
+            secrets: [channel.apiKey], fetched: fetched
+        ) { staging, tally in
+            var request = HTTPRequest(
+                url: url(table, day, key: channel.apiKey.reveal()), headers: [("Accept", "application/json")],
+                timeout: client.timeout, displayURL: url(table, day, key: "<api_key>"))
             let encodedKey = PercentEncoding.encode(channel.apiKey.reveal(), keepSlash: false)
             request.redact = [channel.apiKey] + (encodedKey == channel.apiKey.reveal() ? [] : [Secret(encodedKey)])
             let converter = SingularConverter(table: table, channelName: channel.name, whenRetrieved: whenRetrieved, day: day)
@@ -47,12 +51,13 @@ package struct SingularExtractor: Sendable {
                 progress.records += try batch.withUnsafeBytes { try converter.convert($0, into: &progress.tsv) }.records
                 if progress.tsv.count >= 1 << 20 { try staging.write(&progress.tsv) }
             }
-            let records = try client.stream(request, api: .singular, account: channel.limiterKey, tally: &tally,
-                                            onChunk: { chunk in try progress.splitter.feed(chunk, convert) },
-                                            finish: { () throws -> Int in
-                                                try progress.splitter.finish(convert)
-                                                return progress.records
-                                            })
+            let records = try client.stream(
+                request, api: .singular, account: channel.limiterKey, tally: &tally,
+                onChunk: { chunk in try progress.splitter.feed(chunk, convert) },
+                finish: { () throws -> Int in
+                    try progress.splitter.finish(convert)
+                    return progress.records
+                })
             try staging.write(&progress.tsv)
             return StagedExtraction.Found(records: records, accounts: [])
         }
@@ -62,8 +67,9 @@ package struct SingularExtractor: Sendable {
     /// not staged. Blocking. - Returns: the records found. - Throws: the API's classified error, key scrubbed.
     package func probe(day: Day) throws -> Int {
         guard let table = Resource.campaigns.singularTable else { return 0 }
-        var request = HTTPRequest(url: url(table, day, key: channel.apiKey.reveal()), headers: [("Accept", "application/json")],
-                                  timeout: client.timeout, displayURL: url(table, day, key: "<api_key>"))
+        var request = HTTPRequest(
+            url: url(table, day, key: channel.apiKey.reveal()), headers: [("Accept", "application/json")],
+            timeout: client.timeout, displayURL: url(table, day, key: "<api_key>"))
         let encodedKey = PercentEncoding.encode(channel.apiKey.reveal(), keepSlash: false)
         request.redact = [channel.apiKey] + (encodedKey == channel.apiKey.reveal() ? [] : [Secret(encodedKey)])
         let converter = SingularConverter(table: table, channelName: channel.name, whenRetrieved: UTCTime.sqlMillis(Date()), day: day)

@@ -49,9 +49,11 @@ package struct SingularTable: Sendable {
         self.columns = zip(columns, schemaColumns).map { ($0.0, $0.1, $1.notNull) }
         self.maxIntegerDigits = schemaColumns.map { column in
             if column.type == "bigint" { return 18 }
-            let numbers = column.type.hasPrefix("decimal(") ? column.type.dropFirst(8).dropLast().split(separator: ",").compactMap {
-                Int($0.trimmingCharacters(in: .whitespaces))
-            } : []
+            let numbers =
+                column.type.hasPrefix("decimal(")
+                ? column.type.dropFirst(8).dropLast().split(separator: ",").compactMap {
+                    Int($0.trimmingCharacters(in: .whitespaces))
+                } : []
             return numbers.count == 2 ? numbers[0] - numbers[1] : nil
         }
     }
@@ -61,24 +63,28 @@ package struct SingularTable: Sendable {
     var slug: String { resource.singularSlug ?? resource.rawValue }
     var columnNames: [String] { columns.map(\.name) }
 
-    package static let campaigns = SingularTable(.campaigns, columns: [
-        ("channel_name", .channelName), ("when_retrieved", .whenRetrieved), ("ad_network", .text("ad_network")),
-        ("campaign_name", .text("campaign_name")), ("campaign_type", .text("campaign_type")),
-        ("campaign_url", .text("campaign_url")), ("subcampaign_name", .text("subcampaign_name")), ("app_id", .text("app_id")),
-        ("campaign_network_id", .text("campaign_network_id")), ("country", .text("country")),
-        ("reporting_date", .date("date")), ("impressions", .integer("impressions")), ("clicks", .integer("clicks")),
-        ("installs", .integer("installs")), ("cost", .decimal("cost")), ("revenue", .decimal("revenue")),
-        ("last_modified", .timestamp("last_modified")),
-    ])
+    package static let campaigns = SingularTable(
+        .campaigns,
+        columns: [
+            ("channel_name", .channelName), ("when_retrieved", .whenRetrieved), ("ad_network", .text("ad_network")),
+            ("campaign_name", .text("campaign_name")), ("campaign_type", .text("campaign_type")),
+            ("campaign_url", .text("campaign_url")), ("subcampaign_name", .text("subcampaign_name")), ("app_id", .text("app_id")),
+            ("campaign_network_id", .text("campaign_network_id")), ("country", .text("country")),
+            ("reporting_date", .date("date")), ("impressions", .integer("impressions")), ("clicks", .integer("clicks")),
+            ("installs", .integer("installs")), ("cost", .decimal("cost")), ("revenue", .decimal("revenue")),
+            ("last_modified", .timestamp("last_modified")),
+        ])
 
-    package static let creatives = SingularTable(.creatives, columns: [
-        ("channel_name", .channelName), ("when_retrieved", .whenRetrieved), ("ad_network", .text("ad_network")),
-        ("creative_name", .text("creative_name")), ("creative_text", .text("creative_text")), ("image", .text("image")),
-        ("image_hash", .text("image_hash")), ("width", .text("width")), ("height", .text("height")),
-        ("is_video", .boolean("is_video")), ("campaign_name", .text("campaign_name")), ("campaign_type", .text("campaign_type")),
-        ("campaign_url", .text("campaign_url")), ("subcampaign_name", .text("subcampaign_name")), ("app_id", .text("app_id")),
-        ("campaign_network_id", .text("campaign_network_id")), ("reporting_date", .date("date")),
-        ("impressions", .integer("impressions")), ("clicks", .integer("clicks")), ("installs", .integer("installs")),
-        ("cost", .decimal("cost")), ("modified_at", .timestamp("modified_at")),
-    ])
+    package static let creatives = SingularTable(
+        .creatives,
+        columns: [
+            ("channel_name", .channelName), ("when_retrieved", .whenRetrieved), ("ad_network", .text("ad_network")),
+            ("creative_name", .text("creative_name")), ("creative_text", .text("creative_text")), ("image", .text("image")),
+            ("image_hash", .text("image_hash")), ("width", .text("width")), ("height", .text("height")),
+            ("is_video", .boolean("is_video")), ("campaign_name", .text("campaign_name")), ("campaign_type", .text("campaign_type")),
+            ("campaign_url", .text("campaign_url")), ("subcampaign_name", .text("subcampaign_name")), ("app_id", .text("app_id")),
+            ("campaign_network_id", .text("campaign_network_id")), ("reporting_date", .date("date")),
+            ("impressions", .integer("impressions")), ("clicks", .integer("clicks")), ("installs", .integer("installs")),
+            ("cost", .decimal("cost")), ("modified_at", .timestamp("modified_at")),
+        ])
 }

@@ -47,16 +47,21 @@ extension APIClient {
     }
 
     /// GETs a Twilio `url` as `account` with Basic auth and hands the 200 body to `consume`.
-    func get<T>(_ url: String, account: String, user: String, token: Secret, tally: inout Tally,
-                consume: ([UInt8]) throws -> T) throws -> T {
+    func get<T>(
+        _ url: String, account: String, user: String, token: Secret, tally: inout Tally,
+        consume: ([UInt8]) throws -> T
+    ) throws -> T {
         try fetch(twilioRequest(url, user: user, token: token), api: .twilio, account: account, tally: &tally, consume: consume)
     }
 
     /// GETs a Twilio `url` as `account` with Basic auth and streams the 200 body to `onChunk` (see
     /// ``stream(_:api:account:tally:restart:onChunk:finish:)``).
-    func get<T>(_ url: String, account: String, user: String, token: Secret, tally: inout Tally, restart: (() -> Void)?,
-                onChunk: @escaping (UnsafeRawBufferPointer) throws -> Void, finish: () throws -> T) throws -> T {
-        try stream(twilioRequest(url, user: user, token: token), api: .twilio, account: account, tally: &tally, restart: restart,
-                   onChunk: onChunk, finish: finish)
+    func get<T>(
+        _ url: String, account: String, user: String, token: Secret, tally: inout Tally, restart: (() -> Void)?,
+        onChunk: @escaping (UnsafeRawBufferPointer) throws -> Void, finish: () throws -> T
+    ) throws -> T {
+        try stream(
+            twilioRequest(url, user: user, token: token), api: .twilio, account: account, tally: &tally, restart: restart,
+            onChunk: onChunk, finish: finish)
     }
 }

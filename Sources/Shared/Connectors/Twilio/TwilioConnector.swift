@@ -15,14 +15,18 @@ package struct TwilioConnector: Connector {
 
     package var resources: [ResourceSpec] {
         [
-            ResourceSpec(.calls, of: .twilio, table: "twilio_calls", partitionColumn: "start_time",
-                         changeColumns: ["status", "price", "duration", "end_time", "date_updated", "answered_by"]),
-            ResourceSpec(.messages, of: .twilio, table: "twilio_messages", partitionColumn: "date_sent",
-                         changeColumns: ["status", "price", "price_unit", "date_sent", "date_updated", "error_message", "num_segments", "num_media"]),
-            ResourceSpec(.recordings, of: .twilio, table: "twilio_recordings", partitionColumn: "date_created",
-                         changeColumns: ["duration", "date_updated"]),
-            ResourceSpec(.incomingPhoneNumbers, of: .twilio, table: "twilio_incoming_phone_numbers", snapshot: true,
-                         changeColumns: ["date_updated", "friendly_name", "voice_url", "sms_url", "status_callback", "sms_status_callback"]),
+            ResourceSpec(
+                .calls, of: .twilio, table: "twilio_calls", partitionColumn: "start_time",
+                changeColumns: ["status", "price", "duration", "end_time", "date_updated", "answered_by"]),
+            ResourceSpec(
+                .messages, of: .twilio, table: "twilio_messages", partitionColumn: "date_sent",
+                changeColumns: ["status", "price", "price_unit", "date_sent", "date_updated", "error_message", "num_segments", "num_media"]),
+            ResourceSpec(
+                .recordings, of: .twilio, table: "twilio_recordings", partitionColumn: "date_created",
+                changeColumns: ["duration", "date_updated"]),
+            ResourceSpec(
+                .incomingPhoneNumbers, of: .twilio, table: "twilio_incoming_phone_numbers", snapshot: true,
+                changeColumns: ["date_updated", "friendly_name", "voice_url", "sms_url", "status_callback", "sms_status_callback"]),
             ResourceSpec(.pricingPhoneNumbers, of: .twilio, table: "twilio_pricing_phone_numbers", snapshot: true),
         ]
     }
@@ -54,11 +58,14 @@ package struct TwilioConnector: Connector {
             }
         }
         let refused = days.filter { $0 < oldest }
-        return DayPlan(days: days.filter { $0 >= oldest }, refused: refused,
-                       reason: refused.isEmpty ? nil : "older than Twilio's \(TwilioConnector.listWindow)-day list window")
+        return DayPlan(
+            days: days.filter { $0 >= oldest }, refused: refused,
+            reason: refused.isEmpty ? nil : "older than Twilio's \(TwilioConnector.listWindow)-day list window")
     }
 
-    package func extract(_ job: ExtractJob, channel: ChannelConfig, context: ExtractContext, fetched: (@Sendable () -> Void)?) throws
+    package func extract(
+        _ job: ExtractJob, channel: ChannelConfig, context: ExtractContext, fetched: (@Sendable () -> Void)?
+    ) throws
         -> ExtractReport
     {
         var extractor = TwilioExtractor(channel: channel, client: context.api, s3: context.s3, folder: context.folder)

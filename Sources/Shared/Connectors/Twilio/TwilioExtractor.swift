@@ -16,8 +16,10 @@ package struct TwilioExtractor: Sendable {
     /// Countries per page of the Pricing list (Twilio's maximum is 1000).
     var pricingPageSize = 1000
 
-    package init(channel: ChannelConfig, client: APIClient, s3: S3Client, folder: String, maxObjectBytes: Int = 64 << 20,
-                pageSize: Int = 1000) {
+    package init(
+        channel: ChannelConfig, client: APIClient, s3: S3Client, folder: String, maxObjectBytes: Int = 64 << 20,
+        pageSize: Int = 1000
+    ) {
         self.channel = channel
         self.client = client
         self.s3 = s3
@@ -31,8 +33,10 @@ package struct TwilioExtractor: Sendable {
     func probeAccount() throws -> String {
         var tally = APIClient.Tally()
         let sid = channel.apiUser ?? ""
-        return try client.get("\(base)/2010-04-01/Accounts/\(PercentEncoding.encode(sid, keepSlash: false)).json", account: sid, user: sid,
-                              token: channel.apiKey, tally: &tally) { body in
+        return try client.get(
+            "\(base)/2010-04-01/Accounts/\(PercentEncoding.encode(sid, keepSlash: false)).json", account: sid, user: sid,
+            token: channel.apiKey, tally: &tally
+        ) { body in
             let object = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any]
             return (object?["status"] as? String) ?? "unknown"
         }
@@ -42,8 +46,10 @@ package struct TwilioExtractor: Sendable {
     /// objects are completed. - Throws: ``JobError`` (classified) naming channel, resource and day.
     package func extract(_ job: ExtractJob, now: Date = Date(), fetched: (@Sendable () -> Void)? = nil) throws -> ExtractReport {
         let whenRetrieved = UTCTime.sql(now)
-        return try StagedExtraction.run(job, s3: s3, folder: folder, maxObjectBytes: maxObjectBytes, now: now,
-                                        secrets: [channel.apiKey], fetched: fetched) { staging, tally in
+        return try StagedExtraction.run(
+            job, s3: s3, folder: folder, maxObjectBytes: maxObjectBytes, now: now,
+            secrets: [channel.apiKey], fetched: fetched
+        ) { staging, tally in
             var records = 0
             let accounts = try channel.subaccounts ? discoverAccounts(&tally) : [channel.apiUser ?? ""]
             var tsv = TSVWriter()
@@ -57,8 +63,10 @@ package struct TwilioExtractor: Sendable {
                 if list.dayFilter != nil && job.day == nil {
                     throw JobError(jobID: job.jobID, errorClass: .permanent, message: "\(job.resource.rawValue) needs a day")
                 }
-                let page = PageStream(TwilioPageConverter(table: twilioTable, channelName: channel.name, whenRetrieved: whenRetrieved,
-                                                          day: job.day))
+                let page = PageStream(
+                    TwilioPageConverter(
+                        table: twilioTable, channelName: channel.name, whenRetrieved: whenRetrieved,
+                        day: job.day))
                 for account in accounts {
                     var query = "PageSize=\(pageSize)"
                     if let filter = list.dayFilter, let day = job.day { query = "\(filter)=\(day)&" + query }
@@ -67,8 +75,9 @@ package struct TwilioExtractor: Sendable {
                     while let url = next {
                         try links.visit(url)
                         page.begin()
-                        let result = try client.get(url, account: account, user: channel.apiUser ?? "", token: channel.apiKey, tally: &tally,
-                                                    restart: page.restart, onChunk: page.feed, finish: page.finish)
+                        let result = try client.get(
+                            url, account: account, user: channel.apiUser ?? "", token: channel.apiKey, tally: &tally,
+                            restart: page.restart, onChunk: page.feed, finish: page.finish)
                         try staging.write(&page.tsv)
                         records += result.records
                         next = try result.nextPage.map(links.resolve)
@@ -187,9 +196,12 @@ package struct TwilioExtractor: Sendable {
                                 var entry: [String?] = [nil, nil, nil]
                                 try scanner.forEachMember { scanner, field in
                                     let value = try scanner.readValue()
-                                    let text = value.kind == .string || value.kind == .number
-                                        ? (value.kind == .string ? try scanner.string(value)
-                                           : String(decoding: UnsafeRawBufferPointer(rebasing: bytes[value.start..<value.end]), as: UTF8.self))
+                                    let text =
+                                        value.kind == .string || value.kind == .number
+                                        ? (value.kind == .string
+                                            ? try scanner.string(value)
+                                            : String(
+                                                decoding: UnsafeRawBufferPointer(rebasing: bytes[value.start..<value.end]), as: UTF8.self))
                                         : nil
                                     if scanner.key(field, is: typeKey) { entry[0] = text }
                                     if scanner.key(field, is: baseKey) { entry[1] = text }

@@ -67,9 +67,10 @@ package final class TwilioPageConverter {
         self.maxBytes = declared.map { $0.flatMap { WarehouseSchema.byteLimit($0.type) } ?? 0 }
         self.notNull = declared.map { $0?.notNull ?? false }
         self.sidKey = keys.firstIndex(of: Array("sid".utf8))!
-        self.partitionKey = table.partitionColumn.flatMap { column in
-            table.columns.first { $0.name == column }?.source.jsonKey.flatMap { keys.firstIndex(of: Array($0.utf8)) }
-        } ?? -1
+        self.partitionKey =
+            table.partitionColumn.flatMap { column in
+                table.columns.first { $0.name == column }?.source.jsonKey.flatMap { keys.firstIndex(of: Array($0.utf8)) }
+            } ?? -1
         var escaped = TSVWriter(capacity: 64)
         escaped.beginField()
         for b in channelName.utf8 { escaped.appendEscaped(b) }
@@ -110,8 +111,10 @@ package final class TwilioPageConverter {
     /// keeps the rest and hands it on again, followed by more. With `final`, `bytes` are all that is left of the page:
     /// what is unfinished is an error (a truncated page: transient). A record is written only once it is whole, so a
     /// call that stops inside one has written none of it. - Throws: ``JSONError`` or ``ConversionError``.
-    package func convert(partial bytes: UnsafeRawBufferPointer, progress: inout PageProgress, into writer: inout TSVWriter,
-                        final: Bool) throws -> Int {
+    package func convert(
+        partial bytes: UnsafeRawBufferPointer, progress: inout PageProgress, into writer: inout TSVWriter,
+        final: Bool
+    ) throws -> Int {
         var scanner = JSONScanner(bytes)
         var consumed = 0
         let slots = UnsafeMutableBufferPointer<JSONSlice>.allocate(capacity: keys.count)
@@ -199,8 +202,10 @@ package final class TwilioPageConverter {
     private static let nextKey = Array("next_page_uri".utf8)
 
     /// Reads the record at the scanner's position into `slots`.
-    @inline(__always) private func readRecord(_ scanner: inout JSONScanner, _ slots: UnsafeMutableBufferPointer<JSONSlice>,
-                                              _ predicted: inout [(key: Int, start: Int, count: Int)]) throws {
+    @inline(__always) private func readRecord(
+        _ scanner: inout JSONScanner, _ slots: UnsafeMutableBufferPointer<JSONSlice>,
+        _ predicted: inout [(key: Int, start: Int, count: Int)]
+    ) throws {
         slots.initialize(repeating: .absent)
         try scanner.expect(0x7B)
         if try scanner.peek() == 0x7D {
@@ -220,7 +225,8 @@ package final class TwilioPageConverter {
             try scanner.expect(0x3A)
             let index: Int
             if ordinal < predicted.count, predicted[ordinal].count == field.count, !field.escaped,
-               scanner.sameBytes(field.start, predicted[ordinal].start, field.count) {
+                scanner.sameBytes(field.start, predicted[ordinal].start, field.count)
+            {
                 index = predicted[ordinal].key
             } else {
                 index = self.index(of: field, in: scanner) ?? -1
@@ -242,8 +248,10 @@ package final class TwilioPageConverter {
         return nil
     }
 
-    private func writeRow(_ slots: UnsafeBufferPointer<JSONSlice>, scanner: JSONScanner, into writer: inout TSVWriter,
-                          dates: inout RFC2822.Cache) throws {
+    private func writeRow(
+        _ slots: UnsafeBufferPointer<JSONSlice>, scanner: JSONScanner, into writer: inout TSVWriter,
+        dates: inout RFC2822.Cache
+    ) throws {
         let bytes = scanner.bytes
         for column in 0..<plan.count {
             let slot = columnKey[column] >= 0 ? slots[columnKey[column]] : .absent
@@ -268,7 +276,9 @@ package final class TwilioPageConverter {
                         writer.appendVerbatim(raw)
                     } else {
                         let replaced = String(decoding: raw, as: UTF8.self)
-                        if maxBytes[column] > 0, replaced.utf8.count > maxBytes[column] { throw tooLong(column, replaced.utf8.count, slots, scanner) }
+                        if maxBytes[column] > 0, replaced.utf8.count > maxBytes[column] {
+                            throw tooLong(column, replaced.utf8.count, slots, scanner)
+                        }
                         writer.appendReplacingInvalidUTF8(raw)
                     }
                 case .string:
@@ -287,7 +297,9 @@ package final class TwilioPageConverter {
                         if maxBytes[column] > 0, decoded > maxBytes[column] { throw tooLong(column, decoded, slots, scanner) }
                     } else {
                         let text = try scanner.string(slot)
-                        if maxBytes[column] > 0, text.utf8.count > maxBytes[column] { throw tooLong(column, text.utf8.count, slots, scanner) }
+                        if maxBytes[column] > 0, text.utf8.count > maxBytes[column] {
+                            throw tooLong(column, text.utf8.count, slots, scanner)
+                        }
                         Array(text.utf8).withUnsafeBytes { writer.appendReplacingInvalidUTF8($0) }
                     }
                 case .number, .bool:
@@ -301,7 +313,8 @@ package final class TwilioPageConverter {
                 case .string where slot.count == 0: writer.null()
                 case .string:
                     guard !slot.escaped, let seconds = RFC2822.seconds(bytes, slot.start, slot.end, cache: &dates) else {
-                        throw failure(table.columns[column].name, slots, scanner, "not an RFC 2822 date: \(try scanner.string(slot).prefix(40))")
+                        throw failure(
+                            table.columns[column].name, slots, scanner, "not an RFC 2822 date: \(try scanner.string(slot).prefix(40))")
                     }
                     writer.beginField()
                     RFC2822.write(seconds, into: &writer, cache: &dates)
@@ -350,22 +363,25 @@ package final class TwilioPageConverter {
             let recordDay = seconds.map { Day(ordinal: $0 >= 0 ? $0 / 86_400 : ($0 - 86_399) / 86_400) }
             if recordDay != day {
                 let column = table.partitionColumn ?? "partition"
-                throw failure(column, slots, scanner, recordDay.map {
-                    "its \(column) is on \($0) (UTC), outside the job's day \(day): a partition holds only its own day"
-                } ?? "its \(column) is null: no day partition can hold it")
+                throw failure(
+                    column, slots, scanner,
+                    recordDay.map {
+                        "its \(column) is on \($0) (UTC), outside the job's day \(day): a partition holds only its own day"
+                    } ?? "its \(column) is null: no day partition can hold it")
             }
         }
     }
 
     private func tooLong(_ column: Int, _ bytes: Int, _ slots: UnsafeBufferPointer<JSONSlice>, _ scanner: JSONScanner) -> ConversionError {
-        failure(table.columns[column].name, slots, scanner,
-                "a value of \(bytes) bytes; the column holds \(maxBytes[column]) (VARCHAR counted in bytes, as Redshift counts it)")
+        failure(
+            table.columns[column].name, slots, scanner,
+            "a value of \(bytes) bytes; the column holds \(maxBytes[column]) (VARCHAR counted in bytes, as Redshift counts it)")
     }
 
-    private func failure(_ column: String, _ slots: UnsafeBufferPointer<JSONSlice>, _ scanner: JSONScanner, _ reason: String) -> ConversionError {
+    private func failure(
+        _ column: String, _ slots: UnsafeBufferPointer<JSONSlice>, _ scanner: JSONScanner, _ reason: String
+    ) -> ConversionError {
         let sid = slots[sidKey].kind == .string ? try? scanner.string(slots[sidKey]) : nil
         return ConversionError(table: table.name, field: column, recordSID: sid, reason: reason)
     }
 }
-
-

@@ -123,11 +123,13 @@ final class CurlEasy {
             let text = detail.isEmpty ? String(cString: curl_easy_strerror(rc)) : detail
             let timeout = rc == CURLE_OPERATION_TIMEDOUT
             if rc == CURLE_FILESIZE_EXCEEDED {
-                throw CurlError(.tooLarge, curlCode: Int(rc.rawValue), status: status == 0 ? nil : status,
-                                "\(request.method.rawValue) \(request.displayURL): the response is larger than \(transfer.maxBody) bytes",
-                                class: .permanent)
+                throw CurlError(
+                    .tooLarge, curlCode: Int(rc.rawValue), status: status == 0 ? nil : status,
+                    "\(request.method.rawValue) \(request.displayURL): the response is larger than \(transfer.maxBody) bytes",
+                    class: .permanent)
             }
-            let permanent = rc == CURLE_UNSUPPORTED_PROTOCOL || rc == CURLE_URL_MALFORMAT
+            let permanent =
+                rc == CURLE_UNSUPPORTED_PROTOCOL || rc == CURLE_URL_MALFORMAT
                 || rc == CURLE_SSL_CERTPROBLEM || rc == CURLE_PEER_FAILED_VERIFICATION
             throw CurlError(
                 timeout ? .timeout : .transport, curlCode: Int(rc.rawValue), status: status == 0 ? nil : status,
@@ -161,8 +163,9 @@ private func curlWrite(_ data: UnsafeMutablePointer<CChar>?, _ size: Int, _ coun
     }
     transfer.received += length
     if transfer.received > transfer.maxBody {
-        transfer.bodyError = CurlError(.tooLarge, "GET \(transfer.displayURL): the response is larger than \(transfer.maxBody) bytes",
-                                       class: .permanent)
+        transfer.bodyError = CurlError(
+            .tooLarge, "GET \(transfer.displayURL): the response is larger than \(transfer.maxBody) bytes",
+            class: .permanent)
         return 0
     }
     do {

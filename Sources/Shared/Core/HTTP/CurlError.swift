@@ -28,8 +28,10 @@ package struct CurlError: ClassifiedError, Sendable {
     let file: String
     let line: UInt
 
-    init(_ code: Code, curlCode: Int = 0, status: Int? = nil, _ reason: String, class errorClass: ErrorClass,
-         file: String = #fileID, line: UInt = #line) {
+    init(
+        _ code: Code, curlCode: Int = 0, status: Int? = nil, _ reason: String, class errorClass: ErrorClass,
+        file: String = #fileID, line: UInt = #line
+    ) {
         self.code = code
         self.curlCode = curlCode
         self.status = status

@@ -26,7 +26,9 @@ package final class HTTPClient: @unchecked Sendable {  // `idle` is guarded by `
     /// Performs `request`, handing a 2xx body to `onBody` chunk by chunk as it arrives. Blocks.
     /// - Returns: the status and headers, and for a non-2xx status its body (≤ 64 KiB): the caller judges it.
     /// - Throws: ``CurlError`` for transport failures, or whatever `onBody` threw.
-    package func stream(_ request: HTTPRequest, onBody: @escaping (UnsafeRawBufferPointer) throws -> Void) throws
+    package func stream(
+        _ request: HTTPRequest, onBody: @escaping (UnsafeRawBufferPointer) throws -> Void
+    ) throws
         -> HTTPResponse
     {
         let handle = try checkout()

@@ -162,7 +162,8 @@ package final class HTTPServer: @unchecked Sendable {  // listener state is set 
             let body = Array(buffer[bodyStart..<(bodyStart + bodyLength)])
             buffer.removeSubrange(0..<(bodyStart + bodyLength))
             let target = String(requestLine[1])
-            let (path, rawQuery) = target.firstIndex(of: "?").map { (String(target[..<$0]), String(target[target.index(after: $0)...])) }
+            let (path, rawQuery) =
+                target.firstIndex(of: "?").map { (String(target[..<$0]), String(target[target.index(after: $0)...])) }
                 ?? (target, "")
             let request = ServerRequest(
                 method: String(requestLine[0]), path: HTTPServer.percentDecode(path), query: HTTPServer.parseQuery(rawQuery),
@@ -209,7 +210,8 @@ package final class HTTPServer: @unchecked Sendable {  // listener state is set 
         if headers["transfer-encoding"] != nil { return .failure(Refusal(status: 501)) }
         let declared = headers["content-length"] ?? "0"
         guard !declared.isEmpty, declared.utf8.count <= 12, declared.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }),
-              let bodyLength = Int(declared) else { return .failure(Refusal(status: 400)) }
+            let bodyLength = Int(declared)
+        else { return .failure(Refusal(status: 400)) }
         guard bodyLength <= limits.maxBodyBytes else { return .failure(Refusal(status: 413)) }
         return .success(Head(requestLine: requestLine, headers: headers, bodyLength: bodyLength))
     }

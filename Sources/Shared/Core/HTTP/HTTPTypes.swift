@@ -1,4 +1,5 @@
 import Foundation
+
 /// An HTTP request for ``HTTPClient``.
 package struct HTTPRequest: Sendable {
     package enum Method: String, Sendable { case GET, PUT, POST, DELETE, HEAD }
@@ -23,8 +24,10 @@ package struct HTTPRequest: Sendable {
     /// Further secrets this request carries (a key in the URL path): scrubbed from every error text.
     package var redact: [Secret] = []
 
-    package init(method: Method = .GET, url: String, headers: [(String, String)] = [], body: [UInt8]? = nil,
-                connectTimeout: Double = 10, timeout: Double = 300, displayURL: String? = nil) {
+    package init(
+        method: Method = .GET, url: String, headers: [(String, String)] = [], body: [UInt8]? = nil,
+        connectTimeout: Double = 10, timeout: Double = 300, displayURL: String? = nil
+    ) {
         self.method = method
         self.url = url
         self.headers = headers
@@ -40,7 +43,8 @@ package struct HTTPRequest: Sendable {
         var text = Substring(url)
         if let q = text.firstIndex(of: "?") { text = text[..<q] }
         if let scheme = text.range(of: "://"), let at = text[scheme.upperBound...].firstIndex(of: "@"),
-           !text[scheme.upperBound..<at].contains("/") {
+            !text[scheme.upperBound..<at].contains("/")
+        {
             text = text[..<scheme.upperBound] + text[text.index(after: at)...]
         }
         return String(text)

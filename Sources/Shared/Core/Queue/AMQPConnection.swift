@@ -34,8 +34,10 @@ package struct AMQPDelivery: Sendable {
     package let headers: AMQPTable
     package let body: [UInt8]
 
-    package init(deliveryTag: UInt64, generation: Int, exchange: String, routingKey: String, redelivered: Bool,
-                messageID: String?, headers: AMQPTable, body: [UInt8]) {
+    package init(
+        deliveryTag: UInt64, generation: Int, exchange: String, routingKey: String, redelivered: Bool,
+        messageID: String?, headers: AMQPTable, body: [UInt8]
+    ) {
         self.deliveryTag = deliveryTag
         self.generation = generation
         self.exchange = exchange
@@ -58,8 +60,10 @@ package struct AMQPMessage: Sendable {
     /// Ask the broker to return the message if no queue is bound for it (the publish then fails).
     package var mandatory: Bool
 
-    package init(exchange: String, routingKey: String, body: [UInt8], headers: AMQPTable = [:], messageID: String? = nil,
-                persistent: Bool = true, mandatory: Bool = true) {
+    package init(
+        exchange: String, routingKey: String, body: [UInt8], headers: AMQPTable = [:], messageID: String? = nil,
+        persistent: Bool = true, mandatory: Bool = true
+    ) {
         self.exchange = exchange
         self.routingKey = routingKey
         self.body = body
@@ -117,18 +121,22 @@ final class AMQPConnection {
         guard status == AMQP_STATUS_OK.rawValue else {
             amqp_destroy_connection(state)
             // A certificate that does not verify will not verify on the next try either.
-            let verification = [AMQP_STATUS_SSL_PEER_VERIFY_FAILED.rawValue, AMQP_STATUS_SSL_HOSTNAME_VERIFY_FAILED.rawValue].contains(status)
-            throw AMQPError(.connect, "cannot connect to \(url.host):\(url.port): \(AMQPConnection.text(status))"
-                            + (verification ? " (the broker's certificate does not verify: set cacertfile=… in queue.url, or fix its name)" : ""),
-                            class: verification ? .permanent : .transient)
+            let verification = [AMQP_STATUS_SSL_PEER_VERIFY_FAILED.rawValue, AMQP_STATUS_SSL_HOSTNAME_VERIFY_FAILED.rawValue].contains(
+                status)
+            throw AMQPError(
+                .connect,
+                "cannot connect to \(url.host):\(url.port): \(AMQPConnection.text(status))"
+                    + (verification ? " (the broker's certificate does not verify: set cacertfile=… in queue.url, or fix its name)" : ""),
+                class: verification ? .permanent : .transient)
         }
         let reply = CRabbitMQ_login_plain(
             state, url.vhost, 0, 131072, Int32(url.heartbeatSeconds), url.user, url.password.reveal())
         if reply.reply_type != AMQP_RESPONSE_NORMAL {
             let reason = AMQPConnection.describe(reply)
             amqp_destroy_connection(state)
-            throw AMQPError(.login, "login as \(url.user) to vhost \(url.vhost) failed: \(reason)",
-                            class: reason.contains("ACCESS_REFUSED") ? .permanent : .transient)
+            throw AMQPError(
+                .login, "login as \(url.user) to vhost \(url.vhost) failed: \(reason)",
+                class: reason.contains("ACCESS_REFUSED") ? .permanent : .transient)
         }
         amqp_channel_open(state, 1)
         let open = amqp_get_rpc_reply(state)
@@ -158,7 +166,9 @@ final class AMQPConnection {
 
     /// Declares a durable queue; returns (ready messages, consumers).
     @discardableResult
-    func declareQueue(_ name: String, arguments: AMQPTable = [:], passive: Bool = false) throws -> (
+    func declareQueue(
+        _ name: String, arguments: AMQPTable = [:], passive: Bool = false
+    ) throws -> (
         messages: Int, consumers: Int
     ) {
         let arena = AMQPTableArena()
@@ -422,7 +432,8 @@ final class AMQPConnection {
         broken = true
         let reason = AMQPConnection.describe(reply)
         // 404 NOT_FOUND, 406 PRECONDITION_FAILED (arguments differ), 403 ACCESS_REFUSED won't heal by retrying.
-        let permanent = reason.contains("NOT_FOUND") || reason.contains("PRECONDITION_FAILED")
+        let permanent =
+            reason.contains("NOT_FOUND") || reason.contains("PRECONDITION_FAILED")
             || reason.contains("ACCESS_REFUSED")
         throw AMQPError(code, "\(what): \(reason)", class: permanent ? .permanent : .transient)
     }

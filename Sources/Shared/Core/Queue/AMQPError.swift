@@ -32,8 +32,10 @@ package struct AMQPError: ClassifiedError, Sendable {
     let file: String
     let line: UInt
 
-    init(_ code: Code, _ reason: String, class errorClass: ErrorClass = .transient, file: String = #fileID,
-         line: UInt = #line) {
+    init(
+        _ code: Code, _ reason: String, class errorClass: ErrorClass = .transient, file: String = #fileID,
+        line: UInt = #line
+    ) {
         self.code = code
         self.reason = reason
         self.errorClass = errorClass

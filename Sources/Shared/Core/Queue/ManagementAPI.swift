@@ -36,10 +36,11 @@ package struct ManagementAPI: Sendable {
         request.basicAuth = (user, password)
         let response = try http.execute(request)
         guard response.status == 200,
-              let object = try? JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any]
+            let object = try? JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any]
         else {
-            throw CurlError(.status, status: response.status, "GET \(request.displayURL): HTTP \(response.status)",
-                            class: CurlError.classify(status: response.status))
+            throw CurlError(
+                .status, status: response.status, "GET \(request.displayURL): HTTP \(response.status)",
+                class: CurlError.classify(status: response.status))
         }
         func rate(_ key: String) -> Double? {
             ((object["message_stats"] as? [String: Any])?[key] as? [String: Any])?["rate"] as? Double

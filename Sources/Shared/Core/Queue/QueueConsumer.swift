@@ -47,8 +47,10 @@ package final class QueueConsumer: Sendable {
     ///   - topology: declared on every connect, before consuming.
     /// - Parameters:
     ///   - pollInterval: the pause between checks while paused.
-    package init(url: AMQPURL, queue: String, prefetch: Int, topology: QueueTopology? = nil, pollInterval: Double = 0.02,
-                logger: Logger) {
+    package init(
+        url: AMQPURL, queue: String, prefetch: Int, topology: QueueTopology? = nil, pollInterval: Double = 0.02,
+        logger: Logger
+    ) {
         self.url = url
         self.queue = queue
         self.prefetch = prefetch

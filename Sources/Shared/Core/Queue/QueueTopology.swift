@@ -35,8 +35,10 @@ package struct QueueTopology: Sendable, Hashable {
 
 extension QueueTopology.Queue {
     /// A durable quorum queue (replicated, poison-message handling by `x-delivery-limit`).
-    package static func quorum(_ name: String, bindings: [String] = [], deadLetterTo: (exchange: String, routingKey: String)? = nil,
-                              deliveryLimit: Int? = nil, singleActiveConsumer: Bool = false) -> Self {
+    package static func quorum(
+        _ name: String, bindings: [String] = [], deadLetterTo: (exchange: String, routingKey: String)? = nil,
+        deliveryLimit: Int? = nil, singleActiveConsumer: Bool = false
+    ) -> Self {
         var arguments: AMQPTable = ["x-queue-type": .string("quorum")]
         if let deadLetterTo {
             arguments["x-dead-letter-exchange"] = .string(deadLetterTo.exchange)
@@ -48,8 +50,10 @@ extension QueueTopology.Queue {
     }
 
     /// A classic durable queue whose messages expire after `ttlSeconds` into `deadLetterTo`: a delay line.
-    package static func delay(_ name: String, bindings: [String] = [], ttlSeconds: Double,
-                             deadLetterTo: (exchange: String, routingKey: String)) -> Self {
+    package static func delay(
+        _ name: String, bindings: [String] = [], ttlSeconds: Double,
+        deadLetterTo: (exchange: String, routingKey: String)
+    ) -> Self {
         Self(
             name: name,
             arguments: [

@@ -20,8 +20,10 @@ package struct S3Endpoint: Sendable {
     /// `true`: `endpoint/bucket/key`; `false`: `bucket.endpoint-host/key` (virtual-hosted, AWS's default).
     package var pathStyle: Bool
 
-    package init(endpoint: String? = nil, region: String, bucket: String, accessKeyID: String, secretAccessKey: Secret,
-                pathStyle: Bool = false) {
+    package init(
+        endpoint: String? = nil, region: String, bucket: String, accessKeyID: String, secretAccessKey: Secret,
+        pathStyle: Bool = false
+    ) {
         self.endpoint = endpoint ?? "https://s3.\(region).amazonaws.com"
         self.region = region
         self.bucket = bucket
@@ -48,8 +50,10 @@ package final class S3Client: Sendable {
     let multipartThreshold: Int
     let partSize: Int
 
-    package init(_ config: S3Endpoint, http: HTTPClient = HTTPClient(), multipartThreshold: Int = 16 << 20,
-                partSize: Int = 8 << 20) {
+    package init(
+        _ config: S3Endpoint, http: HTTPClient = HTTPClient(), multipartThreshold: Int = 16 << 20,
+        partSize: Int = 8 << 20
+    ) {
         self.config = config
         self.http = http
         self.multipartThreshold = multipartThreshold
@@ -77,8 +81,10 @@ package final class S3Client: Sendable {
         return base + path + (queryText.isEmpty ? "" : "?" + queryText)
     }
 
-    package func request(_ method: HTTPRequest.Method, key: String?, query: [(String, String)] = [], body: [UInt8]? = nil,
-                 headers: [(String, String)] = [], timeout: Double = 300) -> HTTPRequest {
+    package func request(
+        _ method: HTTPRequest.Method, key: String?, query: [(String, String)] = [], body: [UInt8]? = nil,
+        headers: [(String, String)] = [], timeout: Double = 300
+    ) -> HTTPRequest {
         var request = HTTPRequest(method: method, url: url(key: key, query: query), body: body, timeout: timeout)
         request.headers = headers
         request.headers.append(("x-amz-content-sha256", body.map { Digest.sha256Hex($0) } ?? "UNSIGNED-PAYLOAD"))
@@ -125,8 +131,9 @@ package final class S3Client: Sendable {
         let text = response.bodyText
         let code = XMLText.first("Code", in: text) ?? "HTTP\(response.status)"
         let message = XMLText.first("Message", in: text) ?? ""
-        return S3Error(status: response.status, code: code,
-                       reason: "\(request.method.rawValue) \(request.displayURL): \(message)".redacting(request.secrets))
+        return S3Error(
+            status: response.status, code: code,
+            reason: "\(request.method.rawValue) \(request.displayURL): \(message)".redacting(request.secrets))
     }
 
     /// Stores `bytes` under `key`: one PUT below ``multipartThreshold``, a multipart upload above it.
@@ -157,7 +164,10 @@ package final class S3Client: Sendable {
         var delivered = false
         var failed: HTTPResponse?
         let response = try Self.retrying { () throws -> HTTPResponse in
-            guard !delivered else { throw failed.map { S3Client.error($0, req) } ?? S3Error(status: 0, code: "Stream", reason: "GET \(req.displayURL): interrupted") }
+            guard !delivered else {
+                throw failed.map { S3Client.error($0, req) }
+                    ?? S3Error(status: 0, code: "Stream", reason: "GET \(req.displayURL): interrupted")
+            }
             let response = try http.stream(req) { chunk in
                 delivered = true
                 try onChunk(chunk)
@@ -207,13 +217,15 @@ package final class S3Client: Sendable {
             let md5 = Digest(.md5)
             md5.update(body)
             let response = try send(
-                request(.POST, key: nil, query: [("delete", "")], body: body,
-                        headers: [("Content-MD5", md5.finalize().base64String), ("Content-Type", "application/xml")]))
+                request(
+                    .POST, key: nil, query: [("delete", "")], body: body,
+                    headers: [("Content-MD5", md5.finalize().base64String), ("Content-Type", "application/xml")]))
             let text = response.bodyText
             let errors = XMLText.all("Error", in: text)
             if let first = errors.first {
-                throw S3Error(status: 200, code: XMLText.first("Code", in: first) ?? "DeleteError",
-                              reason: "DeleteObjects: \(errors.count) keys not deleted, first: \(XMLText.first("Key", in: first) ?? "?")")
+                throw S3Error(
+                    status: 200, code: XMLText.first("Code", in: first) ?? "DeleteError",
+                    reason: "DeleteObjects: \(errors.count) keys not deleted, first: \(XMLText.first("Key", in: first) ?? "?")")
             }
             deleted += XMLText.all("Deleted", in: text).count
             index += batch.count
@@ -256,8 +268,9 @@ package final class MultipartUpload {
             xml += "<Part><PartNumber>\(index + 1)</PartNumber><ETag>\(XMLText.escape(etag))</ETag></Part>"
         }
         xml += "</CompleteMultipartUpload>"
-        let req = client.request(.POST, key: key, query: [("uploadId", uploadID)], body: Array(xml.utf8),
-                                 headers: [("Content-Type", "application/xml")])
+        let req = client.request(
+            .POST, key: key, query: [("uploadId", uploadID)], body: Array(xml.utf8),
+            headers: [("Content-Type", "application/xml")])
         let response = try client.execute(req)
         // S3 can answer 200 with an <Error> body for CompleteMultipartUpload.
         guard response.status == 200, !response.bodyText.contains("<Error>") else { throw S3Client.error(response, req) }
@@ -300,7 +313,10 @@ enum XMLText {
         var rest = text[...]
         while let amp = rest.firstIndex(of: "&") {
             out += rest[..<amp]
-            guard let semi = rest[amp...].firstIndex(of: ";") else { out += rest[amp...]; return out }
+            guard let semi = rest[amp...].firstIndex(of: ";") else {
+                out += rest[amp...]
+                return out
+            }
             let entity = rest[rest.index(after: amp)..<semi]
             switch entity {
             case "amp": out += "&"

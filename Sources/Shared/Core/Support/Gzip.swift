@@ -1,5 +1,5 @@
-internal import CZlib
 internal import CIsal
+internal import CZlib
 
 /// Errors from zlib or ISA-L, with the library's own message. Corrupt or truncated data is permanent (reading
 /// the same object again gives the same bytes); a library that cannot start (out of memory) is transient.
@@ -41,7 +41,9 @@ package final class GzipWriter {
     package init(level: Int32 = 6, sink: @escaping (UnsafeRawBufferPointer) throws -> Void) throws {
         self.sink = sink
         if (0...3).contains(level) {
-            guard let deflater = CIsal_deflater_new(level) else { throw GzipError(code: -1, reason: "ISA-L deflater: out of memory", class: .transient) }
+            guard let deflater = CIsal_deflater_new(level) else {
+                throw GzipError(code: -1, reason: "ISA-L deflater: out of memory", class: .transient)
+            }
             backend = .isal(deflater)
         } else {
             let stream = UnsafeMutablePointer<z_stream>.allocate(capacity: 1)
@@ -100,8 +102,9 @@ package final class GzipWriter {
                 var consumed: UInt32 = 0, produced: UInt32 = 0
                 var done: Int32 = 0
                 let rc = out.withUnsafeMutableBytes { buffer in
-                    CIsal_deflate(deflater, next, UInt32(remaining), buffer.baseAddress!.assumingMemoryBound(to: UInt8.self),
-                                  UInt32(buffer.count), end ? 1 : 0, &consumed, &produced, &done)
+                    CIsal_deflate(
+                        deflater, next, UInt32(remaining), buffer.baseAddress!.assumingMemoryBound(to: UInt8.self),
+                        UInt32(buffer.count), end ? 1 : 0, &consumed, &produced, &done)
                 }
                 guard rc == COMP_OK else { throw GzipError(code: rc, reason: "isal_deflate failed") }
                 remaining -= Int(consumed)

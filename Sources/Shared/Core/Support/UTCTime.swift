@@ -32,7 +32,8 @@ package enum UTCTime {
     package static func isISO(_ text: String) -> Bool {
         let b = Array(text.utf8)
         guard b.count >= 20, b.count <= 30, b.last == UInt8(ascii: "Z"), b[10] == UInt8(ascii: "T"), b[13] == UInt8(ascii: ":"),
-              b[16] == UInt8(ascii: ":"), Day(String(decoding: b[0..<10], as: UTF8.self)) != nil else { return false }
+            b[16] == UInt8(ascii: ":"), Day(String(decoding: b[0..<10], as: UTF8.self)) != nil
+        else { return false }
         func number(_ r: Range<Int>) -> Int? { b[r].allSatisfy { $0 >= 48 && $0 <= 57 } ? Int(String(decoding: b[r], as: UTF8.self)) : nil }
         guard let h = number(11..<13), let m = number(14..<16), let sec = number(17..<19), h < 24, m < 60, sec < 61 else { return false }
         if b.count == 20 { return true }

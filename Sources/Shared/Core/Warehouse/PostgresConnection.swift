@@ -33,9 +33,11 @@ package struct PostgresSettings: Sendable, Hashable {
     /// `lock_timeout`, so the caller chooses per flavor). Values are whole numbers of milliseconds.
     package var session: [Timeout] = []
 
-    package init(host: String, port: Int = 5432, database: String, user: String, password: Secret,
-                sslMode: SSLMode = .verifyFull, sslRootCert: String? = nil, connectTimeout: Int = 10,
-                applicationName: String = "huskimo") {
+    package init(
+        host: String, port: Int = 5432, database: String, user: String, password: Secret,
+        sslMode: SSLMode = .verifyFull, sslRootCert: String? = nil, connectTimeout: Int = 10,
+        applicationName: String = "huskimo"
+    ) {
         self.host = host
         self.port = port
         self.database = database

@@ -1,8 +1,8 @@
 package import Foundation
 import HuskimoConnectors
 import HuskimoCore
-import Synchronization
 package import Logging
+import Synchronization
 
 /// `huskimo-planner check`: the connector world's "check connection", end to end, before the first night — the
 /// broker round-trips a message, S3 takes, lists, returns and deletes a probe under the folder, every channel
@@ -23,7 +23,9 @@ package enum Check {
     /// - Returns: the exit code: 0 when nothing failed, 1 otherwise.
     package static func run(config: FleetConfig, target: String?, channel: String?, json: Bool, logger: Logger) async throws -> Int32 {
         if let target, !config.targets.contains(where: { $0.name == target }) { throw CommandFailure.usage("no target named \(target)") }
-        if let channel, !config.channels.contains(where: { $0.name == channel }) { throw CommandFailure.usage("no channel named \(channel)") }
+        if let channel, !config.channels.contains(where: { $0.name == channel }) {
+            throw CommandFailure.usage("no channel named \(channel)")
+        }
         let driver = QueueDriverFactory.make(config, retryWindow: 5, logger: logger)
         let broker = await broker(config, driver: driver)
         driver.close()
@@ -34,7 +36,9 @@ package enum Check {
             print(String(decoding: try encoder.encode(lines), as: UTF8.self))
         } else {
             for line in lines {
-                print("\(line.verdict.uppercased().padding(toLength: 5, withPad: " ", startingAt: 0)) \(line.subject): \(line.check) — \(line.detail)")
+                print(
+                    "\(line.verdict.uppercased().padding(toLength: 5, withPad: " ", startingAt: 0)) \(line.subject): \(line.check) — \(line.detail)"
+                )
                 if let fix = line.fix { print("      fix: \(fix)") }
             }
             let failed = lines.filter { $0.verdict == "fail" }.count
@@ -47,8 +51,9 @@ package enum Check {
     static func collect(config: FleetConfig, target: String?, channel: String?, logger: Logger) -> [Line] {
         let s3 = S3Client(config.s3.s3Endpoint)
         var lines = [storage(config, s3)]
-        let context = ExtractContext(api: APIClient(http: HTTPClient(), limiters: AccountLimiters(), maxAttempts: 2, logger: logger),
-                                     s3: s3, folder: config.s3.folderPath)
+        let context = ExtractContext(
+            api: APIClient(http: HTTPClient(), limiters: AccountLimiters(), maxAttempts: 2, logger: logger),
+            s3: s3, folder: config.s3.folderPath)
         for c in config.channels where channel == nil || c.name == channel {
             lines.append(api(c, context: context))
         }
@@ -92,70 +97,93 @@ package enum Check {
             failure = CommandFailure.failed("published to \(probe) with a confirm, but did not get it back")
         }
         if let failure {
-            return Line(subject: "broker", check: "declare and round trip", verdict: "fail", detail: "\(failure)",
-                        fix: "check queue.url (host, port, user, password, vhost) and that the user may declare queues under \(config.queue.prefix).*")
+            return Line(
+                subject: "broker", check: "declare and round trip", verdict: "fail", detail: "\(failure)",
+                fix:
+                    "check queue.url (host, port, user, password, vhost) and that the user may declare queues under \(config.queue.prefix).*"
+            )
         }
-        return Line(subject: "broker", check: "declare and round trip", verdict: "ok",
-                    detail: "the fleet's \(topology.allQueues.count) queues declared; a message published with a confirm and read back")
+        return Line(
+            subject: "broker", check: "declare and round trip", verdict: "ok",
+            detail: "the fleet's \(topology.allQueues.count) queues declared; a message published with a confirm and read back")
     }
 
     static func storage(_ config: FleetConfig, _ s3: S3Client) -> Line {
         let key = StagingLayout(folder: config.s3.folderPath).folder + "/check/probe-\(UInt32.random(in: 0...UInt32.max)).txt"
-        return line("s3", "put, list, get, delete", {
-            let body = Array("huskimo check".utf8)
-            try s3.put(key, body, contentType: "text/plain")
-            defer { _ = try? s3.delete([key]) }
-            guard try s3.list(prefix: key).contains(where: { $0.key == key }) else { throw CommandFailure.failed("\(key) was put but is not listed") }
-            guard try s3.get(key) == body else { throw CommandFailure.failed("\(key) read back different bytes") }
-            try s3.delete([key])
-            return "s3://\(config.s3.bucket)/\(key) put, listed, read back and deleted"
-        }, fix: { error in
-            let status = (error as? S3Error)?.status
-            return status == 403 ? "the keys may not use the folder: allow s3:PutObject, GetObject, DeleteObject and ListBucket on s3://\(config.s3.bucket)/\(config.s3.folderPath)*"
-                : status == 404 ? "no bucket \(config.s3.bucket) in \(config.s3.region): check s3.bucket and s3.region"
-                : "check s3.endpoint / s3.region and the network path to S3"
-        })
+        return line(
+            "s3", "put, list, get, delete",
+            {
+                let body = Array("huskimo check".utf8)
+                try s3.put(key, body, contentType: "text/plain")
+                defer { _ = try? s3.delete([key]) }
+                guard try s3.list(prefix: key).contains(where: { $0.key == key }) else {
+                    throw CommandFailure.failed("\(key) was put but is not listed")
+                }
+                guard try s3.get(key) == body else { throw CommandFailure.failed("\(key) read back different bytes") }
+                try s3.delete([key])
+                return "s3://\(config.s3.bucket)/\(key) put, listed, read back and deleted"
+            },
+            fix: { error in
+                let status = (error as? S3Error)?.status
+                return status == 403
+                    ? "the keys may not use the folder: allow s3:PutObject, GetObject, DeleteObject and ListBucket on s3://\(config.s3.bucket)/\(config.s3.folderPath)*"
+                    : status == 404
+                        ? "no bucket \(config.s3.bucket) in \(config.s3.region): check s3.bucket and s3.region"
+                        : "check s3.endpoint / s3.region and the network path to S3"
+            })
     }
 
     static func api(_ channel: ChannelConfig, context: ExtractContext) -> Line {
         let connector = ConnectorRegistry.connector(of: channel)
-        return line("channel \(channel.name)", connector.probeName, { try connector.probe(channel, context: context) },
-                    fix: { connector.probeFix($0, channel: channel) })
+        return line(
+            "channel \(channel.name)", connector.probeName, { try connector.probe(channel, context: context) },
+            fix: { connector.probeFix($0, channel: channel) })
     }
 
     static func warehouse(_ target: TargetConfig, s3: S3Client, config: FleetConfig, logger: Logger) -> [Line] {
         let subject = "target \(target.name)"
         var connection: PostgresConnection?
-        let connect = line(subject, "connect (sslmode \(target.sslMode.rawValue))", {
-            connection = try PostgresConnection(target.postgresSettings)
-            return "connected to \(target.host):\(target.port)/\(target.database) as \(target.username)"
-        }, fix: { error in
-            let text = "\(error)"
-            if (error as? PQError)?.sqlState == "28P01" { return "the warehouse refuses username/password of \(target.name)" }
-            if text.contains("SSL") || text.contains("certificate") {
-                return "TLS failed: check sslmode and sslrootcert (Redshift: Amazon's CA bundle) or the server's certificate name"
-            }
-            return "check host, port and database, and that this machine may reach the warehouse (security group, firewall)"
-        })
+        let connect = line(
+            subject, "connect (sslmode \(target.sslMode.rawValue))",
+            {
+                connection = try PostgresConnection(target.postgresSettings)
+                return "connected to \(target.host):\(target.port)/\(target.database) as \(target.username)"
+            },
+            fix: { error in
+                let text = "\(error)"
+                if (error as? PQError)?.sqlState == "28P01" { return "the warehouse refuses username/password of \(target.name)" }
+                if text.contains("SSL") || text.contains("certificate") {
+                    return "TLS failed: check sslmode and sslrootcert (Redshift: Amazon's CA bundle) or the server's certificate name"
+                }
+                return "check host, port and database, and that this machine may reach the warehouse (security group, firewall)"
+            })
         guard let pg = connection else { return [connect] }
         var lines = [connect]
         let check = WarehouseCheck(target: target, pg: pg, s3: s3, s3Config: config.s3)
         do {
             for finding in try check.schema() {
-                lines.append(Line(subject: subject, check: finding.check, verdict: finding.ok ? (finding.warning ? "warn" : "ok") : "fail",
-                                  detail: finding.detail, fix: finding.fix))
+                lines.append(
+                    Line(
+                        subject: subject, check: finding.check, verdict: finding.ok ? (finding.warning ? "warn" : "ok") : "fail",
+                        detail: finding.detail, fix: finding.fix))
             }
         } catch {
-            lines.append(Line(subject: subject, check: "schema", verdict: "fail", detail: "\(error)",
-                              fix: "the user may not read information_schema of \(target.schema)"))
+            lines.append(
+                Line(
+                    subject: subject, check: "schema", verdict: "fail", detail: "\(error)",
+                    fix: "the user may not read information_schema of \(target.schema)"))
         }
         do {
             let finding = try check.copyProbe(s3: s3, folder: config.s3.folderPath)
-            lines.append(Line(subject: subject, check: "copy (the production statement)", verdict: finding.ok ? "ok" : "fail",
-                              detail: finding.detail, fix: finding.fix))
+            lines.append(
+                Line(
+                    subject: subject, check: "copy (the production statement)", verdict: finding.ok ? "ok" : "fail",
+                    detail: finding.detail, fix: finding.fix))
         } catch {
-            lines.append(Line(subject: subject, check: "copy (the production statement)", verdict: "fail", detail: "\(error)",
-                              fix: check.dialect.copyFix(target: target, s3Config: config.s3)))
+            lines.append(
+                Line(
+                    subject: subject, check: "copy (the production statement)", verdict: "fail", detail: "\(error)",
+                    fix: check.dialect.copyFix(target: target, s3Config: config.s3)))
         }
         return lines
     }

@@ -1,7 +1,7 @@
 import Foundation
-package import Logging
-import HuskimoCore
 import HuskimoConnectors
+import HuskimoCore
+package import Logging
 
 /// A command that ends with an exit code other than 0: 1 a job or check failed, 2 bad usage or configuration.
 /// The message (if any) goes to stderr as `huskimo: message`.

@@ -1,8 +1,8 @@
 import Foundation
-import Synchronization
 import HuskimoConnectors
 import HuskimoCore
 package import Logging
+import Synchronization
 
 /// `huskimo-planner run`: plans, then extracts and loads in this process over the same queues until the planned
 /// jobs are done (the 0.3 cron habit on one machine).
@@ -27,12 +27,16 @@ package enum FleetRun {
         }
         // Shut down in reverse order: the monitor, then the extract worker (no new jobs), then the loaders.
         try await Lifecycle.run(
-            loaders.map { loader in Lifecycle.Unit("loader") { await loader.run() } } + [Lifecycle.Unit("extract-worker") { await extract.run() }]
+            loaders.map { loader in Lifecycle.Unit("loader") { await loader.run() } } + [
+                Lifecycle.Unit("extract-worker") { await extract.run() }
+            ]
                 + [monitor], logger: logger)
         let e = extract.summary
         let loadedRows = loaders.reduce(0) { $0 + $1.summary.records }
         let loadFailures = loaders.reduce(0) { $0 + $1.summary.failed }
-        print("run: \(jobs.count) jobs planned; \(e.succeeded) extracted (\(e.records) records), \(e.retried) retries, \(e.failed) failed; \(loadedRows) rows loaded into \(config.targets.count) target(s), \(loadFailures) loads failed")
+        print(
+            "run: \(jobs.count) jobs planned; \(e.succeeded) extracted (\(e.records) records), \(e.retried) retries, \(e.failed) failed; \(loadedRows) rows loaded into \(config.targets.count) target(s), \(loadFailures) loads failed"
+        )
         let status = await FleetStatus.collect(config: config, driver: driver)
         print(status.text)
         return e.failed > 0 || loadFailures > 0 || !finished.withLock({ $0 }) || signals.interrupted ? 1 : 0
@@ -53,7 +57,8 @@ package struct RunMonitor: Sendable {
 
     /// The queues whose messages are still work of the run.
     package var queues: [String] {
-        [topology.extractQueue] + Set(topology.retryDelays).sorted().map { topology.retryQueue(delay: $0) } + topology.targets.map { topology.loadQueue($0) }
+        [topology.extractQueue] + Set(topology.retryDelays).sorted().map { topology.retryQueue(delay: $0) }
+            + topology.targets.map { topology.loadQueue($0) }
     }
 
     /// Messages waiting in the run's queues; a queue that cannot be read counts as one (not done).

@@ -30,8 +30,9 @@ package enum Lifecycle {
     package static func run(_ units: [Unit], logger: Logger) async throws {
         let configuration = ServiceGroupConfiguration(
             services: units.map {
-                .init(service: $0, successTerminationBehavior: .gracefullyShutdownGroup,
-                      failureTerminationBehavior: .gracefullyShutdownGroup, serviceName: $0.name)
+                .init(
+                    service: $0, successTerminationBehavior: .gracefullyShutdownGroup,
+                    failureTerminationBehavior: .gracefullyShutdownGroup, serviceName: $0.name)
             },
             gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         try await ServiceGroup(configuration: configuration).run()

@@ -26,7 +26,9 @@ package enum Operations {
     }
 
     /// `requeue`: moves failed jobs (or a target's failed loads) back and prints what moved.
-    package static func requeue(config: FleetConfig, filter: Requeue.Filter, loadsOf target: String?, dryRun: Bool, logger: Logger)
+    package static func requeue(
+        config: FleetConfig, filter: Requeue.Filter, loadsOf target: String?, dryRun: Bool, logger: Logger
+    )
         async throws
     {
         if let target, config.target(named: target) == nil { throw CommandFailure.usage("no target named \(target)") }

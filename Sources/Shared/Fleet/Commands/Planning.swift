@@ -25,7 +25,8 @@ package enum Planning {
                 }
             } catch {
                 throw CommandFailure.failed(
-                    "catch-up: cannot read the load ledger of target \(target.name) (\(error)); fix the target, or plan explicit days with --date or --from/--to")
+                    "catch-up: cannot read the load ledger of target \(target.name) (\(error)); fix the target, or plan explicit days with --date or --from/--to"
+                )
             }
         }
         let found = known
@@ -34,9 +35,10 @@ package enum Planning {
 
     /// Plans and (unless `dryRun`) publishes through `driver` (nil: the configured broker); prints a summary.
     /// - Throws: ``CommandFailure/failed(_:)`` when the ledgers cannot be read or publishing failed.
-    package static func planAndPublish(_ config: FleetConfig, _ selection: PlanSelection, dryRun: Bool, driver: (any QueueDriver)? = nil,
-                                      logger: Logger) async throws -> [ExtractJob]
-    {
+    package static func planAndPublish(
+        _ config: FleetConfig, _ selection: PlanSelection, dryRun: Bool, driver: (any QueueDriver)? = nil,
+        logger: Logger
+    ) async throws -> [ExtractJob] {
         let runID = UTCTime.compact(Date())
         let started = Date()
         var loaded: @Sendable (String, String) -> Set<Day> = { _, _ in [] }
@@ -64,7 +66,9 @@ package enum Planning {
         } catch {
             throw CommandFailure.failed("planning failed: publishing \(jobs.count) jobs: \(error)")
         }
-        print("planned run \(runID): \(jobs.count) jobs (\(counts.count) channel × resource groups) in \(String(format: "%.2f", -started.timeIntervalSinceNow)) s")
+        print(
+            "planned run \(runID): \(jobs.count) jobs (\(counts.count) channel × resource groups) in \(String(format: "%.2f", -started.timeIntervalSinceNow)) s"
+        )
         return jobs
     }
 
@@ -79,6 +83,8 @@ package enum Planning {
     /// The jobs as messages on the extract queue, each identified by its deterministic job id (planning twice
     /// publishes the same ids: the ledger makes the second load harmless).
     package static func messages(_ jobs: [ExtractJob], topology: FleetTopology) -> [AMQPMessage] {
-        jobs.map { AMQPMessage(exchange: topology.exchange, routingKey: topology.extractQueue, body: MessageCodec.encode($0), messageID: $0.jobID) }
+        jobs.map {
+            AMQPMessage(exchange: topology.exchange, routingKey: topology.extractQueue, body: MessageCodec.encode($0), messageID: $0.jobID)
+        }
     }
 }

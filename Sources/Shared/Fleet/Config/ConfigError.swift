@@ -1,5 +1,5 @@
-package import HuskimoCore
 import HuskimoConnectors
+package import HuskimoCore
 
 /// Everything wrong with a configuration file, each problem with its key path
 /// (`targets[1].port: expected an integer, got "abc"`). Bad configuration is permanent: exit code 2.

@@ -1,7 +1,7 @@
 import Foundation
-internal import Yams
-import HuskimoCore
 import HuskimoConnectors
+import HuskimoCore
+internal import Yams
 
 /// Reads typed values out of parsed YAML, collecting every problem with its key path instead of stopping
 /// at the first, substituting `${ENV_VAR}` in scalars, and noting which keys it was asked about so unknown
@@ -56,7 +56,9 @@ package final class ConfigReader {
     // MARK: - Sections
 
     /// A mapping's entries by key; reports keys not in `known` (and `obsolete` ones as warnings).
-    func mapping(_ value: Value?, at path: String, known: Set<String>, obsolete: [String: String] = [:])
+    func mapping(
+        _ value: Value?, at path: String, known: Set<String>, obsolete: [String: String] = [:]
+    )
         -> [String: Value]?
     {
         guard let value else { return nil }

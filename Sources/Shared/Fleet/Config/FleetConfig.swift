@@ -1,6 +1,6 @@
 package import Foundation
-package import HuskimoCore
 package import HuskimoConnectors
+package import HuskimoCore
 
 /// The whole configuration file. A Huskimo 0.3 file loads unchanged; the keys added since are optional.
 ///
@@ -18,7 +18,9 @@ package struct FleetConfig: Sendable {
     var warnings: [String]
 
     /// Loads and validates a file. - Throws: ``ConfigError`` listing every problem.
-    package static func load(path: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws
+    package static func load(
+        path: String, environment: [String: String] = ProcessInfo.processInfo.environment
+    ) throws
         -> FleetConfig
     {
         guard let data = FileManager.default.contents(atPath: path) else {
@@ -33,7 +35,9 @@ package struct FleetConfig: Sendable {
     }
 
     /// Parses and validates YAML text. - Throws: ``ConfigError`` listing every problem.
-    package static func parse(_ text: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws
+    package static func parse(
+        _ text: String, environment: [String: String] = ProcessInfo.processInfo.environment
+    ) throws
         -> FleetConfig
     {
         let reader = ConfigReader(environment: environment)
@@ -51,8 +55,9 @@ package struct FleetConfig: Sendable {
         let targets = reader.requiredList(top["targets"], at: "targets", noun: "target") { TargetConfig(reader, $0, at: $1) }
         reader.requireUnique(targets.map { ($0.name, "target name \"\($0.name)\"") }, at: "targets")
         guard reader.problems.isEmpty, let s3 else { throw ConfigError(problems: reader.problems) }
-        return FleetConfig(queue: queue, fetch: fetch, channels: channels, s3: s3, targets: targets,
-                           warnings: reader.warnings)
+        return FleetConfig(
+            queue: queue, fetch: fetch, channels: channels, s3: s3, targets: targets,
+            warnings: reader.warnings)
     }
 
     package func channel(named name: String, type: ChannelType) -> ChannelConfig? {
@@ -72,24 +77,32 @@ package struct FleetConfig: Sendable {
     package var redactedDescription: String {
         var lines = ["queue:", "  url: \(queue.url)", "  prefix: \(queue.prefix)"]
         if let management = queue.managementURL { lines.append("  management_url: \(management)") }
-        lines += ["fetch:",
-                     "  lookback: \(fetch.lookback)"]
+        lines += [
+            "fetch:",
+            "  lookback: \(fetch.lookback)",
+        ]
         if let start = fetch.startDate { lines.append("  start_date: \(start)") }
         lines.append("  settle_days: \(fetch.settleDays)")
         lines.append("channels:")
         for c in channels {
-            lines += ["  - name: \(c.name)", "    type: \(c.type.rawValue)", "    api_user: \(c.apiUser ?? "")",
-                      "    api_key: \(c.apiKey)", "    api_url: \(c.apiURL)"]
+            lines += [
+                "  - name: \(c.name)", "    type: \(c.type.rawValue)", "    api_user: \(c.apiUser ?? "")",
+                "    api_key: \(c.apiKey)", "    api_url: \(c.apiURL)",
+            ]
             lines += ConnectorRegistry.connector(of: c).settings(c).map { "    \($0.key): \($0.value)" }
         }
-        lines += ["s3:", "  access_key_id: \(s3.accessKeyID)", "  secret_access_key: \(s3.secretAccessKey)",
-                  "  region: \(s3.region)", "  bucket: \(s3.bucket)", "  folder_path: \(s3.folderPath)",
-                  "  endpoint: \(s3.endpoint)", "  path_style: \(s3.pathStyle)", "  keep_staged: \(s3.keepStaged)",
-                  "targets:"]
+        lines += [
+            "s3:", "  access_key_id: \(s3.accessKeyID)", "  secret_access_key: \(s3.secretAccessKey)",
+            "  region: \(s3.region)", "  bucket: \(s3.bucket)", "  folder_path: \(s3.folderPath)",
+            "  endpoint: \(s3.endpoint)", "  path_style: \(s3.pathStyle)", "  keep_staged: \(s3.keepStaged)",
+            "targets:",
+        ]
         for t in targets {
-            lines += ["  - name: \(t.name)", "    type: \(t.type.rawValue)", "    host: \(t.host)",
-                      "    port: \(t.port)", "    database: \(t.database)", "    username: \(t.username)",
-                      "    password: \(t.password)", "    schema: \(t.schema)", "    sslmode: \(t.sslMode.rawValue)"]
+            lines += [
+                "  - name: \(t.name)", "    type: \(t.type.rawValue)", "    host: \(t.host)",
+                "    port: \(t.port)", "    database: \(t.database)", "    username: \(t.username)",
+                "    password: \(t.password)", "    schema: \(t.schema)", "    sslmode: \(t.sslMode.rawValue)",
+            ]
             if let role = t.iamRole { lines.append("    iam_role: \(role)") }
         }
         return lines.joined(separator: "\n")
@@ -121,7 +134,8 @@ package struct QueueConfig: Sendable {
         if let managementURL, !(managementURL.hasPrefix("http://") || managementURL.hasPrefix("https://")) {
             r.problem("\(path).management_url", "expected an http:// or https:// URL")
         } else if let managementURL, let scheme = managementURL.range(of: "://"),
-                  managementURL[scheme.upperBound...].prefix(while: { $0 != "/" }).contains("@") {
+            managementURL[scheme.upperBound...].prefix(while: { $0 != "/" }).contains("@")
+        {
             r.problem("\(path).management_url", "must not carry credentials (those of queue.url are used)")
         }
         quorum = (r.oneOf(m["type"], at: "\(path).type", ["quorum", "classic"]) ?? "quorum") == "quorum"
@@ -198,15 +212,23 @@ package struct FetchConfig: Sendable {
 /// - `subaccounts` (bool, default false): discover and extract every Twilio subaccount.
 extension ChannelConfig {
     init?(_ r: ConfigReader, _ value: ConfigReader.Value, at path: String) {
-        guard let m = r.mapping(value, at: path, known: ["name", "type", "api_user", "api_key", "api_url", "pricing_url", "subaccounts",
-                                                             "allow_http"]) else {
+        guard
+            let m = r.mapping(
+                value, at: path,
+                known: [
+                    "name", "type", "api_user", "api_key", "api_url", "pricing_url", "subaccounts",
+                    "allow_http",
+                ])
+        else {
             r.problem(path, "expected a channel mapping")
             return nil
         }
         let name = r.requiredString(m["name"], at: "\(path).name")
         // It reaches object keys, queue headers and every row: bounded, no separators, no control characters.
-        if let name, name.contains("/") || name.contains("\\") || name == "." || name == ".." || name.utf8.count > 128
-            || name.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) {
+        if let name,
+            name.contains("/") || name.contains("\\") || name == "." || name == ".." || name.utf8.count > 128
+                || name.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F })
+        {
             r.problem("\(path).name", "must be 1–128 bytes without '/', '\\', control characters, and not '.' or '..'")
         }
         let type = r.oneOf(m["type"], at: "\(path).type", ConnectorRegistry.types.map(\.rawValue)).map(ChannelType.init(rawValue:))
@@ -232,8 +254,9 @@ extension ChannelConfig {
         let subaccounts = r.bool(m["subaccounts"], at: "\(path).subaccounts") ?? false
         guard let type else { return nil }
         // The connector's own rules, also when other keys are missing: every problem is reported at once.
-        self.init(name: name ?? "", type: type, apiUser: apiUser, apiKey: Secret(key ?? ""), apiURL: apiURL, pricingURL: pricingURL,
-                  subaccounts: subaccounts)
+        self.init(
+            name: name ?? "", type: type, apiUser: apiUser, apiKey: Secret(key ?? ""), apiURL: apiURL, pricingURL: pricingURL,
+            subaccounts: subaccounts)
         for problem in ConnectorRegistry.connector(of: self).problems(self) { r.problem("\(path).\(problem.key)", problem.message) }
         if name == nil || key == nil { return nil }
     }
@@ -270,8 +293,13 @@ package struct S3Config: Sendable {
     var keepStaged: Bool
 
     init(_ r: ConfigReader, _ value: ConfigReader.Value?, at path: String) {
-        let m = r.mapping(value, at: path, known: ["access_key_id", "secret_access_key", "region", "bucket", "folder_path",
-                                                   "endpoint", "path_style", "keep_staged"]) ?? [:]
+        let m =
+            r.mapping(
+                value, at: path,
+                known: [
+                    "access_key_id", "secret_access_key", "region", "bucket", "folder_path",
+                    "endpoint", "path_style", "keep_staged",
+                ]) ?? [:]
         accessKeyID = r.requiredString(m["access_key_id"], at: "\(path).access_key_id") ?? ""
         secretAccessKey = Secret(r.requiredString(m["secret_access_key"], at: "\(path).secret_access_key", secret: true) ?? "")
         region = r.requiredString(m["region"], at: "\(path).region") ?? "us-east-1"
@@ -290,8 +318,9 @@ package struct S3Config: Sendable {
     }
 
     var s3Endpoint: S3Endpoint {
-        S3Endpoint(endpoint: endpoint, region: region, bucket: bucket, accessKeyID: accessKeyID,
-                   secretAccessKey: secretAccessKey, pathStyle: pathStyle)
+        S3Endpoint(
+            endpoint: endpoint, region: region, bucket: bucket, accessKeyID: accessKeyID,
+            secretAccessKey: secretAccessKey, pathStyle: pathStyle)
     }
 }
 
@@ -325,11 +354,16 @@ package struct TargetConfig: Sendable {
     var lockTimeoutSeconds: Int
 
     init?(_ r: ConfigReader, _ value: ConfigReader.Value, at path: String) {
-        guard let m = r.mapping(value, at: path,
-                                known: ["name", "type", "host", "database", "port", "ssl", "ssl_factory", "username",
-                                        "password", "schema", "sslmode", "sslrootcert", "iam_role", "statement_timeout_seconds",
-                                        "lock_timeout_seconds"],
-                                obsolete: ["table": "no longer used (tables are fixed by the DDL); ignored"]) else {
+        guard
+            let m = r.mapping(
+                value, at: path,
+                known: [
+                    "name", "type", "host", "database", "port", "ssl", "ssl_factory", "username",
+                    "password", "schema", "sslmode", "sslrootcert", "iam_role", "statement_timeout_seconds",
+                    "lock_timeout_seconds",
+                ],
+                obsolete: ["table": "no longer used (tables are fixed by the DDL); ignored"])
+        else {
             r.problem(path, "expected a target mapping")
             return nil
         }
@@ -338,7 +372,9 @@ package struct TargetConfig: Sendable {
         if let name, name.utf8.count > 200 || name.unicodeScalars.contains(where: { $0.value < 0x20 }) {
             r.problem("\(path).name", "must be at most 200 bytes without control characters (it names the target's queue)")
         }
-        type = r.oneOf(m["type"], at: "\(path).type", WarehouseSchema.Flavor.allCases.map(\.rawValue)).flatMap(WarehouseSchema.Flavor.init(rawValue:)) ?? .redshift
+        type =
+            r.oneOf(m["type"], at: "\(path).type", WarehouseSchema.Flavor.allCases.map(\.rawValue)).flatMap(
+                WarehouseSchema.Flavor.init(rawValue:)) ?? .redshift
         host = r.requiredString(m["host"], at: "\(path).host") ?? ""
         database = r.requiredString(m["database"], at: "\(path).database") ?? ""
         port = r.int(m["port"], at: "\(path).port", range: 1...65535) ?? type.dialect.defaultPort
@@ -346,8 +382,10 @@ package struct TargetConfig: Sendable {
         password = Secret(r.string(m["password"], at: "\(path).password", secret: true) ?? "")
         schema = r.string(m["schema"], at: "\(path).schema") ?? "huskimo"
         // It is quoted wherever it reaches SQL, and still held to a plain identifier: it names tables in every log.
-        if schema.isEmpty || schema.utf8.count > 63 || !schema.utf8.allSatisfy({ ($0 >= 97 && $0 <= 122) || ($0 >= 65 && $0 <= 90) || ($0 >= 48 && $0 <= 57) || $0 == 95 })
-            || schema.utf8.first.map({ $0 >= 48 && $0 <= 57 }) == true {
+        if schema.isEmpty || schema.utf8.count > 63
+            || !schema.utf8.allSatisfy({ ($0 >= 97 && $0 <= 122) || ($0 >= 65 && $0 <= 90) || ($0 >= 48 && $0 <= 57) || $0 == 95 })
+            || schema.utf8.first.map({ $0 >= 48 && $0 <= 57 }) == true
+        {
             r.problem("\(path).schema", "expected a plain identifier of 1–63 letters, digits and '_', not starting with a digit")
         }
         let ssl = r.bool(m["ssl"], at: "\(path).ssl")
@@ -357,8 +395,10 @@ package struct TargetConfig: Sendable {
         let label = name ?? path
         if let mode = r.oneOf(m["sslmode"], at: "\(path).sslmode", ["disable", "require", "verify-ca", "verify-full", "prefer", "allow"]) {
             if mode == "prefer" || mode == "allow" {
-                r.problem("\(path).sslmode", "\(mode) falls back to an unencrypted connection silently; use verify-full (the default), "
-                          + "or require / disable explicitly")
+                r.problem(
+                    "\(path).sslmode",
+                    "\(mode) falls back to an unencrypted connection silently; use verify-full (the default), "
+                        + "or require / disable explicitly")
             }
             sslMode = PostgresSettings.SSLMode(rawValue: mode) ?? .verifyFull
         } else if let ssl {
@@ -369,7 +409,10 @@ package struct TargetConfig: Sendable {
         }
         switch sslMode {
         case .disable: r.warn("target \(label): sslmode disable — the connection and its password are not encrypted")
-        case .require: r.warn("target \(label): sslmode require — encrypted, but the server's certificate is not verified (0.3's NonValidatingFactory); use verify-full")
+        case .require:
+            r.warn(
+                "target \(label): sslmode require — encrypted, but the server's certificate is not verified (0.3's NonValidatingFactory); use verify-full"
+            )
         default: break
         }
         sslRootCert = r.string(m["sslrootcert"], at: "\(path).sslrootcert")
@@ -385,8 +428,10 @@ package struct TargetConfig: Sendable {
     }
 
     var postgresSettings: PostgresSettings {
-        var settings = PostgresSettings(host: host, port: port, database: database, user: username, password: password, sslMode: sslMode,
-                                        sslRootCert: sslRootCert ?? (sslMode == .verifyCA || sslMode == .verifyFull ? SystemCA.bundle : nil))  // Redshift chains to its roots
+        // Verifying without a named CA uses the system bundle (Redshift's certificates chain to its roots).
+        var settings = PostgresSettings(
+            host: host, port: port, database: database, user: username, password: password, sslMode: sslMode,
+            sslRootCert: sslRootCert ?? (sslMode == .verifyCA || sslMode == .verifyFull ? SystemCA.bundle : nil))
         // A statement or a lock wait never hangs a loader: it fails, transient, and the batch is retried (the dialect
         // knows which bounds its warehouse has: Redshift has no lock_timeout).
         settings.session = type.dialect.session(self)

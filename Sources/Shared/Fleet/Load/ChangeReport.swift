@@ -49,7 +49,9 @@ struct BeforeImage {
     private var columns: [String] { bySID ? ["sid"] + compared : [] }
 
     /// `channel_name = $n AND <day range>` for the message's partition, with parameters from `$first`.
-    static func partition(_ table: WarehouseSchema.Table, _ message: LoadMessage, alias: String = "", first: Int) throws
+    static func partition(
+        _ table: WarehouseSchema.Table, _ message: LoadMessage, alias: String = "", first: Int
+    ) throws
         -> (sql: String, parameters: [String])
     {
         let a = alias.isEmpty ? "" : alias + "."
@@ -57,8 +59,10 @@ struct BeforeImage {
         guard let day = Day(message.partition) else {
             throw LoadError(loadID: message.loadID, errorClass: .permanent, message: "partition \(message.partition) is not a day")
         }
-        return ("\(a)channel_name = $\(first) AND \(a)\(column) >= $\(first + 1)::timestamp AND \(a)\(column) < $\(first + 2)::timestamp",
-                [message.channel, "\(day) 00:00:00", "\(day.adding(days: 1)) 00:00:00"])
+        return (
+            "\(a)channel_name = $\(first) AND \(a)\(column) >= $\(first + 1)::timestamp AND \(a)\(column) < $\(first + 2)::timestamp",
+            [message.channel, "\(day) 00:00:00", "\(day.adding(days: 1)) 00:00:00"]
+        )
     }
 
     /// Keeps the partition's current rows (call before deleting them).
@@ -69,17 +73,19 @@ struct BeforeImage {
             created = true
         }
         let (predicate, parameters) = try Self.partition(table, message, first: 2)
-        try pg.query("INSERT INTO \(Self.name) SELECT \((["$1"] + columns).joined(separator: ", ")) FROM \(qualified) WHERE \(predicate)",
-                     [message.loadID] + parameters)
+        try pg.query(
+            "INSERT INTO \(Self.name) SELECT \((["$1"] + columns).joined(separator: ", ")) FROM \(qualified) WHERE \(predicate)",
+            [message.loadID] + parameters)
     }
 
     /// Compares the partition as loaded now (`rowsAfter` rows, the COPY's verified count) with what was captured
     /// for `message`.
     func report(_ message: LoadMessage, rowsAfter: Int, _ pg: PostgresConnection) throws -> ChangeReport {
         let before = try Self.count(pg.query("SELECT count(*) FROM \(Self.name) WHERE huskimo_load_id = $1", [message.loadID]))
-        var report = ChangeReport(loadID: message.loadID, table: table.name, channel: message.channel, partition: message.partition,
-                                  extractedAt: message.extractedAt, identical: false, rowsBefore: before, rowsAfter: rowsAfter,
-                                  contentDigest: message.contentDigest, runID: message.runID)
+        var report = ChangeReport(
+            loadID: message.loadID, table: table.name, channel: message.channel, partition: message.partition,
+            extractedAt: message.extractedAt, identical: false, rowsBefore: before, rowsAfter: rowsAfter,
+            contentDigest: message.contentDigest, runID: message.runID)
         guard bySID else { return report }
         guard before > 0 else {
             (report.changed, report.added, report.removed) = (0, rowsAfter, 0)
@@ -87,7 +93,8 @@ struct BeforeImage {
         }
         let same = compared.map { "(n.\($0) = o.\($0) OR (n.\($0) IS NULL AND o.\($0) IS NULL))" }.joined(separator: " AND ")
         let (joined, parameters) = try Self.partition(table, message, alias: "n", first: 2)
-        let rows = try pg.query("""
+        let rows = try pg.query(
+            """
             SELECT count(*), sum(CASE WHEN \(same) THEN 0 ELSE 1 END)
             FROM \(qualified) n JOIN \(Self.name) o ON o.sid = n.sid AND o.huskimo_load_id = $1 WHERE \(joined)
             """, [message.loadID] + parameters)

@@ -74,15 +74,19 @@ package struct Ledger: Sendable {
                                     rows_changed, rows_added, rows_removed, content_digest, run_id)
             VALUES ($1, $2, $3, $4, $5::timestamptz, $6, $7, $8, $9, $10, $11, $12, $13)
             """,
-            [report.loadID, report.table, report.channel, report.partition, report.extractedAt, report.identical ? "identical" : "replaced",
-             String(report.rowsBefore), String(report.rowsAfter), report.changed.map(String.init), report.added.map(String.init),
-             report.removed.map(String.init), report.contentDigest, report.runID])
+            [
+                report.loadID, report.table, report.channel, report.partition, report.extractedAt,
+                report.identical ? "identical" : "replaced",
+                String(report.rowsBefore), String(report.rowsAfter), report.changed.map(String.init), report.added.map(String.init),
+                report.removed.map(String.init), report.contentDigest, report.runID,
+            ])
     }
 
     /// The content digest of what the partition holds now: the newest report's (nil: none, or loaded by a worker
     /// that sent no digest).
     func currentDigest(table tableName: String, channel: String, partition: String, _ pg: PostgresConnection) throws -> String? {
-        let rows = try pg.query("""
+        let rows = try pg.query(
+            """
             SELECT content_digest FROM \(reports) WHERE table_name = $1 AND channel_name = $2 AND partition_key = $3
             ORDER BY extracted_at DESC LIMIT 1
             """, [tableName, channel, partition])
@@ -92,7 +96,8 @@ package struct Ledger: Sendable {
     /// Per (table, channel): the last pass — the reports of the planner run that loaded last — for `status`.
     func lastPass(_ pg: PostgresConnection) throws -> [ReloadPass] {
         let reload = "(r.outcome = 'identical' OR r.rows_before > 0)"
-        let rows = try pg.query("""
+        let rows = try pg.query(
+            """
             SELECT r.table_name, r.channel_name,
                    sum(CASE WHEN \(reload) THEN 0 ELSE 1 END),
                    sum(CASE WHEN r.outcome = 'identical' THEN 1 ELSE 0 END),
@@ -112,8 +117,9 @@ package struct Ledger: Sendable {
             """)
         return rows.map { row in
             func int(_ i: Int) -> Int { row[i].flatMap { Int($0) } ?? 0 }
-            return ReloadPass(table: row[0] ?? "", channel: row[1] ?? "", newPartitions: int(2), identical: int(3), replaced: int(4),
-                              changed: int(5), added: int(6), removed: int(7), lastLoadedAt: row[8])
+            return ReloadPass(
+                table: row[0] ?? "", channel: row[1] ?? "", newPartitions: int(2), identical: int(3), replaced: int(4),
+                changed: int(5), added: int(6), removed: int(7), lastLoadedAt: row[8])
         }
     }
 
@@ -121,8 +127,9 @@ package struct Ledger: Sendable {
     func containsAny(_ keys: [String], table tableName: String, _ pg: PostgresConnection) throws -> Bool {
         guard !keys.isEmpty else { return false }
         let placeholders = keys.indices.map { "$\($0 + 2)" }.joined(separator: ", ")
-        let rows = try pg.query("SELECT count(*) FROM \(table) WHERE table_name = $1 AND object_key IN (\(placeholders))",
-                                [tableName] + keys)
+        let rows = try pg.query(
+            "SELECT count(*) FROM \(table) WHERE table_name = $1 AND object_key IN (\(placeholders))",
+            [tableName] + keys)
         return Int(rows.first?.first.flatMap { $0 } ?? "0").map { $0 > 0 } ?? false
     }
 
@@ -132,7 +139,8 @@ package struct Ledger: Sendable {
     /// change reports existed, and messages without a run id, are ordered by extraction time alone.
     func hasExtraction(notOlderThan message: LoadMessage, table tableName: String, _ pg: PostgresConnection) throws -> Bool {
         if let run = message.runID {
-            let rows = try pg.query("""
+            let rows = try pg.query(
+                """
                 SELECT CASE WHEN run_id IS NULL THEN NULL WHEN run_id > $4 THEN 't' WHEN run_id < $4 THEN 'f'
                             WHEN extracted_at >= $5::timestamptz THEN 't' ELSE 'f' END
                 FROM \(reports) WHERE table_name = $1 AND channel_name = $2 AND partition_key = $3
@@ -140,13 +148,16 @@ package struct Ledger: Sendable {
                 """, [tableName, message.channel, message.partition, run, message.extractedAt])
             if let verdict = rows.first?.first.flatMap({ $0 }) { return verdict == "t" }
         }
-        return try hasExtraction(notOlderThan: message.extractedAt, table: tableName, channel: message.channel,
-                                 partition: message.partition, pg)
+        return try hasExtraction(
+            notOlderThan: message.extractedAt, table: tableName, channel: message.channel,
+            partition: message.partition, pg)
     }
 
     /// Whether the partition already holds an extraction at least as new as `extractedAt`.
-    func hasExtraction(notOlderThan extractedAt: String, table tableName: String, channel: String, partition: String,
-                              _ pg: PostgresConnection) throws -> Bool {
+    func hasExtraction(
+        notOlderThan extractedAt: String, table tableName: String, channel: String, partition: String,
+        _ pg: PostgresConnection
+    ) throws -> Bool {
         let rows = try pg.query(
             "SELECT max(extracted_at) >= $4::timestamptz FROM \(table) WHERE table_name = $1 AND channel_name = $2 AND partition_key = $3",
             [tableName, channel, partition, extractedAt])
@@ -161,14 +172,17 @@ package struct Ledger: Sendable {
                 INSERT INTO \(table) (object_key, table_name, channel_name, partition_key, rows_loaded, job_id, load_id, extracted_at)
                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8::timestamptz)
                 """,
-                [object.key, tableName, message.channel, message.partition, String(object.rows), message.jobID,
-                 message.loadID, message.extractedAt])
+                [
+                    object.key, tableName, message.channel, message.partition, String(object.rows), message.jobID,
+                    message.loadID, message.extractedAt,
+                ])
         }
     }
 
     /// The newest day per (table, channel): a day partition's day, a snapshot's extraction day.
     func newestDays(_ pg: PostgresConnection) throws -> [(table: String, channel: String, day: Day)] {
-        let rows = try pg.query("""
+        let rows = try pg.query(
+            """
             SELECT table_name, channel_name, max(CASE WHEN partition_key = 'snapshot' THEN to_char(extracted_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')
                                                      ELSE partition_key END)
             FROM \(table) GROUP BY 1, 2
@@ -182,7 +196,8 @@ package struct Ledger: Sendable {
     /// Per (table, channel): the newest loaded day partition (nil: snapshots only) and the last load time (UTC,
     /// ISO 8601), for `status`.
     func freshness(_ pg: PostgresConnection) throws -> [(table: String, channel: String, newestDay: String?, lastLoadedAt: String?)] {
-        let rows = try pg.query("""
+        let rows = try pg.query(
+            """
             SELECT table_name, channel_name, max(CASE WHEN partition_key <> 'snapshot' THEN partition_key END),
                    to_char(max(loaded_at) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
             FROM \(table) GROUP BY 1, 2 ORDER BY 1, 2
@@ -192,8 +207,9 @@ package struct Ledger: Sendable {
 
     /// The day partitions of (table, channel) that have been loaded: what catch-up does not plan again.
     func loadedDays(table tableName: String, channel: String, _ pg: PostgresConnection) throws -> Set<Day> {
-        let rows = try pg.query("SELECT DISTINCT partition_key FROM \(table) WHERE table_name = $1 AND channel_name = $2",
-                                [tableName, channel])
+        let rows = try pg.query(
+            "SELECT DISTINCT partition_key FROM \(table) WHERE table_name = $1 AND channel_name = $2",
+            [tableName, channel])
         return Set(rows.compactMap { $0[0].flatMap(Day.init) })
     }
 }

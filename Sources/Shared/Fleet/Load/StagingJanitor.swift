@@ -44,8 +44,12 @@ package struct StagingJanitor: Sendable {
         do {
             try s3.delete(doomed)
         } catch {
-            logger.warning("cannot clean staged objects", metadata: ["loads": "\(loads.count)", "first.load.id": "\(loads[0].loadID)",
-                                                                     "error": "\(error)"])
+            logger.warning(
+                "cannot clean staged objects",
+                metadata: [
+                    "loads": "\(loads.count)", "first.load.id": "\(loads[0].loadID)",
+                    "error": "\(error)",
+                ])
         }
     }
 }

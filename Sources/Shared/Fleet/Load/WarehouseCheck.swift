@@ -32,7 +32,8 @@ package struct WarehouseCheck {
 
     /// The tables of the fleet DDL against `information_schema.columns`.
     package func schema() throws -> [Finding] {
-        let rows = try pg.query("""
+        let rows = try pg.query(
+            """
             SELECT table_name, column_name, data_type, character_maximum_length::text, numeric_precision::text, numeric_scale::text
             FROM information_schema.columns WHERE table_schema = $1 ORDER BY table_name, ordinal_position
             """, [target.schema])
@@ -62,9 +63,12 @@ package struct WarehouseCheck {
             if problems.isEmpty {
                 let order = columns.map(\.name).filter { name in table.columns.contains { $0.name == name } }
                 let inOrder = order == table.columns.map(\.name)
-                findings.append(Finding(check: "table \(name)", ok: true, warning: !inOrder,
-                                        detail: inOrder ? "\(table.columns.count) columns as in the DDL"
-                                            : "columns in another order than the DDL (loads name their columns; `SELECT *` readers see the difference)"))
+                findings.append(
+                    Finding(
+                        check: "table \(name)", ok: true, warning: !inOrder,
+                        detail: inOrder
+                            ? "\(table.columns.count) columns as in the DDL"
+                            : "columns in another order than the DDL (loads name their columns; `SELECT *` readers see the difference)"))
             } else {
                 findings.append(Finding(check: "table \(name)", ok: false, detail: problems.joined(separator: "; "), fix: fix))
             }
@@ -90,8 +94,10 @@ package struct WarehouseCheck {
         let channel = "huskimo-check-\(UInt32.random(in: 0...UInt32.max))"
         var records: [[String: Any]] = []
         for (i, text) in Self.hardTexts.enumerated() {
-            records.append(["sid": String(format: "CAcheck%027d", i), "account_sid": "AC" + String(repeating: "0", count: 32),
-                            "start_time": "Fri, 20 Nov 2026 04:30:\(String(format: "%02d", i)) +0000", "caller_name": text ?? NSNull()])
+            records.append([
+                "sid": String(format: "CAcheck%027d", i), "account_sid": "AC" + String(repeating: "0", count: 32),
+                "start_time": "Fri, 20 Nov 2026 04:30:\(String(format: "%02d", i)) +0000", "caller_name": text ?? NSNull(),
+            ])
         }
         let page = try JSONSerialization.data(withJSONObject: ["calls": records, "next_page_uri": NSNull()])
         let converter = TwilioPageConverter(table: .calls, channelName: channel, whenRetrieved: UTCTime.sql(Date()), day: nil)
@@ -106,12 +112,18 @@ package struct WarehouseCheck {
         let expected = Self.hardTexts
         let wrong = zip(expected, read).enumerated().filter { $0.element.0 != $0.element.1 }
         if read.count == expected.count && wrong.isEmpty {
-            return Finding(check: "copy", ok: true,
-                           detail: "\(expected.count) hard values (TAB, CR/LF, backslashes, \\N, emoji, CJK, RTL, empty vs NULL) loaded back byte for byte")
+            return Finding(
+                check: "copy", ok: true,
+                detail:
+                    "\(expected.count) hard values (TAB, CR/LF, backslashes, \\N, emoji, CJK, RTL, empty vs NULL) loaded back byte for byte"
+            )
         }
-        let first = wrong.first.map { "value \($0.offset): expected \(String(reflecting: $0.element.0)), read \(String(reflecting: $0.element.1))" }
-        return Finding(check: "copy", ok: false, detail: "read back \(read.count) of \(expected.count) values; \(first ?? "")",
-                       fix: "the target does not load the staged format as it should: report this with the target's version")
+        let first = wrong.first.map {
+            "value \($0.offset): expected \(String(reflecting: $0.element.0)), read \(String(reflecting: $0.element.1))"
+        }
+        return Finding(
+            check: "copy", ok: false, detail: "read back \(read.count) of \(expected.count) values; \(first ?? "")",
+            fix: "the target does not load the staged format as it should: report this with the target's version")
     }
 
     /// The type as `information_schema` shows it, in the DDL's words (`varchar(34)`, `decimal(12,5)`, `timestamp`).
@@ -160,7 +172,9 @@ extension WarehouseCheck {
             throw dialect.explain(error, pg)
         }
         defer { if pg.isHealthy { try? pg.execute("ROLLBACK") } }
-        return try pg.query("SELECT \(WarehouseSchema.quote(column)) FROM \(sqlIdentifier(target.schema)).\(table.name) WHERE channel_name = $1 ORDER BY sid",
-                            [channel]).map { $0[0] }
+        return try pg.query(
+            "SELECT \(WarehouseSchema.quote(column)) FROM \(sqlIdentifier(target.schema)).\(table.name) WHERE channel_name = $1 ORDER BY sid",
+            [channel]
+        ).map { $0[0] }
     }
 }

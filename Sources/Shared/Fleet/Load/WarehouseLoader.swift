@@ -118,12 +118,14 @@ package final class WarehouseLoader: BatchLoader, @unchecked Sendable {  // used
                         continue
                     }
                     if let digest = message.contentDigest,
-                       try ledger.currentDigest(table: table.name, channel: message.channel, partition: message.partition, pg) == digest {
+                        try ledger.currentDigest(table: table.name, channel: message.channel, partition: message.partition, pg) == digest
+                    {
                         // The re-read is what the partition holds: the ledger takes the newer extraction, the rows stay.
-                        let report = ChangeReport(loadID: message.loadID, table: table.name, channel: message.channel,
-                                                  partition: message.partition, extractedAt: message.extractedAt, identical: true,
-                                                  rowsBefore: message.rows, rowsAfter: message.rows, changed: 0, added: 0, removed: 0,
-                                                  contentDigest: digest, runID: message.runID)
+                        let report = ChangeReport(
+                            loadID: message.loadID, table: table.name, channel: message.channel,
+                            partition: message.partition, extractedAt: message.extractedAt, identical: true,
+                            rowsBefore: message.rows, rowsAfter: message.rows, changed: 0, added: 0, removed: 0,
+                            contentDigest: digest, runID: message.runID)
                         try ledger.record(message, table: table.name, pg)
                         try ledger.record(report, pg)
                         reports.append(report)
@@ -142,8 +144,9 @@ package final class WarehouseLoader: BatchLoader, @unchecked Sendable {  // used
                 let loaded = try copier.copy(objects, into: table, pg)
                 let expected = objects.reduce(0) { $0 + $1.object.rows }
                 guard loaded == expected else {
-                    throw LoadError(loadID: objects[0].loadID, errorClass: .permanent,
-                                    message: "\(table.name): COPY loaded \(loaded) rows, the load messages say \(expected)")
+                    throw LoadError(
+                        loadID: objects[0].loadID, errorClass: .permanent,
+                        message: "\(table.name): COPY loaded \(loaded) rows, the load messages say \(expected)")
                 }
                 rows += loaded
             }
@@ -163,12 +166,17 @@ package final class WarehouseLoader: BatchLoader, @unchecked Sendable {  // used
         FleetMetrics.load(target: target.name, outcome: .identical, count: identical.count)
         for report in reports {
             if report.identical {
-                logger.info("reload identical, skipped", metadata: report.metadata.mapValues { .string($0) }.merging(["target": "\(target.name)"]) { $1 })
+                logger.info(
+                    "reload identical, skipped",
+                    metadata: report.metadata.mapValues { .string($0) }.merging(["target": "\(target.name)"]) { $1 })
             } else {
-                FleetMetrics.changedRecords(target: target.name, table: table.name, changed: report.changed ?? 0, added: report.added ?? 0,
-                                            removed: report.removed ?? 0)
+                FleetMetrics.changedRecords(
+                    target: target.name, table: table.name, changed: report.changed ?? 0, added: report.added ?? 0,
+                    removed: report.removed ?? 0)
                 if report.rowsBefore > 0 {  // first loads are in the table's "loaded" line
-                    logger.info("partition replaced", metadata: report.metadata.mapValues { .string($0) }.merging(["target": "\(target.name)"]) { $1 })
+                    logger.info(
+                        "partition replaced",
+                        metadata: report.metadata.mapValues { .string($0) }.merging(["target": "\(target.name)"]) { $1 })
                 }
             }
         }
@@ -184,8 +192,12 @@ package final class WarehouseLoader: BatchLoader, @unchecked Sendable {  // used
                 guard let day = Day(message.partition) ?? Day(String(message.extractedAt.prefix(10))) else { continue }
                 noteLoaded(table: table.name, channel: message.channel, day: day)
             }
-            logger.info("loaded", metadata: ["table": "\(table.name)", "loads": "\(applied.count)", "rows": "\(rows)",
-                                             "target": "\(target.name)"])
+            logger.info(
+                "loaded",
+                metadata: [
+                    "table": "\(table.name)", "loads": "\(applied.count)", "rows": "\(rows)",
+                    "target": "\(target.name)",
+                ])
         }
     }
 
@@ -204,4 +216,3 @@ package final class WarehouseLoader: BatchLoader, @unchecked Sendable {  // used
         _ = try? await Blocking.run { self.publishFreshnessFromLedger() }
     }
 }
-

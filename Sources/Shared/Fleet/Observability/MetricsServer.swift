@@ -17,13 +17,15 @@ package final class MetricsServer: Sendable {
         server = HTTPServer { request in
             switch request.path {
             case "/metrics":
-                return .ok(status: 200, headers: [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")],
-                           body: registry.emitToBuffer())
+                return .ok(
+                    status: 200, headers: [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")],
+                    body: registry.emitToBuffer())
             case "/healthz":
                 return .ok(status: 200, headers: [("Content-Type", "text/plain")], body: Array("ok\n".utf8))
             case "/readyz":
                 let ok = ready()
-                return .ok(status: ok ? 200 : 503, headers: [("Content-Type", "text/plain")], body: Array((ok ? "ready\n" : "not ready\n").utf8))
+                return .ok(
+                    status: ok ? 200 : 503, headers: [("Content-Type", "text/plain")], body: Array((ok ? "ready\n" : "not ready\n").utf8))
             default:
                 return .ok(status: 404, headers: [("Content-Type", "text/plain")], body: Array("not found\n".utf8))
             }
@@ -37,8 +39,10 @@ package final class MetricsServer: Sendable {
 /// The Prometheus exporter behind the swift-metrics façade: bootstrapped once per process, on first use.
 enum PrometheusExport {
     /// Histogram buckets for durations that are not request-sized.
-    static let longDurations: [Duration] = [.milliseconds(100), .milliseconds(500), .seconds(1), .seconds(5), .seconds(15), .seconds(60),
-                                            .seconds(300), .seconds(900), .seconds(3600)]
+    static let longDurations: [Duration] = [
+        .milliseconds(100), .milliseconds(500), .seconds(1), .seconds(5), .seconds(15), .seconds(60),
+        .seconds(300), .seconds(900), .seconds(3600),
+    ]
 
     static let registry: PrometheusCollectorRegistry = {
         let registry = PrometheusCollectorRegistry()

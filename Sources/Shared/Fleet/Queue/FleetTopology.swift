@@ -1,5 +1,5 @@
-package import HuskimoCore
 import HuskimoConnectors
+package import HuskimoCore
 
 /// The fleet's RabbitMQ names and declarations (docs/architecture.md, "Queue topology"), from the configured prefix.
 package struct FleetTopology: Sendable {
@@ -28,8 +28,9 @@ package struct FleetTopology: Sendable {
     private func work(_ name: String, deadLetter: String?, singleActiveConsumer: Bool = false) -> QueueTopology.Queue {
         if quorum {
             // Crash loops are bounded by x-delivery-limit as well as by the worker's own attempt count.
-            return .quorum(name, bindings: [name], deadLetterTo: deadLetter.map { (exchange, $0) },
-                           deliveryLimit: deadLetter == nil ? nil : 20, singleActiveConsumer: singleActiveConsumer)
+            return .quorum(
+                name, bindings: [name], deadLetterTo: deadLetter.map { (exchange, $0) },
+                deliveryLimit: deadLetter == nil ? nil : 20, singleActiveConsumer: singleActiveConsumer)
         }
         var arguments: AMQPTable = [:]
         if let deadLetter {
@@ -47,8 +48,10 @@ package struct FleetTopology: Sendable {
             work(failedQueue, deadLetter: nil),
         ]
         for delay in Set(retryDelays).sorted() {
-            queues.append(.delay(retryQueue(delay: delay), bindings: [retryQueue(delay: delay)], ttlSeconds: Double(delay),
-                                 deadLetterTo: (exchange, extractQueue)))
+            queues.append(
+                .delay(
+                    retryQueue(delay: delay), bindings: [retryQueue(delay: delay)], ttlSeconds: Double(delay),
+                    deadLetterTo: (exchange, extractQueue)))
         }
         for target in targets {
             queues.append(work(loadQueue(target), deadLetter: failedLoadQueue(target), singleActiveConsumer: true))

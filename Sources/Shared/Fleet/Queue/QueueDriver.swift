@@ -1,6 +1,6 @@
+import HuskimoConnectors
 package import HuskimoCore
 package import Logging
-import HuskimoConnectors
 
 /// Every use of the message broker goes through this seam: publish with confirms, consume one queue with acks,
 /// queue depth, drain (read, remove or re-drive) parked messages, declare and delete. ``QueueDriverFactory`` makes
@@ -82,7 +82,9 @@ package final class RabbitMQDriver: QueueDriver {
     }
 
     @discardableResult
-    package func drain(_ queue: String, limit: Int, _ handler: @escaping @Sendable (AMQPDelivery) throws -> DrainDecision) async throws
+    package func drain(
+        _ queue: String, limit: Int, _ handler: @escaping @Sendable (AMQPDelivery) throws -> DrainDecision
+    ) async throws
         -> Int
     {
         try await Blocking.run { [client] in try client.drainBlocking(queue, limit: limit, handler) }

@@ -19,25 +19,54 @@ package struct RabbitMQDefinitions: Sendable {
         let declared = topology.topology
         let none = JSONDocument.object([])
         return .object([
-            ("vhosts", .array([.object([
-                ("name", .string(vhost)), ("limits", .array([])),
-                ("metadata", .object([("description", .string("Huskimo job and load queues")), ("tags", .array([])),
-                                      ("default_queue_type", .string("classic"))])),
-            ])])),
-            ("exchanges", .array([.object([
-                ("name", .string(declared.exchange)), ("vhost", .string(vhost)), ("type", .string("direct")), ("durable", .bool(true)),
-                ("auto_delete", .bool(false)), ("internal", .bool(false)), ("arguments", none),
-            ])])),
-            ("queues", .array(declared.queues.map { queue in
-                .object([("name", .string(queue.name)), ("vhost", .string(vhost)), ("durable", .bool(true)), ("auto_delete", .bool(false)),
-                         ("arguments", .object(queue.arguments.sorted { $0.key < $1.key }.map { ($0.key, JSONDocument($0.value)) }))])
-            })),
-            ("bindings", .array(declared.queues.flatMap { queue in
-                queue.bindings.map { key in
-                    .object([("source", .string(declared.exchange)), ("vhost", .string(vhost)), ("destination", .string(queue.name)),
-                             ("destination_type", .string("queue")), ("routing_key", .string(key)), ("arguments", none)])
-                }
-            })),
+            (
+                "vhosts",
+                .array([
+                    .object([
+                        ("name", .string(vhost)), ("limits", .array([])),
+                        (
+                            "metadata",
+                            .object([
+                                ("description", .string("Huskimo job and load queues")), ("tags", .array([])),
+                                ("default_queue_type", .string("classic")),
+                            ])
+                        ),
+                    ])
+                ])
+            ),
+            (
+                "exchanges",
+                .array([
+                    .object([
+                        ("name", .string(declared.exchange)), ("vhost", .string(vhost)), ("type", .string("direct")),
+                        ("durable", .bool(true)),
+                        ("auto_delete", .bool(false)), ("internal", .bool(false)), ("arguments", none),
+                    ])
+                ])
+            ),
+            (
+                "queues",
+                .array(
+                    declared.queues.map { queue in
+                        .object([
+                            ("name", .string(queue.name)), ("vhost", .string(vhost)), ("durable", .bool(true)),
+                            ("auto_delete", .bool(false)),
+                            ("arguments", .object(queue.arguments.sorted { $0.key < $1.key }.map { ($0.key, JSONDocument($0.value)) })),
+                        ])
+                    })
+            ),
+            (
+                "bindings",
+                .array(
+                    declared.queues.flatMap { queue in
+                        queue.bindings.map { key in
+                            .object([
+                                ("source", .string(declared.exchange)), ("vhost", .string(vhost)), ("destination", .string(queue.name)),
+                                ("destination_type", .string("queue")), ("routing_key", .string(key)), ("arguments", none),
+                            ])
+                        }
+                    })
+            ),
         ])
     }
 
@@ -91,8 +120,10 @@ package indirect enum JSONDocument: Sendable, Hashable {
             case "\n": out += "\\n"
             case "\r": out += "\\r"
             case "\t": out += "\\t"
-            case _ where scalar.value < 0x20: out += "\\u" + String(repeating: "0", count: 4 - String(scalar.value, radix: 16).count)
-                + String(scalar.value, radix: 16)
+            case _ where scalar.value < 0x20:
+                out +=
+                    "\\u" + String(repeating: "0", count: 4 - String(scalar.value, radix: 16).count)
+                    + String(scalar.value, radix: 16)
             default: out.unicodeScalars.append(scalar)
             }
         }

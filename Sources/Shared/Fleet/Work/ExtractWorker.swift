@@ -26,8 +26,10 @@ package protocol JobExtractor: Sendable {
 package struct ConnectorExtractor: JobExtractor {
     package let context: ExtractContext
 
-    package init(s3: S3Config, fetch: FetchConfig, logger: Logger, limiters: AccountLimiters = AccountLimiters(),
-                http: HTTPClient = HTTPClient()) {
+    package init(
+        s3: S3Config, fetch: FetchConfig, logger: Logger, limiters: AccountLimiters = AccountLimiters(),
+        http: HTTPClient = HTTPClient()
+    ) {
         var api = APIClient(http: http, limiters: limiters, logger: logger)
         api.maxBodyBytes = fetch.maxResponseMiB << 20
         context = ExtractContext(api: api, s3: S3Client(s3.s3Endpoint, http: http), folder: s3.folderPath, maxPages: fetch.maxPages)
@@ -87,9 +89,10 @@ package final class ExtractWorker: Sendable {
 
     /// The production worker: RabbitMQ and the connectors.
     package convenience init(config: FleetConfig, concurrency: Int, logger: Logger) {
-        self.init(config: config, concurrency: concurrency,
-                  driver: QueueDriverFactory.make(config, logger: logger),
-                  extractor: ConnectorExtractor(s3: config.s3, fetch: config.fetch, logger: logger), logger: logger)
+        self.init(
+            config: config, concurrency: concurrency,
+            driver: QueueDriverFactory.make(config, logger: logger),
+            extractor: ConnectorExtractor(s3: config.s3, fetch: config.fetch, logger: logger), logger: logger)
     }
 
     var summary: WorkerTally { tally.withLock { $0 } }
@@ -125,7 +128,9 @@ package final class ExtractWorker: Sendable {
                 publishGauges()
                 gaugesAt = Date()
             }
-            while pending.count < 2 * concurrency, let more = await consumer.next(timeout: pending.isEmpty && jobsInFlight == 0 ? idleWait : 0.005) {
+            while pending.count < 2 * concurrency,
+                let more = await consumer.next(timeout: pending.isEmpty && jobsInFlight == 0 ? idleWait : 0.005)
+            {
                 pending.append((more, account(of: more)))
             }
             if slotsFull || pending.isEmpty {
@@ -167,7 +172,8 @@ package final class ExtractWorker: Sendable {
         while let more = await consumer.next(timeout: 0.05) { unstarted.append(more) }
         await handBack(unstarted)
         if WorkLoop.stopping {
-            logger.info("shutting down: waiting for in-flight jobs", metadata: ["jobs.in_flight": "\(jobsInFlight)", "grace_s": "\(grace)"])
+            logger.info(
+                "shutting down: waiting for in-flight jobs", metadata: ["jobs.in_flight": "\(jobsInFlight)", "grace_s": "\(grace)"])
         }
         let deadline = Date().addingTimeInterval(grace)
         while jobsInFlight > 0, Date() < deadline, !Task.isCancelled { try? await Task.sleep(for: .milliseconds(50)) }
@@ -191,7 +197,9 @@ package final class ExtractWorker: Sendable {
             for delivery in deliveries { await consumer.ack(delivery) }
             logger.info("handed back unstarted jobs", metadata: ["jobs": "\(deliveries.count)"])
         } catch {
-            logger.warning("cannot hand jobs back unchanged; rejecting them to the queue", metadata: ["jobs": "\(deliveries.count)", "error": "\(error)"])
+            logger.warning(
+                "cannot hand jobs back unchanged; rejecting them to the queue",
+                metadata: ["jobs": "\(deliveries.count)", "error": "\(error)"])
             for delivery in deliveries { await consumer.reject(delivery, requeue: true) }
         }
     }
@@ -213,7 +221,7 @@ package final class ExtractWorker: Sendable {
 
     private func account(of delivery: AMQPDelivery) -> String? {
         guard let job = try? MessageCodec.decodeJob(delivery.body),
-              let channel = config.channel(named: job.channel, type: job.resource.channelType)
+            let channel = config.channel(named: job.channel, type: job.resource.channelType)
         else { return nil }
         return channel.limiterKey
     }
@@ -233,8 +241,9 @@ package final class ExtractWorker: Sendable {
         do {
             job = try MessageCodec.decodeJob(delivery.body)
         } catch {
-            let headers = ParkedHeaders(errorClass: .permanent, message: "not a valid extract job: \(error)", channel: nil,
-                                        resource: nil, day: nil, attempts: 0, id: delivery.messageID)
+            let headers = ParkedHeaders(
+                errorClass: .permanent, message: "not a valid extract job: \(error)", channel: nil,
+                resource: nil, day: nil, attempts: 0, id: delivery.messageID)
             if await park(delivery.body, headers, resource: nil) { await consumer.ack(delivery) }
             return
         }
@@ -242,8 +251,11 @@ package final class ExtractWorker: Sendable {
             // A worker died holding this job: count that as an attempt, so a job that kills workers ends parked.
             switch policy.afterRedelivery(attempt: job.attempt) {
             case .park(let attempts):
-                guard await park(job, attempts: attempts, errorClass: .permanent,
-                                 message: "redelivered \(attempts) times: it keeps killing workers") else { return }
+                guard
+                    await park(
+                        job, attempts: attempts, errorClass: .permanent,
+                        message: "redelivered \(attempts) times: it keeps killing workers")
+                else { return }
             case .retry(let attempt, _):
                 var again = job
                 again.attempt = attempt
@@ -251,7 +263,9 @@ package final class ExtractWorker: Sendable {
                     try await driver.publish([jobMessage(again, routingKey: topology.extractQueue)])
                 } catch {
                     // Not republished: leave this delivery unacked so the broker keeps the job.
-                    logger.warning("cannot republish a redelivered job; it stays on the queue", metadata: ["job.id": "\(job.jobID)", "error": "\(error)"])
+                    logger.warning(
+                        "cannot republish a redelivered job; it stays on the queue",
+                        metadata: ["job.id": "\(job.jobID)", "error": "\(error)"])
                     return
                 }
             }
@@ -259,8 +273,10 @@ package final class ExtractWorker: Sendable {
             return
         }
         guard let channel = config.channel(named: job.channel, type: job.resource.channelType) else {
-            if await park(job, attempts: job.attempt, errorClass: .permanent,
-                          message: "no \(job.resource.channelType) channel named \(job.channel) in this worker's configuration") {
+            if await park(
+                job, attempts: job.attempt, errorClass: .permanent,
+                message: "no \(job.resource.channelType) channel named \(job.channel) in this worker's configuration")
+            {
                 await consumer.ack(delivery)
             }
             return
@@ -277,11 +293,13 @@ package final class ExtractWorker: Sendable {
                 $0.succeeded += 1
                 $0.records += report.records
             }
-            FleetMetrics.job(resource: job.resource.rawValue, outcome: .succeeded, seconds: -started.timeIntervalSinceNow,
-                             records: report.records, stagedBytes: report.stagedBytes)
+            FleetMetrics.job(
+                resource: job.resource.rawValue, outcome: .succeeded, seconds: -started.timeIntervalSinceNow,
+                records: report.records, stagedBytes: report.stagedBytes)
             var metadata: Logger.Metadata = [
                 "job.id": "\(job.jobID)", "job.attempt": "\(job.attempt)", "records": "\(report.records)",
-                "objects": "\(report.load.objects.count)", "bytes.staged": "\(report.stagedBytes)", "duration_s": "\(String(format: "%.2f", -started.timeIntervalSinceNow))",
+                "objects": "\(report.load.objects.count)", "bytes.staged": "\(report.stagedBytes)",
+                "duration_s": "\(String(format: "%.2f", -started.timeIntervalSinceNow))",
                 "http.requests": "\(report.tally.requests)", "http.retries": "\(report.tally.retries)",
             ]
             if report.replacedValues > 0 {
@@ -303,11 +321,16 @@ package final class ExtractWorker: Sendable {
                     await consumer.ack(delivery)
                     tally.withLock { $0.retried += 1 }
                     FleetMetrics.job(resource: job.resource.rawValue, outcome: .retried, seconds: -started.timeIntervalSinceNow)
-                    logger.warning("job failed, will retry", metadata: [
-                        "job.id": "\(job.jobID)", "job.attempt": "\(job.attempt)", "retry.in_s": "\(delay)", "error": "\(jobError.message)"])
+                    logger.warning(
+                        "job failed, will retry",
+                        metadata: [
+                            "job.id": "\(job.jobID)", "job.attempt": "\(job.attempt)", "retry.in_s": "\(delay)",
+                            "error": "\(jobError.message)",
+                        ])
                 } catch {
                     // Could not schedule the retry: leave the job unacked; the broker redelivers it.
-                    logger.error("cannot publish a retry; the job stays on the queue", metadata: ["job.id": "\(job.jobID)", "error": "\(error)"])
+                    logger.error(
+                        "cannot publish a retry; the job stays on the queue", metadata: ["job.id": "\(job.jobID)", "error": "\(error)"])
                 }
             case .park(let attempts):
                 let message = jobError.isRetriable ? "gave up after \(attempts) attempts: \(jobError.message)" : jobError.message
@@ -324,8 +347,9 @@ package final class ExtractWorker: Sendable {
     private func park(_ job: ExtractJob, attempts: Int, errorClass: ErrorClass, message: String) async -> Bool {
         var parked = job
         parked.attempt = attempts
-        let headers = ParkedHeaders(errorClass: errorClass, message: message, channel: job.channel, resource: job.resource.rawValue,
-                                    day: job.day?.description, attempts: attempts, id: job.jobID)
+        let headers = ParkedHeaders(
+            errorClass: errorClass, message: message, channel: job.channel, resource: job.resource.rawValue,
+            day: job.day?.description, attempts: attempts, id: job.jobID)
         return await park(MessageCodec.encode(parked), headers, resource: job.resource.rawValue)
     }
 

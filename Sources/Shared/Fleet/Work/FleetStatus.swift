@@ -1,6 +1,6 @@
 package import Foundation
-package import HuskimoCore
 import HuskimoConnectors
+package import HuskimoCore
 import Synchronization
 
 /// What `huskimo-planner status` shows.
@@ -56,8 +56,9 @@ package struct FleetStatus: Sendable, Codable {
     package static func collect(config: FleetConfig, driver: any QueueDriver) async -> FleetStatus {
         let topology = FleetTopology(config)
         var status = FleetStatus()
-        (status.queues, status.queueSource, status.problems) = await queueRows(topology: topology, driver: driver,
-                                                                               management: ManagementAPI(config.queue))
+        (status.queues, status.queueSource, status.problems) = await queueRows(
+            topology: topology, driver: driver,
+            management: ManagementAPI(config.queue))
         status.oldestWaitingJobSeconds = status.queues.first { $0.name == topology.extractQueue }?.oldestReadyAgeSeconds
         let parked = await failures(in: [topology.failedQueue] + config.targets.map { topology.failedLoadQueue($0.name) }, driver: driver)
         status.failures = parked.groups
@@ -84,7 +85,8 @@ package struct FleetStatus: Sendable, Codable {
                     let channel = parked.channel ?? "-"
                     groups.withLock { groups in
                         let key = cls + "\u{0}" + channel
-                        var group = groups[key] ?? FailureGroup(queue: queue, errorClass: cls, channel: channel, count: 0, newestMessage: "")
+                        var group =
+                            groups[key] ?? FailureGroup(queue: queue, errorClass: cls, channel: channel, count: 0, newestMessage: "")
                         group.count += 1
                         group.newestMessage = parked.message
                         groups[key] = group
@@ -108,7 +110,8 @@ package struct FleetStatus: Sendable, Codable {
             do {
                 let pg = try PostgresConnection(target.postgresSettings)
                 freshness += try Ledger(schema: target.schema).freshness(pg).map {
-                    Freshness(target: target.name, table: $0.table, channel: $0.channel, newestDay: $0.newestDay, lastLoadedAt: $0.lastLoadedAt)
+                    Freshness(
+                        target: target.name, table: $0.table, channel: $0.channel, newestDay: $0.newestDay, lastLoadedAt: $0.lastLoadedAt)
                 }
                 do {
                     reloads += try Ledger(schema: target.schema).lastPass(pg).map { Reload(target: target.name, pass: $0) }
@@ -124,8 +127,10 @@ package struct FleetStatus: Sendable, Codable {
 
     /// Every queue's figures: from the management API where configured and answering (unacked, rates, oldest
     /// age), else from the driver (ready and consumers). Also feeds the loaders' queue metrics.
-    static func queueRows(topology: FleetTopology, driver: any QueueDriver, management: ManagementAPI?,
-                                 now: Date = Date()) async -> (rows: [QueueRow], source: String, problems: [String]) {
+    static func queueRows(
+        topology: FleetTopology, driver: any QueueDriver, management: ManagementAPI?,
+        now: Date = Date()
+    ) async -> (rows: [QueueRow], source: String, problems: [String]) {
         var rows: [QueueRow] = []
         var problems: [String] = []
         var managementFailed = false
@@ -133,10 +138,11 @@ package struct FleetStatus: Sendable, Codable {
             if let management, !managementFailed {
                 do {
                     let stats = try await Blocking.run { try management.queue(name) }
-                    rows.append(QueueRow(
-                        name: name, ready: stats.ready, unacked: stats.unacked, consumers: stats.consumers,
-                        publishRate: stats.publishRate, deliverRate: stats.deliverRate,
-                        oldestReadyAgeSeconds: stats.headMessageTimestamp.map { max(0, now.timeIntervalSince1970 - Double($0)) }))
+                    rows.append(
+                        QueueRow(
+                            name: name, ready: stats.ready, unacked: stats.unacked, consumers: stats.consumers,
+                            publishRate: stats.publishRate, deliverRate: stats.deliverRate,
+                            oldestReadyAgeSeconds: stats.headMessageTimestamp.map { max(0, now.timeIntervalSince1970 - Double($0)) }))
                     continue
                 } catch {
                     // One failure (API down, wrong URL): the driver for the rest, and say so.
@@ -157,14 +163,19 @@ package struct FleetStatus: Sendable, Codable {
 
     /// The human-readable form.
     package var text: String {
-        func cell(_ text: String, _ width: Int) -> String { text.padding(toLength: max(width, text.count + 1), withPad: " ", startingAt: 0) }
+        func cell(_ text: String, _ width: Int) -> String {
+            text.padding(toLength: max(width, text.count + 1), withPad: " ", startingAt: 0)
+        }
         func rate(_ value: Double?) -> String { value.map { String(format: "%.1f", $0) } ?? "-" }
-        var lines = [cell("QUEUE", 44) + cell("READY", 8) + cell("UNACKED", 9) + cell("CONSUMERS", 11) + cell("IN/s", 8)
-                     + cell("OUT/s", 8) + "OLDEST"]
+        var lines = [
+            cell("QUEUE", 44) + cell("READY", 8) + cell("UNACKED", 9) + cell("CONSUMERS", 11) + cell("IN/s", 8)
+                + cell("OUT/s", 8) + "OLDEST"
+        ]
         for q in queues {
-            lines.append(cell(q.name, 44) + cell(String(q.ready), 8) + cell(q.unacked.map(String.init) ?? "-", 9)
-                         + cell(String(q.consumers), 11) + cell(rate(q.publishRate), 8) + cell(rate(q.deliverRate), 8)
-                         + (q.oldestReadyAgeSeconds.map(FleetStatus.age) ?? "-"))
+            lines.append(
+                cell(q.name, 44) + cell(String(q.ready), 8) + cell(q.unacked.map(String.init) ?? "-", 9)
+                    + cell(String(q.consumers), 11) + cell(rate(q.publishRate), 8) + cell(rate(q.deliverRate), 8)
+                    + (q.oldestReadyAgeSeconds.map(FleetStatus.age) ?? "-"))
         }
         if queueSource == "amqp" {
             lines.append("(queue figures from AMQP: set queue.management_url for unacked counts, rates and ages)")
@@ -191,8 +202,9 @@ package struct FleetStatus: Sendable, Codable {
             lines.append("LAST RELOAD PASS (target / table / channel: partitions, records changed by SID)")
             for r in reloads {
                 let p = r.pass
-                lines.append("  \(r.target) / \(p.table) / \(p.channel): \(p.replaced) replaced (\(p.changed) changed, \(p.added) added, "
-                             + "\(p.removed) removed), \(p.identical) identical, \(p.newPartitions) new, \(p.lastLoadedAt ?? "-")")
+                lines.append(
+                    "  \(r.target) / \(p.table) / \(p.channel): \(p.replaced) replaced (\(p.changed) changed, \(p.added) added, "
+                        + "\(p.removed) removed), \(p.identical) identical, \(p.newPartitions) new, \(p.lastLoadedAt ?? "-")")
             }
         }
         for p in problems { lines.append("problem: \(p)") }

@@ -1,6 +1,6 @@
 package import Foundation
-package import HuskimoCore
 package import HuskimoConnectors
+package import HuskimoCore
 
 /// Which jobs to plan. The run day means the same for every channel: Twilio plans it, the days still settling
 /// before it (`fetch.settle_days`) and the catch-up days since `fetch.start_date`; Singular plans the `lookback`
@@ -30,18 +30,23 @@ package struct JobPlanner: Sendable {
 
     /// The days a channel's day resource gets, newest first: its connector's policy (``Connector/days(_:)``).
     /// - Parameter loaded: the days every target's ledger already has (asked only by a policy that catches up).
-    package func days(for channel: ChannelConfig, _ selection: PlanSelection, runDay: Day, today: Day,
-                     loaded: @escaping @Sendable () -> Set<Day> = { [] }) -> DayPlan {
-        ConnectorRegistry.connector(of: channel).days(DayPlanRequest(
-            explicit: selection.days, runDay: runDay, today: today, settleDays: config.fetch.settleDays,
-            lookback: config.fetch.lookback, startDate: config.fetch.startDate, loaded: loaded))
+    package func days(
+        for channel: ChannelConfig, _ selection: PlanSelection, runDay: Day, today: Day,
+        loaded: @escaping @Sendable () -> Set<Day> = { [] }
+    ) -> DayPlan {
+        ConnectorRegistry.connector(of: channel).days(
+            DayPlanRequest(
+                explicit: selection.days, runDay: runDay, today: today, settleDays: config.fetch.settleDays,
+                lookback: config.fetch.lookback, startDate: config.fetch.startDate, loaded: loaded))
     }
 
     /// - Parameters:
     ///   - today: the current UTC day; without `selection.runDay`, the run day is the day before.
     ///   - loadedDays: for catch-up, the days each (table, channel) already has in *every* target's ledger.
-    package func plan(_ selection: PlanSelection, runID: String, today: Day = .today, plannedAt: Date = Date(),
-                     loadedDays: @escaping @Sendable (_ table: String, _ channel: String) -> Set<Day> = { _, _ in [] })
+    package func plan(
+        _ selection: PlanSelection, runID: String, today: Day = .today, plannedAt: Date = Date(),
+        loadedDays: @escaping @Sendable (_ table: String, _ channel: String) -> Set<Day> = { _, _ in [] }
+    )
         -> (jobs: [ExtractJob], warnings: [String])
     {
         var jobs: [ExtractJob] = []
@@ -62,7 +67,8 @@ package struct JobPlanner: Sendable {
                 let name = channel.name, table = resource.table
                 let plan = days(for: channel, selection, runDay: runDay, today: today, loaded: { loadedDays(table, name) })
                 for day in plan.refused {
-                    warnings.append("\(channel.name) \(resource.rawValue) \(day): \(plan.reason ?? "refused by its connector"); not planned")
+                    warnings.append(
+                        "\(channel.name) \(resource.rawValue) \(day): \(plan.reason ?? "refused by its connector"); not planned")
                 }
                 for day in plan.days {
                     jobs.append(ExtractJob(runID: runID, channel: channel.name, resource: resource, day: day, plannedAt: stamp))

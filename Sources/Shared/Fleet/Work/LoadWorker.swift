@@ -34,8 +34,10 @@ package final class LoadWorker: Sendable {
     private let busy = Atomic<Bool>(false)
 
     /// - Parameter janitor: deletes staged objects once every target has loaded them (nil: keep them).
-    package init(config: FleetConfig, target: TargetConfig, driver: any QueueDriver, loader: any BatchLoader,
-                janitor: StagingJanitor?, batchSize: Int = 50, logger: Logger) {
+    package init(
+        config: FleetConfig, target: TargetConfig, driver: any QueueDriver, loader: any BatchLoader,
+        janitor: StagingJanitor?, batchSize: Int = 50, logger: Logger
+    ) {
         self.config = config
         self.target = target
         self.topology = FleetTopology(config)
@@ -45,19 +47,24 @@ package final class LoadWorker: Sendable {
         self.consumer = driver.subscribe(topology.loadQueue(target.name), prefetch: batchSize)
         self.loader = loader
         self.janitor = janitor
-        self.parking = Parking(driver: driver, exchange: topology.exchange, queue: topology.failedLoadQueue(target.name),
-                               noun: "load", logger: logger, metadata: ["target": "\(target.name)"])
+        self.parking = Parking(
+            driver: driver, exchange: topology.exchange, queue: topology.failedLoadQueue(target.name),
+            noun: "load", logger: logger, metadata: ["target": "\(target.name)"])
     }
 
     /// The production loader: RabbitMQ, the target's warehouse, S3.
     package convenience init(config: FleetConfig, target: TargetConfig, batchSize: Int = 50, logger: Logger) {
         let s3 = S3Client(config.s3.s3Endpoint)
-        let janitor = config.s3.keepStaged ? nil
-            : StagingJanitor(s3: s3, layout: StagingLayout(folder: config.s3.folderPath), targets: config.targets.map(\.name), logger: logger)
-        self.init(config: config, target: target,
-                  driver: QueueDriverFactory.make(config, logger: logger),
-                  loader: WarehouseLoader(target: target, s3: s3, s3Config: config.s3, logger: logger), janitor: janitor,
-                  batchSize: batchSize, logger: logger)
+        let janitor =
+            config.s3.keepStaged
+            ? nil
+            : StagingJanitor(
+                s3: s3, layout: StagingLayout(folder: config.s3.folderPath), targets: config.targets.map(\.name), logger: logger)
+        self.init(
+            config: config, target: target,
+            driver: QueueDriverFactory.make(config, logger: logger),
+            loader: WarehouseLoader(target: target, s3: s3, s3Config: config.s3, logger: logger), janitor: janitor,
+            batchSize: batchSize, logger: logger)
     }
 
     var summary: WorkerTally { tally.withLock { $0 } }
@@ -77,8 +84,9 @@ package final class LoadWorker: Sendable {
         while !WorkLoop.stopping {
             let (rows, _, problems) = await FleetStatus.queueRows(topology: topology, driver: driver, management: management)
             for row in rows {
-                FleetMetrics.queue(row.name, ready: row.ready, consumers: row.consumers, unacked: row.unacked,
-                                   oldestReadyAge: row.oldestReadyAgeSeconds ?? (row.unacked != nil && row.ready == 0 ? 0 : nil))
+                FleetMetrics.queue(
+                    row.name, ready: row.ready, consumers: row.consumers, unacked: row.unacked,
+                    oldestReadyAge: row.oldestReadyAgeSeconds ?? (row.unacked != nil && row.ready == 0 ? 0 : nil))
             }
             for problem in problems { logger.debug("queue metrics: \(problem)") }
             let until = Date().addingTimeInterval(interval)
@@ -118,10 +126,12 @@ package final class LoadWorker: Sendable {
                     if let paused = error as? TargetPaused {
                         // Nothing of the batch is parked: the fault is the target's, and every load would fail alike.
                         FleetMetrics.loaderPaused(target: target.name, true)
-                        logger.error("target paused: every load fails until this is fixed; the batch waits",
-                                     metadata: ["target": "\(target.name)", "reason": "\(paused.reason)", "retry.in_s": "\(delay)"])
+                        logger.error(
+                            "target paused: every load fails until this is fixed; the batch waits",
+                            metadata: ["target": "\(target.name)", "reason": "\(paused.reason)", "retry.in_s": "\(delay)"])
                     } else {
-                        logger.warning("load failed, retrying", metadata: ["target": "\(target.name)", "error": "\(error)", "retry.in_s": "\(delay)"])
+                        logger.warning(
+                            "load failed, retrying", metadata: ["target": "\(target.name)", "error": "\(error)", "retry.in_s": "\(delay)"])
                     }
                     let until = Date().addingTimeInterval(delay)
                     while Date() < until, !WorkLoop.stopping { try? await Task.sleep(for: .milliseconds(100)) }
@@ -139,14 +149,17 @@ package final class LoadWorker: Sendable {
     /// parked). Transient failures throw with the rest still pending; permanent ones are isolated: the batch is
     /// loaded one message at a time, and the ones that fail permanently are parked.
     func handle(_ pending: inout [AMQPDelivery]) async throws {
-        func settled(_ delivery: AMQPDelivery) { pending.removeAll { $0.deliveryTag == delivery.deliveryTag && $0.generation == delivery.generation } }
+        func settled(_ delivery: AMQPDelivery) {
+            pending.removeAll { $0.deliveryTag == delivery.deliveryTag && $0.generation == delivery.generation }
+        }
         var messages: [(AMQPDelivery, LoadMessage)] = []
         for delivery in pending {
             do {
                 messages.append((delivery, try MessageCodec.decodeLoad(delivery.body)))
             } catch {
-                let headers = ParkedHeaders(errorClass: .permanent, message: "not a valid load message: \(error)", channel: nil,
-                                            resource: nil, day: nil, attempts: 1, id: delivery.messageID)
+                let headers = ParkedHeaders(
+                    errorClass: .permanent, message: "not a valid load message: \(error)", channel: nil,
+                    resource: nil, day: nil, attempts: 1, id: delivery.messageID)
                 try await park(delivery, headers)
                 settled(delivery)
             }
@@ -156,16 +169,17 @@ package final class LoadWorker: Sendable {
             let outcome = try await loader.load(messages.map(\.1))
             await finish(messages, outcome)
             for (delivery, _) in messages { settled(delivery) }
-        } catch where ErrorClass.of(error) == .permanent {
+        } catch  where ErrorClass.of(error) == .permanent {
             if let reason = TargetPaused.reason(error) { throw TargetPaused(reason: reason) }
             for (delivery, load) in messages {
                 do {
                     let outcome = try await loader.load([load])
                     await finish([(delivery, load)], outcome)
-                } catch where ErrorClass.of(error) == .permanent {
+                } catch  where ErrorClass.of(error) == .permanent {
                     if let reason = TargetPaused.reason(error) { throw TargetPaused(reason: reason) }
-                    let headers = ParkedHeaders(errorClass: .permanent, message: "\(error)", channel: load.channel,
-                                                resource: load.resource, day: load.partition, attempts: 1, id: load.loadID)
+                    let headers = ParkedHeaders(
+                        errorClass: .permanent, message: "\(error)", channel: load.channel,
+                        resource: load.resource, day: load.partition, attempts: 1, id: load.loadID)
                     try await park(delivery, headers)
                 }
                 settled(delivery)

@@ -1,7 +1,7 @@
 package import Foundation
+import HuskimoConnectors
 package import HuskimoCore
 import Logging
-import HuskimoConnectors
 
 /// The headers of a parked (failed) message: why it failed, in a form `status` and `requeue` read back. The one
 /// place their names are written.
@@ -15,8 +15,10 @@ package struct ParkedHeaders: Sendable, Hashable {
     package var id: String?
     var failedAt: String?
 
-    package init(errorClass: ErrorClass, message: String, channel: String?, resource: String?, day: String?, attempts: Int,
-                id: String?, failedAt: Date = Date()) {
+    package init(
+        errorClass: ErrorClass, message: String, channel: String?, resource: String?, day: String?, attempts: Int,
+        id: String?, failedAt: Date = Date()
+    ) {
         self.errorClass = errorClass.rawValue
         self.message = String(message.prefix(2000))
         self.channel = channel
@@ -71,17 +73,23 @@ struct Parking: Sendable {
     /// must not ack the delivery (the broker keeps it, and nothing is lost).
     func park(_ body: [UInt8], headers: ParkedHeaders) async -> Bool {
         do {
-            try await driver.publish([AMQPMessage(exchange: exchange, routingKey: queue, body: body, headers: headers.table,
-                                                  messageID: headers.id)])
+            try await driver.publish([
+                AMQPMessage(
+                    exchange: exchange, routingKey: queue, body: body, headers: headers.table,
+                    messageID: headers.id)
+            ])
         } catch {
-            logger.error("cannot park a failed \(noun); it stays on the queue",
-                         metadata: metadata.merging([LogKey.id(noun): "\(headers.id ?? "?")", "error": "\(error)"]) { $1 })
+            logger.error(
+                "cannot park a failed \(noun); it stays on the queue",
+                metadata: metadata.merging([LogKey.id(noun): "\(headers.id ?? "?")", "error": "\(error)"]) { $1 })
             return false
         }
-        logger.error("\(noun) failed", metadata: metadata.merging([
-            LogKey.id(noun): "\(headers.id ?? "?")", "error.class": "\(headers.errorClass)", "error": "\(headers.message)",
-            "messaging.destination.name": "\(queue)",
-        ]) { $1 })
+        logger.error(
+            "\(noun) failed",
+            metadata: metadata.merging([
+                LogKey.id(noun): "\(headers.id ?? "?")", "error.class": "\(headers.errorClass)", "error": "\(headers.message)",
+                "messaging.destination.name": "\(queue)",
+            ]) { $1 })
         return true
     }
 }

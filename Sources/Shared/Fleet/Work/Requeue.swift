@@ -1,6 +1,6 @@
 import HuskimoConnectors
-import Synchronization
 package import HuskimoCore
+import Synchronization
 
 /// Re-drives parked messages: failed extract jobs back to the work queue with their attempt count reset, or a
 /// target's failed loads back to its load queue.
@@ -52,13 +52,15 @@ package struct Requeue: Sendable {
             guard moved.withLock({ $0.count }) < filter.limit, filter.matches(parked) else { return .keep }
             let message: AMQPMessage
             if let target {
-                message = AMQPMessage(exchange: names.exchange, routingKey: names.loadQueue(target), body: delivery.body,
-                                      messageID: delivery.messageID)
+                message = AMQPMessage(
+                    exchange: names.exchange, routingKey: names.loadQueue(target), body: delivery.body,
+                    messageID: delivery.messageID)
             } else {
                 guard var job = try? MessageCodec.decodeJob(delivery.body) else { return .keep }
                 job.attempt = 0
-                message = AMQPMessage(exchange: names.exchange, routingKey: names.extractQueue, body: MessageCodec.encode(job),
-                                      messageID: job.jobID)
+                message = AMQPMessage(
+                    exchange: names.exchange, routingKey: names.extractQueue, body: MessageCodec.encode(job),
+                    messageID: job.jobID)
             }
             moved.withLock { $0.append((delivery.messageID ?? parked.id ?? "?", parked.message)) }
             return dryRun ? .keep : .move(message)

@@ -13,7 +13,9 @@ package struct PostgresDialect: WarehouseDialect {
     package func columnType(_ type: String) -> String { type }
 
     package func dataTableEnd(_ table: WarehouseSchema.Table, schema s: String) -> String {
-        let keys = table.partitionColumn.map { ["channel_name", $0] } ?? (table.appendOnly ? ["channel_name", "reporting_date"] : ["channel_name"])
+        let keys =
+            table.partitionColumn.map { ["channel_name", $0] }
+            ?? (table.appendOnly ? ["channel_name", "reporting_date"] : ["channel_name"])
         return "\n);\nCREATE INDEX IF NOT EXISTS \(table.name)_partition ON \(s).\(table.name) (\(keys.joined(separator: ", ")));\n\n"
     }
 
@@ -25,14 +27,19 @@ package struct PostgresDialect: WarehouseDialect {
     }
 
     package func session(_ target: TargetConfig) -> [PostgresSettings.Timeout] {
-        [.init("statement_timeout", milliseconds: target.statementTimeoutSeconds * 1000),
-         .init("lock_timeout", milliseconds: target.lockTimeoutSeconds * 1000)]
+        [
+            .init("statement_timeout", milliseconds: target.statementTimeoutSeconds * 1000),
+            .init("lock_timeout", milliseconds: target.lockTimeoutSeconds * 1000),
+        ]
     }
 
     /// A transaction-scoped advisory lock per partition, in key order (no deadlock between two batches).
-    package func lock(_ table: WarehouseSchema.Table, partitions: [(channel: String, partition: String)], schema: String,
-                     _ pg: PostgresConnection) throws {
-        let keys = Set(partitions.map { PostgresDialect.lockKey(schema: schema, table: table.name, channel: $0.channel, partition: $0.partition) })
+    package func lock(
+        _ table: WarehouseSchema.Table, partitions: [(channel: String, partition: String)], schema: String,
+        _ pg: PostgresConnection
+    ) throws {
+        let keys = Set(
+            partitions.map { PostgresDialect.lockKey(schema: schema, table: table.name, channel: $0.channel, partition: $0.partition) })
         for key in keys.sorted() { try pg.query("SELECT pg_advisory_xact_lock($1::bigint)", [String(key)]) }
     }
 
@@ -65,7 +72,9 @@ struct StreamedCopy: CopyStrategy {
     let schema: String
     let s3: S3Client
 
-    func copy(_ objects: [(loadID: String, object: StagedObject)], into table: WarehouseSchema.Table, _ pg: PostgresConnection) throws
+    func copy(
+        _ objects: [(loadID: String, object: StagedObject)], into table: WarehouseSchema.Table, _ pg: PostgresConnection
+    ) throws
         -> Int
     {
         let fetcher = StagedObjectFetcher(s3: s3, objects: objects.map(\.object))
@@ -81,8 +90,10 @@ struct StreamedCopy: CopyStrategy {
         }
     }
 
-    private func copy(_ object: StagedObject, index: Int, from fetcher: StagedObjectFetcher, loadID: String,
-                      _ write: @escaping (UnsafeRawBufferPointer) throws -> Void) throws {
+    private func copy(
+        _ object: StagedObject, index: Int, from fetcher: StagedObjectFetcher, loadID: String,
+        _ write: @escaping (UnsafeRawBufferPointer) throws -> Void
+    ) throws {
         let sha = Digest(.sha256)
         let rows = RowCounter()
         do {
@@ -97,15 +108,19 @@ struct StreamedCopy: CopyStrategy {
             try gunzip.finish()
         } catch let error as GzipError {
             // Corrupt bytes fail the same way every time (permanent: the loader parks this load); name the object.
-            throw LoadError(loadID: loadID, errorClass: error.errorClass, message: "\(object.key): the staged object is not valid gzip (\(error.reason))")
+            throw LoadError(
+                loadID: loadID, errorClass: error.errorClass,
+                message: "\(object.key): the staged object is not valid gzip (\(error.reason))")
         }
         let digest = sha.finalize().hexString
         guard digest == object.sha256 else {
             throw LoadError(loadID: loadID, errorClass: .permanent, message: "\(object.key): SHA-256 \(digest) ≠ \(object.sha256)")
         }
         guard rows.rows == object.rows, rows.endsWithRow else {
-            throw LoadError(loadID: loadID, errorClass: .permanent,
-                            message: "\(object.key): \(rows.rows) rows\(rows.endsWithRow ? "" : " and a partial one"), the load message says \(object.rows)")
+            throw LoadError(
+                loadID: loadID, errorClass: .permanent,
+                message:
+                    "\(object.key): \(rows.rows) rows\(rows.endsWithRow ? "" : " and a partial one"), the load message says \(object.rows)")
         }
     }
 }

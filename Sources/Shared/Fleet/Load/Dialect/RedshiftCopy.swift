@@ -17,8 +17,10 @@ package enum RedshiftCopy {
     /// The COPY that loads the staged format byte-exact: TAB-delimited text with backslash escapes, `\N`
     /// NULLs (the default: no NULL AS), gzip, UTC timestamps; nothing that rewrites values (no EMPTYASNULL,
     /// BLANKSASNULL, TRIMBLANKS, ACCEPTINVCHARS, TRUNCATECOLUMNS), MAXERROR 0.
-    package static func statement(schema: String, table: WarehouseSchema.Table, bucket: String, manifestKey: String, region: String,
-                                 auth: Auth) -> String {
+    package static func statement(
+        schema: String, table: WarehouseSchema.Table, bucket: String, manifestKey: String, region: String,
+        auth: Auth
+    ) -> String {
         let credentials: String
         switch auth {
         case .iamRole(let arn): credentials = "IAM_ROLE \(sqlLiteral(arn))"

@@ -27,32 +27,40 @@ package struct RedshiftDialect: WarehouseDialect {
     }
 
     /// No advisory locks: the table, until the transaction ends (readers keep reading).
-    package func lock(_ table: WarehouseSchema.Table, partitions: [(channel: String, partition: String)], schema: String,
-                     _ pg: PostgresConnection) throws {
+    package func lock(
+        _ table: WarehouseSchema.Table, partitions: [(channel: String, partition: String)], schema: String,
+        _ pg: PostgresConnection
+    ) throws {
         try pg.execute("LOCK \(sqlIdentifier(schema)).\(table.name)")
     }
 
     package func copyStrategy(target: TargetConfig, s3: S3Client, s3Config: S3Config) -> any CopyStrategy {
-        ManifestCopy(schema: target.schema, s3: s3, s3Config: s3Config,
-                     auth: target.iamRole.map(RedshiftCopy.Auth.iamRole) ?? .keys(s3Config.accessKeyID, s3Config.secretAccessKey))
+        ManifestCopy(
+            schema: target.schema, s3: s3, s3Config: s3Config,
+            auth: target.iamRole.map(RedshiftCopy.Auth.iamRole) ?? .keys(s3Config.accessKeyID, s3Config.secretAccessKey))
     }
 
     /// A failed Redshift COPY says only "check stl_load_errors": read its newest row (after the rollback) and name
     /// the file, line, column and reason in the error an operator sees. Not the raw value: it may be personal data.
     package func explain(_ error: LoadError, _ pg: PostgresConnection?) -> LoadError {
         guard error.message.contains("stl_load_errors"), let pg,
-              let row = try? pg.query("""
-                  SELECT trim(filename), line_number::text, trim(colname), err_code::text, trim(err_reason)
-                  FROM stl_load_errors ORDER BY starttime DESC LIMIT 1
-                  """).first, row.count == 5
+            let row = try? pg.query(
+                """
+                SELECT trim(filename), line_number::text, trim(colname), err_code::text, trim(err_reason)
+                FROM stl_load_errors ORDER BY starttime DESC LIMIT 1
+                """
+            ).first, row.count == 5
         else { return error }
         let detail = "\(row[0] ?? "?") line \(row[1] ?? "?"), column \(row[2] ?? "?"): error \(row[3] ?? "?") \(row[4] ?? "")"
-        return LoadError(loadID: error.loadID, errorClass: error.errorClass, message: "\(error.message) — stl_load_errors: \(detail)",
-                         sqlState: error.sqlState)
+        return LoadError(
+            loadID: error.loadID, errorClass: error.errorClass, message: "\(error.message) — stl_load_errors: \(detail)",
+            sqlState: error.sqlState)
     }
 
     package func copyFix(target: TargetConfig, s3Config: S3Config) -> String {
-        let role = target.iamRole.map { "the IAM role \($0) must be associated with the cluster and may read s3://\(s3Config.bucket)/\(s3Config.folderPath)*" }
+        let role = target.iamRole.map {
+            "the IAM role \($0) must be associated with the cluster and may read s3://\(s3Config.bucket)/\(s3Config.folderPath)*"
+        }
         return (role ?? "the S3 keys must allow the cluster to read s3://\(s3Config.bucket)/\(s3Config.folderPath)*")
             + "; a table the COPY names must exist (ddl --apply)"
     }
@@ -66,21 +74,27 @@ struct ManifestCopy: CopyStrategy {
     let s3Config: S3Config
     let auth: RedshiftCopy.Auth
 
-    func copy(_ objects: [(loadID: String, object: StagedObject)], into table: WarehouseSchema.Table, _ pg: PostgresConnection) throws
+    func copy(
+        _ objects: [(loadID: String, object: StagedObject)], into table: WarehouseSchema.Table, _ pg: PostgresConnection
+    ) throws
         -> Int
     {
         guard let loadID = objects.first?.loadID else { return 0 }
         let manifestKey = StagingLayout(folder: s3Config.folderPath).manifestKey(loadID: loadID)
-        try s3.put(manifestKey, Array(RedshiftCopy.manifest(bucket: s3Config.bucket, keys: objects.map(\.object.key)).utf8),
-                   contentType: "application/json")
+        try s3.put(
+            manifestKey, Array(RedshiftCopy.manifest(bucket: s3Config.bucket, keys: objects.map(\.object.key)).utf8),
+            contentType: "application/json")
         defer { _ = try? s3.delete([manifestKey]) }
         do {
-            try pg.execute(RedshiftCopy.statement(schema: schema, table: table, bucket: s3Config.bucket, manifestKey: manifestKey,
-                                                  region: s3Config.region, auth: auth))
+            try pg.execute(
+                RedshiftCopy.statement(
+                    schema: schema, table: table, bucket: s3Config.bucket, manifestKey: manifestKey,
+                    region: s3Config.region, auth: auth))
         } catch let error as PQError {
             // The statement may carry the S3 secret (key-pair auth): scrub it from anything that gets printed.
-            throw LoadError(loadID: loadID, errorClass: error.errorClass, message: error.description.redacting([s3Config.secretAccessKey]),
-                            sqlState: error.sqlState)
+            throw LoadError(
+                loadID: loadID, errorClass: error.errorClass, message: error.description.redacting([s3Config.secretAccessKey]),
+                sqlState: error.sqlState)
         }
         let count = try pg.query("SELECT pg_last_copy_count()")
         return Int(count[0][0] ?? "0") ?? 0

@@ -28,7 +28,8 @@ package protocol WarehouseDialect: Sendable {
     /// Session settings every connection gets (bounds on statements and lock waits).
     func session(_ target: TargetConfig) -> [PostgresSettings.Timeout]
     /// Serialises loads of the same partitions across loaders, inside the load's transaction.
-    func lock(_ table: WarehouseSchema.Table, partitions: [(channel: String, partition: String)], schema: String, _ pg: PostgresConnection)
+    func lock(
+        _ table: WarehouseSchema.Table, partitions: [(channel: String, partition: String)], schema: String, _ pg: PostgresConnection)
         throws
     /// How staged objects get into a table.
     func copyStrategy(target: TargetConfig, s3: S3Client, s3Config: S3Config) -> any CopyStrategy
@@ -42,7 +43,9 @@ package protocol WarehouseDialect: Sendable {
 /// Loads staged objects into a table inside the caller's transaction.
 package protocol CopyStrategy: Sendable {
     /// - Returns: the rows the warehouse says it loaded (the caller compares them with the load messages').
-    func copy(_ objects: [(loadID: String, object: StagedObject)], into table: WarehouseSchema.Table, _ pg: PostgresConnection) throws
+    func copy(
+        _ objects: [(loadID: String, object: StagedObject)], into table: WarehouseSchema.Table, _ pg: PostgresConnection
+    ) throws
         -> Int
 }
 
