@@ -145,11 +145,10 @@ extension FleetMetrics {
 
     /// The catalogue as JSON, one metric a line (what `huskimo-planner metrics` prints).
     package static var catalogueJSON: String {
-        func quote(_ s: String) -> String {
-            "\"" + String(s.flatMap { $0 == "\"" || $0 == "\\" ? ["\\", $0] : [$0] as [Character] }) + "\""
-        }
+        let quote = JSONDocument.quote
         let lines = catalogue.map { metric in
-            "  {\"name\": \(quote(metric.name)), \"type\": \(quote(metric.kind.rawValue)), \"labels\": [\(metric.labels.map(quote).joined(separator: ", "))], \"help\": \(quote(metric.help))}"
+            "  {\"name\": \(quote(metric.name)), \"type\": \(quote(metric.kind.rawValue)), "
+                + "\"labels\": [\(metric.labels.map(quote).joined(separator: ", "))], \"help\": \(quote(metric.help))}"
         }
         return "[\n" + lines.joined(separator: ",\n") + "\n]\n"
     }

@@ -2,7 +2,7 @@ package import HuskimoCore
 
 /// A "next page" link that cannot be followed: it leaves the channel's configured API origin, is not a URL this
 /// client accepts, or makes the job page forever. Permanent: the same API answer would do it again.
-package struct PagingError: ClassifiedError {
+struct PagingError: ClassifiedError {
     package let reason: String
     package var errorClass: ErrorClass { .permanent }
     package var description: String { "PagingError: \(reason)" }
@@ -14,7 +14,7 @@ package struct PagingError: ClassifiedError {
 /// else — another host, `@other.host/x` or `.other.host/x` (which string concatenation would have turned into
 /// another host), `//other/x`, another scheme or port, control characters — is refused, as is a link seen before
 /// in the job (a page loop) or more pages than `maxPages`.
-package struct PageLinks: Sendable {
+struct PageLinks: Sendable {
     struct Origin: Equatable, Sendable {
         var scheme: String
         var host: String

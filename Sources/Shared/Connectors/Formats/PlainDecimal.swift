@@ -3,7 +3,7 @@ import HuskimoCore
 /// Decimal numbers in plain notation, exactly: `1.0E-4` → `0.0001`, `1.2345678E7` → `12345678`, `-0.50` →
 /// `-0.5`. Works on the digits, never through a binary floating point, so nothing is rounded. (Huskimo 0.3
 /// wrote Java's `Double.toString`, whose `1.0E-4` a DECIMAL column may reject — defect D6.)
-package enum PlainDecimal {
+enum PlainDecimal {
     /// The plain form of a JSON number's text (an optional `+` is accepted too), or nil if it is not one.
     /// Leading zeros of the integer part and trailing zeros of the fraction are dropped; `-0` is `0`.
     package static func format(_ text: some Collection<UInt8>) -> String? {

@@ -3,7 +3,7 @@ package import HuskimoCore
 
 /// Singular: the reporting API's campaign and creative stats per day, the key in the URL path; every run appends a
 /// snapshot stamped `when_retrieved` (0.3's history semantics).
-package struct SingularConnector: Connector {
+struct SingularConnector: Connector {
     package init() {}
 
     package var type: ChannelType { .singular }

@@ -7,7 +7,7 @@ package import HuskimoCore
 ///
 /// The API key is part of the URL path: the request's display URL shows `<api_key>` instead, and the key is
 /// scrubbed from every error text.
-package struct SingularExtractor: Sendable {
+struct SingularExtractor: Sendable {
     package let channel: ChannelConfig
     package let client: APIClient
     package let s3: S3Client

@@ -3,7 +3,7 @@ package import HuskimoCore
 
 /// Twilio: the 2010 REST API's lists (calls, messages, recordings by day; incoming phone numbers as a snapshot) and
 /// the Pricing API's phone-number prices, with Basic auth (Account SID and auth token), subaccounts on request.
-package struct TwilioConnector: Connector {
+struct TwilioConnector: Connector {
     /// Twilio lists only the last 400 days.
     static let listWindow = 400
 

@@ -4,7 +4,7 @@ package import HuskimoCore
 /// Extracts one job of a Twilio channel: pages through the API (following `next_page_uri` verbatim), converts
 /// each page as it arrives, stages gzip TSV on S3 and returns the load message. With `subaccounts: true` it
 /// discovers the channel's subaccounts and extracts each with the parent's credentials.
-package struct TwilioExtractor: Sendable {
+struct TwilioExtractor: Sendable {
     package let channel: ChannelConfig
     package let client: APIClient
     package let s3: S3Client

@@ -236,7 +236,7 @@ package final class S3Client: Sendable {
 
 /// A multipart upload in progress: parts go up as they are produced, so a large object never sits whole in
 /// memory. Not thread-safe.
-package final class MultipartUpload {
+final class MultipartUpload {
     private let client: S3Client
     package let key: String
     private let uploadID: String

@@ -2,7 +2,7 @@ import Foundation
 
 /// A self-pipe: ``signal()`` from any thread makes ``readFD`` readable, so a thread blocked in poll(2) on it and a
 /// socket wakes up; ``drain()`` empties it. Signals collapse (a full pipe already says "wake up").
-package final class WakePipe: Sendable {
+final class WakePipe: Sendable {
     let readFD: Int32
     private let writeFD: Int32
 

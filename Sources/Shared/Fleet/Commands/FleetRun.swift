@@ -45,7 +45,7 @@ package enum FleetRun {
 
 /// When `huskimo-planner run` is done: every queue of the run (extract, its delay queues, every target's load queue)
 /// empty and nothing in flight, twice in a row (a job between queues is in flight, never invisible).
-package struct RunMonitor: Sendable {
+struct RunMonitor: Sendable {
     package let driver: any QueueDriver
     package let topology: FleetTopology
     package var interval: Duration = .milliseconds(500)

@@ -10,7 +10,7 @@ import UnixSignals
 /// A second SIGTERM or SIGINT, or a SIGQUIT, exits at once with 143: what was in flight is unacked and the
 /// broker hands it out again. (ServiceGroup refuses one signal for both graceful shutdown and cancellation,
 /// hence ``SignalWatcher``, which also covers the time before and after the group runs.)
-package enum Lifecycle {
+enum Lifecycle {
     /// One unit of a process (a worker loop, a poller, a monitor) as a `Service`.
     package struct Unit: Service {
         package let name: String
@@ -43,7 +43,7 @@ package enum Lifecycle {
 /// command then exits 1 where it would have exited 0), and exits the process at once on a second SIGTERM or SIGINT
 /// or any SIGQUIT. Installed before anything else (planning, connecting), so no signal is lost or fatal before the
 /// service group takes over the graceful part.
-package final class SignalWatcher: @unchecked Sendable {  // `sources` is written once, in init
+final class SignalWatcher: @unchecked Sendable {  // `sources` is written once, in init
     private var sources: [any DispatchSourceSignal] = []
     private let count = Atomic<Int>(0)
 

@@ -79,7 +79,7 @@ package enum WorkerCommands {
 }
 
 /// This process's CPU time and peak resident memory (getrusage).
-package struct ResourceUsage: Sendable {
+struct ResourceUsage: Sendable {
     var cpuSeconds: Double
     var maxRSSMiB: Double
 

@@ -6,7 +6,7 @@ internal import Yams
 /// Reads typed values out of parsed YAML, collecting every problem with its key path instead of stopping
 /// at the first, substituting `${ENV_VAR}` in scalars, and noting which keys it was asked about so unknown
 /// keys (typos) can be reported.
-package final class ConfigReader {
+final class ConfigReader {
     enum Value {
         case scalar(String, quoted: Bool)
         case mapping([(String, Value)])

@@ -5,7 +5,7 @@ package import HuskimoCore
 /// object is never loaded twice) and ordered (an older extraction never overwrites a newer one), and what
 /// catch-up planning and `status` read. Every statement that touches it is here, written in the SQL that
 /// PostgreSQL and Redshift share (no arrays, no aggregate `FILTER`).
-package struct Ledger: Sendable {
+struct Ledger: Sendable {
     /// The target's schema, unquoted.
     package let schema: String
 
@@ -215,7 +215,7 @@ package struct Ledger: Sendable {
 }
 
 /// What the last pass of reloads of one (table, channel) did (``Ledger/lastPass(_:)``).
-package struct ReloadPass: Sendable, Codable, Hashable {
+struct ReloadPass: Sendable, Codable, Hashable {
     package var table: String
     package var channel: String
     /// Partitions loaded for the first time.

@@ -5,7 +5,7 @@ package import Logging
 /// Deletes staged objects once every target has loaded them: each loader leaves an empty marker
 /// (``StagingLayout/loadedMarker(loadID:target:)``); the loader that completes the set deletes the objects and
 /// the markers. Blocking.
-package struct StagingJanitor: Sendable {
+struct StagingJanitor: Sendable {
     let s3: S3Client
     let layout: StagingLayout
     let targets: [String]

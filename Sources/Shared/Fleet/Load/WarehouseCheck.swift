@@ -5,7 +5,7 @@ package import HuskimoCore
 /// What `huskimo-planner check` asks of a target: that its tables match the DDL (names, types, lengths, order),
 /// and that the production COPY — the loader's own statement, credentials and staged format — loads every hard
 /// character class back byte for byte. Blocking.
-package struct WarehouseCheck {
+struct WarehouseCheck {
     /// One finding: a verdict and, when it failed, what to do.
     package struct Finding: Sendable, Codable, Hashable {
         package var check: String

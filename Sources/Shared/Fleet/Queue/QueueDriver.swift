@@ -28,7 +28,7 @@ package protocol QueueDriver: Sendable {
 }
 
 /// Makes the production queue driver from the configuration: the one place a connection to RabbitMQ is set up.
-package enum QueueDriverFactory {
+enum QueueDriverFactory {
     /// - Parameter retryWindow: how long a call keeps reconnecting before it fails (a command: seconds; a worker: a
     ///   minute).
     package static func make(_ config: FleetConfig, retryWindow: Double = 60, logger: Logger) -> any QueueDriver {
@@ -60,7 +60,7 @@ extension QueueConsumer: QueueSubscription {}
 /// The production driver: ``QueueClient`` for publishing (publisher confirms, reconnects) and a
 /// ``QueueConsumer`` (own thread and connection) per subscription, each declaring the fleet's topology on
 /// every connect.
-package final class RabbitMQDriver: QueueDriver {
+final class RabbitMQDriver: QueueDriver {
     let client: QueueClient
     private let url: AMQPURL
     private let topology: QueueTopology

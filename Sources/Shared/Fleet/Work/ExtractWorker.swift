@@ -5,7 +5,7 @@ package import Logging
 import Synchronization
 
 /// What a worker did, for its exit summary and `huskimo-planner run`.
-package struct WorkerTally: Sendable {
+struct WorkerTally: Sendable {
     package var succeeded = 0
     package var retried = 0
     package var failed = 0
@@ -14,7 +14,7 @@ package struct WorkerTally: Sendable {
 
 /// Runs one extract job against its API and stages the result: the part of a worker that talks to Twilio,
 /// Singular and S3. Blocking work happens off the cooperative pool.
-package protocol JobExtractor: Sendable {
+protocol JobExtractor: Sendable {
     /// Runs the job; calls `fetched` once the API has given everything (the rest is S3 and the broker), so the worker
     /// can give the job's request slot to the next job.
     func extract(_ job: ExtractJob, channel: ChannelConfig, fetched: @escaping @Sendable () -> Void) async throws -> ExtractReport
@@ -23,7 +23,7 @@ package protocol JobExtractor: Sendable {
 }
 
 /// The connectors (``ConnectorRegistry``) over one HTTP client, S3 client and set of account limiters.
-package struct ConnectorExtractor: JobExtractor {
+struct ConnectorExtractor: JobExtractor {
     package let context: ExtractContext
 
     package init(
@@ -59,7 +59,7 @@ final class FetchSlot: Sendable {
 /// staged objects and one load message per target are durable (publisher confirms). Transient failures go to
 /// the delayed-retry queues with their attempt count; permanent and exhausted ones to the failed queue with
 /// the class and message in headers.
-package final class ExtractWorker: Sendable {
+final class ExtractWorker: Sendable {
     package let config: FleetConfig
     package let topology: FleetTopology
     package let policy: RetryPolicy

@@ -4,7 +4,7 @@ package import HuskimoCore
 import Synchronization
 
 /// What `huskimo-planner status` shows.
-package struct FleetStatus: Sendable, Codable {
+struct FleetStatus: Sendable, Codable {
     package struct QueueRow: Sendable, Codable {
         package var name: String
         package var ready: Int

@@ -23,7 +23,7 @@ package struct PlanSelection: Sendable {
 
 /// Turns configuration and a selection into extract jobs: one per (channel, resource, day) and one per
 /// (channel, snapshot resource).
-package struct JobPlanner: Sendable {
+struct JobPlanner: Sendable {
     package let config: FleetConfig
 
     package init(config: FleetConfig) { self.config = config }

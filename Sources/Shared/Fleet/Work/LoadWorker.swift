@@ -6,7 +6,7 @@ import Synchronization
 
 /// Applies batches of load messages to one target: what a loader does between taking a batch and acking it.
 /// ``WarehouseLoader`` in production.
-package protocol BatchLoader: Sendable {
+protocol BatchLoader: Sendable {
     /// Loads a batch. - Throws: a classified error: transient (try the batch again later) or permanent (some
     /// message of it can never load as is).
     func load(_ batch: [LoadMessage]) async throws -> BatchOutcome
@@ -19,7 +19,7 @@ package protocol BatchLoader: Sendable {
 /// down is waited for with backoff while the batch stays unacked; a load that can never succeed (a corrupt or
 /// missing staged object, a row count off, an unknown table) is isolated and parked in the target's failed-load
 /// queue, and the rest of its batch still loads.
-package final class LoadWorker: Sendable {
+final class LoadWorker: Sendable {
     package let config: FleetConfig
     package let target: TargetConfig
     package let topology: FleetTopology

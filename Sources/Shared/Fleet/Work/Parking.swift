@@ -5,7 +5,7 @@ import Logging
 
 /// The headers of a parked (failed) message: why it failed, in a form `status` and `requeue` read back. The one
 /// place their names are written.
-package struct ParkedHeaders: Sendable, Hashable {
+struct ParkedHeaders: Sendable, Hashable {
     package var errorClass: String
     package var message: String
     package var channel: String?

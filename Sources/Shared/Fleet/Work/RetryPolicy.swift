@@ -4,7 +4,7 @@ package import HuskimoCore
 /// When a failed job is tried again and when it is parked, for both workers: the delay-queue ladder and the
 /// attempt limit (`queue.retry_delays`, `queue.max_attempts`), and the backoff of a loader waiting for its
 /// warehouse. As swift-jobs' `JobRetryStrategy` and Sidekiq's retry set.
-package struct RetryPolicy: Sendable, Hashable {
+struct RetryPolicy: Sendable, Hashable {
     /// The delay queues' TTLs in seconds; the last rung repeats.
     package var delays: [Int]
     /// Attempts before a transiently failing job is parked.

@@ -4,7 +4,7 @@ package import HuskimoCore
 
 /// PostgreSQL: partition indexes, `timestamptz`, advisory locks per partition, and the staged objects streamed from
 /// S3 through gunzip into `COPY FROM STDIN`, each object checked on the way.
-package struct PostgresDialect: WarehouseDialect {
+struct PostgresDialect: WarehouseDialect {
     package init() {}
 
     package var flavor: WarehouseSchema.Flavor { .postgres }

@@ -3,7 +3,7 @@ package import HuskimoConnectors
 package import HuskimoCore
 
 /// Redshift COPY statements and manifests (`docs/copy-formats.md` §4.2, §5).
-package enum RedshiftCopy {
+enum RedshiftCopy {
     package enum Auth: Sendable {
         case iamRole(String)
         case keys(String, Secret)

@@ -5,7 +5,7 @@ package import HuskimoCore
 /// Redshift: `varchar(65535)` for text, distribution and sort keys instead of indexes, no `timestamptz` in the
 /// ledger, a table lock (no advisory locks, no `lock_timeout`), one `COPY … MANIFEST` from S3 per table and batch,
 /// and `stl_load_errors` read to explain a failed COPY.
-package struct RedshiftDialect: WarehouseDialect {
+struct RedshiftDialect: WarehouseDialect {
     package init() {}
 
     package var flavor: WarehouseSchema.Flavor { .redshift }
