@@ -4,9 +4,26 @@ import HuskimoCore
 import HuskimoFleet
 import Logging
 
+/// A day on the command line (`YYYY-MM-DD`, a real calendar day); anything else is a usage error naming the flag.
+extension Day: ExpressibleByArgument {
+    public init?(argument: String) { self.init(argument) }
+}
+
 /// `huskimo-planner`: parses arguments and calls the fleet (HuskimoFleet's `Planning`, `FleetRun`, `Operations`).
 @main
 struct Planner: AsyncParsableCommand {
+    /// Bad usage exits 2, as the command-line contract says (ArgumentParser's own code for it is 64).
+    static func main() async {
+        do {
+            var command = try parseAsRoot()
+            if var command = command as? any AsyncParsableCommand { try await command.run() } else { try command.run() }
+        } catch {
+            guard exitCode(for: error) == .validationFailure else { exit(withError: error) }
+            CommandSupport.complain(fullMessage(for: error))
+            exit(withError: ExitCode(2))
+        }
+    }
+
     static let configuration = CommandConfiguration(
         commandName: "huskimo-planner",
         abstract: "Plans Huskimo extract jobs and operates the fleet.",
@@ -30,10 +47,12 @@ func command<T>(_ body: () async throws -> T) async throws -> T {
 struct SelectionOptions: ParsableArguments {
     @Option(
         help:
-            "The run day (YYYY-MM-DD; default yesterday, UTC): Twilio gets it, its settle window and catch-up; Singular the lookback ending at it."
-    ) var date: String?
-    @Option(help: "First day of an exact range for every channel (YYYY-MM-DD).") var from: String?
-    @Option(help: "Last day of a range, inclusive (YYYY-MM-DD).") var to: String?
+            ArgumentHelp(
+                "The run day (default yesterday, UTC): Twilio gets it, its settle window and catch-up; Singular the lookback ending at it.",
+                valueName: "YYYY-MM-DD")
+    ) var date: Day?
+    @Option(help: ArgumentHelp("First day of an exact range for every channel.", valueName: "YYYY-MM-DD")) var from: Day?
+    @Option(help: ArgumentHelp("Last day of a range, inclusive.", valueName: "YYYY-MM-DD")) var to: Day?
     @Option(help: "Only this channel (repeatable).") var channel: [String] = []
     @Option(help: ArgumentHelp("Only this resource (repeatable): \(Resource.allCases.map(\.rawValue).joined(separator: ", "))."))
     var resource: [String] = []
@@ -48,12 +67,9 @@ struct SelectionOptions: ParsableArguments {
             throw CommandFailure.usage("no channel named \(name)")
         }
         if let date {
-            guard let day = Day(date) else { throw CommandFailure.usage("--date: expected YYYY-MM-DD, got \(date)") }
-            selection.runDay = day
+            selection.runDay = date
         } else if from != nil || to != nil {
-            guard let f = from.flatMap(Day.init), let t = to.flatMap(Day.init), f <= t else {
-                throw CommandFailure.usage("--from and --to: expected two days YYYY-MM-DD, from ≤ to")
-            }
+            guard let f = from, let t = to, f <= t else { throw CommandFailure.usage("--from and --to: expected two days, from ≤ to") }
             selection.days = (f.ordinal...t.ordinal).map(Day.init(ordinal:))
         }
         return selection
@@ -118,20 +134,15 @@ struct RequeueCommand: AsyncParsableCommand {
     @Option(help: "Path to the YAML configuration.") var config: String
     @Option(help: "Only this channel (repeatable).") var channel: [String] = []
     @Option(help: "Only this resource (repeatable).") var resource: [String] = []
-    @Option(help: "First day (YYYY-MM-DD).") var from: String?
-    @Option(help: "Last day, inclusive (YYYY-MM-DD).") var to: String?
+    @Option(help: ArgumentHelp("First day.", valueName: "YYYY-MM-DD")) var from: Day?
+    @Option(help: ArgumentHelp("Last day, inclusive.", valueName: "YYYY-MM-DD")) var to: Day?
     @Option(help: "At most this many.") var limit: Int?
     @Option(help: "Re-drive this target's failed loads instead of failed extract jobs.") var loads: String?
     @Flag(help: "Show what would move; move nothing.") var dryRun = false
 
     func run() async throws {
         try await command {
-            func day(_ text: String?, _ flag: String) throws -> Day? {
-                guard let text else { return nil }
-                guard let day = Day(text) else { throw CommandFailure.usage("\(flag): expected YYYY-MM-DD, got \(text.prefix(40))") }
-                return day
-            }
-            let (first, last) = (try day(from, "--from"), try day(to, "--to"))
+            let (first, last) = (from, to)
             if let first, let last, first > last { throw CommandFailure.usage("--from must not be after --to") }
             if let limit, limit < 1 { throw CommandFailure.usage("--limit must be at least 1") }
             let filter = Requeue.Filter(channels: channel, resources: resource, from: first, to: last, limit: limit ?? .max)

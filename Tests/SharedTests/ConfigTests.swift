@@ -267,7 +267,14 @@ import Testing
             to: closed, atomically: true, encoding: .utf8)
         let cases: [(String, [String], Int32, String)] = [
             ("huskimo-planner", ["run", "--config", good.path, "--workers", "0"], 2, "--workers must be 1–256"),
-            ("huskimo-planner", ["requeue", "--config", good.path, "--from", "2026-13-01"], 2, "--from: expected YYYY-MM-DD"),
+            (
+                "huskimo-planner", ["requeue", "--config", good.path, "--from", "2026-13-01"], 2,
+                "'2026-13-01' is invalid for '--from <YYYY-MM-DD>'"
+            ),
+            ("huskimo-planner", ["plan", "--config", good.path, "--date", "2026-02-30"], 2, "is invalid for '--date <YYYY-MM-DD>'"),
+            // ArgumentParser's own usage errors exit 2 too (its default is 64), as the command-line contract says.
+            ("huskimo-planner", ["plan", "--config", good.path, "--bogus"], 2, "Unknown option '--bogus'"),
+            ("huskimo-worker", ["extract", "--config", good.path, "--concurrency", "x"], 2, "is invalid for '--concurrency"),
             (
                 "huskimo-planner", ["requeue", "--config", good.path, "--from", "2026-11-02", "--to", "2026-11-01"], 2,
                 "--from must not be after --to"
