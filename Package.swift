@@ -116,8 +116,15 @@ let package = Package(
             swiftSettings: swiftSettings + [.unsafeFlags(["-parse-as-library"])]
         ),
         .executableTarget(name: "Sandbox", dependencies: ["SandboxKit", "HuskimoCore"], swiftSettings: swiftSettings),
+        // Unit tests (no services, no network beyond loopback): the connectors' hot path alone (scanner, conversions),
+        // and the fleet with everything under it (config, decisions, seams, support), so a failure names its layer.
         .testTarget(
-            name: "SharedTests",
+            name: "ConnectorTests",
+            dependencies: ["HuskimoCore", "HuskimoConnectors", "HuskimoTesting"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "FleetTests",
             dependencies: [
                 "HuskimoCore", "HuskimoConnectors", "HuskimoFleet", "HuskimoTesting",
                 .product(name: "Logging", package: "swift-log"),

@@ -63,12 +63,14 @@ else
   # The tests whose work runs on Swift's cooperative pool (two threads on two cores) first, apart from the
   # integration tests that block their thread waiting on child processes and would otherwise hold the pool for
   # minutes: the unit tests, then the async integration suites, then the rest.
+  # Anchored at the module: a bare "FleetTests" would also match the integration suite SingularFleetTests.
+  unit='^(ConnectorTests|FleetTests)\.'
   async_suites='AMQPIntegrationTests|S3IntegrationTests|TwilioExtractionTests'
-  swift test --skip-build --filter SharedTests
+  swift test --skip-build --filter "$unit"
   swift test --skip-build --filter "$async_suites"
   # The chaos suite restarts RabbitMQ and PostgreSQL under everything else: it runs last and alone (CI saw the
   # Singular fleet test lose its loader's session to its PostgreSQL restart).
-  swift test --skip-build --skip "SharedTests|$async_suites|ChaosTests"
+  swift test --skip-build --skip "$unit|$async_suites|ChaosTests"
   swift test --skip-build --filter ChaosTests
   # Every input of the fuzz corpus through its parser, without libFuzzer: no crash, bad input a classified error.
   "$(swift build --show-bin-path)/HuskimoFuzz"

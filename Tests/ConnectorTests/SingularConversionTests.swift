@@ -4,7 +4,6 @@ import Testing
 
 @testable import HuskimoConnectors
 @testable import HuskimoCore
-@testable import HuskimoFleet
 
 @Suite struct SingularConversionTests {
     static func convert(

@@ -4,7 +4,6 @@ import Testing
 
 @testable import HuskimoConnectors
 @testable import HuskimoCore
-@testable import HuskimoFleet
 
 @Suite struct JSONScannerTests {
     /// Strings of every length and alignment, with quotes, backslashes, multi-byte UTF-8 and escapes anywhere in

@@ -4,7 +4,6 @@ import Testing
 
 @testable import HuskimoConnectors
 @testable import HuskimoCore
-@testable import HuskimoFleet
 
 @Suite struct TwilioConversionTests {
     static func convert(_ table: TwilioTable, _ json: String, day: Day? = nil) throws -> ([[String?]], PageResult) {
