@@ -5,16 +5,7 @@ import HuskimoFleet
 @main
 struct Worker: AsyncParsableCommand {
     /// Bad usage exits 2, as the command-line contract says (ArgumentParser's own code for it is 64).
-    static func main() async {
-        do {
-            var command = try parseAsRoot()
-            if var command = command as? any AsyncParsableCommand { try await command.run() } else { try command.run() }
-        } catch {
-            guard exitCode(for: error) == .validationFailure else { exit(withError: error) }
-            CommandSupport.complain(fullMessage(for: error))
-            exit(withError: ExitCode(2))
-        }
-    }
+    static func main() async { await mainWithContractExitCodes() }
 
     static let configuration = CommandConfiguration(
         commandName: "huskimo-worker", abstract: "Runs Huskimo extract jobs or a target's loads.",

@@ -1,4 +1,4 @@
-package import Foundation
+import Foundation
 package import HuskimoCore
 
 /// One API, whole: its channel type, its resources, which days it plans, how it authenticates and extracts, and how
@@ -121,6 +121,19 @@ package enum ConnectorRegistry {
 
     /// The spec of a resource name (nil: no connector serves it).
     static func spec(named name: String) -> ResourceSpec? { byName[name] }
+}
+
+extension Connector {
+    /// The fix for a failed probe, by what went wrong: refused credentials (`credentials`: which keys to check), not
+    /// found (`notFound`), unreachable, or an answer Huskimo does not expect.
+    func probeFix(_ error: any Error, channel: ChannelConfig, credentials: String, notFound: String) -> String {
+        switch (error as? APIError)?.status {
+        case 401?, 403?: return "the API refuses the credentials: check \(credentials) of \(channel.name)"
+        case 404?: return "not found: check \(notFound) of \(channel.name)"
+        case nil where error is APIError: return "cannot reach \(channel.apiURL): check api_url and the network path"
+        default: return "see the error: \(channel.name)'s API answered something Huskimo does not expect"
+        }
+    }
 }
 
 extension ConnectorRegistry {

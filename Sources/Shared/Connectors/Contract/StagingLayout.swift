@@ -1,4 +1,4 @@
-package import Foundation
+import Foundation
 import HuskimoCore
 
 /// Where staged objects live in the bucket, in one place: what extract workers write, what loaders read, mark and

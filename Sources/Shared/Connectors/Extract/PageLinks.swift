@@ -1,4 +1,4 @@
-package import HuskimoCore
+import HuskimoCore
 
 /// A "next page" link that cannot be followed: it leaves the channel's configured API origin, is not a URL this
 /// client accepts, or makes the job page forever. Permanent: the same API answer would do it again.

@@ -1,5 +1,5 @@
-package import Foundation
-package import HuskimoCore
+import Foundation
+import HuskimoCore
 
 /// Singular: the reporting API's campaign and creative stats per day, the key in the URL path; every run appends a
 /// snapshot stamped `when_retrieved` (0.3's history semantics).
@@ -45,11 +45,6 @@ struct SingularConnector: Connector {
     }
 
     package func probeFix(_ error: any Error, channel: ChannelConfig) -> String {
-        switch (error as? APIError)?.status {
-        case 401?, 403?: return "the API refuses the key: check api_key of \(channel.name)"
-        case 404?: return "not found: check api_url of \(channel.name)"
-        case nil where error is APIError: return "cannot reach \(channel.apiURL): check api_url and the network path"
-        default: return "see the error: \(channel.name)'s API answered something Huskimo does not expect"
-        }
+        probeFix(error, channel: channel, credentials: "api_key", notFound: "api_url")
     }
 }

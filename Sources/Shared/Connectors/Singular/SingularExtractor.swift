@@ -1,5 +1,5 @@
-package import Foundation
-package import HuskimoCore
+import Foundation
+import HuskimoCore
 
 /// Extracts one (Singular channel, resource, day) job: one GET of `{api_url}/api/{key}/adv/{slug}/D/D`, the
 /// records converted in the 0.3 column order and staged as gzip TSV. Each extraction is a new snapshot stamped

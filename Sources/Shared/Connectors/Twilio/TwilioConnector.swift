@@ -1,5 +1,5 @@
-package import Foundation
-package import HuskimoCore
+import Foundation
+import HuskimoCore
 
 /// Twilio: the 2010 REST API's lists (calls, messages, recordings by day; incoming phone numbers as a snapshot) and
 /// the Pricing API's phone-number prices, with Basic auth (Account SID and auth token), subaccounts on request.
@@ -79,11 +79,6 @@ struct TwilioConnector: Connector {
     }
 
     package func probeFix(_ error: any Error, channel: ChannelConfig) -> String {
-        switch (error as? APIError)?.status {
-        case 401?, 403?: return "the API refuses the credentials: check api_user (the Account SID) and api_key of \(channel.name)"
-        case 404?: return "not found: check api_user and api_url of \(channel.name)"
-        case nil where error is APIError: return "cannot reach \(channel.apiURL): check api_url and the network path"
-        default: return "see the error: \(channel.name)'s API answered something Huskimo does not expect"
-        }
+        probeFix(error, channel: channel, credentials: "api_user (the Account SID) and api_key", notFound: "api_user and api_url")
     }
 }

@@ -1,5 +1,5 @@
-package import Foundation
-package import HuskimoCore
+import Foundation
+import HuskimoCore
 
 /// Extracts one job of a Twilio channel: pages through the API (following `next_page_uri` verbatim), converts
 /// each page as it arrives, stages gzip TSV on S3 and returns the load message. With `subaccounts: true` it

@@ -1,4 +1,4 @@
-package import Foundation
+import Foundation
 import HuskimoConnectors
 import HuskimoCore
 package import Logging

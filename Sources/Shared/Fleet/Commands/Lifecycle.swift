@@ -1,7 +1,7 @@
 import Dispatch
 import Foundation
-package import Logging
-package import ServiceLifecycle
+import Logging
+import ServiceLifecycle
 import Synchronization
 import UnixSignals
 

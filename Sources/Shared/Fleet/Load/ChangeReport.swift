@@ -1,5 +1,5 @@
 import HuskimoConnectors
-package import HuskimoCore
+import HuskimoCore
 
 /// What one reload of a partition changed: rows before and after, and for tables with a `sid`, how many records
 /// changed in a column that can change (``Resource/changeColumns``), appeared or disappeared. Identical: the re-read

@@ -1,5 +1,5 @@
-package import HuskimoConnectors
-package import HuskimoCore
+import HuskimoConnectors
+import HuskimoCore
 
 /// The load ledger (`<schema>.load_ledger`, one row per staged object loaded): what makes loads idempotent (an
 /// object is never loaded twice) and ordered (an older extraction never overwrites a newer one), and what

@@ -1,6 +1,6 @@
-package import HuskimoConnectors
-package import HuskimoCore
-package import Logging
+import HuskimoConnectors
+import HuskimoCore
+import Logging
 
 /// Deletes staged objects once every target has loaded them: each loader leaves an empty marker
 /// (``StagingLayout/loadedMarker(loadID:target:)``); the loader that completes the set deletes the objects and

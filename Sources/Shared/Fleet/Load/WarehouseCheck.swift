@@ -1,6 +1,6 @@
 import Foundation
-package import HuskimoConnectors
-package import HuskimoCore
+import HuskimoConnectors
+import HuskimoCore
 
 /// What `huskimo-planner check` asks of a target: that its tables match the DDL (names, types, lengths, order),
 /// and that the production COPY — the loader's own statement, credentials and staged format — loads every hard

@@ -1,6 +1,6 @@
 import HuskimoConnectors
 package import HuskimoCore
-package import Logging
+import Logging
 
 /// Every use of the message broker goes through this seam: publish with confirms, consume one queue with acks,
 /// queue depth, drain (read, remove or re-drive) parked messages, declare and delete. ``QueueDriverFactory`` makes

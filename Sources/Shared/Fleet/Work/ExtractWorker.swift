@@ -1,7 +1,7 @@
 import Foundation
-package import HuskimoConnectors
-package import HuskimoCore
-package import Logging
+import HuskimoConnectors
+import HuskimoCore
+import Logging
 import Synchronization
 
 /// What a worker did, for its exit summary and `huskimo-planner run`.

@@ -1,6 +1,6 @@
-package import Foundation
+import Foundation
 import HuskimoConnectors
-package import HuskimoCore
+import HuskimoCore
 import Synchronization
 
 /// What `huskimo-planner status` shows.

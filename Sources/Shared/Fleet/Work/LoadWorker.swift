@@ -1,7 +1,7 @@
 import Foundation
-package import HuskimoConnectors
+import HuskimoConnectors
 import HuskimoCore
-package import Logging
+import Logging
 import Synchronization
 
 /// Applies batches of load messages to one target: what a loader does between taking a batch and acking it.

@@ -1,6 +1,6 @@
-package import Foundation
+import Foundation
 import HuskimoConnectors
-package import HuskimoCore
+import HuskimoCore
 import Logging
 
 /// The headers of a parked (failed) message: why it failed, in a form `status` and `requeue` read back. The one

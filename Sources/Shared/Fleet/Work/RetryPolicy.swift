@@ -1,5 +1,5 @@
 import HuskimoConnectors
-package import HuskimoCore
+import HuskimoCore
 
 /// When a failed job is tried again and when it is parked, for both workers: the delay-queue ladder and the
 /// attempt limit (`queue.retry_delays`, `queue.max_attempts`), and the backoff of a loader waiting for its

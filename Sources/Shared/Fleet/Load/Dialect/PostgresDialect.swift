@@ -1,6 +1,6 @@
 import Foundation
-package import HuskimoConnectors
-package import HuskimoCore
+import HuskimoConnectors
+import HuskimoCore
 
 /// PostgreSQL: partition indexes, `timestamptz`, advisory locks per partition, and the staged objects streamed from
 /// S3 through gunzip into `COPY FROM STDIN`, each object checked on the way.

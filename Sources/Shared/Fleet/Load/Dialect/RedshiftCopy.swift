@@ -1,6 +1,6 @@
 import Foundation
-package import HuskimoConnectors
-package import HuskimoCore
+import HuskimoConnectors
+import HuskimoCore
 
 /// Redshift COPY statements and manifests (`docs/copy-formats.md` §4.2, §5).
 enum RedshiftCopy {

@@ -1,6 +1,6 @@
 import Foundation
-package import HuskimoConnectors
-package import HuskimoCore
+import HuskimoConnectors
+import HuskimoCore
 
 /// Redshift: `varchar(65535)` for text, distribution and sort keys instead of indexes, no `timestamptz` in the
 /// ledger, a table lock (no advisory locks, no `lock_timeout`), one `COPY … MANIFEST` from S3 per table and batch,
