@@ -37,7 +37,7 @@ import Testing
     }
 
     @Test func jobMessagesOutOfRangeAreRefusedNotTrappedOn() throws {
-        let job = ExtractJob(runID: "r", channel: "us", resource: .calls, day: Day("2026-11-20"), plannedAt: "p")
+        let job = ExtractJob(runID: ExtractJob.fixtureRunID, channel: "us", resource: .calls, day: Day("2026-11-20"), plannedAt: "p")
         func encoded(_ change: (inout [String: Any]) -> Void) throws -> [UInt8] {
             var object = try JSONSerialization.jsonObject(with: Data(MessageCodec.encode(job))) as! [String: Any]
             change(&object)

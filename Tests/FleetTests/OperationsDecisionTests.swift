@@ -30,7 +30,7 @@ import Testing
 
     static func job(_ channel: String, _ resource: Resource, _ day: String?, attempt: Int = 3) -> ExtractJob {
         ExtractJob(
-            runID: "r1", channel: channel, resource: resource, day: day.flatMap(Day.init), attempt: attempt,
+            runID: ExtractJob.fixtureRunID, channel: channel, resource: resource, day: day.flatMap(Day.init), attempt: attempt,
             plannedAt: "2026-11-29T00:00:00.000Z")
     }
 

@@ -54,8 +54,8 @@ import Testing
             defer { running.withLock { $0.now[job.channel, default: 1] -= 1 } }
             if delay > .zero { try? await Task.sleep(for: delay) }
             let rows = try rule(job)
-            let load = LoadMessage(
-                job: job, objects: [StagedObject(key: "k/\(job.jobID)", rows: rows, bytes: 10, sha256: "x")],
+            let load = LoadMessage.fixture(
+                job: job, folder: (try? WorkerDecisionTests.config().s3.folderPath) ?? "", rows: [rows],
                 extractedAt: "2026-11-28T00:00:00.000Z")
             return ExtractReport(load: load, records: rows, tally: APIClient.Tally(), accounts: ["AC1"])
         }
@@ -69,7 +69,7 @@ import Testing
     }
 
     static func job(_ day: String, attempt: Int = 0, channel: String = "us") -> ExtractJob {
-        ExtractJob(runID: "r", channel: channel, resource: .calls, day: Day(day), attempt: attempt, plannedAt: "p")
+        ExtractJob(runID: ExtractJob.fixtureRunID, channel: channel, resource: .calls, day: Day(day), attempt: attempt, plannedAt: "p")
     }
 
     /// Runs an extract worker over what is queued until it has been idle briefly.
@@ -115,8 +115,8 @@ import Testing
             fetched()
             try? await Task.sleep(for: staging)
             peaks.withLock { $0.nowInFlight -= 1 }
-            let load = LoadMessage(
-                job: job, objects: [StagedObject(key: "k/\(job.jobID)", rows: 1, bytes: 10, sha256: "x")],
+            let load = LoadMessage.fixture(
+                job: job, folder: (try? WorkerDecisionTests.config().s3.folderPath) ?? "", rows: [1],
                 extractedAt: "2026-11-28T00:00:00.000Z")
             return ExtractReport(load: load, records: 1, tally: APIClient.Tally(), accounts: ["AC1"])
         }
@@ -317,9 +317,8 @@ import Testing
 
     static func enqueueLoads(_ driver: InMemoryQueueDriver, _ days: [String]) {
         for day in days {
-            let load = LoadMessage(
-                job: job(day), objects: [StagedObject(key: "k/\(day)", rows: 2, bytes: 1, sha256: "x")],
-                extractedAt: "2026-11-29T00:00:00.000Z")
+            let load = LoadMessage.fixture(
+                job: job(day), folder: (try? config().s3.folderPath) ?? "", rows: [2], extractedAt: "2026-11-29T00:00:00.000Z", bytes: 1)
             driver.enqueue(MessageCodec.encode(load), on: "huskimo.load.wh", messageID: load.loadID)
         }
     }

@@ -113,23 +113,28 @@ struct S3IntegrationTests {
         let (s3, _) = try Self.client()
         try s3.createBucket()
         let layout = StagingLayout(folder: "stage")
+        // The channel tells the two runs apart: stage/twilio_calls/<tag>/<day>/<extraction>-0000.tsv.gz.
         func loads(_ tag: String) throws -> [LoadMessage] {
             try (0..<3).map { n in
-                let key = layout.objectKey(prefix: "stage/\(tag)/calls/us/2026-11-2\(n)", index: 0)
-                try s3.put(key, [UInt8(n)])
-                return LoadMessage(
-                    loadID: "\(tag)-\(n)", jobID: "j\(n)", channel: "us", resource: "calls", table: "twilio_calls",
-                    partition: "2026-11-2\(n)", objects: [StagedObject(key: key, rows: 1, bytes: 1, sha256: "")],
-                    extractedAt: "2026-11-30T00:00:00Z")
+                let job = ExtractJob(
+                    runID: ExtractJob.fixtureRunID, channel: tag, resource: .calls, day: Day("2026-11-2\(n)"), plannedAt: "p")
+                let load = LoadMessage.fixture(job: job, folder: "stage", rows: [1], extractedAt: "2026-11-30T00:00:00.000Z")
+                try s3.put(load.objects[0].key, [UInt8(n)])
+                return load
             }
         }
         let two = StagingJanitor(s3: s3, layout: layout, targets: ["pg", "rs"], logger: TestServices.logger)
-        let batch = try loads("two")
+        var batch = try loads("two")
+        // A key outside the load's own extraction is never deleted, even when every target has loaded the load.
+        try s3.put("stage/elsewhere.txt", [1])
+        batch[0].objects.append(StagedObject(key: "stage/elsewhere.txt", rows: 0, bytes: 1, sha256: String(repeating: "0", count: 64)))
         two.markLoaded(batch, by: "rs")
-        #expect(try s3.list(prefix: "stage/two/").count == 3, "one of two targets has loaded them: the objects stay")
+        #expect(try s3.list(prefix: "stage/twilio_calls/two/").count == 3, "one of two targets has loaded them: the objects stay")
         #expect(try s3.list(prefix: "stage/_loaded/").count == 3, "one marker per load")
         two.markLoaded(batch, by: "pg")
-        #expect(try s3.list(prefix: "stage/two/").isEmpty)
+        #expect(try s3.list(prefix: "stage/twilio_calls/two/").isEmpty)
+        #expect(try s3.list(prefix: "stage/elsewhere.txt").count == 1, "not the janitor's to delete")
+        _ = try s3.delete(["stage/elsewhere.txt"])
         #expect(try s3.list(prefix: "stage/_loaded/").isEmpty, "markers go with the objects")
 
         let one = StagingJanitor(s3: s3, layout: layout, targets: ["pg"], logger: TestServices.logger)

@@ -7,6 +7,13 @@ package struct StagedObject: Sendable, Codable, Hashable {
     package var rows: Int
     package var bytes: Int
     package var sha256: String
+
+    package init(key: String, rows: Int, bytes: Int, sha256: String) {
+        self.key = key
+        self.rows = rows
+        self.bytes = bytes
+        self.sha256 = sha256
+    }
 }
 
 /// The load message: everything a loader needs to replace one partition of one table with staged objects,

@@ -40,6 +40,9 @@ package enum MessageCodec {
                 jobID: String(job.jobID.prefix(200)), errorClass: .permanent,
                 message: "job id does not match its channel, resource and day")
         }
+        guard UTCTime.date(compact: job.runID) != nil else {
+            throw JobError(jobID: job.jobID, errorClass: .permanent, message: "run_id is not a run id (YYYYMMDDTHHMMSSmmmZ)")
+        }
         guard job.resource.isSnapshot == (job.day == nil) else {
             throw JobError(
                 jobID: job.jobID, errorClass: .permanent,

@@ -18,12 +18,52 @@ package struct StagingLayout: Sendable, Hashable {
 
     /// The key prefix of one extraction of `job` started at `time`.
     func extractionPrefix(_ job: ExtractJob, at time: Date) -> String {
-        let nonce = String(format: "%08x", UInt32.random(in: 0...UInt32.max))
-        return join([folder, job.resource.table, job.channel, job.partition, "\(UTCTime.compact(time))-\(nonce)"])
+        extractionPrefix(
+            table: job.resource.table, channel: job.channel, partition: job.partition, extractedAt: UTCTime.iso(time),
+            nonce: UInt32.random(in: 0...UInt32.max))
+    }
+
+    /// The key prefix of the extraction of (table, channel, partition) started at `extractedAt` (an ``UTCTime/iso(_:)``
+    /// text), told apart from others of the same instant by `nonce`. ``isObjectKey(_:table:channel:partition:extractedAt:)``
+    /// reads this format back.
+    package func extractionPrefix(table: String, channel: String, partition: String, extractedAt: String, nonce: UInt32) -> String {
+        let stamp = extractedAt.filter { $0 != "-" && $0 != ":" && $0 != "." }
+        return join([folder, table, channel, partition, "\(stamp)-\(String(format: "%08x", nonce))"])
+    }
+
+    /// Where every extraction of one (table, channel, partition) is staged (no trailing slash).
+    package func partitionPrefix(table: String, channel: String, partition: String) -> String {
+        join([folder, table, channel, partition])
+    }
+
+    /// Whether `key` is an object of the extraction started at `extractedAt` (an ``UTCTime/iso(_:)`` text) of that
+    /// (table, channel, partition): `<partition prefix>/<compact time>-<8 hex>-<index>.tsv.gz`, as
+    /// ``extractionPrefix(_:at:)`` and ``objectKey(prefix:index:)`` write it. What a load message names is checked
+    /// against this before anything is copied or deleted: a key elsewhere in the bucket is never the loader's to touch.
+    package func isObjectKey(_ key: String, table: String, channel: String, partition: String, extractedAt: String) -> Bool {
+        let head = partitionPrefix(table: table, channel: channel, partition: partition) + "/"
+        guard key.hasPrefix(head) else { return false }
+        let stamp = extractedAt.filter { $0 != "-" && $0 != ":" && $0 != "." }
+        let name = Array(key.utf8.dropFirst(head.utf8.count))
+        let stampBytes = Array(stamp.utf8)
+        // <stamp>-<8 hex>-<4+ digits>.tsv.gz
+        guard name.count >= stampBytes.count + 1 + 8 + 1 + 4 + 7, name.starts(with: stampBytes) else { return false }
+        var rest = name[stampBytes.count...]
+        guard rest.first == UInt8(ascii: "-") else { return false }
+        rest = rest.dropFirst()
+        let isHex: (UInt8) -> Bool = { ($0 >= 48 && $0 <= 57) || ($0 >= 97 && $0 <= 102) }
+        guard rest.prefix(8).count == 8, rest.prefix(8).allSatisfy(isHex) else { return false }
+        rest = rest.dropFirst(8)
+        guard rest.first == UInt8(ascii: "-") else { return false }
+        rest = rest.dropFirst()
+        let suffix = Array(".tsv.gz".utf8)
+        guard rest.count > suffix.count, rest.suffix(suffix.count).elementsEqual(suffix) else { return false }
+        let digits = rest.dropLast(suffix.count)
+        return (4...9).contains(digits.count) && digits.allSatisfy { $0 >= 48 && $0 <= 57 }
     }
 
     /// The `index`-th object of an extraction.
-    func objectKey(prefix: String, index: Int) -> String { "\(prefix)-\(String(format: "%04d", index)).tsv.gz" }
+    package func objectKey(prefix: String, index: Int) -> String { "\(prefix)-\(String(format: "%04d", index)).tsv.gz" }
 
     /// The folder of a load's loaded-by markers (ends without a slash).
     package func loadedMarkers(loadID: String) -> String {

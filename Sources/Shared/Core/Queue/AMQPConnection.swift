@@ -68,9 +68,22 @@ package struct AMQPMessage: Sendable {
         self.routingKey = routingKey
         self.body = body
         self.headers = headers
-        self.messageID = messageID
+        self.messageID = messageID.map(AMQPMessage.boundedID)
         self.persistent = persistent
         self.mandatory = mandatory
+    }
+
+    /// AMQP's `message_id` holds at most 255 bytes: a longer id (a hostile load id, an unknown 300-byte channel name)
+    /// keeps its first 160 bytes and gets its SHA-256 after them, so a message can always be published — parking
+    /// never fails on the id. The full id travels in the body or a header.
+    static func boundedID(_ id: String) -> String {
+        guard id.utf8.count > 255 else { return id }
+        var head = ""
+        for scalar in id.unicodeScalars {
+            guard head.utf8.count + String(scalar).utf8.count <= 160 else { break }
+            head.unicodeScalars.append(scalar)
+        }
+        return head + "…sha256:" + Digest.sha256Hex(Array(id.utf8))
     }
 }
 

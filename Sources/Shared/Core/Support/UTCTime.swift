@@ -40,6 +40,27 @@ package enum UTCTime {
         return b[19] == UInt8(ascii: ".") && b.count > 21 && number(20..<(b.count - 1)) != nil
     }
 
+    /// The instant of an ``iso(_:)`` text (nil: not that shape).
+    package static func date(iso text: String) -> Date? {
+        guard isISO(text) else { return nil }
+        let b = Array(text.utf8)
+        func number(_ r: Range<Int>) -> Int { Int(String(decoding: b[r], as: UTF8.self)) ?? 0 }
+        guard let day = Day(String(decoding: b[0..<10], as: UTF8.self)) else { return nil }
+        let seconds = day.ordinal * 86_400 + number(11..<13) * 3600 + number(14..<16) * 60 + number(17..<19)
+        return Date(timeIntervalSince1970: Double(seconds))
+    }
+
+    /// The instant of a ``compact(_:)`` text (`YYYYMMDDTHHMMSSmmmZ`; nil: not that shape).
+    package static func date(compact text: String) -> Date? {
+        let b = Array(text.utf8)
+        guard b.count == 19, b[8] == UInt8(ascii: "T"), b[18] == UInt8(ascii: "Z"),
+            b[0..<8].allSatisfy({ $0 >= 48 && $0 <= 57 }), b[9..<18].allSatisfy({ $0 >= 48 && $0 <= 57 })
+        else { return nil }
+        let s = String(decoding: b, as: UTF8.self)
+        func part(_ from: Int, _ length: Int) -> Substring { s.dropFirst(from).prefix(length) }
+        return date(iso: "\(part(0, 4))-\(part(4, 2))-\(part(6, 2))T\(part(9, 2)):\(part(11, 2)):\(part(13, 2)).\(part(15, 3))Z")
+    }
+
     private static func wholeSeconds(_ date: Date) -> Int { Int(date.timeIntervalSince1970.rounded(.down)) }
     private static func millis(_ date: Date) -> Int {
         min(999, Int((date.timeIntervalSince1970 - Double(wholeSeconds(date))) * 1000))

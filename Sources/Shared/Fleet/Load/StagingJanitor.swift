@@ -25,8 +25,15 @@ struct StagingJanitor: Sendable {
     func markLoaded(_ loads: [LoadMessage], by target: String) {
         guard !loads.isEmpty else { return }
         var doomed: [String] = []
+        // Only keys of the load's own extraction: whatever else a message names is never deleted (the loader checked
+        // this before it loaded; the janitor does not take that on trust).
+        func keys(_ load: LoadMessage) -> [String] {
+            load.objects.map(\.key).filter {
+                layout.isObjectKey($0, table: load.table, channel: load.channel, partition: load.partition, extractedAt: load.extractedAt)
+            }
+        }
         if targets == [target] {
-            doomed = loads.flatMap { $0.objects.map(\.key) }
+            doomed = loads.flatMap(keys)
         } else {
             for load in loads {
                 let base = layout.loadedMarkers(loadID: load.loadID)
@@ -34,7 +41,7 @@ struct StagingJanitor: Sendable {
                     try s3.put(layout.loadedMarker(loadID: load.loadID, target: target), [])
                     let markers = Set(try s3.list(prefix: base + "/").map { String($0.key.dropFirst(base.count + 1)) })
                     guard Set(targets).isSubset(of: markers) else { continue }
-                    doomed += load.objects.map(\.key) + markers.map { "\(base)/\($0)" }
+                    doomed += keys(load) + markers.map { "\(base)/\($0)" }
                 } catch {
                     logger.warning("cannot mark staged objects loaded", metadata: ["load.id": "\(load.loadID)", "error": "\(error)"])
                 }

@@ -272,6 +272,17 @@ final class ExtractWorker: Sendable {
             await consumer.ack(delivery)
             return
         }
+        // A run id from the future would make every later reload of its partitions look older (and be skipped): a
+        // planner whose clock runs ahead is refused here, named, before anything is staged.
+        if let planned = UTCTime.date(compact: job.runID), planned > Date().addingTimeInterval(300) {
+            if await park(
+                job, attempts: job.attempt, errorClass: .permanent,
+                message: "run_id \(job.runID) is later than this worker's clock (\(UTCTime.iso(Date()))): its planner's clock runs ahead")
+            {
+                await consumer.ack(delivery)
+            }
+            return
+        }
         guard let channel = config.channel(named: job.channel, type: job.resource.channelType) else {
             if await park(
                 job, attempts: job.attempt, errorClass: .permanent,

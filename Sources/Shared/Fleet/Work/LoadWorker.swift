@@ -29,6 +29,7 @@ final class LoadWorker: Sendable {
     private let loader: any BatchLoader
     private let janitor: StagingJanitor?
     private let parking: Parking
+    private let check: LoadMessageCheck
     private let logger: Logger
     private let tally = Mutex(WorkerTally())
     private let busy = Atomic<Bool>(false)
@@ -47,6 +48,7 @@ final class LoadWorker: Sendable {
         self.consumer = driver.subscribe(topology.loadQueue(target.name), prefetch: batchSize)
         self.loader = loader
         self.janitor = janitor
+        self.check = LoadMessageCheck(config: config)
         self.parking = Parking(
             driver: driver, exchange: topology.exchange, queue: topology.failedLoadQueue(target.name),
             noun: "load", logger: logger, metadata: ["target": "\(target.name)"])
@@ -154,15 +156,29 @@ final class LoadWorker: Sendable {
         }
         var messages: [(AMQPDelivery, LoadMessage)] = []
         for delivery in pending {
+            let load: LoadMessage
             do {
-                messages.append((delivery, try MessageCodec.decodeLoad(delivery.body)))
+                load = try MessageCodec.decodeLoad(delivery.body)
             } catch {
                 let headers = ParkedHeaders(
                     errorClass: .permanent, message: "not a valid load message: \(error)", channel: nil,
                     resource: nil, day: nil, attempts: 1, id: delivery.messageID)
                 try await park(delivery, headers)
                 settled(delivery)
+                continue
             }
+            do {
+                try check.check(load)
+            } catch {
+                // Checked before anything acts on it: a crafted message deletes, copies and skips nothing.
+                let headers = ParkedHeaders(
+                    errorClass: .permanent, message: "\(error)", channel: load.channel, resource: load.resource,
+                    day: load.partition, attempts: 1, id: load.loadID)
+                try await park(delivery, headers)
+                settled(delivery)
+                continue
+            }
+            messages.append((delivery, load))
         }
         guard !messages.isEmpty else { return }
         do {
@@ -197,7 +213,10 @@ final class LoadWorker: Sendable {
             logger.info("load skipped", metadata: ["load.id": "\(skip.loadID)", "reason": "\(skip.reason)", "target": "\(target.name)"])
         }
         if let janitor {
-            let loads = messages.map(\.1)
+            // Only what this batch applied (or found identical to what it holds, its ledger row written): a load skipped
+            // as older or already loaded leaves its objects alone.
+            let applied = Set(outcome.loaded).union(outcome.reports.filter(\.identical).map(\.loadID))
+            let loads = messages.map(\.1).filter { applied.contains($0.loadID) }
             let target = target.name
             _ = try? await Blocking.run { janitor.markLoaded(loads, by: target) }
         }
