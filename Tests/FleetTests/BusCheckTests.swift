@@ -109,4 +109,11 @@ import Testing
             #expect(UTCTime.date(compact: bad) == nil, "\(bad)")
         }
     }
+
+    @Test func redshiftConflictsAreTransientOtherInternalErrorsPermanent() {
+        #expect(PQError(sqlState: "XX000", "1023").errorClass == .transient)
+        #expect(PQError(sqlState: "XX000", "could not complete because of conflict with concurrent transaction").errorClass == .transient)
+        #expect(PQError(sqlState: "XX000", "Load into table 'twilio_calls' failed.  Check 'stl_load_errors'").errorClass == .permanent)
+        #expect(PQError(sqlState: "23505", "1023 duplicate").errorClass == .permanent, "only XX000 carries Redshift's conflicts")
+    }
 }

@@ -132,4 +132,45 @@ final class RedshiftIntegrationTests {
         }
         #expect(try pg.query("SELECT count(*) FROM \(id).load_ledger").first?.first == "0")
     }
+
+    /// A load holds its lock while analysts query the table: on Redshift, LOCK is ACCESS EXCLUSIVE, so the loader locks
+    /// Huskimo's own `load_lock`, and a SELECT on the data table answers during the load (with the data table locked it
+    /// would wait for the commit).
+    @Test func readersKeepReadingWhileALoadHoldsItsLock() throws {
+        let redshift = try loader(try target(.redshift, schema: id, role: true))
+        let first = try extract(.calls, Self.day, at: Date(timeIntervalSinceNow: -120))
+        _ = try redshift.load([first])
+        var reload = try extract(.calls, Self.day)
+        reload.contentDigest = nil  // replaced, not skipped as identical: the DELETE and COPY run under the lock
+        let again = reload
+        redshift.afterDelete = { _ in Thread.sleep(forTimeInterval: 3) }
+        let loading = DispatchSemaphore(value: 0)
+        nonisolated(unsafe) var loaded: Result<BatchOutcome, any Error>?
+        Thread.detachNewThread {
+            loaded = Result { try redshift.load([again]) }
+            loading.signal()
+        }
+        Thread.sleep(forTimeInterval: 1)  // the load is inside its transaction, lock taken, partition deleted
+        let reader = try PostgresConnection(try target(.redshift, schema: id).postgresSettings)
+        try reader.execute("SET statement_timeout TO 1500")
+        let started = Date()
+        let count = try reader.query("SELECT count(*) FROM \(id).twilio_calls")
+        #expect(-started.timeIntervalSinceNow < 1.5 && Int(count[0][0] ?? "") == first.rows, "the reader sees the committed rows at once")
+        loading.wait()
+        #expect(try loaded?.get().loaded == [again.loadID])
+    }
+
+    /// Redshift's serializable isolation violation (1023, SQLSTATE XX000) and SNAPSHOT isolation's conflict are retried,
+    /// not parked: the loader's error is transient and not a target-wide pause, and the same batch lands next time.
+    @Test(arguments: ["serializable", "snapshot"]) func anInjectedConflictIsRetriedAndTheLoadLands(kind: String) throws {
+        let redshift = try loader(try target(.redshift, schema: id, role: true))
+        let load = try extract(.calls, Self.day)
+        let control = try PostgresConnection(try target(.redshift, schema: id).postgresSettings)
+        try control.execute("SELECT huskimo_test_inject_conflict('\(kind)', 1, '\(id)')")
+        let error = try #require(throws: (any Error).self) { try redshift.load([load]) }
+        #expect(ErrorClass.of(error) == .transient, "\(error)")
+        #expect(TargetPaused.reason(error) == nil)
+        #expect(try redshift.load([load]).loaded == [load.loadID])
+        #expect(try rows(id, "twilio_calls").count == load.rows)
+    }
 }

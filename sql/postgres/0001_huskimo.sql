@@ -183,6 +183,12 @@ CREATE TABLE IF NOT EXISTS "huskimo".load_reports (
 );
 CREATE INDEX IF NOT EXISTS load_reports_partition ON "huskimo".load_reports (table_name, channel_name, partition_key, extracted_at);
 
+-- What loaders of this target lock for a table's batch where the warehouse has no advisory locks (Redshift):
+-- never the data table, whose readers would wait for the whole load.
+CREATE TABLE IF NOT EXISTS "huskimo".load_lock (
+    target                   varchar(200)
+);
+
 -- The latest retrieval of each (channel, reporting day): Singular restates spend for weeks and every run
 -- appends a snapshot; most queries want only the newest one.
 CREATE OR REPLACE VIEW "huskimo".singular_campaigns_latest AS

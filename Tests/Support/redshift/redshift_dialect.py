@@ -128,6 +128,19 @@ UNMODELLED_COPY_OPTIONS = {
 }
 
 
+# Conflicts a concurrent transaction causes on Redshift, injectable by tests with
+# SELECT huskimo_test_inject_conflict('serializable' | 'snapshot', N, 'schema'): the next N COPYs into that schema fail so.
+# https://docs.aws.amazon.com/redshift/latest/dg/c_serial_isolation.html (error 1023, SQLSTATE XX000), and under
+# SNAPSHOT isolation "could not complete because of conflict with concurrent transaction".
+_CONFLICTS = {
+    "serializable": ("XX000", "1023",
+                     "Serializable isolation violation on table - 100387, transactions forming the cycle are: 1, 2 (pid:1)"),
+    "snapshot": ("XX000", "could not complete because of conflict with concurrent transaction", None),
+}
+_INJECT = re.compile(r"\s*SELECT\s+huskimo_test_inject_conflict\s*\(\s*'(\w+)'\s*,\s*(\d+)\s*,\s*'([^']+)'\s*\)\s*;?\s*$", re.I)
+INJECTED = {}
+
+
 class ProtocolError(Exception):
     pass
 
@@ -1236,6 +1249,17 @@ class Session:
     # ---- simple query
     async def on_query(self, body):
         sql = body.rstrip(b"\0").decode("utf-8", "replace")
+        control = _INJECT.match(sql)
+        if control:
+            # Test control (not Redshift): the next N COPYs into tables of that schema fail as a concurrent
+            # transaction makes them fail on Redshift (see _CONFLICTS).
+            kind, count, schema = control.group(1).lower(), int(control.group(2)), control.group(3)
+            if kind not in _CONFLICTS:
+                await self.refuse(SqlError("22023", f"unknown conflict kind {kind!r} (serializable | snapshot)"))
+                return
+            INJECTED[schema] = [kind] * count
+            self.send_upstream(b"Q", b"SELECT 'injected' AS huskimo_test_inject_conflict\0")
+            return
         error = check_rules(sql)
         masked = mask_sql(sql)
         statements = split_statements(sql, masked)
@@ -1349,6 +1373,10 @@ class Session:
                 msgs = await self.upstream_query("SELECT 1")         # upstream answers 25P02 itself
                 return b"".join(frame(t, b) for t, b in msgs if t == b"E")
             spec = parse_copy(sql)
+            pending = INJECTED.get(spec.table_parts[0]) if len(spec.table_parts) > 1 else None
+            if pending:
+                code, message, detail = _CONFLICTS[pending.pop(0)]
+                raise SqlError(code, message, detail)
         except SqlError as e:
             await self.fail_transaction(e.message)
             return error_response(e.code, e.message, e.detail)

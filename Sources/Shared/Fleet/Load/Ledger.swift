@@ -61,6 +61,15 @@ struct Ledger: Sendable {
 
             """
         out += dialect.bookkeepingIndex("load_reports", columns: indexed, schema: s)
+        out += """
+
+            -- What loaders of this target lock for a table's batch where the warehouse has no advisory locks (Redshift):
+            -- never the data table, whose readers would wait for the whole load.
+            CREATE TABLE IF NOT EXISTS \(s).load_lock (
+                target                   varchar(200)
+            )\(dialect.bookkeepingTableEnd(sortKey: ["target"]));
+
+            """
         return out
     }
 

@@ -73,7 +73,7 @@ struct WarehouseCheck {
                 findings.append(Finding(check: "table \(name)", ok: false, detail: problems.joined(separator: "; "), fix: fix))
             }
         }
-        for ledger in ["load_ledger", "load_reports"] where actual[ledger] == nil {
+        for ledger in ["load_ledger", "load_reports", "load_lock"] where actual[ledger] == nil {
             findings.append(Finding(check: "table \(ledger)", ok: false, detail: "missing in schema \(target.schema)", fix: fix))
         }
         return findings

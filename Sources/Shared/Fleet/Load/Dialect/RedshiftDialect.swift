@@ -26,12 +26,14 @@ struct RedshiftDialect: WarehouseDialect {
         [.init("statement_timeout", milliseconds: target.statementTimeoutSeconds * 1000)]
     }
 
-    /// No advisory locks: the table, until the transaction ends (readers keep reading).
+    /// No advisory locks: Huskimo's own `load_lock` table, until the transaction ends. Redshift's LOCK is always ACCESS
+    /// EXCLUSIVE: on the data table it would make every reader wait for the whole load; on `load_lock` only another
+    /// loader of the schema waits.
     package func lock(
         _ table: WarehouseSchema.Table, partitions: [(channel: String, partition: String)], schema: String,
         _ pg: PostgresConnection
     ) throws {
-        try pg.execute("LOCK \(sqlIdentifier(schema)).\(table.name)")
+        try pg.execute("LOCK \(sqlIdentifier(schema)).load_lock")
     }
 
     package func copyStrategy(target: TargetConfig, s3: S3Client, s3Config: S3Config) -> any CopyStrategy {
