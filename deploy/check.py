@@ -283,6 +283,29 @@ def check_kustomization(files):
     return problems, f"{len(listed)} resources listed, example Secret not applied"
 
 
+def check_network_policy(files):
+    """The probe port is reachable only from Prometheus: an Ingress NetworkPolicy over every Huskimo pod whose only
+    rule admits the port named metrics (the workers' and loaders' containers name it so)."""
+    problems = []
+    policies = [(p, d) for p, d in k8s_docs(files) if d.get("kind") == "NetworkPolicy"]
+    if not policies:
+        return [f"{K8S}: no NetworkPolicy: any pod may reach the workers' probe port"], ""
+    for path, doc in policies:
+        spec = doc.get("spec") or {}
+        selector = ((spec.get("podSelector") or {}).get("matchLabels") or {})
+        if selector.get("app.kubernetes.io/part-of") != "huskimo":
+            problems.append(f"{path}: podSelector must match app.kubernetes.io/part-of: huskimo (every Huskimo pod)")
+        if "Ingress" not in (spec.get("policyTypes") or []):
+            problems.append(f"{path}: policyTypes must include Ingress")
+        for rule in spec.get("ingress") or []:
+            ports = [str(p.get("port")) for p in rule.get("ports") or []]
+            if ports != ["metrics"]:
+                problems.append(f"{path}: an ingress rule admits ports {ports or 'all'}; only the port named metrics")
+            if not rule.get("from"):
+                problems.append(f"{path}: an ingress rule from anywhere; name Prometheus's namespace and pods")
+    return problems, f"{len(policies)} NetworkPolicy: the metrics port from Prometheus only"
+
+
 def check_keda(files):
     problems = []
     objects = [(p, d) for p, d in k8s_docs(files) if d.get("kind") == "ScaledObject"]
@@ -794,6 +817,7 @@ CHECKS = [
     ("config-env", check_config_env),
     ("pods", check_pods),
     ("rabbitmq-definitions", check_definitions),
+    ("network-policy", check_network_policy),
     ("rabbitmq-conf", check_rabbitmq_conf),
     ("systemd", check_systemd),
     ("cron", check_cron),
@@ -899,6 +923,8 @@ MUTATIONS = [
     ("a queue bound by another key", "huskimo.extract.retry.600s",
      edit_json(DEFINITIONS, lambda d: [b.update({"routing_key": "x"}) for b in d["bindings"]
                                        if b["destination"] == "huskimo.extract.retry.600s"])),
+    ("a NetworkPolicy admitting every port", "only the port named metrics",
+     replace(f"{K8S}/networkpolicy.yaml", "        - port: metrics\n", "        - port: 8080\n")),
     ("a binding missing", "binding", edit_json(DEFINITIONS, lambda d: d["bindings"].pop())),
     ("a fanout exchange", "exchange", edit_json(DEFINITIONS, lambda d: d["exchanges"][0].update({"type": "fanout"}))),
     ("consumer_timeout at the 30 min default", "consumer_timeout",

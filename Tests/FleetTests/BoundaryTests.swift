@@ -1,5 +1,6 @@
 import Foundation
 import HuskimoTesting
+import Synchronization
 import Testing
 
 @testable import HuskimoConnectors
@@ -122,6 +123,8 @@ import Testing
     @Test func idleConnectionsBeyondTheLimitAreTurnedAway() throws {
         var limits = HTTPServer.Limits()
         limits.maxConnections = 8
+        limits.maxPerAddress = 8
+        limits.reserveSlots = 2
         limits.ioTimeout = 1
         let server = HTTPServer(limits: limits) { _ in .ok(status: 200, headers: [], body: Array("ok".utf8)) }
         let port = try server.start()
@@ -129,11 +132,61 @@ import Testing
         var idle: [Int32] = []
         for _ in 0..<8 { idle.append(RawSocket.connect(port)) }
         usleep(200_000)
+        // Past the regular slots, the reserve still serves a prompt request (a probe)…
+        #expect(RawSocket.exchange(port, Array("GET / HTTP/1.1\r\n\r\n".utf8)).hasPrefix("HTTP/1.1 200"), "the reserve serves one request")
+        // …and when idle connections hold the reserve too, the next is refused, not queued.
+        for _ in 0..<2 { idle.append(RawSocket.connect(port)) }
+        usleep(200_000)
         #expect(
-            RawSocket.exchange(port, Array("GET / HTTP/1.1\r\n\r\n".utf8)).hasPrefix("HTTP/1.1 503"), "the ninth is refused, not queued")
+            RawSocket.exchange(port, Array("GET / HTTP/1.1\r\n\r\n".utf8)).hasPrefix("HTTP/1.1 503"), "the eleventh is refused, not queued")
         // The idle ones time out (ioTimeout 1 s) and their slots come back.
         usleep(1_500_000)
         #expect(RawSocket.exchange(port, Array("GET / HTTP/1.1\r\nConnection: close\r\n\r\n".utf8)).hasPrefix("HTTP/1.1 200"))
         for fd in idle { close(fd) }
+    }
+
+    /// Slowloris against the probe port: 64 connections from one host trickle a request a byte at a time (reconnecting
+    /// whenever the server cuts them off) for 90 s, while the kubelet (another address) asks `/healthz` every second with
+    /// its 1 s timeout. Every probe is answered 200: one host holds at most its share of the slots, a request must be
+    /// whole within its deadline, and probes beyond the slots get the reserve.
+    @Test(.timeLimit(.minutes(3))) func slowClientsNeverStarveTheProbes() throws {
+        let server = try MetricsServer(port: 0) { true }
+        defer { server.stop() }
+        let port = server.port
+        let stop = Atomic<Bool>(false)
+        let attack = Thread {
+            var fds = [Int32](repeating: -1, count: 64)
+            while !stop.load(ordering: .relaxed) {
+                for i in fds.indices {
+                    if fds[i] < 0 {
+                        fds[i] = RawSocket.connect(port)
+                        _ = Array("GET /healthz HTTP/1.1\r\nX-Slow: ".utf8).withUnsafeBytes {
+                            send(fds[i], $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL))
+                        }
+                    } else if [UInt8(ascii: "a")].withUnsafeBytes({ send(fds[i], $0.baseAddress, 1, Int32(MSG_NOSIGNAL)) }) != 1 {
+                        close(fds[i])
+                        fds[i] = -1
+                    }
+                }
+                usleep(3_000_000)  // a byte every 3 s: well inside the 30 s read timeout
+            }
+            for fd in fds where fd >= 0 { close(fd) }
+        }
+        attack.start()
+        defer { stop.store(true, ordering: .relaxed) }
+        usleep(1_000_000)
+        var answered = 0
+        var failed: [String] = []
+        let until = Date().addingTimeInterval(90)
+        while Date() < until {
+            let reply = RawSocket.exchange(
+                port, Array("GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n".utf8), wait: 1, from: "127.0.0.2")
+            if reply.hasPrefix("HTTP/1.1 200") { answered += 1 } else { failed.append(String(reply.prefix(40))) }
+            usleep(1_000_000)
+        }
+        #expect(failed.isEmpty && answered >= 60, "\(answered) probes answered, \(failed.count) not: \(failed.prefix(5))")
+        // The kubelet and the slow clients share an address in some clusters: the reserve answers it too.
+        #expect(
+            RawSocket.exchange(port, Array("GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n".utf8), wait: 1).hasPrefix("HTTP/1.1 200"))
     }
 }

@@ -2,9 +2,22 @@ import Foundation
 
 /// Plain TCP to a port on 127.0.0.1, for tests that abuse a server with bytes no HTTP client would send.
 package enum RawSocket {
-    /// A connected socket (or -1). The caller closes it.
-    package static func connect(_ port: Int) -> Int32 {
+    /// A connected socket (or -1), from `source` (another loopback address: another client host) when given. The
+    /// caller closes it.
+    package static func connect(_ port: Int, from source: String? = nil) -> Int32 {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        if let source {
+            var local = sockaddr_in()
+            local.sin_family = sa_family_t(AF_INET)
+            local.sin_addr.s_addr = inet_addr(source)
+            let bound = withUnsafePointer(to: &local) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            if bound != 0 {
+                close(fd)
+                return -1
+            }
+        }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = in_port_t(UInt16(port).bigEndian)
@@ -20,8 +33,8 @@ package enum RawSocket {
     }
 
     /// Sends `bytes` and returns what came back (at most 64 KiB) before the server closed or went quiet `wait` s.
-    package static func exchange(_ port: Int, _ bytes: [UInt8], wait: Int = 2) -> String {
-        let fd = connect(port)
+    package static func exchange(_ port: Int, _ bytes: [UInt8], wait: Int = 2, from source: String? = nil) -> String {
+        let fd = connect(port, from: source)
         guard fd >= 0 else { return "" }
         defer { close(fd) }
         var timeout = timeval()

@@ -36,8 +36,17 @@ package final class HTTPServer: @unchecked Sendable {  // listener state is set 
         var maxHeadBytes = 16 << 10
         package var maxBodyBytes = 1 << 20
         package var maxConnections = 64
-        /// Seconds a read or write may block before the connection is closed.
+        /// Of `maxConnections`, the most one client address may hold: one host cannot take every slot.
+        package var maxPerAddress = 48
+        /// Connections beyond `maxConnections` (or beyond an address's share) that are still served, one request
+        /// each, within `reserveDeadline` seconds: a probe is answered while slow clients hold the other slots.
+        package var reserveSlots = 8
+        package var reserveDeadline = 2.0
+        /// Seconds a read or write may block before the connection is closed (also how long a kept-alive connection may
+        /// wait for its next request).
         package var ioTimeout = 30.0
+        /// Seconds from a request's first byte to its last: a client trickling bytes cannot hold a slot longer.
+        package var requestDeadline = 10.0
         package init() {}
     }
 
@@ -46,6 +55,9 @@ package final class HTTPServer: @unchecked Sendable {  // listener state is set 
     private let handler: @Sendable (ServerRequest) -> ServerResponse
     private let running = Atomic<Bool>(false)
     private let connections = Atomic<Int>(0)
+    private let reserved = Atomic<Int>(0)
+    /// Connections per client address (IPv4, network order).
+    private let perAddress = Mutex<[UInt32: Int]>([:])
     package let limits: Limits
 
     package init(limits: Limits = Limits(), handler: @escaping @Sendable (ServerRequest) -> ServerResponse) {
@@ -96,44 +108,104 @@ package final class HTTPServer: @unchecked Sendable {  // listener state is set 
 
     private func acceptLoop() {
         while running.load(ordering: .relaxed) {
-            let client = accept(listener, nil, nil)
-            guard client >= 0 else {
-                if errno == EINTR { continue }
-                return
+            var peer = sockaddr_in()
+            var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+            let client = withUnsafeMutablePointer(to: &peer) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { accept(listener, $0, &length) }
             }
-            guard connections.add(1, ordering: .relaxed).newValue <= limits.maxConnections else {
-                // Over the limit: refuse at once rather than hold a thread for it.
+            guard client >= 0 else {
+                switch errno {
+                case EINTR, ECONNABORTED, EPROTO, EPERM: continue  // one client's trouble, not the listener's
+                case EMFILE, ENFILE, ENOBUFS, ENOMEM:
+                    // Out of descriptors or memory: wait for connections to close instead of giving up listening.
+                    usleep(100_000)
+                    continue
+                default:
+                    if running.load(ordering: .relaxed) { usleep(100_000) }
+                    continue
+                }
+            }
+            let address = peer.sin_addr.s_addr
+            let lane: Lane
+            if connections.add(1, ordering: .relaxed).newValue <= limits.maxConnections, take(address) {
+                lane = .regular
+            } else {
                 connections.subtract(1, ordering: .relaxed)
-                _ = write(client, head: HTTPServer.head(503, [], 0, keepAlive: false), body: [])
-                close(client)
-                continue
+                guard reserved.add(1, ordering: .relaxed).newValue <= limits.reserveSlots else {
+                    // Over every limit: refuse at once rather than hold a thread for it.
+                    reserved.subtract(1, ordering: .relaxed)
+                    _ = write(client, head: HTTPServer.head(503, [], 0, keepAlive: false), body: [])
+                    close(client)
+                    continue
+                }
+                lane = .reserve
             }
             var one: Int32 = 1
             setsockopt(client, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
-            var timeout = timeval(seconds: limits.ioTimeout)
+            var timeout = timeval(seconds: lane == .regular ? limits.ioTimeout : limits.reserveDeadline)
             setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
             setsockopt(client, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
             let thread = Thread { [self] in
-                serve(client)
-                connections.subtract(1, ordering: .relaxed)
+                serve(client, lane: lane)
+                if lane == .regular {
+                    connections.subtract(1, ordering: .relaxed)
+                    perAddress.withLock { counts in
+                        counts[address, default: 1] -= 1
+                        if counts[address] == 0 { counts[address] = nil }
+                    }
+                } else {
+                    reserved.subtract(1, ordering: .relaxed)
+                }
             }
             thread.stackSize = 1 << 20
             thread.start()
         }
     }
 
-    private func serve(_ fd: Int32) {
+    /// A regular slot or one of the reserve: the reserve serves one request within `reserveDeadline`, then closes.
+    private enum Lane { case regular, reserve }
+
+    /// Takes one of `address`'s share of the regular slots. - Returns: false when it holds its share already.
+    private func take(_ address: UInt32) -> Bool {
+        perAddress.withLock { counts in
+            guard counts[address, default: 0] < limits.maxPerAddress else { return false }
+            counts[address, default: 0] += 1
+            return true
+        }
+    }
+
+    private func serve(_ fd: Int32, lane: Lane) {
         defer { close(fd) }
         var buffer = [UInt8]()
         var chunk = [UInt8](repeating: 0, count: 65536)
+        let started = ContinuousClock.now
+        // The reserve's one request is due `reserveDeadline` after the connection; a regular request `requestDeadline`
+        // after its first byte (a kept-alive connection waits up to `ioTimeout` for it).
+        var deadline: ContinuousClock.Instant? = lane == .reserve ? started + .seconds(limits.reserveDeadline) : nil
+        var armed = lane == .reserve ? limits.reserveDeadline : limits.ioTimeout
+        /// Reads what has arrived, waiting no later than the request's deadline. - Returns: bytes read (0: closed or late).
+        func receive() -> Int {
+            if deadline == nil, !buffer.isEmpty { deadline = ContinuousClock.now + .seconds(limits.requestDeadline) }
+            if let deadline {
+                let left = (deadline - ContinuousClock.now).seconds
+                guard left > 0 else { return 0 }
+                if left < armed - 0.05 {
+                    var timeout = timeval(seconds: left)
+                    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+                    armed = left
+                }
+            }
+            return chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        }
         while true {
             // Read until the end of the head.
             var headEnd: Int?
             while headEnd == nil {
                 headEnd = HTTPServer.findHeadEnd(buffer)
                 if headEnd != nil { break }
-                let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+                let n = receive()
                 if n <= 0 { return }
+                if deadline == nil { deadline = ContinuousClock.now + .seconds(limits.requestDeadline) }
                 buffer.append(contentsOf: chunk[0..<n])
                 if buffer.count > limits.maxHeadBytes, HTTPServer.findHeadEnd(buffer) == nil {
                     refuse(fd, 431)
@@ -155,7 +227,7 @@ package final class HTTPServer: @unchecked Sendable {  // listener state is set 
             let (requestLine, headers, bodyLength) = (parsed.requestLine, parsed.headers, parsed.bodyLength)
             let bodyStart = headEnd! + 4
             while buffer.count < bodyStart + bodyLength {
-                let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+                let n = receive()
                 if n <= 0 { return }
                 buffer.append(contentsOf: chunk[0..<n])
             }
@@ -176,7 +248,14 @@ package final class HTTPServer: @unchecked Sendable {  // listener state is set 
                 guard bytes.isEmpty || write(fd, head: bytes, body: []) else { return }
                 if close { return }
             }
-            if !keepAlive { return }
+            if !keepAlive || lane == .reserve { return }
+            // The next request gets its own deadline, from its first byte; until then the connection may idle.
+            deadline = nil
+            if armed != limits.ioTimeout, buffer.isEmpty {
+                var timeout = timeval(seconds: limits.ioTimeout)
+                setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+                armed = limits.ioTimeout
+            }
         }
     }
 
