@@ -36,8 +36,9 @@ package final class HTTPServer: @unchecked Sendable {  // listener state is set 
         var maxHeadBytes = 16 << 10
         package var maxBodyBytes = 1 << 20
         package var maxConnections = 64
-        /// Of `maxConnections`, the most one client address may hold: one host cannot take every slot.
-        package var maxPerAddress = 48
+        /// Of `maxConnections`, the most one client address may hold, so one host cannot take every slot (nil: no
+        /// share: the sandbox, whose one client is the fleet on this host; the probe port sets 48 of 64).
+        package var maxPerAddress: Int?
         /// Connections beyond `maxConnections` (or beyond an address's share) that are still served, one request
         /// each, within `reserveDeadline` seconds: a probe is answered while slow clients hold the other slots.
         package var reserveSlots = 8
@@ -168,7 +169,7 @@ package final class HTTPServer: @unchecked Sendable {  // listener state is set 
     /// Takes one of `address`'s share of the regular slots. - Returns: false when it holds its share already.
     private func take(_ address: UInt32) -> Bool {
         perAddress.withLock { counts in
-            guard counts[address, default: 0] < limits.maxPerAddress else { return false }
+            guard counts[address, default: 0] < limits.maxPerAddress ?? Int.max else { return false }
             counts[address, default: 0] += 1
             return true
         }

@@ -14,7 +14,9 @@ package final class MetricsServer: Sendable {
     /// 0.0.0.0`) only where a scraper on another host needs it.
     package init(host: String = "127.0.0.1", port: Int, ready: @escaping @Sendable () -> Bool) throws {
         let registry = PrometheusExport.registry
-        server = HTTPServer { request in
+        var limits = HTTPServer.Limits()
+        limits.maxPerAddress = 48  // of 64: the kubelet's probes and the scraper always find a slot besides one host's
+        server = HTTPServer(limits: limits) { request in
             switch request.path {
             case "/metrics":
                 return .ok(
