@@ -116,4 +116,15 @@ import Testing
         #expect(PQError(sqlState: "XX000", "Load into table 'twilio_calls' failed.  Check 'stl_load_errors'").errorClass == .permanent)
         #expect(PQError(sqlState: "23505", "1023 duplicate").errorClass == .permanent, "only XX000 carries Redshift's conflicts")
     }
+
+    @Test func anAPIsErrorTextCannotForgeLogLinesOrDriveATerminal() {
+        let body = Array(
+            #"{"code": 20003, "message": "Authenticate\n2026-12-06T00:00:00Z info job succeeded \u001b[2J\u001b]0;owned\u0007"}"#.utf8)
+        let error = APIClient.error(
+            HTTPResponse(head: HTTPResponseHead(status: 401, headers: []), body: body), api: .twilio,
+            request: HTTPRequest(url: "https://api.twilio.com/x"))
+        #expect(!error.message.unicodeScalars.contains { $0.value < 0x20 || $0.value == 0x7F }, "\(error.message.debugDescription)")
+        #expect(error.message.hasPrefix("Authenticate 2026-12-06T00:00:00Z info job succeeded"))
+        #expect(APIClient.printable(String(repeating: "x", count: 10_000)).count == 500)
+    }
 }

@@ -99,6 +99,28 @@ import Testing
                 $0.hasPrefix("queue.management_url: expected an http")
             })
         #expect(Self.problems(base + "queue: {management_url: \"https://rabbit:15672/\"}").isEmpty)
+        // Plain HTTP carries the broker's password every poll: to this machine only, or with allow_http and a warning.
+        #expect(
+            Self.problems(base + "queue: {management_url: \"http://rabbit:15672\"}").contains {
+                $0.hasPrefix("queue.management_url: http:// sends the broker's password unencrypted")
+            })
+        #expect(Self.problems(base + "queue: {management_url: \"http://127.0.0.1:15672\"}").isEmpty)
+        let opted = try? FleetConfig.parse(base + "queue: {management_url: \"http://rabbit:15672\", allow_http: true}", environment: [:])
+        #expect(opted?.warnings.contains { $0.contains("management_url is plain http://") } == true)
+    }
+
+    @Test func aYAMLAliasBombIsRefusedNotExpanded() {
+        // 9 levels of 10 aliases each: 10^9 nodes from a few hundred bytes.
+        var yaml = "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+        for level in 1...8 {
+            let previous = level == 1 ? "a" : "a\(level - 1)"
+            yaml += "a\(level): &a\(level) [" + Array(repeating: "*\(previous)", count: 10).joined(separator: ", ") + "]\n"
+        }
+        let started = Date()
+        #expect(throws: ConfigError.self) { try FleetConfig.parse(yaml, environment: [:]) }
+        let problems = Self.problems(yaml)
+        #expect(problems.contains { $0.contains("expands to more than") }, "\(problems)")
+        #expect(-started.timeIntervalSinceNow < 10, "refused without walking the tree")
     }
 
     @Test func warehouseTLSVerifiesByDefaultAndWeakerModesAreExplicitAndWarned() throws {

@@ -19,6 +19,8 @@ final class HostileAPITests {
         case huge(bytes: Int)
         /// A page of `records` calls, its body cut in half for the first `cut` requests.
         case records(Int, cut: Int)
+        /// The subaccount list answers these SIDs (repeated, or not SIDs at all); every call list is empty.
+        case accounts([String])
     }
 
     final class Stub: Sendable {
@@ -36,6 +38,11 @@ final class HostileAPITests {
         server = HTTPServer { request in
             stub.requests.withLock { $0.append(request.path + (request.rawQuery.isEmpty ? "" : "?" + request.rawQuery)) }
             switch stub.answer.withLock({ $0 }) {
+            case .accounts(let sids) where request.path.hasSuffix("/Accounts.json"):
+                let list = sids.map { #"{"sid": "\#($0)", "status": "active"}"# }.joined(separator: ", ")
+                return .json(200, Array("{\"accounts\": [\(list)], \"next_page_uri\": null}".utf8))
+            case .accounts:
+                return .json(200, Array("{\"calls\": [], \"next_page_uri\": null}".utf8))
             case .page(let next):
                 let link = next.map { "\"\($0)\"" } ?? "null"
                 return .json(200, Array("{\"calls\": [], \"next_page_uri\": \(link), \"page\": 0}".utf8))
@@ -61,10 +68,10 @@ final class HostileAPITests {
 
     deinit { server.stop() }
 
-    func extract(maxBodyBytes: Int = 256 << 20) throws -> ExtractReport {
+    func extract(maxBodyBytes: Int = 256 << 20, subaccounts: Bool = false) throws -> ExtractReport {
         let channel = ChannelConfig(
             name: "hostile", type: .twilio, apiUser: "AC1", apiKey: Secret("token-xyz"),
-            apiURL: "http://127.0.0.1:\(port)")
+            apiURL: "http://127.0.0.1:\(port)", subaccounts: subaccounts)
         var client = APIClient(
             http: HTTPClient(), limiters: AccountLimiters(), maxAttempts: 3, backoff: Backoff(base: 0.01, max: 0.05),
             logger: TestServices.logger)
@@ -142,5 +149,22 @@ final class HostileAPITests {
         #expect(report.records == 600)
         #expect(report.load.objects.reduce(0) { $0 + $1.rows } == 600, "each record staged once")
         #expect(stub.requests.withLock { $0.count } == 3, "two cut pages, then the whole one")
+    }
+
+    /// Subaccount SIDs come from the API: each is extracted once however often the list names it, and a value that is
+    /// not an Account SID (it would go into a URL path and every row) fails the job, named, before any request with it.
+    @Test func subaccountsAreValidatedAndEachExtractedOnce() throws {
+        let sub = "AC" + String(repeating: "0", count: 31) + "2"
+        stub.answer.withLock { $0 = .accounts([sub, sub, "AC1"]) }
+        let report = try extract(subaccounts: true)
+        #expect(report.accounts == ["AC1", sub], "the parent first, each account once")
+        let listed = stub.requests.withLock { $0.filter { $0.contains("/Calls.json") } }
+        #expect(listed.count == 2, "\(listed)")
+        stub.requests.withLock { $0 = [] }
+        stub.answer.withLock { $0 = .accounts(["AC1/../../Accounts/ACother", sub]) }
+        let error = failure { try extract(subaccounts: true) }
+        #expect(
+            error?.errorClass == .permanent && error?.message.contains("not AC and 32 hex digits") == true, "\(String(describing: error))")
+        #expect(stub.requests.withLock { $0.allSatisfy { !$0.contains("/Calls.json") } }, "no request made with it")
     }
 }

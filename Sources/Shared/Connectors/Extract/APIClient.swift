@@ -210,6 +210,14 @@ package struct APIClient: Sendable {
         }
     }
 
+    /// An API's text as it may reach a log line or a terminal: control characters (newlines that forge log lines, escape
+    /// sequences that rewrite a terminal) become spaces, and at most 500 characters are kept.
+    static func printable(_ text: String) -> String {
+        String(
+            String.UnicodeScalarView(text.unicodeScalars.prefix(500).map { $0.value < 0x20 || (0x7F...0x9F).contains($0.value) ? " " : $0 })
+        )
+    }
+
     /// The error of a non-200 answer: Twilio's `{"code", "message", "detail"}`, Singular's `{"error"}`, or the
     /// start of any other body (HTML bodies are named, not quoted).
     static func error(_ response: HTTPResponse, api: ChannelType, request: HTTPRequest) -> APIError {
@@ -225,7 +233,7 @@ package struct APIClient: Sendable {
             message = "non-JSON (HTML) error body"
         }
         return APIError(
-            api: api, status: response.status, code: code, message: message.redacting(request.secrets),
+            api: api, status: response.status, code: code, message: APIClient.printable(message.redacting(request.secrets)),
             url: request.displayURL, errorClass: CurlError.classify(status: response.status))
     }
 }

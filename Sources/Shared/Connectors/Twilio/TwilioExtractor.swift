@@ -42,6 +42,13 @@ struct TwilioExtractor: Sendable {
         }
     }
 
+    /// `AC` and 32 hex digits: an Account SID.
+    static func isAccountSID(_ sid: String) -> Bool {
+        let b = Array(sid.utf8)
+        return b.count == 34 && b[0] == UInt8(ascii: "A") && b[1] == UInt8(ascii: "C")
+            && b[2...].allSatisfy { ($0 >= 48 && $0 <= 57) || ($0 >= 97 && $0 <= 102) || ($0 >= 65 && $0 <= 70) }
+    }
+
     /// Runs the job. Blocking. - Parameter fetched: called once the API has given everything, before the staged
     /// objects are completed. - Throws: ``JobError`` (classified) naming channel, resource and day.
     package func extract(_ job: ExtractJob, now: Date = Date(), fetched: (@Sendable () -> Void)? = nil) throws -> ExtractReport {
@@ -118,7 +125,15 @@ struct TwilioExtractor: Sendable {
                                     if scanner.key(field, is: sidKey) { sid = try scanner.string(value) }
                                     if scanner.key(field, is: statusKey), value.kind == .string { status = try scanner.string(value) }
                                 }
-                                if let sid, status == nil || status == "active" { sids.append(sid) }
+                                // A SID from the API goes into a URL path and every row: only an Account SID's shape.
+                                if let sid, status == nil || status == "active" {
+                                    guard sid == parent || TwilioExtractor.isAccountSID(sid) else {
+                                        throw ConversionError(
+                                            table: "accounts", field: "sid", recordSID: nil,
+                                            reason: "a subaccount SID that is not AC and 32 hex digits (\(sid.utf8.count) bytes)")
+                                    }
+                                    sids.append(sid)
+                                }
                             }
                         } else if scanner.key(key, is: nextKey) {
                             let value = try scanner.readValue()
@@ -133,8 +148,9 @@ struct TwilioExtractor: Sendable {
             found += sids
             next = try nextPage.map(links.resolve)
         }
-        if !found.contains(parent) { found.insert(parent, at: 0) }
-        return found
+        // Each account once (a page repeated by the API would double its rows), the parent first.
+        var seen: Set<String> = [parent]
+        return [parent] + found.filter { seen.insert($0).inserted }
     }
 
     /// Every country on every page of `/v1/PhoneNumbers/Countries`, then one row per `phone_number_prices`

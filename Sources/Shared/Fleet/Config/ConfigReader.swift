@@ -32,19 +32,35 @@ final class ConfigReader {
             let first = "\(error)".split(separator: "\n", maxSplits: 1).first.map(String.init) ?? "syntax error"
             throw ConfigError("", "not valid YAML: \(first.prefix(300))")
         }
-        return node.map(convert) ?? .null
+        guard let node else { return .null }
+        var budget = maxNodes
+        let value = convert(node, budget: &budget)
+        guard budget >= 0 else {
+            // Aliases make a small file a huge tree (300 bytes of nested aliases are 10^8 nodes): refused, not walked.
+            throw ConfigError("", "the YAML expands to more than \(maxNodes) nodes (aliases?): a configuration is far smaller")
+        }
+        return value
     }
 
-    private static func convert(_ node: Node) -> Value {
+    /// The most nodes a configuration may expand to (a fleet of 1,000 channels is about 10,000).
+    static let maxNodes = 200_000
+
+    private static func convert(_ node: Node, budget: inout Int) -> Value {
+        budget -= 1
+        guard budget >= 0 else { return .null }
         switch node {
         case .scalar(let scalar):
             let quoted = scalar.style == .singleQuoted || scalar.style == .doubleQuoted
             if !quoted, ["", "~", "null", "Null", "NULL"].contains(scalar.string) { return .null }
             return .scalar(scalar.string, quoted: quoted)
         case .mapping(let mapping):
-            return .mapping(mapping.map { (key, value) in (key.string ?? "\(key)", convert(value)) })
+            var members: [(String, Value)] = []
+            for (key, value) in mapping where budget >= 0 { members.append((key.string ?? "\(key)", convert(value, budget: &budget))) }
+            return .mapping(members)
         case .sequence(let sequence):
-            return .sequence(sequence.map(convert))
+            var items: [Value] = []
+            for item in sequence where budget >= 0 { items.append(convert(item, budget: &budget)) }
+            return .sequence(items)
         case .alias:
             return .null
         }

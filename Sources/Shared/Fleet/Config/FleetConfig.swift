@@ -129,14 +129,28 @@ package struct QueueConfig: Sendable {
     package var maxAttempts: Int
 
     init(_ r: ConfigReader, _ value: ConfigReader.Value?, at path: String) {
-        let m = r.mapping(value, at: path, known: ["url", "prefix", "type", "retry_delays", "max_attempts", "management_url"]) ?? [:]
+        let m =
+            r.mapping(value, at: path, known: ["url", "prefix", "type", "retry_delays", "max_attempts", "management_url", "allow_http"])
+            ?? [:]
         managementURL = r.string(m["management_url"], at: "\(path).management_url").flatMap { $0.isEmpty ? nil : $0 }
+        let allowHTTP = r.bool(m["allow_http"], at: "\(path).allow_http") ?? false
         if let managementURL, !(managementURL.hasPrefix("http://") || managementURL.hasPrefix("https://")) {
             r.problem("\(path).management_url", "expected an http:// or https:// URL")
+
         } else if let managementURL, let scheme = managementURL.range(of: "://"),
             managementURL[scheme.upperBound...].prefix(while: { $0 != "/" }).contains("@")
         {
             r.problem("\(path).management_url", "must not carry credentials (those of queue.url are used)")
+        }
+        if let managementURL, managementURL.hasPrefix("http://"), !ChannelConfig.isLoopback(managementURL) {
+            // It is called with the broker's password every poll: plain HTTP only to this machine, or when asked for.
+            if allowHTTP {
+                r.warn("queue.management_url is plain http:// (allow_http): the broker's password travels unencrypted")
+            } else {
+                r.problem(
+                    "\(path).management_url", "http:// sends the broker's password unencrypted: use https://, or set queue.allow_http: true"
+                )
+            }
         }
         quorum = (r.oneOf(m["type"], at: "\(path).type", ["quorum", "classic"]) ?? "quorum") == "quorum"
         if let items = r.sequence(m["retry_delays"], at: "\(path).retry_delays") {
