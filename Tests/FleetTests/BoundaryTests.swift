@@ -125,7 +125,9 @@ import Testing
         limits.maxConnections = 8
         limits.maxPerAddress = 8
         limits.reserveSlots = 2
-        limits.ioTimeout = 1
+        limits.reserveDeadline = 4
+        // Long enough that the idle connections still hold their slots on a loaded machine when the eleventh comes.
+        limits.ioTimeout = 4
         let server = HTTPServer(limits: limits) { _ in .ok(status: 200, headers: [], body: Array("ok".utf8)) }
         let port = try server.start()
         defer { server.stop() }
@@ -139,8 +141,8 @@ import Testing
         usleep(200_000)
         #expect(
             RawSocket.exchange(port, Array("GET / HTTP/1.1\r\n\r\n".utf8)).hasPrefix("HTTP/1.1 503"), "the eleventh is refused, not queued")
-        // The idle ones time out (ioTimeout 1 s) and their slots come back.
-        usleep(1_500_000)
+        // The idle ones time out (ioTimeout and the reserve's deadline, 4 s) and their slots come back.
+        usleep(4_500_000)
         #expect(RawSocket.exchange(port, Array("GET / HTTP/1.1\r\nConnection: close\r\n\r\n".utf8)).hasPrefix("HTTP/1.1 200"))
         for fd in idle { close(fd) }
     }
