@@ -127,4 +127,11 @@ import Testing
         #expect(error.message.hasPrefix("Authenticate 2026-12-06T00:00:00Z info job succeeded"))
         #expect(APIClient.printable(String(repeating: "x", count: 10_000)).count == 500)
     }
+
+    @Test func twoRedshiftTargetsNeverShareAManifest() {
+        let layout = StagingLayout(folder: "stage")
+        let a = layout.manifestKey(loadID: "twilio/us/calls/2026-11-29@2026-11-30T00:00:00.000Z", target: "rs1")
+        let b = layout.manifestKey(loadID: "twilio/us/calls/2026-11-29@2026-11-30T00:00:00.000Z", target: "rs2")
+        #expect(a != b && a.hasPrefix("stage/_manifests/") && b.hasSuffix(".manifest"))
+    }
 }

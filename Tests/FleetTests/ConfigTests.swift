@@ -109,6 +109,22 @@ import Testing
         #expect(opted?.warnings.contains { $0.contains("management_url is plain http://") } == true)
     }
 
+    @Test func valuesThatReachRedshiftLiteralsCarryNoEscapes() {
+        let base = "channels: [{name: a, type: singular, api_key: k}]\n"
+        let target =
+            "targets: [{name: t, type: redshift, host: h, database: d, username: u, iam_role: \"arn:aws:iam::1:role/x\\\\' OR 1\"}]\n"
+        let problems = Self.problems(
+            base + "s3: {access_key_id: \"AK\\\\\", secret_access_key: s, region: r, bucket: b, folder_path: \"a'b\"}\n" + target)
+        for key in ["s3.access_key_id", "s3.folder_path", "targets[0].iam_role"] {
+            #expect(problems.contains { $0.hasPrefix(key) && $0.contains("backslashes, quotes") }, "\(key): \(problems)")
+        }
+        let odd = try? FleetConfig.parse(
+            base
+                + "s3: {access_key_id: k, secret_access_key: s, region: r, bucket: My_Bucket}\ntargets: [{name: t, host: h, database: d, username: u}]",
+            environment: [:])
+        #expect(odd?.warnings.contains { $0.contains("is not an S3 bucket name") } == true)
+    }
+
     @Test func aYAMLAliasBombIsRefusedNotExpanded() {
         // 9 levels of 10 aliases each: 10^9 nodes from a few hundred bytes.
         var yaml = "a: &a [x, x, x, x, x, x, x, x, x, x]\n"

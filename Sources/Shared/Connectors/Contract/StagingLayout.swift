@@ -7,7 +7,7 @@ import HuskimoCore
 /// - `<folder>/<table>/<channel>/<partition>/<time>-<nonce>-NNNN.tsv.gz`: one extraction's objects (the prefix is
 ///   unique per extraction, so a retry never overwrites what an earlier attempt staged).
 /// - `<folder>/_loaded/<sha256(load id)>/<target>`: an empty marker per target that has loaded a load's objects.
-/// - `<folder>/_manifests/<sha256(load id)>.manifest`: a Redshift COPY manifest, deleted after its COPY.
+/// - `<folder>/_manifests/<sha256(target, load id)>.manifest`: a Redshift COPY manifest, deleted after its COPY.
 package struct StagingLayout: Sendable, Hashable {
     /// The configured folder (`s3.folder_path`) without leading or trailing slashes; empty: the bucket's root.
     package let folder: String
@@ -73,8 +73,9 @@ package struct StagingLayout: Sendable, Hashable {
     /// The marker that `target` has loaded `loadID`.
     package func loadedMarker(loadID: String, target: String) -> String { "\(loadedMarkers(loadID: loadID))/\(target)" }
 
-    /// The Redshift manifest of a load.
-    package func manifestKey(loadID: String) -> String {
-        join([folder, "_manifests", "\(Digest.sha256Hex(Array(loadID.utf8))).manifest"])
+    /// The Redshift manifest of a load into `target`: one per target, so two Redshift targets loading the same batch
+    /// never put, COPY and delete one another's manifest.
+    package func manifestKey(loadID: String, target: String) -> String {
+        join([folder, "_manifests", "\(Digest.sha256Hex(Array("\(target)\u{0}\(loadID)".utf8))).manifest"])
     }
 }

@@ -147,15 +147,17 @@ package final class HTTPServer: @unchecked Sendable {  // listener state is set 
             setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
             setsockopt(client, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
             let thread = Thread { [self] in
-                serve(client, lane: lane)
-                if lane == .regular {
-                    connections.subtract(1, ordering: .relaxed)
-                    perAddress.withLock { counts in
-                        counts[address, default: 1] -= 1
-                        if counts[address] == 0 { counts[address] = nil }
+                serve(client, lane: lane) {
+                    // Before the socket closes: a client that has seen the close finds the slot free again.
+                    if lane == .regular {
+                        connections.subtract(1, ordering: .relaxed)
+                        perAddress.withLock { counts in
+                            counts[address, default: 1] -= 1
+                            if counts[address] == 0 { counts[address] = nil }
+                        }
+                    } else {
+                        reserved.subtract(1, ordering: .relaxed)
                     }
-                } else {
-                    reserved.subtract(1, ordering: .relaxed)
                 }
             }
             thread.stackSize = 1 << 20
@@ -175,8 +177,11 @@ package final class HTTPServer: @unchecked Sendable {  // listener state is set 
         }
     }
 
-    private func serve(_ fd: Int32, lane: Lane) {
-        defer { close(fd) }
+    private func serve(_ fd: Int32, lane: Lane, release: () -> Void) {
+        defer {
+            release()
+            close(fd)
+        }
         var buffer = [UInt8]()
         var chunk = [UInt8](repeating: 0, count: 65536)
         let started = ContinuousClock.now

@@ -326,6 +326,16 @@ package struct S3Config: Sendable {
         while folder.hasPrefix("/") { folder.removeFirst() }
         while folder.hasSuffix("/") { folder.removeLast() }
         folderPath = folder
+        // These reach Redshift's COPY as string literals, where a backslash is an escape and a quote ends the literal,
+        // and every object key: refused, not escaped, since no real bucket, folder, region or key id carries one.
+        for (key, value) in [("access_key_id", accessKeyID), ("region", region), ("bucket", bucket), ("folder_path", folder)]
+        where value.unicodeScalars.contains(where: { $0 == "\\" || $0 == "'" || $0.value < 0x20 || $0.value == 0x7F }) {
+            r.problem("\(path).\(key)", "must not contain backslashes, quotes or control characters")
+        }
+        if !bucket.utf8.allSatisfy({ ($0 >= 97 && $0 <= 122) || ($0 >= 48 && $0 <= 57) || $0 == 45 || $0 == 46 }) || bucket.utf8.count > 63
+        {
+            r.warn("s3.bucket \(bucket.prefix(80)) is not an S3 bucket name (up to 63 of a–z, 0–9, '.', '-')")
+        }
         endpoint = r.string(m["endpoint"], at: "\(path).endpoint") ?? "https://s3.\(region).amazonaws.com"
         pathStyle = r.bool(m["path_style"], at: "\(path).path_style") ?? false
         keepStaged = r.bool(m["keep_staged"], at: "\(path).keep_staged") ?? false
@@ -436,7 +446,11 @@ package struct TargetConfig: Sendable {
         iamRole = r.string(m["iam_role"], at: "\(path).iam_role")
         statementTimeoutSeconds = r.int(m["statement_timeout_seconds"], at: "\(path).statement_timeout_seconds", range: 1...86_400) ?? 1800
         lockTimeoutSeconds = r.int(m["lock_timeout_seconds"], at: "\(path).lock_timeout_seconds", range: 1...86_400) ?? 600
-        if let role = iamRole, !role.hasPrefix("arn:") { r.problem("\(path).iam_role", "expected an IAM role ARN (arn:aws:iam::…)") }
+        if let role = iamRole,
+            !role.hasPrefix("arn:") || role.unicodeScalars.contains(where: { $0 == "\\" || $0 == "'" || $0.value < 0x20 })
+        {
+            r.problem("\(path).iam_role", "expected an IAM role ARN (arn:aws:iam::…), without backslashes, quotes or control characters")
+        }
         guard let name else { return nil }
         self.name = name
     }

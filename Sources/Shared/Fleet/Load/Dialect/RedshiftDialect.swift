@@ -38,7 +38,7 @@ struct RedshiftDialect: WarehouseDialect {
 
     package func copyStrategy(target: TargetConfig, s3: S3Client, s3Config: S3Config) -> any CopyStrategy {
         ManifestCopy(
-            schema: target.schema, s3: s3, s3Config: s3Config,
+            target: target.name, schema: target.schema, s3: s3, s3Config: s3Config,
             auth: target.iamRole.map(RedshiftCopy.Auth.iamRole) ?? .keys(s3Config.accessKeyID, s3Config.secretAccessKey))
     }
 
@@ -71,6 +71,7 @@ struct RedshiftDialect: WarehouseDialect {
 /// Redshift's copy: a manifest of all the batch's objects put next to them, one `COPY … MANIFEST` (the cluster loads
 /// the files in parallel), `pg_last_copy_count()`, the manifest deleted.
 struct ManifestCopy: CopyStrategy {
+    let target: String
     let schema: String
     let s3: S3Client
     let s3Config: S3Config
@@ -82,7 +83,7 @@ struct ManifestCopy: CopyStrategy {
         -> Int
     {
         guard let loadID = objects.first?.loadID else { return 0 }
-        let manifestKey = StagingLayout(folder: s3Config.folderPath).manifestKey(loadID: loadID)
+        let manifestKey = StagingLayout(folder: s3Config.folderPath).manifestKey(loadID: loadID, target: target)
         try s3.put(
             manifestKey, Array(RedshiftCopy.manifest(bucket: s3Config.bucket, keys: objects.map(\.object.key)).utf8),
             contentType: "application/json")
