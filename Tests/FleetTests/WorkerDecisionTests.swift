@@ -283,17 +283,23 @@ import Testing
     /// Loads by a rule: a batch containing a message whose partition is in `bad` fails with `badClass`.
     final class ScriptedLoader: BatchLoader {
         let bad: Set<String>
+        /// Partitions whose batch always runs past statement_timeout.
+        let slow: Set<String>
         let failures: Mutex<[any Error]>
         let batches = Mutex<[[String]]>([])
 
-        init(bad: Set<String> = [], failures: [any Error] = []) {
+        init(bad: Set<String> = [], slow: Set<String> = [], failures: [any Error] = []) {
             self.bad = bad
+            self.slow = slow
             self.failures = Mutex(failures)
         }
 
         func load(_ batch: [LoadMessage]) async throws -> BatchOutcome {
             batches.withLock { $0.append(batch.map(\.partition)) }
             if let failure = failures.withLock({ $0.isEmpty ? nil : $0.removeFirst() }) { throw failure }
+            if batch.contains(where: { slow.contains($0.partition) }) {
+                throw PQError(sqlState: "57014", "canceling statement due to statement timeout")
+            }
             if let message = batch.first(where: { bad.contains($0.partition) }) {
                 throw LoadError(loadID: message.loadID, errorClass: .permanent, message: "k: the staged object is not valid gzip")
             }
@@ -310,7 +316,7 @@ import Testing
         let config = try config()
         let worker = LoadWorker(
             config: config, target: config.targets[0], driver: driver, loader: loader, janitor: nil,
-            logger: logger)
+            backoff: Backoff(base: 0.01, max: 0.05), logger: logger)
         await worker.run(exitWhenIdle: 0.3)
         return worker
     }
@@ -375,6 +381,34 @@ import Testing
         Self.enqueueLoads(driver, ["2026-11-28"])
         let worker = try await Self.runLoader(driver, ScriptedLoader(failures: [corrupt, corrupt]))
         #expect(driver.messages(in: "huskimo.load.wh.failed").count == 1 && worker.summary.failed == 1)
+    }
+
+    /// Poison never wedges a target: a load whose batch always runs past statement_timeout is found by splitting the
+    /// batch and parked alone; the rest of the batch loads. (Before, the batch was retried whole, forever.)
+    @Test func aBatchThatAlwaysTimesOutIsSplitUntilTheCulpritIsAloneAndParked() async throws {
+        let driver = InMemoryQueueDriver()
+        let days = (20...27).map { "2026-11-\($0)" }
+        Self.enqueueLoads(driver, days)
+        let loader = ScriptedLoader(slow: ["2026-11-25"])
+        let worker = try await Self.runLoader(driver, loader)
+        let parked = driver.messages(in: "huskimo.load.wh.failed").map { ParkedHeaders($0.headers) }
+        #expect(parked.map(\.day) == ["2026-11-25"], "only the culprit is parked: \(parked.map(\.message))")
+        #expect(parked.first?.message.contains("statement timeout") == true && parked.first?.errorClass == "transient")
+        #expect(worker.summary.succeeded == 7 && driver.unackedCount == 0)
+        let tries = loader.batches.withLock { $0 }
+        #expect(tries.count <= 4 * LoadWorker.strikesBeforeSplit + 4, "bounded: \(tries.count) tries")
+        #expect(!tries.contains { $0.count > 1 && $0.contains("2026-11-25") && $0 == tries.last }, "the culprit alone at the end")
+    }
+
+    /// The warehouse away is not the batch's fault: a lost connection is retried whole, never split or parked.
+    @Test func aLostConnectionNeverSplitsOrParksTheBatch() async throws {
+        let driver = InMemoryQueueDriver()
+        Self.enqueueLoads(driver, ["2026-11-26", "2026-11-27"])
+        let lost = (0..<8).map { _ in PQError(sqlState: "08006", "connection lost") as any Error }
+        let loader = ScriptedLoader(failures: lost)
+        let worker = try await Self.runLoader(driver, loader)
+        #expect(driver.messages(in: "huskimo.load.wh.failed").isEmpty && worker.summary.succeeded == 2)
+        #expect(loader.batches.withLock { $0 }.allSatisfy { $0.count == 2 }, "always the whole batch")
     }
 
     @Test func unreadableLoadMessagesAreParked() async throws {

@@ -33,12 +33,15 @@ final class LoadWorker: Sendable {
     private let logger: Logger
     private let tally = Mutex(WorkerTally())
     private let busy = Atomic<Bool>(false)
+    /// The wait between tries of a batch (the warehouse away, a conflict, a timeout).
+    private let backoff: Backoff
 
     /// - Parameter janitor: deletes staged objects once every target has loaded them (nil: keep them).
     package init(
         config: FleetConfig, target: TargetConfig, driver: any QueueDriver, loader: any BatchLoader,
-        janitor: StagingJanitor?, batchSize: Int = 50, logger: Logger
+        janitor: StagingJanitor?, batchSize: Int = 50, backoff: Backoff = RetryPolicy.warehouseBackoff, logger: Logger
     ) {
+        self.backoff = backoff
         self.config = config
         self.target = target
         self.topology = FleetTopology(config)
@@ -116,14 +119,45 @@ final class LoadWorker: Sendable {
             var batch = [first]
             while batch.count < batchSize, let more = await consumer.next(timeout: 0.05) { batch.append(more) }
             // Hold the batch until every message is loaded or parked: the warehouse being down is no reason to
-            // lose it. Only what is still unsettled is tried again.
+            // lose it. Only what is still unsettled is tried again. A failure that follows the batch's content (a
+            // statement timeout, the warehouse out of resources) splits it after `strikesBeforeSplit` tries, half by
+            // half, until the load that causes it is alone; alone, it gets `strikesBeforeSplit` more and is parked.
+            var width = batch.count
+            var strikes = 0
             while !batch.isEmpty {
+                var part = Array(batch.prefix(width))
+                let rest = Array(batch.dropFirst(width))
                 do {
-                    try await handle(&batch)
+                    try await handle(&part)
+                    batch = part + rest
                     if attempt > 0 { FleetMetrics.loaderPaused(target: target.name, false) }
                     attempt = 0
+                    strikes = 0
+                    // After a split the next part has the same width (the culprit is in what is left); whole again once
+                    // it is parked.
+                    width = max(1, min(width, batch.count))
                 } catch {
-                    let delay = RetryPolicy.warehouseBackoff.delay(attempt: attempt)
+                    batch = part + rest
+                    if LoadWorker.followsTheBatch(error), !part.isEmpty {
+                        strikes += 1
+                        if strikes >= LoadWorker.strikesBeforeSplit {
+                            strikes = 0
+                            if part.count > 1 {
+                                width = (part.count + 1) / 2
+                                logger.warning(
+                                    "a batch keeps failing: split to find the load that causes it",
+                                    metadata: ["target": "\(target.name)", "error": "\(error)", "loads": "\(width) of \(part.count)"])
+                                continue
+                            }
+                            if await parkAlone(part[0], error) {
+                                batch.removeFirst()
+                                width = batch.count
+                                attempt = 0
+                                continue
+                            }
+                        }
+                    }
+                    let delay = backoff.delay(attempt: attempt)
                     attempt += 1
                     if let paused = error as? TargetPaused {
                         // Nothing of the batch is parked: the fault is the target's, and every load would fail alike.
@@ -220,6 +254,28 @@ final class LoadWorker: Sendable {
             let target = target.name
             _ = try? await Blocking.run { janitor.markLoaded(loads, by: target) }
         }
+    }
+
+    /// Tries of one batch (or part of one) before a failure that follows its content splits it, and of a load alone
+    /// before it is parked.
+    static let strikesBeforeSplit = 3
+
+    /// Whether `error` follows what the batch holds rather than the warehouse's state: a statement timeout (57014) or the
+    /// warehouse out of resources (53xxx). A connection lost, a lock wait or a conflict is retried whole, never split.
+    static func followsTheBatch(_ error: any Error) -> Bool {
+        let state = (error as? PQError)?.sqlState ?? (error as? LoadError)?.sqlState
+        return state == "57014" || state?.hasPrefix("53") == true
+    }
+
+    /// Parks a load that kept failing alone. - Returns: whether it was parked (acked).
+    private func parkAlone(_ delivery: AMQPDelivery, _ error: any Error) async -> Bool {
+        let load = try? MessageCodec.decodeLoad(delivery.body)
+        let headers = ParkedHeaders(
+            errorClass: .transient,
+            message: "failed \(LoadWorker.strikesBeforeSplit) times alone, so it is this load's: \(error)",
+            channel: load?.channel, resource: load?.resource, day: load?.partition, attempts: LoadWorker.strikesBeforeSplit,
+            id: load?.loadID ?? delivery.messageID)
+        return (try? await park(delivery, headers)) != nil
     }
 
     /// Parks a delivery and acks it. - Throws: a transient error when it could not be parked (it stays pending).
