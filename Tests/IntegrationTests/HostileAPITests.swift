@@ -68,7 +68,7 @@ final class HostileAPITests {
 
     deinit { server.stop() }
 
-    func extract(maxBodyBytes: Int = 256 << 20, subaccounts: Bool = false) throws -> ExtractReport {
+    func extract(maxBodyBytes: Int = 256 << 20, subaccounts: Bool = false, maxTotalWait: Double = 600) throws -> ExtractReport {
         let channel = ChannelConfig(
             name: "hostile", type: .twilio, apiUser: "AC1", apiKey: Secret("token-xyz"),
             apiURL: "http://127.0.0.1:\(port)", subaccounts: subaccounts)
@@ -76,6 +76,7 @@ final class HostileAPITests {
             http: HTTPClient(), limiters: AccountLimiters(), maxAttempts: 3, backoff: Backoff(base: 0.01, max: 0.05),
             logger: TestServices.logger)
         client.maxBodyBytes = maxBodyBytes
+        client.maxTotalWait = maxTotalWait
         var extractor = TwilioExtractor(channel: channel, client: client, s3: s3, folder: "hostile")
         extractor.maxPages = 50
         return try extractor.extract(ExtractJob(runID: "r", channel: "hostile", resource: .calls, day: Day("2026-11-20"), plannedAt: "p"))
@@ -166,5 +167,15 @@ final class HostileAPITests {
         #expect(
             error?.errorClass == .permanent && error?.message.contains("not AC and 32 hex digits") == true, "\(String(describing: error))")
         #expect(stub.requests.withLock { $0.allSatisfy { !$0.contains("/Calls.json") } }, "no request made with it")
+    }
+
+    /// Each Retry-After is capped, and so is their sum: an API that answers 429 with a long Retry-After every time
+    /// holds a request (and its slot) no longer than the total budget, then the job goes back to the delay queues.
+    @Test func retryAfterWaitsAddUpToABoundedTotal() throws {
+        stub.answer.withLock { $0 = .throttle(retryAfter: "2") }
+        let started = ContinuousClock.now
+        let error = try #require(failure { try extract(maxTotalWait: 3) })
+        #expect(error.errorClass == .transient && error.message.contains("at most 3 s a request"), "\(error)")
+        #expect(ContinuousClock.now - started < .seconds(6), "it stopped at the budget, not after every attempt")
     }
 }

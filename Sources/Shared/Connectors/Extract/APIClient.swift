@@ -33,6 +33,9 @@ package struct APIClient: Sendable {
     /// The longest `Retry-After` waited for in process; a longer one ends the attempt with a transient error, so the
     /// job goes back to the queue's delay queues and this worker serves other accounts meanwhile.
     var maxRetryAfter: Double = 120
+    /// The most one request may wait in total across its retries (each `Retry-After` is capped by `maxRetryAfter`, but
+    /// 429s every time would add up to about an hour); past it the attempt ends transient, back to the delay queues.
+    var maxTotalWait: Double = 600
     /// The largest response body accepted (`fetch.max_response_mib`); a larger one is a permanent error.
     package var maxBodyBytes = 256 << 20
     package let logger: Logger
@@ -137,6 +140,7 @@ package struct APIClient: Sendable {
         if request.maxBodyBytes == nil { request.maxBodyBytes = maxBodyBytes }
         var attempt = 0
         var throttles = 0
+        var waited = 0.0
         while true {
             let ticket = limiter.acquire()
             var throttled = false
@@ -204,6 +208,14 @@ package struct APIClient: Sendable {
                 throttled
                 ? max(retryAfter ?? 0, 0.02 + 0.05 * Double(throttles / 4))
                 : max(retryAfter ?? 0, backoff.delay(attempt: attempt - 1))
+            guard waited + delay <= maxTotalWait else {
+                throw APIError(
+                    api: api, status: nil, code: nil,
+                    message:
+                        "waited \(Int(waited)) s across \(attempt) retries and would wait \(Int(delay)) s more (at most \(Int(maxTotalWait)) s a request): back to the delay queue; last: \(failure)",
+                    url: request.displayURL, errorClass: .transient)
+            }
+            waited += delay
             logger.debug(
                 "retrying API request", metadata: ["url": "\(request.displayURL)", "error": "\(failure)", "retry.in_s": "\(delay)"])
             Thread.sleep(forTimeInterval: delay)
