@@ -27,8 +27,7 @@ package struct StagingLayout: Sendable, Hashable {
     /// text), told apart from others of the same instant by `nonce`. ``isObjectKey(_:table:channel:partition:extractedAt:)``
     /// reads this format back.
     package func extractionPrefix(table: String, channel: String, partition: String, extractedAt: String, nonce: UInt32) -> String {
-        let stamp = extractedAt.filter { $0 != "-" && $0 != ":" && $0 != "." }
-        return join([folder, table, channel, partition, "\(stamp)-\(String(format: "%08x", nonce))"])
+        join([folder, table, channel, partition, "\(StagingLayout.stamp(extractedAt))-\(String(format: "%08x", nonce))"])
     }
 
     /// Where every extraction of one (table, channel, partition) is staged (no trailing slash).
@@ -43,9 +42,8 @@ package struct StagingLayout: Sendable, Hashable {
     package func isObjectKey(_ key: String, table: String, channel: String, partition: String, extractedAt: String) -> Bool {
         let head = partitionPrefix(table: table, channel: channel, partition: partition) + "/"
         guard key.hasPrefix(head) else { return false }
-        let stamp = extractedAt.filter { $0 != "-" && $0 != ":" && $0 != "." }
         let name = Array(key.utf8.dropFirst(head.utf8.count))
-        let stampBytes = Array(stamp.utf8)
+        let stampBytes = Array(StagingLayout.stamp(extractedAt).utf8)
         // <stamp>-<8 hex>-<4+ digits>.tsv.gz
         guard name.count >= stampBytes.count + 1 + 8 + 1 + 4 + 7, name.starts(with: stampBytes) else { return false }
         var rest = name[stampBytes.count...]
@@ -61,6 +59,10 @@ package struct StagingLayout: Sendable, Hashable {
         let digits = rest.dropLast(suffix.count)
         return (4...9).contains(digits.count) && digits.allSatisfy { $0 >= 48 && $0 <= 57 }
     }
+
+    /// An extraction time in keys: its ``UTCTime/iso(_:)`` text without `-`, `:` and `.` (``UTCTime/compact(_:)`` of
+    /// the same instant).
+    private static func stamp(_ extractedAt: String) -> String { extractedAt.filter { $0 != "-" && $0 != ":" && $0 != "." } }
 
     /// The `index`-th object of an extraction.
     package func objectKey(prefix: String, index: Int) -> String { "\(prefix)-\(String(format: "%04d", index)).tsv.gz" }

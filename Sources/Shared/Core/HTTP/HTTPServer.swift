@@ -201,7 +201,9 @@ package final class HTTPServer: @unchecked Sendable {  // listener state is set 
                     armed = left
                 }
             }
-            return chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n > 0, deadline == nil { deadline = ContinuousClock.now + .seconds(limits.requestDeadline) }
+            return n
         }
         while true {
             // Read until the end of the head.
@@ -211,7 +213,6 @@ package final class HTTPServer: @unchecked Sendable {  // listener state is set 
                 if headEnd != nil { break }
                 let n = receive()
                 if n <= 0 { return }
-                if deadline == nil { deadline = ContinuousClock.now + .seconds(limits.requestDeadline) }
                 buffer.append(contentsOf: chunk[0..<n])
                 if buffer.count > limits.maxHeadBytes, HTTPServer.findHeadEnd(buffer) == nil {
                     refuse(fd, 431)

@@ -1,6 +1,6 @@
 /// A JSON value with its keys in a chosen order, rendered the way a person would write it (and as Python's
 /// `json.dumps(indent=2)` does): what the product prints for files that live in the repository.
-package indirect enum JSONDocument: Sendable, Hashable {
+package indirect enum JSONDocument: Sendable {
     case string(String), int(Int64), bool(Bool)
     case array([JSONDocument])
     case object([(String, JSONDocument)])
@@ -15,9 +15,6 @@ package indirect enum JSONDocument: Sendable, Hashable {
         case .table(let table): self = .object(table.sorted { $0.key < $1.key }.map { ($0.key, JSONDocument($0.value)) })
         }
     }
-
-    package static func == (a: JSONDocument, b: JSONDocument) -> Bool { a.rendered() == b.rendered() }
-    package func hash(into hasher: inout Hasher) { hasher.combine(rendered()) }
 
     package func rendered(indent: String = "") -> String {
         let inner = indent + "  "

@@ -274,7 +274,7 @@ final class ExtractWorker: Sendable {
         }
         // A run id from the future would make every later reload of its partitions look older (and be skipped): a
         // planner whose clock runs ahead is refused here, named, before anything is staged.
-        if let planned = UTCTime.date(compact: job.runID), planned > Date().addingTimeInterval(300) {
+        if let planned = UTCTime.date(compact: job.runID), planned > Date().addingTimeInterval(LoadMessageCheck.clockTolerance) {
             if await park(
                 job, attempts: job.attempt, errorClass: .permanent,
                 message: "run_id \(job.runID) is later than this worker's clock (\(UTCTime.iso(Date()))): its planner's clock runs ahead")

@@ -11,8 +11,9 @@ import HuskimoCore
 struct LoadMessageCheck: Sendable {
     let config: FleetConfig
     let layout: StagingLayout
-    /// How far ahead of this loader's clock a message's times may be (clock skew between hosts).
-    var tolerance: TimeInterval = 300
+    /// How far ahead of this process's clock a message's times may be (clock skew between hosts): loaders and extract
+    /// workers alike.
+    static let clockTolerance: TimeInterval = 300
     /// The most objects one load may name (a day is split at 64 MiB of gzip per object: 10,000 of them is 640 GB).
     static let maxObjects = 10_000
 
@@ -41,14 +42,14 @@ struct LoadMessageCheck: Sendable {
         let jobID = ExtractJob.id(channel: load.channel, resource: resource, day: Day(load.partition))
         guard load.jobID == jobID else { throw refuse("job_id is not \(shown(jobID)), the id of its channel, resource and partition") }
         guard load.loadID == "\(jobID)@\(load.extractedAt)" else { throw refuse("load_id is not its job_id@extracted_at") }
-        guard let extracted = UTCTime.date(iso: load.extractedAt), extracted <= now.addingTimeInterval(tolerance) else {
+        guard let extracted = UTCTime.date(iso: load.extractedAt), extracted <= now.addingTimeInterval(Self.clockTolerance) else {
             throw refuse("extracted_at \(shown(load.extractedAt)) is later than this loader's clock (\(UTCTime.iso(now)))")
         }
         if let runID = load.runID {
             guard let planned = UTCTime.date(compact: runID) else {
                 throw refuse("run_id \(shown(runID)) is not a run id (YYYYMMDDTHHMMSSmmmZ)")
             }
-            guard planned <= now.addingTimeInterval(tolerance) else {
+            guard planned <= now.addingTimeInterval(Self.clockTolerance) else {
                 throw refuse("run_id \(runID) is later than this loader's clock (\(UTCTime.iso(now))): its planner's clock runs ahead")
             }
         }
