@@ -294,6 +294,16 @@ import Testing
         #expect(parse("30 Feb 2024 12:00:00 +0000") == nil)
         #expect(parse("2024-02-01T00:00:00Z") == nil)
         #expect(parse("Tue, 31 Aug 2010 20:36:28 +0000 junk") == nil)
+        // Years a timestamp column holds, in UTC: 0001 to 9999, whatever the offset did.
+        #expect(parse("Mon, 01 Jan 0001 00:00:00 +0000") == "0001-01-01 00:00:00")
+        #expect(parse("Fri, 31 Dec 9999 23:59:59 +0000") == "9999-12-31 23:59:59")
+        #expect(parse("Sat, 01 Jan 0000 12:00:00 +0000") == nil)
+        #expect(parse("Mon, 01 Jan 0001 00:30:00 +0100") == nil, "an offset pushing 0001 into year 0")
+        #expect(parse("Fri, 31 Dec 9999 23:30:00 -0100") == nil, "an offset pushing 9999 into 10000")
+        var cache = RFC2822.Cache()
+        Array("Sat, 01 Jan 0000 12:00:00 +0000".utf8).withUnsafeBytes { p in
+            #expect(RFC2822.seconds(p, 0, p.count, cache: &cache) == nil, "the fast path refuses year 0 too")
+        }
     }
 
     /// The cached fixed-offset path for Twilio's own date shape agrees with the general parser, date after date

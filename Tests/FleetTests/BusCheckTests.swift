@@ -67,6 +67,32 @@ import Testing
         #expect(error?.message.contains(reason) == true, "\(field): \(error?.message ?? "")")
     }
 
+    /// Swift's `==` matches any Unicode normalisation of a name; SQL, S3 and RabbitMQ compare bytes. A message whose
+    /// channel is another spelling of a configured one (or carries a NUL, which libpq would cut the text at) is
+    /// refused, so the value every later step sees is the one checked.
+    @Test func aChannelMatchesByItsBytesOnly() throws {
+        let config = try FleetConfig.parse(
+            """
+            channels: [{name: "caf\u{E9}", type: twilio, api_user: AC1, api_key: k}]
+            s3: {access_key_id: k, secret_access_key: s, region: us-east-1, bucket: b}
+            targets: [{name: wh, type: postgres, host: h, database: d, username: u}]
+            """, environment: [:])
+        let check = LoadMessageCheck(config: config)
+        func load(_ channel: String) -> LoadMessage {
+            let job = ExtractJob(
+                runID: UTCTime.compact(Self.now.addingTimeInterval(-60)), channel: channel, resource: .calls, day: Day("2025-12-05"),
+                plannedAt: "p")
+            return LoadMessage.fixture(job: job, folder: config.s3.folderPath, rows: [1], extractedAt: UTCTime.iso(Self.now))
+        }
+        try check.check(load("caf\u{E9}"), now: Self.now)
+        #expect("cafe\u{301}" == "caf\u{E9}", "Swift calls them equal")
+        for spelling in ["cafe\u{301}", "caf\u{E9}\u{0}x", "caf\u{E9}\u{0}"] {
+            let error = #expect(throws: LoadError.self) { try check.check(load(spelling), now: Self.now) }
+            #expect(error?.message.contains("is not a twilio channel of this loader's configuration") == true, "\(error?.message ?? "")")
+        }
+        #expect(config.channel(named: "cafe\u{301}", type: .twilio) == nil)
+    }
+
     @Test func objectKeysAreOnlyThoseOfTheirOwnExtraction() {
         let layout = StagingLayout(folder: "stage")
         let at = "2026-11-30T01:02:03.456Z"
@@ -125,7 +151,8 @@ import Testing
             request: HTTPRequest(url: "https://api.twilio.com/x"))
         #expect(!error.message.unicodeScalars.contains { $0.value < 0x20 || $0.value == 0x7F }, "\(error.message.debugDescription)")
         #expect(error.message.hasPrefix("Authenticate 2026-12-06T00:00:00Z info job succeeded"))
-        #expect(APIClient.printable(String(repeating: "x", count: 10_000)).count == 500)
+        #expect(String(repeating: "x", count: 10_000).printable().count == 500)
+        #expect("us\u{0}\u{85}x".printable() == "us  x", "NUL and C1 controls too")
     }
 
     @Test func twoRedshiftTargetsNeverShareAManifest() {

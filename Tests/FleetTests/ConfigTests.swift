@@ -125,6 +125,31 @@ import Testing
         #expect(odd?.warnings.contains { $0.contains("is not an S3 bucket name") } == true)
     }
 
+    /// `${VAR}` works anywhere, but a secret expanded into a field that is not secret (a channel name reaches metric
+    /// labels, a URL another host) is refused, naming the field and never the secret.
+    @Test func aSecretExpandedIntoANonSecretFieldIsRefused() throws {
+        let env = ["TOKEN": "tok-3f9a7c21", "DBHOST": "db.internal", "DBPASS": "pw-77aa12bc"]
+        func yaml(name: String, host: String, apiURL: String = "https://api.twilio.com") -> String {
+            """
+            channels: [{name: "\(name)", type: twilio, api_user: AC1, api_key: "${TOKEN}", api_url: "\(apiURL)"}]
+            s3: {access_key_id: k, secret_access_key: s, region: us-east-1, bucket: b}
+            targets: [{name: t, host: "\(host)", database: d, username: u, password: "${DBPASS}"}]
+            """
+        }
+        let fine = try FleetConfig.parse(yaml(name: "us", host: "${DBHOST}"), environment: env)
+        #expect(fine.targets[0].host == "db.internal" && fine.channels[0].apiKey.reveal() == "tok-3f9a7c21")
+        for (text, path) in [
+            (yaml(name: "us-${TOKEN}", host: "h"), "channels[0].name"),
+            (yaml(name: "us", host: "${DBPASS}.example"), "targets[0].host"),
+            (yaml(name: "us", host: "h", apiURL: "https://api.twilio.com/?k=${TOKEN}"), "channels[0].api_url"),
+        ] {
+            let error = #expect(throws: ConfigError.self) { try FleetConfig.parse(text, environment: env) }
+            let shown = error.map { "\($0)" } ?? ""
+            #expect(shown.contains("\(path): ${…} expands to text holding one of the configuration's secrets"), "\(shown)")
+            #expect(!shown.contains("tok-3f9a7c21") && !shown.contains("pw-77aa12bc"), "the secret is never printed")
+        }
+    }
+
     @Test func aYAMLAliasBombIsRefusedNotExpanded() {
         // 9 levels of 10 aliases each: 10^9 nodes from a few hundred bytes.
         var yaml = "a: &a [x, x, x, x, x, x, x, x, x, x]\n"

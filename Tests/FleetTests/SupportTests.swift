@@ -72,6 +72,8 @@ import Testing
         #expect(Day("2024-02-29")?.description == "2024-02-29")
         #expect(Day("2023-02-29") == nil)
         #expect(Day("2026-13-01") == nil)
+        #expect(Day("0000-01-01") == nil, "no year 0: a DATE column and YYYY hold 0001-9999")
+        #expect(Day("+026-11-01") == nil && Day("2026-+1-01") == nil && Day("2026-11--1") == nil, "digits only")
         #expect(Day("1970-01-01")?.ordinal == 0)
         #expect(Day("2026-11-28")!.adding(days: 3).description == "2026-12-01")
         #expect(Day(date: Date(timeIntervalSince1970: 86_400 * 2 - 1)).description == "1970-01-02")

@@ -68,7 +68,9 @@ final class HostileAPITests {
 
     deinit { server.stop() }
 
-    func extract(maxBodyBytes: Int = 256 << 20, subaccounts: Bool = false, maxTotalWait: Double = 600) throws -> ExtractReport {
+    func extract(
+        maxBodyBytes: Int = 256 << 20, subaccounts: Bool = false, maxTotalWait: Double = 600, stop: StopLatch = StopLatch()
+    ) throws -> ExtractReport {
         let channel = ChannelConfig(
             name: "hostile", type: .twilio, apiUser: "AC1", apiKey: Secret("token-xyz"),
             apiURL: "http://127.0.0.1:\(port)", subaccounts: subaccounts)
@@ -77,6 +79,7 @@ final class HostileAPITests {
             logger: TestServices.logger)
         client.maxBodyBytes = maxBodyBytes
         client.maxTotalWait = maxTotalWait
+        client.stop = stop
         var extractor = TwilioExtractor(channel: channel, client: client, s3: s3, folder: "hostile")
         extractor.maxPages = 50
         return try extractor.extract(ExtractJob(runID: "r", channel: "hostile", resource: .calls, day: Day("2026-11-20"), plannedAt: "p"))
@@ -177,5 +180,16 @@ final class HostileAPITests {
         let error = try #require(failure { try extract(maxTotalWait: 3) })
         #expect(error.errorClass == .transient && error.message.contains("at most 3 s a request"), "\(error)")
         #expect(ContinuousClock.now - started < .seconds(6), "it stopped at the budget, not after every attempt")
+    }
+
+    /// A shutdown ends a job's wait for Retry-After (60 s here) at once: the attempt ends transient, nothing retried.
+    @Test func shutdownEndsARetryAfterWait() throws {
+        stub.answer.withLock { $0 = .throttle(retryAfter: "60") }
+        stub.requests.withLock { $0 = [] }
+        let stop = StopLatch()
+        DispatchQueue.global().asyncAfter(deadline: .now() + 0.5) { stop.stop() }
+        let error = try #require(failure { try extract(stop: stop) })
+        #expect(error.errorClass == .transient && error.message.contains("shutting down during a 60 s wait"), "\(error)")
+        #expect(stub.requests.withLock { $0.count } == 1, "the retry was never sent")
     }
 }

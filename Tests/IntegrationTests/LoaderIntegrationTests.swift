@@ -140,6 +140,29 @@ final class LoaderIntegrationTests {
         #expect(try count("twilio_calls", "when_retrieved = '\(stamp)'") == SandboxAPI.expected(account, "calls", day: Self.day).count)
     }
 
+    @Test func theIdenticalSkipReadsThePartitionAsTheOlderSkipDoes() throws {
+        let loader = try loader(try target())
+        func extraction(run: String, at: Date, digest: String?) throws -> LoadMessage {
+            var m = try extract(account, .calls, Self.day, at: at)
+            (m.runID, m.contentDigest) = (run, digest)
+            return m
+        }
+        // Night one's worker ran a day ahead and loaded content A; night two replaced it with content B.
+        let skewed = try extraction(run: "20261121T043000000Z", at: Date(timeIntervalSinceNow: 86_400), digest: "digest-a")
+        #expect(try loader.load([skewed]).loaded == [skewed.loadID])
+        let second = try extraction(run: "20261122T043000000Z", at: Date(), digest: "digest-b")
+        #expect(try loader.load([second]).loaded == [second.loadID])
+        // Night three reads content A again: the partition holds B, so it is a replace, not an identical skip (the
+        // report with the latest extraction time is night one's, which no longer describes the partition).
+        let third = try extraction(run: "20261123T043000000Z", at: Date(timeIntervalSinceNow: 60), digest: "digest-a")
+        let outcome = try loader.load([third])
+        #expect(outcome.loaded == [third.loadID])
+        #expect(outcome.reports.map(\.identical) == [false])
+        // And night four reading A once more is identical to what night three left.
+        let fourth = try extraction(run: "20261124T043000000Z", at: Date(timeIntervalSinceNow: 120), digest: "digest-a")
+        #expect(try loader.load([fourth]).reports.map(\.identical) == [true])
+    }
+
     @Test func twoLoadersOfOneTargetNeverInterleaveAPartition() throws {
         // A standby loader takes the queue over while the first one is still inside its transaction: the second
         // waits for the partition's lock, then sees what the first committed.

@@ -41,7 +41,7 @@ package struct StagingLayout: Sendable, Hashable {
     /// against this before anything is copied or deleted: a key elsewhere in the bucket is never the loader's to touch.
     package func isObjectKey(_ key: String, table: String, channel: String, partition: String, extractedAt: String) -> Bool {
         let head = partitionPrefix(table: table, channel: channel, partition: partition) + "/"
-        guard key.hasPrefix(head) else { return false }
+        guard key.utf8.starts(with: head.utf8) else { return false }  // bytes: S3 does not normalise
         let name = Array(key.utf8.dropFirst(head.utf8.count))
         let stampBytes = Array(StagingLayout.stamp(extractedAt).utf8)
         // <stamp>-<8 hex>-<4+ digits>.tsv.gz

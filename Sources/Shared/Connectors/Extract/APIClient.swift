@@ -36,6 +36,9 @@ package struct APIClient: Sendable {
     /// The most one request may wait in total across its retries (each `Retry-After` is capped by `maxRetryAfter`, but
     /// 429s every time would add up to about an hour); past it the attempt ends transient, back to the delay queues.
     var maxTotalWait: Double = 600
+    /// Ended by the worker's shutdown: a wait between retries stops at once and the attempt ends transient (the job
+    /// goes to the delay queues, one attempt counted), rather than holding the grace period for up to two minutes.
+    package var stop = StopLatch()
     /// The largest response body accepted (`fetch.max_response_mib`); a larger one is a permanent error.
     package var maxBodyBytes = 256 << 20
     package let logger: Logger
@@ -218,16 +221,14 @@ package struct APIClient: Sendable {
             waited += delay
             logger.debug(
                 "retrying API request", metadata: ["url": "\(request.displayURL)", "error": "\(failure)", "retry.in_s": "\(delay)"])
-            Thread.sleep(forTimeInterval: delay)
+            guard stop.sleep(delay) else {
+                throw APIError(
+                    api: api, status: nil, code: nil,
+                    message:
+                        "shutting down during a \(Int(delay)) s wait before retry \(attempt): back to the delay queue; last: \(failure)",
+                    url: request.displayURL, errorClass: .transient)
+            }
         }
-    }
-
-    /// An API's text as it may reach a log line or a terminal: control characters (newlines that forge log lines, escape
-    /// sequences that rewrite a terminal) become spaces, and at most 500 characters are kept.
-    static func printable(_ text: String) -> String {
-        String(
-            String.UnicodeScalarView(text.unicodeScalars.prefix(500).map { $0.value < 0x20 || (0x7F...0x9F).contains($0.value) ? " " : $0 })
-        )
     }
 
     /// The error of a non-200 answer: Twilio's `{"code", "message", "detail"}`, Singular's `{"error"}`, or the
@@ -245,7 +246,7 @@ package struct APIClient: Sendable {
             message = "non-JSON (HTML) error body"
         }
         return APIError(
-            api: api, status: response.status, code: code, message: APIClient.printable(message.redacting(request.secrets)),
+            api: api, status: response.status, code: code, message: message.redacting(request.secrets).printable(),
             url: request.displayURL, errorClass: CurlError.classify(status: response.status))
     }
 }

@@ -34,7 +34,7 @@ enum RFC2822 {
         } else {
             let m = (UInt32(p[start + 8] | 0x20) << 16) | (UInt32(p[start + 9] | 0x20) << 8) | UInt32(p[start + 10] | 0x20)
             guard let day = digits2(start + 5), let month = month(m), let c = digits2(start + 12), let y = digits2(start + 14),
-                (1...31).contains(day), day <= Day.daysIn(month: month, year: c * 100 + y)
+                c + y > 0, (1...31).contains(day), day <= Day.daysIn(month: month, year: c * 100 + y)
             else { return seconds(p, start, end) }
             days = Day.civilToDays(c * 100 + y, month, day)
             cache.parsedKey = key
@@ -103,8 +103,15 @@ enum RFC2822 {
             second < 61
         else { return nil }
         let days = Day.civilToDays(year, month, day)
-        return days * 86_400 + hour * 3600 + minute * 60 + min(second, 59) - offset
+        let utc = days * 86_400 + hour * 3600 + minute * 60 + min(second, 59) - offset
+        // A year the warehouse's timestamp type and the `YYYY-` text both hold: 0001-01-01 to 9999-12-31 in UTC (year
+        // 0000, or 9999 pushed into 10000 by its offset, would stage a timestamp no COPY reads as written).
+        return (Self.earliest...Self.latest).contains(utc) ? utc : nil
     }
+
+    /// The first and last second a staged timestamp can name.
+    package static let earliest = Day.civilToDays(1, 1, 1) * 86_400
+    package static let latest = Day.civilToDays(9999, 12, 31) * 86_400 + 86_399
 
     @inline(__always) private static func month(_ lowercased: UInt32) -> Int? {
         switch lowercased {

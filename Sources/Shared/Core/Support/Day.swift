@@ -9,8 +9,10 @@ package struct Day: Sendable, Hashable, Comparable, Codable, CustomStringConvert
 
     package init?(_ text: String) {
         let parts = text.split(separator: "-", omittingEmptySubsequences: false)
+        // Digits only (`Int` would take "+1" or "-001"), years 0001–9999 (what a DATE column and `YYYY` both hold).
         guard parts.count == 3, parts[0].count == 4, parts[1].count == 2, parts[2].count == 2,
-            let y = Int(parts[0]), let m = Int(parts[1]), let d = Int(parts[2]), (1...12).contains(m), d >= 1,
+            parts.allSatisfy({ $0.utf8.allSatisfy { $0 >= 0x30 && $0 <= 0x39 } }),
+            let y = Int(parts[0]), let m = Int(parts[1]), let d = Int(parts[2]), y >= 1, (1...12).contains(m), d >= 1,
             d <= Day.daysIn(month: m, year: y)
         else { return nil }
         ordinal = Day.civilToDays(y, m, d)

@@ -16,6 +16,9 @@ final class ConfigReader {
 
     private(set) var problems: [ConfigError.Problem] = []
     private(set) var warnings: [String] = []
+    /// What `${VAR}` became in fields that are not secret (key path, text), so that a secret carried into a name, a
+    /// host or a URL — where it would reach logs, metric labels or another host — can be refused.
+    private(set) var expansions: [(path: String, text: String)] = []
     private let environment: [String: String]
 
     init(environment: [String: String]) {
@@ -219,6 +222,19 @@ final class ConfigReader {
             }
             rest = rest[rest.index(after: end)...]
         }
+        if !secret { expansions.append((path, out + rest)) }
         return out + rest
+    }
+
+    /// Refuses every non-secret field whose `${VAR}` expanded to text holding one of `secrets` (those of 8 characters
+    /// or more: shorter ones would match by chance). The secret itself is never named, only where it went.
+    func refuseSecretsOutsideSecretFields(_ secrets: [Secret]) {
+        let values = secrets.map { $0.reveal() }.filter { $0.count >= 8 }
+        for (path, text) in expansions where values.contains(where: { text.contains($0) }) {
+            problem(
+                path,
+                "${…} expands to text holding one of the configuration's secrets: a secret belongs only in a secret field "
+                    + "(api_key, secret_access_key, password, queue.url), never in a name, host or URL that logs and metrics show")
+        }
     }
 }

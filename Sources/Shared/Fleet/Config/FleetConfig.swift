@@ -7,7 +7,7 @@ package import HuskimoCore
 /// ## Configuration keys (top level)
 /// - `queue` (``QueueConfig``), `fetch` (``FetchConfig``), `channels` (list of ``ChannelConfig``, required),
 ///   `s3` (``S3Config``, required), `targets` (list of ``TargetConfig``, required).
-/// - Any value may be `${ENV_VAR}`: secrets stay out of the file.
+/// - Any value may be `${ENV_VAR}`: secrets stay out of the file (a secret expanded into a non-secret field is refused).
 package struct FleetConfig: Sendable {
     package var queue: QueueConfig
     package var fetch: FetchConfig
@@ -54,16 +54,21 @@ package struct FleetConfig: Sendable {
         if top["s3"] == nil { reader.problem("s3", "required") }
         let targets = reader.requiredList(top["targets"], at: "targets", noun: "target") { TargetConfig(reader, $0, at: $1) }
         reader.requireUnique(targets.map { ($0.name, "target name \"\($0.name)\"") }, at: "targets")
+        var secrets = [queue.url.password] + channels.map(\.apiKey) + targets.map(\.password)
+        if let s3 { secrets.append(s3.secretAccessKey) }
+        reader.refuseSecretsOutsideSecretFields(secrets)
         guard reader.problems.isEmpty, let s3 else { throw ConfigError(problems: reader.problems) }
         return FleetConfig(
             queue: queue, fetch: fetch, channels: channels, s3: s3, targets: targets,
             warnings: reader.warnings)
     }
 
+    /// The channel spelled byte for byte `name` (Swift's `==` would also match another Unicode normalisation of it,
+    /// which SQL, S3 and the queues see as a different name; a name with a NUL never matches, as names cannot hold one).
     package func channel(named name: String, type: ChannelType) -> ChannelConfig? {
-        channels.first { $0.name == name && $0.type == type }
+        channels.first { $0.name.utf8.elementsEqual(name.utf8) && $0.type == type }
     }
-    package func target(named name: String) -> TargetConfig? { targets.first { $0.name == name } }
+    package func target(named name: String) -> TargetConfig? { targets.first { $0.name.utf8.elementsEqual(name.utf8) } }
 
     /// Every secret in the configuration, for scrubbing text that might echo one.
     package var secrets: [Secret] {

@@ -93,11 +93,17 @@ struct Ledger: Sendable {
 
     /// The content digest of what the partition holds now: the newest report's (nil: none, or loaded by a worker
     /// that sent no digest).
+    /// Which of a partition's reports describes what it holds now: the one written last (ties, as Redshift's
+    /// `getdate()` counts whole seconds: the newer run, then the later extraction — the order loads are applied in).
+    /// Both skips (older, identical) read this one row, so they never disagree about what the partition holds: a
+    /// worker whose clock ran ahead leaves a report with a later `extracted_at` that a newer run has since replaced.
+    static let currentReport = "ORDER BY loaded_at DESC, run_id DESC NULLS LAST, extracted_at DESC LIMIT 1"
+
     func currentDigest(table tableName: String, channel: String, partition: String, _ pg: PostgresConnection) throws -> String? {
         let rows = try pg.query(
             """
             SELECT content_digest FROM \(reports) WHERE table_name = $1 AND channel_name = $2 AND partition_key = $3
-            ORDER BY extracted_at DESC LIMIT 1
+            \(Self.currentReport)
             """, [tableName, channel, partition])
         return rows.first?.first.flatMap { $0 }
     }
@@ -153,7 +159,7 @@ struct Ledger: Sendable {
                 SELECT CASE WHEN run_id IS NULL THEN NULL WHEN run_id > $4 THEN 't' WHEN run_id < $4 THEN 'f'
                             WHEN extracted_at >= $5::timestamptz THEN 't' ELSE 'f' END
                 FROM \(reports) WHERE table_name = $1 AND channel_name = $2 AND partition_key = $3
-                ORDER BY loaded_at DESC LIMIT 1
+                \(Self.currentReport)
                 """, [tableName, message.channel, message.partition, run, message.extractedAt])
             if let verdict = rows.first?.first.flatMap({ $0 }) { return verdict == "t" }
         }

@@ -20,6 +20,12 @@ protocol JobExtractor: Sendable {
     func extract(_ job: ExtractJob, channel: ChannelConfig, fetched: @escaping @Sendable () -> Void) async throws -> ExtractReport
     /// The current request limit of an account (for job scheduling and the concurrency gauge).
     func requestLimit(account: String) -> Int
+    /// Shutdown: ends the waits between retries of the jobs in flight (they end transient, back to the delay queues).
+    func stopWaiting()
+}
+
+extension JobExtractor {
+    func stopWaiting() {}
 }
 
 /// The connectors (``ConnectorRegistry``) over one HTTP client, S3 client and set of account limiters.
@@ -41,6 +47,8 @@ struct ConnectorExtractor: JobExtractor {
     }
 
     package func requestLimit(account: String) -> Int { context.api.limiters.limiter(for: account).currentLimit }
+
+    package func stopWaiting() { context.api.stop.stop() }
 }
 
 /// A job's request slot, given back once: when its API part is done, or at the latest when the job ends.
@@ -172,6 +180,9 @@ final class ExtractWorker: Sendable {
         while let more = await consumer.next(timeout: 0.05) { unstarted.append(more) }
         await handBack(unstarted)
         if WorkLoop.stopping {
+            // A job sleeping out a Retry-After (up to two minutes) would outlast the grace period: woken, it goes to
+            // the delay queues now, under a confirm, instead of being redelivered after the connection closes.
+            extractor.stopWaiting()
             logger.info(
                 "shutting down: waiting for in-flight jobs", metadata: ["jobs.in_flight": "\(jobsInFlight)", "grace_s": "\(grace)"])
         }
@@ -277,8 +288,9 @@ final class ExtractWorker: Sendable {
         if let planned = UTCTime.date(compact: job.runID), planned > Date().addingTimeInterval(LoadMessageCheck.clockTolerance) {
             if await park(
                 job, attempts: job.attempt, errorClass: .permanent,
-                message: "run_id \(job.runID) is later than this worker's clock (\(UTCTime.iso(Date()))): its planner's clock runs ahead")
-            {
+                message:
+                    "run_id \(job.runID.printable(limit: 40)) is later than this worker's clock (\(UTCTime.iso(Date()))): its planner's clock runs ahead"
+            ) {
                 await consumer.ack(delivery)
             }
             return
@@ -286,7 +298,7 @@ final class ExtractWorker: Sendable {
         guard let channel = config.channel(named: job.channel, type: job.resource.channelType) else {
             if await park(
                 job, attempts: job.attempt, errorClass: .permanent,
-                message: "no \(job.resource.channelType) channel named \(job.channel) in this worker's configuration")
+                message: "no \(job.resource.channelType) channel named \(job.channel.printable(limit: 80)) in this worker's configuration")
             {
                 await consumer.ack(delivery)
             }

@@ -27,7 +27,7 @@ struct LoadMessageCheck: Sendable {
         func refuse(_ what: String) -> LoadError {
             LoadError(loadID: String(load.loadID.prefix(200)), errorClass: .permanent, message: "load message refused: \(what)")
         }
-        func shown(_ text: String) -> String { String(text.unicodeScalars.prefix(80).map { $0.value < 0x20 ? "?" : Character($0) }) }
+        func shown(_ text: String) -> String { text.printable(limit: 80) }
         guard let resource = Resource(table: load.table) else { throw refuse("table \(shown(load.table)) is not one Huskimo loads") }
         guard load.resource == resource.rawValue else {
             throw refuse("resource \(shown(load.resource)) is not the resource of table \(load.table)")
@@ -40,8 +40,13 @@ struct LoadMessageCheck: Sendable {
                 "partition \(shown(load.partition)) does not fit \(resource.rawValue) (\(resource.isSnapshot ? "a snapshot" : "a day"))")
         }
         let jobID = ExtractJob.id(channel: load.channel, resource: resource, day: Day(load.partition))
-        guard load.jobID == jobID else { throw refuse("job_id is not \(shown(jobID)), the id of its channel, resource and partition") }
-        guard load.loadID == "\(jobID)@\(load.extractedAt)" else { throw refuse("load_id is not its job_id@extracted_at") }
+        // Bytes, not Swift's `==` (which matches any Unicode normalisation): the ledger stores what the message says.
+        guard load.jobID.utf8.elementsEqual(jobID.utf8) else {
+            throw refuse("job_id is not \(shown(jobID)), the id of its channel, resource and partition")
+        }
+        guard load.loadID.utf8.elementsEqual("\(jobID)@\(load.extractedAt)".utf8) else {
+            throw refuse("load_id is not its job_id@extracted_at")
+        }
         guard let extracted = UTCTime.date(iso: load.extractedAt), extracted <= now.addingTimeInterval(Self.clockTolerance) else {
             throw refuse("extracted_at \(shown(load.extractedAt)) is later than this loader's clock (\(UTCTime.iso(now)))")
         }
