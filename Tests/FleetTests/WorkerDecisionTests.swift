@@ -287,16 +287,30 @@ import Testing
         let slow: Set<String>
         let failures: Mutex<[any Error]>
         let batches = Mutex<[[String]]>([])
+        /// Partitions whose objects S3 refuses (403), to loads and probes alike; `s3Down`: every key refused.
+        let refused: Set<String>
+        let s3Down: Bool
+        let probes = Mutex<[[String]]>([])
 
-        init(bad: Set<String> = [], slow: Set<String> = [], failures: [any Error] = []) {
+        init(bad: Set<String> = [], slow: Set<String> = [], failures: [any Error] = [], refused: Set<String> = [], s3Down: Bool = false) {
             self.bad = bad
             self.slow = slow
             self.failures = Mutex(failures)
+            self.refused = refused
+            self.s3Down = s3Down
+        }
+
+        func probe(_ keys: [String]) async -> [String: Int?] {
+            probes.withLock { $0.append(keys) }
+            return Dictionary(keys.map { key in (key, s3Down || refused.contains { key.contains("/\($0)/") } ? 403 : 200) }) { a, _ in a }
         }
 
         func load(_ batch: [LoadMessage]) async throws -> BatchOutcome {
             batches.withLock { $0.append(batch.map(\.partition)) }
             if let failure = failures.withLock({ $0.isEmpty ? nil : $0.removeFirst() }) { throw failure }
+            if s3Down || batch.contains(where: { refused.contains($0.partition) }) {
+                throw S3Error(status: 403, code: "AccessDenied", reason: "GET: Access Denied")
+            }
             if batch.contains(where: { slow.contains($0.partition) }) {
                 throw PQError(sqlState: "57014", "canceling statement due to statement timeout")
             }
@@ -371,6 +385,35 @@ import Testing
         #expect(TargetPaused.reason(failure) != nil)
         #expect(TargetPaused.reason(PQError(sqlState: "22P02", "invalid input syntax for type bigint")) == nil, "one load's own data")
         #expect(TargetPaused.reason(S3Error(status: 404, code: "NoSuchKey", reason: "")) == nil, "one load's missing object")
+    }
+
+    /// One object S3 refuses is its load's problem, parked with the reason, while S3 serves the batch's other objects;
+    /// when S3 refuses everything, the credentials are wrong and the target pauses with nothing parked.
+    @Test func aRefusedObjectParksItsLoadUnlessS3RefusesEverything() async throws {
+        let driver = InMemoryQueueDriver()
+        Self.enqueueLoads(driver, ["2026-11-26", "2026-11-27", "2026-11-28"])
+        let loader = ScriptedLoader(refused: ["2026-11-27"])
+        let worker = try await Self.runLoader(driver, loader)
+        let parked = driver.messages(in: "huskimo.load.wh.failed").map { ParkedHeaders($0.headers) }
+        #expect(parked.map(\.day) == ["2026-11-27"])
+        #expect(parked.first?.message.contains("S3 refuses") == true && parked.first?.message.contains("(403) while it serves") == true)
+        #expect(parked.first?.errorClass == "permanent")
+        #expect(worker.summary.succeeded == 2 && driver.unackedCount == 0)
+        #expect(loader.batches.withLock { $0 }.last == ["2026-11-26", "2026-11-28"], "the rest loads together")
+
+        let down = InMemoryQueueDriver()
+        Self.enqueueLoads(down, ["2026-11-26", "2026-11-27"])
+        let refusing = ScriptedLoader(s3Down: true)
+        let paused = LoadWorker(
+            config: try Self.config(), target: try Self.config().targets[0], driver: down, loader: refusing, janitor: nil,
+            backoff: Backoff(base: 0.01, max: 0.02), logger: Self.logger)
+        let run = Task { await paused.run(exitWhenIdle: 0.3) }
+        while refusing.batches.withLock({ $0.count }) < 4 { try await Task.sleep(for: .milliseconds(10)) }
+        run.cancel()
+        await run.value
+        #expect(down.messages(in: "huskimo.load.wh.failed").isEmpty, "nothing parked when S3 serves nothing")
+        #expect(refusing.batches.withLock { $0 }.allSatisfy { $0.count == 2 }, "held whole, retried")
+        #expect(refusing.probes.withLock { $0 }.first?.count == 2, "every object of the batch asked about")
     }
 
     @Test func aCorruptStagedObjectIsPermanentNotRetriedForever() async throws {

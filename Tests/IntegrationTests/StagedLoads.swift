@@ -16,17 +16,18 @@ final class StagedLoads {
     let s3Config: S3Config
     let limiters = AccountLimiters()
 
-    init(bucketPrefix: String) throws {
+    /// - Parameter strict: stage on the S3 server that checks signatures and IAM policies.
+    init(bucketPrefix: String, strict: Bool = false) throws {
         server = HTTPServer { [api] in api.handle($0) }
         port = try server.start()
         let bucket = TestServices.unique(bucketPrefix)
-        s3 = S3Client(try TestServices.s3(bucket: bucket))
+        s3 = S3Client(try TestServices.s3(bucket: bucket, strict: strict))
         try s3.createBucket()
-        let env = TestServices.env
+        let env = TestServices.env, p = strict ? "S3_STRICT_" : "S3_"
         s3Config = try FleetConfig.parse(
             """
             channels: [{name: c, type: singular, api_key: k}]
-            s3: {access_key_id: "\(env["S3_ACCESS_KEY_ID"] ?? "")", secret_access_key: "\(env["S3_SECRET_ACCESS_KEY"] ?? "")", region: us-east-1, bucket: \(bucket), endpoint: "\(env["S3_ENDPOINT"] ?? "")", path_style: true}
+            s3: {access_key_id: "\(env["\(p)ACCESS_KEY_ID"] ?? "")", secret_access_key: "\(env["\(p)SECRET_ACCESS_KEY"] ?? "")", region: us-east-1, bucket: \(bucket), endpoint: "\(env["\(p)ENDPOINT"] ?? "")", path_style: true}
             targets: [{name: t, host: h, database: d, username: u}]
             """, environment: [:]
         ).s3

@@ -84,6 +84,26 @@ enum TestServices {
         }
     }
 
+    /// Runs `python3 -c script arguments…` (the stack's Python, which has boto3 beside moto) and returns what it printed.
+    static func python(_ script: String, _ arguments: [String]) throws -> String {
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("huskimo-py-\(UInt32.random(in: 0...UInt32.max))")
+        defer { try? FileManager.default.removeItem(at: out) }
+        let argv = ["/usr/bin/env", "python3", "-c", script] + arguments
+        var cArgs = argv.map { strdup($0) } + [nil]
+        defer { cArgs.forEach { free($0) } }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 1, out.path, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        var pid: pid_t = 0
+        let rc = posix_spawn(&pid, "/usr/bin/env", &actions, nil, &cArgs, environ)
+        guard rc == 0 else { throw ServiceMissing(name: "posix_spawn python3: \(rc)") }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
+        guard status == 0 else { throw ServiceMissing(name: "python3 exited with status \(status)") }
+        return (try? String(contentsOf: out, encoding: .utf8)) ?? ""
+    }
+
     static func unique(_ prefix: String) -> String {
         "\(prefix)-\(UInt32.random(in: 0...UInt32.max))"
     }

@@ -178,6 +178,13 @@ package final class S3Client: Sendable {
         guard response.status == 200 else { throw S3Client.error(response, req) }
     }
 
+    /// The status S3 answers a HEAD of `key` with (200 there, 404 missing where listing is allowed, 403 refused).
+    package func head(_ key: String) throws -> Int {
+        var req = request(.HEAD, key: key, timeout: 30)
+        req.maxBodyBytes = 0
+        return try execute(req).status
+    }
+
     /// The object's bytes. - Parameter maxBytes: the most accepted (a larger body is a permanent error, not held).
     package func get(_ key: String, maxBytes: Int? = nil) throws -> [UInt8] {
         var req = request(.GET, key: key)

@@ -30,8 +30,11 @@ package final class WarehouseLoader: BatchLoader, @unchecked Sendable {  // used
     /// Test hook: runs inside the transaction after the DELETE, before the COPY.
     var afterDelete: ((String) throws -> Void)?
 
+    private let s3: S3Client
+
     package init(target: TargetConfig, s3: S3Client, s3Config: S3Config, logger: Logger) {
         self.target = target
+        self.s3 = s3
         self.dialect = target.type.dialect
         self.copier = dialect.copyStrategy(target: target, s3: s3, s3Config: s3Config)
         self.logger = logger
@@ -214,5 +217,10 @@ package final class WarehouseLoader: BatchLoader, @unchecked Sendable {  // used
 
     package func seedFreshness() async {
         _ = try? await Blocking.run { self.publishFreshnessFromLedger() }
+    }
+
+    package func probe(_ keys: [String]) async -> [String: Int?] {
+        let s3 = s3
+        return (try? await Blocking.run { Dictionary(keys.map { ($0, try? s3.head($0)) }) { first, _ in first } }) ?? [:]
     }
 }

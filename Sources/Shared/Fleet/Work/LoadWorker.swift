@@ -12,6 +12,12 @@ protocol BatchLoader: Sendable {
     func load(_ batch: [LoadMessage]) async throws -> BatchOutcome
     /// Seeds the freshness gauge from what earlier loaders loaded (best effort).
     func seedFreshness() async
+    /// What S3 answers the loader's own credentials for each key (a HEAD: 200, 403, 404; nil when it did not answer).
+    func probe(_ keys: [String]) async -> [String: Int?]
+}
+
+extension BatchLoader {
+    func probe(_ keys: [String]) async -> [String: Int?] { [:] }
 }
 
 /// `huskimo-worker load --target NAME`: consumes the target's load queue (single active consumer: a second
@@ -32,6 +38,8 @@ final class LoadWorker: Sendable {
     private let check: LoadMessageCheck
     private let logger: Logger
     private let tally = Mutex(WorkerTally())
+    /// A key this loader last read from S3 (a witness that S3 serves its credentials when one object is refused).
+    private let lastRead = Mutex<String?>(nil)
     private let busy = Atomic<Bool>(false)
     /// The wait between tries of a batch (the warehouse away, a conflict, a timeout).
     private let backoff: Backoff
@@ -219,6 +227,20 @@ final class LoadWorker: Sendable {
             let outcome = try await loader.load(messages.map(\.1))
             await finish(messages, outcome)
             for (delivery, _) in messages { settled(delivery) }
+        } catch let error as S3Error where error.status == 403 {
+            // One refused object must not pause the target, nor may wrong credentials park the backlog: S3 is asked
+            // about every object of the batch (and the last one read). If it serves any, the refused ones are their
+            // loads' own problem (a bucket policy, an ACL, a KMS key): those are parked, the rest loads.
+            let refused = await refusedLoads(messages)
+            guard !refused.isEmpty else { throw TargetPaused(reason: TargetPaused.reason(error) ?? "\(error)") }
+            for (delivery, load, reason) in refused {
+                let headers = ParkedHeaders(
+                    errorClass: .permanent, message: reason, channel: load.channel, resource: load.resource, day: load.partition,
+                    attempts: 1, id: load.loadID)
+                try await park(delivery, headers)
+                settled(delivery)
+            }
+            try await handle(&pending)
         } catch  where ErrorClass.of(error) == .permanent {
             if let reason = TargetPaused.reason(error) { throw TargetPaused(reason: reason) }
             for (delivery, load) in messages {
@@ -237,8 +259,32 @@ final class LoadWorker: Sendable {
         }
     }
 
+    /// The loads of `messages` whose objects S3 refuses (403) while it serves another key to the same credentials, with
+    /// the reason to park them under; empty when S3 serves none (then the fault is the credentials': the target pauses).
+    /// A 404 counts as served: S3 only says "no such key" to a caller it lets list the bucket.
+    private func refusedLoads(_ messages: [(AMQPDelivery, LoadMessage)]) async -> [(AMQPDelivery, LoadMessage, String)] {
+        var keys = messages.flatMap { $0.1.objects.map(\.key) }.prefix(Self.maxProbes).map { $0 }
+        if let last = lastRead.withLock({ $0 }) { keys.append(last) }
+        let answers = await loader.probe(keys)
+        guard let witness = keys.first(where: { answers[$0] == 200 || answers[$0] == 404 }) else { return [] }
+        return messages.compactMap { delivery, load in
+            guard let key = load.objects.map(\.key).first(where: { answers[$0] == 403 }) else { return nil }
+            return (
+                delivery, load,
+                "S3 refuses \(key) (403) while it serves \(witness) to the same credentials: this object's permissions "
+                    + "(a bucket policy, an object ACL, its KMS key) keep it from the loader; fix them and re-drive this load"
+            )
+        }
+    }
+
+    /// The most keys one refusal asks S3 about (a HEAD each).
+    static let maxProbes = 200
+
     private func finish(_ messages: [(AMQPDelivery, LoadMessage)], _ outcome: BatchOutcome) async {
         for (delivery, _) in messages { await consumer.ack(delivery) }
+        if let applied = messages.first(where: { outcome.loaded.contains($0.1.loadID) })?.1.objects.first?.key {
+            lastRead.withLock { $0 = applied }
+        }
         tally.withLock {
             $0.succeeded += outcome.loaded.count
             $0.records += outcome.rowsByTable.values.reduce(0, +)
