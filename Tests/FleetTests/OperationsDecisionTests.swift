@@ -13,6 +13,8 @@ import Testing
 /// against RabbitMQ in IntegrationTests.
 @Suite(.timeLimit(.minutes(1))) struct OperationsDecisionTests {
     static let logger = Logger(label: "test.operations")
+    /// A clock that agrees with its reference.
+    static let clock = PlanClock(reference: { ("a test clock", Date()) })
 
     static func config() throws -> FleetConfig { try WorkerDecisionTests.config() }
 
@@ -151,7 +153,8 @@ import Testing
         let driver = InMemoryQueueDriver()
         let selection = PlanSelection(
             days: [Day("2026-11-27")!, Day("2026-11-28")!], channels: ["us"], resources: [.calls, .incomingPhoneNumbers])
-        let jobs = try await Planning.planAndPublish(config, selection, dryRun: false, driver: driver, logger: Self.logger)
+        let jobs = try await Planning.planAndPublish(
+            config, selection, dryRun: false, driver: driver, clock: Self.clock, logger: Self.logger)
         #expect(jobs.count == 3)
         let published = driver.messages(in: topology.extractQueue)
         #expect(published.map(\.messageID) == jobs.map(\.jobID))
@@ -165,12 +168,38 @@ import Testing
         #expect(driver.published.allSatisfy { $0.exchange == topology.exchange && $0.routingKey == topology.extractQueue })
 
         // A dry run publishes nothing; a refused publish is a failed command, not a silent success.
-        _ = try await Planning.planAndPublish(config, selection, dryRun: true, driver: driver, logger: Self.logger)
+        _ = try await Planning.planAndPublish(config, selection, dryRun: true, driver: driver, clock: Self.clock, logger: Self.logger)
         #expect(driver.published.count == 3)
         driver.failPublishes = true
         await #expect(throws: CommandFailure.self) {
-            try await Planning.planAndPublish(config, selection, dryRun: false, driver: driver, logger: Self.logger)
+            try await Planning.planAndPublish(config, selection, dryRun: false, driver: driver, clock: Self.clock, logger: Self.logger)
         }
+    }
+
+    /// A planner whose clock is off by more than the loaders' tolerance plans nothing (ahead: every worker would park
+    /// its jobs; behind: its loads would be skipped as older); within it, or with no reference, it plans.
+    @Test func aPlannerWhoseClockIsOffPublishesNothing() async throws {
+        let config = try Self.config()
+        let selection = PlanSelection(days: [Day("2026-11-27")!], channels: ["us"], resources: [.calls])
+        for skew in [3600.0, -3600, 302] {
+            let driver = InMemoryQueueDriver()
+            let off = PlanClock(now: { Date(timeIntervalSinceNow: skew) }, reference: { ("S3 (test)", Date()) })
+            let error = await #expect(throws: CommandFailure.self) {
+                try await Planning.planAndPublish(config, selection, dryRun: false, driver: driver, clock: off, logger: Self.logger)
+            }
+            #expect("\(error.map { "\($0)" } ?? "")".contains(skew > 0 ? "s ahead of S3 (test)" : "s behind S3 (test)"))
+            #expect(driver.published.isEmpty)
+        }
+        for clock in [
+            PlanClock(now: { Date(timeIntervalSinceNow: 250) }, reference: { ("S3 (test)", Date()) }),
+            PlanClock(reference: { nil }),
+        ] {
+            let driver = InMemoryQueueDriver()
+            let jobs = try await Planning.planAndPublish(
+                config, selection, dryRun: false, driver: driver, clock: clock, logger: Self.logger)
+            #expect(jobs.count == 1 && driver.published.count == 1)
+        }
+        #expect(PlanClock.httpDate("Sun, 06 Dec 2026 14:55:00 GMT") == UTCTime.date(iso: "2026-12-06T14:55:00Z"))
     }
 
     @Test func theRunMonitorWaitsForEveryQueueOfTheRunAndForWorkInFlight() async throws {

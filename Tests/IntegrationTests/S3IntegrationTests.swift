@@ -15,6 +15,20 @@ struct S3IntegrationTests {
         return (S3Client(endpoint, multipartThreshold: 8 << 20, partSize: 5 << 20), bucket)
     }
 
+    /// The planner's reference clock is S3's `Date` header, read even from a refusal (a wrong secret here).
+    @Test func thePlannersReferenceClockIsS3sDateEvenWhenS3Refuses() throws {
+        let s3 = try FleetConfig.parse(
+            """
+            channels: [{name: c, type: singular, api_key: k}]
+            s3: {access_key_id: wrong, secret_access_key: wrong, region: us-east-1, bucket: nobucket, endpoint: "\(try TestServices.require("S3_STRICT_ENDPOINT"))", path_style: true}
+            targets: [{name: t, host: h, database: d, username: u}]
+            """, environment: [:]
+        ).s3
+        let reference = try #require(PlanClock.system(s3).reference())
+        #expect(abs(reference.date.timeIntervalSinceNow) < 60 && reference.source.hasPrefix("S3 (http://127.0.0.1:"))
+        #expect(try PlanClock.system(s3).runID(tolerance: 300) { _ in }.count == 19)
+    }
+
     @Test func putGetListDeleteOver2500KeysPagingBothWays() async throws {
         let (s3, _) = try Self.client()
         try s3.createBucket()

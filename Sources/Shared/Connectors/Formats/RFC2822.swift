@@ -2,7 +2,7 @@ import HuskimoCore
 
 /// Parses Twilio's RFC 2822 dates (`Tue, 31 Aug 2010 20:36:28 +0000`, day possibly unpadded, any numeric
 /// offset) to UTC and writes them as `YYYY-MM-DD HH:MM:SS`, straight from and to bytes.
-enum RFC2822 {
+package enum RFC2822 {
     /// The last day parsed and the last day written: the dates of one page mostly share a day, so the calendar
     /// arithmetic runs once per day rather than once per date.
     package struct Cache {

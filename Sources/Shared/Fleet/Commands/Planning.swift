@@ -34,12 +34,18 @@ package enum Planning {
     }
 
     /// Plans and (unless `dryRun`) publishes through `driver` (nil: the configured broker); prints a summary.
-    /// - Throws: ``CommandFailure/failed(_:)`` when the ledgers cannot be read or publishing failed.
+    /// - Parameter clock: where the run id comes from and what it is checked against (nil: this host's clock against
+    ///   S3's, ``PlanClock/system(_:)``).
+    /// - Throws: ``CommandFailure/failed(_:)`` when this host's clock is off, the ledgers cannot be read or publishing
+    ///   failed.
     package static func planAndPublish(
         _ config: FleetConfig, _ selection: PlanSelection, dryRun: Bool, driver: (any QueueDriver)? = nil,
-        logger: Logger
+        clock: PlanClock? = nil, logger: Logger
     ) async throws -> [ExtractJob] {
-        let runID = UTCTime.compact(Date())
+        let clock = clock ?? .system(config.s3)
+        let runID = try await Blocking.run {
+            try clock.runID(tolerance: LoadMessageCheck.clockTolerance) { logger.warning("\($0)") }
+        }
         let started = Date()
         var loaded: @Sendable (String, String) -> Set<Day> = { _, _ in [] }
         if selection.days == nil && config.fetch.startDate != nil { loaded = try await Blocking.run { try loadedDays(config, selection) } }
