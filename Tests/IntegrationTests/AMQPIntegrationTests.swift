@@ -26,7 +26,7 @@ struct AMQPIntegrationTests {
     @Test func tenThousandPersistentMessagesNoneLostNoneDuplicated() async throws {
         let url = try TestServices.amqpURL()
         let queue = TestServices.unique("test.bulk")
-        let topology = QueueTopology(exchange: "", queues: [.quorum(queue)])
+        let topology = QueueTopology(exchange: "", queues: [.quorum(queue, deliveryLimit: .unlimited)])
         let client = QueueClient(url: url, topology: topology, logger: TestServices.logger)
         defer { try? client.deleteQueueBlocking(queue) }
         let messages = (0..<10_000).map { i in
@@ -50,7 +50,9 @@ struct AMQPIntegrationTests {
     @Test func aNackedMessageIsRedeliveredAndHeadersSurvive() async throws {
         let url = try TestServices.amqpURL()
         let queue = TestServices.unique("test.nack")
-        let client = QueueClient(url: url, topology: QueueTopology(exchange: "", queues: [.quorum(queue)]), logger: TestServices.logger)
+        let client = QueueClient(
+            url: url, topology: QueueTopology(exchange: "", queues: [.quorum(queue, deliveryLimit: .unlimited)]),
+            logger: TestServices.logger)
         defer { try? client.deleteQueueBlocking(queue) }
         try client.publishBlocking(
             AMQPMessage(
@@ -79,8 +81,8 @@ struct AMQPIntegrationTests {
         let topology = QueueTopology(
             exchange: exchange,
             queues: [
-                .quorum(work, bindings: [work], deadLetterTo: (exchange, failed), deliveryLimit: 3),
-                .quorum(failed, bindings: [failed]),
+                .quorum(work, bindings: [work], deadLetterTo: (exchange, failed), deliveryLimit: .limit(3)),
+                .quorum(failed, bindings: [failed], deliveryLimit: .unlimited),
             ])
         let client = QueueClient(url: url, topology: topology, logger: TestServices.logger)
         defer {
@@ -116,7 +118,9 @@ struct AMQPIntegrationTests {
     @Test func depthAndConsumerCountAreReadBack() async throws {
         let url = try TestServices.amqpURL()
         let queue = TestServices.unique("test.depth")
-        let client = QueueClient(url: url, topology: QueueTopology(exchange: "", queues: [.quorum(queue)]), logger: TestServices.logger)
+        let client = QueueClient(
+            url: url, topology: QueueTopology(exchange: "", queues: [.quorum(queue, deliveryLimit: .unlimited)]),
+            logger: TestServices.logger)
         defer { try? client.deleteQueueBlocking(queue) }
         try await Blocking.run {
             try client.publishBlocking((0..<37).map { AMQPMessage(exchange: "", routingKey: queue, body: [UInt8($0)]) })

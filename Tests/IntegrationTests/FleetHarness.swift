@@ -61,7 +61,7 @@ final class FleetHarness {
     func writeConfig() throws {
         let env = TestServices.env
         var yaml = """
-            queue: {url: "\(try TestServices.require("AMQP_URL"))", prefix: \(id), type: classic, retry_delays: [1, 2], max_attempts: \(maxAttempts)\(managementURL.map { ", management_url: \"\($0)\"" } ?? "")}
+            queue: {url: \(TestServices.amqpNodesYAML), prefix: \(id), type: \(TestServices.queueType), retry_delays: [1, 2], max_attempts: \(maxAttempts)\(managementURL.map { ", management_url: \"\($0)\"" } ?? "")}
             fetch: {lookback: \(lookback), settle_days: \(settleDays), max_response_mib: \(maxResponseMiB)}
             channels:
 

@@ -18,7 +18,17 @@ enum TestServices {
         if let text = try? String(contentsOfFile: dir + "/stack.env", encoding: .utf8) {
             for line in text.split(separator: "\n") where line.hasPrefix("export ") {
                 guard let equals = line.firstIndex(of: "=") else { continue }
-                values[String(line[line.index(line.startIndex, offsetBy: 7)..<equals])] = String(line[line.index(after: equals)...])
+                // Written by `printf %q`: a backslash escapes the character after it.
+                var value = "", escaped = false
+                for c in line[line.index(after: equals)...] {
+                    if c == "\\" && !escaped {
+                        escaped = true
+                    } else {
+                        value.append(c)
+                        escaped = false
+                    }
+                }
+                values[String(line[line.index(line.startIndex, offsetBy: 7)..<equals])] = value
             }
         }
         return values.merging(ProcessInfo.processInfo.environment) { $1 }
@@ -37,6 +47,17 @@ enum TestServices {
     }
 
     static func amqpURL() throws -> AMQPURL { try AMQPURL(try require("AMQP_URL")) }
+
+    /// Every node of the stack's broker (a cluster of three by default; `AMQP_URLS`, comma-separated), as a YAML flow
+    /// list for `queue.url`.
+    static var amqpNodesYAML: String {
+        let urls = (env["AMQP_URLS"] ?? env["AMQP_URL"] ?? "").split(separator: ",").map { "\"\($0)\"" }
+        return "[\(urls.joined(separator: ", "))]"
+    }
+
+    /// The queue type the fleet suites run on: the product's default (quorum) on RabbitMQ 4; classic on the oldest
+    /// supported 3.10, whose single-node quorum queues can stay leaderless after an unclean restart.
+    static var queueType: String { env["RABBITMQ_VERSION"] == "3.10" ? "classic" : "quorum" }
 
     /// A TCP port on 127.0.0.1 that nothing listens on now (the kernel's choice, not a random guess that another
     /// test's process may hold).

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # deploy/local/stack.sh — a disposable local service stack for development and CI:
-#   RabbitMQ (with management), PostgreSQL 15, two moto S3 servers (plain + strict SigV4), and a
+#   RabbitMQ 4.0 (three nodes clustered, with management; HUSKIMO_RABBITMQ_VERSION=3.10 and
+#   HUSKIMO_RABBITMQ_NODES=1 for the oldest supported broker or one node), PostgreSQL 15, two moto S3 servers (plain + strict SigV4), and a
 #   Redshift-dialect proxy in front of PostgreSQL and the plain S3 (Tests/Support/redshift/redshift_dialect.py),
 #   all bound to 127.0.0.1 on private ports, with their data under $HUSKIMO_STACK_DIR
 #   (default: <repo>/.local/stack, git-ignored).
 #
 # Usage: stack.sh up | down [--graceful] | status | env | clean
 #                 | start-rabbitmq | stop-rabbitmq | restart-rabbitmq | restart-postgres | rabbitmqctl ARGS...
+#                 | kill-node N | start-node N | restart-node N | freeze-node N | thaw-node N
 #
 #   up                install missing packages, start whatever is not running, wait until
 #                     everything is ready, write $STACK/stack.env and print it on stdout.
@@ -14,15 +16,17 @@
 #                     broker (≈7 s) instead of SIGKILL.
 #   status            one line per service; exit 0 only if all are running.
 #   env               print stack.env (exit 1 if the stack is not up).
-#   restart-rabbitmq  SIGKILL the broker (epmd stays) and start it again on the same ports and
-#                     data dir; returns when it is ready again. For broker-restart tests.
+#   restart-rabbitmq  SIGKILL the broker's node 1 (epmd stays) and start it again on the same ports and
+#                     data dir; returns when the cluster is whole again. For broker-restart tests.
+#   kill-node N       SIGKILL node N and return (start-node N brings it back, waiting for the cluster);
+#   freeze-node N     SIGSTOP node N (thaw-node N: SIGCONT): a node that hangs with its sockets open.
 #   restart-postgres  stop PostgreSQL (fast shutdown: sessions are cut, as in a failover) and start it
 #                     again on the same port and data dir; returns when it accepts connections. For chaos runs.
-#   rabbitmqctl ...   run rabbitmqctl against the local broker (0.5 s per call).
+#   rabbitmqctl ...   run rabbitmqctl against node 1 (HUSKIMO_RABBITMQCTL_NODE=N: node N), 0.5 s per call.
 #   clean             down, then delete all data (stack dir and the PostgreSQL dir).
 #
 # Ports (override with env vars): AMQP 35672 (HUSKIMO_AMQP_PORT), AMQPS 35670 (HUSKIMO_AMQPS_PORT), management 35673
-# (HUSKIMO_RABBITMQ_MGMT_PORT), Erlang dist 35674 (HUSKIMO_RABBITMQ_DIST_PORT), epmd 35675
+# (HUSKIMO_RABBITMQ_MGMT_PORT), Erlang dist 35674 (HUSKIMO_RABBITMQ_DIST_PORT) — node n adds 100 × (n − 1) — epmd 35675
 # (HUSKIMO_EPMD_PORT), PostgreSQL 35432 (HUSKIMO_POSTGRES_PORT), S3 35900 (HUSKIMO_S3_PORT),
 # strict S3 35901 (HUSKIMO_S3_STRICT_PORT), Redshift-dialect proxy 35439 (HUSKIMO_REDSHIFT_PORT).
 #
@@ -54,6 +58,13 @@ S3_PORT=${HUSKIMO_S3_PORT:-35900}
 S3_STRICT_PORT=${HUSKIMO_S3_STRICT_PORT:-35901}
 REDSHIFT_PORT=${HUSKIMO_REDSHIFT_PORT:-35439}
 NODENAME=${HUSKIMO_RABBITMQ_NODENAME:-huskimo@localhost}
+RABBIT_VERSION=${HUSKIMO_RABBITMQ_VERSION:-4.0}   # 4.0 (Debian 13's, in a root of its own) or 3.10 (Debian 12's)
+RABBIT_NODES=${HUSKIMO_RABBITMQ_NODES:-3}         # 1, or a cluster of 3
+case $RABBIT_VERSION in 4.0 | 3.10) ;; *) echo "HUSKIMO_RABBITMQ_VERSION must be 4.0 or 3.10" >&2; exit 2 ;; esac
+case $RABBIT_NODES in 1 | 3) ;; *) echo "HUSKIMO_RABBITMQ_NODES must be 1 or 3" >&2; exit 2 ;; esac
+RABBIT_ROOT=$STACK/rabbitmq-$RABBIT_VERSION-root
+if [[ $RABBIT_VERSION == 3.10 ]]; then RABBIT_BASE=$RMQ/3.10 RABBIT_BASE_IN=$RMQ/3.10
+else RABBIT_BASE=$RABBIT_ROOT/huskimo RABBIT_BASE_IN=/huskimo; fi
 
 PG_USER=huskimo
 PG_PASSWORD=huskimo-local-secret
@@ -61,7 +72,8 @@ PG_DB=huskimo
 S3_REGION=us-east-1
 
 APT_PACKAGES=(
-  rabbitmq-server                      # broker (Erlang 25 comes with it)
+  rabbitmq-server                      # broker 3.10 (Erlang 25 comes with it); its epmd serves the 4.0 nodes too
+  debootstrap                          # builds the Debian 13 root that RabbitMQ 4.0 runs in
   postgresql                           # PostgreSQL 15 server + psql
   librabbitmq-dev libcurl4-openssl-dev libpq-dev zlib1g-dev libssl-dev libisal-dev pkg-config   # C libraries the Swift code links
   curl procps openssl                  # used by this script (readiness checks, ps, the broker's test CA)
@@ -186,45 +198,100 @@ ensure_moto() {
 }
 
 # ------------------------------------------------------------------------------------- RabbitMQ
+#
+# RABBIT_VERSION 4.0 (the default: what users run) is Debian 13's RabbitMQ 4.0 with Erlang 27, installed by
+# debootstrap into a root of its own under the stack dir (built once, ~35 s and ~370 MB, then reused) and run there
+# with chroot; 3.10 is this machine's Debian 12 package (the oldest version Huskimo supports). RABBIT_NODES 3 (the
+# default) is a cluster on loopback formed at first boot by classic peer discovery: node n is named huskimo@localhost,
+# huskimo2@localhost, huskimo3@localhost and listens on the base ports + 100 × (n − 1), one data dir and HOME each
+# (the same cookie in each), one epmd for all.
 
 EPMD_PAT="epmd.*-port $EPMD_PORT"
-BEAM_PAT="beam.*rabbit"
-
 epmd_running() { alive "$(read_pid "$RUN/epmd.pid")" "$EPMD_PAT"; }
-rabbit_running() { alive "$(read_pid "$RUN/rabbitmq.pid")" "$BEAM_PAT"; }
 
-rabbit_ready() {
-  port_open "$AMQP_PORT" &&
+nodes() { seq 1 "$RABBIT_NODES"; }
+node_name() { if (($1 == 1)); then echo "$NODENAME"; else echo "huskimo$1@localhost"; fi; }
+node_port() { echo $(($2 + 100 * ($1 - 1))); }   # node_port N BASE
+amqp_port() { node_port "$1" "$AMQP_PORT"; }
+mgmt_port() { node_port "$1" "$MGMT_PORT"; }
+# Where node N keeps its HOME, config and data: as this host sees it, and as the broker does (inside its root).
+node_dir() { echo "$RABBIT_BASE/node$1"; }
+node_dir_in() { echo "$RABBIT_BASE_IN/node$1"; }
+node_pidfile() { echo "$RUN/rabbitmq$1.pid"; }
+node_log() { echo "$LOGS/rabbitmq$1.log"; }
+node_pat() { echo "beam.*-home $(node_dir_in "$1") "; }
+node_running() { alive "$(read_pid "$(node_pidfile "$1")")" "$(node_pat "$1")"; }
+rabbit_running() { local n; for n in $(nodes); do node_running "$n" || return 1; done; }
+# Runs a RabbitMQ program: inside the 4.0 root, or on this host for 3.10.
+in_root() { if [[ $RABBIT_VERSION == 3.10 ]]; then "$@"; else chroot "$RABBIT_ROOT" "$@"; fi; }
+
+node_ready() {
+  port_open "$(amqp_port "$1")" &&
     curl -fsS -o /dev/null --max-time 2 -u guest:guest \
-      "http://127.0.0.1:$MGMT_PORT/api/health/checks/alarms" 2>/dev/null
+      "http://127.0.0.1:$(mgmt_port "$1")/api/health/checks/alarms" 2>/dev/null
+}
+# Every node up, and (a cluster) every node a running member of it.
+rabbit_ready() {
+  local n
+  for n in $(nodes); do node_ready "$n" || return 1; done
+  ((RABBIT_NODES == 1)) && return 0
+  local running
+  running=$(curl -fsS --max-time 2 -u guest:guest "http://127.0.0.1:$MGMT_PORT/api/nodes?columns=name,running" 2>/dev/null \
+    | grep -o '"running":true' | wc -l) || return 1
+  ((running == RABBIT_NODES))
 }
 
 start_epmd() {
   epmd_running && return 0
   check_port_free epmd "$EPMD_PORT"
-  # Our own epmd in the foreground (not `-daemon`, which would orphan it with an unknown pid).
+  # Our own epmd in the foreground (not `-daemon`, which would orphan it with an unknown pid). Debian 12's serves the
+  # 4.0 nodes too (epmd's protocol has not changed).
   spawn "$RUN/epmd.pid" "$LOGS/epmd.log" env ERL_EPMD_ADDRESS=127.0.0.1 epmd -port "$EPMD_PORT"
   for _ in $(seq 100); do port_open "$EPMD_PORT" && return 0; sleep 0.05; done
   fail_with_log epmd "$LOGS/epmd.log" "epmd did not open port $EPMD_PORT"
 }
 
-# The environment shared by the broker and rabbitmqctl.
-rabbit_env() {
-  export HOME=$RMQ                                   # .erlang.cookie lives here, for server and CLI
-  export RABBITMQ_CONF_ENV_FILE=$RMQ/rabbitmq-env.conf   # (empty) instead of /etc/rabbitmq/rabbitmq-env.conf
-  export RABBITMQ_NODENAME=$NODENAME
-  export RABBITMQ_DIST_PORT=$DIST_PORT
+# The 4.0 root: Debian 13's rabbitmq-server from Debian's archive, built once (a marker file says it is complete).
+ensure_rabbit_root() {
+  [[ $RABBIT_VERSION == 3.10 ]] && return 0
+  if [[ ! -e $RABBIT_ROOT/.huskimo-complete ]]; then
+    command -v debootstrap >/dev/null || die "debootstrap is missing (apt-get install debootstrap)"
+    local t; t=$(now)
+    log "building the RabbitMQ $RABBIT_VERSION root with debootstrap (Debian 13, once; output in $LOGS/debootstrap.log)"
+    umount_root_proc
+    rm -rf "$RABBIT_ROOT"
+    debootstrap --variant=minbase --include=rabbitmq-server trixie "$RABBIT_ROOT" "${HUSKIMO_DEBIAN_MIRROR:-http://deb.debian.org/debian}" \
+      >>"$LOGS/debootstrap.log" 2>&1 || fail_with_log debootstrap "$LOGS/debootstrap.log" "debootstrap of Debian 13 failed"
+    chroot "$RABBIT_ROOT" dpkg-query -W -f='${Version}\n' rabbitmq-server >"$RABBIT_ROOT/.huskimo-complete"
+    log "RabbitMQ root built in $(elapsed "$t")s: rabbitmq-server $(cat "$RABBIT_ROOT/.huskimo-complete")"
+  fi
+  # Erlang reads /proc; the broker runs as root inside.
+  mountpoint -q "$RABBIT_ROOT/proc" || mount -t proc proc "$RABBIT_ROOT/proc" || die "cannot mount /proc in $RABBIT_ROOT"
+}
+
+umount_root_proc() {
+  [[ $RABBIT_VERSION == 3.10 ]] && return 0
+  if mountpoint -q "$RABBIT_ROOT/proc" 2>/dev/null; then umount -l "$RABBIT_ROOT/proc" 2>/dev/null || true; fi
+}
+
+# The environment shared by a node and rabbitmqctl (paths as the broker sees them).
+rabbit_env() {   # rabbit_env N
+  local d; d=$(node_dir_in "$1")
+  export HOME=$d                                     # .erlang.cookie lives here, for server and CLI
+  export RABBITMQ_CONF_ENV_FILE=$d/rabbitmq-env.conf # (empty) instead of /etc/rabbitmq/rabbitmq-env.conf
+  export RABBITMQ_NODENAME; RABBITMQ_NODENAME=$(node_name "$1")
+  export RABBITMQ_DIST_PORT; RABBITMQ_DIST_PORT=$(node_port "$1" "$DIST_PORT")
   export ERL_EPMD_PORT=$EPMD_PORT ERL_EPMD_ADDRESS=127.0.0.1
-  export RABBITMQ_CONFIG_FILE=$RMQ/rabbitmq.conf
-  export RABBITMQ_CONFIG_FILES=$RMQ/conf.d           # instead of /etc/rabbitmq/conf.d
-  export RABBITMQ_ADVANCED_CONFIG_FILE=$RMQ/advanced.config   # does not exist: no advanced config
-  export RABBITMQ_ENABLED_PLUGINS_FILE=$RMQ/enabled_plugins
-  export RABBITMQ_MNESIA_BASE=$RMQ/mnesia
-  export RABBITMQ_PLUGINS_EXPAND_DIR=$RMQ/plugins-expand
-  export RABBITMQ_LOG_BASE=$RMQ/log
-  export RABBITMQ_LOGS=-                             # log to stdout, i.e. $LOGS/rabbitmq.log
-  export RABBITMQ_PID_FILE=$RMQ/rabbit.pid
-  export ERL_CRASH_DUMP=$RMQ/erl_crash.dump          # default is the current directory
+  export RABBITMQ_CONFIG_FILE=$d/rabbitmq.conf
+  export RABBITMQ_CONFIG_FILES=$d/conf.d             # instead of /etc/rabbitmq/conf.d
+  export RABBITMQ_ADVANCED_CONFIG_FILE=$d/advanced.config   # does not exist: no advanced config
+  export RABBITMQ_ENABLED_PLUGINS_FILE=$d/enabled_plugins
+  export RABBITMQ_MNESIA_BASE=$d/mnesia
+  export RABBITMQ_PLUGINS_EXPAND_DIR=$d/plugins-expand
+  export RABBITMQ_LOG_BASE=$d/log
+  export RABBITMQ_LOGS=-                             # log to stdout, i.e. $LOGS/rabbitmqN.log
+  export RABBITMQ_PID_FILE=$d/rabbit.pid
+  export ERL_CRASH_DUMP=$d/erl_crash.dump            # default is the current directory
   export RABBITMQ_CTL_DIST_PORT_MIN=$CTL_PORT_MIN RABBITMQ_CTL_DIST_PORT_MAX=$((CTL_PORT_MIN + 9))
 }
 
@@ -243,77 +310,99 @@ ensure_test_ca() {
   chmod 644 "$tls"/*.pem "$tls/server.key"
 }
 
-write_rabbit_config() {
-  mkdir -p "$RMQ/conf.d" "$RMQ/log" "$RMQ/mnesia"
+write_rabbit_config() {   # write_rabbit_config N
+  local n=$1 d d_in; d=$(node_dir "$n"); d_in=$(node_dir_in "$n")
+  mkdir -p "$d/conf.d" "$d/log" "$d/mnesia" "$d/tls"
   ensure_test_ca
-  : >"$RMQ/rabbitmq-env.conf"
-  echo '[rabbitmq_management].' >"$RMQ/enabled_plugins"
-  cat >"$RMQ/rabbitmq.conf" <<EOF
-# generated by deploy/local/stack.sh — edits are overwritten on start
-listeners.tcp.1 = 127.0.0.1:$AMQP_PORT
-# amqps:// with a certificate of the local test CA (clients verify it with cacertfile=…)
-listeners.ssl.1 = 127.0.0.1:$AMQPS_PORT
-ssl_options.cacertfile = $RMQ/tls/ca.pem
-ssl_options.certfile = $RMQ/tls/server.pem
-ssl_options.keyfile = $RMQ/tls/server.key
-ssl_options.verify = verify_none
-ssl_options.fail_if_no_peer_cert = false
-management.tcp.ip = 127.0.0.1
-management.tcp.port = $MGMT_PORT
-# let guest/guest log in over 127.0.0.1 TCP (by default guest is restricted to "localhost" only,
-# which is fine here since every listener is loopback anyway)
-loopback_users = none
-# management stats every 0.5 s instead of 5 s (queue counters in /api/queues lag less)
-collect_statistics_interval = 500
-EOF
+  cp "$RMQ/tls/ca.pem" "$RMQ/tls/server.pem" "$RMQ/tls/server.key" "$d/tls/"
+  # One cookie for the cluster and its CLI, in each node's HOME.
+  [[ -s $RMQ/cookie ]] || head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$RMQ/cookie"
+  install -m 600 "$RMQ/cookie" "$d/.erlang.cookie"
+  : >"$d/rabbitmq-env.conf"
+  echo '[rabbitmq_management].' >"$d/enabled_plugins"
+  {
+    echo "# generated by deploy/local/stack.sh — edits are overwritten on start"
+    echo "listeners.tcp.1 = 127.0.0.1:$(amqp_port "$n")"
+    echo "# amqps:// with a certificate of the local test CA (clients verify it with cacertfile=…)"
+    echo "listeners.ssl.1 = 127.0.0.1:$(node_port "$n" "$AMQPS_PORT")"
+    echo "ssl_options.cacertfile = $d_in/tls/ca.pem"
+    echo "ssl_options.certfile = $d_in/tls/server.pem"
+    echo "ssl_options.keyfile = $d_in/tls/server.key"
+    echo "ssl_options.verify = verify_none"
+    echo "ssl_options.fail_if_no_peer_cert = false"
+    echo "management.tcp.ip = 127.0.0.1"
+    echo "management.tcp.port = $(mgmt_port "$n")"
+    echo "# guest/guest may log in over 127.0.0.1 TCP (every listener is loopback anyway)"
+    echo "loopback_users = none"
+    echo "# management stats every 0.5 s instead of 5 s (queue counters in /api/queues lag less)"
+    echo "collect_statistics_interval = 500"
+    if ((RABBIT_NODES > 1)); then
+      echo "cluster_formation.peer_discovery_backend = classic_config"
+      local m; for m in $(nodes); do echo "cluster_formation.classic_config.nodes.$m = $(node_name "$m")"; done
+      # A frozen (SIGSTOP) or killed node is the minority: it pauses rather than splitting the cluster.
+      echo "cluster_partition_handling = pause_minority"
+    fi
+  } >"$d/rabbitmq.conf"
 }
 
-# Start the broker (epmd must be up). Does not wait; see wait_rabbit.
-spawn_rabbit() {
-  check_port_free "rabbitmq (amqp)" "$AMQP_PORT"
-  check_port_free "rabbitmq (amqps)" "$AMQPS_PORT"
-  check_port_free "rabbitmq (management)" "$MGMT_PORT"
-  check_port_free "rabbitmq (dist)" "$DIST_PORT"
-  write_rabbit_config
-  # RABBITMQ_ALLOW_INPUT makes the script `exec erl` (→ erlexec → beam.smp, all exec) instead of
-  # staying around as a signal-forwarding parent, so the recorded pid is beam.smp itself; the
-  # shell stays disabled by -noinput. inet_dist_use_interface binds the distribution listener to
-  # loopback (it would otherwise listen on 0.0.0.0).
-  ( rabbit_env
+# Start node N (epmd must be up). Does not wait; see wait_rabbit.
+spawn_node() {
+  local n=$1
+  check_port_free "rabbitmq node $n (amqp)" "$(amqp_port "$n")"
+  check_port_free "rabbitmq node $n (amqps)" "$(node_port "$n" "$AMQPS_PORT")"
+  check_port_free "rabbitmq node $n (management)" "$(mgmt_port "$n")"
+  check_port_free "rabbitmq node $n (dist)" "$(node_port "$n" "$DIST_PORT")"
+  write_rabbit_config "$n"
+  # RABBITMQ_ALLOW_INPUT makes the script `exec erl` (→ erlexec → beam.smp, all exec; chroot execs too) instead of
+  # staying around as a signal-forwarding parent, so the recorded pid is beam.smp itself; the shell stays disabled by
+  # -noinput. inet_dist_use_interface binds the distribution listener to loopback (else 0.0.0.0).
+  ( rabbit_env "$n"
     export RABBITMQ_ALLOW_INPUT=true
     export RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-noinput -kernel inet_dist_use_interface {127,0,0,1}"
-    spawn "$RUN/rabbitmq.pid" "$LOGS/rabbitmq.log" /usr/lib/rabbitmq/bin/rabbitmq-server )
+    if [[ $RABBIT_VERSION == 3.10 ]]; then
+      spawn "$(node_pidfile "$n")" "$(node_log "$n")" /usr/lib/rabbitmq/bin/rabbitmq-server
+    else
+      spawn "$(node_pidfile "$n")" "$(node_log "$n")" chroot "$RABBIT_ROOT" /usr/lib/rabbitmq/bin/rabbitmq-server
+    fi )
 }
 
-# Wait until AMQP answers and the management API says there are no alarms. Fails fast, with
-# the log tail, if the broker process dies (e.g. eaddrinuse at boot).
+# Wait until every node answers AMQP, its management API reports no alarm, and the cluster has every node. Fails
+# fast, with the log tail, if a node's process dies (e.g. eaddrinuse at boot).
 wait_rabbit() {
-  local t=$1 pid deadline=$((SECONDS + ${HUSKIMO_RABBITMQ_BOOT_TIMEOUT:-90}))
-  pid=$(read_pid "$RUN/rabbitmq.pid")
+  local t=$1 n deadline=$((SECONDS + ${HUSKIMO_RABBITMQ_BOOT_TIMEOUT:-120}))
   until rabbit_ready; do
-    alive "$pid" "$BEAM_PAT" || fail_with_log rabbitmq "$LOGS/rabbitmq.log" "broker process $pid died during boot"
-    ((SECONDS < deadline)) || fail_with_log rabbitmq "$LOGS/rabbitmq.log" "broker not ready after ${HUSKIMO_RABBITMQ_BOOT_TIMEOUT:-90}s"
+    for n in $(nodes); do
+      alive "$(read_pid "$(node_pidfile "$n")")" "$(node_pat "$n")" \
+        || fail_with_log "rabbitmq node $n" "$(node_log "$n")" "broker process died during boot"
+    done
+    ((SECONDS < deadline)) || fail_with_log rabbitmq "$(node_log 1)" "broker not ready after ${HUSKIMO_RABBITMQ_BOOT_TIMEOUT:-120}s"
     sleep 0.2
   done
-  log "rabbitmq ready (pid $pid, amqp $AMQP_PORT, mgmt $MGMT_PORT) in $(elapsed "$t")s"
+  log "rabbitmq $RABBIT_VERSION ready ($RABBIT_NODES node(s), amqp $AMQP_PORT, mgmt $MGMT_PORT) in $(elapsed "$t")s"
 }
 
-# Sets RABBIT_WAIT=1 if the caller must wait_rabbit (new broker spawned, or one still booting).
+# Sets RABBIT_WAIT=1 if the caller must wait_rabbit (a node spawned, or one still booting).
 # (A flag rather than a return code: `set -e` is suspended inside functions used as conditions.)
 ensure_rabbit_started() {
   RABBIT_WAIT=1
   mkdir -p "$RMQ"
-  if rabbit_running; then
-    if rabbit_ready; then log "rabbitmq already running (pid $(read_pid "$RUN/rabbitmq.pid"))"; RABBIT_WAIT=0; fi
-    return 0
-  fi
+  if rabbit_running && rabbit_ready; then log "rabbitmq already running"; RABBIT_WAIT=0; return 0; fi
+  ensure_rabbit_root
   start_epmd
-  spawn_rabbit
+  local n
+  for n in $(nodes); do node_running "$n" || spawn_node "$n"; done
+}
+
+stop_node() {   # stop_node N KILL|TERM
+  # SIGKILL is instant and fine for a disposable broker; SIGTERM is a graceful stop (≈7 s).
+  local pid; pid=$(read_pid "$(node_pidfile "$1")")
+  if [[ -n $pid ]]; then kill -CONT "$pid" 2>/dev/null || true; fi   # a frozen node cannot act on SIGTERM
+  stop_pid "rabbitmq node $1" "$(node_pidfile "$1")" "$(node_pat "$1")" "$2" 30
 }
 
 stop_rabbit() {   # stop_rabbit KILL|TERM
-  # SIGKILL is instant and fine for a disposable broker; SIGTERM is a graceful stop (≈7 s).
-  stop_pid rabbitmq "$RUN/rabbitmq.pid" "$BEAM_PAT" "$1" 30
+  local n
+  for n in $(nodes); do stop_node "$n" "$1"; done
 }
 
 # ------------------------------------------------------------------------------------ PostgreSQL
@@ -552,6 +641,10 @@ write_env() {
       "AMQPS_CA=$RMQ/tls/ca.pem" \
       "RABBITMQ_MGMT_URL=http://127.0.0.1:$MGMT_PORT" \
       "RABBITMQ_NODENAME=$NODENAME" \
+      "RABBITMQ_VERSION=$RABBIT_VERSION" \
+      "RABBITMQ_NODES=$RABBIT_NODES" \
+      "AMQP_URLS=$(for n in $(nodes); do printf 'amqp://guest:guest@127.0.0.1:%s/%%2f,' "$(amqp_port "$n")"; done | sed 's/,$//')" \
+      "RABBITMQ_MGMT_URLS=$(for n in $(nodes); do printf 'http://127.0.0.1:%s,' "$(mgmt_port "$n")"; done | sed 's/,$//')" \
       "POSTGRES_HOSTNAME=127.0.0.1" \
       "POSTGRES_PORT=$PG_PORT" \
       "POSTGRES_USER=$PG_USER" \
@@ -617,6 +710,7 @@ cmd_down() {
   [[ ${1:-} == --graceful ]] && sig=TERM
   stop_redshift   # before the services it proxies
   stop_rabbit "$sig"
+  umount_root_proc
   stop_pid epmd "$RUN/epmd.pid" "$EPMD_PAT" TERM 5
   stop_pid s3-plain "$RUN/s3-plain.pid" "$(moto_pat "$S3_PORT")" TERM 5
   stop_pid s3-strict "$RUN/s3-strict.pid" "$(moto_pat "$S3_STRICT_PORT")" TERM 5
@@ -627,10 +721,14 @@ cmd_down() {
 cmd_status() {
   local ok=0 pid
   line() { printf '%-10s %-8s %s\n' "$1" "$2" "$3"; }
-  pid=$(read_pid "$RUN/rabbitmq.pid")
-  if rabbit_running && rabbit_ready; then line rabbitmq running "amqp=$AMQP_PORT mgmt=$MGMT_PORT dist=$DIST_PORT pid=$pid"
-  elif rabbit_running; then line rabbitmq booting "amqp=$AMQP_PORT pid=$pid"; ok=1
-  else line rabbitmq stopped "amqp=$AMQP_PORT"; ok=1; fi
+  local n
+  for n in $(nodes); do
+    pid=$(read_pid "$(node_pidfile "$n")")
+    if node_running "$n" && node_ready "$n"; then
+      line "rabbitmq$n" running "$RABBIT_VERSION $(node_name "$n") amqp=$(amqp_port "$n") mgmt=$(mgmt_port "$n") pid=$pid"
+    elif node_running "$n"; then line "rabbitmq$n" booting "amqp=$(amqp_port "$n") pid=$pid"; ok=1
+    else line "rabbitmq$n" stopped "amqp=$(amqp_port "$n")"; ok=1; fi
+  done
   if epmd_running; then line epmd running "port=$EPMD_PORT pid=$(read_pid "$RUN/epmd.pid")"
   else line epmd stopped "port=$EPMD_PORT"; ok=1; fi
   if [[ -s $PG_PATH_FILE ]] && pg_running; then
@@ -658,28 +756,59 @@ cmd_start_rabbit() {
   if ((RABBIT_WAIT)); then wait_rabbit "$t"; fi
 }
 
-cmd_restart_rabbit() {
-  local t; t=$(now)
+# Node N killed (SIGKILL) and started again on the same ports and data dir; returns when the cluster has it again.
+cmd_restart_node() {
+  local n=${1:-1} t; t=$(now)
   reserve_ports
-  stop_rabbit KILL
-  # The killed node's listeners can outlive its pid for a moment (seen in CI: the new node then died with
-  # could_not_start_listener on 35672): wait until nothing answers on the AMQP and management ports.
+  stop_node "$n" KILL
+  wait_ports_free "$n"
+  # And if the new node still loses the race for a port, start it once more.
+  if ! (cmd_start_node "$n"); then
+    log "rabbitmq node $n did not come back on the first try; starting it again"
+    sleep 2
+    cmd_start_node "$n"
+  fi
+  log "rabbitmq node $n restarted in $(elapsed "$t")s"
+}
+
+# The killed node's listeners can outlive its pid for a moment (seen in CI: the new node then died with
+# could_not_start_listener on 35672): wait until nothing answers on its ports; kill whatever still holds AMQP.
+wait_ports_free() {
+  local n=$1
   for _ in $(seq 150); do
-    port_open "$AMQP_PORT" || port_open "$MGMT_PORT" || port_open "$AMQPS_PORT" || port_open "$DIST_PORT" || break
+    port_open "$(amqp_port "$n")" || port_open "$(mgmt_port "$n")" || port_open "$(node_port "$n" "$AMQPS_PORT")" \
+      || port_open "$(node_port "$n" "$DIST_PORT")" || break
     sleep 0.1
   done
-  # A port still held (by a child the old node left behind): kill whatever listens on it.
-  if port_open "$AMQP_PORT" && command -v ss >/dev/null; then
-    ss -ltnpH "sport = :$AMQP_PORT" 2>/dev/null | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u | xargs -r kill -KILL 2>/dev/null || true
+  if port_open "$(amqp_port "$n")" && command -v ss >/dev/null; then
+    ss -ltnpH "sport = :$(amqp_port "$n")" 2>/dev/null | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u | xargs -r kill -KILL 2>/dev/null || true
     sleep 0.5
   fi
-  # And if the new node still loses the race for a port, start it once more.
-  if ! (cmd_start_rabbit); then
-    log "rabbitmq did not come back on the first try; starting it again"
-    sleep 2
-    cmd_start_rabbit
-  fi
-  log "rabbitmq restarted in $(elapsed "$t")s"
+}
+
+# Starts node N (after kill-node) and waits until the whole cluster is ready again.
+cmd_start_node() {
+  local n=${1:-1} t; t=$(now)
+  check_distinct_ports
+  mkdir -p "$RUN" "$LOGS"
+  ensure_rabbit_root
+  start_epmd
+  node_running "$n" || spawn_node "$n"
+  wait_rabbit "$t"
+}
+
+# SIGKILL node N and return at once (the cluster goes on without it).
+cmd_kill_node() {
+  stop_node "${1:-1}" KILL
+  wait_ports_free "${1:-1}"
+}
+
+# SIGSTOP / SIGCONT node N: a node that hangs (its sockets open, nothing answering).
+cmd_signal_node() {   # cmd_signal_node STOP|CONT N
+  local pid; pid=$(read_pid "$(node_pidfile "$2")")
+  node_running "$2" || die "rabbitmq node $2 is not running"
+  kill "-$1" "$pid"
+  log "rabbitmq node $2 (pid $pid): SIG$1"
 }
 
 cmd_restart_pg() {
@@ -689,13 +818,15 @@ cmd_restart_pg() {
   log "postgres restarted in $(elapsed "$t")s"
 }
 
-cmd_rabbitmqctl() {
-  rabbit_env
-  exec /usr/lib/rabbitmq/bin/rabbitmqctl -n "$NODENAME" "$@"
+cmd_rabbitmqctl() {   # against node 1, or node N with HUSKIMO_RABBITMQCTL_NODE=N
+  local n=${HUSKIMO_RABBITMQCTL_NODE:-1}
+  rabbit_env "$n"
+  in_root /usr/lib/rabbitmq/bin/rabbitmqctl -n "$(node_name "$n")" "$@"
 }
 
 cmd_clean() {
   cmd_down
+  umount_root_proc
   local root=""
   [[ -s $PG_PATH_FILE ]] && root=$(pg_root)
   [[ -n $root && $root == /tmp/huskimo-stack-* ]] && rm -rf "$(dirname "$root")"
@@ -710,7 +841,12 @@ case ${1:-} in
   env) cmd_env ;;
   start-rabbitmq) cmd_start_rabbit ;;
   stop-rabbitmq) stop_rabbit KILL ;;
-  restart-rabbitmq) cmd_restart_rabbit ;;
+  restart-rabbitmq) cmd_restart_node 1 ;;
+  restart-node) cmd_restart_node "${2:?node number}" ;;
+  kill-node) cmd_kill_node "${2:?node number}" ;;
+  start-node) cmd_start_node "${2:?node number}" ;;
+  freeze-node) cmd_signal_node STOP "${2:?node number}" ;;
+  thaw-node) cmd_signal_node CONT "${2:?node number}" ;;
   restart-postgres) cmd_restart_pg ;;
   rabbitmqctl) shift; cmd_rabbitmqctl "$@" ;;
   clean) cmd_clean ;;

@@ -97,11 +97,16 @@ final class AMQPConnection {
     private var confirmsEnabled = false
     private var nextPublishTag: UInt64 = 1
     private var consumerTag: String?
+    /// The broker's major version (its `version` server property: 3 for 3.x, 4 for 4.x; 0 when it sent none).
+    private(set) var serverMajorVersion = 0
+    /// Which node this connection reached (`host:port`), for logs.
+    let endpoint: String
 
     /// Opens the socket, logs in and opens channel 1. On failure everything is freed here: `self.state` is
     /// assigned last, because a class whose stored properties are all set runs `deinit` even when its
     /// initialiser throws, and the connection must be destroyed exactly once.
     init(url: AMQPURL, connectTimeout: Double = 10) throws {
+        endpoint = "\(url.host):\(url.port)"
         guard let state = amqp_new_connection() else { throw AMQPError(.connect, "out of memory") }
         // Without these, login and every RPC wait forever on a broker that accepts TCP but does not answer
         // (one still booting after a restart, say).
@@ -157,6 +162,11 @@ final class AMQPConnection {
             let reason = AMQPConnection.describe(open)
             amqp_destroy_connection(state)
             throw AMQPError(.channel, "channel.open: \(reason)")
+        }
+        if let properties = amqp_get_server_properties(state),
+            let version = AMQPTableReader.table(properties.pointee)["version"]?.stringValue
+        {
+            serverMajorVersion = Int(version.prefix { $0.isNumber }) ?? 0
         }
         self.state = state
     }

@@ -63,7 +63,7 @@ package struct AMQPURL: Sendable, Hashable, CustomStringConvertible {
         }
         if host.isEmpty { host = "localhost" }
         vhost = path.isEmpty ? "/" : try AMQPURL.decode(path)
-        heartbeatSeconds = 30
+        heartbeatSeconds = 10  // a node that hangs is noticed within ~20 s (two missed heartbeats), and left
         for pair in query.split(separator: "&") {
             let parts = pair.split(separator: "=", maxSplits: 1)
             if parts.count == 2, parts[0] == "heartbeat" {

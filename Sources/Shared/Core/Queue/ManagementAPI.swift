@@ -15,32 +15,57 @@ package struct QueueStats: Sendable, Codable, Hashable {
 /// A small client of the RabbitMQ management HTTP API (`GET /api/queues/{vhost}/{name}`), with the broker's
 /// AMQP credentials.
 package struct ManagementAPI: Sendable {
-    package let baseURL: String
+    /// One base URL per node (the first that answers serves a call).
+    package let baseURLs: [String]
+    package var baseURL: String { baseURLs[0] }
     package let user: String
     package let password: Secret
     package let vhost: String
     let http: HTTPClient
 
     package init(baseURL: String, amqp: AMQPURL, http: HTTPClient = HTTPClient(maxIdleHandles: 2)) {
-        self.baseURL = baseURL.withoutTrailingSlashes
+        self.init(baseURLs: [baseURL], amqp: amqp, http: http)
+    }
+
+    package init(baseURLs: [String], amqp: AMQPURL, http: HTTPClient = HTTPClient(maxIdleHandles: 2)) {
+        self.baseURLs = baseURLs.map(\.withoutTrailingSlashes)
         self.user = amqp.user
         self.password = amqp.password
         self.vhost = amqp.vhost
         self.http = http
     }
 
+    /// `GET path` on the first node that answers (a node down, or answering 5xx, is skipped), as a JSON value.
+    /// - Throws: ``CurlError`` for transport failures and non-200 answers (404: no such queue).
+    func get(_ path: String) throws -> Any {
+        var failure: (any Error)?
+        for base in baseURLs {
+            var request = HTTPRequest(url: base + path, connectTimeout: 3, timeout: 10)
+            request.basicAuth = (user, password)
+            request.maxBodyBytes = 64 << 20
+            do {
+                let response = try http.execute(request)
+                guard response.status == 200, let object = try? JSONSerialization.jsonObject(with: Data(response.body)) else {
+                    let error = CurlError(
+                        .status, status: response.status, "GET \(request.displayURL): HTTP \(response.status)",
+                        class: CurlError.classify(status: response.status))
+                    if response.status < 500 { throw error }  // the same on every node
+                    failure = error
+                    continue
+                }
+                return object
+            } catch let error as CurlError where error.isRetriable {
+                failure = error
+            }
+        }
+        throw failure ?? CurlError(.status, status: 0, "no management URL", class: .permanent)
+    }
+
     /// - Throws: ``CurlError`` for transport failures and non-200 answers (404: no such queue).
     package func queue(_ name: String) throws -> QueueStats {
         let path = "/api/queues/\(PercentEncoding.encode(vhost, keepSlash: false))/\(PercentEncoding.encode(name, keepSlash: false))"
-        var request = HTTPRequest(url: baseURL + path, connectTimeout: 5, timeout: 10)
-        request.basicAuth = (user, password)
-        let response = try http.execute(request)
-        guard response.status == 200,
-            let object = try? JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any]
-        else {
-            throw CurlError(
-                .status, status: response.status, "GET \(request.displayURL): HTTP \(response.status)",
-                class: CurlError.classify(status: response.status))
+        guard let object = try get(path) as? [String: Any] else {
+            throw CurlError(.status, status: 200, "GET \(path): not a JSON object", class: .permanent)
         }
         func rate(_ key: String) -> Double? {
             ((object["message_stats"] as? [String: Any])?[key] as? [String: Any])?["rate"] as? Double

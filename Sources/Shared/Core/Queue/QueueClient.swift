@@ -5,7 +5,9 @@ package import Logging
 /// used by one caller at a time under a lock; a lost connection is replaced on the next call, and calls
 /// that failed on a lost connection are retried with backoff for up to `retryWindow` seconds.
 package final class QueueClient: @unchecked Sendable {  // mutable state is guarded by `lock`
-    package let url: AMQPURL
+    /// The cluster's nodes: a lost connection is replaced by one to the next node that answers.
+    package let nodes: AMQPNodes
+    package var url: AMQPURL { nodes.primary }
     package let topology: QueueTopology?
     private let logger: Logger
     private let retryWindow: Double
@@ -13,8 +15,12 @@ package final class QueueClient: @unchecked Sendable {  // mutable state is guar
     private var connection: AMQPConnection?
     private var generation = 0
 
-    package init(url: AMQPURL, topology: QueueTopology? = nil, retryWindow: Double = 60, logger: Logger) {
-        self.url = url
+    package convenience init(url: AMQPURL, topology: QueueTopology? = nil, retryWindow: Double = 60, logger: Logger) {
+        self.init(nodes: AMQPNodes(url), topology: topology, retryWindow: retryWindow, logger: logger)
+    }
+
+    package init(nodes: AMQPNodes, topology: QueueTopology? = nil, retryWindow: Double = 60, logger: Logger) {
+        self.nodes = nodes
         self.topology = topology
         self.retryWindow = retryWindow
         self.logger = logger
@@ -30,11 +36,11 @@ package final class QueueClient: @unchecked Sendable {  // mutable state is guar
                 do {
                     if connection == nil || connection!.broken {
                         connection = nil
-                        let fresh = try AMQPConnection(url: url)
+                        let fresh = try nodes.connect()
                         try topology?.declare(on: fresh)
                         connection = fresh
                         generation += 1
-                        if generation > 1 { logger.info("reconnected to RabbitMQ", metadata: ["amqp.url": "\(url)"]) }
+                        if generation > 1 { logger.info("reconnected to RabbitMQ", metadata: ["amqp.node": "\(fresh.endpoint)"]) }
                     }
                     return try body(connection!, generation)
                 } catch let error as AMQPError {
@@ -87,29 +93,51 @@ package final class QueueClient: @unchecked Sendable {  // mutable state is guar
 
     /// Takes up to `limit` messages from `queue` one at a time (basic.get) and lets `handler` decide each: a moved
     /// message is published (with a confirm, through this client's own connection) before it is acked, so a crash in
-    /// between duplicates it, never loses it. Kept messages go back to the queue when the drain ends. Blocking.
+    /// between duplicates it, never loses it. A kept message is published again to the end of its queue, unchanged
+    /// (body, headers, id), under a confirm, and then acked: it is never handed back by a reject or a closed
+    /// connection, which would count a delivery against it (RabbitMQ 4 drops a quorum queue's message after 20 by
+    /// default; reading parked messages must cost them nothing). The queue's depth when the drain starts bounds it,
+    /// so each message is seen once. Blocking.
     /// - Returns: how many messages were removed or moved.
     @discardableResult
     package func drainBlocking(_ queue: String, limit: Int = .max, _ handler: (AMQPDelivery) throws -> DrainDecision) throws -> Int {
-        // A dedicated connection: kept messages stay unacked until it closes, so `basic.get` does not hand the same
-        // message back twice within one drain.
-        let connection = try AMQPConnection(url: url)
+        // A connection of its own: what is taken stays unacked until it is settled here.
+        let connection = try nodes.connect()
+        let depth = try connection.declareQueue(queue, passive: true).messages
         var removed = 0
         var seen = 0
-        while seen < limit, let delivery = try connection.get(queue: queue, generation: 0) {
-            seen += 1
-            switch try handler(delivery) {
-            case .keep:
-                continue
-            case .move(let message):
-                try publishBlocking([message])
-                fallthrough
-            case .remove:
-                try connection.ack(delivery.deliveryTag)
-                removed += 1
-            }
+        var kept: [AMQPDelivery] = []
+        func putBack() throws {
+            guard !kept.isEmpty else { return }
+            try publishBlocking(
+                kept.map {
+                    AMQPMessage(exchange: "", routingKey: queue, body: $0.body, headers: $0.headers, messageID: $0.messageID)
+                })
+            for delivery in kept { try connection.ack(delivery.deliveryTag) }
+            kept = []
         }
-        return removed  // closing the connection returns kept messages to the queue
+        do {
+            while seen < min(limit, depth), let delivery = try connection.get(queue: queue, generation: 0) {
+                seen += 1
+                switch try handler(delivery) {
+                case .keep:
+                    kept.append(delivery)
+                    if kept.count >= 200 { try putBack() }
+                case .move(let message):
+                    try publishBlocking([message])
+                    try connection.ack(delivery.deliveryTag)
+                    removed += 1
+                case .remove:
+                    try connection.ack(delivery.deliveryTag)
+                    removed += 1
+                }
+            }
+        } catch {
+            try? putBack()
+            throw error
+        }
+        try putBack()
+        return removed
     }
 
     /// Closes the connection (it reopens on the next call).

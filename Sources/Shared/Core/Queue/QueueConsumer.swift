@@ -32,7 +32,8 @@ package final class QueueConsumer: Sendable {
         var connected = false
     }
 
-    package let url: AMQPURL
+    package let nodes: AMQPNodes
+    package var url: AMQPURL { nodes.primary }
     package let queue: String
     package let prefetch: Int
     package let topology: QueueTopology?
@@ -47,11 +48,19 @@ package final class QueueConsumer: Sendable {
     ///   - topology: declared on every connect, before consuming.
     /// - Parameters:
     ///   - pollInterval: the pause between checks while paused.
-    package init(
+    package convenience init(
         url: AMQPURL, queue: String, prefetch: Int, topology: QueueTopology? = nil, pollInterval: Double = 0.02,
         logger: Logger
     ) {
-        self.url = url
+        self.init(nodes: AMQPNodes(url), queue: queue, prefetch: prefetch, topology: topology, pollInterval: pollInterval, logger: logger)
+    }
+
+    /// A consumer that reconnects to the next live node of `nodes` when its connection is lost, and resumes its queue.
+    package init(
+        nodes: AMQPNodes, queue: String, prefetch: Int, topology: QueueTopology? = nil, pollInterval: Double = 0.02,
+        logger: Logger
+    ) {
+        self.nodes = nodes
         self.queue = queue
         self.prefetch = prefetch
         self.topology = topology
@@ -212,7 +221,7 @@ package final class QueueConsumer: Sendable {
             if connection == nil || connection!.broken {
                 connection = nil
                 do {
-                    let fresh = try AMQPConnection(url: url)
+                    let fresh = try nodes.connect()
                     try topology?.declare(on: fresh)
                     try fresh.startConsuming(queue: queue, prefetch: prefetch)
                     connection = fresh
@@ -223,7 +232,10 @@ package final class QueueConsumer: Sendable {
                         $0.connected = true
                         if generation > 1 { $0.reconnects += 1 }
                     }
-                    if generation > 1 { logger.info("consumer reconnected", metadata: ["messaging.destination.name": "\(queue)"]) }
+                    if generation > 1 {
+                        logger.info(
+                            "consumer reconnected", metadata: ["messaging.destination.name": "\(queue)", "amqp.node": "\(fresh.endpoint)"])
+                    }
                 } catch {
                     let delay = backoff.delay(attempt: failures)
                     failures += 1

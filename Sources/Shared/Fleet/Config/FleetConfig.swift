@@ -54,7 +54,7 @@ package struct FleetConfig: Sendable {
         if top["s3"] == nil { reader.problem("s3", "required") }
         let targets = reader.requiredList(top["targets"], at: "targets", noun: "target") { TargetConfig(reader, $0, at: $1) }
         reader.requireUnique(targets.map { ($0.name, "target name \"\($0.name)\"") }, at: "targets")
-        var secrets = [queue.url.password] + channels.map(\.apiKey) + targets.map(\.password)
+        var secrets = queue.nodes.map(\.password) + channels.map(\.apiKey) + targets.map(\.password)
         if let s3 { secrets.append(s3.secretAccessKey) }
         reader.refuseSecretsOutsideSecretFields(secrets)
         guard reader.problems.isEmpty, let s3 else { throw ConfigError(problems: reader.problems) }
@@ -72,7 +72,7 @@ package struct FleetConfig: Sendable {
 
     /// Every secret in the configuration, for scrubbing text that might echo one.
     package var secrets: [Secret] {
-        var all = [queue.url.password, s3.secretAccessKey]
+        var all = queue.nodes.map(\.password) + [s3.secretAccessKey]
         all += channels.map(\.apiKey)
         all += targets.map(\.password)
         return all.filter { !$0.isEmpty }
@@ -80,8 +80,14 @@ package struct FleetConfig: Sendable {
 
     /// The effective configuration as YAML with every secret shown as `<redacted>`.
     package var redactedDescription: String {
-        var lines = ["queue:", "  url: \(queue.url)", "  prefix: \(queue.prefix)"]
-        if let management = queue.managementURL { lines.append("  management_url: \(management)") }
+        var lines = ["queue:"]
+        lines += queue.nodes.count == 1 ? ["  url: \(queue.url)"] : ["  url:"] + queue.nodes.map { "    - \($0)" }
+        lines.append("  prefix: \(queue.prefix)")
+        if !queue.managementURLs.isEmpty {
+            lines +=
+                queue.managementURLs.count == 1
+                ? ["  management_url: \(queue.managementURLs[0])"] : ["  management_url:"] + queue.managementURLs.map { "    - \($0)" }
+        }
         lines += [
             "fetch:",
             "  lookback: \(fetch.lookback)",
@@ -115,19 +121,25 @@ package struct FleetConfig: Sendable {
 }
 
 /// ## Configuration keys (section `queue`)
-/// - `url` (string, secret password, default `amqp://guest:guest@127.0.0.1:5672/%2f`): the RabbitMQ broker.
+/// - `url` (string, secret password, default `amqp://guest:guest@127.0.0.1:5672/%2f`): the RabbitMQ broker; or a list
+///   of one cluster's node URLs, each with its credentials and the same vhost (every process connects to one, and to
+///   the next live one when it is lost).
 /// - `prefix` (string, default `huskimo`): exchange and queue name prefix.
 /// - `type` (`quorum` | `classic`, default `quorum`): the work and load queues' type. Quorum queues are
 ///   replicated and count deliveries; use `classic` on a single-node RabbitMQ 3.8–3.10, whose quorum queues
 ///   can stay leaderless after an unclean restart (rabbitmq-server#10070).
 /// - `retry_delays` (list of seconds, default `[10, 60, 600, 3600]`): the delayed-retry ladder.
 /// - `max_attempts` (int, default 8): attempts before a transiently failing job is parked as failed.
-/// - `management_url` (string, optional, e.g. `http://rabbit:15672`): the RabbitMQ management API, with the
-///   credentials of `url`. Where given, `status` and the loaders' metrics add unacked counts, message rates and
+/// - `management_url` (string or list, optional, e.g. `http://rabbit:15672`): the RabbitMQ management API (a list:
+///   one per node, the first that answers is used), with the credentials of `url`. Where given, `status` and the loaders' metrics add unacked counts, message rates and
 ///   the oldest waiting message's age (classic queues); AMQP alone gives ready counts and consumers.
 package struct QueueConfig: Sendable {
-    package var url: AMQPURL
-    var managementURL: String?
+    /// The cluster's nodes (one for a single broker).
+    package var nodes: [AMQPURL]
+    /// The first node: its vhost and credentials name the fleet's and the management API's.
+    package var url: AMQPURL { nodes[0] }
+    var managementURLs: [String]
+    var managementURL: String? { managementURLs.first }
     package var prefix: String
     package var quorum: Bool
     package var retryDelays: [Int]
@@ -137,25 +149,24 @@ package struct QueueConfig: Sendable {
         let m =
             r.mapping(value, at: path, known: ["url", "prefix", "type", "retry_delays", "max_attempts", "management_url", "allow_http"])
             ?? [:]
-        managementURL = r.string(m["management_url"], at: "\(path).management_url").flatMap { $0.isEmpty ? nil : $0 }
         let allowHTTP = r.bool(m["allow_http"], at: "\(path).allow_http") ?? false
-        if let managementURL, !(managementURL.hasPrefix("http://") || managementURL.hasPrefix("https://")) {
-            r.problem("\(path).management_url", "expected an http:// or https:// URL")
-
-        } else if let managementURL, let scheme = managementURL.range(of: "://"),
-            managementURL[scheme.upperBound...].prefix(while: { $0 != "/" }).contains("@")
-        {
-            r.problem("\(path).management_url", "must not carry credentials (those of queue.url are used)")
-        }
-        if let managementURL, managementURL.hasPrefix("http://"), !ChannelConfig.isLoopback(managementURL) {
-            // It is called with the broker's password every poll: plain HTTP only to this machine, or when asked for.
-            if allowHTTP {
-                r.warn("queue.management_url is plain http:// (allow_http): the broker's password travels unencrypted")
-            } else {
-                r.problem(
-                    "\(path).management_url", "http:// sends the broker's password unencrypted: use https://, or set queue.allow_http: true"
-                )
+        managementURLs = QueueConfig.list(r, m["management_url"], at: "\(path).management_url", secret: false).compactMap {
+            text, at in
+            guard !text.isEmpty else { return nil }
+            if !(text.hasPrefix("http://") || text.hasPrefix("https://")) {
+                r.problem(at, "expected an http:// or https:// URL")
+            } else if let scheme = text.range(of: "://"), text[scheme.upperBound...].prefix(while: { $0 != "/" }).contains("@") {
+                r.problem(at, "must not carry credentials (those of queue.url are used)")
             }
+            if text.hasPrefix("http://"), !ChannelConfig.isLoopback(text) {
+                // It is called with the broker's password every poll: plain HTTP only to this machine, or when asked for.
+                if allowHTTP {
+                    r.warn("queue.management_url is plain http:// (allow_http): the broker's password travels unencrypted")
+                } else {
+                    r.problem(at, "http:// sends the broker's password unencrypted: use https://, or set queue.allow_http: true")
+                }
+            }
+            return text
         }
         quorum = (r.oneOf(m["type"], at: "\(path).type", ["quorum", "classic"]) ?? "quorum") == "quorum"
         if let items = r.sequence(m["retry_delays"], at: "\(path).retry_delays") {
@@ -165,16 +176,24 @@ package struct QueueConfig: Sendable {
             retryDelays = [10, 60, 600, 3600]
         }
         maxAttempts = r.int(m["max_attempts"], at: "\(path).max_attempts", range: 1...100) ?? 8
-        let text = r.string(m["url"], at: "\(path).url", secret: true) ?? "amqp://guest:guest@127.0.0.1:5672/%2f"
-        do {
-            url = try AMQPURL(text)
-        } catch let error as AMQPError {
-            r.problem("\(path).url", error.reason)
-            url = try! AMQPURL("amqp://localhost")
-        } catch {
-            r.problem("\(path).url", "\(error)")
-            url = try! AMQPURL("amqp://localhost")
+        var texts = QueueConfig.list(r, m["url"], at: "\(path).url", secret: true)
+        if texts.isEmpty { texts = [("amqp://guest:guest@127.0.0.1:5672/%2f", "\(path).url")] }
+        nodes = texts.map { text, at in
+            do {
+                return try AMQPURL(text)
+            } catch let error as AMQPError {
+                r.problem(at, error.reason)
+            } catch {
+                r.problem(at, "\(error)")
+            }
+            return try! AMQPURL("amqp://localhost")
         }
+        // One cluster: the vhost is where the fleet's queues are, the same on every node.
+        for (index, node) in nodes.enumerated().dropFirst() where node.vhost != nodes[0].vhost {
+            r.problem(
+                "\(path).url[\(index)]", "vhost \(node.vhost) differs from the first node's (\(nodes[0].vhost)): the nodes of one cluster")
+        }
+        if Set(nodes.map { "\($0.host):\($0.port)" }).count != nodes.count { r.problem("\(path).url", "a node is listed twice") }
         prefix = r.string(m["prefix"], at: "\(path).prefix") ?? "huskimo"
         if !prefix.allSatisfy({ $0.isLetter || $0.isNumber || "._-".contains($0) }) || prefix.isEmpty {
             r.problem("\(path).prefix", "use letters, digits, '.', '_' or '-'")
@@ -182,11 +201,24 @@ package struct QueueConfig: Sendable {
     }
 }
 
+extension QueueConfig {
+    /// A key that is one string or a list of them (at most 16), each with its key path for problems.
+    fileprivate static func list(_ r: ConfigReader, _ value: ConfigReader.Value?, at path: String, secret: Bool) -> [(String, String)] {
+        if case .sequence(let items)? = value {
+            if items.isEmpty || items.count > 16 { r.problem(path, "expected 1 to 16 entries, got \(items.count)") }
+            return items.prefix(16).enumerated().compactMap { index, item in
+                r.string(item, at: "\(path)[\(index)]", secret: secret).map { ($0, "\(path)[\(index)]") }
+            }
+        }
+        return r.string(value, at: path, secret: secret).map { [($0, path)] } ?? []
+    }
+}
+
 extension ManagementAPI {
     /// The management API of `queue.management_url`, with the credentials of `queue.url`; nil when not configured.
     package init?(_ config: QueueConfig) {
-        guard let url = config.managementURL else { return nil }
-        self.init(baseURL: url, amqp: config.url)
+        guard !config.managementURLs.isEmpty else { return nil }
+        self.init(baseURLs: config.managementURLs, amqp: config.url)
     }
 }
 

@@ -25,12 +25,16 @@ package struct FleetTopology: Sendable {
     func loadQueue(_ target: String) -> String { "\(prefix).load.\(target)" }
     func failedLoadQueue(_ target: String) -> String { "\(prefix).load.\(target).failed" }
 
+    /// Deliveries of one work message before RabbitMQ moves it to its parked queue (a worker or loader that crashes on
+    /// it every time): the worker's own attempt count parks it long before, so this only bounds crash loops.
+    static let deliveryLimit = 20
+
     private func work(_ name: String, deadLetter: String?, singleActiveConsumer: Bool = false) -> QueueTopology.Queue {
         if quorum {
-            // Crash loops are bounded by x-delivery-limit as well as by the worker's own attempt count.
+            // A parked queue (no dead-letter target) never drops what it holds, however often it is read.
             return .quorum(
                 name, bindings: [name], deadLetterTo: deadLetter.map { (exchange, $0) },
-                deliveryLimit: deadLetter == nil ? nil : 20, singleActiveConsumer: singleActiveConsumer)
+                deliveryLimit: deadLetter == nil ? .unlimited : .limit(Self.deliveryLimit), singleActiveConsumer: singleActiveConsumer)
         }
         var arguments: AMQPTable = [:]
         if let deadLetter {
@@ -48,10 +52,15 @@ package struct FleetTopology: Sendable {
             work(failedQueue, deadLetter: nil),
         ]
         for delay in Set(retryDelays).sorted() {
+            let name = retryQueue(delay: delay)
+            // Quorum too: a job waiting out its delay survives the loss of any one node (TTL expiry dead-letters it
+            // to the extract queue at least once; nobody consumes a delay queue, so no delivery limit is reached).
             queues.append(
-                .delay(
-                    retryQueue(delay: delay), bindings: [retryQueue(delay: delay)], ttlSeconds: Double(delay),
-                    deadLetterTo: (exchange, extractQueue)))
+                quorum
+                    ? .quorum(
+                        name, bindings: [name], deadLetterTo: (exchange, extractQueue), deliveryLimit: .unlimited,
+                        ttlSeconds: Double(delay))
+                    : .delay(name, bindings: [name], ttlSeconds: Double(delay), deadLetterTo: (exchange, extractQueue)))
         }
         for target in targets {
             queues.append(work(loadQueue(target), deadLetter: failedLoadQueue(target), singleActiveConsumer: true))

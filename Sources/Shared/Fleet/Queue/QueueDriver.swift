@@ -32,7 +32,8 @@ enum QueueDriverFactory {
     /// - Parameter retryWindow: how long a call keeps reconnecting before it fails (a command: seconds; a worker: a
     ///   minute).
     package static func make(_ config: FleetConfig, retryWindow: Double = 60, logger: Logger) -> any QueueDriver {
-        RabbitMQDriver(url: config.queue.url, topology: FleetTopology(config).topology, retryWindow: retryWindow, logger: logger)
+        RabbitMQDriver(
+            nodes: AMQPNodes(config.queue.nodes), topology: FleetTopology(config).topology, retryWindow: retryWindow, logger: logger)
     }
 }
 
@@ -62,15 +63,15 @@ extension QueueConsumer: QueueSubscription {}
 /// every connect.
 final class RabbitMQDriver: QueueDriver {
     let client: QueueClient
-    private let url: AMQPURL
+    private let nodes: AMQPNodes
     private let topology: QueueTopology
     private let logger: Logger
 
-    package init(url: AMQPURL, topology: QueueTopology, retryWindow: Double = 60, logger: Logger) {
-        self.url = url
+    package init(nodes: AMQPNodes, topology: QueueTopology, retryWindow: Double = 60, logger: Logger) {
+        self.nodes = nodes
         self.topology = topology
         self.logger = logger
-        self.client = QueueClient(url: url, topology: topology, retryWindow: retryWindow, logger: logger)
+        self.client = QueueClient(nodes: nodes, topology: topology, retryWindow: retryWindow, logger: logger)
     }
 
     package func publish(_ messages: [AMQPMessage]) async throws {
@@ -99,7 +100,7 @@ final class RabbitMQDriver: QueueDriver {
     }
 
     package func subscribe(_ queue: String, prefetch: Int) -> any QueueSubscription {
-        QueueConsumer(url: url, queue: queue, prefetch: prefetch, topology: topology, logger: logger)
+        QueueConsumer(nodes: nodes, queue: queue, prefetch: prefetch, topology: topology, logger: logger)
     }
 
     package func close() { client.close() }
