@@ -13,6 +13,64 @@ import Testing
 struct OperationsIntegrationTests {
     static let days = [Day("2026-11-20")!, Day("2026-11-21")!]
 
+    /// RabbitMQ 4 drops a quorum queue's message after 20 deliveries when it has no dead-letter target; `status` and
+    /// `requeue --dry-run` read every parked message. Fifty of each later, every parked message is still there.
+    @Test func parkedMessagesOutliveFiftyStatusRuns() throws {
+        let fleet = try FleetHarness(accounts: [("us", SandboxAccount.defaults[0])])
+        defer { fleet.cleanUp() }
+        let topology = FleetTopology(try fleet.config.queue, targets: ["local"])
+        let client = QueueClient(
+            nodes: AMQPNodes(try fleet.config.queue.nodes), topology: topology.topology, retryWindow: 10, logger: TestServices.logger)
+        defer { client.close() }
+        let parked = (1...3).map { n in
+            let job = ExtractJob(
+                runID: ExtractJob.fixtureRunID, channel: "us", resource: .calls, day: Day("2026-11-2\(n)"), plannedAt: "p")
+            let headers = ParkedHeaders(
+                errorClass: .permanent, message: "HTTP 401, Twilio error 20003: Authenticate", channel: "us", resource: "calls",
+                day: "2026-11-2\(n)", attempts: 1, id: job.jobID)
+            return AMQPMessage(
+                exchange: topology.exchange, routingKey: topology.failedQueue, body: MessageCodec.encode(job), headers: headers.table,
+                messageID: job.jobID)
+        }
+        try client.publishBlocking(parked)
+        for round in 1...50 {
+            let (code, output) = try fleet.run("huskimo-planner", ["status", "--config", fleet.configPath, "--json"])
+            let json = try #require(output.firstIndex(of: "{").map { String(output[$0...]) }, "round \(round): \(output)")
+            let status = try JSONDecoder().decode(FleetStatus.self, from: Data(json.utf8))
+            #expect(code == 1 && status.failures.map(\.count) == [3], "round \(round): \(status.failures)")
+            if round % 10 == 0 {
+                let (dry, _) = try fleet.run("huskimo-planner", ["requeue", "--config", fleet.configPath, "--dry-run"])
+                #expect(dry == 0)
+            }
+        }
+        #expect(try client.depthBlocking(topology.failedQueue).ready == 3, "nothing dropped")
+        // An operator reading them 25 times in the management UI ("Get messages": reject, requeue), which does count a
+        // delivery each time: the parked queue has no delivery limit, so nothing is dropped either.
+        let management = try TestServices.require("RABBITMQ_MGMT_URL")
+        for _ in 1...25 {
+            var request = HTTPRequest(
+                method: .POST,
+                url: "\(management)/api/queues/%2F/\(topology.failedQueue)/get",
+                body: Array(#"{"count": 3, "ackmode": "reject_requeue_true", "encoding": "auto"}"#.utf8))
+            request.headers = [("Content-Type", "application/json")]
+            request.basicAuth = ("guest", Secret("guest"))
+            #expect(try HTTPClient().execute(request).status == 200)
+        }
+        var depth = 0
+        for _ in 0..<20 {  // a rejected message is back in the queue a moment later
+            depth = try client.depthBlocking(topology.failedQueue).ready
+            if depth == 3 { break }
+            usleep(100_000)
+        }
+        #expect(depth == 3, "nothing dropped after 25 rejected reads")
+        var ids: [String] = []
+        try client.drainBlocking(topology.failedQueue) {
+            ids.append($0.messageID ?? "")
+            return .keep
+        }
+        #expect(ids.sorted() == parked.compactMap { $0.messageID }.sorted(), "the same messages, each once")
+    }
+
     @Test(arguments: ["postgres", "redshift"]) func statusAndMetricsReportTheFleetAsItIs(target: String) throws {
         let us = SandboxAccount.defaults[0], eu = SandboxAccount.defaults[1]
         let fleet = try FleetHarness(
