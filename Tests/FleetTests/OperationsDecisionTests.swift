@@ -176,6 +176,24 @@ import Testing
         }
     }
 
+    /// A quorum queue with fewer members online than the cluster gives (up to 3) is named; classic queues and a whole
+    /// queue are not; a one-node cluster's queues are whole with one member.
+    @Test func aQueueThatLostRedundancyIsNamed() {
+        func row(_ name: String, _ type: String, members: Int, online: Int) -> FleetStatus.QueueRow {
+            FleetStatus.QueueRow(name: name, ready: 0, consumers: 0, type: type, members: members, online: online)
+        }
+        let rows = [
+            row("q.extract", "quorum", members: 3, online: 2), row("q.load", "quorum", members: 3, online: 3),
+            row("q.retry", "quorum", members: 2, online: 2), row("q.classic", "classic", members: 1, online: 1),
+        ]
+        #expect(
+            FleetStatus.degraded(rows, clusterSize: 3) == [
+                "q.extract: 2 of 3 members online (a cluster of 3 gives 3)", "q.retry: 2 of 2 members online (a cluster of 3 gives 3)",
+            ])
+        #expect(FleetStatus.degraded([row("q", "quorum", members: 1, online: 1)], clusterSize: 1).isEmpty)
+        #expect(FleetStatus.degraded(rows, clusterSize: 5).count == 2, "three members are enough in a larger cluster")
+    }
+
     /// A planner whose clock is off by more than the loaders' tolerance plans nothing (ahead: every worker would park
     /// its jobs; behind: its loads would be skipped as older); within it, or with no reference, it plans.
     @Test func aPlannerWhoseClockIsOffPublishesNothing() async throws {

@@ -26,6 +26,7 @@ final class FleetHarness {
     /// `fetch.max_response_mib`.
     var maxResponseMiB = 256
     /// The RabbitMQ management API for `queue.management_url` (nil: AMQP only).
+    /// `queue.management_url`: one URL, or a YAML flow list of them (`["http://…", …]`).
     var managementURL: String?
     var processes: [pid_t] = []
     /// The target's warehouse: `postgres`, or `redshift` (the Redshift-dialect test server in front of the same
@@ -61,7 +62,7 @@ final class FleetHarness {
     func writeConfig() throws {
         let env = TestServices.env
         var yaml = """
-            queue: {url: \(TestServices.amqpNodesYAML), prefix: \(id), type: \(TestServices.queueType), retry_delays: [1, 2], max_attempts: \(maxAttempts)\(managementURL.map { ", management_url: \"\($0)\"" } ?? "")}
+            queue: {url: \(TestServices.amqpNodesYAML), prefix: \(id), type: \(TestServices.queueType), retry_delays: [1, 2], max_attempts: \(maxAttempts)\(managementURL.map { ", management_url: " + ($0.hasPrefix("[") ? $0 : "\"\($0)\"") } ?? "")}
             fetch: {lookback: \(lookback), settle_days: \(settleDays), max_response_mib: \(maxResponseMiB)}
             channels:
 

@@ -83,7 +83,11 @@ package enum FleetMetrics {
 
     /// One poll of a queue. Unknown figures (no management API, or it failed this time) are exported as NaN,
     /// not left at their last value: a stale figure would keep an alert firing, or silent, on old news.
-    package static func queue(_ name: String, ready: Int, consumers: Int, unacked: Int?, oldestReadyAge: Double?) {
+    package static func queue(
+        _ name: String, ready: Int, consumers: Int, unacked: Int?, oldestReadyAge: Double?, members: Int? = nil, online: Int? = nil
+    ) {
+        Gauge(label: "huskimo_queue_members", dimensions: [("queue", name)]).record(members.map(Double.init) ?? .nan)
+        Gauge(label: "huskimo_queue_members_online", dimensions: [("queue", name)]).record(online.map(Double.init) ?? .nan)
         Gauge(label: "huskimo_queue_messages_ready", dimensions: [("queue", name)]).record(ready)
         Gauge(label: "huskimo_queue_consumers", dimensions: [("queue", name)]).record(consumers)
         Gauge(label: "huskimo_queue_messages_unacked", dimensions: [("queue", name)]).record(unacked.map(Double.init) ?? .nan)
@@ -141,6 +145,12 @@ extension FleetMetrics {
         Metric(
             name: "huskimo_queue_oldest_ready_age_seconds", kind: .gauge, labels: ["queue"],
             help: "age of the oldest ready message (management API; NaN without it)"),
+        Metric(
+            name: "huskimo_queue_members", kind: .gauge, labels: ["queue"],
+            help: "a quorum queue's members (management API; NaN without it)"),
+        Metric(
+            name: "huskimo_queue_members_online", kind: .gauge, labels: ["queue"],
+            help: "a quorum queue's members online now (management API; NaN without it)"),
     ]
 
     /// The catalogue as JSON, one metric a line (what `huskimo-planner metrics` prints).

@@ -10,6 +10,19 @@ package struct QueueStats: Sendable, Codable, Hashable {
     package var deliverRate: Double?
     /// When the oldest ready message was published (Unix seconds; classic queues only).
     package var headMessageTimestamp: Int?
+    /// `quorum` or `classic`.
+    package var type: String?
+    /// The node that leads a quorum queue (or hosts a classic one).
+    package var leader: String?
+    /// A quorum queue's members, and those of them online now (a classic queue: its one node).
+    package var members: [String] = []
+    package var online: [String] = []
+}
+
+/// A node of the cluster, as the management API sees it.
+package struct ClusterNode: Sendable, Codable, Hashable {
+    package var name: String
+    package var running: Bool
 }
 
 /// A small client of the RabbitMQ management HTTP API (`GET /api/queues/{vhost}/{name}`), with the broker's
@@ -70,10 +83,24 @@ package struct ManagementAPI: Sendable {
         func rate(_ key: String) -> Double? {
             ((object["message_stats"] as? [String: Any])?[key] as? [String: Any])?["rate"] as? Double
         }
+        let node = object["node"] as? String
         return QueueStats(
             ready: object["messages_ready"] as? Int ?? 0, unacked: object["messages_unacknowledged"] as? Int ?? 0,
             consumers: object["consumers"] as? Int ?? 0, publishRate: rate("publish_details"),
             deliverRate: rate("deliver_get_details"),
-            headMessageTimestamp: object["head_message_timestamp"] as? Int)
+            headMessageTimestamp: object["head_message_timestamp"] as? Int,
+            type: object["type"] as? String, leader: object["leader"] as? String ?? node,
+            members: object["members"] as? [String] ?? node.map { [$0] } ?? [],
+            online: object["online"] as? [String] ?? node.map { [$0] } ?? [])
+    }
+
+    /// The cluster's nodes and whether each is running.
+    package func nodes() throws -> [ClusterNode] {
+        guard let list = try get("/api/nodes?columns=name,running") as? [[String: Any]] else {
+            throw CurlError(.status, status: 200, "GET /api/nodes: not a JSON list", class: .permanent)
+        }
+        return list.compactMap { item in
+            (item["name"] as? String).map { ClusterNode(name: $0, running: item["running"] as? Bool ?? false) }
+        }.sorted { $0.name < $1.name }
     }
 }

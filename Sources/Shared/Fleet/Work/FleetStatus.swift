@@ -16,6 +16,11 @@ struct FleetStatus: Sendable, Codable {
         package var deliverRate: Double?
         /// Age of the oldest ready message in seconds (management API, classic queues).
         var oldestReadyAgeSeconds: Double?
+        /// `quorum` or `classic`, the leading node, and how many of its members are online (management API).
+        var type: String?
+        var leader: String?
+        var members: Int?
+        var online: Int?
     }
 
     package struct FailureGroup: Sendable, Codable {
@@ -40,6 +45,10 @@ struct FleetStatus: Sendable, Codable {
     }
 
     package var queues: [QueueRow] = []
+    /// The broker's nodes (management API; empty without it).
+    var nodes: [ClusterNode] = []
+    /// Queues with fewer members online than the cluster can give them (up to 3): one more node lost and they stop.
+    var degraded: [String] = []
     /// Where queue figures came from: `amqp`, or `management` when the management API answered.
     var queueSource = "amqp"
     /// The extract queue's oldest waiting job, in seconds (nil: none waiting, or unknown without the management API).
@@ -56,9 +65,13 @@ struct FleetStatus: Sendable, Codable {
     package static func collect(config: FleetConfig, driver: any QueueDriver) async -> FleetStatus {
         let topology = FleetTopology(config)
         var status = FleetStatus()
+        let management = ManagementAPI(config.queue)
         (status.queues, status.queueSource, status.problems) = await queueRows(
-            topology: topology, driver: driver,
-            management: ManagementAPI(config.queue))
+            topology: topology, driver: driver, management: management)
+        if let management, let nodes = try? await Blocking.run({ try management.nodes() }) {
+            status.nodes = nodes
+            status.degraded = FleetStatus.degraded(status.queues, clusterSize: nodes.count)
+        }
         status.oldestWaitingJobSeconds = status.queues.first { $0.name == topology.extractQueue }?.oldestReadyAgeSeconds
         let parked = await failures(in: [topology.failedQueue] + config.targets.map { topology.failedLoadQueue($0.name) }, driver: driver)
         status.failures = parked.groups
@@ -125,6 +138,18 @@ struct FleetStatus: Sendable, Codable {
         return (freshness, reloads, problems)
     }
 
+    /// The queues whose online members are fewer than the redundancy the cluster can give (its size, at most 3), each
+    /// with what it has: `huskimo.extract: 2 of 3 members online`.
+    static func degraded(_ rows: [QueueRow], clusterSize: Int) -> [String] {
+        let wanted = min(3, clusterSize)
+        return rows.compactMap { row in
+            guard row.type == "quorum", let online = row.online, let members = row.members, online < wanted || members < wanted else {
+                return nil
+            }
+            return "\(row.name): \(online) of \(members) members online (a cluster of \(clusterSize) gives \(wanted))"
+        }
+    }
+
     /// Every queue's figures: from the management API where configured and answering (unacked, rates, oldest
     /// age), else from the driver (ready and consumers). Also feeds the loaders' queue metrics.
     static func queueRows(
@@ -142,7 +167,9 @@ struct FleetStatus: Sendable, Codable {
                         QueueRow(
                             name: name, ready: stats.ready, unacked: stats.unacked, consumers: stats.consumers,
                             publishRate: stats.publishRate, deliverRate: stats.deliverRate,
-                            oldestReadyAgeSeconds: stats.headMessageTimestamp.map { max(0, now.timeIntervalSince1970 - Double($0)) }))
+                            oldestReadyAgeSeconds: stats.headMessageTimestamp.map { max(0, now.timeIntervalSince1970 - Double($0)) },
+                            type: stats.type, leader: stats.leader, members: stats.members.isEmpty ? nil : stats.members.count,
+                            online: stats.members.isEmpty ? nil : stats.online.count))
                     continue
                 } catch {
                     // One failure (API down, wrong URL): the driver for the rest, and say so.
@@ -167,16 +194,21 @@ struct FleetStatus: Sendable, Codable {
             text.padding(toLength: max(width, text.count + 1), withPad: " ", startingAt: 0)
         }
         func rate(_ value: Double?) -> String { value.map { String(format: "%.1f", $0) } ?? "-" }
-        var lines = [
+        var lines: [String] = []
+        if !nodes.isEmpty {
+            lines.append("NODES: " + nodes.map { "\($0.name) \($0.running ? "running" : "DOWN")" }.joined(separator: ", "))
+        }
+        lines.append(
             cell("QUEUE", 44) + cell("READY", 8) + cell("UNACKED", 9) + cell("CONSUMERS", 11) + cell("IN/s", 8)
-                + cell("OUT/s", 8) + "OLDEST"
-        ]
+                + cell("OUT/s", 8) + cell("OLDEST", 8) + cell("TYPE", 8) + cell("ONLINE", 8) + "LEADER")
         for q in queues {
             lines.append(
                 cell(q.name, 44) + cell(String(q.ready), 8) + cell(q.unacked.map(String.init) ?? "-", 9)
                     + cell(String(q.consumers), 11) + cell(rate(q.publishRate), 8) + cell(rate(q.deliverRate), 8)
-                    + (q.oldestReadyAgeSeconds.map(FleetStatus.age) ?? "-"))
+                    + cell(q.oldestReadyAgeSeconds.map(FleetStatus.age) ?? "-", 8) + cell(q.type ?? "-", 8)
+                    + cell(q.online.map { "\($0)/\(q.members ?? 0)" } ?? "-", 8) + (q.leader ?? "-"))
         }
+        for d in degraded { lines.append("WARNING: redundancy lost: \(d)") }
         if queueSource == "amqp" {
             lines.append("(queue figures from AMQP: set queue.management_url for unacked counts, rates and ages)")
         } else {

@@ -99,7 +99,8 @@ final class LoadWorker: Sendable {
             for row in rows {
                 FleetMetrics.queue(
                     row.name, ready: row.ready, consumers: row.consumers, unacked: row.unacked,
-                    oldestReadyAge: row.oldestReadyAgeSeconds ?? (row.unacked != nil && row.ready == 0 ? 0 : nil))
+                    oldestReadyAge: row.oldestReadyAgeSeconds ?? (row.unacked != nil && row.ready == 0 ? 0 : nil),
+                    members: row.members, online: row.online)
             }
             for problem in problems { logger.debug("queue metrics: \(problem)") }
             let until = Date().addingTimeInterval(interval)
