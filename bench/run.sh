@@ -52,7 +52,7 @@ faults() { curl -sf -X POST -H 'content-type: application/json' -d "$1" "$SANDBO
 config() {   # config PREFIX SCHEMA  (channels from the CHANNELS variable: "name sid token" lines)
   local prefix=$1 schema=$2
   cat <<YAML
-queue: {url: "$AMQP_URL", prefix: $prefix, type: classic, retry_delays: [1, 2]}
+queue: {url: ${QUEUE_URLS:-"\"$AMQP_URL\""}, prefix: $prefix, type: ${QUEUE_TYPE:-classic}, retry_delays: [1, 2]}
 channels:
 $(while read -r name sid token; do [[ -n $name ]] && echo "  - {name: $name, type: twilio, api_user: $sid, api_key: $token, api_url: \"$SANDBOX_URL\", pricing_url: \"$SANDBOX_URL\"}"; done <<<"$CHANNELS")
 s3: {access_key_id: "$S3_ACCESS_KEY_ID", secret_access_key: "$S3_SECRET_ACCESS_KEY", region: us-east-1, bucket: huskimo-bench, folder_path: "$prefix", endpoint: "$S3_ENDPOINT", path_style: true}
@@ -321,6 +321,69 @@ bench_small() {
   } | tee bench/results/small.txt
 }
 
+# The cost of replication: the small-job case (one request per job, LATENCY ms, default 50; 200 channels × calls,
+# messages, recordings × 1 day = 600 jobs ... 1,400 with HUSKIMO_BENCH_CLUSTER_DAYS) on one node without replication
+# (node 1 only, classic queues) and on the three-node cluster (every node listed, quorum queues: each message written
+# on three nodes), alternating, REPEAT runs each. Figures per broker: jobs/s against the bound the latency and the
+# slots allow, the planner's publish rate with confirms, CPU per job, and where a job's time goes (the API request,
+# the S3 PUT, publishing its load message under a confirm, the ack), from the workers' summary lines.
+bench_cluster() {
+  local latency=${HUSKIMO_BENCH_CLUSTER_LATENCY_MS:-50} concurrency=${HUSKIMO_BENCH_SMALL_CONCURRENCY:-8} repeat=${HUSKIMO_BENCH_REPEAT:-3}
+  local days=${HUSKIMO_BENCH_CLUSTER_DAYS:-1} accounts=200 channels i
+  [[ ${RABBITMQ_NODES:-1} == 3 ]] || { echo "cluster: needs the stack's three-node cluster (HUSKIMO_RABBITMQ_NODES=3, the default)" >&2; exit 1; }
+  start_sandbox --small-accounts "$accounts"
+  faults "{\"latencyMs\": $latency}"
+  channels=$(for ((i = 0; i < accounts; i++)); do printf 'small%s AC%032x small-token-%s\n' "$i" $((0x100000 + i)) "$i"; done)
+  local all_urls; all_urls="[$(tr ',' '\n' <<<"$AMQP_URLS" | sed 's/.*/"&"/' | paste -sd, -)]"
+  local -A rate cpu pub fetch stage publish ack
+  local mode r
+  for ((r = 0; r < repeat; r++)); do
+    for mode in one cluster; do
+      local urls type
+      if [[ $mode == one ]]; then urls="\"$AMQP_URL\"" type=classic; else urls=$all_urls type=quorum; fi
+      QUEUE_URLS=$urls QUEUE_TYPE=$type CHANNELS=$channels config "bc$r$mode$RANDOM" "bench_c" >"$WORK/c.yaml"
+      local p0 p1 planned jobs; p0=$(now)
+      planned=$("$BIN/huskimo-planner" plan --config "$WORK/c.yaml" --from 2026-11-20 --to "$(date -u -d "2026-11-20 + $((days - 1)) days" +%F)" \
+        --resource calls --resource messages --resource recordings)
+      p1=$(now)
+      jobs=$(sed -n 's/.*: \([0-9]*\) jobs.*/\1/p' <<<"$planned")
+      pub[$mode]+="$(calc "round($jobs / ($p1 - $p0))") "
+      local t0 t1 wp=() w; t0=$(now)
+      for w in 1 2; do
+        "$BIN/huskimo-worker" extract --config "$WORK/c.yaml" --concurrency "$concurrency" --exit-when-idle 1 >"$WORK/c$w.out" 2>"$WORK/c$w.log" &
+        wp+=($!)
+      done
+      wait "${wp[@]}"
+      t1=$(now)
+      local c=0 f=0 st=0 pb=0 ak=0 n=0
+      for w in 1 2; do
+        c=$(calc "$c + $(field cpu_s <"$WORK/c$w.out")"); f=$(calc "$f + $(field fetch_s <"$WORK/c$w.out")")
+        st=$(calc "$st + $(field stage_s <"$WORK/c$w.out")"); pb=$(calc "$pb + $(field publish_s <"$WORK/c$w.out")")
+        ak=$(calc "$ak + $(field ack_s <"$WORK/c$w.out")"); n=$((n + $(sed -n 's/.*jobs=\([0-9]*\).*/\1/p' "$WORK/c$w.out")))
+      done
+      [[ $n == "$jobs" ]] || { echo "cluster ($mode): $n of $jobs jobs done" >&2; exit 1; }
+      rate[$mode]+="$(calc "round($jobs / ($t1 - $t0 - 1), 1)") "
+      cpu[$mode]+="$(calc "round($c / $jobs * 1000, 3)") "
+      fetch[$mode]+="$(calc "round($f / $jobs * 1000, 1)") "; stage[$mode]+="$(calc "round($st / $jobs * 1000, 1)") "
+      publish[$mode]+="$(calc "round($pb / $jobs * 1000, 1)") "; ack[$mode]+="$(calc "round($ak / $jobs * 1000, 2)") "
+      echo "  cluster run $((r + 1)) $mode: $jobs jobs, $(calc "round($t1 - $t0 - 1, 2)") s" >&2
+    done
+  done
+  stop_sandbox
+  med() { tr ' ' '\n' <<<"$1" | sed '/^$/d' | median; }
+  local bound; bound=$(calc "round(2 * $concurrency / ($latency / 1000), 1)")
+  {
+    echo "cluster ($(date -u +%F), $(nproc) cores, RabbitMQ ${RABBITMQ_VERSION:-?}): $accounts channels × 3 resources × $days day(s), one request per job at ${latency} ms, 2 workers × concurrency $concurrency (bound: $bound jobs/s)"
+    for mode in one cluster; do
+      local label; [[ $mode == one ]] && label="one node, classic queues" || label="three nodes, quorum queues"
+      local rt; rt=$(med "${rate[$mode]}")
+      echo "  $label: $rt jobs/s (runs: ${rate[$mode]% }) = bound ÷ $(calc "round($bound / $rt, 2)"); planner $(med "${pub[$mode]}") jobs/s with confirms; CPU $(med "${cpu[$mode]}") ms per job"
+      echo "    per job (median ms, summed over the jobs' own time): API request $(med "${fetch[$mode]}"), S3 PUT $(med "${stage[$mode]}"), publish + confirm $(med "${publish[$mode]}"), ack $(med "${ack[$mode]}")"
+    done
+    echo "  replication's cost: throughput $(calc "round($(med "${rate[cluster]}") / $(med "${rate[one]}"), 3)") of one node's, planner publish rate $(calc "round($(med "${pub[cluster]}") / $(med "${pub[one]}"), 3)")"
+  } | tee bench/results/cluster.txt
+}
+
 # The API's own limit: 5 accounts × 30 days × calls, messages, recordings (one page each), LATENCY ms per request, the
 # sandbox answering 429 / 20429 (no Retry-After) beyond 2 requests in flight per account. Ideal = the busiest
 # account's requests × latency ÷ 2. One worker at concurrency 12 (more than the API allows, so the limit binds).
@@ -531,6 +594,7 @@ case ${1:-all} in
   load-ab) bench_load_ab "${2:-}" "${3:-5}" ;;
   mix) bench_mix ;;
   small) bench_small ;;
+  cluster) bench_cluster ;;
   limit) bench_limit ;;
   idle) bench_idle ;;
   fleet) bench_fleet ;;
@@ -538,5 +602,5 @@ case ${1:-all} in
   plan) bench_plan ;;
   memory) bench_memory ;;
   all) bench_extract; bench_mix; bench_small; bench_limit; bench_memory; bench_idle; bench_fleet; bench_load; bench_plan ;;
-  *) echo "usage: bench/run.sh extract|extract-quick [N]|extract-ab REF [N]|load-ab REF [N]|mix|small|limit|memory|idle|fleet|load|plan|all" >&2; exit 2 ;;
+  *) echo "usage: bench/run.sh extract|extract-quick [N]|extract-ab REF [N]|load-ab REF [N]|mix|small|cluster|limit|memory|idle|fleet|load|plan|all" >&2; exit 2 ;;
 esac

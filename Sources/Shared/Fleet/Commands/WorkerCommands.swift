@@ -28,8 +28,10 @@ package enum WorkerCommands {
                 "jobs.succeeded": "\(t.succeeded)", "jobs.retried": "\(t.retried)", "jobs.failed": "\(t.failed)", "records": "\(t.records)",
                 "cpu_s": "\(String(format: "%.3f", usage.cpuSeconds))", "max_rss_mib": "\(String(format: "%.1f", usage.maxRSSMiB))",
             ])
+        let p = t.phases
         print(
             "huskimo-worker extract: jobs=\(t.succeeded) failed=\(t.failed) records=\(t.records) cpu_s=\(String(format: "%.3f", usage.cpuSeconds)) max_rss_mib=\(String(format: "%.1f", usage.maxRSSMiB))"
+                + " fetch_s=\(String(format: "%.3f", p.fetch)) stage_s=\(String(format: "%.3f", p.stage)) publish_s=\(String(format: "%.3f", p.publish)) ack_s=\(String(format: "%.3f", p.ack))"
         )
     }
 

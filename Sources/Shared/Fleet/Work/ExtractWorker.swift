@@ -10,6 +10,17 @@ struct WorkerTally: Sendable {
     package var retried = 0
     package var failed = 0
     package var records = 0
+    /// Where the succeeded jobs' time went, summed (seconds): the API (until `fetched`), staging on S3 (the rest of
+    /// the extraction), publishing the load messages under confirms, and the ack.
+    package var phases = JobPhases()
+}
+
+/// Seconds spent per part of a job, summed over jobs (bench/run.sh reads them from the worker's summary line).
+package struct JobPhases: Sendable {
+    package var fetch = 0.0
+    package var stage = 0.0
+    package var publish = 0.0
+    package var ack = 0.0
 }
 
 /// Runs one extract job against its API and stages the result: the part of a worker that talks to Twilio,
@@ -305,16 +316,29 @@ final class ExtractWorker: Sendable {
             return
         }
         do {
-            let report = try await extractor.extract(job, channel: channel, fetched: fetched)
+            let begun = ContinuousClock.now
+            let fetchedAt = Mutex<ContinuousClock.Instant?>(nil)
+            let report = try await extractor.extract(job, channel: channel) {
+                fetchedAt.withLock { $0 = $0 ?? .now }
+                fetched()
+            }
+            let extracted = ContinuousClock.now
             let body = MessageCodec.encode(report.load)
             let loads = topology.targets.map {
                 AMQPMessage(exchange: topology.exchange, routingKey: topology.loadQueue($0), body: body, messageID: report.load.loadID)
             }
             try await driver.publish(loads)
+            let published = ContinuousClock.now
             await consumer.ack(delivery)
+            let acked = ContinuousClock.now
+            let apiDone = fetchedAt.withLock { $0 } ?? extracted
             tally.withLock {
                 $0.succeeded += 1
                 $0.records += report.records
+                $0.phases.fetch += (apiDone - begun).seconds
+                $0.phases.stage += (extracted - apiDone).seconds
+                $0.phases.publish += (published - extracted).seconds
+                $0.phases.ack += (acked - published).seconds
             }
             FleetMetrics.job(
                 resource: job.resource.rawValue, outcome: .succeeded, seconds: -started.timeIntervalSinceNow,
