@@ -32,7 +32,8 @@ cd "$REPO"
 mkdir -p bench/results
 eval "$(bash deploy/local/stack.sh up)"
 swift build -c release >/dev/null 2>&1 || swift build -c release
-BIN=$(swift build -c release --show-bin-path)
+# HUSKIMO_BENCH_BIN=DIR: another build's release binaries (an A/B of a case that has no REF form, e.g. cluster).
+BIN=${HUSKIMO_BENCH_BIN:-$(swift build -c release --show-bin-path)}
 WORK=$(mktemp -d /tmp/huskimo-bench.XXXXXX)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }

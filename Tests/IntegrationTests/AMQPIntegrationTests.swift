@@ -47,9 +47,10 @@ struct AMQPIntegrationTests {
         #expect(try await Blocking.run { try client.depthBlocking(queue) }.ready == 0)
     }
 
-    /// Group commit: 32 threads publishing one message at a time, 50 each, share confirm rounds; every message arrives
-    /// once, and a caller whose message cannot be routed is the only one to get the error.
-    @Test func concurrentPublishersShareConfirmsAndOnlyTheCulpritFails() async throws {
+    /// 32 threads publishing one message at a time, 50 each, through one client: every message arrives, and a caller
+    /// whose message cannot be routed is the only one to get the error. (A group commit of concurrent publishes was
+    /// tried and measured: no difference on bench/run.sh cluster, so it is not there.)
+    @Test func concurrentPublishersEachGetTheirOwnOutcome() async throws {
         let url = try TestServices.amqpURL()
         let queue = TestServices.unique("test.group")
         let client = QueueClient(
@@ -68,16 +69,13 @@ struct AMQPIntegrationTests {
             }
         }
         #expect(failures.withLock { $0 } == ["7/10"])
-        // The round that held the returned message was published again caller by caller: its other messages may be
-        // there twice (at least once, as after a lost connection), never missing.
         var ids: [String] = []
         try client.drainBlocking(queue) {
             ids.append($0.messageID ?? "")
             return .remove
         }
         let expected = Set((0..<32).flatMap { t in (0..<50).map { "\(t)/\($0)" } }).subtracting(["7/10"])
-        #expect(Set(ids) == expected)
-        #expect(ids.count - expected.count <= 32, "duplicates only from the one failed round: \(ids.count - expected.count)")
+        #expect(Set(ids) == expected && ids.count == expected.count)
     }
 
     @Test func aNackedMessageIsRedeliveredAndHeadersSurvive() async throws {

@@ -111,6 +111,36 @@ final class ClusterFaultTests {
         #expect(status.nodes.count == 3 && status.nodes.allSatisfy(\.running), "the cluster whole again: \(status.nodes)")
     }
 
+    /// The active loader SIGKILLed mid-night: the standby takes the load queue over (single active consumer); a worker
+    /// sent SIGTERM leaves within 45 s, handing back what it had not started, and the other worker finishes the night.
+    @Test func theStandbyLoaderTakesOverAndAStoppedWorkerLeavesInTime() throws {
+        try Self.requireCluster()
+        let fleet = try FleetHarness(accounts: FleetIntegrationTests.threeChannels())
+        defer { fleet.cleanUp() }
+        fleet.api.setFaults(SandboxFaults(latencyMs: 250))
+        try fleet.applyDDL()
+        try fleet.plan(Self.range)
+        let a = try fleet.worker("a.log", concurrency: 2, idle: 25), b = try fleet.worker("b.log", concurrency: 2, idle: 25)
+        let active = try fleet.loader("l1.log", idle: 30)
+        usleep(500_000)  // the first loader to subscribe is the active one
+        let standby = try fleet.loader("l2.log", idle: 30)
+        let started = Date().addingTimeInterval(60)
+        while jobsDone(fleet) < 3, Date() < started { usleep(100_000) }
+        kill(active, SIGKILL)
+        #expect(fleet.wait(active, timeout: 10) == 128 + SIGKILL)
+        let stopping = Date()
+        kill(b, SIGTERM)
+        #expect(fleet.wait(b, timeout: 60) == 0)
+        let left = -stopping.timeIntervalSinceNow
+        print(String(format: "[cluster] a worker left %.1f s after SIGTERM", left))
+        #expect(left < 45, "left within 45 s of SIGTERM: \(left) s")
+        for pid in [a, standby] { #expect(fleet.wait(pid, timeout: 240) == 0) }
+        try fleet.expectExact(days: Self.days)
+        #expect(fleet.log("l2.log").contains("loaded"), "the standby loaded after the active one died")
+        let (code, output) = try fleet.run("huskimo-planner", ["status", "--config", fleet.configPath])
+        #expect(code == 0, "nothing parked: \(output.suffix(800))")
+    }
+
     /// Planning, working and loading while one node is down (the processes' node lists skip it), then the node back.
     @Test func planningWorksWhileANodeIsDown() throws {
         try Self.requireCluster()

@@ -1,6 +1,5 @@
 import Foundation
 package import Logging
-import Synchronization
 
 /// A thread-safe RabbitMQ client for publishing (with confirms) and queue management. One connection,
 /// used by one caller at a time under a lock; a lost connection is replaced on the next call, and calls
@@ -59,67 +58,8 @@ package final class QueueClient: @unchecked Sendable {  // mutable state is guar
         }
     }
 
-    /// Callers waiting to publish, and whether one of them is publishing for all (group commit).
-    private let waiting = Mutex<(batches: [PublishRequest], leading: Bool)>(([], false))
-
-    /// One caller's messages and where its outcome goes.
-    private final class PublishRequest: @unchecked Sendable {  // written under `waiting`'s lock or before `done` is signalled
-        let messages: [AMQPMessage]
-        let done = DispatchSemaphore(value: 0)
-        var result: Result<Void, any Error> = .success(())
-        /// Woken to publish the next round for everyone waiting, rather than with a result.
-        var leads = false
-        init(_ messages: [AMQPMessage]) { self.messages = messages }
-    }
-
     /// Publishes messages with publisher confirms; returns once the broker has them all. Blocking.
-    ///
-    /// Group commit: callers that arrive while a publish is waiting for its confirms (sixteen jobs finishing together,
-    /// each with its load message) are published together in the next round, one batch and one wait for confirms,
-    /// instead of a confirm round trip each in turn (on a quorum queue a confirm waits for a majority of the nodes to
-    /// write the message). One caller publishes each round and then hands the next to a caller still waiting, so no
-    /// caller serves others for long. If a combined batch fails, each caller's messages are published again alone,
-    /// so an error reaches only the caller whose message caused it (those of the round that were stored already are
-    /// then stored twice: at least once, as after a lost connection; every consumer is idempotent).
     package func publishBlocking(_ messages: [AMQPMessage], batchSize: Int = 500) throws {
-        guard !messages.isEmpty else { return }
-        let request = PublishRequest(messages)
-        var leads = waiting.withLock { state -> Bool in
-            state.batches.append(request)
-            if state.leading { return false }
-            state.leading = true
-            return true
-        }
-        if !leads {
-            request.done.wait()
-            leads = waiting.withLock { _ in request.leads }
-        }
-        if leads {
-            let batch = waiting.withLock { state -> [PublishRequest] in
-                defer { state.batches = [] }
-                return state.batches
-            }
-            if batch.count > 1, (try? publishChunks(batch.flatMap(\.messages), batchSize: batchSize)) != nil {
-                for waiter in batch where waiter !== request { waiter.done.signal() }
-            } else {
-                for waiter in batch {
-                    waiter.result = Result { try publishChunks(waiter.messages, batchSize: batchSize) }
-                    if waiter !== request { waiter.done.signal() }
-                }
-            }
-            waiting.withLock { state in
-                if let next = state.batches.first {
-                    next.leads = true
-                    next.done.signal()
-                } else {
-                    state.leading = false
-                }
-            }
-        }
-        try request.result.get()
-    }
-
-    private func publishChunks(_ messages: [AMQPMessage], batchSize: Int) throws {
         var index = 0
         while index < messages.count {
             let batch = Array(messages[index..<min(index + batchSize, messages.count)])
