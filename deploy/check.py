@@ -37,6 +37,9 @@ DASHBOARD = "deploy/grafana/huskimo-dashboard.json"
 CRON = "deploy/cron/huskimo.cron"
 SYSTEMD = "deploy/systemd"
 SYSTEMD_SECRETS = f"{SYSTEMD}/secrets.example.env"
+CONTAINERFILE = "deploy/release/Containerfile"
+RUNTIME_PACKAGES = "deploy/release/runtime-packages.txt"
+INSTALL_DIR = "/opt/huskimo/bin/"
 
 # What the program exports on --metrics-port: `huskimo-planner metrics` prints its catalogue, and this file is that
 # output (the Swift test MetricsCatalogueTests pins it, and checks the catalogue against what the exporter emits), so a
@@ -809,6 +812,73 @@ def check_dashboard(files):
     return problems, f"{count} panels, {exprs} queries on exported metrics, datasource templated"
 
 
+def _version():
+    text = (ROOT / "Sources/Shared/Core/Support/Version.swift").read_text(encoding="utf-8")
+    m = re.search(r'static let current = "([^"]+)"', text)
+    if not m:
+        raise Problem("Sources/Shared/Core/Support/Version.swift: no version")
+    return m.group(1)
+
+
+def _install_section():
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    m = re.search(r"^## Install\n(.*?)(?=^## )", text, re.S | re.M)
+    block = m and re.search(r"^```sh\n(.*?)^```", m.group(1), re.S | re.M)
+    if not block:
+        raise Problem("README.md: no ## Install section with a ```sh block")
+    return block.group(1)
+
+
+def _apt_packages(text):
+    """The package names of the first `apt-get install` in text (options and line continuations skipped)."""
+    m = re.search(r"apt-get install((?:\\\n|[^\n&])*)", text)
+    if not m:
+        return None
+    return sorted(w for w in m.group(1).replace("\\\n", " ").split() if not w.startswith("-"))
+
+
+def check_release(files):
+    """One runtime package list (runtime-packages.txt) for the README's Install section and the Containerfile's
+    runtime stage; the image tag and the archive's name follow Version.swift; every recipe runs the binaries from the
+    archive's layout (/opt/huskimo/bin)."""
+    problems = []
+    listed = sorted(line.strip() for line in files.text(RUNTIME_PACKAGES).splitlines()
+                    if line.strip() and not line.startswith("#"))
+    containerfile = files.text(CONTAINERFILE)
+    stages = re.split(r"^FROM ", containerfile, flags=re.M)
+    runtime = next((st for st in stages if st.startswith("debian:bookworm-slim")), None)
+    if runtime is None:
+        problems.append(f"{CONTAINERFILE}: no runtime stage FROM debian:bookworm-slim")
+    elif _apt_packages(runtime) != listed:
+        problems.append(f"{CONTAINERFILE}: the runtime stage installs {_apt_packages(runtime)}, {RUNTIME_PACKAGES} lists {listed}")
+    if runtime is not None and not re.search(r"^USER (?!0\b|root\b)", runtime, re.M):
+        problems.append(f"{CONTAINERFILE}: the runtime stage runs as root (no USER)")
+    install = _install_section()
+    if _apt_packages(install) != listed:
+        problems.append(f"README.md Install: apt-get installs {_apt_packages(install)}, {RUNTIME_PACKAGES} lists {listed}")
+    version = _version()
+    if f"huskimo-{version}-linux-" not in install:
+        problems.append(f"README.md Install: does not name the archive of version {version}")
+    images = 0
+    for path in sorted(p for p in files.texts if p.startswith(K8S) and p.endswith(".yaml")):
+        for image in re.findall(r"^\s*image:\s*(\S+)", files.text(path), re.M):
+            if "huskimo" in image:
+                images += 1
+                if not image.endswith(f":{version}"):
+                    problems.append(f"{path}: image {image} is not tagged {version} (Version.swift)")
+        for command in re.findall(r'command:\s*\["([^"]+)"', files.text(path)):
+            if "huskimo" in command and not command.startswith(INSTALL_DIR):
+                problems.append(f"{path}: runs {command}, not from {INSTALL_DIR}")
+    for path in sorted(p for p in files.texts if p.startswith(SYSTEMD) and p.endswith(".service")):
+        for exe in re.findall(r"^ExecStart=(\S+)", files.text(path), re.M):
+            if not exe.startswith(INSTALL_DIR):
+                problems.append(f"{path}: ExecStart runs {exe}, not from {INSTALL_DIR}")
+    path_line = re.search(r"^PATH=(\S+)", files.text(CRON), re.M)
+    if not path_line or INSTALL_DIR.rstrip("/") not in path_line.group(1).split(":"):
+        problems.append(f"{CRON}: PATH does not include {INSTALL_DIR.rstrip('/')}")
+    return problems, f"{len(listed)} runtime packages in one list, {images} images tagged {version}, binaries from {INSTALL_DIR}"
+
+
 CHECKS = [
     ("syntax", check_syntax),
     ("kustomization", check_kustomization),
@@ -823,6 +893,7 @@ CHECKS = [
     ("cron", check_cron),
     ("alerts", check_alerts),
     ("dashboard", check_dashboard),
+    ("release", check_release),
 ]
 
 
@@ -879,6 +950,11 @@ def queue(d, name):
 
 
 MUTATIONS = [
+    ("a runtime package the Containerfile lacks", "runtime stage installs",
+     replace(RUNTIME_PACKAGES, "libpq5\n", "libpq5\nlibzstd1\n")),
+    ("an image tag behind the version", "is not tagged", replace(f"{K8S}/worker-deployment.yaml", "huskimo:0.4.0", "huskimo:0.3.9")),
+    ("a unit running another build", "ExecStart runs",
+     replace(f"{SYSTEMD}/huskimo-planner.service", "ExecStart=/opt/huskimo/bin/", "ExecStart=/usr/local/bin/")),
     ("KEDA over amqp (ready only)", "keda", replace(KEDA, "protocol: http", "protocol: amqp")),
     ("KEDA excluding unacked", "keda", replace(KEDA, 'excludeUnacknowledged: "false"', 'excludeUnacknowledged: "true"')),
     ("KEDA cooldown shorter than a job", "keda", replace(KEDA, "cooldownPeriod: 1800", "cooldownPeriod: 300")),

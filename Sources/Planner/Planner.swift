@@ -17,7 +17,7 @@ struct Planner: AsyncParsableCommand {
 
     static let configuration = CommandConfiguration(
         commandName: "huskimo-planner",
-        abstract: "Plans Huskimo extract jobs and operates the fleet.",
+        abstract: "Plans Huskimo extract jobs and operates the fleet.", version: HuskimoVersion.current,
         subcommands: [
             PlanCommand.self, RunCommand.self, StatusCommand.self, RequeueCommand.self, DDLCommand.self,
             ConfigCommand.self, CheckCommand.self, TopologyCommand.self, MetricsCommand.self,

@@ -1,4 +1,5 @@
 import ArgumentParser
+import HuskimoCore
 import HuskimoFleet
 
 /// `huskimo-worker`: parses arguments and calls the fleet (HuskimoFleet's `WorkerCommands`).
@@ -8,7 +9,7 @@ struct Worker: AsyncParsableCommand {
     static func main() async { await mainWithContractExitCodes() }
 
     static let configuration = CommandConfiguration(
-        commandName: "huskimo-worker", abstract: "Runs Huskimo extract jobs or a target's loads.",
+        commandName: "huskimo-worker", abstract: "Runs Huskimo extract jobs or a target's loads.", version: HuskimoVersion.current,
         subcommands: [ExtractCommand.self, LoadCommand.self])
 }
 

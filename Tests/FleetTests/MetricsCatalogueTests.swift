@@ -20,7 +20,8 @@ import Testing
         FleetMetrics.loaderPaused(target: "wh", true)
         FleetMetrics.changedRecords(target: "wh", table: "twilio_calls", changed: 1, added: 1, removed: 1)
         FleetMetrics.loadedDay(target: "wh", table: "twilio_calls", channel: "us", day: Day("2026-12-01")!)
-        FleetMetrics.queue("huskimo.extract", ready: 1, consumers: 1, unacked: 0, oldestReadyAge: 3)
+        FleetMetrics.queue("huskimo.extract", ready: 1, consumers: 1, unacked: 0, oldestReadyAge: 3, members: 3, online: 2)
+        FleetMetrics.buildInfo(version: HuskimoVersion.current)
         let text = PrometheusExport.text()  // what /metrics serves
 
         var kinds: [String: String] = [:]

@@ -176,6 +176,13 @@ import Testing
         }
     }
 
+    /// `status --json` says which version collected it: the one `--version` prints and the archive is named by.
+    @Test func statusCarriesTheVersion() throws {
+        let json = String(decoding: try JSONEncoder().encode(FleetStatus()), as: UTF8.self)
+        #expect(json.contains("\"version\":\"\(HuskimoVersion.current)\""))
+        #expect(HuskimoVersion.current.split(separator: ".").count == 3)
+    }
+
     /// A quorum queue with fewer members online than the cluster gives (up to 3) is named; classic queues and a whole
     /// queue are not; a one-node cluster's queues are whole with one member.
     @Test func aQueueThatLostRedundancyIsNamed() {

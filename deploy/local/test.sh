@@ -74,6 +74,10 @@ else
   swift test --skip-build --skip "$unit|$async_suites|ChaosTests|ClusterFaultTests"
   swift test --skip-build --filter ClusterFaultTests
   swift test --skip-build --filter ChaosTests
+  # The release archive (static Swift stdlib) on a clean Debian 12 root built by debootstrap, installed by the
+  # README's own Install section, then --version, the sample config and one sandbox night run inside it.
+  archive=$(bash deploy/release.sh)
+  bash deploy/release/clean-root-test.sh "$archive"
   # Every input of the fuzz corpus through its parser, without libFuzzer: no crash, bad input a classified error.
   "$(swift build --show-bin-path)/HuskimoFuzz"
 fi

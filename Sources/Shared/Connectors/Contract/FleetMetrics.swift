@@ -79,6 +79,11 @@ package enum FleetMetrics {
             .record(day.ordinal * 86_400)
     }
 
+    /// Always 1, labelled with the running version (`huskimo_build_info{version="0.4.0"}`): which versions a fleet runs.
+    package static func buildInfo(version: String) {
+        Gauge(label: "huskimo_build_info", dimensions: [("version", version)]).record(1)
+    }
+
     // MARK: Queues (polled by loaders)
 
     /// One poll of a queue. Unknown figures (no management API, or it failed this time) are exported as NaN,
@@ -145,6 +150,7 @@ extension FleetMetrics {
         Metric(
             name: "huskimo_queue_oldest_ready_age_seconds", kind: .gauge, labels: ["queue"],
             help: "age of the oldest ready message (management API; NaN without it)"),
+        Metric(name: "huskimo_build_info", kind: .gauge, labels: ["version"], help: "1, labelled with the running version"),
         Metric(
             name: "huskimo_queue_members", kind: .gauge, labels: ["queue"],
             help: "a quorum queue's members (management API; NaN without it)"),

@@ -72,6 +72,7 @@ package enum WorkerCommands {
         }
         do {
             let server = try MetricsServer(host: host, port: port, ready: ready)
+            FleetMetrics.buildInfo(version: HuskimoVersion.current)
             logger.info("serving metrics", metadata: ["host": "\(host)", "port": "\(server.port)"])
             return server
         } catch {

@@ -44,6 +44,8 @@ struct FleetStatus: Sendable, Codable {
         var lastLoadedAt: String?
     }
 
+    /// The version of the `huskimo-planner` that collected this.
+    var version = HuskimoVersion.current
     package var queues: [QueueRow] = []
     /// The broker's nodes (management API; empty without it).
     var nodes: [ClusterNode] = []
