@@ -275,6 +275,17 @@ copy_baseline() {
   echo "$indexed $bare"
 }
 
+# two_workers CONFIG OUT CONCURRENCY: two extract workers until the queue is idle a second; each one's summary line in
+# OUT1.out / OUT2.out, its log in OUT1.log / OUT2.log.
+two_workers() {
+  local wp=() w
+  for w in 1 2; do
+    "$BIN/huskimo-worker" extract --config "$1" --concurrency "$3" --exit-when-idle 1 >"$2$w.out" 2>"$2$w.log" &
+    wp+=($!)
+  done
+  wait "${wp[@]}"
+}
+
 # Many small jobs: 1,000 channels × 3 resources × 1 day of 3 records each (huskimo-sandbox --small-accounts 1000), one
 # request per job at LATENCY ms, two workers at CONCURRENCY each. Figures: CPU per job (both workers, whole process),
 # jobs per second against the bound the latency allows (2 × CONCURRENCY requests in flight), the planner's publish rate
@@ -293,13 +304,9 @@ bench_small() {
     p1=$(now)
     jobs=$(sed -n 's/.*: \([0-9]*\) jobs.*/\1/p' <<<"$planned")
     publish+=("$(calc "round($jobs / ($p1 - $p0))")")
-    local t0 t1 wp=() w
+    local t0 t1 w
     t0=$(now)
-    for w in 1 2; do
-      "$BIN/huskimo-worker" extract --config "$WORK/s.yaml" --concurrency "$concurrency" --exit-when-idle 1 >"$WORK/s$w.out" 2>"$WORK/s$w.log" &
-      wp+=($!)
-    done
-    wait "${wp[@]}"
+    two_workers "$WORK/s.yaml" "$WORK/s" "$concurrency"
     t1=$(now)
     local cpu=0 done_jobs=0
     for w in 1 2; do
@@ -349,12 +356,8 @@ bench_cluster() {
       p1=$(now)
       jobs=$(sed -n 's/.*: \([0-9]*\) jobs.*/\1/p' <<<"$planned")
       pub[$mode]+="$(calc "round($jobs / ($p1 - $p0))") "
-      local t0 t1 wp=() w; t0=$(now)
-      for w in 1 2; do
-        "$BIN/huskimo-worker" extract --config "$WORK/c.yaml" --concurrency "$concurrency" --exit-when-idle 1 >"$WORK/c$w.out" 2>"$WORK/c$w.log" &
-        wp+=($!)
-      done
-      wait "${wp[@]}"
+      local t0 t1 w; t0=$(now)
+      two_workers "$WORK/c.yaml" "$WORK/c" "$concurrency"
       t1=$(now)
       local c=0 f=0 st=0 pb=0 ak=0 n=0
       for w in 1 2; do
