@@ -73,10 +73,12 @@ package final class SandboxAPI: Sendable {
 
     /// Accounts by SID (a benchmark serves thousands).
     private let bySID: [String: SandboxAccount]
+    private let byKey: [String: SandboxAccount]
 
     package init(accounts: [SandboxAccount] = SandboxAccount.defaults) {
         self.accounts = accounts
         bySID = Dictionary(accounts.map { ($0.sid, $0) }, uniquingKeysWith: { first, _ in first })
+        byKey = Dictionary(accounts.map { ($0.apiKeySID, $0) }, uniquingKeysWith: { first, _ in first })
     }
 
     package func setFaults(_ f: SandboxFaults) { faults.withLock { $0 = f } }
@@ -87,11 +89,19 @@ package final class SandboxAPI: Sendable {
         stats.withLock { $0.requests += 1 }
         if request.path.hasPrefix("/api/") { return singular(request) }
         // Authenticate first: Twilio checks credentials before anything else.
-        guard let (user, token) = Self.basicAuth(request.headers["authorization"]),
-            let caller = bySID[user], caller.token == token,
-            !faults.withLock({ $0.revoked.contains(user) })
+        // An auth token logs in as its account; an API key (SK…) as the account that owns it, whose SID the URLs
+        // must still name (a key SID in the path is not an account: 404).
+        guard let (login, secret) = Self.basicAuth(request.headers["authorization"]),
+            let caller = bySID[login].flatMap({ $0.token == secret ? $0 : nil })
+                ?? byKey[login].flatMap({ $0.apiKeySecret == secret ? $0 : nil }),
+            !faults.withLock({ $0.revoked.contains(caller.sid) })
         else {
             return Self.error(401, 20003, "Authenticate", detail: "Your AccountSid or AuthToken was incorrect.")
+        }
+        let user = caller.sid
+        // A Standard API key cannot list or read accounts (Twilio: 401 20003 on /Accounts).
+        if login.hasPrefix("SK"), request.path.hasPrefix("/2010-04-01/Accounts.json") {
+            return Self.error(401, 20003, "Authenticate", detail: "A Standard API key cannot access the Accounts resource.")
         }
         let f = faults.withLock { $0 }
         // Per-account concurrency, as Twilio's 20429 (answered at once; the latency applies to served requests).

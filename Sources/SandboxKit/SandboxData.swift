@@ -6,6 +6,10 @@ import Synchronization
 package struct SandboxAccount: Sendable, Hashable {
     package var sid: String
     package var token: String
+    /// The account's API key (a Standard key): `SK` + the SID's 32 hex digits, and its secret. It authenticates for
+    /// the account's own resources, not for listing subaccounts.
+    package var apiKeySID: String { "SK" + sid.dropFirst(2) }
+    package var apiKeySecret: String { "key-secret-" + sid.suffix(6) }
     /// The parent account's SID for a subaccount.
     package var parent: String?
     package var friendlyName: String

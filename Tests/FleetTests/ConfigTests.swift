@@ -150,6 +150,42 @@ import Testing
         }
     }
 
+    /// A Twilio channel may log in with an API key instead of the auth token, and choose its region's hosts; the
+    /// retired `api.{region}.twilio.com` forms are refused with their replacement named.
+    @Test func apiKeysAndRegionsOfATwilioChannel() throws {
+        let sid = "AC" + String(repeating: "1", count: 32), key = "SK" + String(repeating: "a", count: 32)
+        func yaml(_ extra: String) -> String {
+            """
+            channels: [{name: eu, type: twilio, api_user: \(sid)\(extra)}]
+            s3: {access_key_id: k, secret_access_key: s, region: us-east-1, bucket: b}
+            targets: [{name: t, host: h, database: d, username: u}]
+            """
+        }
+        let keyed = try FleetConfig.parse(
+            yaml(", api_key_sid: \(key), api_key_secret: \"${KEY_SECRET}\", region: ie1, edge: dublin"),
+            environment: ["KEY_SECRET": "sk-secret-value-9"])
+        let channel = keyed.channels[0]
+        #expect(channel.twilioLogin.user == key && channel.twilioLogin.secret.reveal() == "sk-secret-value-9")
+        #expect(channel.apiURL == "https://api.dublin.ie1.twilio.com" && channel.pricingURL == "https://pricing.dublin.ie1.twilio.com")
+        #expect(keyed.secrets.contains { $0.reveal() == "sk-secret-value-9" } && !keyed.redactedDescription.contains("sk-secret-value-9"))
+        #expect(
+            try FleetConfig.parse(yaml(", api_key: tok"), environment: [:]).channels[0].twilioLogin.user == sid, "the auth token as before")
+        for (extra, problem) in [
+            ("", "api_key: required"),
+            (", api_key_sid: \(key)", "api_key_secret: required with api_key_sid"),
+            (", api_key_sid: AC\(String(repeating: "1", count: 32)), api_key_secret: x", "api_key_sid: expected an API key SID"),
+            (", api_key: t, region: ie1", "api.ie1.twilio.com form was retired on 2026-04-28"),
+            (", api_key: t, edge: dublin", "region: required with edge"),
+            (
+                ", api_key: t, api_url: https://api.ie1.twilio.com",
+                "api.ie1.twilio.com was retired on 2026-04-28: use api.{edge}.ie1.twilio.com"
+            ),
+        ] {
+            let problems = Self.problems(yaml(extra))
+            #expect(problems.contains { $0.contains(problem) }, "\(extra): \(problems)")
+        }
+    }
+
     @Test func aYAMLAliasBombIsRefusedNotExpanded() {
         // 9 levels of 10 aliases each: 10^9 nodes from a few hundred bytes.
         var yaml = "a: &a [x, x, x, x, x, x, x, x, x, x]\n"

@@ -175,6 +175,42 @@ final class TwilioExtractionTests {
         }
     }
 
+    /// An API key instead of the auth token: it logs in while the URLs keep the Account SID (the sandbox answers 404
+    /// to a key SID in the path and refuses a key of another account); a wrong secret is a permanent 401; a Standard key
+    /// cannot list subaccounts, and says so.
+    @Test func anAPIKeyChannelExtractsWithoutTheAuthToken() throws {
+        let account = SandboxAccount.defaults[0], other = SandboxAccount.defaults[1]
+        func keyed(sid: String, secret: String, subaccounts: Bool = false) throws -> ChannelConfig {
+            try FleetConfig.parse(
+                """
+                channels:
+                  - {name: keyed, type: twilio, api_user: \(account.sid), api_key_sid: \(sid), api_key_secret: \(secret), api_url: "http://127.0.0.1:\(port)", pricing_url: "http://127.0.0.1:\(port)", subaccounts: \(subaccounts)}
+                s3: {access_key_id: k, secret_access_key: s, region: us-east-1, bucket: b}
+                targets: [{name: t, host: h, database: d, username: u}]
+                """, environment: [:]
+            ).channels[0]
+        }
+        let job = ExtractJob(runID: "r", channel: "keyed", resource: .calls, day: Self.days[0], plannedAt: "")
+        let channel = try keyed(sid: account.apiKeySID, secret: account.apiKeySecret)
+        #expect(channel.apiKey.isEmpty && channel.twilioLogin.user == account.apiKeySID)
+        let report = try extractor(channel).extract(job)
+        #expect(try stagedRows(report.load).count == SandboxAPI.expected(account, "calls", day: Self.days[0]).count)
+        #expect(report.records > 0)
+        for (sid, secret, subaccounts, expected) in [
+            (account.apiKeySID, "wrong-secret", false, "Authenticate"),
+            (other.apiKeySID, other.apiKeySecret, false, "not found"),
+            (account.apiKeySID, account.apiKeySecret, true, "Authenticate"),
+        ] {
+            let error = #expect(throws: JobError.self) {
+                try self.extractor(try keyed(sid: sid, secret: secret, subaccounts: subaccounts)).extract(job)
+            }
+            #expect(
+                error?.errorClass == .permanent && error?.message.lowercased().contains(expected.lowercased()) == true,
+                "\(error?.message ?? "")")
+            #expect(error?.message.contains(secret) == false, "the secret is never in an error")
+        }
+    }
+
     @Test func anEmptyDayIsAValidEmptyLoad() throws {
         let account = SandboxAccount.defaults[2]
         let ordinal = try #require(

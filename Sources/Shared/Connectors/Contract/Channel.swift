@@ -11,6 +11,12 @@ package struct ChannelConfig: Sendable {
     package var apiURL: String
     package var pricingURL: String
     package var subaccounts: Bool
+    /// Twilio: an API key (`SK…`) and its secret, used instead of the auth token (`api_key`).
+    package var apiKeySID: String?
+    package var apiKeySecret: Secret?
+    /// Twilio: the region and edge whose hosts serve the channel (`api.{edge}.{region}.twilio.com`).
+    package var region: String?
+    package var edge: String?
 
     package init(
         name: String, type: ChannelType, apiUser: String?, apiKey: Secret, apiURL: String? = nil,

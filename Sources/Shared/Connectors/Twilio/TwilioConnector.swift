@@ -35,11 +35,33 @@ struct TwilioConnector: Connector {
     package func limiterKey(_ channel: ChannelConfig) -> String { channel.apiUser ?? "" }
 
     package func problems(_ channel: ChannelConfig) -> [(key: String, message: String)] {
-        (channel.apiUser ?? "").isEmpty ? [("api_user", "required for twilio (the Account SID)")] : []
+        var problems: [(key: String, message: String)] = []
+        if (channel.apiUser ?? "").isEmpty { problems.append(("api_user", "required for twilio (the Account SID)")) }
+        switch (channel.apiKeySID, channel.apiKeySecret) {
+        case (nil, nil):
+            if channel.apiKey.isEmpty { problems.append(("api_key", "required (the auth token), or api_key_sid + api_key_secret")) }
+        case (let sid?, let secret?):
+            if !TwilioConnector.isSID(sid, prefix: "SK") {
+                problems.append(("api_key_sid", "expected an API key SID (SK and 32 hex digits); the Account SID stays in api_user"))
+            }
+            if secret.isEmpty { problems.append(("api_key_secret", "must not be empty")) }
+        case (nil, _?): problems.append(("api_key_sid", "required with api_key_secret"))
+        case (_?, nil): problems.append(("api_key_secret", "required with api_key_sid"))
+        }
+        problems += TwilioHosts.problems(channel)
+        return problems
+    }
+
+    /// Whether `text` is a Twilio SID: `prefix` and 32 lowercase hex digits.
+    static func isSID(_ text: String, prefix: String) -> Bool {
+        text.hasPrefix(prefix) && text.utf8.count == prefix.utf8.count + 32
+            && text.utf8.dropFirst(prefix.utf8.count).allSatisfy { ($0 >= 48 && $0 <= 57) || ($0 >= 97 && $0 <= 102) }
     }
 
     package func settings(_ channel: ChannelConfig) -> [(key: String, value: String)] {
         [("pricing_url", channel.pricingURL), ("subaccounts", "\(channel.subaccounts)")]
+            + (channel.apiKeySID.map { [("api_key_sid", $0)] } ?? [])
+            + (channel.region.map { [("region", $0), ("edge", channel.edge ?? "")] } ?? [])
     }
 
     /// Twilio data settles for hours after the day (statuses, prices, late messages): the run day and the settle

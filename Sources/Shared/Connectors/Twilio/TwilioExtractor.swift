@@ -33,9 +33,10 @@ struct TwilioExtractor: Sendable {
     func probeAccount() throws -> String {
         var tally = APIClient.Tally()
         let sid = channel.apiUser ?? ""
+        let login = channel.twilioLogin
         return try client.get(
-            "\(base)/2010-04-01/Accounts/\(PercentEncoding.encode(sid, keepSlash: false)).json", account: sid, user: sid,
-            token: channel.apiKey, tally: &tally
+            "\(base)/2010-04-01/Accounts/\(PercentEncoding.encode(sid, keepSlash: false)).json", account: sid, user: login.user,
+            token: login.secret, tally: &tally
         ) { body in
             let object = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any]
             return (object?["status"] as? String) ?? "unknown"
@@ -55,7 +56,7 @@ struct TwilioExtractor: Sendable {
         let whenRetrieved = UTCTime.sql(now)
         return try StagedExtraction.run(
             job, s3: s3, folder: folder, maxObjectBytes: maxObjectBytes, now: now,
-            secrets: [channel.apiKey], fetched: fetched
+            secrets: [channel.apiKey] + (channel.apiKeySecret.map { [$0] } ?? []), fetched: fetched
         ) { staging, tally in
             var records = 0
             let accounts = try channel.subaccounts ? discoverAccounts(&tally) : [channel.apiUser ?? ""]
@@ -83,7 +84,7 @@ struct TwilioExtractor: Sendable {
                         try links.visit(url)
                         page.begin()
                         let result = try client.get(
-                            url, account: account, user: channel.apiUser ?? "", token: channel.apiKey, tally: &tally,
+                            url, account: account, user: channel.twilioLogin.user, token: channel.twilioLogin.secret, tally: &tally,
                             restart: page.restart, onChunk: page.feed, finish: page.finish)
                         try staging.write(&page.tsv)
                         records += result.records
@@ -110,7 +111,9 @@ struct TwilioExtractor: Sendable {
         while let url = next {
             try links.visit(url)
             next = nil
-            let (sids, nextPage) = try client.get(url, account: parent, user: parent, token: channel.apiKey, tally: &tally) { body in
+            let (sids, nextPage) = try client.get(
+                url, account: parent, user: channel.twilioLogin.user, token: channel.twilioLogin.secret, tally: &tally
+            ) { body in
                 try body.withUnsafeBytes { bytes -> ([String], String?) in
                     var scanner = JSONScanner(bytes)
                     var sids: [String] = []
@@ -165,7 +168,9 @@ struct TwilioExtractor: Sendable {
         let countryKey = Array("country".utf8), isoKey = Array("iso_country".utf8)
         while let url = next {
             try links.visit(url)
-            let (page, nextPage) = try client.get(url, account: user, user: user, token: channel.apiKey, tally: &tally) { body in
+            let (page, nextPage) = try client.get(
+                url, account: user, user: channel.twilioLogin.user, token: channel.twilioLogin.secret, tally: &tally
+            ) { body in
                 try body.withUnsafeBytes { bytes -> ([(String, String)], String?) in
                     var scanner = JSONScanner(bytes)
                     var list: [(String, String)] = []
@@ -201,7 +206,9 @@ struct TwilioExtractor: Sendable {
         let typeKey = Array("number_type".utf8), baseKey = Array("base_price".utf8), currentKey = Array("current_price".utf8)
         for country in countries {
             let url = "\(pricingBase)/v1/PhoneNumbers/Countries/\(PercentEncoding.encode(country.iso, keepSlash: false))"
-            let entries = try client.get(url, account: user, user: user, token: channel.apiKey, tally: &tally) { body in
+            let entries = try client.get(
+                url, account: user, user: channel.twilioLogin.user, token: channel.twilioLogin.secret, tally: &tally
+            ) { body in
                 try body.withUnsafeBytes { bytes -> (unit: String?, prices: [[String?]]) in
                     var scanner = JSONScanner(bytes)
                     var unit: String?

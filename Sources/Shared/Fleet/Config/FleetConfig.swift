@@ -54,7 +54,8 @@ package struct FleetConfig: Sendable {
         if top["s3"] == nil { reader.problem("s3", "required") }
         let targets = reader.requiredList(top["targets"], at: "targets", noun: "target") { TargetConfig(reader, $0, at: $1) }
         reader.requireUnique(targets.map { ($0.name, "target name \"\($0.name)\"") }, at: "targets")
-        var secrets = queue.nodes.map(\.password) + channels.map(\.apiKey) + targets.map(\.password)
+        var secrets = queue.nodes.map(\.password) + channels.flatMap { [$0.apiKey] + ($0.apiKeySecret.map { [$0] } ?? []) }
+        secrets += targets.map(\.password)
         if let s3 { secrets.append(s3.secretAccessKey) }
         reader.refuseSecretsOutsideSecretFields(secrets)
         guard reader.problems.isEmpty, let s3 else { throw ConfigError(problems: reader.problems) }
@@ -73,7 +74,7 @@ package struct FleetConfig: Sendable {
     /// Every secret in the configuration, for scrubbing text that might echo one.
     package var secrets: [Secret] {
         var all = queue.nodes.map(\.password) + [s3.secretAccessKey]
-        all += channels.map(\.apiKey)
+        all += channels.flatMap { [$0.apiKey] + ($0.apiKeySecret.map { [$0] } ?? []) }
         all += targets.map(\.password)
         return all.filter { !$0.isEmpty }
     }
@@ -268,7 +269,7 @@ extension ChannelConfig {
                 value, at: path,
                 known: [
                     "name", "type", "api_user", "api_key", "api_url", "pricing_url", "subaccounts",
-                    "allow_http",
+                    "allow_http", "api_key_sid", "api_key_secret", "region", "edge",
                 ])
         else {
             r.problem(path, "expected a channel mapping")
@@ -284,10 +285,18 @@ extension ChannelConfig {
         }
         let type = r.oneOf(m["type"], at: "\(path).type", ConnectorRegistry.types.map(\.rawValue)).map(ChannelType.init(rawValue:))
         if m["type"] == nil { r.problem("\(path).type", "required") }
-        let key = r.requiredString(m["api_key"], at: "\(path).api_key", secret: true)
+        // Twilio: an API key and its secret may stand in for the auth token (the connector checks the pair).
+        let keySID = r.string(m["api_key_sid"], at: "\(path).api_key_sid")
+        let keySecret = r.string(m["api_key_secret"], at: "\(path).api_key_secret", secret: true).map(Secret.init)
+        let key =
+            keySID == nil
+            ? r.requiredString(m["api_key"], at: "\(path).api_key", secret: true)
+            : r.string(m["api_key"], at: "\(path).api_key", secret: true) ?? ""
         let apiUser = r.string(m["api_user"], at: "\(path).api_user")
-        let apiURL = r.string(m["api_url"], at: "\(path).api_url") ?? type.map(ChannelConfig.defaultAPIURL) ?? ""
-        let pricingURL = r.string(m["pricing_url"], at: "\(path).pricing_url") ?? "https://pricing.twilio.com"
+        let region = r.string(m["region"], at: "\(path).region"), edge = r.string(m["edge"], at: "\(path).edge")
+        let regional = type == .twilio ? TwilioHosts.urls(region: region, edge: edge) : nil
+        let apiURL = r.string(m["api_url"], at: "\(path).api_url") ?? regional?.api ?? type.map(ChannelConfig.defaultAPIURL) ?? ""
+        let pricingURL = r.string(m["pricing_url"], at: "\(path).pricing_url") ?? regional?.pricing ?? "https://pricing.twilio.com"
         let allowHTTP = r.bool(m["allow_http"], at: "\(path).allow_http") ?? false
         for (key, url) in [("api_url", apiURL), ("pricing_url", pricingURL)] {
             if url.hasPrefix("https://") { continue }
@@ -308,6 +317,7 @@ extension ChannelConfig {
         self.init(
             name: name ?? "", type: type, apiUser: apiUser, apiKey: Secret(key ?? ""), apiURL: apiURL, pricingURL: pricingURL,
             subaccounts: subaccounts)
+        (apiKeySID, apiKeySecret, self.region, self.edge) = (keySID, keySecret, region, edge)
         for problem in ConnectorRegistry.connector(of: self).problems(self) { r.problem("\(path).\(problem.key)", problem.message) }
         if name == nil || key == nil { return nil }
     }
