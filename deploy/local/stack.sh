@@ -58,8 +58,12 @@ S3_PORT=${HUSKIMO_S3_PORT:-35900}
 S3_STRICT_PORT=${HUSKIMO_S3_STRICT_PORT:-35901}
 REDSHIFT_PORT=${HUSKIMO_REDSHIFT_PORT:-35439}
 NODENAME=${HUSKIMO_RABBITMQ_NODENAME:-huskimo@localhost}
-RABBIT_VERSION=${HUSKIMO_RABBITMQ_VERSION:-4.0}   # 4.0 (Debian 13's, in a root of its own) or 3.10 (Debian 12's)
-RABBIT_NODES=${HUSKIMO_RABBITMQ_NODES:-3}         # 1, or a cluster of 3
+# The broker's shape: 4.0 (Debian 13's, in a root of its own) or 3.10 (Debian 12's); 1 node or a cluster of 3. Without
+# the variables, the shape the stack was last brought up with (so `down` and `status` find what `up` started).
+SHAPE_FILE=$STACK/run/rabbitmq.shape
+read -r SHAPE_VERSION SHAPE_NODES <"$SHAPE_FILE" 2>/dev/null || true
+RABBIT_VERSION=${HUSKIMO_RABBITMQ_VERSION:-${SHAPE_VERSION:-4.0}}
+RABBIT_NODES=${HUSKIMO_RABBITMQ_NODES:-${SHAPE_NODES:-3}}
 case $RABBIT_VERSION in 4.0 | 3.10) ;; *) echo "HUSKIMO_RABBITMQ_VERSION must be 4.0 or 3.10" >&2; exit 2 ;; esac
 case $RABBIT_NODES in 1 | 3) ;; *) echo "HUSKIMO_RABBITMQ_NODES must be 1 or 3" >&2; exit 2 ;; esac
 RABBIT_ROOT=$STACK/rabbitmq-$RABBIT_VERSION-root
@@ -269,9 +273,11 @@ ensure_rabbit_root() {
   mountpoint -q "$RABBIT_ROOT/proc" || mount -t proc proc "$RABBIT_ROOT/proc" || die "cannot mount /proc in $RABBIT_ROOT"
 }
 
-umount_root_proc() {
-  [[ $RABBIT_VERSION == 3.10 ]] && return 0
-  if mountpoint -q "$RABBIT_ROOT/proc" 2>/dev/null; then umount -l "$RABBIT_ROOT/proc" 2>/dev/null || true; fi
+umount_root_proc() {   # whichever broker root has /proc mounted (the stack may have switched shapes)
+  local root
+  for root in "$STACK"/rabbitmq-*-root; do
+    if mountpoint -q "$root/proc" 2>/dev/null; then umount -l "$root/proc" 2>/dev/null || true; fi
+  done
 }
 
 # The environment shared by a node and rabbitmqctl (paths as the broker sees them).
@@ -385,7 +391,13 @@ wait_rabbit() {
 # (A flag rather than a return code: `set -e` is suspended inside functions used as conditions.)
 ensure_rabbit_started() {
   RABBIT_WAIT=1
-  mkdir -p "$RMQ"
+  mkdir -p "$RMQ" "$RUN"
+  # Another shape still running (its pid files name other nodes or another root): stop it first, by its own shape.
+  if [[ -s $SHAPE_FILE && "$(cat "$SHAPE_FILE")" != "$RABBIT_VERSION $RABBIT_NODES" ]]; then
+    log "rabbitmq was brought up as $(cat "$SHAPE_FILE"); stopping it for $RABBIT_VERSION $RABBIT_NODES"
+    HUSKIMO_RABBITMQ_VERSION=${SHAPE_VERSION:-} HUSKIMO_RABBITMQ_NODES=${SHAPE_NODES:-} bash "$SCRIPT" stop-rabbitmq
+  fi
+  echo "$RABBIT_VERSION $RABBIT_NODES" >"$SHAPE_FILE"
   if rabbit_running && rabbit_ready; then log "rabbitmq already running"; RABBIT_WAIT=0; return 0; fi
   ensure_rabbit_root
   start_epmd
@@ -711,6 +723,7 @@ cmd_down() {
   stop_redshift   # before the services it proxies
   stop_rabbit "$sig"
   umount_root_proc
+  rm -f "$SHAPE_FILE"
   stop_pid epmd "$RUN/epmd.pid" "$EPMD_PAT" TERM 5
   stop_pid s3-plain "$RUN/s3-plain.pid" "$(moto_pat "$S3_PORT")" TERM 5
   stop_pid s3-strict "$RUN/s3-strict.pid" "$(moto_pat "$S3_STRICT_PORT")" TERM 5
