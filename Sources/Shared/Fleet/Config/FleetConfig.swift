@@ -54,10 +54,7 @@ package struct FleetConfig: Sendable {
         if top["s3"] == nil { reader.problem("s3", "required") }
         let targets = reader.requiredList(top["targets"], at: "targets", noun: "target") { TargetConfig(reader, $0, at: $1) }
         reader.requireUnique(targets.map { ($0.name, "target name \"\($0.name)\"") }, at: "targets")
-        var secrets = queue.nodes.map(\.password) + channels.flatMap { [$0.apiKey] + ($0.apiKeySecret.map { [$0] } ?? []) }
-        secrets += targets.map(\.password)
-        if let s3 { secrets.append(s3.secretAccessKey) }
-        reader.refuseSecretsOutsideSecretFields(secrets)
+        reader.refuseSecretsOutsideSecretFields(Self.secrets(queue: queue, channels: channels, s3: s3, targets: targets))
         guard reader.problems.isEmpty, let s3 else { throw ConfigError(problems: reader.problems) }
         return FleetConfig(
             queue: queue, fetch: fetch, channels: channels, s3: s3, targets: targets,
@@ -72,8 +69,11 @@ package struct FleetConfig: Sendable {
     package func target(named name: String) -> TargetConfig? { targets.first { $0.name.utf8.elementsEqual(name.utf8) } }
 
     /// Every secret in the configuration, for scrubbing text that might echo one.
-    package var secrets: [Secret] {
-        var all = queue.nodes.map(\.password) + [s3.secretAccessKey]
+    package var secrets: [Secret] { Self.secrets(queue: queue, channels: channels, s3: s3, targets: targets) }
+
+    /// The one list of secret values (scrubbing, and refusing a secret expanded into a non-secret field).
+    private static func secrets(queue: QueueConfig, channels: [ChannelConfig], s3: S3Config?, targets: [TargetConfig]) -> [Secret] {
+        var all = queue.nodes.map(\.password) + (s3.map { [$0.secretAccessKey] } ?? [])
         all += channels.flatMap { [$0.apiKey] + ($0.apiKeySecret.map { [$0] } ?? []) }
         all += targets.map(\.password)
         return all.filter { !$0.isEmpty }
