@@ -11,6 +11,9 @@ package protocol Connector: Sendable {
     var resources: [ResourceSpec] { get }
     /// `api_url` when the configuration names none.
     var defaultAPIURL: String { get }
+    /// The channel keys only this API has (`api`, `report_wait_s`…): the configuration admits them for its channels,
+    /// keeps their text in ``ChannelConfig/options``, and ``problems(_:)`` checks them.
+    var channelKeys: [String] { get }
     /// Which request limit paces a channel: channels sharing it share one ``AdaptiveLimiter``.
     func limiterKey(_ channel: ChannelConfig) -> String
     /// What is wrong with a channel of this type (key under the channel, message); empty when it is usable.
@@ -40,12 +43,18 @@ package struct ExtractContext: Sendable {
     package let folder: String
     /// Pages one job may read per list before it is refused as endless.
     package var maxPages: Int
+    /// Limits the whole fleet keeps (Singular's concurrent reports): held on the broker by a worker, in process by
+    /// `check`.
+    package var leases: any SlotLeases
 
-    package init(api: APIClient, s3: S3Client, folder: String, maxPages: Int = 100_000) {
+    package init(
+        api: APIClient, s3: S3Client, folder: String, maxPages: Int = 100_000, leases: any SlotLeases = LocalSlotLeases()
+    ) {
         self.api = api
         self.s3 = s3
         self.folder = folder
         self.maxPages = maxPages
+        self.leases = leases
     }
 }
 
@@ -124,6 +133,8 @@ package enum ConnectorRegistry {
 }
 
 extension Connector {
+    package var channelKeys: [String] { [] }
+
     /// The fix for a failed probe, by what went wrong: refused credentials (`credentials`: which keys to check), not
     /// found (`notFound`), unreachable, or an answer Huskimo does not expect.
     func probeFix(_ error: any Error, channel: ChannelConfig, credentials: String, notFound: String) -> String {

@@ -1,3 +1,4 @@
+import Foundation
 package import HuskimoCore
 
 /// One account of one API, as the connectors need it: who it is, where its API lives, and its credentials.
@@ -17,6 +18,8 @@ package struct ChannelConfig: Sendable {
     /// Twilio: the region and edge whose hosts serve the channel (`api.{edge}.{region}.twilio.com`).
     package var region: String?
     package var edge: String?
+    /// The values of its connector's own keys (``Connector/channelKeys``), as written; the connector reads and checks them.
+    package var options: [String: String] = [:]
 
     package init(
         name: String, type: ChannelType, apiUser: String?, apiKey: Secret, apiURL: String? = nil,
@@ -36,4 +39,20 @@ package struct ChannelConfig: Sendable {
 
     /// Whose request limit paces this channel (its connector decides: a Twilio account's SID, a Singular key).
     package var limiterKey: String { ConnectorRegistry.connector(of: self).limiterKey(self) }
+
+    /// Whether an http(s) URL's host is this machine (`localhost`, 127.0.0.0/8, `[::1]`).
+    package static func isLoopback(_ url: String) -> Bool {
+        guard let rest = url.range(of: "://").map({ url[$0.upperBound...] }) else { return false }
+        let authority = rest.prefix { $0 != "/" && $0 != "?" && $0 != "#" }
+        guard !authority.contains("@") else { return false }
+        let host: Substring
+        if authority.hasPrefix("[") {
+            host = authority.dropFirst().prefix { $0 != "]" }
+        } else {
+            host = authority.prefix { $0 != ":" }
+        }
+        if host.lowercased() == "localhost" || host == "::1" { return true }
+        let octets = host.split(separator: ".", omittingEmptySubsequences: false)
+        return octets.count == 4 && octets[0] == "127" && octets.allSatisfy { UInt8($0) != nil }
+    }
 }

@@ -14,10 +14,12 @@ package struct APIError: ClassifiedError, Sendable {
     package let message: String
     package let url: String
     package let errorClass: ErrorClass
+    /// The request's method, for the description.
+    package var method = "GET"
     package var description: String {
         let name = api.displayName
         let what = [status.map { "HTTP \($0)" }, code.map { "\(name) error \($0)" }].compactMap { $0 }.joined(separator: ", ")
-        return "\(what.isEmpty ? "\(name) request failed" : what): \(message) (GET \(url))"
+        return "\(what.isEmpty ? "\(name) request failed" : what): \(message) (\(method) \(url))"
     }
 }
 
@@ -240,13 +242,15 @@ package struct APIClient: Sendable {
             let object = try? JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any]
         {
             code = object["code"] as? Int
-            message = (object["message"] as? String) ?? (object["error"] as? String) ?? message
+            // Twilio's {"message"}, Singular 0.3's {"error"}, Singular v2.0's {"status": 1, "substatus", "value"}.
+            message = (object["message"] as? String) ?? (object["error"] as? String) ?? (object["value"] as? String) ?? message
+            if let substatus = object["substatus"] as? Int, object["value"] is String { message += " (substatus \(substatus))" }
             if let detail = object["detail"] as? String { message += " (\(detail))" }
         } else if response.body.first == UInt8(ascii: "<") {
             message = "non-JSON (HTML) error body"
         }
         return APIError(
             api: api, status: response.status, code: code, message: message.redacting(request.secrets).printable(),
-            url: request.displayURL, errorClass: CurlError.classify(status: response.status))
+            url: request.displayURL, errorClass: CurlError.classify(status: response.status), method: request.method.rawValue)
     }
 }

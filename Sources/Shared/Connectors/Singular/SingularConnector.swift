@@ -1,14 +1,16 @@
 import Foundation
 import HuskimoCore
 
-/// Singular: the reporting API's campaign and creative stats per day, the key in the URL path; every run appends a
-/// snapshot stamped `when_retrieved` (0.3's history semantics).
+/// Singular: campaign and creative stats per day, from the Reporting API v2.0 (async reports) or, with `api: legacy`,
+/// 0.3's endpoints; every run appends a snapshot stamped `when_retrieved` (0.3's history semantics). Its channel keys:
+/// ``SingularOptions``.
 struct SingularConnector: Connector {
     package init() {}
 
     package var type: ChannelType { .singular }
     package var defaultAPIURL: String { "https://api.singular.net" }
-    package var probeName: String { "Singular query" }
+    package var probeName: String { "Singular reporting" }
+    package var channelKeys: [String] { SingularOptions.keys }
 
     package var resources: [ResourceSpec] {
         [
@@ -20,9 +22,17 @@ struct SingularConnector: Connector {
     /// A Singular channel is paced by its own key.
     package func limiterKey(_ channel: ChannelConfig) -> String { "singular/\(channel.name)" }
 
-    package func problems(_ channel: ChannelConfig) -> [(key: String, message: String)] { [] }
+    package func problems(_ channel: ChannelConfig) -> [(key: String, message: String)] { SingularOptions.read(channel).problems }
 
-    package func settings(_ channel: ChannelConfig) -> [(key: String, value: String)] { [] }
+    package func settings(_ channel: ChannelConfig) -> [(key: String, value: String)] {
+        let o = SingularOptions.read(channel).options
+        guard o.api == .v2 else { return [("api", "legacy")] }
+        return [
+            ("api", "v2"), ("report_wait_s", "\(Int(o.reportWait))"), ("report_poll_s", "\(o.reportPoll)"),
+            ("report_attempts", "\(o.reportAttempts)"), ("concurrent_reports", "\(o.concurrentReports) (fleet-wide)"),
+            ("download_hosts", o.downloadHosts.joined(separator: ", ")),
+        ]
+    }
 
     /// Spend is not final for weeks: every run re-fetches the `lookback` days ending at the run day (0.3 fetched
     /// lookback + 1 days, today's partial one included: D10). No catch-up, no window.
@@ -35,13 +45,14 @@ struct SingularConnector: Connector {
     ) throws
         -> ExtractReport
     {
-        try SingularExtractor(channel: channel, client: context.api, s3: context.s3, folder: context.folder).extract(job, fetched: fetched)
+        try SingularExtractor(channel: channel, client: context.api, s3: context.s3, folder: context.folder, leases: context.leases)
+            .extract(job, fetched: fetched)
     }
 
     package func probe(_ channel: ChannelConfig, context: ExtractContext) throws -> String {
         let day = Day.today.adding(days: -1)
-        let records = try SingularExtractor(channel: channel, client: context.api, s3: context.s3, folder: context.folder).probe(day: day)
-        return "campaigns of \(day) answered and converted (\(records) records)"
+        return try SingularExtractor(channel: channel, client: context.api, s3: context.s3, folder: context.folder, leases: context.leases)
+            .probe(day: day)
     }
 
     package func probeFix(_ error: any Error, channel: ChannelConfig) -> String {

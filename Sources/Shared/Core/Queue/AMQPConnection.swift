@@ -6,6 +6,7 @@ import Foundation
 enum AMQPMethod {
     static let connectionClose: UInt32 = 0x000A_0032
     static let channelClose: UInt32 = 0x0014_0028
+    static let channelCloseOk: UInt32 = 0x0014_0029
     static let basicCancel: UInt32 = 0x003C_001E
     static let basicReturn: UInt32 = 0x003C_0032
     static let basicAck: UInt32 = 0x003C_0050
@@ -199,6 +200,30 @@ final class AMQPConnection {
         try check(.declare, "queue.declare \(name)")
         guard let ok else { throw AMQPError(.declare, "queue.declare \(name): no reply") }
         return (Int(ok.pointee.message_count), Int(ok.pointee.consumer_count))
+    }
+
+    /// Declares `name` as an exclusive, auto-deleted queue of this connection: the broker lets one connection of the
+    /// whole cluster hold a name, and frees it when that connection closes (or dies). - Returns: false when another
+    /// connection holds it (405 RESOURCE_LOCKED: the channel the broker closed is opened again).
+    func claimExclusive(_ name: String) throws -> Bool {
+        let arena = AMQPTableArena()
+        _ = amqp_queue_declare(state, channel, arena.bytes(name), 0, 0, 1, 1, amqp_table_t())
+        let reply = amqp_get_rpc_reply(state)
+        if reply.reply_type == AMQP_RESPONSE_NORMAL { return true }
+        if reply.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION, reply.reply.id == AMQPMethod.channelClose,
+            reply.reply.decoded.assumingMemoryBound(to: amqp_channel_close_t.self).pointee.reply_code == 405
+        {
+            var closeOK = amqp_channel_close_ok_t()
+            guard amqp_send_method(state, channel, AMQPMethod.channelCloseOk, &closeOK) == AMQP_STATUS_OK.rawValue else {
+                broken = true
+                throw AMQPError(.channel, "channel.close-ok after queue.declare \(name) failed")
+            }
+            amqp_channel_open(state, channel)
+            try check(.channel, "channel.open after queue.declare \(name)")
+            return false
+        }
+        broken = true
+        throw AMQPError(.declare, "queue.declare \(name): \(AMQPConnection.describe(reply))")
     }
 
     func bindQueue(_ queue: String, exchange: String, routingKey: String) throws {

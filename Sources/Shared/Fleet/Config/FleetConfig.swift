@@ -267,10 +267,10 @@ extension ChannelConfig {
         guard
             let m = r.mapping(
                 value, at: path,
-                known: [
+                known: Set([
                     "name", "type", "api_user", "api_key", "api_url", "pricing_url", "subaccounts",
                     "allow_http", "api_key_sid", "api_key_secret", "region", "edge",
-                ])
+                ]).union(Self.connectorKeys(r, value)))
         else {
             r.problem(path, "expected a channel mapping")
             return nil
@@ -318,25 +318,21 @@ extension ChannelConfig {
             name: name ?? "", type: type, apiUser: apiUser, apiKey: Secret(key ?? ""), apiURL: apiURL, pricingURL: pricingURL,
             subaccounts: subaccounts)
         (apiKeySID, apiKeySecret, self.region, self.edge) = (keySID, keySecret, region, edge)
+        for key in ConnectorRegistry.connector(of: self).channelKeys {
+            if let text = r.string(m[key], at: "\(path).\(key)") { options[key] = text }
+        }
         for problem in ConnectorRegistry.connector(of: self).problems(self) { r.problem("\(path).\(problem.key)", problem.message) }
         if name == nil || key == nil { return nil }
     }
 
-    /// Whether an http(s) URL's host is this machine (`localhost`, 127.0.0.0/8, `[::1]`).
-    static func isLoopback(_ url: String) -> Bool {
-        guard let rest = url.range(of: "://").map({ url[$0.upperBound...] }) else { return false }
-        let authority = rest.prefix { $0 != "/" && $0 != "?" && $0 != "#" }
-        guard !authority.contains("@") else { return false }
-        let host: Substring
-        if authority.hasPrefix("[") {
-            host = authority.dropFirst().prefix { $0 != "]" }
-        } else {
-            host = authority.prefix { $0 != ":" }
-        }
-        if host.lowercased() == "localhost" || host == "::1" { return true }
-        let octets = host.split(separator: ".", omittingEmptySubsequences: false)
-        return octets.count == 4 && octets[0] == "127" && octets.allSatisfy { UInt8($0) != nil }
+    /// The keys of the connector a channel mapping's `type` names (none while the type is missing or unknown).
+    private static func connectorKeys(_ r: ConfigReader, _ value: ConfigReader.Value) -> [String] {
+        guard case .mapping(let entries) = value, let type = entries.first(where: { $0.0 == "type" }),
+            case .scalar(let name, _) = type.1, let connector = ConnectorRegistry.connector(for: ChannelType(rawValue: name))
+        else { return [] }
+        return connector.channelKeys
     }
+
 }
 
 /// ## Configuration keys (section `s3`)

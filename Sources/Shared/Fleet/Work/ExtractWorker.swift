@@ -43,13 +43,16 @@ extension JobExtractor {
 struct ConnectorExtractor: JobExtractor {
     package let context: ExtractContext
 
+    /// - Parameter leases: where the fleet-wide limits are held (the broker, in a worker; this process when nil).
     package init(
         s3: S3Config, fetch: FetchConfig, logger: Logger, limiters: AccountLimiters = AccountLimiters(),
-        http: HTTPClient = HTTPClient()
+        http: HTTPClient = HTTPClient(), leases: (any SlotLeases)? = nil
     ) {
         var api = APIClient(http: http, limiters: limiters, logger: logger)
         api.maxBodyBytes = fetch.maxResponseMiB << 20
-        context = ExtractContext(api: api, s3: S3Client(s3.s3Endpoint, http: http), folder: s3.folderPath, maxPages: fetch.maxPages)
+        context = ExtractContext(
+            api: api, s3: S3Client(s3.s3Endpoint, http: http), folder: s3.folderPath, maxPages: fetch.maxPages,
+            leases: leases ?? LocalSlotLeases())
     }
 
     package func extract(_ job: ExtractJob, channel: ChannelConfig, fetched: @escaping @Sendable () -> Void) async throws -> ExtractReport {
@@ -111,7 +114,10 @@ final class ExtractWorker: Sendable {
         self.init(
             config: config, concurrency: concurrency,
             driver: QueueDriverFactory.make(config, logger: logger),
-            extractor: ConnectorExtractor(s3: config.s3, fetch: config.fetch, logger: logger), logger: logger)
+            extractor: ConnectorExtractor(
+                s3: config.s3, fetch: config.fetch, logger: logger,
+                leases: AMQPSlotLeases(nodes: AMQPNodes(config.queue.nodes), prefix: config.queue.prefix)),
+            logger: logger)
     }
 
     var summary: WorkerTally { tally.withLock { $0 } }
