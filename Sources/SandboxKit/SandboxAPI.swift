@@ -21,6 +21,15 @@ package struct SandboxFaults: Sendable, Codable, Equatable {
     package var twilioRevision: Int = 0
     /// Days (`YYYY-MM-DD`) whose Singular responses hold a malformed record.
     package var singularBrokenDays: [String] = []
+    /// Singular v2.0, by day: how many availability answers say a source (Facebook) is still processing before the
+    /// day is complete.
+    package var singularNotReadyDays: [String: Int] = [:]
+    /// Singular v2.0, by day: how many of the reports created for it end FAILED before one succeeds.
+    package var singularFailingDays: [String: Int] = [:]
+    /// Singular v2.0, by day: how many of the reports created for it stay QUEUED for ever.
+    package var singularStuckDays: [String: Int] = [:]
+    /// Singular v2.0: reports of one key that may run at once (QUEUED or STARTED); more are refused with 429.
+    package var singularReportLimit: Int = 100
     /// Twilio days (`YYYY-MM-DD`) answered with hostility, by kind: `other-host` (a next page on another host),
     /// `loop` (a next page that is the page itself), `huge` (a 2 MiB body of blanks), `retry-after` (429 with
     /// Retry-After 999999999), `bad-utf8` (the day's records with invalid UTF-8 in a text field).
@@ -37,12 +46,22 @@ package struct SandboxFaults: Sendable, Codable, Equatable {
         twilioRevision = try c.decodeIfPresent(Int.self, forKey: .twilioRevision) ?? 0
         singularBrokenDays = try c.decodeIfPresent([String].self, forKey: .singularBrokenDays) ?? []
         twilioHostileDays = try c.decodeIfPresent([String: String].self, forKey: .twilioHostileDays) ?? [:]
+        singularNotReadyDays = try c.decodeIfPresent([String: Int].self, forKey: .singularNotReadyDays) ?? [:]
+        singularFailingDays = try c.decodeIfPresent([String: Int].self, forKey: .singularFailingDays) ?? [:]
+        singularStuckDays = try c.decodeIfPresent([String: Int].self, forKey: .singularStuckDays) ?? [:]
+        singularReportLimit = try c.decodeIfPresent(Int.self, forKey: .singularReportLimit) ?? 100
     }
 
     package init(
         rate: Double = 0, latencyMs: Int = 0, concurrencyLimit: Int = 0, revoked: [String] = [], singularRevision: Int = 0,
-        twilioRevision: Int = 0, singularBrokenDays: [String] = [], twilioHostileDays: [String: String] = [:]
+        twilioRevision: Int = 0, singularBrokenDays: [String] = [], twilioHostileDays: [String: String] = [:],
+        singularNotReadyDays: [String: Int] = [:], singularFailingDays: [String: Int] = [:], singularStuckDays: [String: Int] = [:],
+        singularReportLimit: Int = 100
     ) {
+        self.singularNotReadyDays = singularNotReadyDays
+        self.singularFailingDays = singularFailingDays
+        self.singularStuckDays = singularStuckDays
+        self.singularReportLimit = singularReportLimit
         self.twilioRevision = twilioRevision
         self.twilioHostileDays = twilioHostileDays
         self.rate = rate
@@ -61,13 +80,22 @@ package struct SandboxStats: Sendable, Codable {
     package var faults = 0
     package var throttled = 0
     var maxInFlightPerAccount = 0
+    /// Singular v2.0: requests with a key in their URL (there should be none), downloads that carried credentials
+    /// (refused), availability answers, reports created, refused for the concurrency limit, and the most running at once.
+    package var singularKeyInURL = 0
+    package var singularDownloadsWithCredentials = 0
+    package var singularAvailability = 0
+    package var singularReportsCreated = 0
+    package var singularReportsRefused = 0
+    package var singularMaxRunningReports = 0
 }
 
 /// The sandbox Twilio (2010 API + Pricing v1) and its control endpoints.
 package final class SandboxAPI: Sendable {
     package let accounts: [SandboxAccount]
-    private let faults = Mutex(SandboxFaults())
-    private let stats = Mutex(SandboxStats())
+    let faults = Mutex(SandboxFaults())
+    let stats = Mutex(SandboxStats())
+    let singularReports = Mutex(SandboxSingular.Reports())
     private let inFlight = Mutex([String: Int]())
     private let sequence = Atomic<UInt64>(0)
 
@@ -81,13 +109,18 @@ package final class SandboxAPI: Sendable {
         byKey = Dictionary(accounts.map { ($0.apiKeySID, $0) }, uniquingKeysWith: { first, _ in first })
     }
 
-    package func setFaults(_ f: SandboxFaults) { faults.withLock { $0 = f } }
+    package func setFaults(_ f: SandboxFaults) {
+        faults.withLock { $0 = f }
+        singularReports.withLock { $0.left = [:] }
+    }
     package var currentStats: SandboxStats { stats.withLock { $0 } }
 
     package func handle(_ request: SandboxRequest) -> SandboxResponse {
         if request.path.hasPrefix("/sandbox/") { return control(request) }
         stats.withLock { $0.requests += 1 }
+        if request.path.hasPrefix("/api/v2.0/") { return singularV2(request) }
         if request.path.hasPrefix("/api/") { return singular(request) }
+        if request.path.hasPrefix("/singular-downloads/") { return singularDownload(request) }
         // Authenticate first: Twilio checks credentials before anything else.
         // An auth token logs in as its account; an API key (SK…) as the account that owns it, whose SID the URLs
         // must still name (a key SID in the path is not an account: 404).
@@ -123,7 +156,7 @@ package final class SandboxAPI: Sendable {
 
     /// `response`, or at the fault rate one of: 500 (JSON), 503 (HTML), 429 with and without Retry-After, a
     /// dropped connection, a truncated body.
-    private func withFaults(
+    func withFaults(
         _ f: SandboxFaults, _ response: SandboxResponse,
         error: (Int, Int, String, [(String, String)]) -> SandboxResponse
     ) -> SandboxResponse {

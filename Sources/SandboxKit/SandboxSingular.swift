@@ -22,6 +22,8 @@ package enum SandboxSingular {
     package struct Record: Sendable {
         package var json: [UInt8]
         package var expected: [String?]
+        /// The record's fields in order: 0.3's key, the value as JSON wrote it (nil: null), whether it was a JSON string.
+        package var fields: [(key: String, value: String?, string: Bool)] = []
     }
 
     /// Costs as a JSON literal and its exact plain value: the scientific forms 0.3 wrote or misread included.
@@ -46,27 +48,33 @@ package enum SandboxSingular {
         let modified = UTCTime.sql(seconds: modifiedSeconds).replacingOccurrences(of: " ", with: "T")
         var o = JSONObject()
         var expected: [String?] = []
+        var fields: [(key: String, value: String?, string: Bool)] = []
         func text(_ k: String, _ value: String?) {
             o.string(k, value)
             expected.append(value)
+            fields.append((k, value, true))
+        }
+        func raw(_ k: String, _ literal: String) {
+            o.raw(k, literal)
+            fields.append((k, literal == "null" ? nil : literal, false))
         }
         func number(_ k: String, _ value: Int?) {
-            o.raw(k, value.map(String.init) ?? "null")
+            raw(k, value.map(String.init) ?? "null")
             expected.append(value.map(String.init))
         }
         func decimal(_ k: String, _ salt: UInt64) {
             let pick = SandboxData.mix(m &+ salt)
             if pick % 9 == 0 {
-                o.raw(k, "null")
+                raw(k, "null")
                 expected.append(nil)
             } else if pick % 9 == 1 {
                 let literal = costLiterals[Int(pick >> 8 % UInt64(costLiterals.count))]
-                o.raw(k, literal.json)
+                raw(k, literal.json)
                 expected.append(literal.plain)
             } else {
                 let cents = Int(pick >> 12 % 5_000_000)
                 let value = "\(cents / 100).\(String(format: "%02d", cents % 100))"
-                o.raw(k, value)
+                raw(k, value)
                 expected.append(value)
             }
         }
@@ -83,7 +91,7 @@ package enum SandboxSingular {
             let size = [(300, 250), (320, 50), (728, 90)][Int(id >> 3 % 3)]
             number("width", id % 7 == 0 ? nil : size.0)
             number("height", id % 7 == 0 ? nil : size.1)
-            o.raw("is_video", id % 3 == 0 ? "true" : "false")
+            raw("is_video", id % 3 == 0 ? "true" : "false")
             expected.append(id % 3 == 0 ? "true" : "false")
         }
         text("campaign_name", campaign)
@@ -95,11 +103,12 @@ package enum SandboxSingular {
             text("campaign_network_id", networkID)
         } else {
             // Some networks' ids arrive as JSON numbers.
-            o.raw("campaign_network_id", networkID!)
+            raw("campaign_network_id", networkID!)
             expected.append(networkID)
         }
         if resource == "stats" { text("country", id % 5 == 0 ? nil : ["US", "GB", "DE", "JP", "BR"][Int(id >> 27 % 5)]) }
         o.string("date", date)
+        fields.append(("date", date, true))
         expected.append("\(date) 00:00:00")
         number("impressions", m % 6 == 0 ? nil : Int(m >> 3 % 1_000_000))
         number("clicks", m % 6 == 0 ? nil : Int(m >> 23 % 10_000))
@@ -107,8 +116,9 @@ package enum SandboxSingular {
         decimal("cost", 1)
         if resource == "stats" { decimal("revenue", 2) }
         o.string(resource == "stats" ? "last_modified" : "modified_at", modified)
+        fields.append((resource == "stats" ? "last_modified" : "modified_at", modified, true))
         expected.append(modified.replacingOccurrences(of: "T", with: " "))
-        return Record(json: o.finish(), expected: expected)
+        return Record(json: o.finish(), expected: expected, fields: fields)
     }
 
     /// The records of a broken day: a valid first record, then one whose modification time is not a time

@@ -18,6 +18,9 @@ final class FleetHarness {
     var accounts: [(name: String, account: SandboxAccount, token: String)]
     /// Singular channels: name and API key.
     var singular: [(name: String, key: SandboxSingular.Key)]
+    /// Further keys of a Singular channel, by name, as YAML flow entries (`api: legacy`); every v2 channel polls its
+    /// reports every 20 ms unless told otherwise (call ``writeConfig()`` after changing them).
+    var singularOptions: [String: String] = [:]
     var lookback = 30
     /// `fetch.settle_days` (call ``writeConfig()`` after changing it).
     var settleDays = 3
@@ -72,7 +75,8 @@ final class FleetHarness {
                 "  - {name: \(name), type: twilio, api_user: \(account.sid), api_key: \(token), api_url: \"http://127.0.0.1:\(server.port)\", pricing_url: \"http://127.0.0.1:\(server.port)\"}\n"
         }
         for (name, key) in singular {
-            yaml += "  - {name: \(name), type: singular, api_key: \(key.key), api_url: \"http://127.0.0.1:\(server.port)\"}\n"
+            let options = singularOptions[name] ?? "report_poll_s: 0.02"
+            yaml += "  - {name: \(name), type: singular, api_key: \(key.key), api_url: \"http://127.0.0.1:\(server.port)\", \(options)}\n"
         }
         yaml += """
             s3: {access_key_id: "\(env["S3_ACCESS_KEY_ID"] ?? "")", secret_access_key: "\(env["S3_SECRET_ACCESS_KEY"] ?? "")", region: us-east-1, bucket: \(bucket ?? id), folder_path: stage, endpoint: "\(env["S3_ENDPOINT"] ?? "")", path_style: true}

@@ -105,7 +105,7 @@ CREATE TABLE IF NOT EXISTS "huskimo".singular_campaigns (
     when_retrieved           timestamp NOT NULL,
     ad_network               varchar(512) NOT NULL,
     campaign_name            varchar(512) NOT NULL,
-    campaign_type            varchar(512) NOT NULL,
+    campaign_type            varchar(512),
     campaign_url             varchar(8192),
     subcampaign_name         varchar(512),
     app_id                   varchar(512),
@@ -117,7 +117,7 @@ CREATE TABLE IF NOT EXISTS "huskimo".singular_campaigns (
     installs                 bigint,
     cost                     decimal(10, 2),
     revenue                  decimal(10, 2),
-    last_modified            timestamp NOT NULL
+    last_modified            timestamp
 );
 CREATE INDEX IF NOT EXISTS singular_campaigns_partition ON "huskimo".singular_campaigns (channel_name, reporting_date);
 
@@ -133,7 +133,7 @@ CREATE TABLE IF NOT EXISTS "huskimo".singular_creatives (
     height                   varchar(512),
     is_video                 boolean NOT NULL,
     campaign_name            varchar(512) NOT NULL,
-    campaign_type            varchar(512) NOT NULL,
+    campaign_type            varchar(512),
     campaign_url             varchar(8192),
     subcampaign_name         varchar(512),
     app_id                   varchar(512),
@@ -143,9 +143,13 @@ CREATE TABLE IF NOT EXISTS "huskimo".singular_creatives (
     clicks                   bigint,
     installs                 bigint,
     cost                     decimal(10, 2),
-    modified_at              timestamp NOT NULL
+    modified_at              timestamp
 );
 CREATE INDEX IF NOT EXISTS singular_creatives_partition ON "huskimo".singular_creatives (channel_name, reporting_date);
+
+ALTER TABLE "huskimo".singular_campaigns ALTER COLUMN campaign_type DROP NOT NULL, ALTER COLUMN last_modified DROP NOT NULL;
+
+ALTER TABLE "huskimo".singular_creatives ALTER COLUMN campaign_type DROP NOT NULL, ALTER COLUMN modified_at DROP NOT NULL;
 
 -- One row per staged object loaded: what makes loads idempotent and ordered.
 CREATE TABLE IF NOT EXISTS "huskimo".load_ledger (

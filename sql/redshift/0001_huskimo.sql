@@ -105,7 +105,7 @@ CREATE TABLE IF NOT EXISTS "huskimo".singular_campaigns (
     when_retrieved           timestamp NOT NULL,
     ad_network               varchar(512) NOT NULL,
     campaign_name            varchar(512) NOT NULL,
-    campaign_type            varchar(512) NOT NULL,
+    campaign_type            varchar(512),
     campaign_url             varchar(8192),
     subcampaign_name         varchar(512),
     app_id                   varchar(512),
@@ -117,7 +117,7 @@ CREATE TABLE IF NOT EXISTS "huskimo".singular_campaigns (
     installs                 bigint,
     cost                     decimal(10, 2),
     revenue                  decimal(10, 2),
-    last_modified            timestamp NOT NULL
+    last_modified            timestamp
 )
 DISTSTYLE KEY DISTKEY (ad_network) SORTKEY (reporting_date, when_retrieved);
 
@@ -133,7 +133,7 @@ CREATE TABLE IF NOT EXISTS "huskimo".singular_creatives (
     height                   varchar(512),
     is_video                 boolean NOT NULL,
     campaign_name            varchar(512) NOT NULL,
-    campaign_type            varchar(512) NOT NULL,
+    campaign_type            varchar(512),
     campaign_url             varchar(8192),
     subcampaign_name         varchar(512),
     app_id                   varchar(512),
@@ -143,9 +143,13 @@ CREATE TABLE IF NOT EXISTS "huskimo".singular_creatives (
     clicks                   bigint,
     installs                 bigint,
     cost                     decimal(10, 2),
-    modified_at              timestamp NOT NULL
+    modified_at              timestamp
 )
 DISTSTYLE KEY DISTKEY (ad_network) SORTKEY (reporting_date, when_retrieved);
+
+-- "huskimo".singular_campaigns: campaign_type, last_modified are nullable now; a table created by Huskimo 0.4.0 or 0.3 keeps NOT NULL there until recreated (sql/MIGRATION.md, item 9).
+
+-- "huskimo".singular_creatives: campaign_type, modified_at are nullable now; a table created by Huskimo 0.4.0 or 0.3 keeps NOT NULL there until recreated (sql/MIGRATION.md, item 9).
 
 -- One row per staged object loaded: what makes loads idempotent and ordered.
 CREATE TABLE IF NOT EXISTS "huskimo".load_ledger (

@@ -99,11 +99,11 @@ package enum WarehouseSchema {
         Table(
             resource: .campaigns,
             columns: head + [
-                c("ad_network", "varchar(512)", true), c("campaign_name", "varchar(512)", true), c("campaign_type", "varchar(512)", true),
+                c("ad_network", "varchar(512)", true), c("campaign_name", "varchar(512)", true), c("campaign_type", "varchar(512)"),
                 c("campaign_url", "varchar(8192)"), c("subcampaign_name", "varchar(512)"), c("app_id", "varchar(512)"),
                 c("campaign_network_id", "varchar(512)"), c("country", "varchar(2)"), c("reporting_date", "timestamp", true),
                 c("impressions", "bigint"), c("clicks", "bigint"), c("installs", "bigint"), c("cost", "decimal(10, 2)"),
-                c("revenue", "decimal(10, 2)"), c("last_modified", "timestamp", true),
+                c("revenue", "decimal(10, 2)"), c("last_modified", "timestamp"),
             ], distKey: "ad_network", sortKey: ["reporting_date", "when_retrieved"]),
         Table(
             resource: .creatives,
@@ -111,11 +111,17 @@ package enum WarehouseSchema {
                 c("ad_network", "varchar(512)", true), c("creative_name", "varchar(512)"), c("creative_text", "varchar(512)"),
                 c("image", "varchar(8192)", true), c("image_hash", "varchar(512)", true), c("width", "varchar(512)"),
                 c("height", "varchar(512)"), c("is_video", "boolean", true), c("campaign_name", "varchar(512)", true),
-                c("campaign_type", "varchar(512)", true), c("campaign_url", "varchar(8192)"), c("subcampaign_name", "varchar(512)"),
+                c("campaign_type", "varchar(512)"), c("campaign_url", "varchar(8192)"), c("subcampaign_name", "varchar(512)"),
                 c("app_id", "varchar(512)"), c("campaign_network_id", "varchar(512)"), c("reporting_date", "timestamp", true),
                 c("impressions", "bigint"), c("clicks", "bigint"), c("installs", "bigint"), c("cost", "decimal(10, 2)"),
-                c("modified_at", "timestamp", true),
+                c("modified_at", "timestamp"),
             ], distKey: "ad_network", sortKey: ["reporting_date", "when_retrieved"]),
+    ]
+
+    /// Columns NOT NULL in an earlier version and nullable now, by table: Singular's Reporting API v2.0 has no campaign
+    /// type and no modification time (issue 23). The DDL brings an existing table in line where the warehouse can.
+    package static let relaxedColumns: [(table: String, columns: [String])] = [
+        ("singular_campaigns", ["campaign_type", "last_modified"]), ("singular_creatives", ["campaign_type", "modified_at"]),
     ]
 
     package static func table(_ name: String) -> Table? { tables.first { $0.name == name } }

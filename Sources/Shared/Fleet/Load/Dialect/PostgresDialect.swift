@@ -19,6 +19,12 @@ struct PostgresDialect: WarehouseDialect {
         return "\n);\nCREATE INDEX IF NOT EXISTS \(table.name)_partition ON \(s).\(table.name) (\(keys.joined(separator: ", ")));\n\n"
     }
 
+    /// A no-op where the column is already nullable: safe to apply again.
+    package func dropNotNull(_ table: String, columns: [String], schema s: String) -> String {
+        "ALTER TABLE \(s).\(table) " + columns.map { "ALTER COLUMN \(WarehouseSchema.quote($0)) DROP NOT NULL" }.joined(separator: ", ")
+            + ";\n\n"
+    }
+
     package var instantType: String { "timestamptz" }
     package var nowDefault: String { " DEFAULT now()" }
     package func bookkeepingTableEnd(sortKey: [String]) -> String { "" }

@@ -17,6 +17,11 @@ struct RedshiftDialect: WarehouseDialect {
         "\n)\nDISTSTYLE KEY DISTKEY (\(table.distKey)) SORTKEY (\(table.sortKey.joined(separator: ", ")));\n\n"
     }
 
+    /// Redshift cannot drop a NOT NULL: a table from an earlier version is recreated (`sql/MIGRATION.md`, item 9).
+    package func dropNotNull(_ table: String, columns: [String], schema: String) -> String {
+        "-- \(schema).\(table): \(columns.joined(separator: ", ")) are nullable now; a table created by Huskimo 0.4.0 or 0.3 keeps NOT NULL there until recreated (sql/MIGRATION.md, item 9).\n\n"
+    }
+
     package var instantType: String { "timestamp" }
     package var nowDefault: String { " DEFAULT getdate()" }
     package func bookkeepingTableEnd(sortKey: [String]) -> String { "\nDISTSTYLE ALL SORTKEY (\(sortKey.joined(separator: ", ")))" }

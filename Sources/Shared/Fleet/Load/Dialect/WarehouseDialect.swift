@@ -22,6 +22,9 @@ package protocol WarehouseDialect: Sendable {
     /// What closes one of Huskimo's own small tables, and the index (if any) on its partition columns.
     func bookkeepingTableEnd(sortKey: [String]) -> String
     func bookkeepingIndex(_ table: String, columns: [String], schema: String) -> String
+    /// Brings a table created by an earlier version in line where a column lost its NOT NULL
+    /// (``WarehouseSchema/relaxedColumns``); empty where the warehouse cannot (Redshift: `sql/MIGRATION.md`).
+    func dropNotNull(_ table: String, columns: [String], schema: String) -> String
 
     // MARK: Loading
 
@@ -72,6 +75,9 @@ extension WarehouseDialect {
                 "    \(WarehouseSchema.quote(column.name).padding(toLength: 24, withPad: " ", startingAt: 0)) \(columnType(column.type))\(column.notNull ? " NOT NULL" : "")"
             }.joined(separator: ",\n")
             out += dataTableEnd(table, schema: s)
+        }
+        for (table, columns) in WarehouseSchema.relaxedColumns {
+            out += dropNotNull(table, columns: columns, schema: s)
         }
         out += Ledger.ddl(self, schema: schema)
         for table in WarehouseSchema.tables where table.appendOnly {
