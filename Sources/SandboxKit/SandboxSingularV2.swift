@@ -59,15 +59,32 @@ extension SandboxSingular {
         let columns = Array(report.columns.reversed()) + ["adn_original_currency"]
         var out = Array(columns.joined(separator: ",").utf8) + Array("\r\n".utf8)
         let resource = report.resource == "creatives" ? "creative_stats" : "stats"
-        for (index, record) in records(key: key, resource: resource, day: report.day, revision: report.revision).enumerated() {
+        var rows: [[String: (value: String?, string: Bool)]] = records(
+            key: key, resource: resource, day: report.day, revision: report.revision
+        ).map { record in
             var byName: [String: (value: String?, string: Bool)] = [:]
             for field in record.fields {
                 if let name = v2Names[field.key] { byName[name] = (field.value, field.string) }
             }
             if report.iso3, let country = byName["country_field"]?.value { byName["country_field"] = (iso3[country] ?? country, true) }
             if let video = byName["creative_is_video"]?.value { byName["creative_is_video"] = (video == "true" ? "True" : "False", false) }
-            if report.broken, index == 0 { byName["adn_impressions"] = ("many", true) }
             byName["adn_original_currency"] = ("USD", true)
+            return byName
+        }
+        if report.broken {
+            // The first row's impressions are not a number (on an empty day, a row of its own).
+            if rows.isEmpty {
+                rows = [
+                    [
+                        "source": ("AdWords", true), "adn_campaign_name": ("broken", true), "creative_image": ("x", true),
+                        "creative_image_hash": ("x", true), "creative_is_video": ("False", false),
+                        "start_date": (Day(ordinal: report.day).description, true),
+                    ]
+                ]
+            }
+            rows[0]["adn_impressions"] = ("many", true)
+        }
+        for byName in rows {
             let cells = columns.map { name -> String in
                 guard let cell = byName[name], let value = cell.value else { return "" }
                 return cell.string ? "\"" + value.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : value

@@ -31,6 +31,10 @@ struct CheckCommandTests {
             #expect(lines.contains { $0.subject == subject }, "\(subject): \(text)")
         }
         #expect(lines.contains { $0.check == "copy (the production statement)" && $0.detail.contains("byte for byte") })
+        // Singular on v2.0: availability answered, and a report came back through its presigned download, converted.
+        let singular = lines.first { $0.subject == "channel spend" && $0.check == "Singular reporting" }
+        #expect(singular?.detail.contains("v2.0: availability of") == true && singular?.detail.contains("presigned download") == true, "\(text)")
+        #expect(fleet.api.currentStats.singularReportsCreated == 1 && fleet.api.currentStats.singularKeyInURL == 0)
         #expect(lines.filter { $0.check.hasPrefix("table ") }.count == WarehouseSchema.tables.count)
         #expect(text.contains("all \(lines.count) checks passed"))
         // The probe left nothing behind: no rows, no staged objects.
@@ -72,5 +76,25 @@ struct CheckCommandTests {
         #expect(failed("target local", "connect (sslmode disable)")?.fix?.contains("refuses username/password") == true, "\(text)")
         #expect(!text.contains("not-the-password"))
         #expect(failed("s3", "put, list, get, delete")?.fix?.contains("no bucket") == true, "\(text)")
+    }
+
+    /// A Singular key the API refuses, and a report that keeps failing: each named, with what to fix, the key nowhere.
+    @Test func aSingularV2ProbeNamesARefusedKeyAndAFailingReport() throws {
+        let key = SandboxSingular.keys[1]
+        let fleet = try FleetHarness(accounts: [], singular: [("spend", key)])
+        defer { fleet.cleanUp() }
+        try fleet.applyDDL()
+        fleet.api.setFaults(SandboxFaults(revoked: [key.key]))
+        var (code, lines, text) = try check(fleet)
+        #expect(code == 1)
+        let refused = lines.first { $0.subject == "channel spend" && $0.verdict == "fail" }
+        #expect(refused?.fix?.contains("refuses the credentials: check api_key of spend") == true, "\(text)")
+        #expect(refused?.detail.contains("Invalid API key") == true, "\(text)")
+        fleet.api.setFaults(SandboxFaults(singularFailingDays: [Day.today.adding(days: -1).description: 99]))
+        (code, lines, text) = try check(fleet)
+        #expect(code == 1)
+        let failing = lines.first { $0.subject == "channel spend" && $0.verdict == "fail" }
+        #expect(failing?.detail.contains("ended FAILED") == true && failing?.detail.contains("Query timed out") == true, "\(text)")
+        #expect(!text.contains(key.key))
     }
 }
