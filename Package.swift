@@ -121,7 +121,9 @@ let package = Package(
         // and the fleet with everything under it (config, decisions, seams, support), so a failure names its layer.
         .testTarget(
             name: "ConnectorTests",
-            dependencies: ["HuskimoCore", "HuskimoConnectors", "HuskimoTesting", "SandboxKit", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "HuskimoCore", "HuskimoConnectors", "HuskimoTesting", "SandboxKit", .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

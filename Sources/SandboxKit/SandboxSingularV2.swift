@@ -126,7 +126,9 @@ extension SandboxAPI {
         let response: SandboxResponse
         switch (request.method, request.path) {
         case ("GET", "/api/v2.0/data_availability_status"):
-            guard let day = request.parameter("data_date").flatMap(Day.init) else { return Self.singularError(400, 4, "data_date must be YYYY-MM-DD") }
+            guard let day = request.parameter("data_date").flatMap(Day.init) else {
+                return Self.singularError(400, 4, "data_date must be YYYY-MM-DD")
+            }
             let ready = !singularReports.withLock { $0.strikes("not-ready", f.singularNotReadyDays, day.description) }
             stats.withLock { $0.singularAvailability += 1 }
             let sources = [("AdWords", true), ("Facebook", ready)].map { name, available in
@@ -146,7 +148,9 @@ extension SandboxAPI {
     private func createReport(_ request: SandboxRequest, key: SandboxSingular.Key, _ f: SandboxFaults) -> SandboxResponse {
         var form: [String: String] = [:]
         for pair in String(decoding: request.body, as: UTF8.self).split(separator: "&") {
-            let parts = pair.split(separator: "=", maxSplits: 1).map { $0.replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? String($0) }
+            let parts = pair.split(separator: "=", maxSplits: 1).map {
+                $0.replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? String($0)
+            }
             if parts.count == 2 { form[parts[0]] = parts[1] }
         }
         guard let start = form["start_date"].flatMap(Day.init), let end = form["end_date"].flatMap(Day.init), start == end else {
@@ -156,9 +160,12 @@ extension SandboxAPI {
         let dimensions = (form["dimensions"] ?? "").split(separator: ",").map(String.init)
         let resource = dimensions.contains("adn_creative_name") ? "creatives" : "campaigns"
         let known = Set(SandboxSingular.v2Names.values)
-        let asked = dimensions + (form["metrics"] ?? "").split(separator: ",").map(String.init)
+        let asked =
+            dimensions + (form["metrics"] ?? "").split(separator: ",").map(String.init)
             + (form["discrepancy_metrics"] ?? "").split(separator: ",").map(String.init)
-        if let unknown = asked.first(where: { !known.contains($0) }) { return Self.singularError(400, 5, "unknown dimension or metric: \(unknown)") }
+        if let unknown = asked.first(where: { !known.contains($0) }) {
+            return Self.singularError(400, 5, "unknown dimension or metric: \(unknown)")
+        }
         let columns = asked + (form["time_breakdown"] == "day" ? ["start_date"] : [])
         let day = start.description
         return singularReports.withLock { state -> SandboxResponse in
@@ -169,7 +176,9 @@ extension SandboxAPI {
             }
             let fails = state.strikes("failing", f.singularFailingDays, day)
             let stuck = state.strikes("stuck", f.singularStuckDays, day)
-            let id = "rep" + String(Digest.sha256Hex(Array("\(key.key)/\(day)/\(state.byID.count)/\(Date().timeIntervalSince1970)".utf8)).prefix(20))
+            let id =
+                "rep"
+                + String(Digest.sha256Hex(Array("\(key.key)/\(day)/\(state.byID.count)/\(Date().timeIntervalSince1970)".utf8)).prefix(20))
             state.byID[id] = SandboxSingular.Report(
                 key: key.key, resource: resource, day: start.ordinal, revision: f.singularRevision, columns: columns,
                 iso3: form["country_code_format"] != "iso", fails: fails, stuck: stuck,
@@ -225,7 +234,8 @@ extension SandboxAPI {
         guard request.parameter("Signature") == SandboxSingular.signature(id),
             let report = singularReports.withLock({ $0.byID[id] }), let key = SandboxSingular.keys.first(where: { $0.key == report.key })
         else {
-            return .ok(status: 403, headers: [("Content-Type", "application/xml")], body: Array("<Error><Code>AccessDenied</Code></Error>".utf8))
+            return .ok(
+                status: 403, headers: [("Content-Type", "application/xml")], body: Array("<Error><Code>AccessDenied</Code></Error>".utf8))
         }
         stats.withLock { $0.pages += 1 }
         return withFaults(f, .ok(status: 200, headers: [("Content-Type", "text/csv")], body: SandboxSingular.csv(report, key: key))) {

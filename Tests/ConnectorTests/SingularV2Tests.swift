@@ -1,11 +1,11 @@
 import Foundation
 import HuskimoTesting
 import Logging
-@testable import SandboxKit
 import Testing
 
 @testable import HuskimoConnectors
 @testable import HuskimoCore
+@testable import SandboxKit
 
 /// Singular's Reporting API v2.0, the pure parts: the CSV download read by header name into 0.3 records, the
 /// channel keys, and which download URLs are followed.
@@ -14,8 +14,11 @@ import Testing
         "adn_installs,adn_clicks,start_date,adn_cost,adn_impressions,country_field,adn_campaign_id,site_public_id,adn_sub_campaign_name,adn_campaign_url,adn_campaign_name,source,extra_column"
 
     /// Feeds `csv` in chunks of `chunk` bytes and converts every batch. - Returns: the rows as TSV fields.
-    static func rows(_ csv: String, chunk: Int = 1 << 20, table: SingularTable = .campaigns, batchBytes: Int = 1 << 20) throws -> [[String?]] {
-        let converter = SingularConverter(table: table, channelName: "spend", whenRetrieved: "2026-12-01 00:00:00.000", day: Day("2026-11-20"))
+    static func rows(
+        _ csv: String, chunk: Int = 1 << 20, table: SingularTable = .campaigns, batchBytes: Int = 1 << 20
+    ) throws -> [[String?]] {
+        let converter = SingularConverter(
+            table: table, channelName: "spend", whenRetrieved: "2026-12-01 00:00:00.000", day: Day("2026-11-20"))
         var stream = SingularCSVStream(spec: table.report, table: table.name, batchBytes: batchBytes)
         var writer = TSVWriter()
         let deliver = { (batch: [UInt8]) throws in _ = try batch.withUnsafeBytes { try converter.convert($0, into: &writer) } }
@@ -138,7 +141,9 @@ import Testing
         let (defaults, none) = SingularOptions.read(Self.channel([:]))
         #expect(none.isEmpty && defaults.api == .v2 && defaults.concurrentReports == 100 && defaults.reportAttempts == 3)
         let (_, problems) = SingularOptions.read(
-            Self.channel(["api": "v3", "report_wait_s": "-1", "report_attempts": "0", "concurrent_reports": "x", "download_hosts": "*, a b"]))
+            Self.channel([
+                "api": "v3", "report_wait_s": "-1", "report_attempts": "0", "concurrent_reports": "x", "download_hosts": "*, a b",
+            ]))
         #expect(Set(problems.map(\.key)) == ["api", "report_wait_s", "report_attempts", "concurrent_reports", "download_hosts"])
         let (legacy, wrong) = SingularOptions.read(Self.channel(["api": "legacy", "concurrent_reports": "5"]))
         #expect(legacy.api == .legacy && wrong.map(\.key) == ["concurrent_reports"])
@@ -169,7 +174,8 @@ import Testing
     }
 
     @Test func theSlotSetIsNamedByADigestOfTheKeyNeverTheKey() {
-        let s3 = S3Client(S3Endpoint(endpoint: "http://127.0.0.1:1", region: "us-east-1", bucket: "b", accessKeyID: "a", secretAccessKey: Secret("s")))
+        let s3 = S3Client(
+            S3Endpoint(endpoint: "http://127.0.0.1:1", region: "us-east-1", bucket: "b", accessKeyID: "a", secretAccessKey: Secret("s")))
         let extractor = SingularExtractor(
             channel: Self.channel([:]), client: APIClient(http: HTTPClient(), limiters: AccountLimiters(), logger: Logger(label: "test")),
             s3: s3, folder: "f")
@@ -195,7 +201,9 @@ import Testing
         try Array(csv.utf8).withUnsafeBytes { try stream.feed($0, deliver) }
         try stream.finish(deliver)
         let rows = TSVReader.rows(writer.buffer)
-        let filled = SingularTable.campaigns.columns.dropFirst(2).map { $0.source.jsonKey.map(SingularTable.campaigns.report.keys.contains) ?? true }
+        let filled = SingularTable.campaigns.columns.dropFirst(2).map {
+            $0.source.jsonKey.map(SingularTable.campaigns.report.keys.contains) ?? true
+        }
         // Decimals compared as numbers (the warehouse's decimal holds 2889.60 and 2889.6 alike).
         func plain(_ row: [String?]) -> [String?] { row.map { $0.map { PlainDecimal.format(Array($0.utf8)) ?? $0 } } }
         let expected = records.map { record in plain(zip(record.expected, filled).map { $1 ? $0 : nil }) }

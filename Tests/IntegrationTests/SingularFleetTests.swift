@@ -106,7 +106,8 @@ struct SingularFleetTests {
         let (notReady, failsTwice, alwaysFails, stuck) = (days[0], days[1], days[2], days[3])
         fleet.api.setFaults(
             SandboxFaults(
-                singularNotReadyDays: [notReady.description: 2], singularFailingDays: [failsTwice.description: 2, alwaysFails.description: 99],
+                singularNotReadyDays: [notReady.description: 2],
+                singularFailingDays: [failsTwice.description: 2, alwaysFails.description: 99],
                 singularStuckDays: [stuck.description: 1]))
         try fleet.applyDDL()
         try fleet.plan(Self.resources)
@@ -126,8 +127,11 @@ struct SingularFleetTests {
         #expect(Set(parked.compactMap { $0.headers["x-id"]?.stringValue }).count == 2, "both resources of the failing day, nothing else")
         for message in parked {
             let text = message.headers["x-error-message"]?.stringValue ?? ""
-            #expect(message.headers["x-error-class"] == .string("permanent") && message.headers["x-day"] == .string(alwaysFails.description))
-            #expect(text.contains("report rep") && text.contains("ended FAILED, 3 reports in a row") && text.contains("Query timed out"), "\(text)")
+            #expect(
+                message.headers["x-error-class"] == .string("permanent") && message.headers["x-day"] == .string(alwaysFails.description))
+            #expect(
+                text.contains("report rep") && text.contains("ended FAILED, 3 reports in a row") && text.contains("Query timed out"),
+                "\(text)")
             #expect(!text.contains(key.key))
         }
         try expectLatest(fleet, days: [notReady, failsTwice, stuck], revision: 0, api: "v2", minimumRows: 10)
@@ -163,7 +167,9 @@ struct SingularFleetTests {
 
         let pg = try PostgresConnection(try TestServices.postgres())
         for table in [SingularTable.campaigns, SingularTable.creatives] {
-            let filled = table.columns.filter { $0.source.jsonKey.map(table.report.keys.contains) ?? false }.map { WarehouseSchema.quote($0.name) }
+            let filled = table.columns.filter { $0.source.jsonKey.map(table.report.keys.contains) ?? false }.map {
+                WarehouseSchema.quote($0.name)
+            }
             let columns = filled.joined(separator: ", ")
             let count = { (channel: String) in
                 try pg.query("SELECT count(*) FROM \(fleet.id).\(table.name) WHERE channel_name = $1", [channel])[0][0] ?? ""
@@ -183,7 +189,8 @@ struct SingularFleetTests {
     /// (compared by PostgreSQL with the same column types, duplicates counted).
     /// With `api: v2`, the columns v2 cannot fill are expected NULL.
     func expectLatest(
-        _ fleet: FleetHarness, days: [Day], revision: Int, api: String = "legacy", minimumRows: Int = 50, sourceLocation: SourceLocation = #_sourceLocation
+        _ fleet: FleetHarness, days: [Day], revision: Int, api: String = "legacy", minimumRows: Int = 50,
+        sourceLocation: SourceLocation = #_sourceLocation
     ) throws {
         let pg = try PostgresConnection(try TestServices.postgres())
         for (table, resource) in [(SingularTable.campaigns, "stats"), (SingularTable.creatives, "creative_stats")] {

@@ -31,7 +31,10 @@ struct SingularCSVStream {
     private var records = 0
     private var started = false
 
-    init(spec: SingularReportSpec, table: String, booleanKeys: Set<String> = ["is_video"], batchBytes: Int = 1 << 20, maxFieldBytes: Int = 1 << 20) {
+    init(
+        spec: SingularReportSpec, table: String, booleanKeys: Set<String> = ["is_video"], batchBytes: Int = 1 << 20,
+        maxFieldBytes: Int = 1 << 20
+    ) {
         self.spec = spec
         self.table = table
         self.booleanKeys = booleanKeys
@@ -158,7 +161,8 @@ struct SingularCSVStream {
         let missing = spec.columns.map(\.name).filter { !names.contains($0) }
         guard missing.isEmpty else {
             throw failure(
-                "the report has no column \(missing.joined(separator: ", ")) (its header: \(names.joined(separator: ",").printable(limit: 200)))")
+                "the report has no column \(missing.joined(separator: ", ")) (its header: \(names.joined(separator: ",").printable(limit: 200)))"
+            )
         }
         var seen = Set<String>()
         keyOfColumn = names.map { name in seen.insert(name).inserted ? keyOf[name] : nil }

@@ -102,13 +102,15 @@ struct SingularExtractor: Sendable {
         }
         let availability = try reports.availability(day, tally: &tally)
         guard availability.ready else {
-            let waiting = availability.waitingFor.isEmpty ? "" : ": waiting for \(availability.waitingFor.prefix(10).joined(separator: ", "))"
+            let waiting =
+                availability.waitingFor.isEmpty ? "" : ": waiting for \(availability.waitingFor.prefix(10).joined(separator: ", "))"
             throw failure(.transient, "the day is not complete yet (data_availability_status)\(waiting); read again later")
         }
         guard let lease = try leases.acquire(slotSet, limit: options.concurrentReports, wait: options.reportWait, stop: client.stop) else {
             throw failure(
                 .transient,
-                "all \(options.concurrentReports) report slots of the key (concurrent_reports) stayed busy for \(Int(options.reportWait)) s; read again later")
+                "all \(options.concurrentReports) report slots of the key (concurrent_reports) stayed busy for \(Int(options.reportWait)) s; read again later"
+            )
         }
         defer { lease.release() }
         var failed: (id: String, message: String)?
@@ -127,7 +129,8 @@ struct SingularExtractor: Sendable {
         }
         throw failure(
             .permanent,
-            "report \(failed?.id ?? "?") ended FAILED, \(options.reportAttempts) reports in a row (report_attempts); Singular: \(failed?.message ?? "")")
+            "report \(failed?.id ?? "?") ended FAILED, \(options.reportAttempts) reports in a row (report_attempts); Singular: \(failed?.message ?? "")"
+        )
     }
 
     /// Polls a report until it is DONE or FAILED, the pause growing from `report_poll_s` by half each time (at most 30 s).
@@ -141,7 +144,9 @@ struct SingularExtractor: Sendable {
             guard case .pending(let state) = status else { return status }
             let waited = Date().timeIntervalSince(started)
             guard waited + pause <= options.reportWait else {
-                throw failure(.transient, "report \(id) still \(state) after \(Int(waited)) s (report_wait_s: \(Int(options.reportWait))); read again later")
+                throw failure(
+                    .transient,
+                    "report \(id) still \(state) after \(Int(waited)) s (report_wait_s: \(Int(options.reportWait))); read again later")
             }
             guard client.stop.sleep(pause) else { throw failure(.transient, "shutting down while report \(id) was \(state)") }
             pause = min(pause * 1.5, 30)

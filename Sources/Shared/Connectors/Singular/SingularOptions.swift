@@ -33,12 +33,17 @@ struct SingularOptions: Sendable, Equatable {
         var problems: [(key: String, message: String)] = []
         let values = channel.options
         if let text = values["api"] {
-            if let api = API(rawValue: text) { o.api = api } else { problems.append(("api", "expected v2 or legacy, got \"\(text.printable(limit: 40))\"")) }
+            if let api = API(rawValue: text) {
+                o.api = api
+            } else {
+                problems.append(("api", "expected v2 or legacy, got \"\(text.printable(limit: 40))\""))
+            }
         }
         func number(_ key: String, _ range: ClosedRange<Double>) -> Double? {
             guard let text = values[key] else { return nil }
             guard let value = Double(text), value.isFinite, range.contains(value) else {
-                problems.append((key, "expected a number of seconds in \(range.lowerBound)…\(range.upperBound), got \"\(text.printable(limit: 40))\""))
+                problems.append(
+                    (key, "expected a number of seconds in \(range.lowerBound)…\(range.upperBound), got \"\(text.printable(limit: 40))\""))
                 return nil
             }
             return value
@@ -46,7 +51,8 @@ struct SingularOptions: Sendable, Equatable {
         func integer(_ key: String, _ range: ClosedRange<Int>) -> Int? {
             guard let text = values[key] else { return nil }
             guard let value = Int(text), range.contains(value) else {
-                problems.append((key, "expected a whole number in \(range.lowerBound)…\(range.upperBound), got \"\(text.printable(limit: 40))\""))
+                problems.append(
+                    (key, "expected a whole number in \(range.lowerBound)…\(range.upperBound), got \"\(text.printable(limit: 40))\""))
                 return nil
             }
             return value
@@ -59,7 +65,8 @@ struct SingularOptions: Sendable, Equatable {
             let hosts = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }.filter { !$0.isEmpty }
             let valid = hosts.allSatisfy { host in
                 let name = host.hasPrefix("*.") ? host.dropFirst(2) : Substring(host)
-                return name.contains(".") && name.allSatisfy { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "." } && name.utf8.count <= 253
+                return name.contains(".") && name.allSatisfy { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "." }
+                    && name.utf8.count <= 253
             }
             if valid, !hosts.isEmpty {
                 o.downloadHosts = hosts

@@ -36,9 +36,10 @@ struct SingularReportSpec: Sendable {
 
     private init(dimensions: [(String, String)], metrics: [(String, String)], discrepancyMetrics: [(String, String)]) {
         // Every report carries the day it is for (time_breakdown=day): `start_date` becomes 0.3's `date`.
-        columns = dimensions.map { ($0.0, $0.1) } + metrics.map { ($0.0, $0.1) } + discrepancyMetrics.map { ($0.0, $0.1) } + [
-            ("start_date", "date")
-        ]
+        columns =
+            dimensions.map { ($0.0, $0.1) } + metrics.map { ($0.0, $0.1) } + discrepancyMetrics.map { ($0.0, $0.1) } + [
+                ("start_date", "date")
+            ]
         self.dimensions = dimensions.map(\.0)
         self.metrics = metrics.map(\.0)
         self.discrepancyMetrics = discrepancyMetrics.map(\.0)
@@ -95,7 +96,8 @@ struct SingularReportsAPI: Sendable {
             headers.append(("Content-Type", "application/x-www-form-urlencoded"))
             request = HTTPRequest(method: .POST, url: base + path, headers: headers, body: Array(encoded.utf8), timeout: client.timeout)
         } else {
-            request = HTTPRequest(method: method, url: base + path + (encoded.isEmpty ? "" : "?" + encoded), headers: headers, timeout: client.timeout)
+            request = HTTPRequest(
+                method: method, url: base + path + (encoded.isEmpty ? "" : "?" + encoded), headers: headers, timeout: client.timeout)
         }
         request.redact = [channel.apiKey]
         request.maxBodyBytes = Self.maxAnswerBytes
@@ -110,13 +112,16 @@ struct SingularReportsAPI: Sendable {
             else {
                 throw ConversionError(
                     table: "(Singular v2.0)", field: "(response)", recordSID: nil,
-                    reason: "expected {\"status\": …, \"value\": …} from \(request.displayURL), got \(String(decoding: body.prefix(80), as: UTF8.self).printable(limit: 80))")
+                    reason:
+                        "expected {\"status\": …, \"value\": …} from \(request.displayURL), got \(String(decoding: body.prefix(80), as: UTF8.self).printable(limit: 80))"
+                )
             }
             guard status == 0 else {
                 let value = (object["value"] as? String) ?? "status \(status)"
                 let substatus = (object["substatus"] as? Int).map { " (substatus \($0))" } ?? ""
                 throw APIError(
-                    api: .singular, status: 200, code: nil, message: "Singular answered status \(status)\(substatus): \(value)".redacting([channel.apiKey]).printable(),
+                    api: .singular, status: 200, code: nil,
+                    message: "Singular answered status \(status)\(substatus): \(value)".redacting([channel.apiKey]).printable(),
                     url: request.displayURL, errorClass: .permanent, method: request.method.rawValue)
             }
             return object["value"] ?? NSNull()
@@ -124,7 +129,9 @@ struct SingularReportsAPI: Sendable {
     }
 
     private func malformed(_ what: String, _ request: HTTPRequest) -> ConversionError {
-        ConversionError(table: "(Singular v2.0)", field: "(response)", recordSID: nil, reason: "\(what) (\(request.method.rawValue) \(request.displayURL))")
+        ConversionError(
+            table: "(Singular v2.0)", field: "(response)", recordSID: nil,
+            reason: "\(what) (\(request.method.rawValue) \(request.displayURL))")
     }
 
     /// `GET /api/v2.0/data_availability_status`: whether `day` is complete for every active source.
@@ -161,7 +168,9 @@ struct SingularReportsAPI: Sendable {
         }
         switch status {
         case "DONE":
-            guard let url = value["download_url"] as? String else { throw malformed("report \(id) is DONE without a download_url", request) }
+            guard let url = value["download_url"] as? String else {
+                throw malformed("report \(id) is DONE without a download_url", request)
+            }
             return .done(downloadURL: url)
         case "FAILED":
             return .failed(((value["error_message"] as? String) ?? "no error_message").redacting([channel.apiKey]).printable(limit: 300))
@@ -182,11 +191,16 @@ struct SingularReportsAPI: Sendable {
         guard url.utf8.count <= 8192, url.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "\\") }),
             let origin = PageLinks.origin(of: url), let api = PageLinks.origin(of: base)
         else {
-            throw PagingError(reason: "the report's download_url is not an http(s) URL without credentials: \(HTTPRequest.stripQuery(String(url.prefix(120))))")
+            throw PagingError(
+                reason:
+                    "the report's download_url is not an http(s) URL without credentials: \(HTTPRequest.stripQuery(String(url.prefix(120))))"
+            )
         }
         guard options.allowsDownload(host: origin.host, apiHost: api.host) else {
             throw PagingError(
-                reason: "the report's download_url is on \(origin.host), neither api_url's host nor one of download_hosts (\(options.downloadHosts.joined(separator: ", ")))")
+                reason:
+                    "the report's download_url is on \(origin.host), neither api_url's host nor one of download_hosts (\(options.downloadHosts.joined(separator: ", ")))"
+            )
         }
         guard origin.scheme == "https" || ChannelConfig.isLoopback(url) else {
             throw PagingError(reason: "the report's download_url is plain http:// to \(origin.host): only https leaves this machine")
