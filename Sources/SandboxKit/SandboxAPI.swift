@@ -28,6 +28,8 @@ package struct SandboxFaults: Sendable, Codable, Equatable {
     package var singularFailingDays: [String: Int] = [:]
     /// Singular v2.0, by day: how many of the reports created for it stay QUEUED for ever.
     package var singularStuckDays: [String: Int] = [:]
+    /// Singular v2.0: the most rows one report may have (0: any); a larger one ends FAILED, saying so.
+    package var singularRowsPerReport: Int = 0
     /// Singular v2.0: reports of one key that may run at once (QUEUED or STARTED); more are refused with 429.
     package var singularReportLimit: Int = 100
     /// Twilio days (`YYYY-MM-DD`) answered with hostility, by kind: `other-host` (a next page on another host),
@@ -50,14 +52,16 @@ package struct SandboxFaults: Sendable, Codable, Equatable {
         singularFailingDays = try c.decodeIfPresent([String: Int].self, forKey: .singularFailingDays) ?? [:]
         singularStuckDays = try c.decodeIfPresent([String: Int].self, forKey: .singularStuckDays) ?? [:]
         singularReportLimit = try c.decodeIfPresent(Int.self, forKey: .singularReportLimit) ?? 100
+        singularRowsPerReport = try c.decodeIfPresent(Int.self, forKey: .singularRowsPerReport) ?? 0
     }
 
     package init(
         rate: Double = 0, latencyMs: Int = 0, concurrencyLimit: Int = 0, revoked: [String] = [], singularRevision: Int = 0,
         twilioRevision: Int = 0, singularBrokenDays: [String] = [], twilioHostileDays: [String: String] = [:],
         singularNotReadyDays: [String: Int] = [:], singularFailingDays: [String: Int] = [:], singularStuckDays: [String: Int] = [:],
-        singularReportLimit: Int = 100
+        singularReportLimit: Int = 100, singularRowsPerReport: Int = 0
     ) {
+        self.singularRowsPerReport = singularRowsPerReport
         self.singularNotReadyDays = singularNotReadyDays
         self.singularFailingDays = singularFailingDays
         self.singularStuckDays = singularStuckDays
@@ -87,6 +91,7 @@ package struct SandboxStats: Sendable, Codable {
     package var singularAvailability = 0
     package var singularReportsCreated = 0
     package var singularReportsRefused = 0
+    package var singularReportsTooLarge = 0
     package var singularMaxRunningReports = 0
 }
 

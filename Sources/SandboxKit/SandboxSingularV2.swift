@@ -34,6 +34,10 @@ extension SandboxSingular {
         var fails: Bool
         var stuck: Bool
         var broken: Bool
+        /// The `source` filter: (`in` or `not in`, the sources), nil for every source.
+        var sources: (op: String, values: [String])? = nil
+        /// The most rows the report may have (0: any); more ends it FAILED.
+        var rowLimit = 0
         var created = Date()
         /// QUEUED or STARTED (a report nobody polls to the end stops counting after two minutes).
         var running: Bool { (stuck || polls < 3) && Date().timeIntervalSince(created) < 120 }
@@ -58,10 +62,7 @@ extension SandboxSingular {
     static func csv(_ report: Report, key: Key) -> [UInt8] {
         let columns = Array(report.columns.reversed()) + ["adn_original_currency"]
         var out = Array(columns.joined(separator: ",").utf8) + Array("\r\n".utf8)
-        let resource = report.resource == "creatives" ? "creative_stats" : "stats"
-        var rows: [[String: (value: String?, string: Bool)]] = records(
-            key: key, resource: resource, day: report.day, revision: report.revision
-        ).map { record in
+        var rows: [[String: (value: String?, string: Bool)]] = filtered(report, key: key).map { record in
             var byName: [String: (value: String?, string: Bool)] = [:]
             for field in record.fields {
                 if let name = v2Names[field.key] { byName[name] = (field.value, field.string) }
@@ -93,6 +94,20 @@ extension SandboxSingular {
         }
         return out
     }
+
+    /// The records a report covers (its `source` filter applied).
+    static func filtered(_ report: Report, key: Key) -> [Record] {
+        let resource = report.resource == "creatives" ? "creative_stats" : "stats"
+        let all = records(key: key, resource: resource, day: report.day, revision: report.revision)
+        guard let filter = report.sources else { return all }
+        return all.filter { record in
+            let source = record.fields.first { $0.key == "ad_network" }?.value ?? ""
+            return filter.values.contains(source) == (filter.op == "in")
+        }
+    }
+
+    /// Every source the sandbox's records come from (what data availability lists).
+    package static let sources = ["AdWords", "Facebook", "Twitter", "Unity Ads", "ironSource «Ads»", "Apple Search Ads"]
 
     /// The signature of a report's download URL (what makes it presigned).
     static func signature(_ id: String) -> String { String(Digest.sha256Hex(Array("sandbox-presign/\(id)".utf8)).prefix(32)) }
@@ -131,8 +146,8 @@ extension SandboxAPI {
             }
             let ready = !singularReports.withLock { $0.strikes("not-ready", f.singularNotReadyDays, day.description) }
             stats.withLock { $0.singularAvailability += 1 }
-            let sources = [("AdWords", true), ("Facebook", ready)].map { name, available in
-                "{\"source\": \"\(name)\", \"username\": \"ops@example.com\", \"status\": \"\(available ? "SUCCESS" : "PROCESSING")\", \"is_available\": \(available), \"is_empty_data\": false, \"is_active_last_30_days\": true, \"last_updated_utc\": \"\(day)T06:00:00\"}"
+            let sources = SandboxSingular.sources.map { ($0, $0 != "Facebook" || ready) }.map { name, available in
+                "{\"source\": \"\(name.replacingOccurrences(of: "\"", with: "\\\""))\", \"username\": \"ops@example.com\", \"status\": \"\(available ? "SUCCESS" : "PROCESSING")\", \"is_available\": \(available), \"is_empty_data\": false, \"is_active_last_30_days\": true, \"last_updated_utc\": \"\(day)T06:00:00\"}"
             }
             response = Self.singularOK("{\"is_all_data_available\": \(ready), \"data_sources\": [\(sources.joined(separator: ", "))]}")
         case ("POST", "/api/v2.0/create_async_report"):
@@ -167,6 +182,14 @@ extension SandboxAPI {
             return Self.singularError(400, 5, "unknown dimension or metric: \(unknown)")
         }
         let columns = asked + (form["time_breakdown"] == "day" ? ["start_date"] : [])
+        var sources: (op: String, values: [String])?
+        if let text = form["filters"] {
+            guard let filters = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [[String: Any]], filters.count == 1,
+                filters[0]["dimension"] as? String == "source", let op = filters[0]["operator"] as? String, ["in", "not in"].contains(op),
+                let values = filters[0]["values"] as? [String]
+            else { return Self.singularError(400, 5, "filters: the sandbox takes one filter on source, operator in or not in") }
+            sources = (op, values)
+        }
         let day = start.description
         return singularReports.withLock { state -> SandboxResponse in
             let running = state.byID.values.filter { $0.key == key.key && $0.running }.count
@@ -182,7 +205,7 @@ extension SandboxAPI {
             state.byID[id] = SandboxSingular.Report(
                 key: key.key, resource: resource, day: start.ordinal, revision: f.singularRevision, columns: columns,
                 iso3: form["country_code_format"] != "iso", fails: fails, stuck: stuck,
-                broken: f.singularBrokenDays.contains(day))
+                broken: f.singularBrokenDays.contains(day), sources: sources, rowLimit: f.singularRowsPerReport)
             let now = state.byID.values.filter { $0.key == key.key && $0.running }.count
             stats.withLock {
                 $0.singularReportsCreated += 1
@@ -208,6 +231,15 @@ extension SandboxAPI {
             } else if report.fails {
                 status = "FAILED"
                 extra = ", \"error_message\": \"Query timed out on the reporting cluster\""
+            } else if report.rowLimit > 0,
+                let rows = SandboxSingular.keys.first(where: { $0.key == report.key }).map({
+                    SandboxSingular.filtered(report, key: $0).count
+                }), rows > report.rowLimit
+            {
+                stats.withLock { $0.singularReportsTooLarge += 1 }
+                status = "FAILED"
+                extra =
+                    ", \"error_message\": \"Report exceeds the limit of \(report.rowLimit) rows per report (\(rows) rows): add filters\""
             } else {
                 status = "DONE"
                 let expires = Int(Date().timeIntervalSince1970) + 3600

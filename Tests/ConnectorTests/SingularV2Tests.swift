@@ -210,4 +210,27 @@ import Testing
         #expect(rows.map { plain(Array($0.dropFirst(2))) } == expected)
         #expect(rows.count == records.count && rows.count > 3)
     }
+
+    @Test func aSplitDayAsksSourceBySourceThenForEveryOtherSource() throws {
+        let only = SingularReportSpec.Sources.only("ironSource \"Ads\"")
+        let rest = SingularReportSpec.Sources.allBut(["AdWords", "Facebook"])
+        let decode = { (text: String) in try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [[String: Any]] }
+        let a = try #require(try decode(only.filter)), b = try #require(try decode(rest.filter))
+        #expect(a[0]["operator"] as? String == "in" && a[0]["values"] as? [String] == ["ironSource \"Ads\""])
+        #expect(b[0]["operator"] as? String == "not in" && b[0]["values"] as? [String] == ["AdWords", "Facebook"])
+        #expect(b[0]["dimension"] as? String == "source")
+        let query = SingularTable.campaigns.report.query(day: Day("2026-11-20")!, sources: rest)
+        #expect(query.first { $0.0 == "filters" }?.1 == rest.filter)
+        #expect(SingularTable.campaigns.report.query(day: Day("2026-11-20")!).allSatisfy { $0.0 != "filters" })
+    }
+
+    @Test(arguments: [
+        ("Report exceeds the limit of 8 rows per report (12 rows): add filters", true),
+        ("Too many rows in the result", true),
+        ("Query timed out on the reporting cluster", false),
+        ("rows", false),
+    ])
+    func onlyATooManyRowsFailureSplitsTheDay(_ message: String, _ splits: Bool) {
+        #expect(SingularReportsAPI.isTooManyRows(message) == splits)
+    }
 }

@@ -143,15 +143,30 @@ struct SingularFleetTests {
     }
 
     /// Singular's limit on concurrent reports is the fleet's, not each worker's: two workers of four jobs each, a limit of
-    /// two (the sandbox refuses a third running report), and not one report refused. The same key read through the
-    /// legacy endpoints by another channel gives the same rows wherever v2 fills them.
+    /// two (the sandbox refuses a third running report), and not one report refused. Its limit on rows per report too:
+    /// a day too large for one report is read source by source. The same key read through the legacy endpoints by
+    /// another channel gives the same rows wherever v2 fills them: none lost, none twice.
     @Test func reportSlotsHoldAcrossWorkersAndBothAPIsGiveTheSameRows() throws {
         let key = SandboxSingular.keys[0]
         let fleet = try FleetHarness(accounts: [], singular: [("spend-v2", key), ("spend-legacy", key)], lookback: 8)
         defer { fleet.cleanUp() }
         fleet.singularOptions = ["spend-v2": "report_poll_s: 0.02, concurrent_reports: 2", "spend-legacy": "api: legacy"]
         try fleet.writeConfig()
-        fleet.api.setFaults(SandboxFaults(latencyMs: 5, singularReportLimit: 2))
+        // A row limit no single source of these days exceeds, but some whole days do.
+        var perSource = 0
+        var largestDay = 0
+        for day in (1...8).map({ Day.today.adding(days: -$0) }) {
+            for resource in ["stats", "creative_stats"] {
+                let records = SandboxSingular.records(key: key, resource: resource, day: day.ordinal, revision: 0)
+                largestDay = max(largestDay, records.count)
+                let networks = records.map { String(decoding: $0.json, as: UTF8.self) }.map { json in
+                    SandboxSingular.sources.first { json.contains("\"ad_network\": \"\($0)\"") } ?? "?"
+                }
+                for network in Set(networks) { perSource = max(perSource, networks.filter { $0 == network }.count) }
+            }
+        }
+        try #require(largestDay > perSource, "some day needs splitting")
+        fleet.api.setFaults(SandboxFaults(latencyMs: 5, singularReportLimit: 2, singularRowsPerReport: perSource))
         try fleet.applyDDL()
         try fleet.plan(Self.resources)
         let w1 = try fleet.worker("w1.log", concurrency: 4)
@@ -164,6 +179,7 @@ struct SingularFleetTests {
         #expect(stats.singularReportsCreated >= 16)
         #expect(stats.singularReportsRefused == 0, "no report beyond the limit was asked for")
         #expect((1...2).contains(stats.singularMaxRunningReports))
+        #expect(stats.singularReportsTooLarge > 0, "days too large for one report were split")
 
         let pg = try PostgresConnection(try TestServices.postgres())
         for table in [SingularTable.campaigns, SingularTable.creatives] {

@@ -92,10 +92,10 @@ struct SingularExtractor: Sendable {
     /// The v2.0 flow for one day up to the download, which `download` streams. - Throws: ``JobError`` transient for a
     /// day not ready, no free report slot, or a report still pending after `report_wait_s`; permanent once
     /// `report_attempts` reports ended FAILED (the last one's id and Singular's message named).
-    private func runReport<T>(
+    private func runReport(
         _ jobID: String, _ table: SingularTable, _ day: Day, tally: inout APIClient.Tally,
-        download: (HTTPRequest, inout APIClient.Tally) throws -> T
-    ) throws -> T {
+        download: (HTTPRequest, inout APIClient.Tally) throws -> Int
+    ) throws -> Int {
         let reports = SingularReportsAPI(channel: channel, client: client, options: options)
         func failure(_ errorClass: ErrorClass, _ message: String) -> JobError {
             JobError(jobID: jobID, errorClass: errorClass, message: "Singular \(table.name) of \(day): \(message)")
@@ -113,24 +113,50 @@ struct SingularExtractor: Sendable {
             )
         }
         defer { lease.release() }
-        var failed: (id: String, message: String)?
-        for _ in 0..<options.reportAttempts {
-            let id = try reports.create(table, day, tally: &tally)
-            switch try waitFor(id, reports, tally: &tally, failure: failure) {
-            case .done(let url):
-                return try download(try reports.download(url), &tally)
-            case .failed(let message):
-                failed = (id, message)
-                client.logger.warning(
-                    "Singular report failed", metadata: ["channel": "\(channel.name)", "report_id": "\(id)", "error": "\(message)"])
-            case .pending:
-                preconditionFailure("waitFor returns a final status")
+        // The day as one report; one Singular refuses as too many rows, as one report per source of the day plus one
+        // for every other source (so no row is lost to a source the availability did not list), one after the other.
+        var parts: [SingularReportSpec.Sources?] = [nil]
+        var records = 0
+        var index = 0
+        while index < parts.count {
+            let part = parts[index]
+            var failed: (id: String, message: String)?
+            var done = false
+            for _ in 0..<options.reportAttempts {
+                let id = try reports.create(table, day, sources: part, tally: &tally)
+                switch try waitFor(id, reports, tally: &tally, failure: failure) {
+                case .done(let url):
+                    records += try download(try reports.download(url), &tally)
+                    done = true
+                case .failed(let message):
+                    failed = (id, message)
+                    client.logger.warning(
+                        "Singular report failed", metadata: ["channel": "\(channel.name)", "report_id": "\(id)", "error": "\(message)"])
+                case .pending:
+                    preconditionFailure("waitFor returns a final status")
+                }
+                if done || (part == nil && SingularReportsAPI.isTooManyRows(failed?.message ?? "") && !availability.sources.isEmpty) {
+                    break
+                }
             }
+            if !done, part == nil, let message = failed?.message, SingularReportsAPI.isTooManyRows(message), !availability.sources.isEmpty {
+                client.logger.info(
+                    "Singular report too large: one report per source",
+                    metadata: ["channel": "\(channel.name)", "day": "\(day)", "sources": "\(availability.sources.count)"])
+                parts = availability.sources.map { .only($0) } + [.allBut(availability.sources)]
+                index = 0
+                continue
+            }
+            guard done else {
+                let scope = part.map { " (\($0))" } ?? ""
+                throw failure(
+                    .permanent,
+                    "report \(failed?.id ?? "?")\(scope) ended FAILED, \(options.reportAttempts) reports in a row (report_attempts); Singular: \(failed?.message ?? "")"
+                )
+            }
+            index += 1
         }
-        throw failure(
-            .permanent,
-            "report \(failed?.id ?? "?") ended FAILED, \(options.reportAttempts) reports in a row (report_attempts); Singular: \(failed?.message ?? "")"
-        )
+        return records
     }
 
     /// Polls a report until it is DONE or FAILED, the pause growing from `report_poll_s` by half each time (at most 30 s).

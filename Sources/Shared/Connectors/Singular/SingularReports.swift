@@ -45,10 +45,39 @@ struct SingularReportSpec: Sendable {
         self.discrepancyMetrics = discrepancyMetrics.map(\.0)
     }
 
+    /// Which sources one report of a split day covers (Singular's `filters` on the `source` dimension).
+    enum Sources: Sendable, Equatable, CustomStringConvertible {
+        case only(String)
+        case allBut([String])
+
+        var description: String {
+            switch self {
+            case .only(let source): return "source \(source.printable(limit: 60))"
+            case .allBut(let sources): return "every source but the \(sources.count) listed"
+            }
+        }
+
+        /// The `filters` form field: `[{"dimension": "source", "operator": "in", "values": [...]}]`.
+        var filter: String {
+            let (op, values): (String, [String]) =
+                switch self {
+                case .only(let source): ("in", [source])
+                case .allBut(let sources): ("not in", sources)
+                }
+            var json = Array("[{\"dimension\": \"source\", \"operator\": \"\(op)\", \"values\": [".utf8)
+            for (i, value) in values.enumerated() {
+                if i > 0 { json += Array(", ".utf8) }
+                JSONText.appendString(value, to: &json)
+            }
+            json += Array("]}]".utf8)
+            return String(decoding: json, as: UTF8.self)
+        }
+    }
+
     /// The form fields of `create_async_report` for one day: ISO 3166 alpha-2 countries (v2's default is alpha-3,
     /// 0.3 stored alpha-2), one row per day, no alignment rows (they would add rows 0.3 never had), CSV.
-    func query(day: Day) -> [(String, String)] {
-        [
+    func query(day: Day, sources: Sources? = nil) -> [(String, String)] {
+        (sources.map { [("filters", $0.filter)] } ?? []) + [
             ("start_date", "\(day)"), ("end_date", "\(day)"), ("format", "csv"), ("dimensions", dimensions.joined(separator: ",")),
             ("metrics", metrics.joined(separator: ",")), ("discrepancy_metrics", discrepancyMetrics.joined(separator: ",")),
             ("time_breakdown", "day"), ("country_code_format", "iso"), ("display_alignment", "false"),
@@ -76,6 +105,8 @@ struct SingularReportsAPI: Sendable {
     struct Availability: Sendable {
         var ready: Bool
         var waitingFor: [String]
+        /// Every source listed (the active ones): what a day too large for one report is split by.
+        var sources: [String] = []
     }
 
     /// A report's state.
@@ -148,12 +179,15 @@ struct SingularReportsAPI: Sendable {
             let status = (source["status"] as? String).map { " (\($0))" } ?? ""
             return (name + status).printable(limit: 80)
         }
-        return Availability(ready: ready, waitingFor: waiting)
+        let names = sources.compactMap { $0["source"] as? String }.filter { !$0.isEmpty && $0.utf8.count <= 256 }
+        return Availability(ready: ready, waitingFor: waiting, sources: Array(Set(names)).sorted())
     }
 
     /// `POST /api/v2.0/create_async_report` for one table and day. - Returns: the report's id.
-    func create(_ table: SingularTable, _ day: Day, tally: inout APIClient.Tally) throws -> String {
-        let request = request(.POST, "/api/v2.0/create_async_report", query: table.report.query(day: day))
+    func create(
+        _ table: SingularTable, _ day: Day, sources: SingularReportSpec.Sources? = nil, tally: inout APIClient.Tally
+    ) throws -> String {
+        let request = request(.POST, "/api/v2.0/create_async_report", query: table.report.query(day: day, sources: sources))
         guard let value = try call(request, tally: &tally) as? [String: Any], let id = value["report_id"] as? String,
             Self.isReportID(id)
         else { throw malformed("no usable report_id in the answer to create_async_report", request) }
@@ -177,6 +211,13 @@ struct SingularReportsAPI: Sendable {
         default:
             return .pending(status.printable(limit: 20))
         }
+    }
+
+    /// Whether a FAILED report's message says it had too many rows (then the day is asked for source by source).
+    static func isTooManyRows(_ message: String) -> Bool {
+        let text = message.lowercased()
+        return text.contains("rows")
+            && (text.contains("too many") || text.contains("too large") || text.contains("exceed") || text.contains("limit"))
     }
 
     /// A report id is Singular's opaque token: it travels in a URL and into error texts, so only a bounded, plain one is used.
