@@ -28,6 +28,8 @@ package struct SandboxFaults: Sendable, Codable, Equatable {
     package var singularFailingDays: [String: Int] = [:]
     /// Singular v2.0, by day: how many of the reports created for it stay QUEUED for ever.
     package var singularStuckDays: [String: Int] = [:]
+    /// Seconds an OAuth token lives (Twilio's are an hour; tests make them short to prove renewal).
+    package var oauthTokenSeconds: Double = 3600
     /// Singular v2.0: the most rows one report may have (0: any); a larger one ends FAILED, saying so.
     package var singularRowsPerReport: Int = 0
     /// Singular v2.0: reports of one key that may run at once (QUEUED or STARTED); more are refused with 429.
@@ -53,14 +55,16 @@ package struct SandboxFaults: Sendable, Codable, Equatable {
         singularStuckDays = try c.decodeIfPresent([String: Int].self, forKey: .singularStuckDays) ?? [:]
         singularReportLimit = try c.decodeIfPresent(Int.self, forKey: .singularReportLimit) ?? 100
         singularRowsPerReport = try c.decodeIfPresent(Int.self, forKey: .singularRowsPerReport) ?? 0
+        oauthTokenSeconds = try c.decodeIfPresent(Double.self, forKey: .oauthTokenSeconds) ?? 3600
     }
 
     package init(
         rate: Double = 0, latencyMs: Int = 0, concurrencyLimit: Int = 0, revoked: [String] = [], singularRevision: Int = 0,
         twilioRevision: Int = 0, singularBrokenDays: [String] = [], twilioHostileDays: [String: String] = [:],
         singularNotReadyDays: [String: Int] = [:], singularFailingDays: [String: Int] = [:], singularStuckDays: [String: Int] = [:],
-        singularReportLimit: Int = 100, singularRowsPerReport: Int = 0
+        singularReportLimit: Int = 100, singularRowsPerReport: Int = 0, oauthTokenSeconds: Double = 3600
     ) {
+        self.oauthTokenSeconds = oauthTokenSeconds
         self.singularRowsPerReport = singularRowsPerReport
         self.singularNotReadyDays = singularNotReadyDays
         self.singularFailingDays = singularFailingDays
@@ -87,6 +91,10 @@ package struct SandboxStats: Sendable, Codable {
     /// Singular v2.0: requests with a key in their URL (there should be none), downloads that carried credentials
     /// (refused), availability answers, reports created, refused for the concurrency limit, and the most running at once.
     package var singularKeyInURL = 0
+    /// OAuth: tokens issued, and requests refused for an expired token.
+    package var oauthTokensIssued = 0
+    package var oauthExpiredRefused = 0
+    package var oauthInvalidRefused = 0
     package var singularDownloadsWithCredentials = 0
     package var singularAvailability = 0
     package var singularReportsCreated = 0
@@ -101,6 +109,8 @@ package final class SandboxAPI: Sendable {
     let faults = Mutex(SandboxFaults())
     let stats = Mutex(SandboxStats())
     let singularReports = Mutex(SandboxSingular.Reports())
+    /// OAuth tokens issued: token → (account SID, expiry).
+    let oauthTokens = Mutex([String: (sid: String, expires: Date)]())
     private let inFlight = Mutex([String: Int]())
     private let sequence = Atomic<UInt64>(0)
 
@@ -114,6 +124,9 @@ package final class SandboxAPI: Sendable {
         byKey = Dictionary(accounts.map { ($0.apiKeySID, $0) }, uniquingKeysWith: { first, _ in first })
     }
 
+    /// Every OAuth token issued so far stops working (as a revoked or rotated client's would).
+    package func revokeTokens() { oauthTokens.withLock { $0 = [:] } }
+
     package func setFaults(_ f: SandboxFaults) {
         faults.withLock { $0 = f }
         singularReports.withLock { $0.left = [:] }
@@ -126,14 +139,32 @@ package final class SandboxAPI: Sendable {
         if request.path.hasPrefix("/api/v2.0/") { return singularV2(request) }
         if request.path.hasPrefix("/api/") { return singular(request) }
         if request.path.hasPrefix("/singular-downloads/") { return singularDownload(request) }
+        if request.path == "/v2/token" { return oauthToken(request) }
         // Authenticate first: Twilio checks credentials before anything else.
         // An auth token logs in as its account; an API key (SK…) as the account that owns it, whose SID the URLs
-        // must still name (a key SID in the path is not an account: 404).
-        guard let (login, secret) = Self.basicAuth(request.headers["authorization"]),
-            let caller = bySID[login].flatMap({ $0.token == secret ? $0 : nil })
-                ?? byKey[login].flatMap({ $0.apiKeySecret == secret ? $0 : nil }),
-            !faults.withLock({ $0.revoked.contains(caller.sid) })
-        else {
+        // must still name (a key SID in the path is not an account: 404); an OAuth Bearer token as its client's account.
+        let login: String
+        let caller: SandboxAccount
+        if let header = request.headers["authorization"], header.hasPrefix("Bearer ") {
+            let token = String(header.dropFirst(7))
+            guard let issued = oauthTokens.withLock({ $0[token] }), let account = bySID[issued.sid] else {
+                stats.withLock { $0.oauthInvalidRefused += 1 }
+                return Self.error(401, 20003, "Authenticate", detail: "Invalid access token.")
+            }
+            guard issued.expires > Date() else {
+                stats.withLock { $0.oauthExpiredRefused += 1 }
+                return Self.error(401, 20003, "Authenticate", detail: "The access token has expired.")
+            }
+            (login, caller) = ("OQ", account)
+        } else if let (user, secret) = Self.basicAuth(request.headers["authorization"]),
+            let account = bySID[user].flatMap({ $0.token == secret ? $0 : nil })
+                ?? byKey[user].flatMap({ $0.apiKeySecret == secret ? $0 : nil })
+        {
+            (login, caller) = (user, account)
+        } else {
+            return Self.error(401, 20003, "Authenticate", detail: "Your AccountSid or AuthToken was incorrect.")
+        }
+        guard !faults.withLock({ $0.revoked.contains(caller.sid) }) else {
             return Self.error(401, 20003, "Authenticate", detail: "Your AccountSid or AuthToken was incorrect.")
         }
         let user = caller.sid
@@ -181,6 +212,35 @@ package final class SandboxAPI: Sendable {
             if case .ok(200, let headers, let body) = response { return .truncate(status: 200, headers: headers, body: body) }
             return .drop
         }
+    }
+
+    // MARK: - OAuth
+
+    /// `POST /v2/token`, grant_type=client_credentials: a Bearer token for the client's account, living
+    /// ``SandboxFaults/oauthTokenSeconds``.
+    private func oauthToken(_ request: SandboxRequest) -> SandboxResponse {
+        var form: [String: String] = [:]
+        for pair in String(decoding: request.body, as: UTF8.self).split(separator: "&") {
+            let parts = pair.split(separator: "=", maxSplits: 1).map {
+                $0.replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? String($0)
+            }
+            if parts.count == 2 { form[parts[0]] = parts[1] }
+        }
+        guard request.method == "POST", form["grant_type"] == "client_credentials" else {
+            return .json(400, Array("{\"error\": \"unsupported_grant_type\"}".utf8))
+        }
+        guard
+            let account = accounts.first(where: { $0.oauthClientID == form["client_id"] && $0.oauthClientSecret == form["client_secret"] }),
+            !faults.withLock({ $0.revoked.contains(account.sid) })
+        else { return .json(401, Array("{\"error\": \"invalid_client\"}".utf8)) }
+        let lifetime = faults.withLock { $0.oauthTokenSeconds }
+        let token =
+            "tok_"
+            + Digest.sha256Hex(
+                Array("\(account.sid)/\(sequence.wrappingAdd(1, ordering: .relaxed).newValue)/\(Date().timeIntervalSince1970)".utf8))
+        oauthTokens.withLock { $0[token] = (account.sid, Date().addingTimeInterval(lifetime)) }
+        stats.withLock { $0.oauthTokensIssued += 1 }
+        return .json(200, Array("{\"access_token\": \"\(token)\", \"token_type\": \"Bearer\", \"expires_in\": \(lifetime)}".utf8))
     }
 
     // MARK: - Singular
@@ -244,8 +304,21 @@ package final class SandboxAPI: Sendable {
             default: return Self.notFound(request.path)
             }
         }
+        // Voice (v2) and messaging (v1) prices: the same country list, then each country's prices.
+        if parts.count >= 3, (parts[0], parts[1]) == ("v2", "Voice") || (parts[0], parts[1]) == ("v1", "Messaging"), parts[2] == "Countries"
+        {
+            let product = "/\(parts[0])/\(parts[1])/Countries"
+            if parts.count == 3 { return countries(request, path: product) }
+            if parts.count == 4, let country = SandboxData.countries.first(where: { $0.iso == parts[3] }) {
+                let prices =
+                    parts[1] == "Voice"
+                    ? SandboxPricing.voice(iso: country.iso, name: country.name)
+                    : SandboxPricing.messaging(iso: country.iso, name: country.name)
+                return .json(200, prices.json)
+            }
+        }
         if parts.count >= 3, parts[0] == "v1", parts[1] == "PhoneNumbers", parts[2] == "Countries" {
-            if parts.count == 3 { return countries(request) }
+            if parts.count == 3 { return countries(request, path: "/v1/PhoneNumbers/Countries") }
             if parts.count == 4, let country = SandboxData.countries.first(where: { $0.iso == parts[3] }) {
                 var o = JSONObject()
                 o.string("country", country.name)
@@ -379,7 +452,7 @@ package final class SandboxAPI: Sendable {
         return SandboxData.Record(sid: a.sid, time: 0, json: o.finish())
     }
 
-    private func countries(_ request: SandboxRequest) -> SandboxResponse {
+    private func countries(_ request: SandboxRequest, path: String) -> SandboxResponse {
         let size = min(max(Int(request.parameter("PageSize") ?? "50") ?? 50, 1), 1000)
         let pageNumber = Int(request.parameter("Page") ?? "0") ?? 0
         let all = SandboxData.countries
@@ -390,10 +463,10 @@ package final class SandboxAPI: Sendable {
             var o = JSONObject()
             o.string("country", c.name)
             o.string("iso_country", c.iso)
-            o.string("url", "\(base)/v1/PhoneNumbers/Countries/\(c.iso)")
+            o.string("url", "\(base)\(path)/\(c.iso)")
             return String(decoding: o.finish(), as: UTF8.self)
         }
-        let pageURL = { (p: Int) in "\(base)/v1/PhoneNumbers/Countries?PageSize=\(size)&Page=\(p)" }
+        let pageURL = { (p: Int) in "\(base)\(path)?PageSize=\(size)&Page=\(p)" }
         let next = start + size < all.count ? "\"\(pageURL(pageNumber + 1))&PageToken=PN\(pageNumber + 1)\"" : "null"
         let body =
             "{\"countries\": [\(entries.joined(separator: ", "))], \"meta\": {\"page\": \(pageNumber), \"page_size\": \(size), \"first_page_url\": \"\(pageURL(0))\", \"previous_page_url\": null, \"url\": \"\(pageURL(pageNumber))\", \"next_page_url\": \(next), \"key\": \"countries\"}}"
@@ -409,6 +482,9 @@ package final class SandboxAPI: Sendable {
                 return .json(400, Array("{\"error\": \"bad faults JSON\"}".utf8))
             }
             setFaults(f)
+            return .json(200, Array("{}".utf8))
+        case "/sandbox/oauth" where request.method == "DELETE":  // every token issued so far stops working
+            oauthTokens.withLock { $0 = [:] }
             return .json(200, Array("{}".utf8))
         case "/sandbox/stats" where request.method == "DELETE":  // counters back to zero (a benchmark's next run)
             stats.withLock { $0 = SandboxStats() }

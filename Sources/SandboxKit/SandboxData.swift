@@ -10,6 +10,9 @@ package struct SandboxAccount: Sendable, Hashable {
     /// the account's own resources, not for listing subaccounts.
     package var apiKeySID: String { "SK" + sid.dropFirst(2) }
     package var apiKeySecret: String { "key-secret-" + sid.suffix(6) }
+    /// The account's OAuth client (client credentials grant).
+    package var oauthClientID: String { "OQ" + sid.dropFirst(2) }
+    package var oauthClientSecret: String { "oauth-secret-" + sid.suffix(6) }
     /// The parent account's SID for a subaccount.
     package var parent: String?
     package var friendlyName: String

@@ -165,17 +165,32 @@ import Testing
             yaml(", api_key_sid: \(key), api_key_secret: \"${KEY_SECRET}\", region: ie1, edge: dublin"),
             environment: ["KEY_SECRET": "sk-secret-value-9"])
         let channel = keyed.channels[0]
-        #expect(channel.twilioLogin.user == key && channel.twilioLogin.secret.reveal() == "sk-secret-value-9")
+        #expect(channel.apiKeySID == key && channel.apiKeySecret?.reveal() == "sk-secret-value-9")
         #expect(channel.apiURL == "https://api.dublin.ie1.twilio.com" && channel.pricingURL == "https://pricing.dublin.ie1.twilio.com")
         #expect(keyed.secrets.contains { $0.reveal() == "sk-secret-value-9" } && !keyed.redactedDescription.contains("sk-secret-value-9"))
+        let plain = try FleetConfig.parse(yaml(", api_key: tok"), environment: [:]).channels[0]
+        #expect(plain.apiKeySID == nil && plain.apiKey.reveal() == "tok" && plain.twilioOAuth == nil, "the auth token as before")
+
+        // OAuth client credentials: the auth token not required, the client secret a secret like the others.
+        let oauth = try FleetConfig.parse(
+            yaml(", oauth_client_id: OQ\(String(repeating: "b", count: 32)), oauth_client_secret: \"${OAUTH_SECRET}\""),
+            environment: ["OAUTH_SECRET": "oauth-secret-value-7"])
         #expect(
-            try FleetConfig.parse(yaml(", api_key: tok"), environment: [:]).channels[0].twilioLogin.user == sid, "the auth token as before")
+            oauth.channels[0].twilioOAuth?.url == "https://oauth.twilio.com"
+                && oauth.channels[0].twilioOAuth?.secret.reveal() == "oauth-secret-value-7")
+        #expect(
+            oauth.secrets.contains { $0.reveal() == "oauth-secret-value-7" } && !oauth.redactedDescription.contains("oauth-secret-value-7"))
         for (extra, problem) in [
             ("", "api_key: required"),
             (", api_key_sid: \(key)", "api_key_secret: required with api_key_sid"),
             (", api_key_sid: AC\(String(repeating: "1", count: 32)), api_key_secret: x", "api_key_sid: expected an API key SID"),
             (", api_key: t, region: ie1", "api.ie1.twilio.com form was retired on 2026-04-28"),
             (", api_key: t, edge: dublin", "region: required with edge"),
+            (", oauth_client_id: OQ1", "oauth_client_secret: required with oauth_client_id"),
+            (", oauth_client_secret: x", "oauth_client_id: required with oauth_client_secret"),
+            (", oauth_client_id: OQ1, oauth_client_secret: x, api_key_sid: \(key), api_key_secret: y", "either OAuth or an API key"),
+            (", oauth_client_id: OQ1, oauth_client_secret: x, oauth_url: http://oauth.example.com", "oauth_url: expected an https:// URL"),
+            (", api_key: t, oauth_url: https://oauth.example.com", "oauth_url: applies with oauth_client_id"),
             (
                 ", api_key: t, api_url: https://api.ie1.twilio.com",
                 "api.ie1.twilio.com was retired on 2026-04-28: use api.{edge}.ie1.twilio.com"

@@ -15,7 +15,7 @@ import Testing
             #expect(connector.resources.contains { $0.resource == resource })
             #expect(WarehouseSchema.tables.contains { $0.resource == resource }, "\(resource) has no table in WarehouseSchema")
             #expect(
-                resource.twilioTable != nil || resource.singularTable != nil || resource == .pricingPhoneNumbers,
+                resource.twilioTable != nil || resource.singularTable != nil || resource.twilioPricing != nil,
                 "\(resource) has no row layout")
             #expect(Resource(rawValue: resource.rawValue) == resource && Resource(table: resource.table) == resource)
         }

@@ -101,4 +101,28 @@ struct CheckCommandTests {
         #expect(failing?.detail.contains("ended FAILED") == true && failing?.detail.contains("Query timed out") == true, "\(text)")
         #expect(!text.contains(key.key))
     }
+
+    /// Which credentials cannot do what the channel asks: a Standard API key listing subaccounts, an OAuth client the
+    /// token endpoint refuses; an OAuth channel that works says so.
+    @Test func aTwilioLoginThatCannotDoWhatTheChannelAsksIsNamed() throws {
+        let account = SandboxAccount.defaults[0]
+        let fleet = try FleetHarness(accounts: [("keyed", account), ("oauth", account), ("bad-oauth", account)])
+        defer { fleet.cleanUp() }
+        let oauth = "oauth_client_id: \(account.oauthClientID), oauth_url: \"http://127.0.0.1:\(fleet.server.port)\""
+        fleet.twilioOptions = [
+            "keyed": "api_key_sid: \(account.apiKeySID), api_key_secret: \(account.apiKeySecret), subaccounts: true",
+            "oauth": "\(oauth), oauth_client_secret: \(account.oauthClientSecret), subaccounts: true",
+            "bad-oauth": "\(oauth), oauth_client_secret: not-the-oauth-secret",
+        ]
+        try fleet.writeConfig()
+        try fleet.applyDDL()
+        let (code, lines, text) = try check(fleet)
+        #expect(code == 1)
+        func line(_ channel: String) -> Check.Line? { lines.first { $0.subject == "channel \(channel)" && $0.check == "Twilio account" } }
+        #expect(line("keyed")?.verdict == "fail" && line("keyed")?.fix?.contains("cannot list subaccounts (a Standard key cannot)") == true, "\(text)")
+        #expect(line("oauth")?.verdict == "ok" && line("oauth")?.detail.contains("with an OAuth token") == true, "\(text)")
+        #expect(line("oauth")?.detail.contains("subaccounts listed") == true, "\(text)")
+        #expect(line("bad-oauth")?.verdict == "fail" && line("bad-oauth")?.fix?.contains("OAuth token endpoint refuses the client") == true, "\(text)")
+        #expect(!text.contains("not-the-oauth-secret") && !text.contains(account.apiKeySecret) && !text.contains("tok_"))
+    }
 }

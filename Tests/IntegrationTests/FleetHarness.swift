@@ -21,6 +21,8 @@ final class FleetHarness {
     /// Further keys of a Singular channel, by name, as YAML flow entries (`api: legacy`); every v2 channel polls its
     /// reports every 20 ms unless told otherwise (call ``writeConfig()`` after changing them).
     var singularOptions: [String: String] = [:]
+    /// Further keys of a Twilio channel, by name, as YAML flow entries (`subaccounts: true`).
+    var twilioOptions: [String: String] = [:]
     var lookback = 30
     /// `fetch.settle_days` (call ``writeConfig()`` after changing it).
     var settleDays = 3
@@ -72,7 +74,7 @@ final class FleetHarness {
             """
         for (name, account, token) in accounts {
             yaml +=
-                "  - {name: \(name), type: twilio, api_user: \(account.sid), api_key: \(token), api_url: \"http://127.0.0.1:\(server.port)\", pricing_url: \"http://127.0.0.1:\(server.port)\"}\n"
+                "  - {name: \(name), type: twilio, api_user: \(account.sid), api_key: \(token), api_url: \"http://127.0.0.1:\(server.port)\", pricing_url: \"http://127.0.0.1:\(server.port)\"\(twilioOptions[name].map { ", " + $0 } ?? "")}\n"
         }
         for (name, key) in singular {
             let options = singularOptions[name] ?? "report_poll_s: 0.02"

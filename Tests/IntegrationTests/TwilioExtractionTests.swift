@@ -175,6 +175,28 @@ final class TwilioExtractionTests {
         }
     }
 
+    /// Voice and messaging prices, exact row for row over every country and page: one row per outbound prefix entry
+    /// (its prefixes comma-joined) and inbound call price; per outbound carrier × number type and inbound SMS price; the
+    /// all-null record of a country where nothing can be bought left out.
+    @Test(arguments: [("voice", Resource.pricingVoice), ("messaging", Resource.pricingMessaging)])
+    func voiceAndMessagingPricesAreExact(product: String, resource: Resource) throws {
+        var extractor = extractor(try channel(SandboxAccount.defaults[1]))
+        extractor.pricingPageSize = 25
+        let report = try extractor.extract(ExtractJob(runID: "r", channel: "c", resource: resource, day: nil, plannedAt: ""))
+        let rows = try stagedRows(report.load)
+        func key(_ row: [String?]) -> String { row.map { $0 ?? "\u{0}NULL" }.joined(separator: "\u{1}") }
+        let expected = SandboxPricing.expectedRows(product)
+        #expect(rows.count == expected.count && rows.count > 100)
+        #expect(rows.map { key(Array($0.dropFirst(2))) }.sorted() == expected.map(key).sorted())
+        #expect(rows.allSatisfy { $0[4] == "outbound" || $0[4] == "inbound" })
+        #expect(report.load.partition == "snapshot" && report.records == rows.count)
+        // Some countries answered the all-null record and have no row; the US voice entry carries 300 prefixes.
+        let isos = Set(rows.map { $0[3] ?? "" })
+        #expect(SandboxData.countries.contains { !isos.contains($0.iso) })
+        if product == "voice" { #expect(rows.contains { ($0[5]?.split(separator: ",").count ?? 0) == 300 }) }
+        if product == "messaging" { #expect(rows.contains { $0[5] == "中国移动" } && rows.contains { $0[5] == "AT&T" }) }
+    }
+
     /// An API key instead of the auth token: it logs in while the URLs keep the Account SID (the sandbox answers 404
     /// to a key SID in the path and refuses a key of another account); a wrong secret is a permanent 401; a Standard key
     /// cannot list subaccounts, and says so.
@@ -192,7 +214,12 @@ final class TwilioExtractionTests {
         }
         let job = ExtractJob(runID: "r", channel: "keyed", resource: .calls, day: Self.days[0], plannedAt: "")
         let channel = try keyed(sid: account.apiKeySID, secret: account.apiKeySecret)
-        #expect(channel.apiKey.isEmpty && channel.twilioLogin.user == account.apiKeySID)
+        #expect(channel.apiKey.isEmpty)
+        if case .basic(let user, _) = channel.twilioAuth(APIClient(http: HTTPClient(), limiters: limiters, logger: TestServices.logger)) {
+            #expect(user == account.apiKeySID)
+        } else {
+            Issue.record("an API key logs in with Basic auth")
+        }
         let report = try extractor(channel).extract(job)
         #expect(try stagedRows(report.load).count == SandboxAPI.expected(account, "calls", day: Self.days[0]).count)
         #expect(report.records > 0)
@@ -209,6 +236,55 @@ final class TwilioExtractionTests {
                 "\(error?.message ?? "")")
             #expect(error?.message.contains(secret) == false, "the secret is never in an error")
         }
+    }
+
+    /// OAuth client credentials: a Bearer token from `{oauth_url}/v2/token`, renewed before it expires, across more than
+    /// three token lifetimes without one request refused for an expired token; tokens the API stops honouring are
+    /// renewed once and the job goes on; a wrong client secret is a permanent error naming neither secret nor token.
+    @Test func anOAuthChannelRenewsItsTokenBeforeItExpires() throws {
+        let account = SandboxAccount.defaults[0]
+        api.setFaults(SandboxFaults(latencyMs: 20, oauthTokenSeconds: 1.5))
+        func oauth(secret: String) throws -> ChannelConfig {
+            try FleetConfig.parse(
+                """
+                channels:
+                  - {name: oauth, type: twilio, api_user: \(account.sid), oauth_client_id: \(account.oauthClientID), oauth_client_secret: \(secret), oauth_url: "http://127.0.0.1:\(port)", api_url: "http://127.0.0.1:\(port)", pricing_url: "http://127.0.0.1:\(port)"}
+                s3: {access_key_id: k, secret_access_key: s, region: us-east-1, bucket: b}
+                targets: [{name: t, host: h, database: d, username: u}]
+                """, environment: [:]
+            ).channels[0]
+        }
+        let channel = try oauth(secret: account.oauthClientSecret)
+        #expect(channel.apiKey.isEmpty && channel.twilioOAuth?.id == account.oauthClientID)
+        func job(_ n: Int) -> ExtractJob {
+            ExtractJob(runID: "r", channel: "oauth", resource: .messages, day: Self.days[n % Self.days.count], plannedAt: "")
+        }
+        func exact(_ report: ExtractReport, _ n: Int) throws {
+            let expected = SandboxAPI.expected(account, "messages", day: Self.days[n % Self.days.count])
+            let rows = try stagedRows(report.load)
+            #expect(rows.count == expected.count && SandboxAPI.checksum(rows.map { $0[2]! }.sorted()) == expected.checksum)
+        }
+        let started = Date()
+        var n = 0
+        while Date().timeIntervalSince(started) < 5 {  // more than three lifetimes of 1.5 s
+            try exact(try extractor(channel, pageSize: 20).extract(job(n)), n)
+            n += 1
+        }
+        var stats = api.currentStats
+        #expect(stats.oauthTokensIssued >= 3, "renewed as it went: \(stats.oauthTokensIssued) tokens")
+        #expect(stats.oauthExpiredRefused == 0, "no request carried an expired token")
+        #expect(stats.requests > 3 * stats.oauthTokensIssued, "each token served several requests")
+
+        // Tokens the API stops honouring (a rotated client): one 401, one renewal, and the job goes on.
+        api.revokeTokens()
+        try exact(try extractor(channel, pageSize: 20).extract(job(0)), 0)
+        let before = stats
+        stats = api.currentStats
+        #expect(stats.oauthInvalidRefused == 1 && stats.oauthTokensIssued >= before.oauthTokensIssued + 1)
+
+        let error = #expect(throws: JobError.self) { try self.extractor(try oauth(secret: "wrong-oauth-secret")).extract(job(0)) }
+        #expect(error?.errorClass == .permanent && error?.message.contains("invalid_client") == true, "\(error?.message ?? "")")
+        #expect(error?.message.contains("wrong-oauth-secret") == false && error?.message.contains("tok_") == false)
     }
 
     @Test func anEmptyDayIsAValidEmptyLoad() throws {

@@ -100,6 +100,37 @@ CREATE TABLE IF NOT EXISTS "huskimo".twilio_pricing_phone_numbers (
 );
 CREATE INDEX IF NOT EXISTS twilio_pricing_phone_numbers_partition ON "huskimo".twilio_pricing_phone_numbers (channel_name);
 
+CREATE TABLE IF NOT EXISTS "huskimo".twilio_pricing_voice (
+    channel_name             varchar(512) NOT NULL,
+    when_retrieved           timestamp NOT NULL,
+    country                  varchar(128) NOT NULL,
+    iso_country              char(2) NOT NULL,
+    direction                varchar(16) NOT NULL,
+    prefixes                 text,
+    friendly_name            varchar(512),
+    number_type              varchar(32),
+    base_price               varchar(128),
+    current_price            varchar(128),
+    price_unit               varchar(8)
+);
+CREATE INDEX IF NOT EXISTS twilio_pricing_voice_partition ON "huskimo".twilio_pricing_voice (channel_name);
+
+CREATE TABLE IF NOT EXISTS "huskimo".twilio_pricing_messaging (
+    channel_name             varchar(512) NOT NULL,
+    when_retrieved           timestamp NOT NULL,
+    country                  varchar(128) NOT NULL,
+    iso_country              char(2) NOT NULL,
+    direction                varchar(16) NOT NULL,
+    carrier                  varchar(512),
+    mcc                      varchar(8),
+    mnc                      varchar(8),
+    number_type              varchar(32),
+    base_price               varchar(128),
+    current_price            varchar(128),
+    price_unit               varchar(8)
+);
+CREATE INDEX IF NOT EXISTS twilio_pricing_messaging_partition ON "huskimo".twilio_pricing_messaging (channel_name);
+
 CREATE TABLE IF NOT EXISTS "huskimo".singular_campaigns (
     channel_name             varchar(512) NOT NULL,
     when_retrieved           timestamp NOT NULL,

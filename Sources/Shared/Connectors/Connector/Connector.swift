@@ -14,6 +14,9 @@ package protocol Connector: Sendable {
     /// The channel keys only this API has (`api`, `report_wait_s`…): the configuration admits them for its channels,
     /// keeps their text in ``ChannelConfig/options``, and ``problems(_:)`` checks them.
     var channelKeys: [String] { get }
+    /// Its channel keys that hold secrets (`oauth_client_secret`): kept as ``Secret`` in ``ChannelConfig/secretOptions``,
+    /// scrubbed from every text, and refused when a secret of another field is expanded into them.
+    var secretChannelKeys: [String] { get }
     /// Which request limit paces a channel: channels sharing it share one ``AdaptiveLimiter``.
     func limiterKey(_ channel: ChannelConfig) -> String
     /// What is wrong with a channel of this type (key under the channel, message); empty when it is usable.
@@ -134,6 +137,7 @@ package enum ConnectorRegistry {
 
 extension Connector {
     package var channelKeys: [String] { [] }
+    package var secretChannelKeys: [String] { [] }
 
     /// The fix for a failed probe, by what went wrong: refused credentials (`credentials`: which keys to check), not
     /// found (`notFound`), unreachable, or an answer Huskimo does not expect.

@@ -20,6 +20,8 @@ package struct ChannelConfig: Sendable {
     package var edge: String?
     /// The values of its connector's own keys (``Connector/channelKeys``), as written; the connector reads and checks them.
     package var options: [String: String] = [:]
+    /// The values of its connector's secret keys (``Connector/secretChannelKeys``).
+    package var secretOptions: [String: Secret] = [:]
 
     package init(
         name: String, type: ChannelType, apiUser: String?, apiKey: Secret, apiURL: String? = nil,

@@ -97,6 +97,20 @@ package enum WarehouseSchema {
                 c("number_type", "varchar(32)", true), c("base_price", "varchar(128)", true), c("current_price", "varchar(128)", true),
             ], distKey: "iso_country", sortKey: ["when_retrieved"]),
         Table(
+            resource: .pricingVoice,
+            columns: head + [
+                c("country", "varchar(128)", true), c("iso_country", "char(2)", true), c("direction", "varchar(16)", true),
+                c("prefixes", "text"), c("friendly_name", "varchar(512)"), c("number_type", "varchar(32)"),
+                c("base_price", "varchar(128)"), c("current_price", "varchar(128)"), c("price_unit", "varchar(8)"),
+            ], distKey: "iso_country", sortKey: ["when_retrieved"]),
+        Table(
+            resource: .pricingMessaging,
+            columns: head + [
+                c("country", "varchar(128)", true), c("iso_country", "char(2)", true), c("direction", "varchar(16)", true),
+                c("carrier", "varchar(512)"), c("mcc", "varchar(8)"), c("mnc", "varchar(8)"), c("number_type", "varchar(32)"),
+                c("base_price", "varchar(128)"), c("current_price", "varchar(128)"), c("price_unit", "varchar(8)"),
+            ], distKey: "iso_country", sortKey: ["when_retrieved"]),
+        Table(
             resource: .campaigns,
             columns: head + [
                 c("ad_network", "varchar(512)", true), c("campaign_name", "varchar(512)", true), c("campaign_type", "varchar(512)"),

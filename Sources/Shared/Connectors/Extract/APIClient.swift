@@ -146,7 +146,18 @@ package struct APIClient: Sendable {
         var attempt = 0
         var throttles = 0
         var waited = 0.0
+        var renewed = false
+        let headers = request.headers
         while true {
+            // An OAuth token is asked for each attempt: a retry after a wait never carries one that has expired.
+            var token: Secret?
+            if let bearer = request.bearer {
+                let current = try bearer.current()
+                token = current
+                request.headers =
+                    headers.filter { $0.0.lowercased() != "authorization" } + [("Authorization", "Bearer " + current.reveal())]
+                request.redact.append(current)
+            }
             let ticket = limiter.acquire()
             var throttled = false
             let failure: any ClassifiedError
@@ -166,6 +177,12 @@ package struct APIClient: Sendable {
                     } catch let error as any ClassifiedError where error.isRetriable && !(error is BrokenStream) {
                         failure = error  // e.g. a body cut short: fetch the page again
                     }
+                } else if response.status == 401, let bearer = request.bearer, let token, !renewed {
+                    // The token expired or was revoked between our check and the API's: one renewal, then again.
+                    renewed = true
+                    bearer.refused(token)
+                    logger.debug("bearer token refused (401): renewing it once", metadata: ["url": "\(request.displayURL)"])
+                    continue
                 } else {
                     let error = APIClient.error(response, api: api, request: request)
                     guard error.isRetriable else { throw error }

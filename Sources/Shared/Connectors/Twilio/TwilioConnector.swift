@@ -2,7 +2,8 @@ import Foundation
 import HuskimoCore
 
 /// Twilio: the 2010 REST API's lists (calls, messages, recordings by day; incoming phone numbers as a snapshot) and
-/// the Pricing API's phone-number prices, with Basic auth (Account SID and auth token), subaccounts on request.
+/// the Pricing API's phone-number prices; logged in with the auth token, an API key or OAuth client credentials
+/// (`TwilioHosts.swift`, `TwilioOAuth.swift`), on the channel's region and edge; subaccounts on request.
 struct TwilioConnector: Connector {
     /// Twilio lists only the last 400 days.
     static let listWindow = 400
@@ -12,6 +13,9 @@ struct TwilioConnector: Connector {
     package var type: ChannelType { .twilio }
     package var defaultAPIURL: String { "https://api.twilio.com" }
     package var probeName: String { "Twilio account" }
+    /// OAuth client credentials (`oauth_client_id` + `oauth_client_secret`, tokens from `oauth_url`).
+    package var channelKeys: [String] { ["oauth_client_id", "oauth_url"] }
+    package var secretChannelKeys: [String] { ["oauth_client_secret"] }
 
     package var resources: [ResourceSpec] {
         [
@@ -28,6 +32,8 @@ struct TwilioConnector: Connector {
                 .incomingPhoneNumbers, of: .twilio, table: "twilio_incoming_phone_numbers", snapshot: true,
                 changeColumns: ["date_updated", "friendly_name", "voice_url", "sms_url", "status_callback", "sms_status_callback"]),
             ResourceSpec(.pricingPhoneNumbers, of: .twilio, table: "twilio_pricing_phone_numbers", snapshot: true),
+            ResourceSpec(.pricingVoice, of: .twilio, table: "twilio_pricing_voice", snapshot: true),
+            ResourceSpec(.pricingMessaging, of: .twilio, table: "twilio_pricing_messaging", snapshot: true),
         ]
     }
 
@@ -37,9 +43,31 @@ struct TwilioConnector: Connector {
     package func problems(_ channel: ChannelConfig) -> [(key: String, message: String)] {
         var problems: [(key: String, message: String)] = []
         if (channel.apiUser ?? "").isEmpty { problems.append(("api_user", "required for twilio (the Account SID)")) }
+        let oauth = (channel.options["oauth_client_id"], channel.secretOptions["oauth_client_secret"])
+        switch oauth {
+        case (let id?, let secret?):
+            if id.isEmpty || id.utf8.count > 128 || !id.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) {
+                problems.append(("oauth_client_id", "expected the OAuth client's id (printable, without spaces)"))
+            }
+            if secret.isEmpty { problems.append(("oauth_client_secret", "must not be empty")) }
+            if channel.apiKeySID != nil { problems.append(("oauth_client_id", "either OAuth or an API key (api_key_sid), not both")) }
+        case (nil, _?): problems.append(("oauth_client_id", "required with oauth_client_secret"))
+        case (_?, nil): problems.append(("oauth_client_secret", "required with oauth_client_id"))
+        case (nil, nil): break
+        }
+        if let url = channel.options["oauth_url"] {
+            if oauth.0 == nil { problems.append(("oauth_url", "applies with oauth_client_id + oauth_client_secret only")) }
+            if !(url.hasPrefix("https://") || url.hasPrefix("http://") && ChannelConfig.isLoopback(url)) || PageLinks.origin(of: url) == nil
+            {
+                problems.append(("oauth_url", "expected an https:// URL (http:// only to this machine): the client secret travels there"))
+            }
+        }
         switch (channel.apiKeySID, channel.apiKeySecret) {
         case (nil, nil):
-            if channel.apiKey.isEmpty { problems.append(("api_key", "required (the auth token), or api_key_sid + api_key_secret")) }
+            if channel.apiKey.isEmpty, oauth.0 == nil {
+                problems.append(
+                    ("api_key", "required (the auth token), or api_key_sid + api_key_secret, or oauth_client_id + oauth_client_secret"))
+            }
         case (let sid?, let secret?):
             if !TwilioConnector.isSID(sid, prefix: "SK") {
                 problems.append(("api_key_sid", "expected an API key SID (SK and 32 hex digits); the Account SID stays in api_user"))
@@ -61,6 +89,7 @@ struct TwilioConnector: Connector {
     package func settings(_ channel: ChannelConfig) -> [(key: String, value: String)] {
         [("pricing_url", channel.pricingURL), ("subaccounts", "\(channel.subaccounts)")]
             + (channel.apiKeySID.map { [("api_key_sid", $0)] } ?? [])
+            + (channel.twilioOAuth.map { [("oauth_client_id", $0.id), ("oauth_url", $0.url)] } ?? [])
             + (channel.region.map { [("region", $0), ("edge", channel.edge ?? "")] } ?? [])
     }
 
@@ -95,12 +124,33 @@ struct TwilioConnector: Connector {
         return try extractor.extract(job, fetched: fetched)
     }
 
+    /// The account, and with `subaccounts: true` the list of its subaccounts: what a Standard API key may not read.
     package func probe(_ channel: ChannelConfig, context: ExtractContext) throws -> String {
-        let status = try TwilioExtractor(channel: channel, client: context.api, s3: context.s3, folder: context.folder).probeAccount()
-        return "account \(channel.apiUser ?? "") answered (status \(status))"
+        let extractor = TwilioExtractor(channel: channel, client: context.api, s3: context.s3, folder: context.folder)
+        let status = try extractor.probeAccount()
+        let login = channel.twilioOAuth != nil ? " with an OAuth token" : channel.apiKeySID.map { " with API key \($0)" } ?? ""
+        guard channel.subaccounts else { return "account \(channel.apiUser ?? "") answered\(login) (status \(status))" }
+        var tally = APIClient.Tally()
+        let accounts = try extractor.discoverAccounts(&tally)
+        return "account \(channel.apiUser ?? "") answered\(login) (status \(status)); \(accounts.count - 1) subaccounts listed"
     }
 
     package func probeFix(_ error: any Error, channel: ChannelConfig) -> String {
-        probeFix(error, channel: channel, credentials: "api_user (the Account SID) and api_key", notFound: "api_user and api_url")
+        if let error = error as? APIError, error.status == 401 || error.status == 403, error.url.hasSuffix("/Accounts.json") {
+            if let key = channel.apiKeySID {
+                return
+                    "API key \(key) cannot list subaccounts (a Standard key cannot): use a Main key, the auth token, or subaccounts: false"
+            }
+            return "these credentials cannot list subaccounts: use the parent account's, or subaccounts: false"
+        }
+        if let error = error as? APIError, error.url.hasSuffix("/v2/token") {
+            return
+                "the OAuth token endpoint refuses the client: check oauth_client_id, oauth_client_secret and oauth_url of \(channel.name)"
+        }
+        let credentials =
+            channel.twilioOAuth != nil
+            ? "oauth_client_id and oauth_client_secret"
+            : channel.apiKeySID != nil ? "api_key_sid and api_key_secret" : "api_user (the Account SID) and api_key"
+        return probeFix(error, channel: channel, credentials: credentials, notFound: "api_user and api_url")
     }
 }

@@ -33,10 +33,9 @@ struct TwilioExtractor: Sendable {
     func probeAccount() throws -> String {
         var tally = APIClient.Tally()
         let sid = channel.apiUser ?? ""
-        let login = channel.twilioLogin
         return try client.get(
-            "\(base)/2010-04-01/Accounts/\(PercentEncoding.encode(sid, keepSlash: false)).json", account: sid, user: login.user,
-            token: login.secret, tally: &tally
+            "\(base)/2010-04-01/Accounts/\(PercentEncoding.encode(sid, keepSlash: false)).json", account: sid,
+            auth: channel.twilioAuth(client), tally: &tally
         ) { body in
             let object = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any]
             return (object?["status"] as? String) ?? "unknown"
@@ -56,7 +55,7 @@ struct TwilioExtractor: Sendable {
         let whenRetrieved = UTCTime.sql(now)
         return try StagedExtraction.run(
             job, s3: s3, folder: folder, maxObjectBytes: maxObjectBytes, now: now,
-            secrets: [channel.apiKey] + (channel.apiKeySecret.map { [$0] } ?? []), fetched: fetched
+            secrets: channel.twilioSecrets, fetched: fetched
         ) { staging, tally in
             var records = 0
             let accounts = try channel.subaccounts ? discoverAccounts(&tally) : [channel.apiUser ?? ""]
@@ -64,6 +63,9 @@ struct TwilioExtractor: Sendable {
             switch job.resource {
             case .pricingPhoneNumbers:
                 records = try extractPricing(whenRetrieved: whenRetrieved, tsv: &tsv, staging: staging, tally: &tally)
+            case let resource where resource.twilioPricing != nil:
+                records = try extractPricing(
+                    resource.twilioPricing!, whenRetrieved: whenRetrieved, tsv: &tsv, staging: staging, tally: &tally)
             default:
                 guard let twilioTable = job.resource.twilioTable, let list = job.resource.twilioList else {
                     throw JobError(jobID: job.jobID, errorClass: .permanent, message: "\(job.resource.rawValue) is not a Twilio resource")
@@ -84,7 +86,7 @@ struct TwilioExtractor: Sendable {
                         try links.visit(url)
                         page.begin()
                         let result = try client.get(
-                            url, account: account, user: channel.twilioLogin.user, token: channel.twilioLogin.secret, tally: &tally,
+                            url, account: account, auth: channel.twilioAuth(client), tally: &tally,
                             restart: page.restart, onChunk: page.feed, finish: page.finish)
                         try staging.write(&page.tsv)
                         records += result.records
@@ -112,7 +114,7 @@ struct TwilioExtractor: Sendable {
             try links.visit(url)
             next = nil
             let (sids, nextPage) = try client.get(
-                url, account: parent, user: channel.twilioLogin.user, token: channel.twilioLogin.secret, tally: &tally
+                url, account: parent, auth: channel.twilioAuth(client), tally: &tally
             ) { body in
                 try body.withUnsafeBytes { bytes -> ([String], String?) in
                     var scanner = JSONScanner(bytes)
@@ -156,108 +158,6 @@ struct TwilioExtractor: Sendable {
         return [parent] + found.filter { seen.insert($0).inserted }
     }
 
-    /// Every country on every page of `/v1/PhoneNumbers/Countries`, then one row per `phone_number_prices`
-    /// entry of each country (none for a country without prices).
-    func extractPricing(whenRetrieved: String, tsv: inout TSVWriter, staging: StagingWriter, tally: inout APIClient.Tally) throws -> Int {
-        let pricingBase = channel.pricingURL.withoutTrailingSlashes
-        let user = channel.apiUser ?? ""
-        var countries: [(name: String, iso: String)] = []
-        var links = try PageLinks(base: pricingBase, maxPages: maxPages)
-        var next: String? = "\(pricingBase)/v1/PhoneNumbers/Countries?PageSize=\(pricingPageSize)"
-        let countriesKey = Array("countries".utf8), metaKey = Array("meta".utf8), nextKey = Array("next_page_url".utf8)
-        let countryKey = Array("country".utf8), isoKey = Array("iso_country".utf8)
-        while let url = next {
-            try links.visit(url)
-            let (page, nextPage) = try client.get(
-                url, account: user, user: channel.twilioLogin.user, token: channel.twilioLogin.secret, tally: &tally
-            ) { body in
-                try body.withUnsafeBytes { bytes -> ([(String, String)], String?) in
-                    var scanner = JSONScanner(bytes)
-                    var list: [(String, String)] = []
-                    var nextPage: String?
-                    try scanner.forEachMember { scanner, key in
-                        if scanner.key(key, is: countriesKey) {
-                            try scanner.forEachElement { scanner in
-                                var name = "", iso = ""
-                                try scanner.forEachMember { scanner, field in
-                                    let value = try scanner.readValue()
-                                    if scanner.key(field, is: countryKey) { name = try scanner.string(value) }
-                                    if scanner.key(field, is: isoKey) { iso = try scanner.string(value) }
-                                }
-                                list.append((name, iso))
-                            }
-                        } else if scanner.key(key, is: metaKey) {
-                            try scanner.forEachMember { scanner, field in
-                                let value = try scanner.readValue()
-                                if scanner.key(field, is: nextKey), value.kind == .string { nextPage = try scanner.string(value) }
-                            }
-                        } else {
-                            _ = try scanner.readValue()
-                        }
-                    }
-                    return (list, nextPage)
-                }
-            }
-            countries += page.map { (name: $0.0, iso: $0.1) }
-            next = try nextPage.map(links.resolve)
-        }
-        var rows = 0
-        let pricesKey = Array("phone_number_prices".utf8), unitKey = Array("price_unit".utf8)
-        let typeKey = Array("number_type".utf8), baseKey = Array("base_price".utf8), currentKey = Array("current_price".utf8)
-        for country in countries {
-            let url = "\(pricingBase)/v1/PhoneNumbers/Countries/\(PercentEncoding.encode(country.iso, keepSlash: false))"
-            let entries = try client.get(
-                url, account: user, user: channel.twilioLogin.user, token: channel.twilioLogin.secret, tally: &tally
-            ) { body in
-                try body.withUnsafeBytes { bytes -> (unit: String?, prices: [[String?]]) in
-                    var scanner = JSONScanner(bytes)
-                    var unit: String?
-                    var prices: [[String?]] = []
-                    try scanner.forEachMember { scanner, key in
-                        if scanner.key(key, is: pricesKey) {
-                            try scanner.forEachElement { scanner in
-                                var entry: [String?] = [nil, nil, nil]
-                                try scanner.forEachMember { scanner, field in
-                                    let value = try scanner.readValue()
-                                    let text =
-                                        value.kind == .string || value.kind == .number
-                                        ? (value.kind == .string
-                                            ? try scanner.string(value)
-                                            : String(
-                                                decoding: UnsafeRawBufferPointer(rebasing: bytes[value.start..<value.end]), as: UTF8.self))
-                                        : nil
-                                    if scanner.key(field, is: typeKey) { entry[0] = text }
-                                    if scanner.key(field, is: baseKey) { entry[1] = text }
-                                    if scanner.key(field, is: currentKey) { entry[2] = text }
-                                }
-                                prices.append(entry)
-                            }
-                        } else if scanner.key(key, is: unitKey) {
-                            let value = try scanner.readValue()
-                            unit = value.kind == .string ? try scanner.string(value) : nil
-                        } else {
-                            _ = try scanner.readValue()
-                        }
-                    }
-                    return (unit, prices)
-                }
-            }
-            for price in entries.prices {
-                tsv.text(channel.name)
-                tsv.plain(whenRetrieved)
-                tsv.text(country.name)
-                tsv.text(country.iso)
-                tsv.text(entries.unit)
-                tsv.text(price[0])
-                tsv.text(price[1])
-                tsv.text(price[2])
-                tsv.endRow()
-                rows += 1
-            }
-            try staging.write(&tsv)
-        }
-        return rows
-    }
 }
 
 /// One Twilio page converted as it streams in, in one pass (``TwilioPageConverter/convert(partial:progress:into:final:)``):

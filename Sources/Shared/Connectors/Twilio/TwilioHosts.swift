@@ -1,12 +1,31 @@
 import HuskimoCore
 
+/// How a Twilio request logs in: HTTP Basic as the Account SID with its auth token or as an API key with its secret
+/// (the URLs name the Account SID either way), or an OAuth Bearer token.
+enum TwilioAuth: Sendable {
+    case basic(user: String, secret: Secret)
+    case bearer(TwilioOAuth)
+}
+
 extension ChannelConfig {
-    /// Who a Twilio request logs in as: the API key and its secret where configured, else the Account SID and its
-    /// auth token. The URLs name the Account SID either way.
-    var twilioLogin: (user: String, secret: Secret) {
-        if let sid = apiKeySID, let secret = apiKeySecret { return (sid, secret) }
-        return (apiUser ?? "", apiKey)
+    /// OAuth client credentials (`oauth_client_id`, `oauth_client_secret`) and where tokens come from (`oauth_url`).
+    var twilioOAuth: (id: String, secret: Secret, url: String)? {
+        guard let id = options["oauth_client_id"], let secret = secretOptions["oauth_client_secret"] else { return nil }
+        return (id, secret, options["oauth_url"] ?? "https://oauth.twilio.com")
     }
+
+    /// Who a Twilio request logs in as: OAuth where configured, else the API key and its secret, else the Account SID
+    /// and its auth token.
+    func twilioAuth(_ client: APIClient) -> TwilioAuth {
+        if let oauth = twilioOAuth {
+            return .bearer(TwilioOAuth.source(url: oauth.url, clientID: oauth.id, clientSecret: oauth.secret, client: client))
+        }
+        if let sid = apiKeySID, let secret = apiKeySecret { return .basic(user: sid, secret: secret) }
+        return .basic(user: apiUser ?? "", secret: apiKey)
+    }
+
+    /// Every secret a Twilio channel holds, for scrubbing.
+    var twilioSecrets: [Secret] { [apiKey] + (apiKeySecret.map { [$0] } ?? []) + secretOptions.values }
 }
 
 /// Twilio's hosts by region and edge: `api.{edge}.{region}.twilio.com` (and `pricing.…` likewise). Since 2026-04-28

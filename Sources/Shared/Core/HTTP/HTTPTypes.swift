@@ -23,6 +23,8 @@ package struct HTTPRequest: Sendable {
     package var maxBodyBytes: Int?
     /// Further secrets this request carries (a key in the URL path): scrubbed from every error text.
     package var redact: [Secret] = []
+    /// Where a Bearer token comes from (OAuth): asked before every attempt, so a retry never sends an expired token.
+    package var bearer: (any BearerTokenSource)?
 
     package init(
         method: Method = .GET, url: String, headers: [(String, String)] = [], body: [UInt8]? = nil,
@@ -74,4 +76,12 @@ package struct HTTPResponse: Sendable {
 
     package var status: Int { head.status }
     var bodyText: String { String(decoding: body, as: UTF8.self) }
+}
+
+/// A source of OAuth 2.0 Bearer tokens, cached and renewed before they expire. Blocking.
+package protocol BearerTokenSource: Sendable {
+    /// A token valid for a while yet (fetched when the cached one is near its end).
+    func current() throws -> Secret
+    /// The API refused `token` (401): the next ``current()`` fetches a new one, unless another request already did.
+    func refused(_ token: Secret)
 }

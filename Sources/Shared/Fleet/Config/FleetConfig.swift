@@ -74,7 +74,9 @@ package struct FleetConfig: Sendable {
     /// The one list of secret values (scrubbing, and refusing a secret expanded into a non-secret field).
     private static func secrets(queue: QueueConfig, channels: [ChannelConfig], s3: S3Config?, targets: [TargetConfig]) -> [Secret] {
         var all = queue.nodes.map(\.password) + (s3.map { [$0.secretAccessKey] } ?? [])
-        all += channels.flatMap { [$0.apiKey] + ($0.apiKeySecret.map { [$0] } ?? []) }
+        all += channels.flatMap {
+            [$0.apiKey] + ($0.apiKeySecret.map { [$0] } ?? []) + $0.secretOptions.values.sorted { $0.reveal() < $1.reveal() }
+        }
         all += targets.map(\.password)
         return all.filter { !$0.isEmpty }
     }
@@ -288,8 +290,9 @@ extension ChannelConfig {
         // Twilio: an API key and its secret may stand in for the auth token (the connector checks the pair).
         let keySID = r.string(m["api_key_sid"], at: "\(path).api_key_sid")
         let keySecret = r.string(m["api_key_secret"], at: "\(path).api_key_secret", secret: true).map(Secret.init)
+        // OAuth client credentials stand in for the auth token too.
         let key =
-            keySID == nil
+            keySID == nil && m["oauth_client_id"] == nil
             ? r.requiredString(m["api_key"], at: "\(path).api_key", secret: true)
             : r.string(m["api_key"], at: "\(path).api_key", secret: true) ?? ""
         let apiUser = r.string(m["api_user"], at: "\(path).api_user")
@@ -318,8 +321,12 @@ extension ChannelConfig {
             name: name ?? "", type: type, apiUser: apiUser, apiKey: Secret(key ?? ""), apiURL: apiURL, pricingURL: pricingURL,
             subaccounts: subaccounts)
         (apiKeySID, apiKeySecret, self.region, self.edge) = (keySID, keySecret, region, edge)
-        for key in ConnectorRegistry.connector(of: self).channelKeys {
+        let connector = ConnectorRegistry.connector(of: self)
+        for key in connector.channelKeys {
             if let text = r.string(m[key], at: "\(path).\(key)") { options[key] = text }
+        }
+        for key in connector.secretChannelKeys {
+            if let text = r.string(m[key], at: "\(path).\(key)", secret: true) { secretOptions[key] = Secret(text) }
         }
         for problem in ConnectorRegistry.connector(of: self).problems(self) { r.problem("\(path).\(problem.key)", problem.message) }
         if name == nil || key == nil { return nil }
@@ -330,7 +337,7 @@ extension ChannelConfig {
         guard case .mapping(let entries) = value, let type = entries.first(where: { $0.0 == "type" }),
             case .scalar(let name, _) = type.1, let connector = ConnectorRegistry.connector(for: ChannelType(rawValue: name))
         else { return [] }
-        return connector.channelKeys
+        return connector.channelKeys + connector.secretChannelKeys
     }
 
 }
