@@ -27,7 +27,9 @@ import Testing
         // 2 Twilio channels × (3 day resources × 2 days + 4 snapshots: numbers and three pricings) + 1 Singular channel ×
         // 2 resources × 2 days
         #expect(jobs.count == 2 * (3 * 2 + 4) + 2 * 2)
-        #expect(jobs.contains { $0.jobID == "twilio/a/pricing_voice/snapshot" } && jobs.contains { $0.jobID == "twilio/b/pricing_messaging/snapshot" })
+        #expect(
+            jobs.contains { $0.jobID == "twilio/a/pricing_voice/snapshot" }
+                && jobs.contains { $0.jobID == "twilio/b/pricing_messaging/snapshot" })
         #expect(Set(jobs.map(\.jobID)).count == jobs.count)
         #expect(jobs.contains { $0.jobID == "twilio/a/calls/2026-11-28" })
         #expect(jobs.contains { $0.jobID == "twilio/b/pricing_phone_numbers/snapshot" })

@@ -119,10 +119,14 @@ struct CheckCommandTests {
         let (code, lines, text) = try check(fleet)
         #expect(code == 1)
         func line(_ channel: String) -> Check.Line? { lines.first { $0.subject == "channel \(channel)" && $0.check == "Twilio account" } }
-        #expect(line("keyed")?.verdict == "fail" && line("keyed")?.fix?.contains("cannot list subaccounts (a Standard key cannot)") == true, "\(text)")
+        #expect(
+            line("keyed")?.verdict == "fail" && line("keyed")?.fix?.contains("cannot list subaccounts (a Standard key cannot)") == true,
+            "\(text)")
         #expect(line("oauth")?.verdict == "ok" && line("oauth")?.detail.contains("with an OAuth token") == true, "\(text)")
         #expect(line("oauth")?.detail.contains("subaccounts listed") == true, "\(text)")
-        #expect(line("bad-oauth")?.verdict == "fail" && line("bad-oauth")?.fix?.contains("OAuth token endpoint refuses the client") == true, "\(text)")
+        #expect(
+            line("bad-oauth")?.verdict == "fail" && line("bad-oauth")?.fix?.contains("OAuth token endpoint refuses the client") == true,
+            "\(text)")
         #expect(!text.contains("not-the-oauth-secret") && !text.contains(account.apiKeySecret) && !text.contains("tok_"))
     }
 }
