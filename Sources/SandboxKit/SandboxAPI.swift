@@ -446,7 +446,7 @@ package final class SandboxAPI: Sendable {
         o.string("friendly_name", a.friendlyName)
         o.string("owner_account_sid", a.parent ?? a.sid)
         o.string("sid", a.sid)
-        o.string("status", "active")
+        o.string("status", a.status)
         o.string("type", "Full")
         o.string("uri", "/2010-04-01/Accounts/\(a.sid).json")
         return SandboxData.Record(sid: a.sid, time: 0, json: o.finish())

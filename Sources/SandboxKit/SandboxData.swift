@@ -16,6 +16,8 @@ package struct SandboxAccount: Sendable, Hashable {
     /// The parent account's SID for a subaccount.
     package var parent: String?
     package var friendlyName: String
+    /// `active`, `suspended` or `closed`, as the Accounts list reports it.
+    package var status = "active"
     /// Average records per day for calls, messages and recordings (each day varies ±50 %, some days empty).
     package var recordsPerDay: Int
     package var phoneNumbers: Int
@@ -41,13 +43,19 @@ package struct SandboxAccount: Sendable, Hashable {
 
     package static func sid(_ n: Int) -> String { "AC" + String(format: "%032x", n) }
 
-    /// Three top-level accounts; the first has two subaccounts.
+    /// Three top-level accounts; the first has two active subaccounts and a suspended one.
     package static let defaults: [SandboxAccount] = [
         SandboxAccount(sid: sid(1), token: "sandbox-token-1", friendlyName: "Acme US", recordsPerDay: 240),
         SandboxAccount(sid: sid(2), token: "sandbox-token-2", friendlyName: "Acme EU", recordsPerDay: 180),
         SandboxAccount(sid: sid(3), token: "sandbox-token-3", friendlyName: "Ácme «Ásia» 株式会社", recordsPerDay: 60),
         SandboxAccount(sid: sid(0x11), token: "sandbox-token-11", parent: sid(1), friendlyName: "Acme US support", recordsPerDay: 90),
         SandboxAccount(sid: sid(0x12), token: "sandbox-token-12", parent: sid(1), friendlyName: "Acme US sales", recordsPerDay: 45),
+        {
+            var archive = SandboxAccount(
+                sid: sid(0x13), token: "sandbox-token-13", parent: sid(1), friendlyName: "Acme US archive", recordsPerDay: 30)
+            archive.status = "suspended"
+            return archive
+        }(),
         // A busy account for size tests.
         SandboxAccount(sid: sid(4), token: "sandbox-token-4", friendlyName: "Bulk", recordsPerDay: 6000),
     ]

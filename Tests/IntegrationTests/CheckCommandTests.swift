@@ -129,4 +129,22 @@ struct CheckCommandTests {
             "\(text)")
         #expect(!text.contains("not-the-oauth-secret") && !text.contains(account.apiKeySecret) && !text.contains("tok_"))
     }
+
+    /// Which subaccounts a channel finds and which it reads, shown by `plan --dry-run` and `status` (text and JSON).
+    @Test func subaccountDiscoveryIsShownByPlanAndStatus() throws {
+        let parent = SandboxAccount.defaults[0]
+        let fleet = try FleetHarness(accounts: [("subs", parent)])
+        defer { fleet.cleanUp() }
+        fleet.twilioOptions = ["subs": "subaccounts: true, exclude: [\"*sales\"]"]
+        try fleet.writeConfig()
+        let (s1, s2, s3) = (SandboxAccount.sid(0x11), SandboxAccount.sid(0x12), SandboxAccount.sid(0x13))
+        let line =
+            "accounts of subs: 3 subaccounts found, 1 selected: \(s1) (Acme US support, active); left out: \(s2) (Acme US sales, active), \(s3) (Acme US archive, suspended)"
+        let (code, plan) = try fleet.run("huskimo-planner", ["plan", "--config", fleet.configPath, "--dry-run", "--resource", "calls"])
+        #expect(code == 0 && plan.contains(line), "\(plan)")
+        let (_, status) = try fleet.run("huskimo-planner", ["status", "--config", fleet.configPath])
+        #expect(status.contains("ACCOUNTS") && status.contains("  " + line), "\(status)")
+        let (_, json) = try fleet.run("huskimo-planner", ["status", "--config", fleet.configPath, "--json"])
+        #expect(json.contains("\"accounts\"") && json.contains(s3), "\(json)")
+    }
 }

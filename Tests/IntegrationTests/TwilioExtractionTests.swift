@@ -26,7 +26,9 @@ final class TwilioExtractionTests {
 
     deinit { server.stop() }
 
-    func channel(_ account: SandboxAccount, name: String? = nil, token: String? = nil, subaccounts: Bool = false) throws -> ChannelConfig {
+    func channel(
+        _ account: SandboxAccount, name: String? = nil, token: String? = nil, subaccounts: Bool = false, extra: String = ""
+    ) throws -> ChannelConfig {
         let yaml = """
             channels:
               - name: \(name ?? "chan-\(account.sid.suffix(2))")
@@ -36,6 +38,7 @@ final class TwilioExtractionTests {
                 api_url: http://127.0.0.1:\(port)
                 pricing_url: http://127.0.0.1:\(port)/
                 subaccounts: \(subaccounts)
+            \(extra)
             s3: {access_key_id: k, secret_access_key: s, region: us-east-1, bucket: b}
             targets: [{name: t, host: h, database: d, username: u}]
             """
@@ -164,7 +167,7 @@ final class TwilioExtractionTests {
         let day = Self.days[1]
         let report = try extractor(try channel(parent, subaccounts: true))
             .extract(ExtractJob(runID: "r", channel: "c", resource: .messages, day: day, plannedAt: ""))
-        let subs = SandboxAccount.defaults.filter { $0.parent == parent.sid }
+        let subs = SandboxAccount.defaults.filter { $0.parent == parent.sid && $0.status == "active" }  // by default
         #expect(Set(report.accounts) == Set([parent.sid] + subs.map(\.sid)))
         let rows = try stagedRows(report.load)
         for account in [parent] + subs {
@@ -195,6 +198,36 @@ final class TwilioExtractionTests {
         #expect(SandboxData.countries.contains { !isos.contains($0.iso) })
         if product == "voice" { #expect(rows.contains { ($0[5]?.split(separator: ",").count ?? 0) == 300 }) }
         if product == "messaging" { #expect(rows.contains { $0[5] == "中国移动" } && rows.contains { $0[5] == "AT&T" }) }
+    }
+
+    /// Subaccount selection: include and exclude by exact SID or by a case-sensitive glob on the friendly name, exclude
+    /// winning; suspended subaccounts only when `status` asks; each selected one extracted as its own account.
+    @Test(arguments: [
+        ("include: [\"Acme US s*\"]", ["Acme US support", "Acme US sales"]),
+        ("include: [\"Acme US s*\"]\n    exclude: [\(SandboxAccount.sid(0x12))]", ["Acme US support"]),
+        ("include: [\"acme us s*\"]", []),
+        ("status: [active, suspended]\n    exclude: [\"*sales\"]", ["Acme US support", "Acme US archive"]),
+        ("status: suspended", ["Acme US archive"]),
+    ])
+    func subaccountsAreSelectedByIncludeExcludeAndStatus(_ selection: String, _ names: [String]) throws {
+        let parent = SandboxAccount.defaults[0]
+        let day = Self.days[1]
+        let channel = try channel(parent, subaccounts: true, extra: "    " + selection)
+        let report = try extractor(channel).extract(ExtractJob(runID: "r", channel: "c", resource: .messages, day: day, plannedAt: ""))
+        let chosen = SandboxAccount.defaults.filter { $0.parent == parent.sid && names.contains($0.friendlyName) }
+        #expect(chosen.count == names.count)
+        #expect(
+            report.accounts == [parent.sid]
+                + chosen.map(\.sid).sorted { a, b in
+                    SandboxAccount.defaults.firstIndex { $0.sid == a }! < SandboxAccount.defaults.firstIndex { $0.sid == b }!
+                })
+        let rows = try stagedRows(report.load)
+        for account in [parent] + chosen {
+            #expect(
+                rows.filter { $0[3] == account.sid }.count == SandboxAPI.expected(account, "messages", day: day).count,
+                "\(account.friendlyName)")
+        }
+        #expect(Set(rows.map { $0[3] ?? "" }).isSubset(of: Set(report.accounts)))
     }
 
     /// An API key instead of the auth token: it logs in while the URLs keep the Account SID (the sandbox answers 404

@@ -35,6 +35,9 @@ package protocol Connector: Sendable {
     /// One authenticated request that shows the credentials and the response shape work; nothing staged. Blocking.
     /// - Returns: a line saying what answered.
     func probe(_ channel: ChannelConfig, context: ExtractContext) throws -> String
+    /// Which accounts a channel reads when it discovers them (Twilio's subaccounts), in a line for `plan --dry-run` and
+    /// `status`; nil for a channel of one account. Blocking (it asks the API).
+    func accounts(_ channel: ChannelConfig, context: ExtractContext) throws -> String?
     /// What to fix when ``probe(_:context:)`` failed with `error`.
     func probeFix(_ error: any Error, channel: ChannelConfig) -> String
 }
@@ -138,6 +141,7 @@ package enum ConnectorRegistry {
 extension Connector {
     package var channelKeys: [String] { [] }
     package var secretChannelKeys: [String] { [] }
+    package func accounts(_ channel: ChannelConfig, context: ExtractContext) throws -> String? { nil }
 
     /// The fix for a failed probe, by what went wrong: refused credentials (`credentials`: which keys to check), not
     /// found (`notFound`), unreachable, or an answer Huskimo does not expect.

@@ -14,7 +14,7 @@ struct TwilioConnector: Connector {
     package var defaultAPIURL: String { "https://api.twilio.com" }
     package var probeName: String { "Twilio account" }
     /// OAuth client credentials (`oauth_client_id` + `oauth_client_secret`, tokens from `oauth_url`).
-    package var channelKeys: [String] { ["oauth_client_id", "oauth_url"] }
+    package var channelKeys: [String] { ["oauth_client_id", "oauth_url"] + SubaccountSelection.keys }
     package var secretChannelKeys: [String] { ["oauth_client_secret"] }
 
     package var resources: [ResourceSpec] {
@@ -77,6 +77,7 @@ struct TwilioConnector: Connector {
         case (_?, nil): problems.append(("api_key_secret", "required with api_key_sid"))
         }
         problems += TwilioHosts.problems(channel)
+        problems += SubaccountSelection.read(channel).problems
         return problems
     }
 
@@ -87,7 +88,14 @@ struct TwilioConnector: Connector {
     }
 
     package func settings(_ channel: ChannelConfig) -> [(key: String, value: String)] {
-        [("pricing_url", channel.pricingURL), ("subaccounts", "\(channel.subaccounts)")]
+        let selection = SubaccountSelection.read(channel).selection
+        let chosen: [(key: String, value: String)] =
+            channel.subaccounts
+            ? [
+                ("include", selection.include.isEmpty ? "(every subaccount)" : selection.include.joined(separator: ", ")),
+                ("exclude", selection.exclude.joined(separator: ", ")), ("status", selection.statuses.sorted().joined(separator: ", ")),
+            ] : []
+        return [("pricing_url", channel.pricingURL), ("subaccounts", "\(channel.subaccounts)")] + chosen
             + (channel.apiKeySID.map { [("api_key_sid", $0)] } ?? [])
             + (channel.twilioOAuth.map { [("oauth_client_id", $0.id), ("oauth_url", $0.url)] } ?? [])
             + (channel.region.map { [("region", $0), ("edge", channel.edge ?? "")] } ?? [])
@@ -124,6 +132,14 @@ struct TwilioConnector: Connector {
         return try extractor.extract(job, fetched: fetched)
     }
 
+    /// With `subaccounts: true`: which subaccounts discovery finds and which the selection reads.
+    package func accounts(_ channel: ChannelConfig, context: ExtractContext) throws -> String? {
+        guard channel.subaccounts else { return nil }
+        var tally = APIClient.Tally()
+        let found = try TwilioExtractor(channel: channel, client: context.api, s3: context.s3, folder: context.folder).discover(&tally)
+        return DiscoveredAccount.summary(found)
+    }
+
     /// The account, and with `subaccounts: true` the list of its subaccounts: what a Standard API key may not read.
     package func probe(_ channel: ChannelConfig, context: ExtractContext) throws -> String {
         let extractor = TwilioExtractor(channel: channel, client: context.api, s3: context.s3, folder: context.folder)
@@ -131,8 +147,9 @@ struct TwilioConnector: Connector {
         let login = channel.twilioOAuth != nil ? " with an OAuth token" : channel.apiKeySID.map { " with API key \($0)" } ?? ""
         guard channel.subaccounts else { return "account \(channel.apiUser ?? "") answered\(login) (status \(status))" }
         var tally = APIClient.Tally()
-        let accounts = try extractor.discoverAccounts(&tally)
-        return "account \(channel.apiUser ?? "") answered\(login) (status \(status)); \(accounts.count - 1) subaccounts listed"
+        let found = try extractor.discover(&tally)
+        return
+            "account \(channel.apiUser ?? "") answered\(login) (status \(status)); \(found.count) subaccounts listed, \(found.filter(\.selected).count) selected"
     }
 
     package func probeFix(_ error: any Error, channel: ChannelConfig) -> String {

@@ -102,43 +102,51 @@ struct TwilioExtractor: Sendable {
         channel.apiURL.withoutTrailingSlashes
     }
 
-    /// The parent and every active subaccount (`Accounts.json` with the parent's credentials).
+    /// The parent and every subaccount the selection reads (``SubaccountSelection``), parent first.
     func discoverAccounts(_ tally: inout APIClient.Tally) throws -> [String] {
+        [channel.apiUser ?? ""] + (try discover(&tally)).filter(\.selected).map(\.sid)
+    }
+
+    /// Every subaccount `Accounts.json` lists with the parent's credentials (the parent itself left out), each once,
+    /// with whether the channel's selection reads it.
+    func discover(_ tally: inout APIClient.Tally) throws -> [DiscoveredAccount] {
         let parent = channel.apiUser ?? ""
-        var found: [String] = []
+        let selection = SubaccountSelection.read(channel).selection
+        var found: [DiscoveredAccount] = []
         var links = try PageLinks(base: base, maxPages: maxPages)
         var next: String? = "\(base)/2010-04-01/Accounts.json?PageSize=1000"
         let accountsKey = Array("accounts".utf8), sidKey = Array("sid".utf8), statusKey = Array("status".utf8)
-        let nextKey = Array("next_page_uri".utf8)
+        let nameKey = Array("friendly_name".utf8), nextKey = Array("next_page_uri".utf8)
         while let url = next {
             try links.visit(url)
             next = nil
-            let (sids, nextPage) = try client.get(
-                url, account: parent, auth: channel.twilioAuth(client), tally: &tally
-            ) { body in
-                try body.withUnsafeBytes { bytes -> ([String], String?) in
+            let (page, nextPage) = try client.get(url, account: parent, auth: channel.twilioAuth(client), tally: &tally) { body in
+                try body.withUnsafeBytes { bytes -> ([DiscoveredAccount], String?) in
                     var scanner = JSONScanner(bytes)
-                    var sids: [String] = []
+                    var page: [DiscoveredAccount] = []
                     var nextPage: String?
                     try scanner.forEachMember { scanner, key in
                         if scanner.key(key, is: accountsKey) {
                             try scanner.forEachElement { scanner in
                                 var sid: String?
-                                var status: String?
+                                var status = "active", name = ""
                                 try scanner.forEachMember { scanner, field in
                                     let value = try scanner.readValue()
                                     if scanner.key(field, is: sidKey) { sid = try scanner.string(value) }
                                     if scanner.key(field, is: statusKey), value.kind == .string { status = try scanner.string(value) }
+                                    if scanner.key(field, is: nameKey), value.kind == .string { name = try scanner.string(value) }
                                 }
                                 // A SID from the API goes into a URL path and every row: only an Account SID's shape.
-                                if let sid, status == nil || status == "active" {
-                                    guard sid == parent || TwilioExtractor.isAccountSID(sid) else {
-                                        throw ConversionError(
-                                            table: "accounts", field: "sid", recordSID: nil,
-                                            reason: "a subaccount SID that is not AC and 32 hex digits (\(sid.utf8.count) bytes)")
-                                    }
-                                    sids.append(sid)
+                                guard let sid, sid != parent else { return }
+                                guard TwilioExtractor.isAccountSID(sid) else {
+                                    throw ConversionError(
+                                        table: "accounts", field: "sid", recordSID: nil,
+                                        reason: "a subaccount SID that is not AC and 32 hex digits (\(sid.utf8.count) bytes)")
                                 }
+                                page.append(
+                                    DiscoveredAccount(
+                                        sid: sid, name: name, status: status,
+                                        selected: selection.selects(sid: sid, name: name, status: status)))
                             }
                         } else if scanner.key(key, is: nextKey) {
                             let value = try scanner.readValue()
@@ -147,15 +155,15 @@ struct TwilioExtractor: Sendable {
                             _ = try scanner.readValue()
                         }
                     }
-                    return (sids, nextPage)
+                    return (page, nextPage)
                 }
             }
-            found += sids
+            found += page
             next = try nextPage.map(links.resolve)
         }
-        // Each account once (a page repeated by the API would double its rows), the parent first.
-        var seen: Set<String> = [parent]
-        return [parent] + found.filter { seen.insert($0).inserted }
+        // Each account once (a page repeated by the API would double its rows).
+        var seen: Set<String> = []
+        return found.filter { seen.insert($0.sid).inserted }
     }
 
 }

@@ -10,8 +10,11 @@ package enum Operations {
     package static func status(config: FleetConfig, json: Bool, watch: Bool, logger: Logger) async throws -> Int32 {
         let driver = QueueDriverFactory.make(config, retryWindow: 5, logger: logger)
         defer { driver.close() }
+        // Discovery asks the APIs: once per command, not on every refresh of --watch.
+        let accounts = await Planning.accountLines(config, logger: logger)
         while true {
-            let status = await FleetStatus.collect(config: config, driver: driver)
+            var status = await FleetStatus.collect(config: config, driver: driver)
+            status.accounts = accounts
             if json {
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.prettyPrinted, .sortedKeys]

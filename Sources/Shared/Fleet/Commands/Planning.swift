@@ -63,6 +63,7 @@ package enum Planning {
                 print("would publish \(count) × \(key)" + (days[key].map { "  " + Planning.describe($0) } ?? "  (snapshot)"))
             }
             print("dry run: \(jobs.count) jobs for \(Set(jobs.map(\.channel)).count) channels, nothing published")
+            for line in await accountLines(config, channels: Set(jobs.map(\.channel)), logger: logger) { print(line) }
             return jobs
         }
         let driver = driver ?? QueueDriverFactory.make(config, logger: logger)
@@ -76,6 +77,29 @@ package enum Planning {
             "planned run \(runID): \(jobs.count) jobs (\(counts.count) channel × resource groups) in \(String(format: "%.2f", -started.timeIntervalSinceNow)) s"
         )
         return jobs
+    }
+
+    /// For each channel that discovers its accounts (Twilio's `subaccounts: true`), which it finds and which it reads:
+    /// `accounts of C: 12 subaccounts found, 5 selected: AC… (Client A, active), …; left out: …`. Asks the APIs
+    /// (two attempts each); a failure is a line of its own, never the command's.
+    package static func accountLines(_ config: FleetConfig, channels: Set<String>? = nil, logger: Logger) async -> [String] {
+        let chosen = config.channels.filter { channels?.contains($0.name) ?? true }
+        guard chosen.contains(where: \.subaccounts) else { return [] }
+        let context = ExtractContext(
+            api: APIClient(http: HTTPClient(), limiters: AccountLimiters(), maxAttempts: 2, logger: logger),
+            s3: S3Client(config.s3.s3Endpoint), folder: config.s3.folderPath)
+        return
+            (try? await Blocking.run {
+                chosen.compactMap { channel -> String? in
+                    do {
+                        return try ConnectorRegistry.connector(of: channel).accounts(channel, context: context).map {
+                            "accounts of \(channel.name): \($0)"
+                        }
+                    } catch {
+                        return "accounts of \(channel.name): discovery failed: \("\(error)".redacting(config.secrets))"
+                    }
+                }
+            }) ?? []
     }
 
     /// `2026-11-25 … 2026-11-28` for a run of days, else every day (a catch-up adds gaps).

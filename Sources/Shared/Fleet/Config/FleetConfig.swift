@@ -323,7 +323,12 @@ extension ChannelConfig {
         (apiKeySID, apiKeySecret, self.region, self.edge) = (keySID, keySecret, region, edge)
         let connector = ConnectorRegistry.connector(of: self)
         for key in connector.channelKeys {
-            if let text = r.string(m[key], at: "\(path).\(key)") { options[key] = text }
+            // A list (`include: [AC…, "Client *"]`) is kept one item per line.
+            if case .sequence? = m[key], let items = r.sequence(m[key], at: "\(path).\(key)") {
+                options[key] = items.enumerated().compactMap { r.string($1, at: "\(path).\(key)[\($0)]") }.joined(separator: "\n")
+            } else if let text = r.string(m[key], at: "\(path).\(key)") {
+                options[key] = text
+            }
         }
         for key in connector.secretChannelKeys {
             if let text = r.string(m[key], at: "\(path).\(key)", secret: true) { secretOptions[key] = Secret(text) }

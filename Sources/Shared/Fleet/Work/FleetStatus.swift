@@ -60,6 +60,8 @@ struct FleetStatus: Sendable, Codable {
     /// Per target, table and channel: what the last pass of reloads (a settle pass) changed.
     var reloads: [Reload] = []
     package var problems: [String] = []
+    /// For each channel that discovers its accounts, which it finds and which it reads (``Planning/accountLines``).
+    package var accounts: [String] = []
     var failedTotal: Int { failures.reduce(0) { $0 + $1.count } }
 
     /// Reads queue depths, groups parked messages by class and channel, and reads each target's ledger for the
@@ -240,6 +242,11 @@ struct FleetStatus: Sendable, Codable {
                     "  \(r.target) / \(p.table) / \(p.channel): \(p.replaced) replaced (\(p.changed) changed, \(p.added) added, "
                         + "\(p.removed) removed), \(p.identical) identical, \(p.newPartitions) new, \(p.lastLoadedAt ?? "-")")
             }
+        }
+        if !accounts.isEmpty {
+            lines.append("")
+            lines.append("ACCOUNTS (channels with subaccounts: found, selected, left out)")
+            lines += accounts.map { "  " + $0 }
         }
         for p in problems { lines.append("problem: \(p)") }
         return lines.joined(separator: "\n")
