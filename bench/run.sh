@@ -25,6 +25,9 @@
 #   bench/run.sh load      PostgreSQL load throughput (rows/s) of the loader against psql \copy of the
 #                          same rows into the same server.
 #   bench/run.sh plan      planning 1,000 channels × 5 resources × 365 days (--dry-run).
+#   bench/run.sh singular  Singular's two APIs on the same records (HUSKIMO_BENCH_SINGULAR_RECORDS per day and resource):
+#                          worker CPU-s per million records reading the v2.0 reports (CSV, mapped by header) against
+#                          the legacy JSON endpoints, alternating, and the v2 wall (polls and slots included).
 #   bench/run.sh all
 set -euo pipefail
 REPO=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd -P)
@@ -463,6 +466,38 @@ bench_memory() {
   } | tee bench/results/memory.txt
 }
 
+# Singular: the same days read through the Reporting API v2.0 (availability, report, poll, CSV download, mapped to the
+# 0.3 keys) and through the legacy endpoints (one JSON GET), alternating: worker CPU per million records, and wall.
+bench_singular() {
+  local records=${HUSKIMO_BENCH_SINGULAR_RECORDS:-100000} repeat=${HUSKIMO_BENCH_REPEAT:-3} key=sg-alpha-7d1f0c9e4b2a86f3
+  start_sandbox --singular-records "$records"
+  local cpu_v2=() cpu_legacy=() wall_v2=() wall_legacy=() r api
+  for ((r = 0; r < repeat; r++)); do
+    for api in v2 legacy; do
+      local prefix="bsg$r$api$RANDOM"
+      local extra=""; [[ $api == v2 ]] && extra=", report_poll_s: 0.05"
+      CHANNELS="" config "$prefix" "bench_sg" \
+        | sed "s|^channels:|channels:\\n  - {name: spend, type: singular, api_key: $key, api_url: \"$SANDBOX_URL\", api: $api$extra}|" >"$WORK/sg.yaml"
+      "$BIN/huskimo-planner" plan --config "$WORK/sg.yaml" --from 2026-11-18 --to 2026-11-20 >/dev/null
+      local t0 t1 out
+      t0=$(now)
+      out=$("$BIN/huskimo-worker" extract --config "$WORK/sg.yaml" --concurrency 2 --exit-when-idle 1 2>"$WORK/sg-$api.log")
+      t1=$(now)
+      local per; per=$(calc "round($(field cpu_s <<<"$out") / $(field records <<<"$out") * 1e6, 2)")
+      if [[ $api == v2 ]]; then cpu_v2+=("$per"); wall_v2+=("$(calc "round($t1 - $t0 - 1, 2)")"); else cpu_legacy+=("$per"); wall_legacy+=("$(calc "round($t1 - $t0 - 1, 2)")"); fi
+      echo "  singular $api run $((r + 1)): $per CPU-s per million records, $(calc "round($t1 - $t0 - 1, 2)") s; $out" >&2
+    done
+  done
+  stop_sandbox
+  local v2 legacy; v2=$(printf '%s\n' "${cpu_v2[@]}" | median); legacy=$(printf '%s\n' "${cpu_legacy[@]}" | median)
+  {
+    echo "singular ($(date -u +%F), $(nproc) cores): 3 days × 2 resources × $records records, one channel, --concurrency 2, alternating"
+    echo "  v2.0 reports (CSV by header → 0.3 records → TSV): $v2 CPU-s per million records (median; runs: ${cpu_v2[*]}); wall $(printf '%s\n' "${wall_v2[@]}" | median) s"
+    echo "  legacy endpoints (JSON → TSV): $legacy CPU-s per million records (median; runs: ${cpu_legacy[*]}); wall $(printf '%s\n' "${wall_legacy[@]}" | median) s"
+    echo "  v2 / legacy CPU: $(calc "round($v2 / $legacy, 2)")×"
+  } | tee bench/results/singular.txt
+}
+
 run_fleet() {   # run_fleet WORKERS CONCURRENCY → prints "wall requests"
   local workers=$1 concurrency=$2 prefix="bf$1$RANDOM"
   config "$prefix" "bench_f" >"$WORK/f.yaml"
@@ -604,6 +639,7 @@ case ${1:-all} in
   fleet) bench_fleet ;;
   load) bench_load ;;
   plan) bench_plan ;;
+  singular) bench_singular ;;
   memory) bench_memory ;;
   all) bench_extract; bench_mix; bench_small; bench_limit; bench_memory; bench_idle; bench_fleet; bench_load; bench_plan ;;
   *) echo "usage: bench/run.sh extract|extract-quick [N]|extract-ab REF [N]|load-ab REF [N]|mix|small|cluster|limit|memory|idle|fleet|load|plan|all" >&2; exit 2 ;;

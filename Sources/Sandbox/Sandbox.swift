@@ -18,6 +18,10 @@ struct Sandbox {
             // The realistic mix's five accounts (SandboxAccount.mix) and N small accounts (SandboxAccount.small).
             if argument == "--mix" { mix = true }
             if argument == "--small-accounts", let value = arguments.popFirst(), let number = Int(value) { small = number }
+            // Singular records per day of every key (benchmarks).
+            if argument == "--singular-records", let value = arguments.popFirst(), let number = Int(value), number > 0 {
+                SandboxSingular.benchRecordsPerDay = number
+            }
         }
         var accounts = SandboxAccount.defaults + (mix ? SandboxAccount.mix : []) + SandboxAccount.small(small)
         if let bulk, let index = accounts.firstIndex(where: { $0.friendlyName == "Bulk" }) { accounts[index].recordsPerDay = bulk }

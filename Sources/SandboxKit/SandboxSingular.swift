@@ -32,9 +32,13 @@ package enum SandboxSingular {
         ("1e2", "100"), ("99999999.99", "99999999.99"), ("0.5", "0.5"),
     ]
 
+    /// Records per day of every key instead of its own (`huskimo-sandbox --singular-records N`, for benchmarks: every
+    /// day then has exactly N). Set once at startup, before the server answers.
+    nonisolated(unsafe) package static var benchRecordsPerDay: Int?
+
     package static func records(key: Key, resource: String, day: Int, revision: Int) -> [Record] {
         let h = SandboxData.hash(key.key, resource, String(day))
-        let count = h % 8 == 0 ? 0 : 1 + Int(h >> 9 % UInt64(key.recordsPerDay * 2))
+        let count = benchRecordsPerDay ?? (h % 8 == 0 ? 0 : 1 + Int(h >> 9 % UInt64(key.recordsPerDay * 2)))
         return (0..<count).map { record(key: key, resource: resource, day: day, index: $0, revision: revision) }
     }
 

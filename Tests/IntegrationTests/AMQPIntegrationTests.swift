@@ -249,4 +249,30 @@ struct AMQPIntegrationTests {
         #expect(try await Blocking.run { try client.depthBlocking(queue) }.ready == 0)  // the client reconnected too
         try client.deleteQueueBlocking(queue)
     }
+
+    /// A fleet-wide limit's slots (exclusive queues): two holders fill a set of two, a third waits in vain; a slot held
+    /// longer than two heartbeats (1 s here) stays held, since its keeper keeps the idle connection alive; a released one
+    /// is taken at once. (A holder whose connection dies frees its slot by the broker's rule for exclusive queues.)
+    @Test func slotLeasesAreFleetWideAndOutliveMissedHeartbeats() throws {
+        let url = try AMQPURL(try TestServices.require("AMQP_URL") + "?heartbeat=1")
+        let leases = AMQPSlotLeases(nodes: AMQPNodes(url), prefix: "slots\(UInt32.random(in: 0...UInt32.max))")
+        let stop = StopLatch()
+        let a = try #require(try leases.acquire("set", limit: 2, wait: 2, stop: stop))
+        let b = try #require(try leases.acquire("set", limit: 2, wait: 2, stop: stop))
+        #expect(Set([a.slot, b.slot]) == [0, 1])
+        #expect(try leases.acquire("set", limit: 2, wait: 0.5, stop: stop) == nil, "the set is full")
+        Thread.sleep(forTimeInterval: 4)  // four heartbeat intervals without a word from the holders themselves
+        #expect(try leases.acquire("set", limit: 2, wait: 0.5, stop: stop) == nil, "both slots still held")
+        a.release()
+        let c = try #require(try leases.acquire("set", limit: 2, wait: 2, stop: stop))
+        #expect(c.slot == a.slot)
+        // A stopped wait returns at once.
+        stop.stop()
+        let started = Date()
+        #expect(try leases.acquire("set", limit: 2, wait: 30, stop: stop) == nil && -started.timeIntervalSinceNow < 5)
+        b.release()
+        c.release()
+        let d = try #require(try leases.acquire("set", limit: 2, wait: 2, stop: StopLatch()), "released slots are free again")
+        d.release()
+    }
 }

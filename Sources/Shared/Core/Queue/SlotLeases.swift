@@ -39,7 +39,8 @@ package struct AMQPSlotLeases: SlotLeases {
             let start = Int.random(in: 0..<limit)
             for offset in 0..<limit {
                 let slot = (start + offset) % limit
-                if try connection.claimExclusive(queueName(name, slot)) { return Lease(connection: connection, slot: slot) }
+                let queue = queueName(name, slot)
+                if try connection.claimExclusive(queue) { return Lease(connection: connection, slot: slot, queue: queue) }
             }
             let pause = min(Backoff(base: 0.1, max: 2).delay(attempt: round), max(0, deadline.timeIntervalSinceNow))
             guard pause > 0, stop.sleep(pause) else { return nil }
@@ -49,19 +50,46 @@ package struct AMQPSlotLeases: SlotLeases {
 
     package func queueName(_ name: String, _ slot: Int) -> String { "\(prefix).slot.\(name).\(slot)" }
 
-    /// Holds its connection (and with it the exclusive queue) until released.
-    final class Lease: SlotLease, @unchecked Sendable {  // `connection` is guarded by `lock`
+    /// Holds its connection (and with it the exclusive queue) until released. The connection does nothing else, so a
+    /// keeper thread touches the queue every few seconds (a passive declare): without traffic rabbitmq-c sends no
+    /// heartbeats, and the broker would close the connection after two missed ones, freeing the slot while the report
+    /// still runs. Must be released (the keeper holds it until then).
+    final class Lease: SlotLease, @unchecked Sendable {  // `connection` is guarded by `condition`
         let slot: Int
-        private let lock = NSLock()
+        private let queue: String
+        private let condition = NSCondition()
         private var connection: AMQPConnection?
 
-        init(connection: AMQPConnection, slot: Int) {
+        init(connection: AMQPConnection, slot: Int, queue: String) {
             self.connection = connection
             self.slot = slot
+            self.queue = queue
+            let thread = Thread { self.keep() }
+            thread.stackSize = 256 << 10
+            thread.start()
         }
 
-        func release() { lock.withLock { connection = nil } }  // closing the connection deletes the queue
-        deinit { release() }
+        private func keep() {
+            condition.lock()
+            defer { condition.unlock() }
+            while let held = connection {
+                if condition.wait(until: Date(timeIntervalSinceNow: 2)) { continue }  // woken: released, or spurious
+                guard connection != nil else { return }
+                do {
+                    try held.declareQueue(queue, passive: true)
+                } catch {
+                    connection = nil  // lost (its node went away): the broker has freed the slot already
+                    return
+                }
+            }
+        }
+
+        func release() {
+            condition.lock()
+            connection = nil  // closing the connection deletes the queue
+            condition.broadcast()
+            condition.unlock()
+        }
     }
 }
 
