@@ -219,13 +219,7 @@ package final class SandboxAPI: Sendable {
     /// `POST /v2/token`, grant_type=client_credentials: a Bearer token for the client's account, living
     /// ``SandboxFaults/oauthTokenSeconds``.
     private func oauthToken(_ request: SandboxRequest) -> SandboxResponse {
-        var form: [String: String] = [:]
-        for pair in String(decoding: request.body, as: UTF8.self).split(separator: "&") {
-            let parts = pair.split(separator: "=", maxSplits: 1).map {
-                $0.replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? String($0)
-            }
-            if parts.count == 2 { form[parts[0]] = parts[1] }
-        }
+        let form = Self.form(request.body)
         guard request.method == "POST", form["grant_type"] == "client_credentials" else {
             return .json(400, Array("{\"error\": \"unsupported_grant_type\"}".utf8))
         }
@@ -529,6 +523,18 @@ package final class SandboxAPI: Sendable {
         let text = String(decoding: data, as: UTF8.self)
         guard let colon = text.firstIndex(of: ":") else { return nil }
         return (String(text[..<colon]), String(text[text.index(after: colon)...]))
+    }
+
+    /// An `application/x-www-form-urlencoded` body's fields (the last of a repeated name wins).
+    static func form(_ body: [UInt8]) -> [String: String] {
+        var form: [String: String] = [:]
+        for pair in String(decoding: body, as: UTF8.self).split(separator: "&") {
+            let parts = pair.split(separator: "=", maxSplits: 1).map {
+                $0.replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? String($0)
+            }
+            if parts.count == 2 { form[parts[0]] = parts[1] }
+        }
+        return form
     }
 
     static func base(_ request: SandboxRequest) -> String { "http://" + (request.headers["host"] ?? "127.0.0.1") }

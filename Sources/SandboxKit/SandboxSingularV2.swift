@@ -161,13 +161,7 @@ extension SandboxAPI {
     }
 
     private func createReport(_ request: SandboxRequest, key: SandboxSingular.Key, _ f: SandboxFaults) -> SandboxResponse {
-        var form: [String: String] = [:]
-        for pair in String(decoding: request.body, as: UTF8.self).split(separator: "&") {
-            let parts = pair.split(separator: "=", maxSplits: 1).map {
-                $0.replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? String($0)
-            }
-            if parts.count == 2 { form[parts[0]] = parts[1] }
-        }
+        let form = Self.form(request.body)
         guard let start = form["start_date"].flatMap(Day.init), let end = form["end_date"].flatMap(Day.init), start == end else {
             return Self.singularError(400, 4, "start_date and end_date must be one day (YYYY-MM-DD) in the sandbox")
         }

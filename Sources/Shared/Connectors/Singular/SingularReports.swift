@@ -119,8 +119,7 @@ struct SingularReportsAPI: Sendable {
     private var base: String { channel.apiURL.withoutTrailingSlashes }
 
     private func request(_ method: HTTPRequest.Method, _ path: String, query: [(String, String)]) -> HTTPRequest {
-        let encoded = query.map { "\(PercentEncoding.encode($0.0, keepSlash: false))=\(PercentEncoding.encode($0.1, keepSlash: false))" }
-            .joined(separator: "&")
+        let encoded = PercentEncoding.query(query)
         var headers = [("Authorization", channel.apiKey.reveal()), ("Accept", "application/json")]
         var request: HTTPRequest
         if method == .POST {

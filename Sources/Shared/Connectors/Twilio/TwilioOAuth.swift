@@ -55,8 +55,9 @@ final class TwilioOAuth: BearerTokenSource, @unchecked Sendable {  // `token` is
     /// `POST {oauth_url}/v2/token`. - Throws: ``APIError`` (a refused client is permanent: 400/401), or a
     /// ``ConversionError`` for an answer without a usable token.
     private func fetch() throws -> (value: Secret, expires: Date, lifetime: Double) {
-        let form = [("grant_type", "client_credentials"), ("client_id", clientID), ("client_secret", clientSecret.reveal())]
-            .map { "\($0.0)=\(PercentEncoding.encode($0.1, keepSlash: false))" }.joined(separator: "&")
+        let form = PercentEncoding.query([
+            ("grant_type", "client_credentials"), ("client_id", clientID), ("client_secret", clientSecret.reveal()),
+        ])
         var request = HTTPRequest(
             method: .POST, url: url + "/v2/token",
             headers: [("Content-Type", "application/x-www-form-urlencoded"), ("Accept", "application/json")], body: Array(form.utf8),

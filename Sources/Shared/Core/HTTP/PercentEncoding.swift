@@ -20,4 +20,9 @@ package enum PercentEncoding {
         }
         return out
     }
+
+    /// `k=v&k2=v2`, each name and value encoded: a query string, or an `application/x-www-form-urlencoded` body.
+    package static func query(_ pairs: [(String, String)]) -> String {
+        pairs.map { "\(encode($0.0, keepSlash: false))=\(encode($0.1, keepSlash: false))" }.joined(separator: "&")
+    }
 }

@@ -76,8 +76,7 @@ package final class S3Client: Sendable {
         }
         if let key { path += "/" + PercentEncoding.encode(key, keepSlash: true) } else if path.isEmpty { path = "/" }
         let sorted = query.sorted { $0.0 < $1.0 }
-        let queryText = sorted.map { "\(PercentEncoding.encode($0.0, keepSlash: false))=\(PercentEncoding.encode($0.1, keepSlash: false))" }
-            .joined(separator: "&")
+        let queryText = PercentEncoding.query(sorted)
         return base + path + (queryText.isEmpty ? "" : "?" + queryText)
     }
 
