@@ -478,7 +478,7 @@ package final class SandboxAPI: Sendable {
             setFaults(f)
             return .json(200, Array("{}".utf8))
         case "/sandbox/oauth" where request.method == "DELETE":  // every token issued so far stops working
-            oauthTokens.withLock { $0 = [:] }
+            revokeTokens()
             return .json(200, Array("{}".utf8))
         case "/sandbox/stats" where request.method == "DELETE":  // counters back to zero (a benchmark's next run)
             stats.withLock { $0 = SandboxStats() }

@@ -18,8 +18,9 @@ struct SingularCSVStream {
     let maxFieldBytes: Int
     let table: String
 
-    /// Per header column: the 0.3 key it fills (nil: not asked for, ignored). Nil until the header has been read.
-    private var keyOfColumn: [String?]?
+    /// Per header column: the 0.3 key it fills, already written as JSON (`"key":`), and whether its value is a boolean
+    /// (nil: not asked for, ignored). Nil until the header has been read. Worked out once, not per record.
+    private var keyOfColumn: [(json: [UInt8], boolean: Bool)?]?
     private var field: [UInt8] = []
     private var fieldQuoted = false
     private var inQuotes = false
@@ -132,12 +133,11 @@ struct SingularCSVStream {
             guard let key else { continue }
             if !first { batch.append(UInt8(ascii: ",")) }
             first = false
-            JSONText.appendString(key, to: &batch)
-            batch.append(UInt8(ascii: ":"))
+            batch += key.json
             if value.bytes.isEmpty && !value.quoted {
-                batch += Array("null".utf8)
-            } else if booleanKeys.contains(key), let flag = Self.boolean(value.bytes) {
-                batch += Array((flag ? "true" : "false").utf8)
+                batch += Self.null
+            } else if key.boolean, let flag = Self.boolean(value.bytes) {
+                batch += flag ? Self.true : Self.false
             } else {
                 JSONText.appendString(value.bytes, to: &batch)
             }
@@ -165,8 +165,15 @@ struct SingularCSVStream {
             )
         }
         var seen = Set<String>()
-        keyOfColumn = names.map { name in seen.insert(name).inserted ? keyOf[name] : nil }
+        keyOfColumn = names.map { name in
+            guard seen.insert(name).inserted, let key = keyOf[name] else { return nil }
+            var json: [UInt8] = []
+            JSONText.appendString(key, to: &json)
+            return (json + [UInt8(ascii: ":")], booleanKeys.contains(key))
+        }
     }
+
+    private static let null = Array("null".utf8), `true` = Array("true".utf8), `false` = Array("false".utf8)
 
     /// `true`/`false` in any case, or `1`/`0`; nil for anything else (the converter names it).
     static func boolean(_ bytes: [UInt8]) -> Bool? {
