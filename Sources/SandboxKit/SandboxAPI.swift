@@ -38,6 +38,13 @@ package struct SandboxFaults: Sendable, Codable, Equatable {
     /// `loop` (a next page that is the page itself), `huge` (a 2 MiB body of blanks), `retry-after` (429 with
     /// Retry-After 999999999), `bad-utf8` (the day's records with invalid UTF-8 in a text field).
     package var twilioHostileDays: [String: String] = [:]
+    /// Twilio days (`YYYY-MM-DD`) whose calls and messages lists leave out their newest record, for this many reads of
+    /// each list (what reconciliation against the usage records must catch).
+    package var twilioShortDays: [String: Int] = [:]
+    /// Export days one account (with its subaccounts) may have created per UTC day (Twilio: 366).
+    package var bulkExportQuota: Int = 366
+    /// Polls of an export job before it completes (Twilio's take minutes to hours).
+    package var bulkExportPolls: Int = 1
 
     /// Every key is optional in the control JSON (`{"latencyMs": 100}` leaves the rest at their defaults).
     package init(from decoder: any Decoder) throws {
@@ -56,14 +63,21 @@ package struct SandboxFaults: Sendable, Codable, Equatable {
         singularReportLimit = try c.decodeIfPresent(Int.self, forKey: .singularReportLimit) ?? 100
         singularRowsPerReport = try c.decodeIfPresent(Int.self, forKey: .singularRowsPerReport) ?? 0
         oauthTokenSeconds = try c.decodeIfPresent(Double.self, forKey: .oauthTokenSeconds) ?? 3600
+        twilioShortDays = try c.decodeIfPresent([String: Int].self, forKey: .twilioShortDays) ?? [:]
+        bulkExportQuota = try c.decodeIfPresent(Int.self, forKey: .bulkExportQuota) ?? 366
+        bulkExportPolls = try c.decodeIfPresent(Int.self, forKey: .bulkExportPolls) ?? 1
     }
 
     package init(
         rate: Double = 0, latencyMs: Int = 0, concurrencyLimit: Int = 0, revoked: [String] = [], singularRevision: Int = 0,
         twilioRevision: Int = 0, singularBrokenDays: [String] = [], twilioHostileDays: [String: String] = [:],
         singularNotReadyDays: [String: Int] = [:], singularFailingDays: [String: Int] = [:], singularStuckDays: [String: Int] = [:],
-        singularReportLimit: Int = 100, singularRowsPerReport: Int = 0, oauthTokenSeconds: Double = 3600
+        singularReportLimit: Int = 100, singularRowsPerReport: Int = 0, oauthTokenSeconds: Double = 3600,
+        twilioShortDays: [String: Int] = [:], bulkExportQuota: Int = 366, bulkExportPolls: Int = 1
     ) {
+        self.twilioShortDays = twilioShortDays
+        self.bulkExportQuota = bulkExportQuota
+        self.bulkExportPolls = bulkExportPolls
         self.oauthTokenSeconds = oauthTokenSeconds
         self.singularRowsPerReport = singularRowsPerReport
         self.singularNotReadyDays = singularNotReadyDays
@@ -101,6 +115,18 @@ package struct SandboxStats: Sendable, Codable {
     package var singularReportsRefused = 0
     package var singularReportsTooLarge = 0
     package var singularMaxRunningReports = 0
+    /// Lists served short (``SandboxFaults/twilioShortDays``), usage pages asked for, and those over 100 refused.
+    package var shortLists = 0
+    package var usagePages = 0
+    package var usagePagesTooLarge = 0
+    /// Bulk Export: jobs created, export days refused for the quota, day files fetched through the redirect, file
+    /// downloads that carried credentials (refused), and list requests for days past the list window (refused).
+    package var exportJobsCreated = 0
+    package var exportDaysRefused = 0
+    package var exportDayRedirects = 0
+    package var exportDownloads = 0
+    package var exportDownloadsWithCredentials = 0
+    package var listWindowRefused = 0
 }
 
 /// The sandbox Twilio (2010 API + Pricing v1) and its control endpoints.
@@ -109,6 +135,9 @@ package final class SandboxAPI: Sendable {
     let faults = Mutex(SandboxFaults())
     let stats = Mutex(SandboxStats())
     let singularReports = Mutex(SandboxSingular.Reports())
+    /// Reads left short per `resource|day` (``SandboxFaults/twilioShortDays``).
+    let shortLeft = Mutex([String: Int]())
+    let bulkExports = Mutex(SandboxBulkExport.State())
     /// OAuth tokens issued: token → (account SID, expiry).
     let oauthTokens = Mutex([String: (sid: String, expires: Date)]())
     private let inFlight = Mutex([String: Int]())
@@ -130,6 +159,7 @@ package final class SandboxAPI: Sendable {
     package func setFaults(_ f: SandboxFaults) {
         faults.withLock { $0 = f }
         singularReports.withLock { $0.left = [:] }
+        shortLeft.withLock { $0 = [:] }
     }
     package var currentStats: SandboxStats { stats.withLock { $0 } }
 
@@ -139,6 +169,7 @@ package final class SandboxAPI: Sendable {
         if request.path.hasPrefix("/api/v2.0/") { return singularV2(request) }
         if request.path.hasPrefix("/api/") { return singular(request) }
         if request.path.hasPrefix("/singular-downloads/") { return singularDownload(request) }
+        if request.path.hasPrefix("/sandbox-exports/") { return exportDownload(request) }
         if request.path == "/v2/token" { return oauthToken(request) }
         // Authenticate first: Twilio checks credentials before anything else.
         // An auth token logs in as its account; an API key (SK…) as the account that owns it, whose SID the URLs
@@ -286,6 +317,11 @@ package final class SandboxAPI: Sendable {
             {
                 return .json(200, Self.accountRecord(account).json)
             }
+            if parts.count == 6, parts[1] == "Accounts", parts[3...5] == ["Usage", "Records", "Daily.json"], let account = bySID[parts[2]],
+                account.sid == caller.sid || account.parent == caller.sid
+            {
+                return usage(request, account)
+            }
             guard parts.count == 4, parts[1] == "Accounts", let account = bySID[parts[2]],
                 account.sid == caller.sid || account.parent == caller.sid
             else { return Self.notFound(request.path) }
@@ -298,6 +334,7 @@ package final class SandboxAPI: Sendable {
             default: return Self.notFound(request.path)
             }
         }
+        if parts.count >= 3, parts[0] == "v1", parts[1] == "Exports" { return bulkExport(request, caller: caller, parts: parts) }
         // Voice (v2) and messaging (v1) prices: the same country list, then each country's prices.
         if parts.count >= 3, (parts[0], parts[1]) == ("v2", "Voice") || (parts[0], parts[1]) == ("v1", "Messaging"), parts[2] == "Countries"
         {
@@ -333,6 +370,24 @@ package final class SandboxAPI: Sendable {
         return Self.notFound(request.path)
     }
 
+    /// `Usage/Records/Daily.json?StartDate=D&EndDate=D`: one day (what Huskimo asks), 404 when it has no usage.
+    private func usage(_ request: SandboxRequest, _ account: SandboxAccount) -> SandboxResponse {
+        stats.withLock { $0.usagePages += 1 }
+        guard let start = request.parameter("StartDate").flatMap(Day.init), let end = request.parameter("EndDate").flatMap(Day.init),
+            start == end
+        else { return Self.error(400, 20001, "StartDate and EndDate: one day, YYYY-MM-DD") }
+        if let size = request.parameter("PageSize").flatMap(Int.init), size > 100 {
+            stats.withLock { $0.usagePagesTooLarge += 1 }
+            return Self.error(500, 20500, "Internal Server Error")
+        }
+        let include = request.parameter("IncludeSubaccounts") != "false"
+        let counted = [account] + (include ? accounts.filter { $0.parent == account.sid } : [])
+        let revision = faults.withLock { $0.twilioRevision }
+        let records = SandboxUsage.records(counted, owner: account, day: start.ordinal, revision: revision)
+        guard !records.isEmpty else { return Self.notFound(request.path) }
+        return page(request, key: "usage_records", records: records)
+    }
+
     private func dayList(
         _ request: SandboxRequest, _ account: SandboxAccount, _ resource: String, filter: String
     )
@@ -341,6 +396,12 @@ package final class SandboxAPI: Sendable {
         var days: [Int] = []
         if let value = request.parameter(filter) {
             guard let day = Day(value) else { return Self.error(400, 20001, "Invalid date value") }
+            // Calls and messages are kept about 13 months (400 days); older ones only through Bulk Export.
+            if resource != "recordings", day.ordinal < Day.today.ordinal - Self.listWindowDays {
+                stats.withLock { $0.listWindowRefused += 1 }
+                return Self.error(
+                    400, 20004, "Invalid date", detail: "\(filter) \(day) is older than the \(Self.listWindowDays) days this list keeps")
+            }
             days = [day.ordinal]
         } else {
             // X>=D (key "X>"): from D; X<=D (key "X<"): before D. Unbounded sides stop at 31 days.
@@ -357,6 +418,23 @@ package final class SandboxAPI: Sendable {
         let (revision, hostile) = faults.withLock { ($0.twilioRevision, $0.twilioHostileDays) }
         let kind = days.count == 1 ? hostile["\(Day(ordinal: days[0]))"] : nil
         for day in days.reversed() { records += SandboxData.records(account, resource, day: day, revision: revision) }
+        // Served short: the day's oldest record is left out of the page that would end with it.
+        if days.count == 1, resource != "recordings", !records.isEmpty {
+            let size = min(max(Int(request.parameter("PageSize") ?? "50") ?? 50, 1), 1000)
+            let start = (Int(request.parameter("Page") ?? "0") ?? 0) * size
+            let key = "\(account.sid)|\(resource)|\(Day(ordinal: days[0]))"
+            let short = start + size >= records.count ? faults.withLock { $0.twilioShortDays["\(Day(ordinal: days[0]))"] ?? 0 } : 0
+            let served = short > 0 && shortLeft.withLock { left -> Bool in
+                let used = left[key, default: 0]
+                guard used < short else { return false }
+                left[key] = used + 1
+                return true
+            }
+            if served {
+                stats.withLock { $0.shortLists += 1 }
+                records.removeLast()
+            }
+        }
         switch kind {
         case "other-host":
             return .json(
@@ -384,6 +462,9 @@ package final class SandboxAPI: Sendable {
         }
         return page(request, key: resource, records: records)
     }
+
+    /// The days calls and messages lists keep (Twilio: about 13 months; 400 for messages by default).
+    package static let listWindowDays = 400
 
     private func page(_ request: SandboxRequest, key: String, records: [SandboxData.Record]) -> SandboxResponse {
         stats.withLock { $0.pages += 1 }
@@ -537,7 +618,7 @@ package final class SandboxAPI: Sendable {
         return form
     }
 
-    static func base(_ request: SandboxRequest) -> String { "http://" + (request.headers["host"] ?? "127.0.0.1") }
+    package static func base(_ request: SandboxRequest) -> String { "http://" + (request.headers["host"] ?? "127.0.0.1") }
 
     static func encode(_ text: String) -> String {
         text.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-._~"))) ?? text

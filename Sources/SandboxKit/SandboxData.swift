@@ -58,6 +58,8 @@ package struct SandboxAccount: Sendable, Hashable {
         }(),
         // A busy account for size tests.
         SandboxAccount(sid: sid(4), token: "sandbox-token-4", friendlyName: "Bulk", recordsPerDay: 6000),
+        // Years of history in few records (Bulk Export backfills).
+        SandboxAccount(sid: sid(5), token: "sandbox-token-5", friendlyName: "History", recordsPerDay: 4),
     ]
 
     /// The benchmark's realistic mix (`huskimo-sandbox --mix`): five accounts (AC…21 to AC…25, tokens mix-token-N),

@@ -44,7 +44,7 @@ package enum WarehouseSchema {
         return nil
     }
 
-    package static func quote(_ name: String) -> String { ["to", "from"].contains(name) ? "\"\(name)\"" : name }
+    package static func quote(_ name: String) -> String { ["to", "from", "count", "usage"].contains(name) ? "\"\(name)\"" : name }
 
     private static func c(_ name: String, _ type: String, _ notNull: Bool = false) -> Column {
         Column(name: name, type: type, notNull: notNull)
@@ -110,6 +110,13 @@ package enum WarehouseSchema {
                 c("carrier", "varchar(512)"), c("mcc", "varchar(8)"), c("mnc", "varchar(8)"), c("number_type", "varchar(32)"),
                 c("base_price", "varchar(128)"), c("current_price", "varchar(128)"), c("price_unit", "varchar(8)"),
             ], distKey: "iso_country", sortKey: ["when_retrieved"]),
+        Table(
+            resource: .usageRecords,
+            columns: head + [
+                c("account_sid", "varchar(34)", true), c("usage_date", "date", true), c("category", "varchar(128)", true),
+                c("description", "varchar(512)"), c("count", "bigint"), c("count_unit", "varchar(64)"), c("usage", "varchar(128)"),
+                c("usage_unit", "varchar(64)"), c("price", "varchar(128)"), c("price_unit", "varchar(8)"), c("as_of", "timestamp"),
+            ], distKey: "account_sid", sortKey: ["usage_date", "when_retrieved"]),
         Table(
             resource: .campaigns,
             columns: head + [

@@ -84,6 +84,21 @@ package struct APIClient: Sendable {
             consume: { response, _ in try consume(response.body) })
     }
 
+    /// ``fetch(_:api:account:tally:consume:)`` handing on the whole response (status and headers too): for a request
+    /// whose ``HTTPRequest/alsoAccepted`` statuses are answers (a 307 read for its `Location`).
+    package func fetchResponse<T>(
+        _ request: HTTPRequest, api: ChannelType, account: String, tally: inout Tally, consume: (HTTPResponse) throws -> T
+    ) throws -> T {
+        var buffer: [UInt8] = []
+        return try perform(
+            request, api: api, account: account, tally: &tally,
+            transfer: { request in
+                let head = try http.execute(request, into: &buffer)
+                return HTTPResponse(head: head, body: buffer)
+            },
+            consume: { response, _ in try consume(response) })
+    }
+
     /// Performs `request` and streams a 200 body to `onChunk` as it arrives (nothing held whole), then calls
     /// `finish`. Retried like ``fetch(_:api:account:tally:consume:)``. Once bytes have been handed on, what happens
     /// on a failure depends on `restart`: with it, the consumer is told to start over and the request is retried in
@@ -171,7 +186,7 @@ package struct APIClient: Sendable {
                 limiter.release(ticket, throttled: throttled)
                 released = true
                 FleetMetrics.request(api: api, status: response.status, seconds: (ContinuousClock.now - started).seconds)
-                if response.status == 200 {
+                if response.status == 200 || request.alsoAccepted.contains(response.status) {
                     do {
                         return try consume(response, attempt)
                     } catch let error as any ClassifiedError where error.isRetriable && !(error is BrokenStream) {

@@ -26,6 +26,8 @@ struct PageLinks: Sendable {
     let origin: Origin
     package let maxPages: Int
     private var seen: Set<String> = []
+    /// Pages visited so far (1 while the first is read).
+    var visited: Int { seen.count }
 
     /// - Throws: ``PagingError`` when `base` itself is not an http(s) URL without credentials.
     package init(base: String, maxPages: Int = 100_000) throws {

@@ -62,13 +62,7 @@ struct SingularOptions: Sendable, Equatable {
         o.reportAttempts = integer("report_attempts", 1...20) ?? o.reportAttempts
         o.concurrentReports = integer("concurrent_reports", 1...1_000) ?? o.concurrentReports
         if let text = values["download_hosts"] {
-            let hosts = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }.filter { !$0.isEmpty }
-            let valid = hosts.allSatisfy { host in
-                let name = host.hasPrefix("*.") ? host.dropFirst(2) : Substring(host)
-                return name.contains(".") && name.allSatisfy { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "." }
-                    && name.utf8.count <= 253
-            }
-            if valid, !hosts.isEmpty {
+            if let hosts = PresignedURL.hosts(text) {
                 o.downloadHosts = hosts
             } else {
                 problems.append(("download_hosts", "expected host names (a leading *. matches subdomains), comma-separated"))
@@ -84,10 +78,6 @@ struct SingularOptions: Sendable, Equatable {
 
     /// Whether a download URL's host is `api_url`'s or one of ``downloadHosts``.
     func allowsDownload(host: String, apiHost: String) -> Bool {
-        let host = host.lowercased()
-        if host == apiHost.lowercased() { return true }
-        return downloadHosts.contains { pattern in
-            pattern.hasPrefix("*.") ? host.hasSuffix(pattern.dropFirst(1)) && host.count > pattern.count - 1 : host == pattern
-        }
+        PresignedURL.allows(host: host, apiHost: apiHost, patterns: downloadHosts)
     }
 }

@@ -228,24 +228,9 @@ struct SingularReportsAPI: Sendable {
     /// `download_hosts` one, over https (http only to this machine, as the sandbox serves it).
     /// - Throws: ``PagingError`` (permanent) naming the refused URL's origin.
     func download(_ url: String) throws -> HTTPRequest {
-        guard url.utf8.count <= 8192, url.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "\\") }),
-            let origin = PageLinks.origin(of: url), let api = PageLinks.origin(of: base)
-        else {
-            throw PagingError(
-                reason:
-                    "the report's download_url is not an http(s) URL without credentials: \(HTTPRequest.stripQuery(String(url.prefix(120))))"
-            )
-        }
-        guard options.allowsDownload(host: origin.host, apiHost: api.host) else {
-            throw PagingError(
-                reason:
-                    "the report's download_url is on \(origin.host), neither api_url's host nor one of download_hosts (\(options.downloadHosts.joined(separator: ", ")))"
-            )
-        }
-        guard origin.scheme == "https" || ChannelConfig.isLoopback(url) else {
-            throw PagingError(reason: "the report's download_url is plain http:// to \(origin.host): only https leaves this machine")
-        }
-        var request = HTTPRequest(url: url, headers: [("Accept", "text/csv")], timeout: client.timeout)
+        var request = try PresignedURL.request(
+            url, what: "the report's download_url", apiBase: base, hosts: options.downloadHosts, accept: "text/csv",
+            timeout: client.timeout)
         request.redact = [channel.apiKey]
         return request
     }

@@ -16,15 +16,22 @@ extension Resource {
     /// Voice and messaging prices per country (issue 24).
     static let pricingVoice = Resource(declaring: "pricing_voice")
     static let pricingMessaging = Resource(declaring: "pricing_messaging")
+    /// Daily usage records, billed counts per category (issue 24): what the rows are reconciled against.
+    package static let usageRecords = Resource(declaring: "usage_records")
 
-    /// Twilio 2010 API lists: the path under `/2010-04-01/Accounts/{sid}/`, the day filter, and the envelope's
-    /// record key. Nil for the Pricing API and other connectors' resources.
-    var twilioList: (path: String, dayFilter: String?, recordsKey: String)? {
+    /// Where a Twilio 2010 API list is and how it is asked for. Nil for the Pricing API and other connectors' resources.
+    var twilioList: TwilioList? {
         switch self {
-        case .calls: return ("Calls.json", "StartTime", "calls")
-        case .messages: return ("Messages.json", "DateSent", "messages")
-        case .recordings: return ("Recordings.json", "DateCreated", "recordings")
-        case .incomingPhoneNumbers: return ("IncomingPhoneNumbers.json", nil, "incoming_phone_numbers")
+        case .calls: return TwilioList(path: "Calls.json", recordsKey: "calls") { "StartTime=\($0)" }
+        case .messages: return TwilioList(path: "Messages.json", recordsKey: "messages") { "DateSent=\($0)" }
+        case .recordings: return TwilioList(path: "Recordings.json", recordsKey: "recordings") { "DateCreated=\($0)" }
+        case .incomingPhoneNumbers: return TwilioList(path: "IncomingPhoneNumbers.json", recordsKey: "incoming_phone_numbers")
+        // One day's figures of this account alone (the default, true, would add every subaccount's to the parent's);
+        // Twilio has answered 500 to pages over 100, and 404 to a day without usage.
+        case .usageRecords:
+            return TwilioList(path: "Usage/Records/Daily.json", recordsKey: "usage_records", maxPageSize: 100, emptyWhenNotFound: true) {
+                "StartDate=\($0)&EndDate=\($0)&IncludeSubaccounts=false"
+            }
         default: return nil
         }
     }
@@ -46,8 +53,30 @@ extension Resource {
         case .messages: return .messages
         case .recordings: return .recordings
         case .incomingPhoneNumbers: return .incomingPhoneNumbers
+        case .usageRecords: return .usageRecords
         default: return nil
         }
+    }
+}
+
+/// A Twilio 2010 API list: the path under `/2010-04-01/Accounts/{sid}/`, the envelope's record key, the query that
+/// selects one day (nil: not by day), the largest page it serves, and whether 404 means "nothing that day".
+struct TwilioList: Sendable {
+    var path: String
+    var recordsKey: String
+    var maxPageSize = 1000
+    var emptyWhenNotFound = false
+    var dayQuery: (@Sendable (Day) -> String)?
+
+    init(
+        path: String, recordsKey: String, maxPageSize: Int = 1000, emptyWhenNotFound: Bool = false,
+        dayQuery: (@Sendable (Day) -> String)? = nil
+    ) {
+        self.path = path
+        self.recordsKey = recordsKey
+        self.maxPageSize = maxPageSize
+        self.emptyWhenNotFound = emptyWhenNotFound
+        self.dayQuery = dayQuery
     }
 }
 

@@ -14,7 +14,7 @@ struct TwilioConnector: Connector {
     package var defaultAPIURL: String { "https://api.twilio.com" }
     package var probeName: String { "Twilio account" }
     /// OAuth client credentials (`oauth_client_id` + `oauth_client_secret`, tokens from `oauth_url`).
-    package var channelKeys: [String] { ["oauth_client_id", "oauth_url"] + SubaccountSelection.keys }
+    package var channelKeys: [String] { ["oauth_client_id", "oauth_url"] + SubaccountSelection.keys + TwilioBulkExport.Options.keys }
     package var secretChannelKeys: [String] { ["oauth_client_secret"] }
 
     package var resources: [ResourceSpec] {
@@ -34,6 +34,7 @@ struct TwilioConnector: Connector {
             ResourceSpec(.pricingPhoneNumbers, of: .twilio, table: "twilio_pricing_phone_numbers", snapshot: true),
             ResourceSpec(.pricingVoice, of: .twilio, table: "twilio_pricing_voice", snapshot: true),
             ResourceSpec(.pricingMessaging, of: .twilio, table: "twilio_pricing_messaging", snapshot: true),
+            ResourceSpec(.usageRecords, of: .twilio, table: "twilio_usage_records", partitionColumn: "usage_date"),
         ]
     }
 
@@ -78,6 +79,7 @@ struct TwilioConnector: Connector {
         }
         problems += TwilioHosts.problems(channel)
         problems += SubaccountSelection.read(channel).problems
+        problems += TwilioBulkExport.Options.read(channel).problems
         return problems
     }
 
@@ -119,7 +121,8 @@ struct TwilioConnector: Connector {
         let refused = days.filter { $0 < oldest }
         return DayPlan(
             days: days.filter { $0 >= oldest }, refused: refused,
-            reason: refused.isEmpty ? nil : "older than Twilio's \(TwilioConnector.listWindow)-day list window")
+            reason: refused.isEmpty
+                ? nil : "older than Twilio's \(TwilioConnector.listWindow)-day list window (calls and messages: huskimo-planner backfill reads them through Bulk Export)")
     }
 
     package func extract(
@@ -145,11 +148,12 @@ struct TwilioConnector: Connector {
         let extractor = TwilioExtractor(channel: channel, client: context.api, s3: context.s3, folder: context.folder)
         let status = try extractor.probeAccount()
         let login = channel.twilioOAuth != nil ? " with an OAuth token" : channel.apiKeySID.map { " with API key \($0)" } ?? ""
-        guard channel.subaccounts else { return "account \(channel.apiUser ?? "") answered\(login) (status \(status))" }
+        let history = TwilioBulkExport.unavailable(channel).map { "; note: \($0)" } ?? ""
+        guard channel.subaccounts else { return "account \(channel.apiUser ?? "") answered\(login) (status \(status))\(history)" }
         var tally = APIClient.Tally()
         let found = try extractor.discover(&tally)
         return
-            "account \(channel.apiUser ?? "") answered\(login) (status \(status)); \(found.count) subaccounts listed, \(found.filter(\.selected).count) selected"
+            "account \(channel.apiUser ?? "") answered\(login) (status \(status)); \(found.count) subaccounts listed, \(found.filter(\.selected).count) selected\(history)"
     }
 
     package func probeFix(_ error: any Error, channel: ChannelConfig) -> String {

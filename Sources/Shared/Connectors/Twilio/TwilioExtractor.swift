@@ -58,6 +58,9 @@ struct TwilioExtractor: Sendable {
             secrets: channel.twilioSecrets, fetched: fetched
         ) { staging, tally in
             var records = 0
+            if let history = try history(job, whenRetrieved: whenRetrieved, now: now, staging: staging, tally: &tally) {
+                return StagedExtraction.Found(records: history, accounts: [channel.apiUser ?? ""])
+            }
             let accounts = try channel.subaccounts ? discoverAccounts(&tally) : [channel.apiUser ?? ""]
             var tsv = TSVWriter()
             switch job.resource {
@@ -70,7 +73,7 @@ struct TwilioExtractor: Sendable {
                 guard let twilioTable = job.resource.twilioTable, let list = job.resource.twilioList else {
                     throw JobError(jobID: job.jobID, errorClass: .permanent, message: "\(job.resource.rawValue) is not a Twilio resource")
                 }
-                if list.dayFilter != nil && job.day == nil {
+                if list.dayQuery != nil && job.day == nil {
                     throw JobError(jobID: job.jobID, errorClass: .permanent, message: "\(job.resource.rawValue) needs a day")
                 }
                 let page = PageStream(
@@ -78,16 +81,31 @@ struct TwilioExtractor: Sendable {
                         table: twilioTable, channelName: channel.name, whenRetrieved: whenRetrieved,
                         day: job.day))
                 for account in accounts {
-                    var query = "PageSize=\(pageSize)"
-                    if let filter = list.dayFilter, let day = job.day { query = "\(filter)=\(day)&" + query }
+                    var query = "PageSize=\(min(pageSize, list.maxPageSize))"
+                    if let dayQuery = list.dayQuery, let day = job.day { query = dayQuery(day) + "&" + query }
                     var links = try PageLinks(base: base, maxPages: maxPages)
                     var next: String? = "\(base)/2010-04-01/Accounts/\(account)/\(list.path)?\(query)"
                     while let url = next {
                         try links.visit(url)
                         page.begin()
-                        let result = try client.get(
-                            url, account: account, auth: channel.twilioAuth(client), tally: &tally,
-                            restart: page.restart, onChunk: page.feed, finish: page.finish)
+                        let result: PageResult
+                        do {
+                            result = try client.get(
+                                url, account: account, auth: channel.twilioAuth(client), tally: &tally,
+                                restart: page.restart, onChunk: page.feed, finish: page.finish)
+                        } catch let error as APIError where error.status == 404 && list.emptyWhenNotFound && links.visited == 1 {
+                            page.restart()  // a day without usage: nothing to read, not an error
+                            break
+                        } catch let error as APIError
+                            where error.code == 20004 && links.visited == 1 && TwilioBulkExport.exportName(job.resource) != nil
+                        {
+                            // The account keeps less than the default window (its owner shortened it): the day is history.
+                            throw JobError(
+                                jobID: job.jobID, errorClass: .permanent,
+                                message:
+                                    "\(error); the account keeps fewer days than Twilio's \(TwilioConnector.listWindow): plan this day with huskimo-planner backfill once it is older than \(TwilioConnector.listWindow) days, or ask Twilio support"
+                            )
+                        }
                         try staging.write(&page.tsv)
                         records += result.records
                         next = try result.nextPage.map(links.resolve)
@@ -100,6 +118,24 @@ struct TwilioExtractor: Sendable {
 
     private var base: String {
         channel.apiURL.withoutTrailingSlashes
+    }
+
+    /// A calls or messages day older than the list window, read through Bulk Export (``TwilioBulkExport``) into the
+    /// same table and partition; nil for any other job. The window is judged now, at extraction: a day planned inside
+    /// it that has left it since is read from the export, so the boundary never opens a gap.
+    private func history(
+        _ job: ExtractJob, whenRetrieved: String, now: Date, staging: StagingWriter, tally: inout APIClient.Tally
+    ) throws -> Int? {
+        let today = Day(ordinal: Int(now.timeIntervalSince1970.rounded(.down)) / 86_400)
+        guard let day = job.day, day < today.adding(days: -TwilioConnector.listWindow),
+            let exportName = TwilioBulkExport.exportName(job.resource), let table = job.resource.twilioTable
+        else { return nil }
+        if let why = TwilioBulkExport.unavailable(channel) {
+            throw JobError(jobID: job.jobID, errorClass: .permanent, message: "\(day) is older than the list window: \(why)")
+        }
+        let page = PageStream(TwilioPageConverter(table: table, channelName: channel.name, whenRetrieved: whenRetrieved, day: day), lines: true)
+        let export = TwilioBulkExport(channel: channel, client: client, options: TwilioBulkExport.Options.read(channel).options)
+        return try export.extract(resource: exportName, day: day, account: channel.apiUser ?? "", page: page, staging: staging, tally: &tally)
     }
 
     /// The parent and every subaccount the selection reads (``SubaccountSelection``), parent first.
@@ -184,8 +220,12 @@ final class PageStream: @unchecked Sendable {  // used by the one thread that ru
     /// The most one record, or one member around the list, may have.
     let maxPendingBytes: Int
 
-    init(_ converter: TwilioPageConverter, minBatchBytes: Int = 32 << 10, maxPendingBytes: Int = 1 << 20) {
+    /// JSON lines (Bulk Export's day files) rather than a list page.
+    let lines: Bool
+
+    init(_ converter: TwilioPageConverter, lines: Bool = false, minBatchBytes: Int = 32 << 10, maxPendingBytes: Int = 1 << 20) {
         self.converter = converter
+        self.lines = lines
         self.minBatchBytes = minBatchBytes
         self.maxPendingBytes = maxPendingBytes
     }
@@ -193,7 +233,7 @@ final class PageStream: @unchecked Sendable {  // used by the one thread that ru
     /// A new page begins at the rows converted so far.
     func begin() {
         mark = (tsv.count, tsv.rows)
-        progress = TwilioPageConverter.PageProgress()
+        progress = TwilioPageConverter.PageProgress(lines: lines)
         pending.removeAll(keepingCapacity: true)
     }
 

@@ -16,7 +16,7 @@ package final class TwilioPageConverter {
     /// For each column, the index of its key in `keys` (-1: no key).
     private let columnKey: [Int]
     /// What each column is, without payloads (the hot loop copies no strings).
-    private enum Kind { case channelName, whenRetrieved, text, date, integer, boolean, utf16Length }
+    private enum Kind { case channelName, whenRetrieved, text, date, day, integer, boolean, utf16Length }
     private let plan: [Kind]
     /// Per column: the most bytes a value may have (`varchar(n)`: n, counted in bytes as Redshift counts them, the
     /// stricter rule, since one staged file serves every target; 0: unbounded) and whether NULL is refused.
@@ -57,6 +57,7 @@ package final class TwilioPageConverter {
             case .whenRetrieved: return .whenRetrieved
             case .text: return .text
             case .date: return .date
+            case .day: return .day
             case .integer: return .integer
             case .boolean: return .boolean
             case .utf16Length: return .utf16Length
@@ -96,13 +97,16 @@ package final class TwilioPageConverter {
 
     /// How far a page streamed in has been converted (see ``convert(partial:progress:into:final:)``).
     package struct PageProgress: Sendable {
-        fileprivate enum Phase: Sendable { case begin, member(first: Bool), listStart, element, afterElement, done }
+        fileprivate enum Phase: Sendable { case begin, member(first: Bool), listStart, element, afterElement, done, line }
         fileprivate var phase = Phase.begin
         fileprivate(set) var nextPage: String?
         package fileprivate(set) var records = 0
         fileprivate var sawRecords = false
 
-        package init() {}
+        /// - Parameter lines: the bytes are JSON lines (one record per line, Bulk Export's files), not a list page.
+        package init(lines: Bool = false) {
+            if lines { phase = .line }
+        }
     }
 
     /// Converts the page's bytes as they arrive, without a second pass over them: `bytes` continue the page where
@@ -180,6 +184,12 @@ package final class TwilioPageConverter {
                         guard next == 0x2C else { throw scanner.fail("expected ',' or ']'") }
                         progress.phase = .element
                     }
+                case .line:
+                    // JSON lines: records separated by newlines (whitespace to the scanner), no envelope.
+                    if scanner.atEndSkippingWhitespace { return scanner.position }
+                    try readRecord(&scanner, slots, &predicted)
+                    try writeRow(UnsafeBufferPointer(slots), scanner: scanner, into: &writer, dates: &dates)
+                    progress.records += 1
                 case .done:
                     scanner.skipWhitespace()
                     guard scanner.position == bytes.count else { throw scanner.fail("data after the page") }
@@ -312,14 +322,27 @@ package final class TwilioPageConverter {
                 case .absent, .null: writer.null()
                 case .string where slot.count == 0: writer.null()
                 case .string:
-                    guard !slot.escaped, let seconds = RFC2822.seconds(bytes, slot.start, slot.end, cache: &dates) else {
+                    guard !slot.escaped,
+                        let seconds = RFC2822.seconds(bytes, slot.start, slot.end, cache: &dates)
+                            ?? ISO8601Time.seconds(bytes, slot.start, slot.end)
+                    else {
                         throw failure(
-                            table.columns[column].name, slots, scanner, "not an RFC 2822 date: \(try scanner.string(slot).prefix(40))")
+                            table.columns[column].name, slots, scanner,
+                            "neither an RFC 2822 date nor an ISO-8601 time: \(try scanner.string(slot).prefix(40))")
                     }
                     writer.beginField()
                     RFC2822.write(seconds, into: &writer, cache: &dates)
                 default:
                     throw failure(table.columns[column].name, slots, scanner, "expected a date string")
+                }
+            case .day:
+                switch slot.kind {
+                case .absent, .null: writer.null()
+                case .string where slot.count == 0: writer.null()
+                case .string where !slot.escaped && ISO8601Time.day(bytes, slot.start, slot.end) != nil:
+                    writer.plain(UnsafeRawBufferPointer(rebasing: bytes[slot.start..<slot.end]))
+                default:
+                    throw failure(table.columns[column].name, slots, scanner, "expected a day (YYYY-MM-DD)")
                 }
             case .integer:
                 switch slot.kind {
@@ -359,7 +382,10 @@ package final class TwilioPageConverter {
             // A partition holds exactly its day: it is replaced by its day's range, so a row outside it would
             // survive the next reload and be loaded twice. Such a record fails the job, named, instead.
             let slot = slots[partitionKey]
-            let seconds = slot.kind == .string ? RFC2822.seconds(bytes, slot.start, slot.end, cache: &dates) : nil
+            let seconds =
+                slot.kind == .string
+                ? RFC2822.seconds(bytes, slot.start, slot.end, cache: &dates) ?? ISO8601Time.seconds(bytes, slot.start, slot.end)
+                    ?? ISO8601Time.day(bytes, slot.start, slot.end).map { $0 * 86_400 } : nil
             let recordDay = seconds.map { Day(ordinal: $0 >= 0 ? $0 / 86_400 : ($0 - 86_399) / 86_400) }
             if recordDay != day {
                 let column = table.partitionColumn ?? "partition"

@@ -8,8 +8,11 @@ package enum ColumnSource: Sendable, Hashable {
     case whenRetrieved
     /// A JSON value as text: strings exactly (decoded), numbers and booleans as written, null → NULL.
     case text(String)
-    /// An RFC 2822 date (`Tue, 31 Aug 2010 20:36:28 +0000`) as a UTC timestamp; null or "" → NULL.
+    /// An RFC 2822 date (`Tue, 31 Aug 2010 20:36:28 +0000`, the 2010 API's) or an ISO-8601 time
+    /// (`2019-03-21T15:39:25Z`, Bulk Export's and usage records') as a UTC timestamp; null or "" → NULL.
     case date(String)
+    /// A calendar day (`2026-12-05`) as a date; null or "" → NULL.
+    case day(String)
     /// An integer given as a string or number; null or "" → NULL.
     case integer(String)
     /// A JSON boolean as `true` / `false`; null → NULL.
@@ -20,7 +23,7 @@ package enum ColumnSource: Sendable, Hashable {
     var jsonKey: String? {
         switch self {
         case .channelName, .whenRetrieved: return nil
-        case .text(let k), .date(let k), .integer(let k), .boolean(let k), .utf16Length(let k): return k
+        case .text(let k), .date(let k), .day(let k), .integer(let k), .boolean(let k), .utf16Length(let k): return k
         }
     }
 }
@@ -96,6 +99,17 @@ package struct TwilioTable: Sendable {
             ("sms_fallback_method", .text("sms_fallback_method")),
             ("sms_status_callback", .text("sms_status_callback")),
             ("address_requirements", .text("address_requirements")),
+        ])
+
+    /// `twilio_usage_records`: one row per (account, day, category) of `Usage/Records/Daily.json`.
+    package static let usageRecords = TwilioTable(
+        .usageRecords,
+        columns: [
+            ("channel_name", .channelName), ("when_retrieved", .whenRetrieved), ("account_sid", .text("account_sid")),
+            ("usage_date", .day("start_date")), ("category", .text("category")), ("description", .text("description")),
+            ("count", .integer("count")), ("count_unit", .text("count_unit")), ("usage", .text("usage")),
+            ("usage_unit", .text("usage_unit")), ("price", .text("price")), ("price_unit", .text("price_unit")),
+            ("as_of", .date("as_of")),
         ])
 
     /// `twilio_pricing_phone_numbers`: built from two levels of the Pricing API, not from one record.

@@ -25,6 +25,8 @@ package struct HTTPRequest: Sendable {
     package var redact: [Secret] = []
     /// Where a Bearer token comes from (OAuth): asked before every attempt, so a retry never sends an expired token.
     package var bearer: (any BearerTokenSource)?
+    /// Statuses besides 200 that are an answer rather than a failure (a redirect read, never followed).
+    package var alsoAccepted: Set<Int> = []
 
     package init(
         method: Method = .GET, url: String, headers: [(String, String)] = [], body: [UInt8]? = nil,
