@@ -19,7 +19,7 @@ struct Planner: AsyncParsableCommand {
         commandName: "huskimo-planner",
         abstract: "Plans Huskimo extract jobs and operates the fleet.", version: HuskimoVersion.current,
         subcommands: [
-            PlanCommand.self, RunCommand.self, StatusCommand.self, RequeueCommand.self, DDLCommand.self,
+            PlanCommand.self, RunCommand.self, BackfillCommand.self, StatusCommand.self, RequeueCommand.self, DDLCommand.self,
             ConfigCommand.self, CheckCommand.self, TopologyCommand.self, MetricsCommand.self,
         ])
 }
@@ -78,6 +78,33 @@ struct PlanCommand: AsyncParsableCommand {
             let logger = CommandSupport.logger("huskimo.planner")
             let loaded = try CommandSupport.loadConfig(config)
             _ = try await Planning.planAndPublish(loaded, try selection.selection(loaded), dryRun: dryRun, logger: logger)
+        }
+    }
+}
+
+struct BackfillCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "backfill",
+        abstract:
+            "Plans a channel's history older than its list window (Twilio calls and messages through Bulk Export), paced to the export quota; later plans and runs go on with what is left."
+    )
+    @Option(help: "Path to the YAML configuration.") var config: String
+    @Option(help: "The channel.") var channel: String
+    @Option(help: "Only this resource (repeatable; default: every resource with history).") var resource: [String] = []
+    @Option(help: ArgumentHelp("First day.", valueName: "YYYY-MM-DD")) var from: Day
+    @Option(help: ArgumentHelp("Last day, inclusive (at least two days ago).", valueName: "YYYY-MM-DD")) var to: Day
+    @Flag(help: "Print what would be planned; record and publish nothing.") var dryRun = false
+
+    func run() async throws {
+        try await command {
+            var resources: [Resource] = []
+            for name in resource {
+                guard let r = Resource(rawValue: name) else { throw CommandFailure.usage("unknown resource \(name)") }
+                resources.append(r)
+            }
+            _ = try await Backfill.run(
+                try CommandSupport.loadConfig(config), channel: channel, resources: resources, from: from, to: to, dryRun: dryRun,
+                logger: CommandSupport.logger("huskimo.backfill"))
         }
     }
 }

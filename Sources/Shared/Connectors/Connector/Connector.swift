@@ -40,6 +40,8 @@ package protocol Connector: Sendable {
     func accounts(_ channel: ChannelConfig, context: ExtractContext) throws -> String?
     /// What to fix when ``probe(_:context:)`` failed with `error`.
     func probeFix(_ error: any Error, channel: ChannelConfig) -> String
+    /// Days older than its list window that a bulk API serves (nil: none).
+    func history(_ channel: ChannelConfig) -> HistoryPolicy?
 }
 
 /// What every connector extracts with: one HTTP client with its account limiters, S3, the staging folder, limits.
@@ -142,6 +144,7 @@ extension Connector {
     package var channelKeys: [String] { [] }
     package var secretChannelKeys: [String] { [] }
     package func accounts(_ channel: ChannelConfig, context: ExtractContext) throws -> String? { nil }
+    package func history(_ channel: ChannelConfig) -> HistoryPolicy? { nil }
 
     /// The fix for a failed probe, by what went wrong: refused credentials (`credentials`: which keys to check), not
     /// found (`notFound`), unreachable, or an answer Huskimo does not expect.
@@ -161,4 +164,19 @@ extension ConnectorRegistry {
         guard let connector = connector(for: channel.type) else { preconditionFailure("no connector for channel type \(channel.type)") }
         return connector
     }
+}
+
+/// What a connector reads beyond its list window through a bulk API (Twilio's Bulk Export), and the quota that
+/// paces it: `huskimo-planner backfill` plans those days, at most ``daysPerDay`` per ``quotaKey`` and UTC day.
+package struct HistoryPolicy: Sendable {
+    /// The resources history serves (Twilio: calls and messages).
+    package var resources: [Resource]
+    /// Days older than today minus this many are history; newer ones are read from the lists.
+    package var listWindow: Int
+    /// History days one quota key may have planned per UTC day.
+    package var daysPerDay: Int
+    /// Channels with the same key share the quota (Twilio: the account SID; subaccounts share their parent's).
+    package var quotaKey: String
+    /// Why this channel cannot read history (nil: it can).
+    package var unavailable: String?
 }

@@ -125,6 +125,14 @@ struct TwilioConnector: Connector {
                 ? nil : "older than Twilio's \(TwilioConnector.listWindow)-day list window (calls and messages: huskimo-planner backfill reads them through Bulk Export)")
     }
 
+    /// Calls and messages older than the list window, through Bulk Export; 366 export days per account and UTC day.
+    package func history(_ channel: ChannelConfig) -> HistoryPolicy? {
+        HistoryPolicy(
+            resources: [.calls, .messages], listWindow: TwilioConnector.listWindow,
+            daysPerDay: TwilioBulkExport.Options.read(channel).options.daysPerDay, quotaKey: channel.apiUser ?? "",
+            unavailable: TwilioBulkExport.unavailable(channel))
+    }
+
     package func extract(
         _ job: ExtractJob, channel: ChannelConfig, context: ExtractContext, fetched: (@Sendable () -> Void)?
     ) throws

@@ -49,8 +49,26 @@ package enum Planning {
         let started = Date()
         var loaded: @Sendable (String, String) -> Set<Day> = { _, _ in [] }
         if selection.days == nil && config.fetch.startDate != nil { loaded = try await Blocking.run { try loadedDays(config, selection) } }
-        let (jobs, warnings) = JobPlanner(config: config).plan(selection, runID: runID, loadedDays: loaded)
+        var (jobs, warnings) = JobPlanner(config: config).plan(selection, runID: runID, loadedDays: loaded)
         for warning in warnings { logger.warning("\(warning)") }
+        // A backfill asked for earlier goes on where it stopped, as far as today's quota allows (not in a dry run, which
+        // would count nothing against it, nor for explicit days).
+        var history = Backfill.Due()
+        if selection.days == nil, !dryRun {
+            do {
+                history = try await Blocking.run {
+                    try Backfill.due(config, today: .today, channels: selection.channels.isEmpty ? nil : Set(selection.channels))
+                }
+                history.rows.removeAll { !selection.resources.isEmpty && !selection.resources.map(\.rawValue).contains($0.resource) }
+                for line in history.lines { logger.info("\(line)") }
+            } catch {
+                logger.warning("history: cannot read the backfills asked for (\(error)); `huskimo-planner ddl --apply` adds history_days")
+            }
+            let stamp = UTCTime.iso(Date())
+            jobs += history.rows.compactMap { row in
+                Resource(rawValue: row.resource).map { ExtractJob(runID: runID, channel: row.channel, resource: $0, day: row.day, plannedAt: stamp) }
+            }
+        }
         var counts: [String: Int] = [:]
         var days: [String: [Day]] = [:]
         for job in jobs {
@@ -72,6 +90,14 @@ package enum Planning {
             try await driver.publish(messages(jobs, topology: FleetTopology(config)))
         } catch {
             throw CommandFailure.failed("planning failed: publishing \(jobs.count) jobs: \(error)")
+        }
+        if !history.rows.isEmpty {
+            let rows = history.rows
+            do {
+                try await Blocking.run { try Backfill.markPlanned(config, rows, today: .today) }
+            } catch {
+                logger.warning("history: planned \(history.rows.count) days but cannot record it (\(error)): the next plan may plan them again")
+            }
         }
         print(
             "planned run \(runID): \(jobs.count) jobs (\(counts.count) channel × resource groups) in \(String(format: "%.2f", -started.timeIntervalSinceNow)) s"

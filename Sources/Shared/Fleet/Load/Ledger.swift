@@ -70,6 +70,7 @@ struct Ledger: Sendable {
             )\(dialect.bookkeepingTableEnd(sortKey: ["target"]));
 
             """
+        out += HistoryBook.ddl(dialect, schema: schema)
         return out
     }
 

@@ -59,6 +59,8 @@ struct FleetStatus: Sendable, Codable {
     var freshness: [Freshness] = []
     /// Per target, table and channel: what the last pass of reloads (a settle pass) changed.
     var reloads: [Reload] = []
+    /// Per channel and resource with a backfill asked for: the history days not loaded yet and how many fit today's quota.
+    var history: [String] = []
     package var problems: [String] = []
     /// For each channel that discovers its accounts, which it finds and which it reads (``Planning/accountLines``).
     package var accounts: [String] = []
@@ -84,6 +86,7 @@ struct FleetStatus: Sendable, Codable {
         let (freshness, reloads, problems) = (try? await Blocking.run { ledgers(targets) }) ?? ([], [], [])
         status.freshness = freshness
         status.reloads = reloads
+        status.history = (try? await Blocking.run { try Backfill.due(config, today: .today).lines }) ?? []
         status.problems += problems
         return status
     }
@@ -242,6 +245,11 @@ struct FleetStatus: Sendable, Codable {
                     "  \(r.target) / \(p.table) / \(p.channel): \(p.replaced) replaced (\(p.changed) changed, \(p.added) added, "
                         + "\(p.removed) removed), \(p.identical) identical, \(p.newPartitions) new, \(p.lastLoadedAt ?? "-")")
             }
+        }
+        if !history.isEmpty {
+            lines.append("")
+            lines.append("HISTORY (backfills through Bulk Export; plan and run go on with what is left)")
+            lines += history.map { "  " + $0 }
         }
         if !accounts.isEmpty {
             lines.append("")
