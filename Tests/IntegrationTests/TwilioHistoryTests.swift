@@ -1,0 +1,99 @@
+import Foundation
+import HuskimoTesting
+import SandboxKit
+import Testing
+
+@testable import HuskimoConnectors
+@testable import HuskimoCore
+@testable import HuskimoFleet
+
+/// Twilio beyond the list window: three years of an account's messages, the oldest through Bulk Export, paced to the
+/// export quota over two planning days, meet the list window's days with no gap and no overlap.
+@Suite(.serialized, .timeLimit(.minutes(8)))
+struct TwilioHistoryTests {
+    static let account = SandboxAccount.defaults.first { $0.sid == SandboxAccount.sid(5) }!
+
+    @Test func threeYearsOfMessagesThroughBulkExportMeetTheListWindow() throws {
+        let fleet = try FleetHarness(accounts: [("hist", Self.account)])
+        defer { fleet.cleanUp() }
+        fleet.twilioOptions["hist"] = "bulkexports_url: \"http://127.0.0.1:\(fleet.server.port)\", bulkexport_poll_s: 0.02"
+        try fleet.writeConfig()
+        try fleet.applyDDL()
+        let today = Day.today
+        let (from, to) = (today.adding(days: -3 * 365), today.adding(days: -2))
+        let oldestListed = today.adding(days: -TwilioConnector.listWindow)
+        let historyDays = oldestListed.ordinal - from.ordinal  // every day before the list window's oldest
+        #expect(historyDays > 366, "more history than one day's quota")
+
+        // First planning day: the list window's days, and the newest 366 history days (the quota).
+        var (code, output) = try fleet.run(
+            "huskimo-planner",
+            ["backfill", "--config", fleet.configPath, "--channel", "hist", "--resource", "messages", "--from", "\(from)", "--to", "\(to)"])
+        #expect(code == 0, "\(output)")
+        #expect(output.contains("366 history days through Bulk Export"), "\(output)")
+        #expect(output.contains("history of hist messages: \(historyDays) days not loaded (oldest \(from)); 366 of them fit"), "\(output)")
+        try drain(fleet)
+        (code, output) = try fleet.run("huskimo-planner", ["status", "--config", fleet.configPath])
+        #expect(output.contains("history of hist messages: \(historyDays - 366) days not loaded (oldest \(from)); 0 of them fit"), "\(output)")
+
+        // The next UTC day (the quota's bookkeeping moved back a day, the sandbox's quota renewed): plan goes on with
+        // what is left.
+        fleet.api.setFaults(SandboxFaults(bulkExportQuota: 2 * 366))
+        let pg = try PostgresConnection(try TestServices.postgres())
+        _ = try pg.query("UPDATE \(fleet.id).history_days SET planned_on = $1 WHERE planned_on = $2", ["\(today.adding(days: -1))", "\(today)"])
+        try fleet.plan(["--channel", "hist", "--resource", "messages"])
+        try drain(fleet)
+
+        // Every day from three years ago to yesterday exactly once; the days either side of the boundary whole.
+        let days = (from.ordinal...today.ordinal - 1).map(Day.init(ordinal:))
+        try fleet.expectExact(days: days, resources: [.messages])
+        for day in [oldestListed.adding(days: -1), oldestListed] {
+            let expected = SandboxAPI.expected(Self.account, "messages", day: day)
+            let sids = try pg.query(
+                "SELECT sid FROM \(fleet.id).twilio_messages WHERE date_sent >= $1::timestamp AND date_sent < $2::timestamp ORDER BY sid",
+                ["\(day) 00:00:00", "\(day.adding(days: 1)) 00:00:00"]
+            ).map { $0[0]! }
+            #expect(SandboxAPI.checksum(sids) == expected.checksum, "day \(day) (\(sids.count) rows, expected \(expected.count))")
+        }
+        // What an export does not carry stays NULL; what it carries is there.
+        let old = try pg.query(
+            "SELECT count(*), count(api_version), count(date_sent) FROM \(fleet.id).twilio_messages WHERE date_sent < $1::timestamp",
+            ["\(oldestListed) 00:00:00"])[0]
+        #expect(old[1] == "0" && old[0] == old[2] && Int(old[0]!)! > 0, "\(old)")
+        let stats = fleet.api.currentStats
+        #expect(stats.exportJobsCreated == historyDays, "one export job per history day, none twice")
+        #expect(stats.exportDownloadsWithCredentials == 0 && stats.listWindowRefused == 0)
+        #expect(stats.exportDaysRefused == 0, "planning kept to the quota")
+
+        // Asked again: nothing left to plan.
+        (code, output) = try fleet.run(
+            "huskimo-planner",
+            ["backfill", "--config", fleet.configPath, "--channel", "hist", "--resource", "messages", "--from", "\(from)", "--to", "\(to)"])
+        #expect(code == 0 && output.contains("planned \(to.ordinal - oldestListed.ordinal + 1) jobs for hist: 0 history days"), "\(output)")
+    }
+
+    /// Refusals that name what is wrong: a resource without history, a region without Bulk Export.
+    @Test func backfillRefusesWhatBulkExportCannotServe() throws {
+        let fleet = try FleetHarness(accounts: [("hist", Self.account)])
+        defer { fleet.cleanUp() }
+        let old = Day.today.adding(days: -500)
+        var (code, output) = try fleet.run(
+            "huskimo-planner",
+            ["backfill", "--config", fleet.configPath, "--channel", "hist", "--resource", "recordings", "--from", "\(old)", "--to", "\(old)"])
+        #expect(code == 2 && output.contains("recordings has no history API"), "\(output)")
+        fleet.twilioOptions["hist"] = "region: ie1, edge: dublin"
+        try fleet.writeConfig()
+        (code, output) = try fleet.run(
+            "huskimo-planner", ["backfill", "--config", fleet.configPath, "--channel", "hist", "--from", "\(old)", "--to", "\(old)"])
+        #expect(code == 1 && output.contains("Bulk Export is not offered in IE1"), "\(output)")
+    }
+
+    func drain(_ fleet: FleetHarness) throws {
+        let started = Date()
+        let worker = try fleet.worker("w-\(UInt32.random(in: 0...UInt32.max)).log", concurrency: 8)
+        #expect(fleet.wait(worker, timeout: 400) == 0)
+        print("drained the extract queue in \(Int(-started.timeIntervalSinceNow)) s")
+        let loader = try fleet.loader("l-\(UInt32.random(in: 0...UInt32.max)).log")
+        #expect(fleet.wait(loader, timeout: 400) == 0)
+    }
+}
