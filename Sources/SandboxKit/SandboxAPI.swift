@@ -424,12 +424,14 @@ package final class SandboxAPI: Sendable {
             let start = (Int(request.parameter("Page") ?? "0") ?? 0) * size
             let key = "\(account.sid)|\(resource)|\(Day(ordinal: days[0]))"
             let short = start + size >= records.count ? faults.withLock { $0.twilioShortDays["\(Day(ordinal: days[0]))"] ?? 0 } : 0
-            let served = short > 0 && shortLeft.withLock { left -> Bool in
-                let used = left[key, default: 0]
-                guard used < short else { return false }
-                left[key] = used + 1
-                return true
-            }
+            let served =
+                short > 0
+                && shortLeft.withLock { left -> Bool in
+                    let used = left[key, default: 0]
+                    guard used < short else { return false }
+                    left[key] = used + 1
+                    return true
+                }
             if served {
                 stats.withLock { $0.shortLists += 1 }
                 records.removeLast()

@@ -113,7 +113,9 @@ extension SandboxAPI {
             let done = polls >= f.bulkExportPolls
             if done {
                 bulkExports.withLock { state in
-                    for day in job.start.ordinal...job.end.ordinal { state.files.insert("\(caller.sid)|\(job.resource)|\(Day(ordinal: day))") }
+                    for day in job.start.ordinal...job.end.ordinal {
+                        state.files.insert("\(caller.sid)|\(job.resource)|\(Day(ordinal: day))")
+                    }
                 }
             }
             return .json(200, Array(SandboxBulkExport.jobJSON(job, state: done ? "COMPLETED" : "RUNNING").utf8))
@@ -155,7 +157,9 @@ extension SandboxAPI {
             return .json(200, Array(body.utf8))
         }
         if parts.count == 5, parts[3] == "Days", let day = Day(parts[4]) {
-            guard bulkExports.withLock({ $0.files.contains("\(caller.sid)|\(parts[2])|\(day)") }) else { return Self.notFound(request.path) }
+            guard bulkExports.withLock({ $0.files.contains("\(caller.sid)|\(parts[2])|\(day)") }) else {
+                return Self.notFound(request.path)
+            }
             stats.withLock { $0.exportDayRedirects += 1 }
             let signature = Digest.sha256Hex(Array("export|\(caller.sid)|\(parts[2])|\(day)".utf8)).prefix(32)
             let location = "\(Self.base(request))/sandbox-exports/\(caller.sid)/\(parts[2])/\(day).json.gz?X-Amz-Signature=\(signature)"
@@ -179,9 +183,11 @@ extension SandboxAPI {
         guard parts.count == 4, let account = accounts.first(where: { $0.sid == parts[1] }),
             let resource = SandboxBulkExport.resources[parts[2]], parts[3].hasSuffix(".json.gz"),
             let day = Day(String(parts[3].dropLast(8))),
-            request.parameter("X-Amz-Signature") == String(Digest.sha256Hex(Array("export|\(account.sid)|\(parts[2])|\(day)".utf8)).prefix(32))
+            request.parameter("X-Amz-Signature")
+                == String(Digest.sha256Hex(Array("export|\(account.sid)|\(parts[2])|\(day)".utf8)).prefix(32))
         else {
-            return .ok(status: 403, headers: [("Content-Type", "application/xml")], body: Array("<Error><Code>AccessDenied</Code></Error>".utf8))
+            return .ok(
+                status: 403, headers: [("Content-Type", "application/xml")], body: Array("<Error><Code>AccessDenied</Code></Error>".utf8))
         }
         stats.withLock { $0.exportDownloads += 1 }
         let revision = faults.withLock { $0.twilioRevision }

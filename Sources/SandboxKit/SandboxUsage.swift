@@ -49,8 +49,10 @@ enum SandboxUsage {
             o.string("price", String(format: "%.4f", Double(usage) * 0.0085))
             o.string("price_unit", "usd")
             o.string("start_date", date)
-            o.raw("subresource_uris", "{\"all_time\": \"/2010-04-01/Accounts/\(owner.sid)/Usage/Records/AllTime.json?Category=\(category)\"}")
-            o.string("uri", "/2010-04-01/Accounts/\(owner.sid)/Usage/Records/Daily.json?Category=\(category)&StartDate=\(date)&EndDate=\(date)")
+            o.raw(
+                "subresource_uris", "{\"all_time\": \"/2010-04-01/Accounts/\(owner.sid)/Usage/Records/AllTime.json?Category=\(category)\"}")
+            o.string(
+                "uri", "/2010-04-01/Accounts/\(owner.sid)/Usage/Records/Daily.json?Category=\(category)&StartDate=\(date)&EndDate=\(date)")
             o.string("usage", String(usage))
             o.string("usage_unit", usageUnit)
             return SandboxData.Record(sid: "UR\(owner.sid.dropFirst(2))\(category)", time: day * 86_400, json: o.finish())

@@ -392,3 +392,81 @@ import Testing
         #expect(TSVReader.rows(writer.buffer) == [["1", "a\tb\nc\rd\\e\"f😀", "", nil, "\\N", "nul\u{FFFD}here"]])
     }
 }
+
+/// Bulk Export's day files (JSON lines, ISO-8601 times) and usage records (a plain day, an ISO time with an offset).
+@Suite struct TwilioExportConversionTests {
+    @Test func iso8601TimesAndDaysParseToUTCAndRefuseWhatIsNot() {
+        func seconds(_ text: String) -> Int? { Array(text.utf8).withUnsafeBytes { ISO8601Time.seconds($0, 0, $0.count) } }
+        func day(_ text: String) -> Int? { Array(text.utf8).withUnsafeBytes { ISO8601Time.day($0, 0, $0.count) } }
+        let base = Day("2019-03-21")!.ordinal * 86_400 + 15 * 3600 + 39 * 60 + 25
+        #expect(seconds("2019-03-21T15:39:25Z") == base)
+        #expect(seconds("2019-03-21T15:39:25.123456Z") == base)
+        #expect(seconds("2019-03-21T17:39:25+02:00") == base)
+        #expect(seconds("2019-03-21T12:39:25-0300") == base)
+        #expect(seconds("2019-03-21 15:39:25Z") == base)
+        for bad in [
+            "2019-03-21T15:39:25", "2019-02-30T15:39:25Z", "2019-03-21T25:39:25Z", "2019-03-21T15:39:25Zx", "2019-03-21T15:39:25.Z", "x",
+        ] {
+            #expect(seconds(bad) == nil, "\(bad)")
+        }
+        #expect(day("2026-12-05") == Day("2026-12-05")!.ordinal)
+        #expect(day("2026-13-05") == nil && day("2026-2-05") == nil && day("2024-02-29") != nil && day("2025-02-29") == nil)
+    }
+
+    @Test func jsonLinesConvertInAnyChunkingIntoTheListsColumns() throws {
+        let lines =
+            (0..<20).map { i in
+                #"{"account_sid": "AC1", "body": "hé\n\"\#(i)\"", "date_created": "2023-04-01T00:00:0\#(i % 10)Z", "date_sent": "2023-04-01T10:00:\#(String(format: "%02d", i))Z", "direction": "outbound-api", "from": "+1", "num_media": 0, "num_segments": \#(1 + i % 3), "price": null, "sid": "SM\#(i)", "status": "delivered", "to": "+2"}"#
+            }.joined(separator: "\n") + "\n"
+        var results: [[[String?]]] = []
+        for size in [1, 7, 64, 100_000] {
+            let page = PageStream(
+                TwilioPageConverter(table: .messages, channelName: "c", whenRetrieved: "2026-12-06 00:00:00", day: Day("2023-04-01")),
+                lines: true, minBatchBytes: 0)
+            page.begin()
+            let bytes = Array(lines.utf8)
+            for start in stride(from: 0, to: bytes.count, by: size) {
+                try bytes[start..<min(start + size, bytes.count)].withUnsafeBytes { try page.feed($0) }
+            }
+            #expect(try page.finish().records == 20)
+            results.append(TSVReader.rows(page.tsv.buffer))
+        }
+        #expect(results.allSatisfy { $0 == results[0] })
+        let row = results[0][4]
+        let columns = TwilioTable.messages.columnNames
+        #expect(row[columns.firstIndex(of: "date_sent")!] == "2023-04-01 10:00:04")
+        #expect(row[columns.firstIndex(of: "api_version")!] == nil, "not in an export: NULL")
+        #expect(row[columns.firstIndex(of: "body_length")!] == "6")
+        #expect(row[columns.firstIndex(of: "num_segments")!] == "2")
+
+        // A record of another day fails the file, named; a line cut short is an error, not a row.
+        for (bad, reason) in [
+            (#"{"sid": "SM9", "account_sid": "AC1", "date_sent": "2023-04-02T00:00:00Z"}"#, "outside the job's day"),
+            (#"{"sid": "SM9", "account_sid": "AC1", "date_sent": "2023-04-01T00:00"#, "truncated"),
+        ] {
+            let page = PageStream(
+                TwilioPageConverter(table: .messages, channelName: "c", whenRetrieved: "2026-12-06 00:00:00", day: Day("2023-04-01")),
+                lines: true)
+            page.begin()
+            #expect(throws: (any Error).self, "\(reason)") {
+                try Array(bad.utf8).withUnsafeBytes { try page.feed($0) }
+                _ = try page.finish()
+            }
+        }
+    }
+
+    @Test func usageRecordsKeepTheirDayAndCounts() throws {
+        let json = #"""
+            {"usage_records": [{"account_sid": "AC1", "as_of": "2026-12-06T03:00:00+00:00", "category": "calls", "count": "12", "count_unit": "calls", "description": "Voice Minutes", "end_date": "2026-12-05", "price": "1.2300", "price_unit": "usd", "start_date": "2026-12-05", "usage": "34", "usage_unit": "minutes"}], "next_page_uri": null}
+            """#
+        let (rows, result) = try TwilioConversionTests.convert(.usageRecords, json, day: Day("2026-12-05"))
+        #expect(result.records == 1)
+        #expect(
+            rows[0] == [
+                "acme\tus", "2026-11-29 04:30:00", "AC1", "2026-12-05", "calls", "Voice Minutes", "12", "calls", "34", "minutes", "1.2300",
+                "usd", "2026-12-06 03:00:00",
+            ])
+        let other = json.replacingOccurrences(of: "\"start_date\": \"2026-12-05\"", with: "\"start_date\": \"2026-12-04\"")
+        #expect(throws: ConversionError.self) { try TwilioConversionTests.convert(.usageRecords, other, day: Day("2026-12-05")) }
+    }
+}

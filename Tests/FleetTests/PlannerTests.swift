@@ -24,9 +24,10 @@ import Testing
         let planner = JobPlanner(config: try Self.config())
         let days = [Day("2026-11-27")!, Day("2026-11-28")!]
         let (jobs, warnings) = planner.plan(PlanSelection(days: days), runID: "r", today: Day("2026-11-29")!)
-        // 2 Twilio channels × (3 day resources × 2 days + 4 snapshots: numbers and three pricings) + 1 Singular channel ×
-        // 2 resources × 2 days
-        #expect(jobs.count == 2 * (3 * 2 + 4) + 2 * 2)
+        // 2 Twilio channels × (4 day resources (calls, messages, recordings, usage records) × 2 days + 4 snapshots:
+        // numbers and three pricings) + 1 Singular channel × 2 resources × 2 days
+        #expect(jobs.count == 2 * (4 * 2 + 4) + 2 * 2)
+        #expect(jobs.contains { $0.jobID == "twilio/b/usage_records/2026-11-27" })
         #expect(
             jobs.contains { $0.jobID == "twilio/a/pricing_voice/snapshot" }
                 && jobs.contains { $0.jobID == "twilio/b/pricing_messaging/snapshot" })

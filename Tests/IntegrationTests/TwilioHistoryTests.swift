@@ -34,13 +34,15 @@ struct TwilioHistoryTests {
         #expect(output.contains("history of hist messages: \(historyDays) days not loaded (oldest \(from)); 366 of them fit"), "\(output)")
         try drain(fleet)
         (code, output) = try fleet.run("huskimo-planner", ["status", "--config", fleet.configPath])
-        #expect(output.contains("history of hist messages: \(historyDays - 366) days not loaded (oldest \(from)); 0 of them fit"), "\(output)")
+        #expect(
+            output.contains("history of hist messages: \(historyDays - 366) days not loaded (oldest \(from)); 0 of them fit"), "\(output)")
 
         // The next UTC day (the quota's bookkeeping moved back a day, the sandbox's quota renewed): plan goes on with
         // what is left.
         fleet.api.setFaults(SandboxFaults(bulkExportQuota: 2 * 366))
         let pg = try PostgresConnection(try TestServices.postgres())
-        _ = try pg.query("UPDATE \(fleet.id).history_days SET planned_on = $1 WHERE planned_on = $2", ["\(today.adding(days: -1))", "\(today)"])
+        _ = try pg.query(
+            "UPDATE \(fleet.id).history_days SET planned_on = $1 WHERE planned_on = $2", ["\(today.adding(days: -1))", "\(today)"])
         try fleet.plan(["--channel", "hist", "--resource", "messages"])
         try drain(fleet)
 
@@ -79,13 +81,49 @@ struct TwilioHistoryTests {
         let old = Day.today.adding(days: -500)
         var (code, output) = try fleet.run(
             "huskimo-planner",
-            ["backfill", "--config", fleet.configPath, "--channel", "hist", "--resource", "recordings", "--from", "\(old)", "--to", "\(old)"])
+            [
+                "backfill", "--config", fleet.configPath, "--channel", "hist", "--resource", "recordings", "--from", "\(old)", "--to",
+                "\(old)",
+            ])
         #expect(code == 2 && output.contains("recordings has no history API"), "\(output)")
         fleet.twilioOptions["hist"] = "region: ie1, edge: dublin"
         try fleet.writeConfig()
         (code, output) = try fleet.run(
             "huskimo-planner", ["backfill", "--config", fleet.configPath, "--channel", "hist", "--from", "\(old)", "--to", "\(old)"])
         #expect(code == 1 && output.contains("Bulk Export is not offered in IE1"), "\(output)")
+    }
+
+    /// Daily usage of an account with subaccounts: its own figures only (IncludeSubaccounts=false), pages of at most
+    /// 100, a partition per day; its billed call and message counts agree with the rows loaded for the same days.
+    @Test func usageRecordsLoadPerDayAndAgreeWithTheRows() throws {
+        let parent = SandboxAccount.defaults[0]
+        let fleet = try FleetHarness(accounts: [("us", parent)])
+        defer { fleet.cleanUp() }
+        try fleet.applyDDL()
+        let days = (5...9).map { Day.today.adding(days: -$0) }
+        try fleet.plan([
+            "--from", "\(days.last!)", "--to", "\(days.first!)", "--resource", "usage_records", "--resource", "calls", "--resource",
+            "messages",
+        ])
+        try drain(fleet)
+        let pg = try PostgresConnection(try TestServices.postgres())
+        let s = fleet.id
+        let rows = try pg.query(
+            """
+            SELECT to_char(u.usage_date, 'YYYY-MM-DD'), u."count",
+                   (SELECT count(*) FROM \(s).twilio_calls c WHERE c.status = 'completed' AND c.start_time >= u.usage_date
+                        AND c.start_time < u.usage_date + 1)
+            FROM \(s).twilio_usage_records u WHERE u.category = 'calls' ORDER BY 1
+            """)
+        #expect(rows.count == days.count, "\(rows)")
+        for row in rows { #expect(row[1] == row[2], "billed calls of \(row[0] ?? "?") against the completed calls loaded: \(row)") }
+        let messages = try pg.query(
+            """
+            SELECT sum("count") FROM \(s).twilio_usage_records WHERE category IN ('sms', 'mms')
+            """)[0][0]
+        #expect(messages == "\(try fleet.rows("twilio_messages", channel: "us"))", "every sandbox message is billed")
+        #expect(try pg.query("SELECT count(DISTINCT account_sid) FROM \(s).twilio_usage_records")[0][0] == "1", "the parent's own figures")
+        #expect(fleet.api.currentStats.usagePagesTooLarge == 0 && fleet.api.currentStats.usagePages >= days.count)
     }
 
     func drain(_ fleet: FleetHarness) throws {

@@ -131,6 +131,23 @@ CREATE TABLE IF NOT EXISTS "huskimo".twilio_pricing_messaging (
 );
 CREATE INDEX IF NOT EXISTS twilio_pricing_messaging_partition ON "huskimo".twilio_pricing_messaging (channel_name);
 
+CREATE TABLE IF NOT EXISTS "huskimo".twilio_usage_records (
+    channel_name             varchar(512) NOT NULL,
+    when_retrieved           timestamp NOT NULL,
+    account_sid              varchar(34) NOT NULL,
+    usage_date               date NOT NULL,
+    category                 varchar(128) NOT NULL,
+    description              varchar(512),
+    "count"                  bigint,
+    count_unit               varchar(64),
+    "usage"                  varchar(128),
+    usage_unit               varchar(64),
+    price                    varchar(128),
+    price_unit               varchar(8),
+    as_of                    timestamp
+);
+CREATE INDEX IF NOT EXISTS twilio_usage_records_partition ON "huskimo".twilio_usage_records (channel_name, usage_date);
+
 CREATE TABLE IF NOT EXISTS "huskimo".singular_campaigns (
     channel_name             varchar(512) NOT NULL,
     when_retrieved           timestamp NOT NULL,
@@ -222,6 +239,18 @@ CREATE INDEX IF NOT EXISTS load_reports_partition ON "huskimo".load_reports (tab
 -- never the data table, whose readers would wait for the whole load.
 CREATE TABLE IF NOT EXISTS "huskimo".load_lock (
     target                   varchar(200)
+);
+
+-- Days of history asked for by huskimo-planner backfill (Twilio's Bulk Export), and the UTC day each was last
+-- planned: the export-day quota is paced from it, and status counts the days not loaded yet.
+CREATE TABLE IF NOT EXISTS "huskimo".history_days (
+    channel_name             varchar(512) NOT NULL,
+    resource                 varchar(64) NOT NULL,
+    day_key                  varchar(10) NOT NULL,
+    quota_key                varchar(128) NOT NULL,
+    requested_at             timestamptz NOT NULL DEFAULT now(),
+    planned_on               varchar(10),
+    PRIMARY KEY (channel_name, resource, day_key)
 );
 
 -- The latest retrieval of each (channel, reporting day): Singular restates spend for weeks and every run

@@ -131,6 +131,23 @@ CREATE TABLE IF NOT EXISTS "huskimo".twilio_pricing_messaging (
 )
 DISTSTYLE KEY DISTKEY (iso_country) SORTKEY (when_retrieved);
 
+CREATE TABLE IF NOT EXISTS "huskimo".twilio_usage_records (
+    channel_name             varchar(512) NOT NULL,
+    when_retrieved           timestamp NOT NULL,
+    account_sid              varchar(34) NOT NULL,
+    usage_date               date NOT NULL,
+    category                 varchar(128) NOT NULL,
+    description              varchar(512),
+    "count"                  bigint,
+    count_unit               varchar(64),
+    "usage"                  varchar(128),
+    usage_unit               varchar(64),
+    price                    varchar(128),
+    price_unit               varchar(8),
+    as_of                    timestamp
+)
+DISTSTYLE KEY DISTKEY (account_sid) SORTKEY (usage_date, when_retrieved);
+
 CREATE TABLE IF NOT EXISTS "huskimo".singular_campaigns (
     channel_name             varchar(512) NOT NULL,
     when_retrieved           timestamp NOT NULL,
@@ -224,6 +241,19 @@ CREATE TABLE IF NOT EXISTS "huskimo".load_lock (
     target                   varchar(200)
 )
 DISTSTYLE ALL SORTKEY (target);
+
+-- Days of history asked for by huskimo-planner backfill (Twilio's Bulk Export), and the UTC day each was last
+-- planned: the export-day quota is paced from it, and status counts the days not loaded yet.
+CREATE TABLE IF NOT EXISTS "huskimo".history_days (
+    channel_name             varchar(512) NOT NULL,
+    resource                 varchar(64) NOT NULL,
+    day_key                  varchar(10) NOT NULL,
+    quota_key                varchar(128) NOT NULL,
+    requested_at             timestamp NOT NULL DEFAULT getdate(),
+    planned_on               varchar(10),
+    PRIMARY KEY (channel_name, resource, day_key)
+)
+DISTSTYLE ALL SORTKEY (channel_name, resource, day_key);
 
 -- The latest retrieval of each (channel, reporting day): Singular restates spend for weeks and every run
 -- appends a snapshot; most queries want only the newest one.

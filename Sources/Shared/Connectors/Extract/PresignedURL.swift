@@ -14,7 +14,8 @@ package enum PresignedURL {
         guard url.utf8.count <= 8192, url.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "\\") }),
             let origin = PageLinks.origin(of: url), let api = PageLinks.origin(of: apiBase)
         else {
-            throw PagingError(reason: "\(what) is not an http(s) URL without credentials: \(HTTPRequest.stripQuery(String(url.prefix(120))))")
+            throw PagingError(
+                reason: "\(what) is not an http(s) URL without credentials: \(HTTPRequest.stripQuery(String(url.prefix(120))))")
         }
         guard allows(host: origin.host, apiHost: api.host, patterns: hosts) else {
             throw PagingError(

@@ -24,15 +24,20 @@ struct TwilioBulkExport {
         /// Hosts the day files may be downloaded from besides `bulkexports_url`'s.
         var downloadHosts = ["*.twilio.com", "*.amazonaws.com"]
 
-        static let keys = ["bulkexports_url", "bulkexport_wait_s", "bulkexport_poll_s", "bulkexport_days_per_day", "bulkexport_download_hosts"]
+        static let keys = [
+            "bulkexports_url", "bulkexport_wait_s", "bulkexport_poll_s", "bulkexport_days_per_day", "bulkexport_download_hosts",
+        ]
 
         static func read(_ channel: ChannelConfig) -> (options: Options, problems: [(key: String, message: String)]) {
             var o = Options()
             var problems: [(key: String, message: String)] = []
             let values = channel.options
             if let url = values["bulkexports_url"] {
-                if !(url.hasPrefix("https://") || url.hasPrefix("http://") && ChannelConfig.isLoopback(url)) || PageLinks.origin(of: url) == nil {
-                    problems.append(("bulkexports_url", "expected an https:// URL (http:// only to this machine): the credentials travel there"))
+                if !(url.hasPrefix("https://") || url.hasPrefix("http://") && ChannelConfig.isLoopback(url))
+                    || PageLinks.origin(of: url) == nil
+                {
+                    problems.append(
+                        ("bulkexports_url", "expected an https:// URL (http:// only to this machine): the credentials travel there"))
                 } else {
                     o.url = url.withoutTrailingSlashes
                 }
@@ -40,7 +45,8 @@ struct TwilioBulkExport {
             func number(_ key: String, _ range: ClosedRange<Double>) -> Double? {
                 guard let text = values[key] else { return nil }
                 guard let value = Double(text), range.contains(value) else {
-                    problems.append((key, "expected a number in \(range.lowerBound)…\(range.upperBound), got \"\(text.printable(limit: 40))\""))
+                    problems.append(
+                        (key, "expected a number in \(range.lowerBound)…\(range.upperBound), got \"\(text.printable(limit: 40))\""))
                     return nil
                 }
                 return value
@@ -87,7 +93,9 @@ struct TwilioBulkExport {
     private var auth: TwilioAuth { channel.twilioAuth(client) }
 
     /// A request to `bulkexports_url` + `path` (or to a whole `url` the API named), logged in as the channel.
-    private func request(_ path: String, url: String? = nil, method: HTTPRequest.Method = .GET, form: [(String, String)]? = nil) -> HTTPRequest {
+    private func request(
+        _ path: String, url: String? = nil, method: HTTPRequest.Method = .GET, form: [(String, String)]? = nil
+    ) -> HTTPRequest {
         var request = client.twilioRequest(url ?? options.url + path, auth: auth)
         request.method = method
         if let form {
@@ -107,7 +115,8 @@ struct TwilioBulkExport {
         let started = Date()
         var location = try dayFile(resource, day, account: account, tally: &tally)
         if location == nil {
-            let sid = try findJob(resource, day, account: account, tally: &tally) ?? createJob(resource, day, account: account, tally: &tally)
+            let sid =
+                try findJob(resource, day, account: account, tally: &tally) ?? createJob(resource, day, account: account, tally: &tally)
             var pause = options.poll
             while location == nil {
                 switch try jobState(sid, day: day, account: account, tally: &tally) {
@@ -134,7 +143,8 @@ struct TwilioBulkExport {
                     }
                     guard client.stop.sleep(pause) else {
                         throw APIError(
-                            api: .twilio, status: nil, code: nil, message: "shutting down while export job \(sid) runs: back to the delay queue",
+                            api: .twilio, status: nil, code: nil,
+                            message: "shutting down while export job \(sid) runs: back to the delay queue",
                             url: options.url + "/v1/Exports/Jobs/\(sid)", errorClass: .transient)
                     }
                     pause = min(pause * 1.5, 30)
@@ -253,7 +263,8 @@ struct TwilioBulkExport {
     static func checkedSID(_ sid: String, url: String) throws -> String {
         guard sid.utf8.count == 34, sid.hasPrefix("JS"), sid.utf8.dropFirst(2).allSatisfy({ isxdigit(Int32($0)) != 0 }) else {
             throw APIError(
-                api: .twilio, status: 200, code: nil, message: "an export job SID that is not JS and 32 hex digits (\(sid.utf8.count) bytes)",
+                api: .twilio, status: 200, code: nil,
+                message: "an export job SID that is not JS and 32 hex digits (\(sid.utf8.count) bytes)",
                 url: HTTPRequest.stripQuery(url), errorClass: .permanent)
         }
         return sid

@@ -122,7 +122,9 @@ struct TwilioConnector: Connector {
         return DayPlan(
             days: days.filter { $0 >= oldest }, refused: refused,
             reason: refused.isEmpty
-                ? nil : "older than Twilio's \(TwilioConnector.listWindow)-day list window (calls and messages: huskimo-planner backfill reads them through Bulk Export)")
+                ? nil
+                : "older than Twilio's \(TwilioConnector.listWindow)-day list window (calls and messages: huskimo-planner backfill reads them through Bulk Export)"
+        )
     }
 
     /// Calls and messages older than the list window, through Bulk Export; 366 export days per account and UTC day.

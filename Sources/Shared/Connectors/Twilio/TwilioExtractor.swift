@@ -133,9 +133,11 @@ struct TwilioExtractor: Sendable {
         if let why = TwilioBulkExport.unavailable(channel) {
             throw JobError(jobID: job.jobID, errorClass: .permanent, message: "\(day) is older than the list window: \(why)")
         }
-        let page = PageStream(TwilioPageConverter(table: table, channelName: channel.name, whenRetrieved: whenRetrieved, day: day), lines: true)
+        let page = PageStream(
+            TwilioPageConverter(table: table, channelName: channel.name, whenRetrieved: whenRetrieved, day: day), lines: true)
         let export = TwilioBulkExport(channel: channel, client: client, options: TwilioBulkExport.Options.read(channel).options)
-        return try export.extract(resource: exportName, day: day, account: channel.apiUser ?? "", page: page, staging: staging, tally: &tally)
+        return try export.extract(
+            resource: exportName, day: day, account: channel.apiUser ?? "", page: page, staging: staging, tally: &tally)
     }
 
     /// The parent and every subaccount the selection reads (``SubaccountSelection``), parent first.

@@ -17,7 +17,9 @@ package enum Backfill {
         _ config: FleetConfig, channel name: String, resources: [Resource], from: Day, to: Day, dryRun: Bool,
         driver: (any QueueDriver)? = nil, today: Day = .today, logger: Logger
     ) async throws -> [ExtractJob] {
-        guard let channel = config.channels.first(where: { $0.name == name }) else { throw CommandFailure.usage("no channel named \(name)") }
+        guard let channel = config.channels.first(where: { $0.name == name }) else {
+            throw CommandFailure.usage("no channel named \(name)")
+        }
         guard let policy = ConnectorRegistry.connector(of: channel).history(channel) else {
             throw CommandFailure.usage("\(name) is a \(channel.type) channel: it has no history beyond what plan reads")
         }
@@ -58,7 +60,9 @@ package enum Backfill {
             }
         }
         let due = try await Blocking.run { try Backfill.due(config, today: today, channels: [name], asked: dryRun ? asked : []) }
-        jobs += due.rows.map { ExtractJob(runID: runID, channel: $0.channel, resource: Resource(rawValue: $0.resource)!, day: $0.day, plannedAt: stamp) }
+        jobs += due.rows.map {
+            ExtractJob(runID: runID, channel: $0.channel, resource: Resource(rawValue: $0.resource)!, day: $0.day, plannedAt: stamp)
+        }
         for line in due.lines { print(line) }
         print(
             "\(dryRun ? "would plan" : "planned") \(jobs.count) jobs for \(name): \(due.rows.count) history days through Bulk Export, "
@@ -100,7 +104,8 @@ package enum Backfill {
         var due = Due()
         var planned: [String: Int] = [:]
         let pending = wanted.filter { !loaded(Resource(rawValue: $0.resource)!.table, $0.channel).contains($0.day) }
-        for row in pending.sorted(by: { ($0.day, $0.channel, $0.resource) > ($1.day, $1.channel, $1.resource) }) where row.plannedOn != today {
+        for row in pending.sorted(by: { ($0.day, $0.channel, $0.resource) > ($1.day, $1.channel, $1.resource) })
+        where row.plannedOn != today {
             guard let channel = config.channels.first(where: { $0.name == row.channel }),
                 let policy = ConnectorRegistry.connector(of: channel).history(channel), policy.unavailable == nil
             else { continue }

@@ -66,7 +66,9 @@ package enum Planning {
             }
             let stamp = UTCTime.iso(Date())
             jobs += history.rows.compactMap { row in
-                Resource(rawValue: row.resource).map { ExtractJob(runID: runID, channel: row.channel, resource: $0, day: row.day, plannedAt: stamp) }
+                Resource(rawValue: row.resource).map {
+                    ExtractJob(runID: runID, channel: row.channel, resource: $0, day: row.day, plannedAt: stamp)
+                }
             }
         }
         var counts: [String: Int] = [:]
@@ -96,7 +98,8 @@ package enum Planning {
             do {
                 try await Blocking.run { try Backfill.markPlanned(config, rows, today: .today) }
             } catch {
-                logger.warning("history: planned \(history.rows.count) days but cannot record it (\(error)): the next plan may plan them again")
+                logger.warning(
+                    "history: planned \(history.rows.count) days but cannot record it (\(error)): the next plan may plan them again")
             }
         }
         print(
