@@ -38,8 +38,8 @@ package struct SandboxFaults: Sendable, Codable, Equatable {
     /// `loop` (a next page that is the page itself), `huge` (a 2 MiB body of blanks), `retry-after` (429 with
     /// Retry-After 999999999), `bad-utf8` (the day's records with invalid UTF-8 in a text field).
     package var twilioHostileDays: [String: String] = [:]
-    /// Twilio days (`YYYY-MM-DD`) whose calls and messages lists leave out their newest record, for this many reads of
-    /// each list (what reconciliation against the usage records must catch).
+    /// Twilio days (`YYYY-MM-DD`) whose calls and messages lists leave out their oldest billed record, for this many
+    /// reads of each list (what reconciliation against the usage records must catch).
     package var twilioShortDays: [String: Int] = [:]
     /// Export days one account (with its subaccounts) may have created per UTC day (Twilio: 366).
     package var bulkExportQuota: Int = 366
@@ -418,12 +418,17 @@ package final class SandboxAPI: Sendable {
         let (revision, hostile) = faults.withLock { ($0.twilioRevision, $0.twilioHostileDays) }
         let kind = days.count == 1 ? hostile["\(Day(ordinal: days[0]))"] : nil
         for day in days.reversed() { records += SandboxData.records(account, resource, day: day, revision: revision) }
-        // Served short: the day's oldest record is left out of the page that would end with it.
-        if days.count == 1, resource != "recordings", !records.isEmpty {
+        // Served short: the day's oldest billed record is left out of the last page (which holds it).
+        let billed = resource == "calls" ? SandboxUsage.billedCalls : SandboxUsage.billedMessages
+        if days.count == 1, resource != "recordings",
+            let victim = records.lastIndex(where: { SandboxUsage.field($0.json, "status").map(billed.contains) ?? false })
+        {
             let size = min(max(Int(request.parameter("PageSize") ?? "50") ?? 50, 1), 1000)
             let start = (Int(request.parameter("Page") ?? "0") ?? 0) * size
             let key = "\(account.sid)|\(resource)|\(Day(ordinal: days[0]))"
-            let short = start + size >= records.count ? faults.withLock { $0.twilioShortDays["\(Day(ordinal: days[0]))"] ?? 0 } : 0
+            let short =
+                start + size >= records.count && victim >= start
+                ? faults.withLock { $0.twilioShortDays["\(Day(ordinal: days[0]))"] ?? 0 } : 0
             let served =
                 short > 0
                 && shortLeft.withLock { left -> Bool in
@@ -434,7 +439,7 @@ package final class SandboxAPI: Sendable {
                 }
             if served {
                 stats.withLock { $0.shortLists += 1 }
-                records.removeLast()
+                records.remove(at: victim)
             }
         }
         switch kind {

@@ -22,6 +22,7 @@ import Testing
         FleetMetrics.loadedDay(target: "wh", table: "twilio_calls", channel: "us", day: Day("2026-12-01")!)
         FleetMetrics.queue("huskimo.extract", ready: 1, consumers: 1, unacked: 0, oldestReadyAge: 3, members: 3, online: 2)
         FleetMetrics.buildInfo(version: HuskimoVersion.current)
+        FleetMetrics.unreconciledDays(target: "wh", count: 1)
         let text = PrometheusExport.text()  // what /metrics serves
 
         var kinds: [String: String] = [:]

@@ -126,6 +126,58 @@ struct TwilioHistoryTests {
         #expect(fleet.api.currentStats.usagePagesTooLarge == 0 && fleet.api.currentStats.usagePages >= days.count)
     }
 
+    /// A day the lists served short disagrees with the billed usage: it is read again once and is then exact. A day
+    /// served short twice stays short and is reported unreconciled (status exits 1, the loader logs it).
+    @Test func aDayServedShortIsReadAgainAndThenExactOrReportedUnreconciled() throws {
+        let fleet = try FleetHarness(accounts: [("us", SandboxAccount.defaults[1])])
+        defer { fleet.cleanUp() }
+        try fleet.applyDDL()
+        // Three days in a row with calls and messages (the sandbox leaves about one day in ten empty).
+        let account = SandboxAccount.defaults[1]
+        let filled = { (day: Day) in ["calls", "messages"].allSatisfy { SandboxAPI.expected(account, $0, day: day).count > 0 } }
+        let newest = (5...40).map { Day.today.adding(days: -$0) }.first { day in (0...2).allSatisfy { filled(day.adding(days: -$0)) } }!
+        let days = (0...2).map { newest.adding(days: -$0) }
+        let (onceShort, twiceShort) = (days[1], days[2])
+        fleet.api.setFaults(SandboxFaults(twilioShortDays: [onceShort.description: 1, twiceShort.description: 2]))
+        try fleet.plan([
+            "--from", "\(days.last!)", "--to", "\(days.first!)", "--resource", "usage_records", "--resource", "calls", "--resource",
+            "messages",
+        ])
+        try drain(fleet)
+        var (code, output) = try fleet.run("huskimo-planner", ["status", "--config", fleet.configPath])
+        for day in [onceShort, twiceShort] {
+            #expect(output.contains("/ us / \(day) calls:") && output.contains("/ us / \(day) messages:"), "\(output)")
+        }
+        #expect(output.contains("being read again"), "\(output)")
+        try drain(fleet)  // the re-reads the loader published
+
+        (code, output) = try fleet.run("huskimo-planner", ["status", "--config", fleet.configPath])
+        #expect(code == 1, "unreconciled days make status fail: \(output)")
+        #expect(output.contains("/ us / \(twiceShort) calls:") && output.contains("UNRECONCILED after a re-read"), "\(output)")
+        #expect(!output.contains("/ us / \(onceShort) "), "the day read again is exact: \(output)")
+        let pg = try PostgresConnection(try TestServices.postgres())
+        let verdicts = try pg.query(
+            "SELECT day_key, kind, state, rereads, rows_billable, billed FROM \(fleet.id).reconciliation ORDER BY 1, 2")
+        #expect(verdicts.count == 6, "\(verdicts)")
+        for v in verdicts {
+            let day = Day(v[0]!)!
+            let expected = day == twiceShort ? "unreconciled" : "reconciled"
+            #expect(v[2] == expected && v[3] == (day == days[0] ? "0" : "1"), "\(v)")
+            if day == twiceShort { #expect(Int(v[4]!)! == Int(v[5]!)! - 1, "one billed record short: \(v)") } else { #expect(v[4] == v[5]) }
+        }
+        for resource in ["calls", "messages"] {
+            for day in [days[0], onceShort] {
+                let table = resource == "calls" ? "twilio_calls" : "twilio_messages"
+                let column = resource == "calls" ? "start_time" : "date_sent"
+                let n = try pg.query(
+                    "SELECT count(*) FROM \(fleet.id).\(table) WHERE \(column) >= $1::timestamp AND \(column) < $2::timestamp",
+                    ["\(day) 00:00:00", "\(day.adding(days: 1)) 00:00:00"])[0][0]
+                #expect(n == "\(SandboxAPI.expected(SandboxAccount.defaults[1], resource, day: day).count)", "\(resource) \(day)")
+            }
+        }
+        #expect(fleet.api.currentStats.shortLists == 6, "each list of the once-short day short once, of the other twice")
+    }
+
     func drain(_ fleet: FleetHarness) throws {
         let started = Date()
         let worker = try fleet.worker("w-\(UInt32.random(in: 0...UInt32.max)).log", concurrency: 8)

@@ -255,6 +255,21 @@ CREATE TABLE IF NOT EXISTS "huskimo".history_days (
 )
 DISTSTYLE ALL SORTKEY (channel_name, resource, day_key);
 
+-- Per channel, day and kind (calls, messages): the rows loaded that Twilio bills beside the day's billed count
+-- in twilio_usage_records, and the verdict (reconciled, settling, rereading, unreconciled).
+CREATE TABLE IF NOT EXISTS "huskimo".reconciliation (
+    channel_name             varchar(512) NOT NULL,
+    day_key                  varchar(10) NOT NULL,
+    kind                     varchar(32) NOT NULL,
+    rows_billable            bigint NOT NULL,
+    billed                   bigint NOT NULL,
+    state                    varchar(16) NOT NULL,
+    rereads                  integer NOT NULL,
+    checked_at               timestamp NOT NULL DEFAULT getdate(),
+    PRIMARY KEY (channel_name, day_key, kind)
+)
+DISTSTYLE ALL SORTKEY (channel_name, day_key, kind);
+
 -- The latest retrieval of each (channel, reporting day): Singular restates spend for weeks and every run
 -- appends a snapshot; most queries want only the newest one.
 CREATE OR REPLACE VIEW "huskimo".singular_campaigns_latest AS

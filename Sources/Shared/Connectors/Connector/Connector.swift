@@ -42,6 +42,8 @@ package protocol Connector: Sendable {
     func probeFix(_ error: any Error, channel: ChannelConfig) -> String
     /// Days older than its list window that a bulk API serves (nil: none).
     func history(_ channel: ChannelConfig) -> HistoryPolicy?
+    /// Which loaded rows are checked against which billed counts (empty: none).
+    var reconciliation: [ReconciliationRule] { get }
 }
 
 /// What every connector extracts with: one HTTP client with its account limiters, S3, the staging folder, limits.
@@ -136,6 +138,9 @@ package enum ConnectorRegistry {
     /// The connector of a channel type (nil: no such API).
     package static func connector(for type: ChannelType) -> (any Connector)? { all.first { $0.type == type } }
 
+    /// Every connector's reconciliation rules.
+    package static var reconciliationRules: [ReconciliationRule] { all.flatMap(\.reconciliation) }
+
     /// The spec of a resource name (nil: no connector serves it).
     static func spec(named name: String) -> ResourceSpec? { byName[name] }
 }
@@ -145,6 +150,7 @@ extension Connector {
     package var secretChannelKeys: [String] { [] }
     package func accounts(_ channel: ChannelConfig, context: ExtractContext) throws -> String? { nil }
     package func history(_ channel: ChannelConfig) -> HistoryPolicy? { nil }
+    package var reconciliation: [ReconciliationRule] { [] }
 
     /// The fix for a failed probe, by what went wrong: refused credentials (`credentials`: which keys to check), not
     /// found (`notFound`), unreachable, or an answer Huskimo does not expect.
@@ -179,4 +185,25 @@ package struct HistoryPolicy: Sendable {
     package var quotaKey: String
     /// Why this channel cannot read history (nil: it can).
     package var unavailable: String?
+}
+
+/// How a connector's loaded rows of a day are checked against what the API says it billed that day: the rows of
+/// ``rows`` whose `status` is one of ``billedStatuses`` against the sum of `count` over ``categories`` in ``usage``'s
+/// table. A day that disagrees is read again once, then reported as unreconciled.
+package struct ReconciliationRule: Sendable {
+    /// The name in `status`, the bookkeeping table and the metric (`calls`).
+    package var kind: String
+    package var rows: Resource
+    /// The statuses that are billed (the others — busy, failed, canceled… — are the documented reasons to differ).
+    package var billedStatuses: [String]
+    package var usage: Resource
+    package var categories: [String]
+
+    package init(kind: String, rows: Resource, billedStatuses: [String], usage: Resource, categories: [String]) {
+        self.kind = kind
+        self.rows = rows
+        self.billedStatuses = billedStatuses
+        self.usage = usage
+        self.categories = categories
+    }
 }

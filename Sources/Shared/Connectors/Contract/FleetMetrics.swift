@@ -79,6 +79,11 @@ package enum FleetMetrics {
             .record(day.ordinal * 86_400)
     }
 
+    /// How many (channel, day, kind) of a target disagree with the API's billed counts after a re-read (``Reconciler``).
+    package static func unreconciledDays(target: String, count: Int) {
+        Gauge(label: "huskimo_unreconciled_days", dimensions: [("target", target)]).record(count)
+    }
+
     /// Always 1, labelled with the running version (`huskimo_build_info{version="0.4.0"}`): which versions a fleet runs.
     package static func buildInfo(version: String) {
         Gauge(label: "huskimo_build_info", dimensions: [("version", version)]).record(1)
@@ -151,6 +156,9 @@ extension FleetMetrics {
             name: "huskimo_queue_oldest_ready_age_seconds", kind: .gauge, labels: ["queue"],
             help: "age of the oldest ready message (management API; NaN without it)"),
         Metric(name: "huskimo_build_info", kind: .gauge, labels: ["version"], help: "1, labelled with the running version"),
+        Metric(
+            name: "huskimo_unreconciled_days", kind: .gauge, labels: ["target"],
+            help: "days whose rows disagree with the billed usage after a re-read"),
         Metric(
             name: "huskimo_queue_members", kind: .gauge, labels: ["queue"],
             help: "a quorum queue's members (management API; NaN without it)"),

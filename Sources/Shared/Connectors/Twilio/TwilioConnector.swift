@@ -127,6 +127,18 @@ struct TwilioConnector: Connector {
         )
     }
 
+    /// Calls against the `calls` category (completed calls are billed; busy, no-answer, failed, canceled ones and calls
+    /// still in progress are not), messages against `sms` + `mms` (sent, delivered, undelivered, received and read ones
+    /// are billed; failed, canceled and those not sent yet are not).
+    package var reconciliation: [ReconciliationRule] {
+        [
+            ReconciliationRule(kind: "calls", rows: .calls, billedStatuses: ["completed"], usage: .usageRecords, categories: ["calls"]),
+            ReconciliationRule(
+                kind: "messages", rows: .messages, billedStatuses: ["sent", "delivered", "undelivered", "received", "read"],
+                usage: .usageRecords, categories: ["sms", "mms"]),
+        ]
+    }
+
     /// Calls and messages older than the list window, through Bulk Export; 366 export days per account and UTC day.
     package func history(_ channel: ChannelConfig) -> HistoryPolicy? {
         HistoryPolicy(

@@ -23,7 +23,7 @@ package enum Operations {
                 if watch { print("\u{1B}[H\u{1B}[2J", terminator: "") }
                 print(status.text)
             }
-            guard watch else { return status.failedTotal > 0 || !status.problems.isEmpty ? 1 : 0 }
+            guard watch else { return status.failedTotal > 0 || status.unreconciledTotal > 0 || !status.problems.isEmpty ? 1 : 0 }
             try await Task.sleep(for: .seconds(2))
         }
     }

@@ -71,6 +71,7 @@ struct Ledger: Sendable {
 
             """
         out += HistoryBook.ddl(dialect, schema: schema)
+        out += Reconciler.ddl(dialect, schema: schema)
         return out
     }
 

@@ -219,6 +219,14 @@ package final class WarehouseLoader: BatchLoader, @unchecked Sendable {  // used
         _ = try? await Blocking.run { self.publishFreshnessFromLedger() }
     }
 
+    func reconcile(_ loads: [LoadMessage], settledBefore: Day) async throws -> (Reconciler.Outcome, unreconciled: Int) {
+        try await Blocking.run {
+            let pg = try self.db()
+            let reconciler = Reconciler(schema: self.target.schema)
+            return (try reconciler.check(loads, settledBefore: settledBefore, pg), try reconciler.unreconciled(pg))
+        }
+    }
+
     package func probe(_ keys: [String]) async -> [String: Int?] {
         let s3 = s3
         return (try? await Blocking.run { Dictionary(keys.map { ($0, try? s3.head($0)) }) { first, _ in first } }) ?? [:]

@@ -59,6 +59,17 @@ struct FleetStatus: Sendable, Codable {
     var freshness: [Freshness] = []
     /// Per target, table and channel: what the last pass of reloads (a settle pass) changed.
     var reloads: [Reload] = []
+    /// Per target: the days whose rows disagree with the billed usage (re-read, or unreconciled after the re-read).
+    var reconciliation: [Reconciliation] = []
+
+    struct Reconciliation: Sendable, Codable {
+        var target: String
+        var check: Reconciler.Check
+    }
+
+    /// How many (target, channel, day, kind) stay unreconciled after their re-read.
+    var unreconciledTotal: Int { reconciliation.filter { $0.check.state == .unreconciled }.count }
+
     /// Per channel and resource with a backfill asked for: the history days not loaded yet and how many fit today's quota.
     var history: [String] = []
     package var problems: [String] = []
@@ -83,9 +94,10 @@ struct FleetStatus: Sendable, Codable {
         status.failures = parked.groups
         status.problems += parked.problems
         let targets = config.targets
-        let (freshness, reloads, problems) = (try? await Blocking.run { ledgers(targets) }) ?? ([], [], [])
+        let (freshness, reloads, reconciliation, problems) = (try? await Blocking.run { ledgers(targets) }) ?? ([], [], [], [])
         status.freshness = freshness
         status.reloads = reloads
+        status.reconciliation = reconciliation
         status.history = (try? await Blocking.run { try Backfill.due(config, today: .today).lines }) ?? []
         status.problems += problems
         return status
@@ -122,7 +134,8 @@ struct FleetStatus: Sendable, Codable {
     }
 
     /// Every target's ledger: the newest loaded day and the last reload pass per (table, channel). Blocking.
-    static func ledgers(_ targets: [TargetConfig]) -> ([Freshness], [Reload], [String]) {
+    static func ledgers(_ targets: [TargetConfig]) -> ([Freshness], [Reload], [Reconciliation], [String]) {
+        var reconciliation: [Reconciliation] = []
         var freshness: [Freshness] = []
         var reloads: [Reload] = []
         var problems: [String] = []
@@ -133,6 +146,9 @@ struct FleetStatus: Sendable, Codable {
                     Freshness(
                         target: target.name, table: $0.table, channel: $0.channel, newestDay: $0.newestDay, lastLoadedAt: $0.lastLoadedAt)
                 }
+                reconciliation += ((try? Reconciler(schema: target.schema).open(pg)) ?? []).map {
+                    Reconciliation(target: target.name, check: $0)
+                }
                 do {
                     reloads += try Ledger(schema: target.schema).lastPass(pg).map { Reload(target: target.name, pass: $0) }
                 } catch {
@@ -142,7 +158,7 @@ struct FleetStatus: Sendable, Codable {
                 problems.append("target \(target.name): \(error)")
             }
         }
-        return (freshness, reloads, problems)
+        return (freshness, reloads, reconciliation, problems)
     }
 
     /// The queues whose online members are fewer than the redundancy the cluster can give (its size, at most 3), each
@@ -244,6 +260,16 @@ struct FleetStatus: Sendable, Codable {
                 lines.append(
                     "  \(r.target) / \(p.table) / \(p.channel): \(p.replaced) replaced (\(p.changed) changed, \(p.added) added, "
                         + "\(p.removed) removed), \(p.identical) identical, \(p.newPartitions) new, \(p.lastLoadedAt ?? "-")")
+            }
+        }
+        if !reconciliation.isEmpty {
+            lines.append("")
+            lines.append("RECONCILIATION (days whose billable rows disagree with Twilio's billed usage)")
+            for r in reconciliation {
+                let c = r.check
+                lines.append(
+                    "  \(r.target) / \(c.channel) / \(c.day) \(c.kind): \(c.rows) rows billable, \(c.billed) billed — "
+                        + (c.state == .unreconciled ? "UNRECONCILED after a re-read" : "being read again"))
             }
         }
         if !history.isEmpty {

@@ -14,10 +14,14 @@ protocol BatchLoader: Sendable {
     func seedFreshness() async
     /// What S3 answers the loader's own credentials for each key (a HEAD: 200, 403, 404; nil when it did not answer).
     func probe(_ keys: [String]) async -> [String: Int?]
+    /// Reconciles the days `loads` applied against their billed counts (``Reconciler``); with how many are unreconciled
+    /// now. - Throws: what the warehouse answered (a loader logs it and goes on: loads never wait for it).
+    func reconcile(_ loads: [LoadMessage], settledBefore: Day) async throws -> (Reconciler.Outcome, unreconciled: Int)
 }
 
 extension BatchLoader {
     func probe(_ keys: [String]) async -> [String: Int?] { [:] }
+    func reconcile(_ loads: [LoadMessage], settledBefore: Day) async throws -> (Reconciler.Outcome, unreconciled: Int) { (.init(), 0) }
 }
 
 /// `huskimo-worker load --target NAME`: consumes the target's load queue (single active consumer: a second
@@ -293,6 +297,8 @@ final class LoadWorker: Sendable {
         for skip in outcome.skipped {
             logger.info("load skipped", metadata: ["load.id": "\(skip.loadID)", "reason": "\(skip.reason)", "target": "\(target.name)"])
         }
+        let identical = Set(outcome.reports.filter(\.identical).map(\.loadID))
+        await reconcile(messages.map(\.1).filter { outcome.loaded.contains($0.loadID) || identical.contains($0.loadID) })
         if let janitor {
             // Only what this batch applied (or found identical to what it holds, its ledger row written): a load skipped
             // as older or already loaded leaves its objects alone.
@@ -300,6 +306,39 @@ final class LoadWorker: Sendable {
             let loads = messages.map(\.1).filter { applied.contains($0.loadID) }
             let target = target.name
             _ = try? await Blocking.run { janitor.markLoaded(loads, by: target) }
+        }
+    }
+
+    /// Checks the days this batch applied against what the API billed (``Reconciler``): a day that disagrees is read
+    /// again once (its rows' job published to the extract queue under a new run id), then reported unreconciled in the
+    /// log, `status` and `huskimo_unreconciled_days`. Never holds loading up: a failure is logged.
+    private func reconcile(_ loads: [LoadMessage]) async {
+        guard !loads.isEmpty else { return }
+        let settledBefore = Day.today.adding(days: -max(config.fetch.settleDays, 1))
+        do {
+            let (outcome, unreconciled) = try await loader.reconcile(loads, settledBefore: settledBefore)
+            FleetMetrics.unreconciledDays(target: target.name, count: unreconciled)
+            for check in outcome.checks where check.state != .reconciled {
+                let metadata: Logger.Metadata = [
+                    "target": "\(target.name)", "channel": "\(check.channel)", "day": "\(check.day)", "kind": "\(check.kind)",
+                    "rows.billable": "\(check.rows)", "billed": "\(check.billed)", "state": "\(check.state.rawValue)",
+                ]
+                switch check.state {
+                case .unreconciled:
+                    logger.error("day unreconciled: its rows still disagree with the billed count after a re-read", metadata: metadata)
+                case .rereading: logger.warning("day disagrees with the billed count: reading its rows again once", metadata: metadata)
+                default: logger.info("day still settling: rows and billed count differ for now", metadata: metadata)
+                }
+            }
+            guard !outcome.rereads.isEmpty else { return }
+            let now = Date()
+            let jobs = outcome.rereads.map {
+                ExtractJob(
+                    runID: UTCTime.compact(now), channel: $0.channel, resource: $0.resource, day: $0.day, plannedAt: UTCTime.iso(now))
+            }
+            try await driver.publish(Planning.messages(jobs, topology: topology))
+        } catch {
+            logger.warning("reconciliation failed (loads go on): \(error)", metadata: ["target": "\(target.name)"])
         }
     }
 
