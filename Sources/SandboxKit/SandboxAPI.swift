@@ -45,6 +45,8 @@ package struct SandboxFaults: Sendable, Codable, Equatable {
     package var bulkExportQuota: Int = 366
     /// Polls of an export job before it completes (Twilio's take minutes to hours).
     package var bulkExportPolls: Int = 1
+    /// Where an export day's 307 points instead of the sandbox's own presigned URL (a hostile redirect).
+    package var bulkExportRedirect: String?
 
     /// Every key is optional in the control JSON (`{"latencyMs": 100}` leaves the rest at their defaults).
     package init(from decoder: any Decoder) throws {
@@ -66,6 +68,7 @@ package struct SandboxFaults: Sendable, Codable, Equatable {
         twilioShortDays = try c.decodeIfPresent([String: Int].self, forKey: .twilioShortDays) ?? [:]
         bulkExportQuota = try c.decodeIfPresent(Int.self, forKey: .bulkExportQuota) ?? 366
         bulkExportPolls = try c.decodeIfPresent(Int.self, forKey: .bulkExportPolls) ?? 1
+        bulkExportRedirect = try c.decodeIfPresent(String.self, forKey: .bulkExportRedirect)
     }
 
     package init(
@@ -73,8 +76,9 @@ package struct SandboxFaults: Sendable, Codable, Equatable {
         twilioRevision: Int = 0, singularBrokenDays: [String] = [], twilioHostileDays: [String: String] = [:],
         singularNotReadyDays: [String: Int] = [:], singularFailingDays: [String: Int] = [:], singularStuckDays: [String: Int] = [:],
         singularReportLimit: Int = 100, singularRowsPerReport: Int = 0, oauthTokenSeconds: Double = 3600,
-        twilioShortDays: [String: Int] = [:], bulkExportQuota: Int = 366, bulkExportPolls: Int = 1
+        twilioShortDays: [String: Int] = [:], bulkExportQuota: Int = 366, bulkExportPolls: Int = 1, bulkExportRedirect: String? = nil
     ) {
+        self.bulkExportRedirect = bulkExportRedirect
         self.twilioShortDays = twilioShortDays
         self.bulkExportQuota = bulkExportQuota
         self.bulkExportPolls = bulkExportPolls

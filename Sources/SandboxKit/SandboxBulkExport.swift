@@ -162,7 +162,9 @@ extension SandboxAPI {
             }
             stats.withLock { $0.exportDayRedirects += 1 }
             let signature = Digest.sha256Hex(Array("export|\(caller.sid)|\(parts[2])|\(day)".utf8)).prefix(32)
-            let location = "\(Self.base(request))/sandbox-exports/\(caller.sid)/\(parts[2])/\(day).json.gz?X-Amz-Signature=\(signature)"
+            let location =
+                f.bulkExportRedirect
+                ?? "\(Self.base(request))/sandbox-exports/\(caller.sid)/\(parts[2])/\(day).json.gz?X-Amz-Signature=\(signature)"
             return .ok(
                 status: 307, headers: [("Location", location), ("Content-Type", "application/json")],
                 body: Array("{\"redirect_to\": \"\(location)\"}".utf8))

@@ -91,6 +91,40 @@ struct TwilioHistoryTests {
         (code, output) = try fleet.run(
             "huskimo-planner", ["backfill", "--config", fleet.configPath, "--channel", "hist", "--from", "\(old)", "--to", "\(old)"])
         #expect(code == 1 && output.contains("Bulk Export is not offered in IE1"), "\(output)")
+        (_, output) = try fleet.run("huskimo-planner", ["check", "--config", fleet.configPath, "--channel", "hist"])
+        #expect(output.contains("Bulk Export is not offered in IE1"), "check says so: \(output)")
+    }
+
+    /// An export job still running when the attempt's wait ends goes to the delay queue and is reused by the next
+    /// attempt (one export created, not two); a day whose 307 points at another host is parked, naming the host, and
+    /// nothing is fetched from there.
+    @Test func aRunningExportIsReusedAndARedirectElsewhereIsRefused() throws {
+        let fleet = try FleetHarness(accounts: [("hist", Self.account)])
+        defer { fleet.cleanUp() }
+        fleet.twilioOptions["hist"] =
+            "bulkexports_url: \"http://127.0.0.1:\(fleet.server.port)\", bulkexport_poll_s: 0.02, bulkexport_wait_s: 1"
+        try fleet.writeConfig()
+        try fleet.applyDDL()
+        let day = Day.today.adding(days: -500)
+        fleet.api.setFaults(SandboxFaults(bulkExportPolls: 12))
+        var (code, output) = try fleet.run(
+            "huskimo-planner",
+            ["backfill", "--config", fleet.configPath, "--channel", "hist", "--resource", "calls", "--from", "\(day)", "--to", "\(day)"])
+        #expect(code == 0, "\(output)")
+        let log = try drain(fleet)
+        #expect(fleet.api.currentStats.exportJobsCreated == 1, "the running export was reused")
+        try fleet.expectExact(days: [day], resources: [.calls])
+        #expect(log.contains("is still RUNNING after") && log.contains("the job is reused"), "\(log.suffix(2000))")
+
+        let other = day.adding(days: -1)
+        fleet.api.setFaults(SandboxFaults(bulkExportRedirect: "http://evil.example:1/file.json.gz?X-Amz-Signature=s3cr3t"))
+        (code, output) = try fleet.run(
+            "huskimo-planner",
+            ["backfill", "--config", fleet.configPath, "--channel", "hist", "--resource", "calls", "--from", "\(other)", "--to", "\(other)"])
+        try drain(fleet)
+        (code, output) = try fleet.run("huskimo-planner", ["status", "--config", fleet.configPath])
+        #expect(code == 1 && output.contains("evil.example") && output.contains("neither the API's host"), "\(output)")
+        #expect(!output.contains("s3cr3t"), "the signature stays out of errors")
     }
 
     /// Daily usage of an account with subaccounts: its own figures only (IncludeSubaccounts=false), pages of at most
@@ -178,12 +212,16 @@ struct TwilioHistoryTests {
         #expect(fleet.api.currentStats.shortLists == 6, "each list of the once-short day short once, of the other twice")
     }
 
-    func drain(_ fleet: FleetHarness) throws {
+    /// Runs a worker, then a loader, until each is idle. - Returns: the worker's log.
+    @discardableResult
+    func drain(_ fleet: FleetHarness) throws -> String {
         let started = Date()
-        let worker = try fleet.worker("w-\(UInt32.random(in: 0...UInt32.max)).log", concurrency: 8)
+        let name = "w-\(UInt32.random(in: 0...UInt32.max)).log"
+        let worker = try fleet.worker(name, concurrency: 8)
         #expect(fleet.wait(worker, timeout: 400) == 0)
         print("drained the extract queue in \(Int(-started.timeIntervalSinceNow)) s")
         let loader = try fleet.loader("l-\(UInt32.random(in: 0...UInt32.max)).log")
         #expect(fleet.wait(loader, timeout: 400) == 0)
+        return fleet.log(name)
     }
 }
