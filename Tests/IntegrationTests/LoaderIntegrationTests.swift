@@ -105,6 +105,41 @@ final class LoaderIntegrationTests {
         #expect(both.skipped.map(\.loadID) == [older.loadID])
     }
 
+    /// Singular's tables keep every retrieval, one per run: a job redelivered within its run (read again, staged again)
+    /// appends nothing more, whether its second load comes in a later batch or in the same one; the next run appends.
+    @Test func anAppendedTableTakesOneRetrievalPerRun() throws {
+        let loader = try loader(try target())
+        let key = SandboxSingular.keys[0]
+        let channel = try FleetConfig.parse(
+            """
+            channels: [{name: spend, type: singular, api_key: \(key.key), api_url: "http://127.0.0.1:\(staged.port)", api: legacy}]
+            s3: {access_key_id: k, secret_access_key: s, region: us-east-1, bucket: b}
+            targets: [{name: t, host: h, database: d, username: u}]
+            """, environment: [:]
+        ).channels[0]
+        let context = ExtractContext(
+            api: APIClient(http: HTTPClient(), limiters: staged.limiters, logger: TestServices.logger), s3: staged.s3, folder: "stage")
+        let day = (2...40).map { Day.today.adding(days: -$0) }.first {
+            !SandboxSingular.records(key: key, resource: "stats", day: $0.ordinal, revision: 0).isEmpty
+        }!
+        func extract(run: String) throws -> LoadMessage {
+            try ConnectorRegistry.connector(of: channel).extract(
+                ExtractJob(runID: run, channel: "spend", resource: .campaigns, day: day, plannedAt: ""), channel: channel,
+                context: context, fetched: nil
+            ).load
+        }
+        let perRetrieval = SandboxSingular.records(key: key, resource: "stats", day: day.ordinal, revision: 0).count
+        let first = try extract(run: "20261201T000000000Z")
+        #expect(try loader.load([first]).loaded == [first.loadID])
+        let redelivered = try extract(run: "20261201T000000000Z")
+        let again = try loader.load([redelivered])
+        #expect(again.loaded.isEmpty && again.skipped.first?.reason.contains("already appended for run") == true, "\(again.skipped)")
+        let (a, b) = (try extract(run: "20261202T000000000Z"), try extract(run: "20261202T000000000Z"))
+        let both = try loader.load([a, b])
+        #expect(both.loaded.count == 1 && both.skipped.count == 1, "\(both.skipped)")
+        #expect(try count("singular_campaigns") == 2 * perRetrieval, "one retrieval per run")
+    }
+
     @Test func aFailureBetweenDeleteAndCopyLeavesTheOldRows() throws {
         let loader = try loader(try target())
         let first = try extract(account, .recordings, Self.day, at: Date(timeIntervalSinceNow: -60))

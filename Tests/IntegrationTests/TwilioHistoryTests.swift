@@ -120,7 +120,10 @@ struct TwilioHistoryTests {
         fleet.api.setFaults(SandboxFaults(bulkExportRedirect: "http://evil.example:1/file.json.gz?X-Amz-Signature=s3cr3t"))
         (code, output) = try fleet.run(
             "huskimo-planner",
-            ["backfill", "--config", fleet.configPath, "--channel", "hist", "--resource", "calls", "--from", "\(other)", "--to", "\(other)"])
+            [
+                "backfill", "--config", fleet.configPath, "--channel", "hist", "--resource", "calls", "--from", "\(other)", "--to",
+                "\(other)",
+            ])
         try drain(fleet)
         (code, output) = try fleet.run("huskimo-planner", ["status", "--config", fleet.configPath])
         #expect(code == 1 && output.contains("evil.example") && output.contains("neither the API's host"), "\(output)")

@@ -93,6 +93,27 @@ struct Ledger: Sendable {
             ])
     }
 
+    /// Records an append to an append-only table (outcome `appended`, with its run): what keeps a run to one retrieval
+    /// per partition (inside the load's transaction).
+    func recordAppend(_ message: LoadMessage, table tableName: String, _ pg: PostgresConnection) throws {
+        try pg.query(
+            """
+            INSERT INTO \(reports) (load_id, table_name, channel_name, partition_key, extracted_at, outcome, rows_before, rows_after, run_id)
+            VALUES ($1, $2, $3, $4, $5::timestamptz, 'appended', 0, $6, $7)
+            """,
+            [message.loadID, tableName, message.channel, message.partition, message.extractedAt, String(message.rows), message.runID])
+    }
+
+    /// Whether the partition of an append-only table already has a retrieval of `run` appended.
+    func hasAppended(_ message: LoadMessage, run: String, table tableName: String, _ pg: PostgresConnection) throws -> Bool {
+        let rows = try pg.query(
+            """
+            SELECT count(*) FROM \(reports)
+            WHERE table_name = $1 AND channel_name = $2 AND partition_key = $3 AND run_id = $4 AND outcome = 'appended'
+            """, [tableName, message.channel, message.partition, run])
+        return (rows.first?.first.flatMap { $0 }.flatMap { Int($0) } ?? 0) > 0
+    }
+
     /// The content digest of what the partition holds now: the newest report's (nil: none, or loaded by a worker
     /// that sent no digest).
     /// Which of a partition's reports describes what it holds now: the one written last (ties, as Redshift's
@@ -127,9 +148,10 @@ struct Ledger: Sendable {
             JOIN (SELECT table_name, channel_name, run_id
                   FROM (SELECT table_name, channel_name, run_id,
                                row_number() OVER (PARTITION BY table_name, channel_name ORDER BY loaded_at DESC) AS newest
-                        FROM \(reports) WHERE run_id IS NOT NULL) ranked
+                        FROM \(reports) WHERE run_id IS NOT NULL AND outcome <> 'appended') ranked
                   WHERE newest = 1) n
               ON n.table_name = r.table_name AND n.channel_name = r.channel_name AND n.run_id = r.run_id
+            WHERE r.outcome <> 'appended'
             GROUP BY 1, 2 ORDER BY 1, 2
             """)
         return rows.map { row in

@@ -96,6 +96,16 @@ package final class WarehouseLoader: BatchLoader, @unchecked Sendable {  // used
                 outcome.skipped.append((m.loadID, "superseded by a newer extraction in the same batch"))
             }
             candidates = candidates.filter { keep.contains($0.loadID) }
+        } else {
+            // An appended table takes one retrieval per run and partition: a job redelivered within its run (a worker
+            // lost, a broker restarted) is read again, and only the newest of its extractions is appended.
+            var newest: [String: LoadMessage] = [:]
+            for m in candidates { newest["\(m.channel)\u{0}\(m.partition)\u{0}\(m.runID ?? m.loadID)"] = m }
+            let keep = Set(newest.values.map(\.loadID))
+            for m in candidates where !keep.contains(m.loadID) {
+                outcome.skipped.append((m.loadID, "another extraction of the same run in the same batch is appended instead"))
+            }
+            candidates = candidates.filter { keep.contains($0.loadID) }
         }
         var rows = 0
         var applied: [String] = []
@@ -113,6 +123,10 @@ package final class WarehouseLoader: BatchLoader, @unchecked Sendable {  // used
             for message in candidates {
                 if try ledger.containsAny(message.objects.map(\.key), table: table.name, pg) {
                     skipped.append((message.loadID, "already loaded"))
+                    continue
+                }
+                if table.appendOnly, let run = message.runID, try ledger.hasAppended(message, run: run, table: table.name, pg) {
+                    skipped.append((message.loadID, "already appended for run \(run) (a redelivered job, read again)"))
                     continue
                 }
                 if !table.appendOnly {
@@ -155,6 +169,7 @@ package final class WarehouseLoader: BatchLoader, @unchecked Sendable {  // used
             }
             for message in applying {
                 try ledger.record(message, table: table.name, pg)
+                if table.appendOnly { try ledger.recordAppend(message, table: table.name, pg) }
                 if !table.appendOnly {
                     let report = try before.report(message, rowsAfter: message.rows, pg)
                     try ledger.record(report, pg)
