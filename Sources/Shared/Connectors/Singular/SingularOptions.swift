@@ -30,44 +30,21 @@ struct SingularOptions: Sendable, Equatable {
     /// The options of `channel` and what is wrong with them (key, message); defaults where a key is absent or wrong.
     static func read(_ channel: ChannelConfig) -> (options: SingularOptions, problems: [(key: String, message: String)]) {
         var o = SingularOptions()
-        var problems: [(key: String, message: String)] = []
-        let values = channel.options
-        if let text = values["api"] {
+        var reader = ChannelOptions(channel)
+        if let text = reader.values["api"] {
             if let api = API(rawValue: text) {
                 o.api = api
             } else {
-                problems.append(("api", "expected v2 or legacy, got \"\(text.printable(limit: 40))\""))
+                reader.problem("api", "expected v2 or legacy, got \"\(text.printable(limit: 40))\"")
             }
         }
-        func number(_ key: String, _ range: ClosedRange<Double>) -> Double? {
-            guard let text = values[key] else { return nil }
-            guard let value = Double(text), value.isFinite, range.contains(value) else {
-                problems.append(
-                    (key, "expected a number of seconds in \(range.lowerBound)…\(range.upperBound), got \"\(text.printable(limit: 40))\""))
-                return nil
-            }
-            return value
-        }
-        func integer(_ key: String, _ range: ClosedRange<Int>) -> Int? {
-            guard let text = values[key] else { return nil }
-            guard let value = Int(text), range.contains(value) else {
-                problems.append(
-                    (key, "expected a whole number in \(range.lowerBound)…\(range.upperBound), got \"\(text.printable(limit: 40))\""))
-                return nil
-            }
-            return value
-        }
-        o.reportWait = number("report_wait_s", 1...86_400) ?? o.reportWait
-        o.reportPoll = number("report_poll_s", 0.01...300) ?? o.reportPoll
-        o.reportAttempts = integer("report_attempts", 1...20) ?? o.reportAttempts
-        o.concurrentReports = integer("concurrent_reports", 1...1_000) ?? o.concurrentReports
-        if let text = values["download_hosts"] {
-            if let hosts = PresignedURL.hosts(text) {
-                o.downloadHosts = hosts
-            } else {
-                problems.append(("download_hosts", "expected host names (a leading *. matches subdomains), comma-separated"))
-            }
-        }
+        o.reportWait = reader.seconds("report_wait_s", 1...86_400) ?? o.reportWait
+        o.reportPoll = reader.seconds("report_poll_s", 0.01...300) ?? o.reportPoll
+        o.reportAttempts = reader.integer("report_attempts", 1...20) ?? o.reportAttempts
+        o.concurrentReports = reader.integer("concurrent_reports", 1...1_000) ?? o.concurrentReports
+        o.downloadHosts = reader.hosts("download_hosts") ?? o.downloadHosts
+        var problems = reader.problems
+        let values = reader.values
         if o.api == .legacy {
             for key in keys.dropFirst() where values[key] != nil {
                 problems.append((key, "applies to api: v2 only (this channel reads the legacy endpoints)"))

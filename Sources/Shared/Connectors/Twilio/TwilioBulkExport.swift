@@ -30,37 +30,22 @@ struct TwilioBulkExport {
 
         static func read(_ channel: ChannelConfig) -> (options: Options, problems: [(key: String, message: String)]) {
             var o = Options()
-            var problems: [(key: String, message: String)] = []
-            let values = channel.options
-            if let url = values["bulkexports_url"] {
+            var reader = ChannelOptions(channel)
+            if let url = reader.values["bulkexports_url"] {
                 if !(url.hasPrefix("https://") || url.hasPrefix("http://") && ChannelConfig.isLoopback(url))
                     || PageLinks.origin(of: url) == nil
                 {
-                    problems.append(
-                        ("bulkexports_url", "expected an https:// URL (http:// only to this machine): the credentials travel there"))
+                    reader.problem(
+                        "bulkexports_url", "expected an https:// URL (http:// only to this machine): the credentials travel there")
                 } else {
                     o.url = url.withoutTrailingSlashes
                 }
             }
-            func number(_ key: String, _ range: ClosedRange<Double>) -> Double? {
-                guard let text = values[key] else { return nil }
-                guard let value = Double(text), range.contains(value) else {
-                    problems.append(
-                        (key, "expected a number in \(range.lowerBound)…\(range.upperBound), got \"\(text.printable(limit: 40))\""))
-                    return nil
-                }
-                return value
-            }
-            o.wait = number("bulkexport_wait_s", 1...86_400) ?? o.wait
-            o.poll = number("bulkexport_poll_s", 0.01...300) ?? o.poll
-            o.daysPerDay = number("bulkexport_days_per_day", 1...366).map { Int($0) } ?? o.daysPerDay
-            if let text = values["bulkexport_download_hosts"] {
-                if let hosts = PresignedURL.hosts(text) {
-                    o.downloadHosts = hosts
-                } else {
-                    problems.append(("bulkexport_download_hosts", "expected host names (a leading *. matches subdomains), comma-separated"))
-                }
-            }
+            o.wait = reader.seconds("bulkexport_wait_s", 1...86_400) ?? o.wait
+            o.poll = reader.seconds("bulkexport_poll_s", 0.01...300) ?? o.poll
+            o.daysPerDay = reader.integer("bulkexport_days_per_day", 1...366) ?? o.daysPerDay
+            o.downloadHosts = reader.hosts("bulkexport_download_hosts") ?? o.downloadHosts
+            let problems = reader.problems
             return (o, problems)
         }
     }

@@ -89,23 +89,15 @@ package final class WarehouseLoader: BatchLoader, @unchecked Sendable {  // used
         var candidates = messages.sorted { ($0.runID ?? "", $0.extractedAt) < ($1.runID ?? "", $1.extractedAt) }
         if !table.appendOnly {
             // Within a batch, only the newest extraction of a partition matters.
-            var newest: [String: LoadMessage] = [:]
-            for m in candidates { newest["\(m.channel)\u{0}\(m.partition)"] = m }
-            let keep = Set(newest.values.map(\.loadID))
-            for m in candidates where !keep.contains(m.loadID) {
-                outcome.skipped.append((m.loadID, "superseded by a newer extraction in the same batch"))
-            }
-            candidates = candidates.filter { keep.contains($0.loadID) }
+            candidates = Self.newest(
+                candidates, by: { "\($0.channel)\u{0}\($0.partition)" }, skipping: "superseded by a newer extraction in the same batch",
+                into: &outcome)
         } else {
             // An appended table takes one retrieval per run and partition: a job redelivered within its run (a worker
             // lost, a broker restarted) is read again, and only the newest of its extractions is appended.
-            var newest: [String: LoadMessage] = [:]
-            for m in candidates { newest["\(m.channel)\u{0}\(m.partition)\u{0}\(m.runID ?? m.loadID)"] = m }
-            let keep = Set(newest.values.map(\.loadID))
-            for m in candidates where !keep.contains(m.loadID) {
-                outcome.skipped.append((m.loadID, "another extraction of the same run in the same batch is appended instead"))
-            }
-            candidates = candidates.filter { keep.contains($0.loadID) }
+            candidates = Self.newest(
+                candidates, by: { "\($0.channel)\u{0}\($0.partition)\u{0}\($0.runID ?? $0.loadID)" },
+                skipping: "another extraction of the same run in the same batch is appended instead", into: &outcome)
         }
         var rows = 0
         var applied: [String] = []
@@ -217,6 +209,17 @@ package final class WarehouseLoader: BatchLoader, @unchecked Sendable {  // used
                     "target": "\(target.name)",
                 ])
         }
+    }
+
+    /// The last of `messages` (in load order) per `key`; the others are noted in `outcome` as skipped for `reason`.
+    private static func newest(
+        _ messages: [LoadMessage], by key: (LoadMessage) -> String, skipping reason: String, into outcome: inout BatchOutcome
+    ) -> [LoadMessage] {
+        var newest: [String: LoadMessage] = [:]
+        for m in messages { newest[key(m)] = m }
+        let keep = Set(newest.values.map(\.loadID))
+        for m in messages where !keep.contains(m.loadID) { outcome.skipped.append((m.loadID, reason)) }
+        return messages.filter { keep.contains($0.loadID) }
     }
 
     private func deletePartition(_ table: WarehouseSchema.Table, _ message: LoadMessage, _ pg: PostgresConnection) throws {
