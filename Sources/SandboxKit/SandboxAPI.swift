@@ -47,6 +47,8 @@ package struct SandboxFaults: Sendable, Codable, Equatable {
     package var bulkExportPolls: Int = 1
     /// Where an export day's 307 points instead of the sandbox's own presigned URL (a hostile redirect).
     package var bulkExportRedirect: String?
+    /// Accounts whose 2010 API lists answer 500, every time (a subaccount Twilio cannot serve).
+    package var twilioBrokenAccounts: [String] = []
 
     /// Every key is optional in the control JSON (`{"latencyMs": 100}` leaves the rest at their defaults).
     package init(from decoder: any Decoder) throws {
@@ -69,6 +71,7 @@ package struct SandboxFaults: Sendable, Codable, Equatable {
         bulkExportQuota = try c.decodeIfPresent(Int.self, forKey: .bulkExportQuota) ?? 366
         bulkExportPolls = try c.decodeIfPresent(Int.self, forKey: .bulkExportPolls) ?? 1
         bulkExportRedirect = try c.decodeIfPresent(String.self, forKey: .bulkExportRedirect)
+        twilioBrokenAccounts = try c.decodeIfPresent([String].self, forKey: .twilioBrokenAccounts) ?? []
     }
 
     package init(
@@ -76,8 +79,10 @@ package struct SandboxFaults: Sendable, Codable, Equatable {
         twilioRevision: Int = 0, singularBrokenDays: [String] = [], twilioHostileDays: [String: String] = [:],
         singularNotReadyDays: [String: Int] = [:], singularFailingDays: [String: Int] = [:], singularStuckDays: [String: Int] = [:],
         singularReportLimit: Int = 100, singularRowsPerReport: Int = 0, oauthTokenSeconds: Double = 3600,
-        twilioShortDays: [String: Int] = [:], bulkExportQuota: Int = 366, bulkExportPolls: Int = 1, bulkExportRedirect: String? = nil
+        twilioShortDays: [String: Int] = [:], bulkExportQuota: Int = 366, bulkExportPolls: Int = 1, bulkExportRedirect: String? = nil,
+        twilioBrokenAccounts: [String] = []
     ) {
+        self.twilioBrokenAccounts = twilioBrokenAccounts
         self.bulkExportRedirect = bulkExportRedirect
         self.twilioShortDays = twilioShortDays
         self.bulkExportQuota = bulkExportQuota
@@ -324,11 +329,15 @@ package final class SandboxAPI: Sendable {
             if parts.count == 6, parts[1] == "Accounts", parts[3...5] == ["Usage", "Records", "Daily.json"], let account = bySID[parts[2]],
                 account.sid == caller.sid || account.parent == caller.sid
             {
+                if faults.withLock({ $0.twilioBrokenAccounts.contains(account.sid) }) { return Self.error(500, 20500, "Internal Server Error") }
                 return usage(request, account)
             }
             guard parts.count == 4, parts[1] == "Accounts", let account = bySID[parts[2]],
                 account.sid == caller.sid || account.parent == caller.sid
             else { return Self.notFound(request.path) }
+            if faults.withLock({ $0.twilioBrokenAccounts.contains(account.sid) }) {
+                return Self.error(500, 20500, "Internal Server Error")
+            }
             switch parts[3] {
             case "Calls.json": return dayList(request, account, "calls", filter: "StartTime")
             case "Messages.json": return dayList(request, account, "messages", filter: "DateSent")

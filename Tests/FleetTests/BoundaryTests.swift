@@ -47,7 +47,7 @@ import Testing
         #expect(try MessageCodec.decodeJob(encoded { _ in }).jobID == job.jobID)
         let cases: [(String, (inout [String: Any]) -> Void)] = [
             ("out of range", { $0["attempt"] = -1 }), ("out of range", { $0["attempt"] = 9_000_000_000_000_000_000 as Double }),
-            ("out of range", { $0["attempt"] = 1001 }), ("version", { $0["version"] = 0 }), ("version", { $0["version"] = 2 }),
+            ("out of range", { $0["attempt"] = 1001 }), ("version", { $0["version"] = 0 }), ("version", { $0["version"] = 3 }),
             ("does not match", { $0["job_id"] = "twilio/other/calls/2026-11-20" }),
             (
                 "needs a day",
@@ -69,6 +69,31 @@ import Testing
             }
         }
         #expect(throws: JobError.self) { try MessageCodec.decodeJob([UInt8](repeating: 0x20, count: 70_000)) }
+    }
+
+    /// One account's job: version 2, the account in its id; an account that does not match the id, or is not a plain
+    /// token, is refused.
+    @Test func aJobOfOneAccountCarriesItInItsIdAndIsCheckedLikeTheRest() throws {
+        let sid = "AC" + String(repeating: "0", count: 31) + "1"
+        let job = ExtractJob(
+            runID: ExtractJob.fixtureRunID, channel: "us", resource: .calls, day: Day("2026-11-20"), plannedAt: "p", account: sid)
+        #expect(job.version == 2 && job.jobID == "twilio/us/calls/2026-11-20/\(sid)")
+        #expect(try MessageCodec.decodeJob(MessageCodec.encode(job)) == job)
+        #expect(ExtractJob(runID: "r", channel: "us", resource: .calls, day: Day("2026-11-20"), plannedAt: "p").version == 1)
+        for (account, id) in [("AC2", job.jobID), ("../x", "twilio/us/calls/2026-11-20/../x"), ("", "twilio/us/calls/2026-11-20/")] {
+            var object = try JSONSerialization.jsonObject(with: Data(MessageCodec.encode(job))) as! [String: Any]
+            object["account"] = account
+            object["job_id"] = id
+            #expect(throws: JobError.self, "\(account)") {
+                try MessageCodec.decodeJob(Array(try JSONSerialization.data(withJSONObject: object)))
+            }
+        }
+        let load = LoadMessage(job: job, objects: [], extractedAt: "2026-11-21T00:00:00.000Z")
+        #expect(load.version == 2 && load.account == sid && load.ledgerChannel == "us/\(sid)")
+        #expect(
+            LoadMessage(
+                job: ExtractJob(runID: "r", channel: "us", resource: .calls, day: nil, plannedAt: "p"), objects: [], extractedAt: "x"
+            ).ledgerChannel == "us")
     }
 
     @Test func s3CallsRetryTransientAnswersInPlaceAndNothingElse() throws {

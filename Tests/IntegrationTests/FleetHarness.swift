@@ -193,6 +193,22 @@ final class FleetHarness {
         }
     }
 
+    /// The parked jobs, left parked.
+    func parkedJobs() throws -> [AMQPDelivery] {
+        let topology = FleetTopology(try config.queue, targets: ["local"])
+        let client = QueueClient(url: try TestServices.amqpURL(), retryWindow: 5, logger: TestServices.logger)
+        defer { client.close() }
+        var parked: [AMQPDelivery] = []
+        try client.drainBlocking(topology.failedQueue) {
+            parked.append($0)
+            return .keep
+        }
+        return parked
+    }
+
+    /// The ids of the parked jobs, each once (a park is at-least-once too).
+    func parkedJobIDs() throws -> Set<String> { Set(try parkedJobs().compactMap { $0.headers["x-id"]?.stringValue }) }
+
     func cleanUp() {
         let topology = (try? config).map { FleetTopology($0.queue, targets: ["local"]) }
         if let topology, let client = try? QueueClient(url: TestServices.amqpURL(), retryWindow: 2, logger: TestServices.logger) {

@@ -37,7 +37,7 @@ struct SingularFleetTests {
         #expect(fleet.api.currentStats.faults > 0, "faults were injected")
 
         // The broken day is parked for both channels and resources, permanent, named; the other days loaded.
-        let parked = try parkedJobs(fleet)
+        let parked = try fleet.parkedJobs()
         // Distinct jobs: other suites restart the broker while this one runs, and a park whose ack the killed broker
         // never persisted is parked again on redelivery (AMQP is at-least-once; requeue is idempotent).
         #expect(Set(parked.compactMap { $0.headers["x-id"]?.stringValue }).count == 4 && parked.count >= 4)
@@ -111,7 +111,7 @@ struct SingularFleetTests {
         let loader = try fleet.loader("l.log")
         #expect(fleet.wait(loader, timeout: 240) == 0)
 
-        let parked = try parkedJobs(fleet)
+        let parked = try fleet.parkedJobs()
         #expect(Set(parked.compactMap { $0.headers["x-id"]?.stringValue }).count == 2, "both resources of the failing day, nothing else")
         for message in parked {
             let text = message.headers["x-error-message"]?.stringValue ?? ""
@@ -230,19 +230,6 @@ struct SingularFleetTests {
                 sourceLocation: sourceLocation)
             #expect(count > minimumRows, "the comparison covers real data (\(count) rows)", sourceLocation: sourceLocation)
         }
-    }
-
-    /// The parked jobs, left parked.
-    func parkedJobs(_ fleet: FleetHarness) throws -> [AMQPDelivery] {
-        let topology = FleetTopology(try fleet.config.queue, targets: ["local"])
-        let client = QueueClient(url: try TestServices.amqpURL(), retryWindow: 5, logger: TestServices.logger)
-        defer { client.close() }
-        var parked: [AMQPDelivery] = []
-        try client.drainBlocking(topology.failedQueue) {
-            parked.append($0)
-            return .keep
-        }
-        return parked
     }
 
     /// Distinct retrievals of one day in `singular_campaigns` of the first channel that has rows that day.

@@ -215,6 +215,23 @@ struct TwilioHistoryTests {
         #expect(fleet.api.currentStats.shortLists == 6, "each list of the once-short day short once, of the other twice")
     }
 
+    /// A day without usage answers 404 (Twilio's way): an empty partition, not an error.
+    @Test func aDayWithoutUsageIsAnEmptyPartition() throws {
+        let staged = try StagedLoads(bucketPrefix: "huskimo-usage")
+        let candidates = [SandboxAccount.defaults[1], SandboxAccount.defaults[2], Self.account].flatMap { account in
+            (2...399).map { (account, Day.today.adding(days: -$0)) }
+        }
+        let (account, day) = try #require(
+            candidates.first { account, day in
+                ["calls", "messages"].allSatisfy { SandboxAPI.expected(account, $0, day: day).count == 0 }
+            }, "a day without calls and messages")
+        let load = try staged.extract(account, .usageRecords, day)
+        #expect(load.rows == 0 && load.partition == day.description)
+        let busy = try staged.extract(account, .usageRecords, day.adding(days: 1))
+        #expect(
+            busy.rows > 0 || ["calls", "messages"].allSatisfy { SandboxAPI.expected(account, $0, day: day.adding(days: 1)).count == 0 })
+    }
+
     /// Runs a worker, then a loader, until each is idle. - Returns: the worker's log.
     @discardableResult
     func drain(_ fleet: FleetHarness) throws -> String {

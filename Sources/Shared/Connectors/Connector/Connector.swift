@@ -38,6 +38,9 @@ package protocol Connector: Sendable {
     /// Which accounts a channel reads when it discovers them (Twilio's subaccounts), in a line for `plan --dry-run` and
     /// `status`; nil for a channel of one account. Blocking (it asks the API).
     func accounts(_ channel: ChannelConfig, context: ExtractContext) throws -> String?
+    /// The accounts a channel's day jobs are split into, one job each (the parent first); nil: one job per day reads
+    /// the channel whole. Blocking (it asks the API).
+    func accountIDs(_ channel: ChannelConfig, context: ExtractContext) throws -> [String]?
     /// What to fix when ``probe(_:context:)`` failed with `error`.
     func probeFix(_ error: any Error, channel: ChannelConfig) -> String
     /// Days older than its list window that a bulk API serves (nil: none).
@@ -150,6 +153,7 @@ extension Connector {
     package var secretChannelKeys: [String] { [] }
     package func accounts(_ channel: ChannelConfig, context: ExtractContext) throws -> String? { nil }
     package func history(_ channel: ChannelConfig) -> HistoryPolicy? { nil }
+    package func accountIDs(_ channel: ChannelConfig, context: ExtractContext) throws -> [String]? { nil }
     package var reconciliation: [ReconciliationRule] { [] }
 
     /// The fix for a failed probe, by what went wrong: refused credentials (`credentials`: which keys to check), not

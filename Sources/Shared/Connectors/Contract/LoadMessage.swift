@@ -19,7 +19,8 @@ package struct StagedObject: Sendable, Codable, Hashable {
 /// The load message: everything a loader needs to replace one partition of one table with staged objects,
 /// and nothing secret. Published once per target.
 package struct LoadMessage: Sendable, Codable, Hashable {
-    static let currentVersion = 1
+    /// 2: a load of one account's share of a partition (`account`); one without stays version 1.
+    static let currentVersion = 2
     package var version: Int
     /// Unique per extraction: `job_id` + extraction time.
     package var loadID: String
@@ -38,11 +39,16 @@ package struct LoadMessage: Sendable, Codable, Hashable {
     package var contentDigest: String?
     /// The planner's run the job belonged to: the change reports of one run make one reload pass in `status`.
     package var runID: String?
+    /// The one account whose rows of the partition this load replaces (`account_sid`); nil: the whole partition.
+    package var account: String?
     package var rows: Int { objects.reduce(0) { $0 + $1.rows } }
+    /// What the ledger and the change reports know the partition by: the channel, or `channel/account` for one
+    /// account's share (`/` never appears in a channel name).
+    package var ledgerChannel: String { account.map { "\(channel)/\($0)" } ?? channel }
 
     enum CodingKeys: String, CodingKey {
         case version, loadID = "load_id", jobID = "job_id", channel, resource, table, partition, objects
-        case extractedAt = "extracted_at", contentDigest = "content_digest", runID = "run_id"
+        case extractedAt = "extracted_at", contentDigest = "content_digest", runID = "run_id", account
     }
 
     package init(
@@ -69,6 +75,8 @@ extension LoadMessage {
             table: job.resource.table, partition: job.partition, objects: objects, extractedAt: extractedAt)
         self.contentDigest = contentDigest
         self.runID = job.runID
+        self.account = job.account
+        if job.account != nil { self.version = 2 }
     }
 }
 

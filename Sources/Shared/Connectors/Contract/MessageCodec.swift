@@ -35,10 +35,14 @@ package enum MessageCodec {
         guard (0...maxAttempt).contains(job.attempt) else {
             throw JobError(jobID: job.jobID, errorClass: .permanent, message: "attempt \(job.attempt) is out of range (0–\(maxAttempt))")
         }
-        guard job.jobID == ExtractJob.id(channel: job.channel, resource: job.resource, day: job.day) else {
+        if let account = job.account, !ExtractJob.isAccount(account) {
+            throw JobError(
+                jobID: String(job.jobID.prefix(200)), errorClass: .permanent, message: "account is not 1–64 ASCII letters and digits")
+        }
+        guard job.jobID == ExtractJob.id(channel: job.channel, resource: job.resource, day: job.day, account: job.account) else {
             throw JobError(
                 jobID: String(job.jobID.prefix(200)), errorClass: .permanent,
-                message: "job id does not match its channel, resource and day")
+                message: "job id does not match its channel, resource, day and account")
         }
         guard UTCTime.date(compact: job.runID) != nil else {
             throw JobError(jobID: job.jobID, errorClass: .permanent, message: "run_id is not a run id (YYYYMMDDTHHMMSSmmmZ)")

@@ -165,6 +165,17 @@ struct TwilioConnector: Connector {
         return DiscoveredAccount.summary(found)
     }
 
+    /// With `subaccounts: true`: the parent and every subaccount the selection reads, each its own job per day (its own
+    /// share of the day's partitions, its own ledger entries, its own request limit).
+    package func accountIDs(_ channel: ChannelConfig, context: ExtractContext) throws -> [String]? {
+        guard channel.subaccounts else { return nil }
+        var tally = APIClient.Tally()
+        let extractor = TwilioExtractor(channel: channel, client: context.api, s3: context.s3, folder: context.folder)
+        let accounts = try extractor.discoverAccounts(&tally)
+        TwilioExtractor.remember(accounts, of: channel)
+        return accounts
+    }
+
     /// The account, and with `subaccounts: true` the list of its subaccounts: what a Standard API key may not read.
     package func probe(_ channel: ChannelConfig, context: ExtractContext) throws -> String {
         let extractor = TwilioExtractor(channel: channel, client: context.api, s3: context.s3, folder: context.folder)

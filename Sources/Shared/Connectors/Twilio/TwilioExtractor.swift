@@ -1,5 +1,6 @@
 import Foundation
 import HuskimoCore
+import Synchronization
 
 /// Extracts one job of a Twilio channel: pages through the API (following `next_page_uri` verbatim), converts
 /// each page as it arrives, stages gzip TSV on S3 and returns the load message. With `subaccounts: true` it
@@ -61,7 +62,7 @@ struct TwilioExtractor: Sendable {
             if let history = try history(job, whenRetrieved: whenRetrieved, now: now, staging: staging, tally: &tally) {
                 return StagedExtraction.Found(records: history, accounts: [channel.apiUser ?? ""])
             }
-            let accounts = try channel.subaccounts ? discoverAccounts(&tally) : [channel.apiUser ?? ""]
+            let accounts = try accounts(of: job, &tally)
             var tsv = TSVWriter()
             switch job.resource {
             case .pricingPhoneNumbers:
@@ -142,7 +143,44 @@ struct TwilioExtractor: Sendable {
 
     /// The parent and every subaccount the selection reads (``SubaccountSelection``), parent first.
     func discoverAccounts(_ tally: inout APIClient.Tally) throws -> [String] {
-        [channel.apiUser ?? ""] + (try discover(&tally)).filter(\.selected).map(\.sid)
+        let accounts = [channel.apiUser ?? ""] + (try discover(&tally)).filter(\.selected).map(\.sid)
+        Self.remember(accounts, of: channel)
+        return accounts
+    }
+
+    /// The accounts a job reads: its one account (the parent, or a subaccount the selection reads: anything else is
+    /// refused, whatever the message says), else the parent and, with `subaccounts: true`, every selected subaccount.
+    func accounts(of job: ExtractJob, _ tally: inout APIClient.Tally) throws -> [String] {
+        let parent = channel.apiUser ?? ""
+        guard let account = job.account else { return try channel.subaccounts ? discoverAccounts(&tally) : [parent] }
+        guard job.day != nil, job.resource.twilioList != nil else {
+            throw JobError(
+                jobID: job.jobID, errorClass: .permanent, message: "\(job.resource.rawValue) is read for the whole channel, not per account"
+            )
+        }
+        if account == parent { return [parent] }
+        if let recent = Self.recent(of: channel), recent.contains(account) { return [account] }
+        let known = try channel.subaccounts ? discoverAccounts(&tally) : [parent]
+        guard known.contains(account) else {
+            throw JobError(
+                jobID: job.jobID, errorClass: .permanent,
+                message: "account \(account) is neither the channel's (\(parent)) nor one of the subaccounts its selection reads")
+        }
+        return [account]
+    }
+
+    /// Discovery results by channel, kept 10 minutes: a day split into a job per subaccount discovers once per worker,
+    /// not once per job.
+    private static let discovered = Mutex<[String: (at: Date, accounts: [String])]>([:])
+
+    static func remember(_ accounts: [String], of channel: ChannelConfig) {
+        discovered.withLock { $0[channel.name + "\u{0}" + (channel.apiUser ?? "")] = (Date(), accounts) }
+    }
+
+    static func recent(of channel: ChannelConfig) -> [String]? {
+        discovered.withLock { cache in
+            cache[channel.name + "\u{0}" + (channel.apiUser ?? "")].flatMap { -$0.at.timeIntervalSinceNow < 600 ? $0.accounts : nil }
+        }
     }
 
     /// Every subaccount `Accounts.json` lists with the parent's credentials (the parent itself left out), each once,

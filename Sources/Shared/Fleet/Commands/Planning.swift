@@ -51,6 +51,7 @@ package enum Planning {
         if selection.days == nil && config.fetch.startDate != nil { loaded = try await Blocking.run { try loadedDays(config, selection) } }
         var (jobs, warnings) = JobPlanner(config: config).plan(selection, runID: runID, loadedDays: loaded)
         for warning in warnings { logger.warning("\(warning)") }
+        jobs = await splitByAccount(config, jobs, logger: logger)
         // A backfill asked for earlier goes on where it stopped, as far as today's quota allows (not in a dry run, which
         // would count nothing against it, nor for explicit days).
         var history = Backfill.Due()
@@ -106,6 +107,38 @@ package enum Planning {
             "planned run \(runID): \(jobs.count) jobs (\(counts.count) channel × resource groups) in \(String(format: "%.2f", -started.timeIntervalSinceNow)) s"
         )
         return jobs
+    }
+
+    /// Each day job of a channel that reads several accounts (Twilio's `subaccounts: true`) as one job per account, for
+    /// the tables that say whose a row is (`account_sid`): a subaccount that fails fails alone, and a day of a thousand
+    /// subaccounts spreads over every worker. A channel whose discovery fails keeps its whole-channel jobs (a warning).
+    static func splitByAccount(_ config: FleetConfig, _ jobs: [ExtractJob], logger: Logger) async -> [ExtractJob] {
+        let channels = config.channels.filter { channel in channel.subaccounts && jobs.contains { $0.channel == channel.name } }
+        guard !channels.isEmpty else { return jobs }
+        let context = ExtractContext(
+            api: APIClient(http: HTTPClient(), limiters: AccountLimiters(), maxAttempts: 3, logger: logger),
+            s3: S3Client(config.s3.s3Endpoint), folder: config.s3.folderPath)
+        var accounts: [String: [String]] = [:]
+        for channel in channels {
+            do {
+                if let found = try await Blocking.run({ try ConnectorRegistry.connector(of: channel).accountIDs(channel, context: context) }
+                ) {
+                    accounts[channel.name] = found
+                }
+            } catch {
+                logger.warning(
+                    "\(channel.name): discovering its accounts failed (\("\(error)".redacting(config.secrets))); its days are planned whole"
+                )
+            }
+        }
+        return jobs.flatMap { job -> [ExtractJob] in
+            guard let list = accounts[job.channel], let day = job.day, job.account == nil,
+                job.resource.schema.columns.contains(where: { $0.name == "account_sid" })
+            else { return [job] }
+            return list.map {
+                ExtractJob(runID: job.runID, channel: job.channel, resource: job.resource, day: day, plannedAt: job.plannedAt, account: $0)
+            }
+        }
     }
 
     /// For each channel that discovers its accounts (Twilio's `subaccounts: true`), which it finds and which it reads:

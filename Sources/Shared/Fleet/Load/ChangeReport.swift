@@ -59,10 +59,12 @@ struct BeforeImage {
         guard let day = Day(message.partition) else {
             throw LoadError(loadID: message.loadID, errorClass: .permanent, message: "partition \(message.partition) is not a day")
         }
-        return (
-            "\(a)channel_name = $\(first) AND \(a)\(column) >= $\(first + 1)::timestamp AND \(a)\(column) < $\(first + 2)::timestamp",
-            [message.channel, "\(day) 00:00:00", "\(day.adding(days: 1)) 00:00:00"]
-        )
+        let range =
+            "\(a)channel_name = $\(first) AND \(a)\(column) >= $\(first + 1)::timestamp AND \(a)\(column) < $\(first + 2)::timestamp"
+        let parameters = [message.channel, "\(day) 00:00:00", "\(day.adding(days: 1)) 00:00:00"]
+        // One account's share of the partition: its rows only (the other accounts' shares are loaded on their own).
+        guard let account = message.account else { return (range, parameters) }
+        return (range + " AND \(a)account_sid = $\(first + 3)", parameters + [account])
     }
 
     /// Keeps the partition's current rows (call before deleting them).
@@ -83,7 +85,7 @@ struct BeforeImage {
     func report(_ message: LoadMessage, rowsAfter: Int, _ pg: PostgresConnection) throws -> ChangeReport {
         let before = try Self.count(pg.query("SELECT count(*) FROM \(Self.name) WHERE huskimo_load_id = $1", [message.loadID]))
         var report = ChangeReport(
-            loadID: message.loadID, table: table.name, channel: message.channel, partition: message.partition,
+            loadID: message.loadID, table: table.name, channel: message.ledgerChannel, partition: message.partition,
             extractedAt: message.extractedAt, identical: false, rowsBefore: before, rowsAfter: rowsAfter,
             contentDigest: message.contentDigest, runID: message.runID)
         guard bySID else { return report }

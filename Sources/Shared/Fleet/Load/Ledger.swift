@@ -77,6 +77,9 @@ struct Ledger: Sendable {
 
     private var reports: String { "\(sqlIdentifier(schema)).load_reports" }
 
+    /// The channel of a ledger or report row: `channel_name` without the `/account` of one account's share.
+    static let channel = "split_part(channel_name, '/', 1)"
+
     /// Records what a replace changed (inside the load's transaction).
     package func record(_ report: ChangeReport, _ pg: PostgresConnection) throws {
         try pg.query(
@@ -101,7 +104,7 @@ struct Ledger: Sendable {
             INSERT INTO \(reports) (load_id, table_name, channel_name, partition_key, extracted_at, outcome, rows_before, rows_after, run_id)
             VALUES ($1, $2, $3, $4, $5::timestamptz, 'appended', 0, $6, $7)
             """,
-            [message.loadID, tableName, message.channel, message.partition, message.extractedAt, String(message.rows), message.runID])
+            [message.loadID, tableName, message.ledgerChannel, message.partition, message.extractedAt, String(message.rows), message.runID])
     }
 
     /// Whether the partition of an append-only table already has a retrieval of `run` appended.
@@ -110,7 +113,7 @@ struct Ledger: Sendable {
             """
             SELECT count(*) FROM \(reports)
             WHERE table_name = $1 AND channel_name = $2 AND partition_key = $3 AND run_id = $4 AND outcome = 'appended'
-            """, [tableName, message.channel, message.partition, run])
+            """, [tableName, message.ledgerChannel, message.partition, run])
         return (rows.first?.first.flatMap { $0 }.flatMap { Int($0) } ?? 0) > 0
     }
 
@@ -136,7 +139,7 @@ struct Ledger: Sendable {
         let reload = "(r.outcome = 'identical' OR r.rows_before > 0)"
         let rows = try pg.query(
             """
-            SELECT r.table_name, r.channel_name,
+            SELECT r.table_name, r.channel,
                    sum(CASE WHEN \(reload) THEN 0 ELSE 1 END),
                    sum(CASE WHEN r.outcome = 'identical' THEN 1 ELSE 0 END),
                    sum(CASE WHEN r.outcome = 'replaced' AND r.rows_before > 0 THEN 1 ELSE 0 END),
@@ -144,13 +147,13 @@ struct Ledger: Sendable {
                    sum(CASE WHEN \(reload) THEN coalesce(r.rows_added, 0) ELSE 0 END),
                    sum(CASE WHEN \(reload) THEN coalesce(r.rows_removed, 0) ELSE 0 END),
                    to_char(max(r.loaded_at) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
-            FROM \(reports) r
-            JOIN (SELECT table_name, channel_name, run_id
-                  FROM (SELECT table_name, channel_name, run_id,
-                               row_number() OVER (PARTITION BY table_name, channel_name ORDER BY loaded_at DESC) AS newest
+            FROM (SELECT *, \(Self.channel) AS channel FROM \(reports)) r
+            JOIN (SELECT table_name, channel, run_id
+                  FROM (SELECT table_name, \(Self.channel) AS channel, run_id,
+                               row_number() OVER (PARTITION BY table_name, \(Self.channel) ORDER BY loaded_at DESC) AS newest
                         FROM \(reports) WHERE run_id IS NOT NULL AND outcome <> 'appended') ranked
                   WHERE newest = 1) n
-              ON n.table_name = r.table_name AND n.channel_name = r.channel_name AND n.run_id = r.run_id
+              ON n.table_name = r.table_name AND n.channel = r.channel AND n.run_id = r.run_id
             WHERE r.outcome <> 'appended'
             GROUP BY 1, 2 ORDER BY 1, 2
             """)
@@ -184,11 +187,11 @@ struct Ledger: Sendable {
                             WHEN extracted_at >= $5::timestamptz THEN 't' ELSE 'f' END
                 FROM \(reports) WHERE table_name = $1 AND channel_name = $2 AND partition_key = $3
                 \(Self.currentReport)
-                """, [tableName, message.channel, message.partition, run, message.extractedAt])
+                """, [tableName, message.ledgerChannel, message.partition, run, message.extractedAt])
             if let verdict = rows.first?.first.flatMap({ $0 }) { return verdict == "t" }
         }
         return try hasExtraction(
-            notOlderThan: message.extractedAt, table: tableName, channel: message.channel,
+            notOlderThan: message.extractedAt, table: tableName, channel: message.ledgerChannel,
             partition: message.partition, pg)
     }
 
@@ -212,7 +215,7 @@ struct Ledger: Sendable {
                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8::timestamptz)
                 """,
                 [
-                    object.key, tableName, message.channel, message.partition, String(object.rows), message.jobID,
+                    object.key, tableName, message.ledgerChannel, message.partition, String(object.rows), message.jobID,
                     message.loadID, message.extractedAt,
                 ])
         }
@@ -222,7 +225,7 @@ struct Ledger: Sendable {
     func newestDays(_ pg: PostgresConnection) throws -> [(table: String, channel: String, day: Day)] {
         let rows = try pg.query(
             """
-            SELECT table_name, channel_name, max(CASE WHEN partition_key = 'snapshot' THEN to_char(extracted_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')
+            SELECT table_name, \(Self.channel), max(CASE WHEN partition_key = 'snapshot' THEN to_char(extracted_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')
                                                      ELSE partition_key END)
             FROM \(table) GROUP BY 1, 2
             """)
@@ -237,7 +240,7 @@ struct Ledger: Sendable {
     func freshness(_ pg: PostgresConnection) throws -> [(table: String, channel: String, newestDay: String?, lastLoadedAt: String?)] {
         let rows = try pg.query(
             """
-            SELECT table_name, channel_name, max(CASE WHEN partition_key <> 'snapshot' THEN partition_key END),
+            SELECT table_name, \(Self.channel), max(CASE WHEN partition_key <> 'snapshot' THEN partition_key END),
                    to_char(max(loaded_at) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
             FROM \(table) GROUP BY 1, 2 ORDER BY 1, 2
             """)
@@ -247,7 +250,7 @@ struct Ledger: Sendable {
     /// The day partitions of (table, channel) that have been loaded: what catch-up does not plan again.
     func loadedDays(table tableName: String, channel: String, _ pg: PostgresConnection) throws -> Set<Day> {
         let rows = try pg.query(
-            "SELECT DISTINCT partition_key FROM \(table) WHERE table_name = $1 AND channel_name = $2",
+            "SELECT DISTINCT partition_key FROM \(table) WHERE table_name = $1 AND \(Self.channel) = $2",
             [tableName, channel])
         return Set(rows.compactMap { $0[0].flatMap(Day.init) })
     }

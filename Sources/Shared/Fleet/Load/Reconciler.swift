@@ -44,13 +44,13 @@ struct Reconciler: Sendable {
         var rereads: Int
     }
 
-    /// What a batch's checks decided: every verdict, and the jobs to read again (resource, channel, day).
+    /// What a batch's checks decided: every verdict, and the jobs to read again.
     struct Outcome: Sendable {
         var checks: [Check] = []
-        var rereads: [(resource: Resource, channel: String, day: Day)] = []
+        var rereads: [(resource: Resource, channel: String, day: Day, account: String?)] = []
     }
 
-    /// Checks every (rule, channel, day) whose rows or usage `loads` applied. Blocking.
+    /// Checks every (rule, channel or one account's share, day) whose rows or usage `loads` applied. Blocking.
     /// - Parameter settledBefore: days from this one on are still settling (no re-read, no alarm).
     func check(_ loads: [LoadMessage], settledBefore: Day, _ pg: PostgresConnection) throws -> Outcome {
         var seen: Set<String> = []
@@ -58,45 +58,50 @@ struct Reconciler: Sendable {
         for load in loads {
             guard let day = Day(load.partition) else { continue }
             for rule in ConnectorRegistry.reconciliationRules where [rule.rows.table, rule.usage.table].contains(load.table) {
-                guard seen.insert("\(rule.kind)\u{0}\(load.channel)\u{0}\(day)").inserted else { continue }
-                guard let check = try check(rule, channel: load.channel, day: day, settledBefore: settledBefore, pg) else { continue }
+                guard seen.insert("\(rule.kind)\u{0}\(load.ledgerChannel)\u{0}\(day)").inserted else { continue }
+                guard let check = try check(rule, load, day: day, settledBefore: settledBefore, pg) else { continue }
                 outcome.checks.append(check)
-                if check.state == .rereading, check.rereads == 1,
-                    !outcome.rereads.contains(where: { $0.resource == rule.rows && $0.channel == load.channel && $0.day == day })
-                {
-                    outcome.rereads.append((rule.rows, load.channel, day))
+                if check.state == .rereading, check.rereads == 1 {
+                    outcome.rereads.append((rule.rows, load.channel, day, load.account))
                 }
             }
         }
         return outcome
     }
 
-    /// One (rule, channel, day): nil until both its rows and its usage are in the ledger.
+    /// One (rule, channel or account share, day): nil until both its rows and its usage are in the ledger (an account's
+    /// share against that account's usage; a whole channel against all of its usage).
     private func check(
-        _ rule: ReconciliationRule, channel: String, day: Day, settledBefore: Day, _ pg: PostgresConnection
+        _ rule: ReconciliationRule, _ load: LoadMessage, day: Day, settledBefore: Day, _ pg: PostgresConnection
     ) throws
         -> Check?
     {
         let s = sqlIdentifier(schema)
+        let key = load.ledgerChannel
         let loaded = try pg.query(
             "SELECT count(DISTINCT table_name) FROM \(s).load_ledger WHERE channel_name = $1 AND partition_key = $2 AND table_name IN ($3, $4)",
-            [channel, day.description, rule.rows.table, rule.usage.table])
-        guard Self.integer(loaded) == 2, let column = rule.rows.partitionColumn,
-            let usageColumn = rule.usage.partitionColumn
-        else { return nil }
-        let range = ["\(day) 00:00:00", "\(day.adding(days: 1)) 00:00:00"]
+            [key, day.description, rule.rows.table, rule.usage.table])
+        guard Self.integer(loaded) == 2, let column = rule.rows.partitionColumn, let usageColumn = rule.usage.partitionColumn else {
+            return nil
+        }
+        var parameters = [load.channel, "\(day) 00:00:00", "\(day.adding(days: 1)) 00:00:00"]
+        var account = ""
+        if let sid = load.account {
+            parameters.append(sid)
+            account = " AND account_sid = $4"
+        }
         let statuses = rule.billedStatuses.map(sqlLiteral).joined(separator: ", ")
         let categories = rule.categories.map(sqlLiteral).joined(separator: ", ")
         let rows = try pg.query(
-            "SELECT count(*) FROM \(s).\(rule.rows.table) WHERE channel_name = $1 AND \(column) >= $2::timestamp AND \(column) < $3::timestamp AND status IN (\(statuses))",
-            [channel] + range)
+            "SELECT count(*) FROM \(s).\(rule.rows.table) WHERE channel_name = $1 AND \(column) >= $2::timestamp AND \(column) < $3::timestamp AND status IN (\(statuses))\(account)",
+            parameters)
         let billed = try pg.query(
-            "SELECT coalesce(sum(\"count\"), 0) FROM \(s).\(rule.usage.table) WHERE channel_name = $1 AND \(usageColumn) >= $2::timestamp AND \(usageColumn) < $3::timestamp AND category IN (\(categories))",
-            [channel] + range)
+            "SELECT coalesce(sum(\"count\"), 0) FROM \(s).\(rule.usage.table) WHERE channel_name = $1 AND \(usageColumn) >= $2::timestamp AND \(usageColumn) < $3::timestamp AND category IN (\(categories))\(account)",
+            parameters)
         let counted = Self.integer(rows)
         let billedCount = Self.integer(billed)
         let before = try pg.query(
-            "SELECT rereads FROM \(table) WHERE channel_name = $1 AND day_key = $2 AND kind = $3", [channel, day.description, rule.kind])
+            "SELECT rereads FROM \(table) WHERE channel_name = $1 AND day_key = $2 AND kind = $3", [key, day.description, rule.kind])
         var rereads = Self.integer(before)
         let state: State
         if counted == billedCount {
@@ -111,13 +116,13 @@ struct Reconciler: Sendable {
         }
         try pg.transaction {
             _ = try pg.query(
-                "DELETE FROM \(table) WHERE channel_name = $1 AND day_key = $2 AND kind = $3", [channel, day.description, rule.kind])
+                "DELETE FROM \(table) WHERE channel_name = $1 AND day_key = $2 AND kind = $3", [key, day.description, rule.kind])
             _ = try pg.query(
                 "INSERT INTO \(table) (channel_name, day_key, kind, rows_billable, billed, state, rereads) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                [channel, day.description, rule.kind, String(counted), String(billedCount), state.rawValue, String(rereads)])
+                [key, day.description, rule.kind, String(counted), String(billedCount), state.rawValue, String(rereads)])
         }
         return Check(
-            channel: channel, day: day.description, kind: rule.kind, rows: counted, billed: billedCount, state: state, rereads: rereads)
+            channel: key, day: day.description, kind: rule.kind, rows: counted, billed: billedCount, state: state, rereads: rereads)
     }
 
     /// The days not reconciled (or being read again), newest first. Blocking.

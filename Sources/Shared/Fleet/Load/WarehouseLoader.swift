@@ -90,13 +90,14 @@ package final class WarehouseLoader: BatchLoader, @unchecked Sendable {  // used
         if !table.appendOnly {
             // Within a batch, only the newest extraction of a partition matters.
             candidates = Self.newest(
-                candidates, by: { "\($0.channel)\u{0}\($0.partition)" }, skipping: "superseded by a newer extraction in the same batch",
+                candidates, by: { "\($0.ledgerChannel)\u{0}\($0.partition)" },
+                skipping: "superseded by a newer extraction in the same batch",
                 into: &outcome)
         } else {
             // An appended table takes one retrieval per run and partition: a job redelivered within its run (a worker
             // lost, a broker restarted) is read again, and only the newest of its extractions is appended.
             candidates = Self.newest(
-                candidates, by: { "\($0.channel)\u{0}\($0.partition)\u{0}\($0.runID ?? $0.loadID)" },
+                candidates, by: { "\($0.ledgerChannel)\u{0}\($0.partition)\u{0}\($0.runID ?? $0.loadID)" },
                 skipping: "another extraction of the same run in the same batch is appended instead", into: &outcome)
         }
         var rows = 0
@@ -110,7 +111,7 @@ package final class WarehouseLoader: BatchLoader, @unchecked Sendable {  // used
                 // Serialises loads of the same partitions across loaders (a standby that took the queue over during a
                 // broker blip while the first still commits); held until the transaction ends, so the ledger checks
                 // that follow see what the other loader committed.
-                try dialect.lock(table, partitions: candidates.map { ($0.channel, $0.partition) }, schema: target.schema, pg)
+                try dialect.lock(table, partitions: candidates.map { ($0.ledgerChannel, $0.partition) }, schema: target.schema, pg)
             }
             for message in candidates {
                 if try ledger.containsAny(message.objects.map(\.key), table: table.name, pg) {
@@ -127,11 +128,12 @@ package final class WarehouseLoader: BatchLoader, @unchecked Sendable {  // used
                         continue
                     }
                     if let digest = message.contentDigest,
-                        try ledger.currentDigest(table: table.name, channel: message.channel, partition: message.partition, pg) == digest
+                        try ledger.currentDigest(table: table.name, channel: message.ledgerChannel, partition: message.partition, pg)
+                            == digest
                     {
                         // The re-read is what the partition holds: the ledger takes the newer extraction, the rows stay.
                         let report = ChangeReport(
-                            loadID: message.loadID, table: table.name, channel: message.channel,
+                            loadID: message.loadID, table: table.name, channel: message.ledgerChannel,
                             partition: message.partition, extractedAt: message.extractedAt, identical: true,
                             rowsBefore: message.rows, rowsAfter: message.rows, changed: 0, added: 0, removed: 0,
                             contentDigest: digest, runID: message.runID)

@@ -39,7 +39,14 @@ struct LoadMessageCheck: Sendable {
             throw refuse(
                 "partition \(shown(load.partition)) does not fit \(resource.rawValue) (\(resource.isSnapshot ? "a snapshot" : "a day"))")
         }
-        let jobID = ExtractJob.id(channel: load.channel, resource: resource, day: Day(load.partition))
+        if let account = load.account {
+            guard ExtractJob.isAccount(account), !resource.isSnapshot, resource.schema.columns.contains(where: { $0.name == "account_sid" })
+            else {
+                throw refuse(
+                    "account \(shown(account)) does not fit \(resource.rawValue) (a day table with account_sid, 1–64 letters and digits)")
+            }
+        }
+        let jobID = ExtractJob.id(channel: load.channel, resource: resource, day: Day(load.partition), account: load.account)
         // Bytes, not Swift's `==` (which matches any Unicode normalisation): the ledger stores what the message says.
         guard load.jobID.utf8.elementsEqual(jobID.utf8) else {
             throw refuse("job_id is not \(shown(jobID)), the id of its channel, resource and partition")

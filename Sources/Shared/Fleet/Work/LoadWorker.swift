@@ -334,7 +334,8 @@ final class LoadWorker: Sendable {
             let now = Date()
             let jobs = outcome.rereads.map {
                 ExtractJob(
-                    runID: UTCTime.compact(now), channel: $0.channel, resource: $0.resource, day: $0.day, plannedAt: UTCTime.iso(now))
+                    runID: UTCTime.compact(now), channel: $0.channel, resource: $0.resource, day: $0.day, plannedAt: UTCTime.iso(now),
+                    account: $0.account)
             }
             try await driver.publish(Planning.messages(jobs, topology: topology))
         } catch {
