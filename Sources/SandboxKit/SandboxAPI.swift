@@ -329,7 +329,9 @@ package final class SandboxAPI: Sendable {
             if parts.count == 6, parts[1] == "Accounts", parts[3...5] == ["Usage", "Records", "Daily.json"], let account = bySID[parts[2]],
                 account.sid == caller.sid || account.parent == caller.sid
             {
-                if faults.withLock({ $0.twilioBrokenAccounts.contains(account.sid) }) { return Self.error(500, 20500, "Internal Server Error") }
+                if faults.withLock({ $0.twilioBrokenAccounts.contains(account.sid) }) {
+                    return Self.error(500, 20500, "Internal Server Error")
+                }
                 return usage(request, account)
             }
             guard parts.count == 4, parts[1] == "Accounts", let account = bySID[parts[2]],
