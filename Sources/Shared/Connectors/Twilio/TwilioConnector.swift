@@ -171,9 +171,7 @@ struct TwilioConnector: Connector {
         guard channel.subaccounts else { return nil }
         var tally = APIClient.Tally()
         let extractor = TwilioExtractor(channel: channel, client: context.api, s3: context.s3, folder: context.folder)
-        let accounts = try extractor.discoverAccounts(&tally)
-        TwilioExtractor.remember(accounts, of: channel)
-        return accounts
+        return try extractor.discoverAccounts(&tally)  // remembered for this process's jobs too
     }
 
     /// The account, and with `subaccounts: true` the list of its subaccounts: what a Standard API key may not read.

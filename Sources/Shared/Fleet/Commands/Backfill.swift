@@ -60,9 +60,7 @@ package enum Backfill {
             }
         }
         let due = try await Blocking.run { try Backfill.due(config, today: today, channels: [name], asked: dryRun ? asked : []) }
-        jobs += due.rows.map {
-            ExtractJob(runID: runID, channel: $0.channel, resource: Resource(rawValue: $0.resource)!, day: $0.day, plannedAt: stamp)
-        }
+        jobs += due.rows.compactMap { $0.job(runID: runID, plannedAt: stamp) }
         for line in due.lines { print(line) }
         print(
             "\(dryRun ? "would plan" : "planned") \(jobs.count) jobs for \(name): \(due.rows.count) history days through Bulk Export, "

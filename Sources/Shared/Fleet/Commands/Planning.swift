@@ -66,11 +66,7 @@ package enum Planning {
                 logger.warning("history: cannot read the backfills asked for (\(error)); `huskimo-planner ddl --apply` adds history_days")
             }
             let stamp = UTCTime.iso(Date())
-            jobs += history.rows.compactMap { row in
-                Resource(rawValue: row.resource).map {
-                    ExtractJob(runID: runID, channel: row.channel, resource: $0, day: row.day, plannedAt: stamp)
-                }
-            }
+            jobs += history.rows.compactMap { $0.job(runID: runID, plannedAt: stamp) }
         }
         var counts: [String: Int] = [:]
         var days: [String: [Day]] = [:]
@@ -115,9 +111,7 @@ package enum Planning {
     static func splitByAccount(_ config: FleetConfig, _ jobs: [ExtractJob], logger: Logger) async -> [ExtractJob] {
         let channels = config.channels.filter { channel in channel.subaccounts && jobs.contains { $0.channel == channel.name } }
         guard !channels.isEmpty else { return jobs }
-        let context = ExtractContext(
-            api: APIClient(http: HTTPClient(), limiters: AccountLimiters(), maxAttempts: 3, logger: logger),
-            s3: S3Client(config.s3.s3Endpoint), folder: config.s3.folderPath)
+        let context = discoveryContext(config, logger: logger)
         var accounts: [String: [String]] = [:]
         for channel in channels {
             do {
@@ -147,9 +141,7 @@ package enum Planning {
     package static func accountLines(_ config: FleetConfig, channels: Set<String>? = nil, logger: Logger) async -> [String] {
         let chosen = config.channels.filter { channels?.contains($0.name) ?? true }
         guard chosen.contains(where: \.subaccounts) else { return [] }
-        let context = ExtractContext(
-            api: APIClient(http: HTTPClient(), limiters: AccountLimiters(), maxAttempts: 2, logger: logger),
-            s3: S3Client(config.s3.s3Endpoint), folder: config.s3.folderPath)
+        let context = discoveryContext(config, logger: logger)
         return
             (try? await Blocking.run {
                 chosen.compactMap { channel -> String? in
@@ -162,6 +154,13 @@ package enum Planning {
                     }
                 }
             }) ?? []
+    }
+
+    /// What the planner asks the APIs with (account discovery): its own client, a few attempts per request.
+    static func discoveryContext(_ config: FleetConfig, logger: Logger) -> ExtractContext {
+        ExtractContext(
+            api: APIClient(http: HTTPClient(), limiters: AccountLimiters(), maxAttempts: 3, logger: logger),
+            s3: S3Client(config.s3.s3Endpoint), folder: config.s3.folderPath)
     }
 
     /// `2026-11-25 … 2026-11-28` for a run of days, else every day (a catch-up adds gaps).

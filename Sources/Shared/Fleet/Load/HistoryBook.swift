@@ -34,6 +34,11 @@ struct HistoryBook: Sendable {
         var day: Day
         var quotaKey: String
         var plannedOn: Day?
+
+        /// The extract job that reads this day (nil: a resource no connector declares any more).
+        func job(runID: String, plannedAt: String) -> ExtractJob? {
+            Resource(rawValue: resource).map { ExtractJob(runID: runID, channel: channel, resource: $0, day: day, plannedAt: plannedAt) }
+        }
     }
 
     /// Every day asked for.

@@ -312,7 +312,10 @@ final class LoadWorker: Sendable {
     /// Checks the days this batch applied against what the API billed (``Reconciler``): a day that disagrees is read
     /// again once (its rows' job published to the extract queue under a new run id), then reported unreconciled in the
     /// log, `status` and `huskimo_unreconciled_days`. Never holds loading up: a failure is logged.
-    private func reconcile(_ loads: [LoadMessage]) async {
+    private func reconcile(_ applied: [LoadMessage]) async {
+        // Only batches that touched a table some rule reads: the others (Singular, pricing…) cost no query.
+        let tables = Set(ConnectorRegistry.reconciliationRules.flatMap { [$0.rows.table, $0.usage.table] })
+        let loads = applied.filter { tables.contains($0.table) }
         guard !loads.isEmpty else { return }
         let settledBefore = Day.today.adding(days: -max(config.fetch.settleDays, 1))
         do {
