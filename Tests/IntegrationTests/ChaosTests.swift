@@ -14,7 +14,7 @@ import Testing
 ///
 /// The S3 server is not restarted: moto keeps its objects in memory, so a restart would lose the staged files,
 /// which S3 itself never does.
-@Suite(.serialized, .timeLimit(.minutes(10)))
+@Suite(.serialized, .ownThreads, .timeLimit(.minutes(10)))
 struct ChaosTests {
     static let environment = ProcessInfo.processInfo.environment
 

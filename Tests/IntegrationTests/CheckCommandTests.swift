@@ -9,7 +9,7 @@ import Testing
 
 /// `huskimo-planner check` as a user runs it before the first night: against the local stack and the sandbox,
 /// for a PostgreSQL and a Redshift target, and each failure class with its fix.
-@Suite(.serialized, .timeLimit(.minutes(5)))
+@Suite(.serialized, .ownThreads, .timeLimit(.minutes(5)))
 struct CheckCommandTests {
     func check(_ fleet: FleetHarness) throws -> (Int32?, [Check.Line], String) {
         let (code, text) = try fleet.run("huskimo-planner", ["check", "--config", fleet.configPath])

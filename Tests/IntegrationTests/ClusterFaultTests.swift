@@ -11,7 +11,7 @@ import Testing
 /// × three resources, two workers, an active and a standby loader) while a node dies or hangs: each ends with every
 /// partition exact, nothing twice, nothing parked and every queue empty, and the killed node back in the cluster.
 /// Each prints its recovery time: from the fault to the next job finished.
-@Suite(.serialized, .timeLimit(.minutes(8)))
+@Suite(.serialized, .ownThreads, .timeLimit(.minutes(8)))
 final class ClusterFaultTests {
     static let days = [Day("2026-11-20")!, Day("2026-11-21")!]
     static let range = [

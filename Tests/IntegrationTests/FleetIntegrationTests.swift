@@ -8,7 +8,7 @@ import Testing
 @testable import HuskimoFleet
 
 /// The fleet as users run it: planner, extract workers and a loader as separate processes on the real broker.
-@Suite(.serialized, .timeLimit(.minutes(5)))
+@Suite(.serialized, .ownThreads, .timeLimit(.minutes(5)))
 struct FleetIntegrationTests {
     static let days = [Day("2026-11-20")!, Day("2026-11-21")!]
     static let range = [

@@ -10,7 +10,7 @@ import Testing
 
 /// An API that answers with hostile links, loops, floods and waits: the extractor refuses each with a named,
 /// classified error, sends no credential anywhere but the configured origin, and never sleeps on the API's word.
-@Suite(.serialized, .timeLimit(.minutes(2)))
+@Suite(.serialized, .ownThreads, .timeLimit(.minutes(2)))
 final class HostileAPITests {
     /// What the stub answers for a list request: the JSON body (or a 429 with Retry-After).
     enum Answer: Sendable {

@@ -12,7 +12,7 @@ import Testing
 /// run_id, a 300-byte load id for an unknown table, 70,000 objects, and an extract job for a 300-byte unknown channel.
 /// Every crafted message is parked with its reason, nothing they name is deleted, no partition changes on their account,
 /// and the next real night (a reload of the attacked partition included) lands exactly.
-@Suite(.serialized, .timeLimit(.minutes(5)))
+@Suite(.serialized, .ownThreads, .timeLimit(.minutes(5)))
 struct HostileBusTests {
     @Test func craftedMessagesAreParkedAndChangeNothing() throws {
         let fleet = try FleetHarness(accounts: [("us", SandboxAccount.defaults[0]), ("eu", SandboxAccount.defaults[1])])

@@ -11,7 +11,7 @@ import Testing
 /// limit, Retry-After: 999999999, invalid UTF-8), while someone abuses the worker's metrics port: the worker
 /// stays up, its peak RSS stays bounded, the hostile days are parked with their reasons, and the healthy days
 /// of the same account load exactly.
-@Suite(.serialized, .timeLimit(.minutes(5)))
+@Suite(.serialized, .ownThreads, .timeLimit(.minutes(5)))
 struct HostileFleetTests {
     /// VmHWM of a process, in KiB (nil once it is gone).
     static func peakRSS(_ pid: pid_t) -> Int? {

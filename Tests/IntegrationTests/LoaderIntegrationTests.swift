@@ -8,7 +8,7 @@ import Testing
 @testable import HuskimoFleet
 
 /// The loader against the real PostgreSQL, fed with real extractions from the sandbox staged on S3.
-@Suite(.serialized, .timeLimit(.minutes(5)))
+@Suite(.serialized, .ownThreads, .timeLimit(.minutes(5)))
 final class LoaderIntegrationTests {
     let staged: StagedLoads
     let schema = "ldr_\(UInt32.random(in: 0...UInt32.max))"

@@ -9,7 +9,7 @@ import Testing
 
 /// What an operator sees: `status --json` and the metrics endpoints of a running fleet with faults and a revoked
 /// channel, checked against what the run did.
-@Suite(.serialized, .timeLimit(.minutes(5)))
+@Suite(.serialized, .ownThreads, .timeLimit(.minutes(5)))
 struct OperationsIntegrationTests {
     static let days = [Day("2026-11-20")!, Day("2026-11-21")!]
 

@@ -6,7 +6,7 @@ import Testing
 @testable import HuskimoCore
 @testable import HuskimoFleet
 
-@Suite(.serialized, .timeLimit(.minutes(3)))
+@Suite(.serialized, .ownThreads, .timeLimit(.minutes(3)))
 struct PostgresIntegrationTests {
     /// The hard text cases: tabs, CR, LF, backslashes, quotes, emoji, CJK, right-to-left text, `\N` look-alikes.
     static let hardValues: [String?] = [

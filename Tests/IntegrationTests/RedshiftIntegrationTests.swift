@@ -10,7 +10,7 @@ import Testing
 /// The Redshift path for real: the production loader, ledger and status code against the Redshift-dialect test
 /// server (Tests/Support/redshift/redshift_dialect.py: Redshift's COPY from S3 with its field rules and VARCHAR counted in
 /// bytes, and its unsupported statements refused), compared field by field with the same loads into PostgreSQL.
-@Suite(.serialized, .timeLimit(.minutes(5)))
+@Suite(.serialized, .ownThreads, .timeLimit(.minutes(5)))
 final class RedshiftIntegrationTests {
     let staged: StagedLoads
     let id = "rs_\(UInt32.random(in: 0...UInt32.max))"

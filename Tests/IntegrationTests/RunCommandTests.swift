@@ -9,7 +9,7 @@ import Testing
 
 /// `huskimo-planner run`: the 0.3 cron habit (plan, extract and load in one process until the night's work is
 /// done), with faults, a revoked channel and a Singular channel.
-@Suite(.serialized, .timeLimit(.minutes(5)))
+@Suite(.serialized, .ownThreads, .timeLimit(.minutes(5)))
 struct RunCommandTests {
     static let days = [Day("2026-11-20")!, Day("2026-11-21")!]
 

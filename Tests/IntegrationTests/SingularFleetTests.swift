@@ -10,7 +10,7 @@ import Testing
 /// Singular through the fleet into PostgreSQL, on the Reporting API v2.0 and on the legacy endpoints: the lookback
 /// window, append-only snapshots, the latest retrieval per day, a broken day parked, the API key kept out of every
 /// log and URL; v2's readiness, failed and stuck reports, and its fleet-wide report limit.
-@Suite(.serialized, .timeLimit(.minutes(8)))
+@Suite(.serialized, .ownThreads, .timeLimit(.minutes(8)))
 struct SingularFleetTests {
     static let resources = ["--resource", "campaigns", "--resource", "creatives"]
 

@@ -10,7 +10,7 @@ import Testing
 /// A channel with subaccounts plans a job per account and day: each account has its own share of the day's
 /// partitions, its own ledger entries, its own request limit and its own reconciliation; one that Twilio cannot serve
 /// is parked alone, and once re-driven its share loads without touching the others'.
-@Suite(.serialized, .timeLimit(.minutes(5)))
+@Suite(.serialized, .ownThreads, .timeLimit(.minutes(5)))
 struct SubaccountJobTests {
     @Test func eachSubaccountIsAJobOfItsOwnAndFailsAlone() throws {
         let parent = SandboxAccount.defaults[0]

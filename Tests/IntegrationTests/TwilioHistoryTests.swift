@@ -9,7 +9,7 @@ import Testing
 
 /// Twilio beyond the list window: three years of an account's messages, the oldest through Bulk Export, paced to the
 /// export quota over two planning days, meet the list window's days with no gap and no overlap.
-@Suite(.serialized, .timeLimit(.minutes(8)))
+@Suite(.serialized, .ownThreads, .timeLimit(.minutes(8)))
 struct TwilioHistoryTests {
     static let account = SandboxAccount.defaults.first { $0.sid == SandboxAccount.sid(5) }!
 
