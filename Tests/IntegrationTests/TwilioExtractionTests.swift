@@ -65,7 +65,7 @@ final class TwilioExtractionTests {
         return rows
     }
 
-    static let days = [Day("2026-11-20")!, Day("2026-11-21")!]
+    static let days = [TestDays.day(20), TestDays.day(21)]
 
     @Test func everyResourceMatchesTheSandboxExactlyWithFaultsAndAConcurrencyLimit() async throws {
         // 30 ms per request makes the six concurrent jobs overlap, so the limit of 2 per account is really hit.
@@ -308,7 +308,14 @@ final class TwilioExtractionTests {
         #expect(stats.oauthExpiredRefused == 0, "no request carried an expired token")
         #expect(stats.requests > 3 * stats.oauthTokensIssued, "each token served several requests")
 
-        // Tokens the API stops honouring (a rotated client): one 401, one renewal, and the job goes on.
+        // Tokens the API stops honouring (a rotated client): one 401, one renewal, and the job goes on. First a token
+        // that cannot come near its renewal margin during the job (with 1.5 s tokens, one in five jobs would renew the
+        // revoked token before using it, and see no 401): once the cached short one has expired, the next job fetches
+        // an hour's token.
+        api.setFaults(SandboxFaults(latencyMs: 20, oauthTokenSeconds: 3600))
+        Thread.sleep(forTimeInterval: 1.6)
+        try exact(try extractor(channel, pageSize: 20).extract(job(1)), 1)
+        stats = api.currentStats
         api.revokeTokens()
         try exact(try extractor(channel, pageSize: 20).extract(job(0)), 0)
         let before = stats
@@ -353,7 +360,7 @@ final class TwilioExtractionTests {
             try self.extractor(try self.channel(account, name: "acme-eu", token: "revoked-secret-token")).extract(job)
         }
         #expect(error?.errorClass == .permanent)
-        #expect(error?.description.contains("twilio/acme-eu/calls/2026-11-20") == true)
+        #expect(error?.description.contains("twilio/acme-eu/calls/\(TestDays.text(20))") == true)
         #expect(error?.description.contains("20003") == true)
         #expect(error?.description.contains("revoked-secret-token") == false)
         let listed = try s3.list(prefix: "staging/run/twilio_calls/acme-eu/")
