@@ -194,6 +194,7 @@ import Testing
             (", oauth_client_id: OQ1, oauth_client_secret: x, api_key_sid: \(key), api_key_secret: y", "either OAuth or an API key"),
             (", oauth_client_id: OQ1, oauth_client_secret: x, oauth_url: http://oauth.example.com", "oauth_url: expected an https:// URL"),
             (", api_key: t, oauth_url: https://oauth.example.com", "oauth_url: applies with oauth_client_id"),
+            (", api_key: t, list_window_days: 401", "list_window_days: expected a whole number in 1…400"),
             (
                 ", api_key: t, api_url: https://api.ie1.twilio.com",
                 "api.ie1.twilio.com was retired on 2026-04-28: use api.{edge}.ie1.twilio.com"
@@ -361,16 +362,19 @@ import Testing
         let path = dir.appendingPathComponent("c.yml")
         try Self.fixture("fleet.yaml").replacingOccurrences(of: "  start_date: 2026-01-01\n", with: "  settle_days: 2\n")
             .write(to: path, atomically: true, encoding: .utf8)
-        let dated = try runTool("huskimo-planner", ["plan", "--config", path.path, "--date", "2026-11-10", "--dry-run"], env: Self.env)
+        // Days relative to today: a literal date would leave Twilio's 400-day list window a year later and be refused.
+        let runDay = Day.today.adding(days: -26), first = Day.today.adding(days: -35)
+        func d(_ day: Day, _ offset: Int) -> String { day.adding(days: offset).description }
+        let dated = try runTool("huskimo-planner", ["plan", "--config", path.path, "--date", "\(runDay)", "--dry-run"], env: Self.env)
         #expect(dated.status == 0, "\(dated.output)")
-        #expect(dated.output.contains("would publish 3 × acme-us calls  2026-11-08 … 2026-11-10"), "\(dated.output)")
-        #expect(dated.output.contains("would publish 7 × spend campaigns  2026-11-04 … 2026-11-10"), "\(dated.output)")
+        #expect(dated.output.contains("would publish 3 × acme-us calls  \(d(runDay, -2)) … \(runDay)"), "\(dated.output)")
+        #expect(dated.output.contains("would publish 7 × spend campaigns  \(d(runDay, -6)) … \(runDay)"), "\(dated.output)")
         #expect(dated.output.contains("acme-us incoming_phone_numbers  (snapshot)"))
         let range = try runTool(
-            "huskimo-planner", ["plan", "--config", path.path, "--from", "2026-11-01", "--to", "2026-11-03", "--dry-run"],
+            "huskimo-planner", ["plan", "--config", path.path, "--from", "\(first)", "--to", d(first, 2), "--dry-run"],
             env: Self.env)
-        #expect(range.output.contains("would publish 3 × acme-us calls  2026-11-01 … 2026-11-03"), "\(range.output)")
-        #expect(range.output.contains("would publish 3 × spend campaigns  2026-11-01 … 2026-11-03"), "\(range.output)")
+        #expect(range.output.contains("would publish 3 × acme-us calls  \(first) … \(d(first, 2))"), "\(range.output)")
+        #expect(range.output.contains("would publish 3 × spend campaigns  \(first) … \(d(first, 2))"), "\(range.output)")
     }
 
     @Test func commandLineEdgesAreRefusedWithTheirReason() throws {

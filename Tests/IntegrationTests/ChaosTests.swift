@@ -33,7 +33,7 @@ struct ChaosTests {
         // Slow enough answers that the kills and restarts land while jobs are in flight.
         let faults = SandboxFaults(rate: 0.12, latencyMs: 200)
         fleet.api.setFaults(faults)
-        let first = Day("2026-11-01")!
+        let first = TestDays.day(1)
         let days = (0..<dayCount).map { first.adding(days: $0) }
         try fleet.plan([
             "--from", "\(days.first!)", "--to", "\(days.last!)", "--resource", "calls", "--resource", "messages",

@@ -13,9 +13,9 @@ import Testing
 /// Each prints its recovery time: from the fault to the next job finished.
 @Suite(.serialized, .ownThreads, .timeLimit(.minutes(8)))
 final class ClusterFaultTests {
-    static let days = [Day("2026-11-20")!, Day("2026-11-21")!]
+    static let days = [TestDays.day(20), TestDays.day(21)]
     static let range = [
-        "--from", "2026-11-20", "--to", "2026-11-21", "--resource", "calls", "--resource", "messages", "--resource", "recordings",
+        "--from", TestDays.text(20), "--to", TestDays.text(21), "--resource", "calls", "--resource", "messages", "--resource", "recordings",
     ]
 
     enum Fault: String, CaseIterable, CustomTestStringConvertible {

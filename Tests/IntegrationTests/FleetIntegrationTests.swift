@@ -10,9 +10,9 @@ import Testing
 /// The fleet as users run it: planner, extract workers and a loader as separate processes on the real broker.
 @Suite(.serialized, .ownThreads, .timeLimit(.minutes(5)))
 struct FleetIntegrationTests {
-    static let days = [Day("2026-11-20")!, Day("2026-11-21")!]
+    static let days = [TestDays.day(20), TestDays.day(21)]
     static let range = [
-        "--from", "2026-11-20", "--to", "2026-11-21", "--resource", "calls", "--resource", "messages",
+        "--from", TestDays.text(20), "--to", TestDays.text(21), "--resource", "calls", "--resource", "messages",
         "--resource", "recordings",
     ]
 
@@ -69,12 +69,12 @@ struct FleetIntegrationTests {
         let fleet = try FleetHarness(accounts: [("us", SandboxAccount.defaults[0])], target: target)
         defer { fleet.cleanUp() }
         try fleet.applyDDL()
-        try fleet.plan(["--from", "2026-11-20", "--to", "2026-11-21", "--resource", "calls"])
+        try fleet.plan(["--from", TestDays.text(20), "--to", TestDays.text(21), "--resource", "calls"])
         let worker = try fleet.worker("w.log")
         #expect(fleet.wait(worker) == 0)
-        // Damage the staged object of 2026-11-20 (bit rot, a partial upload, a tool that rewrote it).
+        // Damage the staged object of day 20 (bit rot, a partial upload, a tool that rewrote it).
         let s3 = S3Client(try TestServices.s3(bucket: fleet.id))
-        let staged = try s3.list(prefix: "stage/twilio_calls/us/2026-11-20/")
+        let staged = try s3.list(prefix: "stage/twilio_calls/us/\(TestDays.text(20))/")
         #expect(staged.count == 1)
         let key = try #require(staged.first).key
         let original = try s3.get(key)
@@ -84,7 +84,7 @@ struct FleetIntegrationTests {
         // The damaged day is parked with a reason that names the object; the other day is loaded.
         #expect(
             try fleet.rows("twilio_calls", channel: "us")
-                == SandboxAPI.expected(SandboxAccount.defaults[0], "calls", day: Day("2026-11-21")!).count)
+                == SandboxAPI.expected(SandboxAccount.defaults[0], "calls", day: TestDays.day(21)).count)
         let status = try fleet.run("huskimo-planner", ["status", "--config", fleet.configPath])
         #expect(status.0 == 1, "status exits 1 while a load is parked")
         #expect(status.1.contains("1 × permanent in us (\(fleet.id).load.local.failed)"), "\(status.1)")
@@ -107,7 +107,7 @@ struct FleetIntegrationTests {
         #expect(requeue.0 == 0 && requeue.1.contains("requeued 1"), "\(requeue.1)")
         let again = try fleet.loader("loader2.log")
         #expect(fleet.wait(again) == 0)
-        try fleet.expectExact(days: [Day("2026-11-20")!, Day("2026-11-21")!], resources: [.calls], channels: ["us"])
+        try fleet.expectExact(days: [TestDays.day(20), TestDays.day(21)], resources: [.calls], channels: ["us"])
         #expect(try fleet.run("huskimo-planner", ["status", "--config", fleet.configPath]).0 == 0, "nothing parked any more")
     }
 
@@ -127,16 +127,16 @@ struct FleetIntegrationTests {
                     AND \(column) < $1::timestamp + interval '1 day' AND (\(condition))
                     """, [day])[0][0]!)!
         }
-        let days = ["2026-11-18", "2026-11-19", "2026-11-20", "2026-11-21"]
+        let days = [TestDays.text(18), TestDays.text(19), TestDays.text(20), TestDays.text(21)]
         func night(_ runDay: String, _ name: String) throws {
             try fleet.plan(["--date", runDay, "--resource", "calls", "--resource", "messages"])
             let w = try fleet.worker("w-\(name).log"), l = try fleet.loader("l-\(name).log")
             #expect(fleet.wait(w) == 0 && fleet.wait(l) == 0)
         }
 
-        // Night one (run day 11-20): 11-18 … 11-20 as Twilio first answers them: calls still in progress, messages
+        // Night one (run day 20): days 18 … 20 as Twilio first answers them: calls still in progress, messages
         // without a price.
-        try night("2026-11-20", "1")
+        try night(TestDays.text(20), "1")
         for day in days.prefix(3) {
             #expect(try count("twilio_calls", "start_time", day) == SandboxAPI.expected(account, "calls", day: Day(day)).count)
             #expect(try count("twilio_messages", "date_sent", day) == SandboxAPI.expected(account, "messages", day: Day(day)).count)
@@ -160,8 +160,8 @@ struct FleetIntegrationTests {
 
         // The data settles: calls complete and are priced, messages are priced, a late message appears per day.
         fleet.api.setFaults(SandboxFaults(twilioRevision: 1))
-        // Night two (run day 11-21): 11-19 … 11-21 read again; 11-18 is out of the window and stays as it was.
-        try night("2026-11-21", "2")
+        // Night two (run day 21): days 19 … 21 read again; day 18 is out of the window and stays as it was.
+        try night(TestDays.text(21), "2")
         for day in days.dropFirst() {
             #expect(
                 try count("twilio_calls", "start_time", day) == SandboxAPI.expected(account, "calls", day: Day(day), revision: 1).count,
@@ -206,7 +206,7 @@ struct FleetIntegrationTests {
         let retrieved = try pg.query("SELECT max(when_retrieved)::text, count(*) FROM \(fleet.id).twilio_messages")[0]
         let afterNightTwo = try pg.query("SELECT to_char(max(loaded_at), 'YYYY-MM-DD HH24:MI:SS.US TZH') FROM \(fleet.id).load_reports")[0][
             0]!
-        try night("2026-11-21", "3")
+        try night(TestDays.text(21), "3")
         let third = try reports(after: afterNightTwo)
         #expect(third.count == 6 && third.values.allSatisfy { $0[0] == "identical" && $0[3] == "0" }, "\(third)")
         #expect(

@@ -52,8 +52,9 @@ final class HostileAPITests {
                 return .json(200, Array("{\"calls\": [".utf8) + [UInt8](repeating: 0x20, count: bytes) + Array("]}".utf8))
             case .records(let count, let cut):
                 let padding = String(repeating: "p", count: 1000)
+                let start = TestDays.rfc2822(20, "00:00:01")
                 let calls = (0..<count).map {
-                    #"{"sid": "CA\#($0)", "account_sid": "AC1", "start_time": "Fri, 20 Nov 2026 00:00:01 +0000", "uri": "\#(padding)"}"#
+                    #"{"sid": "CA\#($0)", "account_sid": "AC1", "start_time": "\#(start)", "uri": "\#(padding)"}"#
                 }
                 let body = Array(("{\"calls\": [" + calls.joined(separator: ", ") + "], \"next_page_uri\": null}").utf8)
                 let served = stub.requests.withLock { $0.count }
@@ -82,7 +83,7 @@ final class HostileAPITests {
         client.stop = stop
         var extractor = TwilioExtractor(channel: channel, client: client, s3: s3, folder: "hostile")
         extractor.maxPages = 50
-        return try extractor.extract(ExtractJob(runID: "r", channel: "hostile", resource: .calls, day: Day("2026-11-20"), plannedAt: "p"))
+        return try extractor.extract(ExtractJob(runID: "r", channel: "hostile", resource: .calls, day: TestDays.day(20), plannedAt: "p"))
     }
 
     func failure(_ body: () throws -> ExtractReport) -> JobError? {

@@ -18,9 +18,9 @@ struct HostileBusTests {
         let fleet = try FleetHarness(accounts: [("us", SandboxAccount.defaults[0]), ("eu", SandboxAccount.defaults[1])])
         defer { fleet.cleanUp() }
         try fleet.applyDDL()
-        let days = [Day("2026-11-01")!, Day("2026-11-02")!]
+        let days = [TestDays.day(1), TestDays.day(2)]
         func night(_ label: String) throws {
-            try fleet.plan(["--from", "2026-11-01", "--to", "2026-11-02", "--resource", "calls"])
+            try fleet.plan(["--from", TestDays.text(1), "--to", TestDays.text(2), "--resource", "calls"])
             let worker = try fleet.worker("w-\(label).log", idle: 3)
             #expect(fleet.wait(worker) == 0, "worker \(label): \(fleet.log("w-\(label).log").suffix(2000))")
             let loader = try fleet.loader("l-\(label).log", idle: 4)
@@ -36,11 +36,11 @@ struct HostileBusTests {
         // What an attacker would like deleted: an object outside the staging layout and one in another channel's prefix.
         let elsewhere = "elsewhere/precious.tsv.gz"
         let euPrefix = layout.extractionPrefix(
-            table: "twilio_calls", channel: "eu", partition: "2026-11-01", extractedAt: "2026-11-01T00:00:00.000Z", nonce: 1)
+            table: "twilio_calls", channel: "eu", partition: TestDays.text(1), extractedAt: "\(TestDays.text(1))T00:00:00.000Z", nonce: 1)
         let euObject = layout.objectKey(prefix: euPrefix, index: 0)
         for key in [elsewhere, euObject] { try s3.put(key, Array("do not delete".utf8)) }
 
-        let job = ExtractJob(runID: ExtractJob.fixtureRunID, channel: "us", resource: .calls, day: Day("2026-11-01"), plannedAt: "p")
+        let job = ExtractJob(runID: ExtractJob.fixtureRunID, channel: "us", resource: .calls, day: TestDays.day(1), plannedAt: "p")
         let stamp = UTCTime.iso(Date(timeIntervalSinceNow: 60))  // newer than night 1: only the checks stop these
         var outside = LoadMessage.fixture(job: job, folder: config.s3.folderPath, rows: [1], extractedAt: stamp)
         outside.objects[0].key = elsewhere
@@ -68,7 +68,7 @@ struct HostileBusTests {
                     messageID: load.loadID))
         }
         let stranger = ExtractJob(
-            runID: ExtractJob.fixtureRunID, channel: String(repeating: "c", count: 300), resource: .calls, day: Day("2026-11-01"),
+            runID: ExtractJob.fixtureRunID, channel: String(repeating: "c", count: 300), resource: .calls, day: TestDays.day(1),
             plannedAt: "p")
         try client.publishBlocking(
             AMQPMessage(
@@ -88,14 +88,15 @@ struct HostileBusTests {
         // The attacked partition was reloaded by the real night: its newest extraction is night 2's, not a crafted one.
         let pg = try PostgresConnection(try TestServices.postgres())
         let newest = try pg.query(
-            "SELECT max(load_id) FROM \(fleet.id).load_ledger WHERE table_name = 'twilio_calls' AND channel_name = 'us' AND partition_key = '2026-11-01'"
+            "SELECT max(load_id) FROM \(fleet.id).load_ledger WHERE table_name = 'twilio_calls' AND channel_name = 'us' AND partition_key = '\(TestDays.text(1))'"
         )
         let newestID = newest.first?.first ?? nil
-        #expect(newestID?.hasPrefix("twilio/us/calls/2026-11-01@") == true && newestID != job.jobID + "@" + stamp)
+        #expect(newestID?.hasPrefix("twilio/us/calls/\(TestDays.text(1))@") == true && newestID != job.jobID + "@" + stamp)
         #expect(
             try pg.query(
-                "SELECT count(DISTINCT load_id) FROM \(fleet.id).load_ledger WHERE channel_name = 'us' AND partition_key = '2026-11-01'")[
-                    0][0] == "2")
+                "SELECT count(DISTINCT load_id) FROM \(fleet.id).load_ledger WHERE channel_name = 'us' AND partition_key = '\(TestDays.text(1))'"
+            )[
+                0][0] == "2")
 
         var parked: [String] = []
         try client.drainBlocking(topology.failedLoadQueue("local")) { delivery in

@@ -30,11 +30,11 @@ struct HostileFleetTests {
         try fleet.writeConfig()
         try fleet.applyDDL()
         let hostile = [
-            "2026-11-02": "other-host", "2026-11-03": "loop", "2026-11-04": "huge", "2026-11-05": "retry-after",
-            "2026-11-06": "bad-utf8",
+            TestDays.text(2): "other-host", TestDays.text(3): "loop", TestDays.text(4): "huge", TestDays.text(5): "retry-after",
+            TestDays.text(6): "bad-utf8",
         ]
         fleet.api.setFaults(SandboxFaults(twilioHostileDays: hostile))
-        try fleet.plan(["--from", "2026-11-01", "--to", "2026-11-07", "--resource", "calls"])
+        try fleet.plan(["--from", TestDays.text(1), "--to", TestDays.text(7), "--resource", "calls"])
         let port = TestServices.freePort()
         let worker = try fleet.worker("w.log", concurrency: 3, idle: 8, extra: ["--metrics-port", String(port)])
         defer { kill(worker, SIGKILL) }
@@ -84,7 +84,7 @@ struct HostileFleetTests {
 
         // The healthy days of the same account, exactly; the day with invalid UTF-8 loaded with U+FFFD, counted.
         let pg = try PostgresConnection(try TestServices.postgres())
-        for day in ["2026-11-01", "2026-11-06", "2026-11-07"] {
+        for day in [TestDays.text(1), TestDays.text(6), TestDays.text(7)] {
             let sids = try pg.query(
                 """
                 SELECT sid FROM \(fleet.id).twilio_calls WHERE channel_name = 'us' AND start_time >= $1::timestamp
@@ -96,7 +96,7 @@ struct HostileFleetTests {
         #expect(try fleet.duplicates("twilio_calls") == 0)
         #expect(
             try pg.query("SELECT count(*) FROM \(fleet.id).twilio_calls WHERE api_version LIKE '\u{FFFD}%'")[0][0]
-                == String(SandboxAPI.expected(account, "calls", day: Day("2026-11-06")!).count), "the invalid bytes became U+FFFD")
+                == String(SandboxAPI.expected(account, "calls", day: TestDays.day(6)).count), "the invalid bytes became U+FFFD")
         #expect(fleet.log("w.log").contains("values replaced with U+FFFD"))
         // The hostile days are parked, each with its reason.
         let topology = FleetTopology(try fleet.config.queue, targets: ["local"])
@@ -108,10 +108,10 @@ struct HostileFleetTests {
             reasons[parked.day ?? "?"] = parked.message
             return .keep
         }
-        #expect(reasons["2026-11-02"]?.contains("not the configured") == true, "\(reasons)")
-        #expect(reasons["2026-11-03"]?.contains("page loop") == true, "\(reasons)")
-        #expect(reasons["2026-11-04"].map { $0.contains("1 MiB") || $0.lowercased().contains("large") } == true, "\(reasons)")
-        #expect(reasons["2026-11-05"]?.contains("Retry-After") == true, "\(reasons)")
+        #expect(reasons[TestDays.text(2)]?.contains("not the configured") == true, "\(reasons)")
+        #expect(reasons[TestDays.text(3)]?.contains("page loop") == true, "\(reasons)")
+        #expect(reasons[TestDays.text(4)].map { $0.contains("1 MiB") || $0.lowercased().contains("large") } == true, "\(reasons)")
+        #expect(reasons[TestDays.text(5)]?.contains("Retry-After") == true, "\(reasons)")
         #expect(reasons.count == 4)
         #expect(!fleet.log("w.log").contains(account.token), "no token in the log")
     }

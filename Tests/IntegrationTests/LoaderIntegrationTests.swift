@@ -51,7 +51,7 @@ final class LoaderIntegrationTests {
         return Int(try pg.query("SELECT count(*) FROM \(schema).\(table) WHERE \(filter)")[0][0]!)!
     }
 
-    static let day = Day("2026-11-21")!
+    static let day = TestDays.day(21)
     let account = SandboxAccount.defaults[0]
 
     @Test func aDayLoadedTwiceHasEachRowOnceAndARedeliveredBatchChangesNothing() throws {

@@ -15,7 +15,7 @@ final class RedshiftIntegrationTests {
     let staged: StagedLoads
     let id = "rs_\(UInt32.random(in: 0...UInt32.max))"
     let account = SandboxAccount.defaults[0]
-    static let day = Day("2026-11-21")!
+    static let day = TestDays.day(21)
 
     init() throws {
         staged = try StagedLoads(bucketPrefix: "huskimo-rs")

@@ -15,7 +15,7 @@ import Testing
 final class RefusedObjectTests {
     let staged: StagedLoads
     let schema = "refused_\(UInt32.random(in: 0...UInt32.max))"
-    static let day = Day("2026-11-21")!
+    static let day = TestDays.day(21)
     static var run: String { UTCTime.compact(Date(timeIntervalSinceNow: -60)) }
 
     init() throws { staged = try StagedLoads(bucketPrefix: "huskimo-refused", strict: true) }

@@ -11,7 +11,7 @@ import Testing
 /// done), with faults, a revoked channel and a Singular channel.
 @Suite(.serialized, .ownThreads, .timeLimit(.minutes(5)))
 struct RunCommandTests {
-    static let days = [Day("2026-11-20")!, Day("2026-11-21")!]
+    static let days = [TestDays.day(20), TestDays.day(21)]
 
     @Test(arguments: ["postgres", "redshift"]) func oneProcessDoesTheNightAndExitsOneWhileJobsAreParked(target: String) throws {
         let fleet = try FleetHarness(
@@ -21,7 +21,7 @@ struct RunCommandTests {
         fleet.api.setFaults(SandboxFaults(rate: 0.05, latencyMs: 5))
         try fleet.applyDDL()
         let selection = [
-            "--from", "2026-11-20", "--to", "2026-11-21", "--resource", "calls", "--resource", "recordings",
+            "--from", TestDays.text(20), "--to", TestDays.text(21), "--resource", "calls", "--resource", "recordings",
             "--resource", "campaigns", "--workers", "4",
         ]
         let (first, output) = try fleet.run("huskimo-planner", ["run", "--config", fleet.configPath] + selection, timeout: 180)

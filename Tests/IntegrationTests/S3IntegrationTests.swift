@@ -131,7 +131,7 @@ struct S3IntegrationTests {
         func loads(_ tag: String) throws -> [LoadMessage] {
             try (0..<3).map { n in
                 let job = ExtractJob(
-                    runID: ExtractJob.fixtureRunID, channel: tag, resource: .calls, day: Day("2026-11-2\(n)"), plannedAt: "p")
+                    runID: ExtractJob.fixtureRunID, channel: tag, resource: .calls, day: TestDays.day(20 + n), plannedAt: "p")
                 let load = LoadMessage.fixture(job: job, folder: "stage", rows: [1], extractedAt: "2026-11-30T00:00:00.000Z")
                 try s3.put(load.objects[0].key, [UInt8(n)])
                 return load

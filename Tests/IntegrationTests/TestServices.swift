@@ -7,6 +7,29 @@ import Testing
 @testable import HuskimoCore
 @testable import HuskimoFleet
 
+/// The integration tests' calendar: the days of a month that ends a week before today, fixed when the test process
+/// starts (a run that crosses midnight keeps its days). Literal dates leave Twilio's 400-day list window, and the
+/// sandbox's, a year after they were written, and the worker then reads them through Bulk Export instead; these days
+/// stay where the tests were written to be whenever they run.
+enum TestDays {
+    private static let start = Day.today.adding(days: -37)
+
+    /// Day `n` (1…31) of the test month.
+    static func day(_ n: Int) -> Day { start.adding(days: n) }
+
+    /// Day `n` as YYYY-MM-DD.
+    static func text(_ n: Int) -> String { day(n).description }
+
+    /// Day `n` at `time` (HH:MM:SS) as Twilio's list API writes times: "Fri, 20 Nov 2026 00:00:01 +0000".
+    static func rfc2822(_ n: Int, _ time: String) -> String {
+        let d = day(n), (year, month, dayOfMonth) = d.components
+        let weekdays = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"]  // 1970-01-01, ordinal 0, was a Thursday
+        let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+        let weekday = weekdays[((d.ordinal % 7) + 7) % 7]
+        return "\(weekday), \(dayOfMonth < 10 ? "0" : "")\(dayOfMonth) \(months[month - 1]) \(year) \(time) +0000"
+    }
+}
+
 /// The services the stack script started (`deploy/local/stack.sh up` prints these variables and writes them to
 /// `.local/stack/stack.env`). The environment wins; what it lacks comes from that file, so with the stack up a plain
 /// `swift test --filter X` finds the stack's fixed loopback ports (and its per-stack keys) by itself.
