@@ -28,6 +28,8 @@
 #   bench/run.sh singular  Singular's two APIs on the same records (HUSKIMO_BENCH_SINGULAR_RECORDS per day and resource):
 #                          worker CPU-s per million records reading the v2.0 reports (CSV, mapped by header) against
 #                          the legacy JSON endpoints, alternating, and the v2 wall (polls and slots included).
+#   bench/run.sh history   one day of calls through Bulk Export (gzipped JSON lines) against the same records from the
+#                          list's JSON pages, alternating: worker CPU-s per million records and the ratio.
 #   bench/run.sh all
 set -euo pipefail
 REPO=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd -P)
@@ -68,12 +70,18 @@ curl -sf -X PUT --aws-sigv4 aws:amz:us-east-1:s3 -u "$S3_ACCESS_KEY_ID:$S3_SECRE
   -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' "$S3_ENDPOINT/huskimo-bench" >/dev/null || true
 psql_() { PGPASSWORD=$POSTGRES_PASSWORD psql -h "$POSTGRES_HOSTNAME" -p "$POSTGRES_PORT" -U "$POSTGRES_USER" -d "$POSTGRES_DB" -Atq "$@"; }
 now() { date +%s.%N; }
+# The benchmark's days, relative to today: day 0 is 17 days ago (HUSKIMO_BENCH_DAY=YYYY-MM-DD to pin it, e.g. to rerun
+# an older result). A literal date would leave Twilio's 400-day list window a year later, and the worker would then
+# read it through Bulk Export: a different path from the one measured. The sandbox's record counts vary by day
+# (±20 %); the figures are per million records.
+BENCH_DAY0=${HUSKIMO_BENCH_DAY:-$(date -u -d '17 days ago' +%F)}
+bday() { date -u -d "$BENCH_DAY0 $1 days" +%F; }   # bday OFFSET
 calc() { python3 -c "print($1)"; }
 
 bench_extract() {
-  # 281,300 per day on average gives exactly 200,000 on this day.
-  local records=${HUSKIMO_BENCH_RECORDS:-281300} day=2026-11-20 sid=AC00000000000000000000000000000004
-  start_sandbox --bulk-records "$records"
+  # The Bulk account serves exactly this many calls on every day (huskimo-sandbox --bulk-day-records).
+  local records=${HUSKIMO_BENCH_RECORDS:-200000} day=$(bday 0) sid=AC00000000000000000000000000000004
+  start_sandbox --bulk-day-records "$records"
   local expected; expected=$(curl -sf "$SANDBOX_URL/sandbox/expected?account=$sid&resource=calls&day=$day" | python3 -c 'import json,sys; print(json.load(sys.stdin)["count"])')
   # Baseline, same run, same pages: a hand-written Python extractor (bench/python_extract.py). It also warms
   # the sandbox's cache of the day.
@@ -98,7 +106,7 @@ bench_extract() {
   local spread; spread="runs: $(tr '\n' ' ' <<<"$sorted")CPU-s"
   stop_sandbox
   # The same at a quarter of the size: peak memory must not follow the size of the day.
-  start_sandbox --bulk-records $((records / 4))
+  start_sandbox --bulk-day-records $((records / 4))
   python3 bench/python_extract.py "$SANDBOX_URL" "$sid" sandbox-token-4 "$day" >/dev/null
   CHANNELS="bulk $sid sandbox-token-4" config "bq$RANDOM" "bench_x" >"$WORK/q.yaml"
   "$BIN/huskimo-planner" plan --config "$WORK/q.yaml" --from "$day" --to "$day" --resource calls >/dev/null
@@ -118,8 +126,8 @@ bench_extract() {
 # The worker half of `extract` only, REPEAT times against one sandbox: CPU-s per million records of each run and
 # the median, for iterating on the extractor (no baseline: compare medians before and after a change).
 bench_extract_quick() {
-  local repeat=${1:-3} records=${HUSKIMO_BENCH_RECORDS:-281300} day=2026-11-20 sid=AC00000000000000000000000000000004
-  start_sandbox --bulk-records "$records"
+  local repeat=${1:-3} records=${HUSKIMO_BENCH_RECORDS:-200000} day=$(bday 0) sid=AC00000000000000000000000000000004
+  start_sandbox --bulk-day-records "$records"
   python3 bench/python_extract.py "$SANDBOX_URL" "$sid" sandbox-token-4 "$day" >/dev/null   # warms the sandbox's cache
   local figures=() i
   for ((i = 0; i < repeat; i++)); do
@@ -152,9 +160,9 @@ baseline_bin() {   # baseline_bin REF MODE
 }
 
 bench_extract_ab() {
-  local ref=${1:-} repeat=${2:-5} records=${HUSKIMO_BENCH_RECORDS:-281300} day=2026-11-20 sid=AC00000000000000000000000000000004
+  local ref=${1:-} repeat=${2:-5} records=${HUSKIMO_BENCH_RECORDS:-200000} day=$(bday 0) sid=AC00000000000000000000000000000004
   local base_bin; base_bin=$(baseline_bin "$ref" extract-ab)
-  start_sandbox --bulk-records "$records"
+  start_sandbox --bulk-day-records "$records"
   python3 bench/python_extract.py "$SANDBOX_URL" "$sid" sandbox-token-4 "$day" >/dev/null   # warms the sandbox's cache
   local base=() current=() i which bin
   for ((i = 0; i < repeat; i++)); do
@@ -181,7 +189,7 @@ bench_extract_ab() {
 
 median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 field() { sed -n "s/.*$1=\([0-9.]*\).*/\1/p"; }   # field NAME <<<"… NAME=value …"
-MIX_DAYS=(2026-11-18 2026-11-19 2026-11-20)
+MIX_DAYS=("$(bday -2)" "$(bday -1)" "$(bday 0)")
 MIX_CHANNELS=$(for n in 1 2 3 4 5; do printf 'mix%s AC000000000000000000000000000000%02x mix-token-%s\n' "$n" $((0x20 + n)) "$n"; done)
 
 # The realistic mix: 5 accounts × 3 days × (4,000 calls + 6,000 messages + 1,000 recordings) + 20 numbers each, records of
@@ -295,7 +303,7 @@ two_workers() {
 # (with publisher confirms).
 bench_small() {
   local latency=${HUSKIMO_BENCH_SMALL_LATENCY_MS:-100} concurrency=${HUSKIMO_BENCH_SMALL_CONCURRENCY:-8} repeat=${HUSKIMO_BENCH_REPEAT:-3}
-  local day=2026-11-20 channels i
+  local day; day=$(bday 0); local channels i
   start_sandbox --small-accounts 1000
   faults "{\"latencyMs\": $latency}"
   channels=$(for ((i = 0; i < 1000; i++)); do printf 'small%s AC%032x small-token-%s\n' "$i" $((0x100000 + i)) "$i"; done)
@@ -354,7 +362,7 @@ bench_cluster() {
       if [[ $mode == one ]]; then urls="\"$AMQP_URL\"" type=classic; else urls=$all_urls type=quorum; fi
       QUEUE_URLS=$urls QUEUE_TYPE=$type CHANNELS=$channels config "bc$r$mode$RANDOM" "bench_c" >"$WORK/c.yaml"
       local p0 p1 planned jobs; p0=$(now)
-      planned=$("$BIN/huskimo-planner" plan --config "$WORK/c.yaml" --from 2026-11-20 --to "$(date -u -d "2026-11-20 + $((days - 1)) days" +%F)" \
+      planned=$("$BIN/huskimo-planner" plan --config "$WORK/c.yaml" --from "$(bday 0)" --to "$(bday $((days - 1)))" \
         --resource calls --resource messages --resource recordings)
       p1=$(now)
       jobs=$(sed -n 's/.*: \([0-9]*\) jobs.*/\1/p' <<<"$planned")
@@ -405,7 +413,7 @@ bench_limit() {
     faults "{\"latencyMs\": $latency, \"concurrencyLimit\": $limit}"
     curl -sf -X DELETE "$SANDBOX_URL/sandbox/stats" >/dev/null   # the counters of this run only
     config "bl$r$RANDOM" "bench_lim" >"$WORK/lim.yaml"
-    "$BIN/huskimo-planner" plan --config "$WORK/lim.yaml" --from 2026-10-22 --to 2026-11-20 --resource calls --resource messages --resource recordings >/dev/null
+    "$BIN/huskimo-planner" plan --config "$WORK/lim.yaml" --from "$(bday -29)" --to "$(bday 0)" --resource calls --resource messages --resource recordings >/dev/null
     local t0 t1 out stats
     t0=$(now)
     out=$("$BIN/huskimo-worker" extract --config "$WORK/lim.yaml" --concurrency 12 --exit-when-idle 1 2>"$WORK/lim.log")
@@ -453,8 +461,8 @@ bench_idle() {
 
 # Memory on a large day: one day of 1,000,000 calls (the sandbox's Bulk account) at --concurrency 16.
 bench_memory() {
-  local records=${HUSKIMO_BENCH_MEMORY_RECORDS:-1406500} day=2026-11-20 sid=AC00000000000000000000000000000004   # 1,000,000 on this day
-  start_sandbox --bulk-records "$records"
+  local records=${HUSKIMO_BENCH_MEMORY_RECORDS:-1000000} day=$(bday 0) sid=AC00000000000000000000000000000004
+  start_sandbox --bulk-day-records "$records"
   curl -sf -u "$sid:sandbox-token-4" "$SANDBOX_URL/2010-04-01/Accounts/$sid/Calls.json?StartTime=$day&PageSize=1" >/dev/null   # generates the day
   CHANNELS="bulk $sid sandbox-token-4" config "bmem$RANDOM" "bench_x" >"$WORK/mem.yaml"
   "$BIN/huskimo-planner" plan --config "$WORK/mem.yaml" --from "$day" --to "$day" --resource calls >/dev/null
@@ -478,7 +486,7 @@ bench_singular() {
       local extra=""; [[ $api == v2 ]] && extra=", report_poll_s: 0.05"
       CHANNELS="" config "$prefix" "bench_sg" \
         | sed "s|^channels:|channels:\\n  - {name: spend, type: singular, api_key: $key, api_url: \"$SANDBOX_URL\", api: $api$extra}|" >"$WORK/sg.yaml"
-      "$BIN/huskimo-planner" plan --config "$WORK/sg.yaml" --from 2026-11-18 --to 2026-11-20 >/dev/null
+      "$BIN/huskimo-planner" plan --config "$WORK/sg.yaml" --from "$(bday -2)" --to "$(bday 0)" >/dev/null
       local t0 t1 out
       t0=$(now)
       out=$("$BIN/huskimo-worker" extract --config "$WORK/sg.yaml" --concurrency 2 --exit-when-idle 1 2>"$WORK/sg-$api.log")
@@ -501,7 +509,7 @@ bench_singular() {
 run_fleet() {   # run_fleet WORKERS CONCURRENCY → prints "wall requests"
   local workers=$1 concurrency=$2 prefix="bf$1$RANDOM"
   config "$prefix" "bench_f" >"$WORK/f.yaml"
-  "$BIN/huskimo-planner" plan --config "$WORK/f.yaml" --from 2026-11-14 --to 2026-11-21 --resource calls --resource messages >/dev/null
+  "$BIN/huskimo-planner" plan --config "$WORK/f.yaml" --from "$(bday -6)" --to "$(bday 1)" --resource calls --resource messages >/dev/null
   local before after t0 t1 wp=()
   before=$(curl -sf "$SANDBOX_URL/sandbox/stats" | python3 -c 'import json,sys; print(json.load(sys.stdin)["requests"])')
   t0=$(now)
@@ -539,11 +547,11 @@ bench_fleet() {
 
 bench_load() {
   local rows=${HUSKIMO_BENCH_LOAD_ROWS:-300000} sid=AC00000000000000000000000000000004
-  start_sandbox --bulk-records "$rows"
+  start_sandbox --bulk-day-records "$rows"
   CHANNELS="bulk $sid sandbox-token-4" config "bl$RANDOM" "bench_l" >"$WORK/l.yaml"
   psql_ -c "DROP SCHEMA IF EXISTS bench_l CASCADE"
   "$BIN/huskimo-planner" ddl --config "$WORK/l.yaml" --apply >/dev/null
-  "$BIN/huskimo-planner" plan --config "$WORK/l.yaml" --from 2026-11-20 --to 2026-11-20 --resource calls >/dev/null
+  "$BIN/huskimo-planner" plan --config "$WORK/l.yaml" --from "$(bday 0)" --to "$(bday 0)" --resource calls >/dev/null
   "$BIN/huskimo-worker" extract --config "$WORK/l.yaml" --concurrency 1 --exit-when-idle 1 >/dev/null 2>"$WORK/l-worker.log"
   stop_sandbox
   local t0 t1 n
@@ -563,12 +571,12 @@ bench_load() {
 }
 
 # The loader of this tree against the loader of git revision REF on the same staged rows (one partition of calls from
-# the sandbox's --bulk-records day, extracted by this tree's worker for each run), alternating, N runs each: the loader's wall time and CPU,
+# the sandbox's --bulk-day-records day, extracted by this tree's worker for each run), alternating, N runs each: the loader's wall time and CPU,
 # both medians and their ratio, in the same run (refactors of the load path).
 bench_load_ab() {
   local ref=${1:-} repeat=${2:-5} rows=${HUSKIMO_BENCH_LOAD_ROWS:-300000} sid=AC00000000000000000000000000000004
   local base_bin; base_bin=$(baseline_bin "$ref" load-ab)
-  start_sandbox --bulk-records "$rows"
+  start_sandbox --bulk-day-records "$rows"
   local base=() current=() base_cpu=() current_cpu=() i which bin t0 t1 wall cpu schema loaded expected=""
   for ((i = 0; i < repeat; i++)); do
     for which in baseline current; do
@@ -577,7 +585,7 @@ bench_load_ab() {
       CHANNELS="bulk $sid sandbox-token-4" config "blab$i$RANDOM" "$schema" >"$WORK/lab.yaml"
       psql_ -c "DROP SCHEMA IF EXISTS $schema CASCADE"
       "$bin/huskimo-planner" ddl --config "$WORK/lab.yaml" --apply >/dev/null
-      "$BIN/huskimo-planner" plan --config "$WORK/lab.yaml" --from 2026-11-20 --to 2026-11-20 --resource calls >/dev/null
+      "$BIN/huskimo-planner" plan --config "$WORK/lab.yaml" --from "$(bday 0)" --to "$(bday 0)" --resource calls >/dev/null
       "$BIN/huskimo-worker" extract --config "$WORK/lab.yaml" --concurrency 1 --exit-when-idle 1 >/dev/null 2>"$WORK/lab-worker.log"
       t0=$(now)
       "$bin/huskimo-worker" load --config "$WORK/lab.yaml" --target local --exit-when-idle 0.5 2>"$WORK/lab-loader.log"
@@ -614,7 +622,7 @@ bench_plan() {
   } >"$WORK/plan.yaml"
   local t0 t1 out
   t0=$(now)
-  out=$("$BIN/huskimo-planner" plan --config "$WORK/plan.yaml" --from 2025-11-30 --to 2026-11-28 --dry-run | tail -1)
+  out=$("$BIN/huskimo-planner" plan --config "$WORK/plan.yaml" --from "$(bday -355)" --to "$(bday 8)" --dry-run | tail -1)
   t1=$(now)
   # Baseline: the same number of job ids printed by a shell loop-free awk one-liner (what "listing" costs).
   local b0 b1
@@ -624,6 +632,46 @@ bench_plan() {
     echo "  huskimo-planner plan --dry-run: $(calc "round($t1 - $t0, 2)") s wall (config parse, planning, interleaving)"
     echo "  baseline, awk counting the same jobs: $(calc "round($b1 - $b0, 2)") s"
   } | tee bench/results/plan.txt
+}
+
+# History: one day of calls through Bulk Export (the day file: gzipped JSON lines, ISO-8601 times, fewer fields) against
+# the same day's records from the list (JSON pages of 1,000, RFC 2822 times), alternating, REPEAT runs each: worker
+# CPU-s per million records and their ratio. `list_window_days: 1` makes a day of last week history for the export
+# channel, so both read the very same records; the second and later export runs find the day file already made.
+bench_history() {
+  local records=${HUSKIMO_BENCH_RECORDS:-200000} repeat=${HUSKIMO_BENCH_REPEAT:-3} sid=AC00000000000000000000000000000004
+  local day; day=$(bday 0)
+  start_sandbox --bulk-day-records "$records"
+  local cpu_list=() cpu_export=() got_list=0 got_export=0 r mode
+  for ((r = 0; r < repeat; r++)); do
+    for mode in list export; do
+      local extra=""
+      [[ $mode == export ]] && extra=", list_window_days: 1, bulkexports_url: \"$SANDBOX_URL\", bulkexport_poll_s: 0.05"
+      CHANNELS="bulk $sid sandbox-token-4" config "bh$r$mode$RANDOM" "bench_h" \
+        | sed "s|pricing_url: \"$SANDBOX_URL\"}|pricing_url: \"$SANDBOX_URL\"$extra}|" >"$WORK/h.yaml"
+      psql_ -c "DROP SCHEMA IF EXISTS bench_h CASCADE" 2>/dev/null
+      "$BIN/huskimo-planner" ddl --config "$WORK/h.yaml" --apply >/dev/null
+      if [[ $mode == export ]]; then
+        "$BIN/huskimo-planner" backfill --config "$WORK/h.yaml" --channel bulk --resource calls --from "$day" --to "$day" >/dev/null
+      else
+        "$BIN/huskimo-planner" plan --config "$WORK/h.yaml" --from "$day" --to "$day" --resource calls >/dev/null
+      fi
+      local out; out=$("$BIN/huskimo-worker" extract --config "$WORK/h.yaml" --concurrency 1 --exit-when-idle 2 2>"$WORK/h-$mode.log")
+      local cpu got per; cpu=$(field cpu_s <<<"$out"); got=$(field records <<<"$out")
+      per=$(calc "round($cpu / $got * 1e6, 2)")
+      if [[ $mode == list ]]; then cpu_list+=("$per"); got_list=$got; else cpu_export+=("$per"); got_export=$got; fi
+      echo "  history $mode run $((r + 1)): $cpu CPU-s for $got records → $per CPU-s per million" >&2
+    done
+  done
+  stop_sandbox
+  local from_list from_export
+  from_list=$(printf '%s\n' "${cpu_list[@]}" | median); from_export=$(printf '%s\n' "${cpu_export[@]}" | median)
+  {
+    echo "history ($(date -u +%F), $(nproc) cores): one day of calls ($records records), --concurrency 1, alternating, $repeat runs each"
+    echo "  Bulk Export day file (gzipped JSON lines, ISO-8601 times): $from_export CPU-s per million records (median; runs: ${cpu_export[*]}); $got_export records"
+    echo "  list pages of 1000 (JSON, RFC 2822 times): $from_list CPU-s per million records (median; runs: ${cpu_list[*]}); $got_list records"
+    echo "  export / list CPU: $(calc "round($from_export / $from_list, 2)")×"
+  } | tee bench/results/history.txt
 }
 
 case ${1:-all} in
@@ -640,7 +688,8 @@ case ${1:-all} in
   load) bench_load ;;
   plan) bench_plan ;;
   singular) bench_singular ;;
+  history) bench_history ;;
   memory) bench_memory ;;
   all) bench_extract; bench_mix; bench_small; bench_limit; bench_memory; bench_idle; bench_fleet; bench_load; bench_plan ;;
-  *) echo "usage: bench/run.sh extract|extract-quick [N]|extract-ab REF [N]|load-ab REF [N]|mix|small|cluster|limit|memory|idle|fleet|load|plan|all" >&2; exit 2 ;;
+  *) echo "usage: bench/run.sh extract|extract-quick [N]|extract-ab REF [N]|load-ab REF [N]|mix|small|cluster|limit|memory|idle|fleet|load|plan|singular|history|all" >&2; exit 2 ;;
 esac

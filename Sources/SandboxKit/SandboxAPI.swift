@@ -49,6 +49,8 @@ package struct SandboxFaults: Sendable, Codable, Equatable {
     package var bulkExportRedirect: String?
     /// Accounts whose 2010 API lists answer 500, every time (a subaccount Twilio cannot serve).
     package var twilioBrokenAccounts: [String] = []
+    /// Accounts whose owner shortened retention: the days their calls and messages lists keep (else 400).
+    package var twilioListWindows: [String: Int] = [:]
 
     /// Every key is optional in the control JSON (`{"latencyMs": 100}` leaves the rest at their defaults).
     package init(from decoder: any Decoder) throws {
@@ -72,6 +74,7 @@ package struct SandboxFaults: Sendable, Codable, Equatable {
         bulkExportPolls = try c.decodeIfPresent(Int.self, forKey: .bulkExportPolls) ?? 1
         bulkExportRedirect = try c.decodeIfPresent(String.self, forKey: .bulkExportRedirect)
         twilioBrokenAccounts = try c.decodeIfPresent([String].self, forKey: .twilioBrokenAccounts) ?? []
+        twilioListWindows = try c.decodeIfPresent([String: Int].self, forKey: .twilioListWindows) ?? [:]
     }
 
     package init(
@@ -80,8 +83,9 @@ package struct SandboxFaults: Sendable, Codable, Equatable {
         singularNotReadyDays: [String: Int] = [:], singularFailingDays: [String: Int] = [:], singularStuckDays: [String: Int] = [:],
         singularReportLimit: Int = 100, singularRowsPerReport: Int = 0, oauthTokenSeconds: Double = 3600,
         twilioShortDays: [String: Int] = [:], bulkExportQuota: Int = 366, bulkExportPolls: Int = 1, bulkExportRedirect: String? = nil,
-        twilioBrokenAccounts: [String] = []
+        twilioBrokenAccounts: [String] = [], twilioListWindows: [String: Int] = [:]
     ) {
+        self.twilioListWindows = twilioListWindows
         self.twilioBrokenAccounts = twilioBrokenAccounts
         self.bulkExportRedirect = bulkExportRedirect
         self.twilioShortDays = twilioShortDays
@@ -411,11 +415,12 @@ package final class SandboxAPI: Sendable {
         var days: [Int] = []
         if let value = request.parameter(filter) {
             guard let day = Day(value) else { return Self.error(400, 20001, "Invalid date value") }
-            // Calls and messages are kept about 13 months (400 days); older ones only through Bulk Export.
-            if resource != "recordings", day.ordinal < Day.today.ordinal - Self.listWindowDays {
+            // Calls and messages are kept about 13 months (400 days, fewer where the owner shortened retention);
+            // older ones only through Bulk Export.
+            let window = faults.withLock { $0.twilioListWindows[account.sid] } ?? Self.listWindowDays
+            if resource != "recordings", day.ordinal < Day.today.ordinal - window {
                 stats.withLock { $0.listWindowRefused += 1 }
-                return Self.error(
-                    400, 20004, "Invalid date", detail: "\(filter) \(day) is older than the \(Self.listWindowDays) days this list keeps")
+                return Self.error(400, 20004, "Invalid date", detail: "\(filter) \(day) is older than the \(window) days this list keeps")
             }
             days = [day.ordinal]
         } else {

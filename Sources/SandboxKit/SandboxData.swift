@@ -22,7 +22,7 @@ package struct SandboxAccount: Sendable, Hashable {
     package var recordsPerDay: Int
     package var phoneNumbers: Int
     /// Exact records per day by resource (benchmarks): every day has exactly this many, none is empty.
-    var fixedPerDay: [String: Int]?
+    package var fixedPerDay: [String: Int]?
     /// Records of Twilio's real size: every documented field, the full `subresource_uris`, realistic texts
     /// (about 1.4 KB of JSON per call) instead of the compact records the tests read.
     package var realistic: Bool

@@ -7,12 +7,12 @@ import Testing
 @testable import HuskimoFleet
 
 @Suite struct PlannerTests {
-    static func config(startDate: String? = nil, settleDays: Int = 3, lookback: Int = 30) throws -> FleetConfig {
+    static func config(startDate: String? = nil, settleDays: Int = 3, lookback: Int = 30, channelA: String = "") throws -> FleetConfig {
         try FleetConfig.parse(
             """
             fetch: {lookback: \(lookback), settle_days: \(settleDays)\(startDate.map { ", start_date: \($0)" } ?? "")}
             channels:
-              - {name: a, type: twilio, api_user: AC1, api_key: k}
+              - {name: a, type: twilio, api_user: AC1, api_key: k\(channelA)}
               - {name: b, type: twilio, api_user: AC2, api_key: k}
               - {name: s, type: singular, api_key: k}
             s3: {access_key_id: k, secret_access_key: s, region: us-east-1, bucket: b}
@@ -71,6 +71,13 @@ import Testing
         let old = JobPlanner(config: try Self.config(startDate: "2020-01-01"))
         let far = old.plan(PlanSelection(channels: ["a"], resources: [.calls]), runID: "r", today: Day("2026-11-29")!).jobs
         #expect(far.count == TwilioConnector.listWindow)  // bounded by Twilio's 400-day list window
+        // An account whose owner kept 30 days: the catch-up stops there, and explicit older days are refused, named.
+        let short = JobPlanner(config: try Self.config(startDate: "2020-01-01", channelA: ", list_window_days: 30"))
+        let near = short.plan(PlanSelection(channels: ["a"], resources: [.calls]), runID: "r", today: Day("2026-11-29")!).jobs
+        #expect(near.count == 30 && near.allSatisfy { $0.day! >= Day("2026-10-30")! })
+        let (older, warnings) = short.plan(
+            PlanSelection(days: [Day("2026-10-01")!], channels: ["a"], resources: [.calls]), runID: "r", today: Day("2026-11-29")!)
+        #expect(older.isEmpty && warnings.contains { $0.contains("older than the 30-day list window") }, "\(warnings)")
     }
 
     @Test func everyRunReadsTheSettleWindowAgain() throws {

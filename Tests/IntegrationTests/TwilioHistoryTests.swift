@@ -95,6 +95,43 @@ struct TwilioHistoryTests {
         #expect(output.contains("Bulk Export is not offered in IE1"), "check says so: \(output)")
     }
 
+    /// An account whose owner kept 30 days of calls: without `list_window_days` an older day is parked with the key to
+    /// set named; with it, planning refuses older days (naming the window) and backfill reads them through Bulk Export,
+    /// meeting the days the list still serves with no gap and no overlap.
+    @Test func aShortenedListWindowIsNamedAndItsOlderDaysComeThroughBulkExport() throws {
+        let fleet = try FleetHarness(accounts: [("short", Self.account)])
+        defer { fleet.cleanUp() }
+        fleet.api.setFaults(SandboxFaults(twilioListWindows: [Self.account.sid: 30]))
+        try fleet.applyDDL()
+        let today = Day.today
+        let old = today.adding(days: -40)
+        try fleet.plan(["--channel", "short", "--resource", "calls", "--from", "\(old)", "--to", "\(old)"])
+        try drain(fleet)
+        let parked = try fleet.parkedJobs()
+        #expect(parked.count == 1 && parked.allSatisfy { $0.headers["x-error-class"] == .string("permanent") })
+        let message = parked.first?.headers["x-error-message"]?.stringValue ?? ""
+        #expect(message.contains("20004") && message.contains("set list_window_days on channel short"), "\(message)")
+
+        fleet.twilioOptions["short"] =
+            "list_window_days: 30, bulkexports_url: \"http://127.0.0.1:\(fleet.server.port)\", bulkexport_poll_s: 0.02"
+        try fleet.writeConfig()
+        var (code, output) = try fleet.run(
+            "huskimo-planner",
+            ["plan", "--config", fleet.configPath, "--channel", "short", "--resource", "calls", "--from", "\(old)", "--to", "\(old)"])
+        #expect(output.contains("older than the 30-day list window"), "\(output)")
+        let (from, to) = (today.adding(days: -45), today.adding(days: -25))
+        (code, output) = try fleet.run(
+            "huskimo-planner",
+            ["backfill", "--config", fleet.configPath, "--channel", "short", "--resource", "calls", "--from", "\(from)", "--to", "\(to)"])
+        #expect(code == 0, "\(output)")
+        #expect(output.contains("15 history days through Bulk Export"), "\(output)")
+        let refusedBefore = fleet.api.currentStats.listWindowRefused
+        try drain(fleet)
+        #expect(fleet.api.currentStats.listWindowRefused == refusedBefore, "no list request beyond the window")
+        #expect(fleet.api.currentStats.exportJobsCreated == 15)
+        try fleet.expectExact(days: (from.ordinal...to.ordinal).map(Day.init(ordinal:)), resources: [.calls])
+    }
+
     /// An export job still running when the attempt's wait ends goes to the delay queue and is reused by the next
     /// attempt (one export created, not two); a day whose 307 points at another host is parked, naming the host, and
     /// nothing is fetched from there.

@@ -85,11 +85,14 @@ package struct DayPlanRequest: Sendable {
     /// The days every target's ledger already has for this (table, channel); asked only by a connector whose
     /// ``DayPlan`` policy catches up (it reads the ledgers).
     package var loaded: @Sendable () -> Set<Day>
+    /// The channel planned (its own keys may shape the policy, e.g. a list window shorter than the API's default).
+    package var channel: ChannelConfig?
 
     package init(
         explicit: [Day]?, runDay: Day, today: Day, settleDays: Int, lookback: Int, startDate: Day?,
-        loaded: @escaping @Sendable () -> Set<Day> = { [] }
+        loaded: @escaping @Sendable () -> Set<Day> = { [] }, channel: ChannelConfig? = nil
     ) {
+        self.channel = channel
         self.explicit = explicit
         self.runDay = runDay
         self.today = today

@@ -23,9 +23,13 @@ struct TwilioBulkExport {
         var daysPerDay = 366
         /// Hosts the day files may be downloaded from besides `bulkexports_url`'s.
         var downloadHosts = ["*.twilio.com", "*.amazonaws.com"]
+        /// The days the account's lists keep (`list_window_days`): Twilio's 400 unless the account's owner shortened
+        /// retention; older calls and messages are history, read through Bulk Export.
+        var listWindow = TwilioConnector.listWindow
 
         static let keys = [
-            "bulkexports_url", "bulkexport_wait_s", "bulkexport_poll_s", "bulkexport_days_per_day", "bulkexport_download_hosts",
+            "list_window_days", "bulkexports_url", "bulkexport_wait_s", "bulkexport_poll_s", "bulkexport_days_per_day",
+            "bulkexport_download_hosts",
         ]
 
         static func read(_ channel: ChannelConfig) -> (options: Options, problems: [(key: String, message: String)]) {
@@ -45,6 +49,7 @@ struct TwilioBulkExport {
             o.poll = reader.seconds("bulkexport_poll_s", 0.01...300) ?? o.poll
             o.daysPerDay = reader.integer("bulkexport_days_per_day", 1...366) ?? o.daysPerDay
             o.downloadHosts = reader.hosts("bulkexport_download_hosts") ?? o.downloadHosts
+            o.listWindow = reader.integer("list_window_days", 1...TwilioConnector.listWindow) ?? o.listWindow
             let problems = reader.problems
             return (o, problems)
         }

@@ -5,8 +5,13 @@ import HuskimoCore
 /// the Pricing API's phone-number prices; logged in with the auth token, an API key or OAuth client credentials
 /// (`TwilioHosts.swift`, `TwilioOAuth.swift`), on the channel's region and edge; subaccounts on request.
 struct TwilioConnector: Connector {
-    /// Twilio lists only the last 400 days.
+    /// Twilio lists only the last 400 days (fewer where the account's owner shortened retention: `list_window_days`).
     static let listWindow = 400
+
+    /// The days `channel`'s lists keep: `list_window_days`, else Twilio's 400.
+    static func listWindow(_ channel: ChannelConfig?) -> Int {
+        channel.map { TwilioBulkExport.Options.read($0).options.listWindow } ?? listWindow
+    }
 
     package init() {}
 
@@ -107,7 +112,8 @@ struct TwilioConnector: Connector {
     /// window before it are read every night, loaded or not; older days since `start_date` only when no target has
     /// them (catch-up), and never beyond the list window.
     package func days(_ request: DayPlanRequest) -> DayPlan {
-        let oldest = request.today.adding(days: -TwilioConnector.listWindow)
+        let window = TwilioConnector.listWindow(request.channel)
+        let oldest = request.today.adding(days: -window)
         var days = request.explicit ?? (0...request.settleDays).map { request.runDay.adding(days: -$0) }
         if request.explicit == nil, let start = request.startDate {
             let loaded = request.loaded()
@@ -123,7 +129,7 @@ struct TwilioConnector: Connector {
             days: days.filter { $0 >= oldest }, refused: refused,
             reason: refused.isEmpty
                 ? nil
-                : "older than Twilio's \(TwilioConnector.listWindow)-day list window (calls and messages: huskimo-planner backfill reads them through Bulk Export)"
+                : "older than the \(window)-day list window (calls and messages: huskimo-planner backfill reads them through Bulk Export)"
         )
     }
 
@@ -141,9 +147,9 @@ struct TwilioConnector: Connector {
 
     /// Calls and messages older than the list window, through Bulk Export; 366 export days per account and UTC day.
     package func history(_ channel: ChannelConfig) -> HistoryPolicy? {
-        HistoryPolicy(
-            resources: [.calls, .messages], listWindow: TwilioConnector.listWindow,
-            daysPerDay: TwilioBulkExport.Options.read(channel).options.daysPerDay, quotaKey: channel.apiUser ?? "",
+        let options = TwilioBulkExport.Options.read(channel).options
+        return HistoryPolicy(
+            resources: [.calls, .messages], listWindow: options.listWindow, daysPerDay: options.daysPerDay, quotaKey: channel.apiUser ?? "",
             unavailable: TwilioBulkExport.unavailable(channel))
     }
 

@@ -100,11 +100,13 @@ struct TwilioExtractor: Sendable {
                         } catch let error as APIError
                             where error.code == 20004 && links.visited == 1 && TwilioBulkExport.exportName(job.resource) != nil
                         {
-                            // The account keeps less than the default window (its owner shortened it): the day is history.
+                            // The account keeps fewer days than the channel says (its owner shortened retention): the
+                            // day is history, and only the operator can say where the window ends.
+                            let window = TwilioConnector.listWindow(channel)
                             throw JobError(
                                 jobID: job.jobID, errorClass: .permanent,
                                 message:
-                                    "\(error); the account keeps fewer days than Twilio's \(TwilioConnector.listWindow): plan this day with huskimo-planner backfill once it is older than \(TwilioConnector.listWindow) days, or ask Twilio support"
+                                    "\(error); the account keeps fewer days than the \(window) this channel expects: set list_window_days on channel \(channel.name) to the days its owner kept, and huskimo-planner backfill reads the older days through Bulk Export"
                             )
                         }
                         try staging.write(&page.tsv)
@@ -128,7 +130,8 @@ struct TwilioExtractor: Sendable {
         _ job: ExtractJob, whenRetrieved: String, now: Date, staging: StagingWriter, tally: inout APIClient.Tally
     ) throws -> Int? {
         let today = Day(ordinal: Int(now.timeIntervalSince1970.rounded(.down)) / 86_400)
-        guard let day = job.day, day < today.adding(days: -TwilioConnector.listWindow),
+        let options = TwilioBulkExport.Options.read(channel).options
+        guard let day = job.day, day < today.adding(days: -options.listWindow),
             let exportName = TwilioBulkExport.exportName(job.resource), let table = job.resource.twilioTable
         else { return nil }
         if let why = TwilioBulkExport.unavailable(channel) {
@@ -136,7 +139,7 @@ struct TwilioExtractor: Sendable {
         }
         let page = PageStream(
             TwilioPageConverter(table: table, channelName: channel.name, whenRetrieved: whenRetrieved, day: day), lines: true)
-        let export = TwilioBulkExport(channel: channel, client: client, options: TwilioBulkExport.Options.read(channel).options)
+        let export = TwilioBulkExport(channel: channel, client: client, options: options)
         return try export.extract(
             resource: exportName, day: day, account: channel.apiUser ?? "", page: page, staging: staging, tally: &tally)
     }

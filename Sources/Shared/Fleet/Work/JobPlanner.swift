@@ -37,7 +37,7 @@ struct JobPlanner: Sendable {
         ConnectorRegistry.connector(of: channel).days(
             DayPlanRequest(
                 explicit: selection.days, runDay: runDay, today: today, settleDays: config.fetch.settleDays,
-                lookback: config.fetch.lookback, startDate: config.fetch.startDate, loaded: loaded))
+                lookback: config.fetch.lookback, startDate: config.fetch.startDate, loaded: loaded, channel: channel))
     }
 
     /// - Parameters:
