@@ -52,13 +52,14 @@ enum SandboxBulkExport {
         return String(decoding: o.finish(), as: UTF8.self)
     }
 
-    /// Day files made, by `account|resource|day|revision`: a benchmark's day of 200,000 records takes seconds to make,
-    /// and a file is the same every time it is asked for (at most 64 kept).
+    /// Day files made, by account (its SID and the hash of its whole definition: tests define accounts of the same SID
+    /// differently), resource, day and revision: a benchmark's day of 200,000 records takes seconds to make, and a file
+    /// is the same every time it is asked for (at most 64 kept).
     static let made = Mutex<[String: [UInt8]]>([:])
 
     /// One day's file: the list records reshaped as an export writes them, one JSON object per line, gzipped.
     static func file(_ account: SandboxAccount, resource: String, day: Int, revision: Int) -> [UInt8] {
-        let key = "\(account.sid)|\(resource)|\(day)|\(revision)"
+        let key = "\(account.sid)|\(account.hashValue)|\(resource)|\(day)|\(revision)"
         if let file = made.withLock({ $0[key] }) { return file }
         var lines: [UInt8] = []
         for record in SandboxData.records(account, resource, day: day, revision: revision) {
