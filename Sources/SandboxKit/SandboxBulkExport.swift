@@ -93,13 +93,12 @@ enum SandboxBulkExport {
         return gz
     }
 
-    private static let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
-
     /// The list's "Fri, 20 Nov 2026 00:00:01 +0000" as an export writes it, "2026-11-20T00:00:01Z" (the sandbox's
     /// times are all UTC; a DateFormatter per record made a benchmark's day take minutes).
     static func isoTime(_ rfc: String) -> String? {
         let parts = rfc.split(separator: " ")
-        guard parts.count == 6, parts[5] == "+0000", let day = Int(parts[1]), let month = months.firstIndex(of: String(parts[2])),
+        guard parts.count == 6, parts[5] == "+0000", let day = Int(parts[1]),
+            let month = SandboxData.months.firstIndex(of: String(parts[2])),
             let year = Int(parts[3]), parts[4].count == 8
         else { return nil }
         func two(_ n: Int) -> String { n < 10 ? "0\(n)" : "\(n)" }

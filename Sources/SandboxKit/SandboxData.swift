@@ -163,12 +163,16 @@ package enum SandboxData {
         prefix + String(format: "%016llx%016llx", h, mix(h &+ UInt64(i)))
     }
 
-    static func rfc2822(_ seconds: Int) -> String {
+    /// The month names of Twilio's RFC 2822 times.
+    static let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+
+    /// Seconds since 1970 as Twilio's list API writes times: "Fri, 20 Nov 2026 00:00:01 +0000".
+    package static func rfc2822(_ seconds: Int) -> String {
         let days = seconds / 86_400
         let rest = seconds % 86_400
         let weekday = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"][((days % 7) + 7) % 7]
         let (y, m, d) = Day(ordinal: days).components
-        let month = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"][m - 1]
+        let month = months[m - 1]
         return String(format: "%@, %02d %@ %04d %02d:%02d:%02d +0000", weekday, d, month, y, rest / 3600, rest / 60 % 60, rest % 60)
     }
 

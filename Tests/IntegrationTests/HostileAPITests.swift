@@ -52,7 +52,7 @@ final class HostileAPITests {
                 return .json(200, Array("{\"calls\": [".utf8) + [UInt8](repeating: 0x20, count: bytes) + Array("]}".utf8))
             case .records(let count, let cut):
                 let padding = String(repeating: "p", count: 1000)
-                let start = TestDays.rfc2822(20, "00:00:01")
+                let start = SandboxData.rfc2822(TestDays.day(20).ordinal * 86_400 + 1)
                 let calls = (0..<count).map {
                     #"{"sid": "CA\#($0)", "account_sid": "AC1", "start_time": "\#(start)", "uri": "\#(padding)"}"#
                 }

@@ -19,15 +19,6 @@ enum TestDays {
 
     /// Day `n` as YYYY-MM-DD.
     static func text(_ n: Int) -> String { day(n).description }
-
-    /// Day `n` at `time` (HH:MM:SS) as Twilio's list API writes times: "Fri, 20 Nov 2026 00:00:01 +0000".
-    static func rfc2822(_ n: Int, _ time: String) -> String {
-        let d = day(n), (year, month, dayOfMonth) = d.components
-        let weekdays = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"]  // 1970-01-01, ordinal 0, was a Thursday
-        let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
-        let weekday = weekdays[((d.ordinal % 7) + 7) % 7]
-        return "\(weekday), \(dayOfMonth < 10 ? "0" : "")\(dayOfMonth) \(months[month - 1]) \(year) \(time) +0000"
-    }
 }
 
 /// The services the stack script started (`deploy/local/stack.sh up` prints these variables and writes them to
